@@ -1,0 +1,51 @@
+"""The one error hierarchy of the bridge.
+
+Every error a user can see is a ``BridgeError`` whose ``user_message`` is safe to post in
+Slack: it never carries a secret. ``bot.messages.describe_error`` is the one place that turns
+any exception into the text a user reads.
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Base of every expected failure; ``str(error)`` is the user-facing message."""
+
+    @property
+    def user_message(self) -> str:
+        return str(self)
+
+
+class SettingsError(BridgeError):
+    """Environment settings are missing or malformed; lists every problem at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "sms-bridge cannot start:\n" + "\n".join(f"  - {problem}" for problem in problems)
+        )
+
+
+class ConfigError(BridgeError):
+    """The policy file is invalid; ``problems`` are located messages ("file:line: key: why")."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class InvalidNumber(BridgeError):
+    """A phone number that cannot be parsed or is not a valid number."""
+
+
+class UnknownRecipient(BridgeError):
+    """A recipient name that is neither a contact, a group nor a phone number."""
+
+
+class TwoChatError(BridgeError):
+    """2Chat refused or failed a call. ``temporary`` errors may succeed if retried."""
+
+    def __init__(self, message: str, *, status: int | None = None, temporary: bool = False) -> None:
+        self.status = status
+        self.temporary = temporary
+        super().__init__(message)
