@@ -1,0 +1,64 @@
+"""``python -m bot`` and ``sms-bridge``: one program, with subcommands (SPEC §4)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from dotenv import load_dotenv
+
+from bot.config_loader import load_policy, summarize
+from bot.errors import ConfigError, SettingsError
+from bot.logs import configure_logging
+from bot.settings import load_settings
+
+
+def run_app() -> int:
+    """Load settings and policy, then serve; every startup problem is one clear message."""
+    try:
+        settings = load_settings(os.environ)
+    except SettingsError as exc:
+        print(exc.user_message, file=sys.stderr)
+        print("Set them in the environment or in .env (see config/.env.example).", file=sys.stderr)
+        return 2
+    try:
+        policy = load_policy(settings.config_path)
+    except ConfigError as exc:
+        print(f"sms-bridge cannot start: the policy file is invalid\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.secrets)
+    from bot.server import serve
+
+    asyncio.run(serve(settings, policy))
+    return 0
+
+
+def check_config(path: str | None) -> int:
+    path = path or os.environ.get("SMS_BRIDGE_CONFIG") or "config/bridge.yaml"
+    try:
+        policy = load_policy(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"OK: {path}")
+    print(summarize(policy))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sms-bridge", description="Send SMS from Slack via 2Chat")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="run the Slack app (the default)")
+    check = commands.add_parser("check-config", help="validate the policy file")
+    check.add_argument("path", nargs="?", help="policy file (default: $SMS_BRIDGE_CONFIG)")
+    args = parser.parse_args(argv)
+    load_dotenv(".env", override=False)
+    if args.command == "check-config":
+        return check_config(args.path)
+    return run_app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Runtime (SPEC §4): wiring, HTTP or Socket Mode, /healthz, and a graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Policy
+from bot.relay import SendService, SlackReporter
+from bot.settings import Settings
+from bot.slack_app import Bridge, build_app
+from bot.tasks import TaskRunner
+from bot.twochat import TwoChatClient
+
+logger = logging.getLogger(__name__)
+
+SLACK_EVENTS_PATH = "/slack/events"
+# Slack's own response_url host; the configured API host is added so stand-ins work too.
+SLACK_RESPONSE_HOSTS = frozenset({"hooks.slack.com"})
+
+
+def slack_client(settings: Settings) -> AsyncWebClient:
+    """Web API client honouring SLACK_API_URL, retrying Slack rate limits as slack-sdk does."""
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+
+
+class Service:
+    """One running sms-bridge: the Bolt app, its clients and its background work."""
+
+    def __init__(self, settings: Settings, policy: Policy) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.runner = TaskRunner()
+        self.twochat = TwoChatClient(
+            settings.twochat_api_key,
+            settings.twochat_api_url,
+            connect_timeout=settings.twochat_connect_timeout,
+            read_timeout=settings.twochat_read_timeout,
+        )
+        self.client = slack_client(settings)
+        api_host = urlsplit(settings.slack_api_url).hostname or ""
+        self.bridge = Bridge(
+            policy_source=lambda: self.policy,
+            service=SendService(lambda: self.policy, self.twochat),
+            reporter=SlackReporter(self.client, SLACK_RESPONSE_HOSTS | {api_host}),
+            runner=self.runner,
+        )
+        self.app: AsyncApp = build_app(
+            self.bridge, self.client, settings.slack_signing_secret, settings.socket_mode
+        )
+        self.serving = False
+
+    def web_app(self) -> web.Application:
+        """/healthz always; /slack/events only in HTTP mode (Socket Mode needs no endpoint)."""
+        web_app = web.Application(client_max_size=256 * 1024)
+        web_app.router.add_get("/healthz", self.healthz)
+        if not self.settings.socket_mode:
+            web_app.router.add_post(SLACK_EVENTS_PATH, self.slack_events)
+        return web_app
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        if not self.serving:
+            return web.json_response({"ok": False, "status": "shutting down"}, status=503)
+        return web.json_response({"ok": True, "in_flight": self.runner.in_flight})
+
+    async def slack_events(self, request: web.Request) -> web.Response:
+        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then stop taking requests and let sends finish."""
+        runner = web.AppRunner(self.web_app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "0.0.0.0", self.settings.port)
+        await site.start()
+        socket_handler = None
+        if self.settings.socket_mode:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            socket_handler = AsyncSocketModeHandler(self.app, self.settings.slack_app_token)
+            await socket_handler.connect_async()
+            logger.info("connected to Slack by Socket Mode")
+        self.serving = True
+        mode = "Socket Mode" if socket_handler else f"HTTP at {SLACK_EVENTS_PATH}"
+        logger.info("sms-bridge ready on port %d (%s)", self.settings.port, mode)
+        try:
+            await stop.wait()
+        finally:
+            self.serving = False
+            logger.info("shutting down: no new requests, finishing in-flight sends")
+            if socket_handler is not None:
+                await socket_handler.close_async()
+            await site.stop()
+            await self.runner.drain(self.settings.shutdown_grace_seconds)
+            await runner.cleanup()
+            await self.twochat.aclose()
+            logger.info("stopped")
+
+
+async def serve(settings: Settings, policy: Policy) -> None:
+    """Run the service until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await Service(settings, policy).run(stop)

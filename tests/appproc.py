@@ -1,0 +1,98 @@
+"""Runs sms-bridge for real (``python -m bot``) against the local stand-ins."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.fakes.signing import signed_headers, slash_command_body
+
+ROOT = Path(__file__).resolve().parent.parent
+TWOCHAT_KEY = "test-2chat-key-s3cr3t-value"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AppProcess:
+    """One app process; its stderr goes to a log file that tests can scan."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = int(env["PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot"], cwd=log_path.parent, env=env,
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+
+    def wait_ready(self, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"app exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                if self.http.get("/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"app not ready in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def post_signed(self, body: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.http.post("/slack/events", content=body, headers=headers or signed_headers(body))
+
+    def command(self, text: str, user: str, channel: str, response_url: str) -> httpx.Response:
+        return self.post_signed(slash_command_body(text, user, channel, response_url))
+
+    def terminate(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.http.close()
+        self._log.close()
+        return self.proc.returncode
+
+
+def app_env(slack_api_url: str, twochat_url: str, config: Path, tmp: Path, **extra: str) -> dict[str, str]:
+    from tests.fakes.signing import SIGNING_SECRET
+    from tests.fakes.slack_server import BOT_TOKEN
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SLACK_", "TWOCHAT_"))}
+    env.update(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        TWOCHAT_API_KEY=TWOCHAT_KEY,
+        SLACK_API_URL=slack_api_url,
+        TWOCHAT_API_URL=twochat_url,
+        SMS_BRIDGE_CONFIG=str(config),
+        DATABASE_URL=f"sqlite:///{tmp / 'bridge.db'}",
+        PORT=str(free_port()),
+        TWOCHAT_READ_TIMEOUT="1",
+        TWOCHAT_CONNECT_TIMEOUT="1",
+        SHUTDOWN_GRACE_SECONDS="10",
+        LOG_LEVEL="DEBUG",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
