@@ -17,6 +17,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check bot tests
+	$(BIN)/ruff format --check bot tests
 	$(BIN)/python -m pytest
 
 check-config: $(STAMP)

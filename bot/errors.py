@@ -49,3 +49,7 @@ class TwoChatError(BridgeError):
         self.status = status
         self.temporary = temporary
         super().__init__(message)
+
+
+class StoreError(BridgeError):
+    """The database cannot be opened, reached or migrated; the message never holds a password."""

@@ -108,7 +108,9 @@ def may_reach(policy: Policy, rule: SenderRule, number: str) -> bool:
 
 def allowed_from_names(policy: Policy, rule: SenderRule) -> list[str]:
     """The from-numbers (by name) a senders entry may use, the default first."""
-    names = [name for name in policy.from_numbers if rule.from_names is None or name in rule.from_names]
+    names = [
+        name for name in policy.from_numbers if rule.from_names is None or name in rule.from_names
+    ]
     if policy.defaults.from_name in names:
         names.remove(policy.defaults.from_name)
         names.insert(0, policy.defaults.from_name)

@@ -66,7 +66,9 @@ class SendService:
     async def send(self, plan: SendPlan) -> list[Outcome]:
         refusal = self.recheck(plan)
         if refusal:
-            return [Outcome(recipient, error=f"not sent: {refusal}") for recipient in plan.recipients]
+            return [
+                Outcome(recipient, error=f"not sent: {refusal}") for recipient in plan.recipients
+            ]
         return list(await asyncio.gather(*(self._send_one(plan, r) for r in plan.recipients)))
 
     async def _send_one(self, plan: SendPlan, recipient: Recipient) -> Outcome:
@@ -108,7 +110,9 @@ class SlackReporter:
             return None
         return str(response["ts"])
 
-    async def post_outcome(self, origin: Origin, thread_ts: str | None, text: str, context: str) -> None:
+    async def post_outcome(
+        self, origin: Origin, thread_ts: str | None, text: str, context: str
+    ) -> None:
         """Reply in the thread; if that fails, tell the requester privately with context."""
         if thread_ts is not None:
             try:

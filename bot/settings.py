@@ -100,9 +100,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
     database_url = text("DATABASE_URL") or DEFAULT_DATABASE_URL
     if not re.match(r"^(sqlite:///.+|postgres(ql)?://.+)$", database_url):
-        problems.append(
-            "DATABASE_URL must look like sqlite:///path.db or postgres://user@host/db"
-        )
+        problems.append("DATABASE_URL must look like sqlite:///path.db or postgres://user@host/db")
 
     port = int(number("PORT", 3000, int))
     if port > 65535:

@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.commands import parse_sms_command
 from bot.config import Policy
 from bot.errors import BridgeError
-from bot.policy import NeedsApproval, Refuse, decide, split_targets
+from bot.policy import Allow, NeedsApproval, Refuse, decide, split_targets
 from bot.relay import APPROVAL_REQUIRED, Origin, SendService, SlackReporter, relay
 from bot.render import USAGE, describe_error, help_text, refusal_text
 from bot.tasks import TaskRunner
@@ -37,6 +37,20 @@ class Bridge:
     @property
     def policy(self) -> Policy:
         return self.policy_source()
+
+    async def submit(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
+        """Take an accepted request from any entry point; a refusal text, or None if taken.
+
+        The send itself runs after the caller has answered Slack.
+        """
+        if isinstance(decision, NeedsApproval):
+            return refusal_text(APPROVAL_REQUIRED)
+        masked = self.policy.defaults.mask_numbers
+        self.runner.spawn(
+            relay(decision.plan, origin, self.service, self.reporter, masked),
+            name=f"relay-{origin.user_id}",
+        )
+        return None
 
 
 def required(payload: dict[str, Any], key: str) -> str:
@@ -91,17 +105,14 @@ async def handle_sms_command(bridge: Bridge, ack: AsyncAck, command: dict[str, A
     if isinstance(decision, Refuse):
         await ack(response_type="ephemeral", text=refusal_text(decision.reason))
         return
-    if isinstance(decision, NeedsApproval):
-        await ack(response_type="ephemeral", text=refusal_text(APPROVAL_REQUIRED))
-        return
-    await ack()
     response_url = command.get("response_url")
     origin = Origin(
         channel_id=channel_id,
         user_id=user_id,
         response_url=response_url if isinstance(response_url, str) else None,
     )
-    bridge.runner.spawn(
-        relay(decision.plan, origin, bridge.service, bridge.reporter, policy.defaults.mask_numbers),
-        name=f"relay-{user_id}",
-    )
+    refusal = await bridge.submit(decision, origin)
+    if refusal:
+        await ack(response_type="ephemeral", text=refusal)
+    else:
+        await ack()

@@ -33,8 +33,12 @@ class AppProcess:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot"], cwd=log_path.parent, env=env,
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "bot"],
+            cwd=log_path.parent,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         self.http = httpx.Client(base_url=self.url, timeout=10)
 
@@ -52,11 +56,12 @@ class AppProcess:
         raise AssertionError(f"app not ready in {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
-        self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def post_signed(self, body: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.http.post("/slack/events", content=body, headers=headers or signed_headers(body))
+        return self.http.post(
+            "/slack/events", content=body, headers=headers or signed_headers(body)
+        )
 
     def command(self, text: str, user: str, channel: str, response_url: str) -> httpx.Response:
         return self.post_signed(slash_command_body(text, user, channel, response_url))
@@ -74,11 +79,17 @@ class AppProcess:
         return self.proc.returncode
 
 
-def app_env(slack_api_url: str, twochat_url: str, config: Path, tmp: Path, **extra: str) -> dict[str, str]:
+def app_env(
+    slack_api_url: str, twochat_url: str, config: Path, tmp: Path, **extra: str
+) -> dict[str, str]:
     from tests.fakes.signing import SIGNING_SECRET
     from tests.fakes.slack_server import BOT_TOKEN
 
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("SLACK_", "TWOCHAT_"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SLACK_", "TWOCHAT_"))
+    }
     env.update(
         SLACK_BOT_TOKEN=BOT_TOKEN,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,

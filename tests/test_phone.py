@@ -15,7 +15,9 @@ from bot.phone import destination_refusal, mask, parse_number, region_of
         ("+1 416 555 0199", "GB", "+14165550199"),
     ],
 )
-def test_parses_national_and_international_input_to_e164(text: str, region: str, expected: str) -> None:
+def test_parses_national_and_international_input_to_e164(
+    text: str, region: str, expected: str
+) -> None:
     assert parse_number(text, region) == expected
 
 

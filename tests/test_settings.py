@@ -49,8 +49,14 @@ def test_malformed_values_are_reported_without_echoing_secrets() -> None:
         load_settings(env)
     message = str(caught.value)
     assert "SECRET" not in message
-    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "PORT", "DATABASE_URL", "SLACK_API_URL",
-                 "TWOCHAT_READ_TIMEOUT"):
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_APP_TOKEN",
+        "PORT",
+        "DATABASE_URL",
+        "SLACK_API_URL",
+        "TWOCHAT_READ_TIMEOUT",
+    ):
         assert name in message
     assert len(caught.value.problems) == 6
 
@@ -62,7 +68,8 @@ def test_secrets_stay_out_of_repr() -> None:
 
 
 def test_api_url_gets_trailing_slash_and_heroku_postgres_is_accepted() -> None:
-    settings = load_settings({**GOOD, "SLACK_API_URL": "http://127.0.0.1:9/api",
-                              "DATABASE_URL": "postgres://u@h/db"})
+    settings = load_settings(
+        {**GOOD, "SLACK_API_URL": "http://127.0.0.1:9/api", "DATABASE_URL": "postgres://u@h/db"}
+    )
     assert settings.slack_api_url == "http://127.0.0.1:9/api/"
     assert settings.database_url == "postgres://u@h/db"

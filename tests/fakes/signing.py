@@ -12,7 +12,9 @@ from slack_sdk.signature import SignatureVerifier
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 
 
-def signed_headers(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+def signed_headers(
+    body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
     return {
@@ -22,8 +24,9 @@ def signed_headers(body: str, secret: str = SIGNING_SECRET, timestamp: int | Non
     }
 
 
-def slash_command_body(text: str, user_id: str, channel_id: str, response_url: str,
-                       command: str = "/sms", **extra: str) -> str:
+def slash_command_body(
+    text: str, user_id: str, channel_id: str, response_url: str, command: str = "/sms", **extra: str
+) -> str:
     fields = {
         "token": "legacy-unused",
         "team_id": "T0TEAM",

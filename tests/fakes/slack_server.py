@@ -59,8 +59,14 @@ class SlackStandIn(BackgroundServer):
         app.router.add_post("/api/{method}", self._api)
         app.router.add_post("/response/{name}", self._response)
 
-    def fail(self, method: str, error: str, status: int = 200, times: int = 1,
-             retry_after: int | None = None) -> None:
+    def fail(
+        self,
+        method: str,
+        error: str,
+        status: int = 200,
+        times: int = 1,
+        retry_after: int | None = None,
+    ) -> None:
         self.failures.setdefault(method, []).append(Failure(error, status, times, retry_after))
 
     def reset(self) -> None:
@@ -74,30 +80,37 @@ class SlackStandIn(BackgroundServer):
     def posts(self, channel: str | None = None) -> list[dict[str, Any]]:
         """Successful chat.postMessage calls, optionally in one channel."""
         return [
-            call.args for call in list(self.calls)
-            if call.method == "chat.postMessage" and call.args.get("_ok")
+            call.args
+            for call in list(self.calls)
+            if call.method == "chat.postMessage"
+            and call.args.get("_ok")
             and (channel is None or call.args.get("channel") == channel)
         ]
 
     def thread_replies(self, channel: str) -> list[dict[str, Any]]:
         return [post for post in self.posts(channel) if post.get("thread_ts")]
 
-    def wait_for_posts(self, n: int, channel: str | None = None, timeout: float = 5) -> list[dict[str, Any]]:
+    def wait_for_posts(
+        self, n: int, channel: str | None = None, timeout: float = 5
+    ) -> list[dict[str, Any]]:
         return self.wait_until(
             lambda: (posts := self.posts(channel)) and len(posts) >= n and posts,
-            timeout, f"{n} posts in {channel or 'any channel'}; got {self.posts(channel)}",
+            timeout,
+            f"{n} posts in {channel or 'any channel'}; got {self.posts(channel)}",
         )
 
     def wait_for_thread_reply(self, channel: str, timeout: float = 5) -> dict[str, Any]:
         return self.wait_until(
             lambda: self.thread_replies(channel) and self.thread_replies(channel)[-1],
-            timeout, f"a thread reply in {channel}; calls: {self.calls}",
+            timeout,
+            f"a thread reply in {channel}; calls: {self.calls}",
         )
 
     def wait_for_response(self, n: int = 1, timeout: float = 5) -> list[dict[str, Any]]:
         return self.wait_until(
             lambda: len(self.responses) >= n and list(self.responses),
-            timeout, f"{n} response_url posts; got {self.responses}",
+            timeout,
+            f"{n} response_url posts; got {self.responses}",
         )
 
     def all_text(self) -> str:
@@ -117,10 +130,14 @@ class SlackStandIn(BackgroundServer):
         answer = self._answer(method, args, request.headers.get("Authorization", ""))
         status, body, headers = answer
         args["_ok"] = body.get("ok", False)
+        if "ts" in body:
+            args["_ts"] = body["ts"]
         self.record(lambda: self.calls.append(Call(method, args)))
         return web.json_response(body, status=status, headers=headers)
 
-    def _answer(self, method: str, args: dict[str, Any], auth: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _answer(
+        self, method: str, args: dict[str, Any], auth: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         if auth != f"Bearer {self.token}":
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         scripted = self.failures.get(method)
@@ -129,22 +146,47 @@ class SlackStandIn(BackgroundServer):
             failure.times -= 1
             if failure.times <= 0:
                 scripted.pop(0)
-            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+            headers = (
+                {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+            )
             return failure.status, {"ok": False, "error": failure.error}, headers
         if method == "auth.test":
-            return 200, {"ok": True, "user_id": BOT_USER_ID, "bot_id": "BBOT", "team_id": "T0TEAM",
-                         "user": "sms-bridge", "team": "Test", "url": "https://test.slack.com/"}, {}
+            return (
+                200,
+                {
+                    "ok": True,
+                    "user_id": BOT_USER_ID,
+                    "bot_id": "BBOT",
+                    "team_id": "T0TEAM",
+                    "user": "sms-bridge",
+                    "team": "Test",
+                    "url": "https://test.slack.com/",
+                },
+                {},
+            )
         if method == "chat.postMessage":
             channel = str(args.get("channel", ""))
             if channel in self.channel_errors:
                 return 200, {"ok": False, "error": self.channel_errors[channel]}, {}
             ts = f"1700000000.{next(self._ts):06d}"
-            return 200, {"ok": True, "channel": channel, "ts": ts,
-                         "message": {"text": args.get("text"), "ts": ts}}, {}
+            return (
+                200,
+                {
+                    "ok": True,
+                    "channel": channel,
+                    "ts": ts,
+                    "message": {"text": args.get("text"), "ts": ts},
+                },
+                {},
+            )
         if method in ("views.open", "views.update", "views.push"):
             view = args.get("view")
             view = json.loads(view) if isinstance(view, str) else view or {}
-            return 200, {"ok": True, "view": {**view, "id": "V0001", "hash": f"h{next(self._ts)}"}}, {}
+            return (
+                200,
+                {"ok": True, "view": {**view, "id": "V0001", "hash": f"h{next(self._ts)}"}},
+                {},
+            )
         return 200, {"ok": True}, {}
 
     async def _response(self, request: web.Request) -> web.Response:

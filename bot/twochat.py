@@ -1,0 +1,301 @@
+"""An async client for 2Chat's SMS API (SPEC §1).
+
+Every failure becomes a ``TwoChatError`` whose message is safe to show in Slack and whose
+``temporary`` flag says whether retrying is safe and may help. A send that may have reached
+2Chat (read timeout, lost connection, 5xx) is never marked temporary: retrying it could
+text someone twice. The API key never appears in an error message, a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from bot.errors import TwoChatError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.p.2chat.io"
+SEND_PATH = "/open/sms/send"
+INFO_PATH = "/open/info"
+CHANNELS_PATH = "/open/sms/channels"
+EXCERPT_CHARS = 120
+REDACTED = "[redacted]"
+
+# status → (what it means for a user, whether retrying later may help). SPEC §1 lists them.
+_STATUS_MEANINGS: dict[int, tuple[str, bool]] = {
+    400: ("2Chat rejected the request as bad JSON", False),
+    401: ("2Chat rejected the API key", False),
+    402: ("2Chat account has no credits left or its trial has expired", False),
+    403: (
+        "2Chat refused the request as forbidden (is the from number one of the account's "
+        "SMS-enabled numbers?)",
+        False,
+    ),
+    404: ("2Chat says the resource was not found", False),
+    406: ("2Chat does not support this operation", False),
+    422: ("2Chat says the request is malformed (numbers must be E.164)", False),
+    429: ("2Chat rate limit reached; try again shortly", True),
+    486: ("2Chat says the number is busy; try again shortly", True),
+    500: ("2Chat server error", False),
+    502: ("2Chat server error (bad gateway)", False),
+    503: ("2Chat is temporarily unavailable", True),
+    504: ("2Chat gateway timed out", True),
+}
+
+_TAGS = re.compile(r"<[^>]*>")
+_SPACES = re.compile(r"\s+")
+
+
+def _tail(number: str) -> str:
+    """At most the last 4 digits of a number: enough to tell sends apart in logs."""
+    return "…" + number[-4:]
+
+
+def _excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """A short single-line excerpt of a body (HTML tags dropped), for error messages."""
+    line = _SPACES.sub(" ", _TAGS.sub(" ", text)).strip()
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def _meaning(status: int) -> tuple[str | None, bool]:
+    """What a status means (None if 2Chat does not document it) and whether to retry.
+
+    Unknown 5xx are server errors whose effect is unknown, so they are not temporary.
+    """
+    if status in _STATUS_MEANINGS:
+        return _STATUS_MEANINGS[status]
+    if 500 <= status < 600:
+        return "2Chat server error", False
+    return None, False
+
+
+def _error_text(body: Any) -> str | None:
+    """2Chat's own explanation, from whichever of its error shapes was used."""
+    if not isinstance(body, dict):
+        return None
+    for key in ("error_message", "message", "error"):
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _has_error_flag(body: Any) -> bool:
+    """True when a JSON body says it failed, whatever the HTTP status was."""
+    if not isinstance(body, dict):
+        return False
+    error = body.get("error")
+    return (
+        error is True
+        or (isinstance(error, str) and bool(error.strip()))
+        or (body.get("success") is False)
+    )
+
+
+class TwoChatClient:
+    """One shared connection pool to 2Chat; safe to use from many tasks at once."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 15.0,
+        max_connections: int = 50,
+    ) -> None:
+        self._api_key = api_key
+        self._base_url = base_url.rstrip("/")
+        self._read_timeout = read_timeout
+        self._http = httpx.AsyncClient(
+            base_url=self._base_url + "/",
+            headers={
+                "X-User-API-Key": api_key,
+                "Accept": "application/json",
+                "User-Agent": "sms-bridge",
+            },
+            timeout=httpx.Timeout(
+                connect=connect_timeout, read=read_timeout, write=read_timeout, pool=read_timeout
+            ),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"TwoChatClient(base_url={self._base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- API ---------------------------------------------------------------------------
+    async def send_sms(self, from_number: str, to_number: str, text: str) -> str:
+        """Queue one SMS; returns 2Chat's message id (202 means queued, not delivered)."""
+        body = await self._call(
+            "POST",
+            SEND_PATH,
+            json={"from_number": from_number, "to_number": to_number, "text": text},
+            sending=True,
+            log_context=f" from {_tail(from_number)} to {_tail(to_number)}",
+        )
+        for key in ("message_id", "message_uuid"):
+            value = body.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+                return str(value)
+        raise TwoChatError("2Chat accepted the request but returned no message id", temporary=False)
+
+    async def account_info(self) -> dict[str, Any]:
+        """GET /open/info: the account, including its rate limits."""
+        return await self._call("GET", INFO_PATH)
+
+    async def requests_per_minute(self) -> int | None:
+        """The account's rate limit (80, or 30 on trials), or None if 2Chat does not say."""
+        info = await self.account_info()
+        for holder in (info, info.get("data")):
+            limits = holder.get("limits") if isinstance(holder, dict) else None
+            value = limits.get("requests_per_minute") if isinstance(limits, dict) else None
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int | float) and value > 0:
+                return int(value)
+            if isinstance(value, str) and value.strip().isdigit():
+                return int(value.strip())
+        return None
+
+    async def list_channels(self) -> list[dict[str, Any]]:
+        """The account's SMS numbers; the shape is undocumented, so accept both envelopes."""
+        body = await self._call(
+            "GET", CHANNELS_PATH, params={"page_number": 0, "results_per_page": 200}
+        )
+        channels: Any = body.get("channels")
+        if channels is None and isinstance(body.get("data"), dict):
+            channels = body["data"].get("channels")
+        if channels is None and "channels" not in body:
+            raise TwoChatError("2Chat answered the channel list in an unexpected shape")
+        if not isinstance(channels, list):
+            return []
+        return [channel for channel in channels if isinstance(channel, dict)]
+
+    # --- plumbing ----------------------------------------------------------------------
+    def _safe(self, text: str) -> str:
+        """Belt and braces: the key must not leak even if 2Chat or httpx echo it."""
+        return text.replace(self._api_key, REDACTED) if self._api_key else text
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        sending: bool = False,
+        log_context: str = "",
+    ) -> dict[str, Any]:
+        """Make one request and return its JSON object, or raise a ``TwoChatError``."""
+        started = time.monotonic()
+        try:
+            response = await self._http.request(method, path.lstrip("/"), json=json, params=params)
+        except httpx.TransportError as exc:
+            elapsed = (time.monotonic() - started) * 1000
+            error = self._transport_error(exc, sending)
+            logger.warning(
+                "2Chat %s %s%s failed after %.0f ms: %s (temporary=%s)",
+                method,
+                path,
+                log_context,
+                elapsed,
+                type(exc).__name__,
+                error.temporary,
+            )
+            raise error from exc
+        elapsed = (time.monotonic() - started) * 1000
+        status = response.status_code
+        level = logging.INFO if sending or status >= 300 else logging.DEBUG
+        logger.log(
+            level, "2Chat %s %s%s: HTTP %d in %.0f ms", method, path, log_context, status, elapsed
+        )
+        try:
+            body: Any = response.json()
+        except ValueError:
+            raise self._non_json_error(status, response.text[:4000]) from None
+        if not 200 <= status < 300:
+            raise self._status_error(status, body)
+        if _has_error_flag(body):
+            detail = _error_text(body)
+            message = f"2Chat refused the request (HTTP {status})"
+            if detail:
+                message = f"{message}: {detail}"
+            raise TwoChatError(self._safe(message), status=status, temporary=False)
+        if not isinstance(body, dict):
+            raise TwoChatError(
+                f"2Chat answered HTTP {status} with an unexpected JSON body",
+                status=status,
+                temporary=False,
+            )
+        return body
+
+    def _status_error(self, status: int, body: Any) -> TwoChatError:
+        meaning, temporary = _meaning(status)
+        message = f"{meaning} (HTTP {status})" if meaning else f"2Chat answered HTTP {status}"
+        detail = _error_text(body)
+        if detail:
+            message = f"{message}: {detail}"
+        return TwoChatError(self._safe(message), status=status, temporary=temporary)
+
+    def _non_json_error(self, status: int, text: str) -> TwoChatError:
+        """HTML error pages and the like: say so, with a short excerpt and never headers."""
+        meaning, temporary = _meaning(status) if not 200 <= status < 300 else (None, False)
+        if meaning:
+            message = f"{meaning} (HTTP {status} with a non-JSON body)"
+        else:
+            message = f"2Chat answered HTTP {status} with a non-JSON body"
+        excerpt = _excerpt(text)
+        if excerpt:
+            message = f"{message}: {excerpt}"
+        return TwoChatError(self._safe(message), status=status, temporary=temporary)
+
+    def _transport_error(self, exc: httpx.TransportError, sending: bool) -> TwoChatError:
+        """Temporary only when the request surely never left (or when it was a read)."""
+        reason = self._safe(_excerpt(str(exc) or type(exc).__name__, 80))
+        maybe_sent = "; the message may or may not have been sent" if sending else ""
+        if isinstance(exc, httpx.ConnectTimeout):
+            return TwoChatError("Could not connect to 2Chat (timed out)", temporary=True)
+        if isinstance(exc, httpx.ConnectError):
+            return TwoChatError(f"Could not connect to 2Chat: {reason}", temporary=True)
+        if isinstance(exc, httpx.PoolTimeout):
+            return TwoChatError(
+                "Could not get a connection to 2Chat in time (too many requests in flight)",
+                temporary=True,
+            )
+        if isinstance(exc, httpx.ReadTimeout):
+            return TwoChatError(
+                f"2Chat did not answer within {self._read_timeout:g} s{maybe_sent}",
+                temporary=not sending,
+            )
+        if isinstance(exc, httpx.WriteTimeout):
+            return TwoChatError(
+                f"Sending the request to 2Chat timed out{maybe_sent}", temporary=not sending
+            )
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return TwoChatError(f"Cannot call 2Chat: {reason}", temporary=False)
+        return TwoChatError(
+            f"The connection to 2Chat failed: {reason}{maybe_sent}", temporary=not sending
+        )

@@ -1,0 +1,242 @@
+"""A local stand-in for 2Chat's HTTP API (SPEC §1), on 127.0.0.1 in a background thread.
+
+It checks the API key, the JSON and E.164 numbers like 2Chat does, records every send, and
+can be scripted to fail, to answer slowly or never. Because it runs in its own thread and
+loop, it serves sync tests, async tests and a separate app process alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import web
+
+from tests.fakes.background import BackgroundServer
+
+API_KEY = "test-2chat-key"
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+DEFAULT_CHANNEL: dict[str, Any] = {
+    "uuid": "SMS1",
+    "phone_number": "+17137157533",
+    "friendly_name": "main",
+    "supports_sms_out": True,
+    "enabled": True,
+}
+
+
+@dataclass
+class Script:
+    """A scripted answer for the next ``remaining`` sends (None: until reset)."""
+
+    status: int
+    body: bytes
+    content_type: str
+    remaining: int | None
+
+
+@dataclass
+class SendRecord:
+    """What one POST /open/sms/send carried and got; the key itself is not kept."""
+
+    body: dict[str, Any]
+    api_key_present: bool
+    api_key_valid: bool
+    status: int | None = None
+
+
+class TwoChatStandIn(BackgroundServer):
+    """Speaks 2Chat's API. By default every valid send is queued: 202 with an ``SMO…`` id.
+
+    ``respond`` scripts the answers of the next sends that carry the right key (key checks
+    always happen first); ``set_delay`` and ``hang`` make sends slow or unanswered.
+    """
+
+    def __init__(self, api_key: str = API_KEY) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.sends: list[dict[str, Any]] = []
+        self.records: list[SendRecord] = []
+        self.requests: list[str] = []
+        self.requests_per_minute: int | None = 80
+        self.channels: list[dict[str, Any]] = [copy.deepcopy(DEFAULT_CHANNEL)]
+        self.channels_envelope: Literal["channels", "data"] = "channels"
+        self._scripts: list[Script] = []
+        self._delay = 0.0
+        self._hanging = False
+        # Set (from the server loop) to let delayed or hung answers go at reset/stop.
+        self._release = asyncio.Event()
+
+    # --- what tests script -----------------------------------------------------------
+    def respond(
+        self,
+        status: int,
+        body: dict[str, Any] | str | None = None,
+        *,
+        content_type: str = "application/json",
+        times: int | None = None,
+    ) -> None:
+        """Answer the next ``times`` sends (None: every following send) with this."""
+        raw = json.dumps(body).encode() if isinstance(body, dict) else (body or "").encode()
+        with self._changed:
+            self._scripts.append(Script(status, raw, content_type, times))
+
+    def set_delay(self, seconds: float) -> None:
+        """Delay every send answer; an async sleep, so many sends can be in flight."""
+        with self._changed:
+            self._delay = seconds
+
+    def hang(self) -> None:
+        """Never answer sends (until ``reset`` or ``stop``): a 2Chat that went silent."""
+        with self._changed:
+            self._hanging = True
+
+    def reset(self) -> None:
+        """Back to defaults: no scripts, no delay, nothing recorded; hung sends are let go."""
+        with self._changed:
+            self.sends.clear()
+            self.records.clear()
+            self.requests.clear()
+            self.requests_per_minute = 80
+            self.channels = [copy.deepcopy(DEFAULT_CHANNEL)]
+            self.channels_envelope = "channels"
+            self._scripts.clear()
+            self._delay = 0.0
+            self._hanging = False
+        self._let_go()
+
+    def stop(self) -> None:
+        self._let_go()
+        super().stop()
+
+    def wait_for_sends(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Block until at least ``n`` sends arrived; fail with what did arrive."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.sends) < n:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"timed out after {timeout}s waiting for {n} sends to 2Chat; "
+                        f"got {len(self.sends)}: {self.sends}"
+                    )
+                self._changed.wait(remaining)
+            return list(self.sends)
+
+    def _let_go(self) -> None:
+        """Wake every answer waiting on the current release event, thread-safely."""
+        with self._changed:
+            old, self._release = self._release, asyncio.Event()
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(old.set)
+
+    # --- HTTP --------------------------------------------------------------------------
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/open/sms/send", self._send)
+        app.router.add_get("/open/info", self._info)
+        app.router.add_get("/open/sms/channels", self._channels)
+
+    def _key_ok(self, request: web.Request) -> bool:
+        return request.headers.get("X-User-API-Key") == self.api_key
+
+    @staticmethod
+    def _error(status: int, message: str) -> web.Response:
+        return web.json_response({"error": True, "error_message": message}, status=status)
+
+    def _note(self, request: web.Request) -> None:
+        self.record(lambda: self.requests.append(f"{request.method} {request.path}"))
+
+    async def _send(self, request: web.Request) -> web.Response:
+        self._note(request)
+        raw = await request.text()
+        try:
+            parsed: Any = json.loads(raw)
+        except ValueError:
+            parsed = None
+        present = "X-User-API-Key" in request.headers
+        entry = SendRecord(
+            body=parsed if isinstance(parsed, dict) else {"_raw": raw},
+            api_key_present=present,
+            api_key_valid=self._key_ok(request),
+        )
+        with self._changed:
+            self.sends.append(entry.body)
+            self.records.append(entry)
+            self._changed.notify_all()
+            script = self._take_script() if entry.api_key_valid else None
+            delay, hanging, release = self._delay, self._hanging, self._release
+        await self._pause(delay, hanging, release)
+        response = self._answer_send(entry, parsed, script)
+        self.record(lambda: setattr(entry, "status", response.status))
+        return response
+
+    def _take_script(self) -> Script | None:
+        """The scripted answer for this send, if any (call with the lock held)."""
+        if not self._scripts:
+            return None
+        script = self._scripts[0]
+        if script.remaining is not None:
+            script.remaining -= 1
+            if script.remaining <= 0:
+                self._scripts.pop(0)
+        return script
+
+    @staticmethod
+    async def _pause(delay: float, hanging: bool, release: asyncio.Event) -> None:
+        if hanging:
+            await release.wait()
+        elif delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(release.wait(), delay)
+
+    def _answer_send(self, entry: SendRecord, parsed: Any, script: Script | None) -> web.Response:
+        if not entry.api_key_valid:
+            return self._error(401, "Invalid API key")
+        if script is not None:
+            headers = {"Content-Type": script.content_type}
+            return web.Response(status=script.status, body=script.body, headers=headers)
+        if not isinstance(parsed, dict):
+            return self._error(400, "Invalid JSON body")
+        for field in ("from_number", "to_number"):
+            value = parsed.get(field)
+            if not isinstance(value, str) or not E164.match(value):
+                return self._error(422, f"{field} must be a phone number in E.164 format")
+        text = parsed.get("text")
+        if not isinstance(text, str) or not text:
+            return self._error(422, "text is required")
+        return web.json_response(
+            {"success": True, "message_id": "SMO" + uuid.uuid4().hex}, status=202
+        )
+
+    async def _info(self, request: web.Request) -> web.Response:
+        self._note(request)
+        if not self._key_ok(request):
+            return self._error(401, "Invalid API key")
+        body: dict[str, Any] = {
+            "success": True,
+            "account": {"email": "test@example.com", "plan": "test"},
+        }
+        if self.requests_per_minute is not None:
+            body["limits"] = {"requests_per_minute": self.requests_per_minute}
+        return web.json_response(body)
+
+    async def _channels(self, request: web.Request) -> web.Response:
+        self._note(request)
+        if not self._key_ok(request):
+            return self._error(401, "Invalid API key")
+        channels = copy.deepcopy(self.channels)
+        page = int(request.query.get("page_number", "0") or 0)
+        if self.channels_envelope == "data":
+            body: dict[str, Any] = {"success": True, "data": {"channels": channels}}
+        else:
+            body = {"success": True, "channels": channels}
+        body.update(count=len(channels), page=page)
+        return web.json_response(body)
