@@ -36,6 +36,10 @@ class Origin:
     channel_id: str
     user_id: str
     response_url: str | None = None
+    # Set when results belong in an existing thread (a page answering its trigger message).
+    thread_ts: str | None = None
+    # Set when a delivery may arrive twice (Slack retries): the same key is one request.
+    dedupe_key: str | None = None
 
 
 class SendService:

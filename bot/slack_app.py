@@ -15,7 +15,8 @@ from bot.config import Policy
 from bot.errors import BridgeError
 from bot.policy import Allow, NeedsApproval, Refuse, decide, split_targets
 from bot.relay import APPROVAL_REQUIRED, Origin, SendService, SlackReporter, relay
-from bot.render import USAGE, describe_error, help_text, refusal_text
+from bot.modal import open_compose_modal, register_modal
+from bot.render import describe_error, help_text, refusal_text
 from bot.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)
@@ -73,11 +74,13 @@ def build_app(
     )
 
     @app.command("/sms")
-    async def sms_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def sms_command(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
         try:
-            await handle_sms_command(bridge, ack, command)
+            await handle_sms_command(bridge, ack, command, client)
         except BadPayload as exc:
             await ack(response_type="ephemeral", text=f":warning: {exc.user_message}")
+
+    register_modal(app, bridge)
 
     @app.error
     async def on_error(error: Exception) -> None:
@@ -86,7 +89,9 @@ def build_app(
     return app
 
 
-async def handle_sms_command(bridge: Bridge, ack: AsyncAck, command: dict[str, Any]) -> None:
+async def handle_sms_command(
+    bridge: Bridge, ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient
+) -> None:
     """``/sms``: answer help and refusals in the ack; acknowledge sends, then relay them."""
     user_id = required(command, "user_id")
     channel_id = required(command, "channel_id")
@@ -99,7 +104,8 @@ async def handle_sms_command(bridge: Bridge, ack: AsyncAck, command: dict[str, A
         await ack(response_type="ephemeral", text=help_text(policy, user_id))
         return
     if parsed.kind == "modal":
-        await ack(response_type="ephemeral", text=USAGE)
+        await ack()
+        await open_compose_modal(bridge, client, command, parsed)
         return
     decision = decide(policy, user_id, split_targets(parsed.to), parsed.text, parsed.from_name)
     if isinstance(decision, Refuse):
