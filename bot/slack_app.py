@@ -13,9 +13,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.commands import parse_sms_command
 from bot.config import Policy
 from bot.errors import BridgeError
+from bot.modal import open_compose_modal, register_modal
 from bot.policy import Allow, NeedsApproval, Refuse, decide, split_targets
 from bot.relay import APPROVAL_REQUIRED, Origin, SendService, SlackReporter, relay
-from bot.modal import open_compose_modal, register_modal
 from bot.render import describe_error, help_text, refusal_text
 from bot.tasks import TaskRunner
 
