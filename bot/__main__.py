@@ -10,7 +10,7 @@ import sys
 from dotenv import load_dotenv
 
 from bot.config_loader import load_policy, summarize
-from bot.errors import ConfigError, SettingsError
+from bot.errors import ConfigError, SettingsError, StoreError
 from bot.logs import configure_logging
 from bot.settings import load_settings
 
@@ -31,7 +31,11 @@ def run_app() -> int:
     configure_logging(settings.log_level, settings.secrets)
     from bot.server import serve
 
-    asyncio.run(serve(settings, policy))
+    try:
+        asyncio.run(serve(settings, policy))
+    except StoreError as exc:
+        print(f"sms-bridge cannot start: {exc.user_message}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -43,11 +43,20 @@ class UnknownRecipient(BridgeError):
 
 
 class TwoChatError(BridgeError):
-    """2Chat refused or failed a call. ``temporary`` errors may succeed if retried."""
+    """2Chat refused or failed a call. ``temporary`` errors may succeed if retried;
+    ``outcome_unknown`` ones may have been sent, so they are never retried automatically."""
 
-    def __init__(self, message: str, *, status: int | None = None, temporary: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        temporary: bool = False,
+        outcome_unknown: bool = False,
+    ) -> None:
         self.status = status
         self.temporary = temporary
+        self.outcome_unknown = outcome_unknown
         super().__init__(message)
 
 

@@ -127,3 +127,52 @@ def help_text(policy: Policy, user_id: str) -> str:
 def section(text: str) -> dict[str, Any]:
     """A Block Kit section; Slack caps section text at 3000 characters."""
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+APPROVE_ACTION = "approval_approve"
+REJECT_ACTION = "approval_reject"
+RETRY_ACTION = "send_retry"
+
+
+def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def approval_text(plan_text: str, requester: str) -> str:
+    return f":raised_hand: Approval needed for a text by <@{requester}>\n{plan_text}"
+
+
+def approval_blocks(request_id: str, body: str) -> list[dict[str, Any]]:
+    """The approval request with Approve / Reject buttons carrying only the request id."""
+    return [
+        section(body),
+        {
+            "type": "actions",
+            "block_id": "approval",
+            "elements": [
+                button("Approve", APPROVE_ACTION, request_id, "primary"),
+                button("Reject", REJECT_ACTION, request_id, "danger"),
+            ],
+        },
+    ]
+
+
+def decided_blocks(body: str, verdict: str) -> list[dict[str, Any]]:
+    """The approval message once decided: buttons gone, the decision shown."""
+    return [section(body), {"type": "context", "elements": [{"type": "mrkdwn", "text": verdict}]}]
+
+
+def outcome_blocks(text: str, retry_send_ids: list[int]) -> list[dict[str, Any]] | None:
+    """Outcome text, plus a Retry button per send whose outcome is unknown."""
+    if not retry_send_ids:
+        return None
+    buttons = [button("Retry", RETRY_ACTION, str(send_id)) for send_id in retry_send_ids[:25]]
+    return [section(text), {"type": "actions", "block_id": "retry", "elements": buttons}]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -17,11 +18,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Policy
-from bot.relay import SendService, SlackReporter
+from bot.relay import SlackReporter
 from bot.settings import Settings
 from bot.slack_app import Bridge, build_app
+from bot.store import open_store
 from bot.tasks import TaskRunner
 from bot.twochat import TwoChatClient
+from bot.workflow import Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +60,25 @@ class Service:
             read_timeout=settings.twochat_read_timeout,
         )
         self.client = slack_client(settings)
+        self.store = open_store(settings.database_url)
         api_host = urlsplit(settings.slack_api_url).hostname or ""
+        reporter = SlackReporter(self.client, SLACK_RESPONSE_HOSTS | {api_host})
+        # A send still "sending" after the longest a 2Chat call can take was cut off by a crash.
+        stale_after = timedelta(
+            seconds=settings.twochat_connect_timeout + settings.twochat_read_timeout + 2
+        )
+        self.workflow = Workflow(
+            self.store,
+            lambda: self.policy,
+            self.twochat,
+            reporter,
+            self.runner,
+            stale_after=stale_after,
+        )
         self.bridge = Bridge(
             policy_source=lambda: self.policy,
-            service=SendService(lambda: self.policy, self.twochat),
-            reporter=SlackReporter(self.client, SLACK_RESPONSE_HOSTS | {api_host}),
+            workflow=self.workflow,
+            reporter=reporter,
             runner=self.runner,
         )
         self.app: AsyncApp = build_app(
@@ -99,6 +116,9 @@ class Service:
             socket_handler = AsyncSocketModeHandler(self.app, self.settings.slack_app_token)
             await socket_handler.connect_async()
             logger.info("connected to Slack by Socket Mode")
+        sweeper = asyncio.get_running_loop().create_task(
+            self.workflow.sweep_forever(self.settings.sweep_interval_seconds), name="sweeper"
+        )
         self.serving = True
         mode = "Socket Mode" if socket_handler else f"HTTP at {SLACK_EVENTS_PATH}"
         logger.info("sms-bridge ready on port %d (%s)", self.settings.port, mode)
@@ -106,6 +126,7 @@ class Service:
             await stop.wait()
         finally:
             self.serving = False
+            sweeper.cancel()
             logger.info("shutting down: no new requests, finishing in-flight sends")
             if socket_handler is not None:
                 await socket_handler.close_async()
@@ -113,6 +134,7 @@ class Service:
             await self.runner.drain(self.settings.shutdown_grace_seconds)
             await runner.cleanup()
             await self.twochat.aclose()
+            self.store.close()
             logger.info("stopped")
 
 

@@ -30,6 +30,7 @@ class Settings:
     twochat_connect_timeout: float = 5.0
     twochat_read_timeout: float = 15.0
     shutdown_grace_seconds: float = 25.0
+    sweep_interval_seconds: float = 10.0
     log_level: str = "INFO"
 
     @property
@@ -132,6 +133,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         twochat_connect_timeout=number("TWOCHAT_CONNECT_TIMEOUT", 5.0, float),
         twochat_read_timeout=number("TWOCHAT_READ_TIMEOUT", 15.0, float),
         shutdown_grace_seconds=number("SHUTDOWN_GRACE_SECONDS", 25.0, float),
+        sweep_interval_seconds=number("SWEEP_INTERVAL_SECONDS", 10.0, float),
         log_level=log_level,
     )
     if problems:

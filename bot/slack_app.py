@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import parse_sms_command
@@ -15,11 +17,21 @@ from bot.config import Policy
 from bot.errors import BridgeError
 from bot.modal import open_compose_modal, register_modal
 from bot.policy import Allow, NeedsApproval, Refuse, decide, split_targets
-from bot.relay import APPROVAL_REQUIRED, Origin, SendService, SlackReporter, relay
-from bot.render import describe_error, help_text, refusal_text
+from bot.relay import Origin, SlackReporter
+from bot.render import (
+    APPROVE_ACTION,
+    REJECT_ACTION,
+    RETRY_ACTION,
+    describe_error,
+    help_text,
+    refusal_text,
+)
 from bot.tasks import TaskRunner
+from bot.workflow import Workflow
 
 logger = logging.getLogger(__name__)
+
+REJECT_VIEW = "approval_reject_reason"
 
 
 class BadPayload(BridgeError):
@@ -31,7 +43,7 @@ class Bridge:
     """Everything the handlers need, passed in (never module globals)."""
 
     policy_source: Callable[[], Policy]
-    service: SendService
+    workflow: Workflow
     reporter: SlackReporter
     runner: TaskRunner
 
@@ -44,29 +56,35 @@ class Bridge:
 
         The send itself runs after the caller has answered Slack.
         """
-        if isinstance(decision, NeedsApproval):
-            return refusal_text(APPROVAL_REQUIRED)
-        masked = self.policy.defaults.mask_numbers
-        self.runner.spawn(
-            relay(decision.plan, origin, self.service, self.reporter, masked),
-            name=f"relay-{origin.user_id}",
-        )
-        return None
+        return await self.workflow.submit(decision, origin)
 
 
-def required(payload: dict[str, Any], key: str) -> str:
-    """A non-empty string field of an untrusted payload, or BadPayload."""
-    value = payload.get(key)
+def required(payload: Any, *path: str) -> str:
+    """A non-empty string at ``path`` in an untrusted payload, or BadPayload."""
+    value = payload
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
     if not isinstance(value, str) or not value:
-        raise BadPayload(f"the request from Slack has no valid {key}")
+        raise BadPayload(f"the request from Slack has no valid {'.'.join(path)}")
     return value
+
+
+def first_action(body: dict[str, Any]) -> dict[str, Any]:
+    actions = body.get("actions")
+    if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
+        raise BadPayload("the request from Slack has no valid actions")
+    return actions[0]
 
 
 def build_app(
     bridge: Bridge, client: AsyncWebClient, signing_secret: str | None, socket_mode: bool
 ) -> AsyncApp:
     """The Bolt app with every listener. Bolt verifies each HTTP request's signature."""
+    # Bolt logs whole request and response bodies at DEBUG, phone numbers included.
+    bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
+    bolt_logger.setLevel(max(logging.getLogger().getEffectiveLevel(), logging.INFO))
     app = AsyncApp(
+        logger=bolt_logger,
         client=client,
         signing_secret=signing_secret or "",
         request_verification_enabled=not socket_mode,
@@ -80,6 +98,65 @@ def build_app(
         except BadPayload as exc:
             await ack(response_type="ephemeral", text=f":warning: {exc.user_message}")
 
+    @app.action(APPROVE_ACTION)
+    async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        user, request_id, channel = decision_fields(body)
+        bridge.runner.spawn(
+            answer_clicker(
+                bridge, channel, user, bridge.workflow.decide_request(request_id, user, True)
+            ),
+            name=f"approve-{request_id}",
+        )
+
+    @app.action(REJECT_ACTION)
+    async def reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        user, request_id, channel = decision_fields(body)
+        request = await bridge.workflow.db(bridge.workflow.store.get_request, request_id)
+        refusal = bridge.workflow.may_decide(request, user) if request else "unknown request"
+        if refusal:
+            await bridge.reporter.whisper(channel, user, f":no_entry: {refusal}")
+            return
+        try:
+            await client.views_open(
+                trigger_id=required(body, "trigger_id"), view=reject_view(request_id)
+            )
+        except SlackApiError as exc:
+            logger.warning("cannot open the reject form: %s", exc)
+            await bridge.reporter.whisper(channel, user, ":warning: could not open the form")
+
+    @app.view(REJECT_VIEW)
+    async def reject_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        user = required(body, "user", "id")
+        try:
+            request_id = str(json.loads(required(body, "view", "private_metadata"))["request_id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadPayload("the form lost track of its request") from exc
+        state = body["view"].get("state", {}).get("values", {})
+        reason = (state.get("reason", {}).get("reason", {}).get("value") or "").strip()
+        message = await bridge.workflow.decide_request(
+            request_id, user, approve=False, reason=reason or None
+        )
+        if message:
+            await ack(response_action="errors", errors={"reason": message})
+        else:
+            await ack()
+
+    @app.action(RETRY_ACTION)
+    async def retry(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        user = required(body, "user", "id")
+        channel = required(body, "channel", "id")
+        try:
+            send_id = int(required(first_action(body), "value"))
+        except ValueError as exc:
+            raise BadPayload("the request from Slack has no valid send id") from exc
+        bridge.runner.spawn(
+            answer_clicker(bridge, channel, user, bridge.workflow.retry(send_id, user)),
+            name=f"retry-{send_id}",
+        )
+
     register_modal(app, bridge)
 
     @app.error
@@ -87,6 +164,42 @@ def build_app(
         describe_error(error)
 
     return app
+
+
+def decision_fields(body: dict[str, Any]) -> tuple[str, str, str]:
+    """Who clicked, on which request (the button's value), in which channel."""
+    return (
+        required(body, "user", "id"),
+        required(first_action(body), "value"),
+        required(body, "channel", "id"),
+    )
+
+
+async def answer_clicker(bridge: Bridge, channel: str, user: str, work: Any) -> None:
+    """Run a click's work and tell the clicker privately if it was refused."""
+    message = await work
+    if message:
+        await bridge.reporter.whisper(channel, user, f":no_entry: {message}")
+
+
+def reject_view(request_id: str) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": REJECT_VIEW,
+        "private_metadata": json.dumps({"request_id": request_id}),
+        "title": {"type": "plain_text", "text": "Reject text"},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "reason",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Reason (optional)"},
+                "element": {"type": "plain_text_input", "action_id": "reason", "max_length": 500},
+            }
+        ],
+    }
 
 
 async def handle_sms_command(
@@ -111,11 +224,10 @@ async def handle_sms_command(
     if isinstance(decision, Refuse):
         await ack(response_type="ephemeral", text=refusal_text(decision.reason))
         return
-    response_url = command.get("response_url")
     origin = Origin(
         channel_id=channel_id,
         user_id=user_id,
-        response_url=response_url if isinstance(response_url, str) else None,
+        response_url=bridge.reporter.trusted_response_url(command.get("response_url")),
     )
     refusal = await bridge.submit(decision, origin)
     if refusal:

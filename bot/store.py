@@ -380,6 +380,10 @@ class Store(ABC):
 
     # ---- schema
 
+    def now(self) -> datetime:
+        """The store's clock (injectable in tests), so callers and the store agree on time."""
+        return self._now()
+
     def _now(self) -> datetime:
         return _utc(self._clock())
 

@@ -289,13 +289,18 @@ class TwoChatClient:
             return TwoChatError(
                 f"2Chat did not answer within {self._read_timeout:g} s{maybe_sent}",
                 temporary=not sending,
+                outcome_unknown=sending,
             )
         if isinstance(exc, httpx.WriteTimeout):
             return TwoChatError(
-                f"Sending the request to 2Chat timed out{maybe_sent}", temporary=not sending
+                f"Sending the request to 2Chat timed out{maybe_sent}",
+                temporary=not sending,
+                outcome_unknown=sending,
             )
         if isinstance(exc, httpx.UnsupportedProtocol):
             return TwoChatError(f"Cannot call 2Chat: {reason}", temporary=False)
         return TwoChatError(
-            f"The connection to 2Chat failed: {reason}{maybe_sent}", temporary=not sending
+            f"The connection to 2Chat failed: {reason}{maybe_sent}",
+            temporary=not sending,
+            outcome_unknown=sending,
         )

@@ -15,6 +15,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "config" / "bridge.yaml"
 
 
+def policy_file(tmp: Path, replacements: dict[str, str] | None = None) -> Path:
+    """The shipped policy with rate limits high enough for a test module's many sends,
+    plus text replacements (old -> new)."""
+    text = SHIPPED_CONFIG.read_text()
+    text = text.replace("per_sender_per_hour: 30", "per_sender_per_hour: 10000")
+    text = text.replace("per_recipient_per_hour: 10", "per_recipient_per_hour: 10000")
+    for old, new in (replacements or {}).items():
+        text = text.replace(old, new)
+    path = tmp / "bridge.yaml"
+    path.write_text(text)
+    return path
+
+
 @pytest.fixture(scope="session")
 def slack_server() -> Iterator[SlackStandIn]:
     with SlackStandIn() as server:
@@ -52,8 +65,9 @@ def start_app(
     """Start app processes (python -m bot) for a test module; all are stopped at its end."""
     started: list[AppProcess] = []
 
-    def start(config: Path = SHIPPED_CONFIG, **env: str) -> AppProcess:
+    def start(config: Path | None = None, **env: str) -> AppProcess:
         tmp = tmp_path_factory.mktemp("app")
+        config = config or policy_file(tmp)
         process = AppProcess(
             app_env(slack_server.api_url, twochat_server.url, config, tmp, **env), tmp / "app.log"
         )

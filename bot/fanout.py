@@ -1,0 +1,282 @@
+"""Bounded, paced, retrying fan-out: one call per item, results in input order.
+
+Paging a roster sends one SMS per member. Sending them one by one is slow in an incident;
+sending them all at once trips 2Chat's per-account ``requests_per_minute`` limit (SPEC §1) and
+answers 429. ``fan_out`` runs the calls with at most ``concurrency`` in flight, starts each
+attempt only when the process-wide ``RatePacer`` grants a slot, and retries only errors that
+are safe to retry (``TwoChatError.temporary``): a send that may already have reached 2Chat is
+never repeated, because that would text the person twice.
+
+Nothing here knows about Slack or the 2Chat client; the caller passes the call and a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar, cast
+
+from bot.errors import TwoChatError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[object]]
+
+WINDOW_SECONDS = 60.0
+DEFAULT_BURST = 5
+# Shortest pause: float rounding can leave a wait of a few ulps that would not move the clock.
+_MIN_PAUSE = 1e-6
+
+
+class RatePacer:
+    """Paces call starts across the process so no 60 s window holds more than ``per_minute``.
+
+    Two rules, both checked before every start:
+
+    * a token bucket (capacity ``burst``, refilled at ``per_minute / 60`` per second) spreads
+      starts evenly instead of spending the minute's budget in one burst;
+    * a log of the last minute's starts enforces the hard cap: a bucket alone would allow
+      ``burst + per_minute`` starts in a window, which is exactly the 429 we want to avoid.
+
+    Waiters are served first come, first served. ``per_minute=None`` means unlimited: acquire
+    never waits and starts are not recorded. ``clock`` and ``sleep`` are injectable so tests can
+    drive time.
+    """
+
+    def __init__(
+        self,
+        per_minute: int | None,
+        *,
+        burst: int = DEFAULT_BURST,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if burst < 1:
+            raise ValueError(f"burst must be at least 1, not {burst}")
+        _check_rate(per_minute)
+        self._burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._per_minute = per_minute
+        self._tokens = float(self._capacity)
+        self._refilled_at = clock()
+        self._starts: deque[float] = deque()
+        self._lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"RatePacer(per_minute={self._per_minute!r}, burst={self._burst})"
+
+    @property
+    def per_minute(self) -> int | None:
+        """The current cap, or None when unlimited."""
+        return self._per_minute
+
+    @property
+    def _capacity(self) -> int:
+        # A burst larger than the cap could never be spent within the window anyway.
+        return self._burst if self._per_minute is None else min(self._burst, self._per_minute)
+
+    def set_rate(self, per_minute: int | None) -> None:
+        """Change the cap at run time (e.g. once GET /open/info reports the account's limit).
+
+        Tokens earned so far are kept (up to the new capacity) and starts already made still
+        count against the new cap. Waiters re-check at once rather than sleeping out a wait
+        computed for the old rate.
+        """
+        _check_rate(per_minute)
+        now = self._clock()
+        self._refill(now)
+        if self._per_minute is None and per_minute is not None:
+            self._tokens = float(min(self._burst, per_minute))
+        self._per_minute = per_minute
+        self._tokens = min(self._tokens, float(self._capacity))
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def acquire(self) -> None:
+        """Wait for a slot to start one call; the slot is spent when this returns."""
+        if self._per_minute is None:
+            return
+        async with self._lock:
+            while True:
+                now = self._clock()
+                wait = self._wait_needed(now)
+                if wait <= 0:
+                    if self._per_minute is not None:
+                        self._tokens -= 1.0
+                        self._starts.append(now)
+                    return
+                await self._pause(max(wait, _MIN_PAUSE))
+
+    def _refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self._refilled_at)
+        self._refilled_at = now
+        if self._per_minute is not None:
+            self._tokens = min(
+                float(self._capacity), self._tokens + elapsed * self._per_minute / WINDOW_SECONDS
+            )
+
+    def _wait_needed(self, now: float) -> float:
+        """Seconds until both rules allow a start at ``now`` (0 when one may start now)."""
+        self._refill(now)
+        per_minute = self._per_minute
+        if per_minute is None:
+            return 0.0
+        starts = self._starts
+        while starts and now - starts[0] >= WINDOW_SECONDS:
+            starts.popleft()
+        window_wait = 0.0
+        if len(starts) >= per_minute:
+            # The start `per_minute` back must leave the window before another may begin.
+            window_wait = starts[-per_minute] + WINDOW_SECONDS - now
+        bucket_wait = 0.0
+        if self._tokens < 1.0:
+            bucket_wait = (1.0 - self._tokens) * WINDOW_SECONDS / per_minute
+        return max(window_wait, bucket_wait)
+
+    async def _pause(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if ``set_rate`` changes the rules meanwhile."""
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        waker = asyncio.ensure_future(self._changed.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+        if sleeper.done() and not sleeper.cancelled():
+            sleeper.result()  # surface a failing sleep instead of spinning on it
+
+
+def _check_rate(per_minute: int | None) -> None:
+    if per_minute is not None and (isinstance(per_minute, bool) or per_minute < 1):
+        raise ValueError(f"per_minute must be a positive integer or None, not {per_minute!r}")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How temporary errors are retried: ``attempts`` tries in all, exponential full jitter.
+
+    Full jitter (a uniform delay between 0 and the capped exponential ceiling) keeps many
+    retries that failed together, e.g. on one 429, from all coming back at the same moment.
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be at least 1, not {self.attempts}")
+        if not (self.base_delay >= 0 and self.max_delay >= 0):
+            raise ValueError("base_delay and max_delay must not be negative")
+
+    def ceiling(self, retry_number: int) -> float:
+        """Upper bound of the delay before retry ``retry_number`` (0 for the first retry)."""
+        if retry_number >= 64:  # 2**n overflows float long before this matters
+            return self.max_delay
+        return min(self.max_delay, self.base_delay * 2**retry_number)
+
+    def delay(self, retry_number: int, rng: random.Random) -> float:
+        """A jittered delay in ``[0, ceiling(retry_number)]``."""
+        return rng.uniform(0.0, self.ceiling(retry_number))
+
+
+async def fan_out(
+    items: Sequence[T],
+    call: Callable[[T], Awaitable[R]],
+    *,
+    concurrency: int,
+    pacer: RatePacer,
+    retry: RetryPolicy,
+    on_result: Callable[[int, T, R | BaseException], Awaitable[None]] | None = None,
+    rng: random.Random | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> list[R | BaseException]:
+    """Run ``call(item)`` for every item; return each item's value or exception, in input order.
+
+    * At most ``concurrency`` items are in progress at once (an item waiting to retry keeps
+      its place, so a 429 storm does not let more calls pile in).
+    * Every attempt, retries included, first awaits ``pacer.acquire()``.
+    * A ``TwoChatError`` with ``temporary=True`` is retried after ``retry.delay`` (slept with
+      ``sleep``) up to ``retry.attempts`` tries; any other exception, or the last temporary
+      one, becomes the item's result. An item's failure never makes ``fan_out`` raise.
+    * ``on_result(index, item, result)`` is awaited once per item as it finishes, one call at
+      a time in completion order, from a separate task so a slow callback (a Slack message
+      update) never delays sends. An exception from it is logged and does not stop the fan-out.
+    * Cancelling ``fan_out`` cancels every call in progress and propagates.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    total = len(items)
+    if total == 0:
+        return []
+    rng = rng if rng is not None else random.Random()
+    pending = object()
+    results: list[object] = [pending] * total
+    finished: asyncio.Queue[int] = asyncio.Queue()
+    next_index = 0
+
+    async def attempt_all(index: int, item: T) -> R | BaseException:
+        attempt = 0
+        while True:
+            await pacer.acquire()
+            try:
+                return await call(item)
+            except TwoChatError as error:
+                attempt += 1
+                if not error.temporary or attempt >= retry.attempts:
+                    return error
+                status = error.status
+            except Exception as error:
+                return error
+            delay = retry.delay(attempt - 1, rng)
+            logger.info(
+                "fan-out item %d: temporary error (status %s), retry %d of %d in %.2f s",
+                index,
+                status,
+                attempt,
+                retry.attempts - 1,
+                delay,
+            )
+            await sleep(delay)
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < total:
+            index = next_index
+            next_index += 1
+            results[index] = await attempt_all(index, items[index])
+            finished.put_nowait(index)
+
+    async def report() -> None:
+        for _ in range(total):
+            index = await finished.get()
+            if on_result is None:
+                continue
+            try:
+                await on_result(index, items[index], cast("R | BaseException", results[index]))
+            except Exception:
+                logger.exception("fan-out on_result failed for item %d; continuing", index)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, total)):
+                group.create_task(worker())
+            group.create_task(report())
+    except BaseExceptionGroup as failed:
+        # Only a broken pacer or sleep gets here; show it as itself, not wrapped in a group.
+        if len(failed.exceptions) == 1:
+            raise failed.exceptions[0] from None
+        raise
+
+    return cast("list[R | BaseException]", results)
