@@ -138,7 +138,10 @@ class RatePacer:
         window_wait = 0.0
         if len(starts) >= per_minute:
             # The start `per_minute` back must leave the window before another may begin.
-            window_wait = starts[-per_minute] + WINDOW_SECONDS - now
+            # Compare the difference, as the pruning does: `start + 60` may round below it.
+            age = now - starts[-per_minute]
+            if age < WINDOW_SECONDS:
+                window_wait = WINDOW_SECONDS - age
         bucket_wait = 0.0
         if self._tokens < 1.0:
             bucket_wait = (1.0 - self._tokens) * WINDOW_SECONDS / per_minute

@@ -100,7 +100,13 @@ class Service:
         return web.json_response({"ok": True, "in_flight": self.runner.in_flight})
 
     async def slack_events(self, request: web.Request) -> web.Response:
-        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        """Hand the request to Bolt. A payload so malformed that Bolt itself trips over it
+        gets a 400, never a 500 with a traceback."""
+        try:
+            bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            logger.warning("malformed Slack payload rejected: %s", type(exc).__name__)
+            return web.json_response({"ok": False, "error": "malformed request"}, status=400)
         return await to_aiohttp_response(bolt_response)
 
     async def run(self, stop: asyncio.Event) -> None:

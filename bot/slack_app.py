@@ -104,7 +104,10 @@ def build_app(
         user, request_id, channel = decision_fields(body)
         bridge.runner.spawn(
             answer_clicker(
-                bridge, channel, user, bridge.workflow.decide_request(request_id, user, True)
+                bridge,
+                channel,
+                user,
+                bridge.workflow.decide_request(request_id, user, approve=True),
             ),
             name=f"approve-{request_id}",
         )

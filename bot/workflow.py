@@ -383,7 +383,9 @@ class Workflow:
 
 
 def already_decided(request: StoredRequest | None) -> str:
+    """Tell a late clicker what the first decision was (state moves on after approval)."""
     if request is None:
         return "this approval request is unknown to the bridge"
+    verdict = request.state if request.state in ("rejected", "expired") else "approved"
     who = f" by <@{request.decided_by}>" if request.decided_by else ""
-    return f"this text was already {request.state.replace('_', ' ')}{who}"
+    return f"this text was already {verdict}{who}"

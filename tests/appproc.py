@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.fakes.signing import signed_headers, slash_command_body
+from tests.fakes.signing import interaction_body, signed_headers, slash_command_body
 
 ROOT = Path(__file__).resolve().parent.parent
 TWOCHAT_KEY = "test-2chat-key-s3cr3t-value"
@@ -65,6 +65,16 @@ class AppProcess:
 
     def command(self, text: str, user: str, channel: str, response_url: str) -> httpx.Response:
         return self.post_signed(slash_command_body(text, user, channel, response_url))
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, in-flight work is cut off mid-way."""
+        self.proc.kill()
+        self.proc.wait()
+        self.http.close()
+        self._log.close()
+
+    def interact(self, payload: dict[str, object]) -> httpx.Response:
+        return self.post_signed(interaction_body(payload))
 
     def terminate(self, timeout: float = 30) -> int:
         if self.proc.poll() is None:

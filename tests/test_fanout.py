@@ -7,6 +7,7 @@ so minutes of pacing run in milliseconds and every assertion is deterministic.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections import Counter
@@ -109,7 +110,7 @@ async def test_pacer_spreads_starts_evenly_after_the_burst() -> None:
     starts = await acquire_times(pacer, fake, 30)
 
     assert starts[:3] == [1000.0] * 3  # the burst goes at once
-    gaps = [later - first for first, later in zip(starts[2:], starts[3:], strict=False)]
+    gaps = [later - first for first, later in itertools.pairwise(starts[2:])]
     assert all(gap == pytest.approx(1.0, abs=1e-5) for gap in gaps)
 
 
@@ -223,6 +224,31 @@ def test_pacer_cap_holds_for_any_rate_and_burst(per_minute: int, burst: int, cou
     assert_window_cap(starts, per_minute)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    per_minute=st.integers(min_value=1, max_value=90),
+    burst=st.integers(min_value=1, max_value=8),
+    start=st.floats(min_value=0.0, max_value=1e6, allow_nan=False),
+    idle=st.lists(st.floats(min_value=0.0, max_value=3.0, allow_nan=False), max_size=200),
+)
+def test_pacer_cap_holds_with_idle_gaps_and_any_clock_origin(
+    per_minute: int, burst: int, start: float, idle: list[float]
+) -> None:
+    """Callers that pause between acquisitions, at any clock magnitude (float rounding)."""
+
+    async def scenario() -> list[float]:
+        fake = FakeTime(start=start)
+        pacer = RatePacer(per_minute, burst=burst, clock=fake.clock, sleep=fake.sleep)
+        starts: list[float] = []
+        for pause in idle:
+            fake.now += pause
+            await pacer.acquire()
+            starts.append(fake.now)
+        return starts
+
+    assert_window_cap(asyncio.run(scenario()), per_minute)
+
+
 # --- RetryPolicy ---------------------------------------------------------------------------
 
 
@@ -288,9 +314,7 @@ async def test_concurrency_bound_is_reached_but_never_exceeded_and_order_is_kept
         return item * 10
 
     items = list(range(50))
-    results = await fan_out(
-        items, call, concurrency=7, pacer=RatePacer(None), retry=RetryPolicy()
-    )
+    results = await fan_out(items, call, concurrency=7, pacer=RatePacer(None), retry=RetryPolicy())
 
     assert most == 7
     assert in_flight == 0
@@ -410,7 +434,8 @@ async def test_a_temporary_error_then_a_permanent_one_stops_retrying() -> None:
     assert results == [outcomes[1]]
 
 
-async def test_retries_are_paced_under_the_cap() -> None:
+@pytest.mark.parametrize("seed", [1, 2, 3])  # seed 1 once caught `start + 60` rounding down
+async def test_retries_are_paced_under_the_cap(seed: int) -> None:
     fake = FakeTime()
     pacer = RatePacer(60, burst=5, clock=fake.clock, sleep=fake.sleep)
     starts: list[float] = []
@@ -425,7 +450,13 @@ async def test_retries_are_paced_under_the_cap() -> None:
 
     items = list(range(100))
     results = await fan_out(
-        items, send, concurrency=10, pacer=pacer, retry=RetryPolicy(), sleep=fake.sleep
+        items,
+        send,
+        concurrency=10,
+        pacer=pacer,
+        retry=RetryPolicy(),
+        rng=random.Random(seed),
+        sleep=fake.sleep,
     )
 
     assert results == items

@@ -1,0 +1,307 @@
+"""Approve-before-send, exactly once, and crash recovery — the app runs for real against the
+stand-ins, on SQLite and on the real Postgres."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.appproc import ROOT, AppProcess
+from tests.conftest import SHIPPED_CONFIG, StartApp, policy_file
+from tests.fakes.slack_server import SlackStandIn
+from tests.fakes.twochat_server import TwoChatStandIn
+
+APPROVALS = "C0APPROVALS"
+CHANNEL = "C0GENERAL"
+POSTGRES = os.environ.get("SMS_BRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def click(app: AppProcess, user: str, action_id: str, value: str, channel: str = APPROVALS) -> int:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user},
+        "team": {"id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "channel": {"id": channel},
+        "container": {"type": "message", "channel_id": channel},
+        "trigger_id": "1.2.trigger",
+        "actions": [
+            {"action_id": action_id, "block_id": "approval", "value": value, "type": "button"}
+        ],
+    }
+    return app.interact(payload).status_code
+
+
+def request_approval(app: AppProcess, slack: SlackStandIn, user: str = "U0INTERN") -> str:
+    """/sms by a sender who needs approval; returns the request id from the Approve button."""
+    response = app.command("alice please call me", user, CHANNEL, slack.response_url())
+    assert response.status_code == 200 and not response.content
+    [post] = slack.wait_for_posts(1, channel=APPROVALS)
+    blocks = json.loads(post["blocks"]) if isinstance(post["blocks"], str) else post["blocks"]
+    buttons = [e for block in blocks if block["type"] == "actions" for e in block["elements"]]
+    assert [b["action_id"] for b in buttons] == ["approval_approve", "approval_reject"]
+    assert "alice (+447700900123)" in post["text"] and f"<@{user}>" in post["text"]
+    return str(buttons[0]["value"])
+
+
+def updates(slack: SlackStandIn) -> list[dict[str, Any]]:
+    return [call.args for call in list(slack.calls) if call.method == "chat.update"]
+
+
+def ephemerals(slack: SlackStandIn, user: str) -> list[str]:
+    return [
+        str(call.args["text"])
+        for call in list(slack.calls)
+        if call.method == "chat.postEphemeral" and call.args.get("user") == user
+    ]
+
+
+@pytest.fixture(scope="module")
+def app(start_app: StartApp, tmp_path_factory: pytest.TempPathFactory) -> AppProcess:
+    tmp = tmp_path_factory.mktemp("approvals")
+    return start_app(policy_file(tmp, {"users: [U0INTERN]": "users: [U0INTERN, U0LEAD]"}))
+
+
+def test_request_waits_for_approval_and_nothing_is_sent(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    request_approval(app, slack)
+    [told] = slack.wait_for_response(1)
+    assert "needs an approver's OK" in told["text"]
+    assert twochat.sends == []
+
+
+def test_non_approver_and_self_approval_are_refused_privately(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    request_id = request_approval(app, slack, user="U0LEAD")
+    assert click(app, "U0DEV1", "approval_approve", request_id) == 200
+    assert click(app, "U0LEAD", "approval_approve", request_id) == 200
+    slack.wait_until(lambda: ephemerals(slack, "U0LEAD"), 5, "a refusal for U0LEAD")
+    assert ephemerals(slack, "U0DEV1") == [":no_entry: only approvers can approve or reject texts"]
+    assert ephemerals(slack, "U0LEAD") == [":no_entry: you cannot approve or reject your own text"]
+    assert twochat.sends == [] and updates(slack) == []
+
+
+def test_eight_concurrent_approvals_send_exactly_once(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    request_id = request_approval(app, slack)
+    barrier = threading.Barrier(8)
+
+    def approve() -> None:
+        barrier.wait()
+        click(app, "U0ADMIN", "approval_approve", request_id)
+
+    threads = [threading.Thread(target=approve) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    reply = slack.wait_for_thread_reply(APPROVALS)
+    assert "message_id `SMO" in reply["text"]
+    slack.wait_until(lambda: len(ephemerals(slack, "U0ADMIN")) == 7, 5, "7 'already' notes")
+    assert len(twochat.sends) == 1
+    [update] = updates(slack)
+    assert "Approved by <@U0ADMIN>" in update["text"]
+    assert "approval_approve" not in json.dumps(update.get("blocks"))
+    assert all("already approved by <@U0ADMIN>" in note for note in ephemerals(slack, "U0ADMIN"))
+    told = slack.wait_until(lambda: len(slack.responses) >= 3 and slack.responses, 5, "3 notes")
+    assert "Approved by <@U0ADMIN>" in told[1]["text"]
+    assert "message_id `SMO" in told[2]["text"]
+
+
+def test_reject_with_reason_then_approve_sends_nothing(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    request_id = request_approval(app, slack)
+    assert click(app, "U0LEAD", "approval_reject", request_id) == 200
+    opened = slack.wait_until(
+        lambda: [c.args for c in list(slack.calls) if c.method == "views.open"], 5, "views.open"
+    )
+    view = (
+        json.loads(opened[0]["view"]) if isinstance(opened[0]["view"], str) else opened[0]["view"]
+    )
+    submission = {
+        "type": "view_submission",
+        "user": {"id": "U0LEAD"},
+        "team": {"id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "view": {
+            "id": "V1",
+            "type": "modal",
+            "callback_id": view["callback_id"],
+            "private_metadata": view["private_metadata"],
+            "state": {
+                "values": {"reason": {"reason": {"type": "plain_text_input", "value": "wrong"}}}
+            },
+        },
+    }
+    response = app.interact(submission)
+    assert response.status_code == 200 and not response.content
+    [update] = updates(slack)
+    assert "Rejected by <@U0LEAD>: wrong" in update["text"]
+    assert click(app, "U0ADMIN", "approval_approve", request_id) == 200
+    note = slack.wait_until(lambda: ephemerals(slack, "U0ADMIN"), 5, "refusal")
+    assert note == [":no_entry: this text was already rejected by <@U0LEAD>"]
+    assert twochat.sends == []
+    assert any("Nothing was sent" in r["text"] for r in slack.wait_for_response(2))
+
+
+def test_forged_button_value_is_refused(app: AppProcess, slack: SlackStandIn) -> None:
+    assert click(app, "U0ADMIN", "approval_approve", "no-such-request") == 200
+    note = slack.wait_until(lambda: ephemerals(slack, "U0ADMIN"), 5, "refusal")
+    assert note == [":no_entry: this approval request is unknown to the bridge"]
+
+
+def test_expired_request_loses_its_buttons(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    expiring = start_app(
+        policy_file(tmp_path, {"expire_after: 30m": "expire_after: 1s"}),
+        SWEEP_INTERVAL_SECONDS="0.2",
+    )
+    request_id = request_approval(expiring, slack)
+    update = slack.wait_until(lambda: updates(slack), 5, "the expiry update")[0]
+    assert "Expired" in update["text"]
+    assert "approval_approve" not in json.dumps(update.get("blocks"))
+    click(expiring, "U0ADMIN", "approval_approve", request_id)
+    note = slack.wait_until(lambda: ephemerals(slack, "U0ADMIN"), 5, "refusal")
+    assert note == [":no_entry: this text was already expired"]
+    assert twochat.sends == []
+
+
+def test_pending_approval_survives_a_restart(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = start_app(DATABASE_URL=database)
+    request_id = request_approval(first, slack)
+    assert first.terminate() == 0
+    second = start_app(DATABASE_URL=database)
+    click(second, "U0ADMIN", "approval_approve", request_id)
+    assert "message_id `SMO" in slack.wait_for_thread_reply(APPROVALS)["text"]
+    assert len(twochat.sends) == 1
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the real local Postgres (the test fails if it is not running)."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_two_processes_on_postgres_send_one_sms_for_one_click(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, postgres_url: str
+) -> None:
+    one = start_app(DATABASE_URL=postgres_url)
+    two = start_app(DATABASE_URL=postgres_url)
+    request_id = request_approval(one, slack)
+    barrier = threading.Barrier(4)
+
+    def approve(app: AppProcess) -> None:
+        barrier.wait()
+        click(app, "U0ADMIN", "approval_approve", request_id)
+
+    threads = [threading.Thread(target=approve, args=(a,)) for a in (one, two, one, two)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    slack.wait_for_thread_reply(APPROVALS)
+    slack.wait_until(lambda: len(ephemerals(slack, "U0ADMIN")) == 3, 5, "3 'already' notes")
+    assert len(twochat.sends) == 1
+
+
+def test_crash_mid_send_is_reported_unknown_and_never_resent(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'crash.db'}"
+    doomed = start_app(DATABASE_URL=database, TWOCHAT_READ_TIMEOUT="60")
+    twochat.hang()
+    doomed.command("carol are you there", "U0ADMIN", CHANNEL, slack.response_url())
+    twochat.wait_for_sends(1)
+    doomed.kill()
+    twochat.reset()
+    revived = start_app(
+        DATABASE_URL=database,
+        TWOCHAT_READ_TIMEOUT="0.5",
+        TWOCHAT_CONNECT_TIMEOUT="0.5",
+        SWEEP_INTERVAL_SECONDS="0.2",
+    )
+    reply = slack.wait_for_thread_reply(CHANNEL, timeout=10)
+    assert "outcome unknown" in reply["text"]
+    assert "send_retry" in json.dumps(reply.get("blocks"))
+    assert twochat.sends == []  # not re-sent by itself
+    blocks = json.loads(reply["blocks"]) if isinstance(reply["blocks"], str) else reply["blocks"]
+    send_id = blocks[1]["elements"][0]["value"]
+    click(revived, "U0DEV1", "send_retry", send_id, channel=CHANNEL)
+    note = slack.wait_until(lambda: ephemerals(slack, "U0DEV1"), 5, "refusal")
+    assert note == [":no_entry: only the requester or an approver can retry this text"]
+    click(revived, "U0ADMIN", "send_retry", send_id, channel=CHANNEL)
+    twochat.wait_for_sends(1)
+    slack.wait_until(lambda: len(slack.thread_replies(CHANNEL)) == 2, 5, "the retry's outcome")
+    assert "message_id `SMO" in slack.thread_replies(CHANNEL)[1]["text"]
+    assert len(twochat.sends) == 1
+
+
+def test_rate_limit_refusal_says_when_to_try_again(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    limited = start_app(SHIPPED_CONFIG)  # per_recipient_per_hour: 10
+    for n in range(10):
+        response = limited.command(f"carol n{n}", "U0ADMIN", CHANNEL, slack.response_url())
+        assert not response.content
+    refused = limited.command("carol n10", "U0ADMIN", CHANNEL, slack.response_url()).json()
+    assert "rate limit" in refused["text"] and "you can send again at" in refused["text"]
+    twochat.wait_for_sends(10)
+    slack.wait_until(lambda: len(slack.thread_replies(CHANNEL)) == 10, 5, "10 outcomes")
+    assert len(twochat.sends) == 10
+
+
+def test_audit_exports_requests_decisions_and_sends(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'audit.db'}"
+    app = start_app(DATABASE_URL=database)
+    request_id = request_approval(app, slack)
+    click(app, "U0ADMIN", "approval_approve", request_id)
+    slack.wait_for_thread_reply(APPROVALS)
+    env = {**os.environ, "DATABASE_URL": database, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "audit", "--format", "json", "--since", "1d"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        cwd=tmp_path,
+    )
+    [row] = json.loads(result.stdout)
+    assert row["request_id"] == request_id
+    assert row["decided_by"] == "U0ADMIN" and row["send_state"] == "sent"
+    assert row["message_id"].startswith("SMO")
+    csv_out = subprocess.run(
+        [sys.executable, "-m", "bot", "audit"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        cwd=tmp_path,
+    ).stdout
+    assert csv_out.splitlines()[0].startswith("request_id,request_state")
