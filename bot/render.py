@@ -34,6 +34,7 @@ class Outcome:
     recipient: Recipient
     message_id: str | None = None
     error: str | None = None
+    pending: bool = False
 
     @property
     def ok(self) -> bool:
@@ -80,17 +81,28 @@ def request_text(plan: SendPlan, masked: bool) -> str:
 
 def outcome_line(outcome: Outcome, masked: bool) -> str:
     label = recipient_label(outcome.recipient, masked)
+    if outcome.pending:
+        return f":hourglass: {label}: sending…"
     if outcome.ok:
         return f":white_check_mark: {label}: queued by 2Chat, message_id `{outcome.message_id}`"
     return f":x: {label}: {outcome.error}"
 
 
-def outcome_text(outcomes: list[Outcome], masked: bool) -> str:
-    """The thread reply: one line per recipient, and a headline when some failed."""
-    failed = sum(1 for outcome in outcomes if not outcome.ok)
+def outcome_text(outcomes: list[Outcome], masked: bool, elapsed: float | None = None) -> str:
+    """The thread reply: one line per recipient, and for several a headline that shows
+    partial failure at a glance (and how long the fan-out took)."""
     lines = [outcome_line(outcome, masked) for outcome in outcomes]
-    if failed and len(outcomes) > 1:
-        lines.insert(0, f"*{failed} of {len(outcomes)} failed*")
+    pending = sum(1 for outcome in outcomes if outcome.pending)
+    if pending:
+        done = len(outcomes) - pending
+        lines.insert(0, f":hourglass_flowing_sand: Sending… {done} of {len(outcomes)} done")
+    elif len(outcomes) > 1:
+        failed = sum(1 for outcome in outcomes if not outcome.ok)
+        took = f" in {elapsed:.1f} s" if elapsed is not None else ""
+        headline = f"*{failed} of {len(outcomes)} failed*" if failed else "*all sent*"
+        lines.insert(
+            0, f"{headline} — {len(outcomes) - failed}/{len(outcomes)} queued by 2Chat{took}"
+        )
     return "\n".join(lines)
 
 

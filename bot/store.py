@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -885,10 +886,22 @@ class SqliteStore(Store):
                 path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
             self._conn.execute("PRAGMA busy_timeout = 30000")
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal()
             self._conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {path}: {exc}") from exc
+
+    def _enable_wal(self) -> None:
+        """Switch to WAL; the switch ignores busy_timeout, so retry while another process
+        that is opening the same file holds it."""
+        for attempt in range(50):
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.05)
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[_Tx]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from bot.config import Policy, Recipient
 from bot.errors import BridgeError, TwoChatError
+from bot.fanout import RatePacer, RetryPolicy, fan_out
 from bot.phone import mask
 from bot.policy import Allow, NeedsApproval, Refuse, SendPlan, decide
 from bot.relay import Origin, SlackReporter
@@ -75,7 +77,7 @@ def outcome_of(send: SendRecord) -> Outcome:
         return Outcome(recipient, error=send.error or UNKNOWN_AFTER_CRASH)
     if send.state == "failed":
         return Outcome(recipient, error=send.error or "failed")
-    return Outcome(recipient, error=f"not sent yet ({send.state})")
+    return Outcome(recipient, pending=True)
 
 
 class Workflow:
@@ -91,7 +93,8 @@ class Workflow:
         runner: TaskRunner,
         *,
         stale_after: timedelta,
-        concurrency: int = 8,
+        concurrency: int = 25,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.store = store
         self._policy = policy_source
@@ -99,7 +102,10 @@ class Workflow:
         self.reporter = reporter
         self._runner = runner
         self._stale_after = stale_after
-        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._retry = retry or RetryPolicy()
+        # One pacer for the whole process keeps every fan-out under 2Chat's per-minute cap.
+        self.pacer = RatePacer(policy_source().limits.requests_per_minute)
 
     @property
     def policy(self) -> Policy:
@@ -253,8 +259,15 @@ class Workflow:
                 if thread_ts:
                     await self.db(self.store.set_thread, request_id, request.channel_id, thread_ts)
             sends = await self.db(self.store.sends, request_id)
-            await self.run_sends(request, [send for send in sends if send.state == "queued"])
-            await self.report(request, thread_ts, context)
+            queued = [send for send in sends if send.state == "queued"]
+            started = time.monotonic()
+            live = LiveReply(self, request, thread_ts) if len(queued) > 1 and thread_ts else None
+            if live is not None:
+                await live.start()
+            await self.run_sends(request, queued, live.refresh if live else None)
+            elapsed = time.monotonic() - started
+            if live is None or not await live.finish(elapsed):
+                await self.report(request, thread_ts, context, elapsed=elapsed)
             if request.approval_ts:  # the requester is told every outcome of an approval
                 finished = await self.db(self.store.sends, request_id)
                 text = outcome_text([outcome_of(send) for send in finished], self.masked())
@@ -271,18 +284,70 @@ class Workflow:
         thread_ts: str | None,
         context: str,
         only: set[int] | None = None,
+        elapsed: float | None = None,
     ) -> None:
         """Post the outcome of a request's sends (or of ``only`` those) in its thread."""
-        sends = [s for s in await self.db(self.store.sends, request.id) if not only or s.id in only]
-        text = outcome_text([outcome_of(send) for send in sends], self.masked())
-        retry_ids = [send.id for send in sends if send.state == "unknown"]
+        text, retry_ids = await self.outcome(request, only, elapsed)
         await self.reporter.post_outcome(
             origin_of(request), thread_ts, text, context, outcome_blocks(text, retry_ids)
         )
 
-    async def run_sends(self, request: StoredRequest, sends: list[SendRecord]) -> None:
+    async def outcome(
+        self, request: StoredRequest, only: set[int] | None = None, elapsed: float | None = None
+    ) -> tuple[str, list[int]]:
+        """The outcome text of a request's sends, and the sends a Retry button should offer."""
+        sends = [s for s in await self.db(self.store.sends, request.id) if not only or s.id in only]
+        text = outcome_text([outcome_of(send) for send in sends], self.masked(), elapsed)
+        return text, [send.id for send in sends if send.state == "unknown"]
+
+    async def run_sends(
+        self,
+        request: StoredRequest,
+        sends: list[SendRecord],
+        progress: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Claim each send (so no other worker sends it), then fan out to 2Chat: paced to
+        the account's rate, temporary errors retried, every result recorded as it lands."""
         refusal = self.recheck(request)
-        await asyncio.gather(*(self._send_one(request, send, refusal) for send in sends))
+        claimed = [send for send in sends if await self.db(self.store.claim_send, send.id)]
+        if refusal:
+            for send in claimed:
+                await self.db(self.store.finish_send, send.id, error=f"not sent: {refusal}")
+            return
+
+        async def call(send: SendRecord) -> str:
+            return await self._twochat.send_sms(request.from_number, send.number, request.text)
+
+        async def record(_: int, send: SendRecord, result: str | BaseException) -> None:
+            await self._finish(send, result)
+            if progress is not None:
+                await progress()
+
+        await fan_out(
+            claimed,
+            call,
+            concurrency=self._concurrency,
+            pacer=self.pacer,
+            retry=self._retry,
+            on_result=record,
+        )
+
+    async def _finish(self, send: SendRecord, result: str | BaseException) -> None:
+        if isinstance(result, str):
+            logger.info("send %d to %s queued as %s", send.id, mask(send.number), result)
+            await self.db(self.store.finish_send, send.id, message_id=result)
+        elif isinstance(result, TwoChatError):
+            logger.warning("send %d to %s failed: %s", send.id, mask(send.number), result)
+            await self.db(
+                self.store.finish_send,
+                send.id,
+                error=result.user_message,
+                unknown=result.outcome_unknown,
+            )
+        else:  # a bug: we cannot know whether 2Chat got it
+            await self.db(
+                self.store.finish_send, send.id, error=describe_error(result), unknown=True
+            )
 
     def recheck(self, request: StoredRequest) -> str | None:
         """Authorize again at send time against the current policy; None means go."""
@@ -298,36 +363,6 @@ class Workflow:
         if isinstance(decision, NeedsApproval) and request.decided_by is None:
             return "approval required: an approver must OK this text first"
         return None
-
-    async def _send_one(
-        self, request: StoredRequest, send: SendRecord, refusal: str | None
-    ) -> None:
-        if not await self.db(self.store.claim_send, send.id):
-            return  # another worker has it
-        if refusal:
-            await self.db(self.store.finish_send, send.id, error=f"not sent: {refusal}")
-            return
-        async with self._slots:
-            try:
-                message_id = await self._twochat.send_sms(
-                    request.from_number, send.number, request.text
-                )
-            except TwoChatError as exc:
-                logger.warning("send %d to %s failed: %s", send.id, mask(send.number), exc)
-                await self.db(
-                    self.store.finish_send,
-                    send.id,
-                    error=exc.user_message,
-                    unknown=exc.outcome_unknown,
-                )
-                return
-            except Exception as exc:  # a bug: we cannot know whether 2Chat got it
-                await self.db(
-                    self.store.finish_send, send.id, error=describe_error(exc), unknown=True
-                )
-                return
-        logger.info("send %d to %s queued as %s", send.id, mask(send.number), message_id)
-        await self.db(self.store.finish_send, send.id, message_id=message_id)
 
     async def retry(self, send_id: int, user: str) -> str | None:
         """Retry one send whose outcome is unknown (or failed): requester or approver only."""
@@ -380,6 +415,42 @@ class Workflow:
             except (BridgeError, OSError) as exc:
                 logger.warning("sweep failed, will retry: %s", exc)
             await asyncio.sleep(interval)
+
+
+class LiveReply:
+    """One thread reply for a multi-recipient send, edited in place as results arrive (at
+    most once a second, so a 100-person page does not hit Slack's chat.update limit)."""
+
+    def __init__(self, workflow: Workflow, request: StoredRequest, thread_ts: str) -> None:
+        self._workflow = workflow
+        self._request = request
+        self._thread_ts = thread_ts
+        self._ts: str | None = None
+        self._last = 0.0
+
+    async def start(self) -> None:
+        count = len(self._request.recipients)
+        self._ts = await self._workflow.reporter.post(
+            self._request.channel_id,
+            f":hourglass_flowing_sand: Sending to {count} recipients…",
+            thread_ts=self._thread_ts,
+        )
+
+    async def refresh(self) -> None:
+        if self._ts is None or time.monotonic() - self._last < 1.0:
+            return
+        self._last = time.monotonic()
+        text, _ = await self._workflow.outcome(self._request)
+        await self._workflow.reporter.update(self._request.channel_id, self._ts, text)
+
+    async def finish(self, elapsed: float) -> bool:
+        """The final edit; False when there is no reply to edit (then post one instead)."""
+        if self._ts is None:
+            return False
+        text, retry_ids = await self._workflow.outcome(self._request, elapsed=elapsed)
+        return await self._workflow.reporter.update(
+            self._request.channel_id, self._ts, text, outcome_blocks(text, retry_ids)
+        )
 
 
 def already_decided(request: StoredRequest | None) -> str:

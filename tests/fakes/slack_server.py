@@ -87,8 +87,21 @@ class SlackStandIn(BackgroundServer):
             and (channel is None or call.args.get("channel") == channel)
         ]
 
+    def latest(self, post: dict[str, Any]) -> dict[str, Any]:
+        """A posted message as it reads now, after any chat.update of it."""
+        edits = [
+            call.args
+            for call in list(self.calls)
+            if call.method == "chat.update"
+            and call.args.get("_ok")
+            and call.args.get("ts") == post.get("_ts")
+        ]
+        return {**post, **edits[-1]} if edits else post
+
     def thread_replies(self, channel: str) -> list[dict[str, Any]]:
-        return [post for post in self.posts(channel) if post.get("thread_ts")]
+        """Thread replies as they read now; progress notes still being edited are left out."""
+        replies = [self.latest(post) for post in self.posts(channel) if post.get("thread_ts")]
+        return [r for r in replies if not str(r.get("text", "")).startswith(":hourglass")]
 
     def wait_for_posts(
         self, n: int, channel: str | None = None, timeout: float = 5
