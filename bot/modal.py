@@ -126,16 +126,22 @@ def parse_metadata(raw: object) -> ComposeMeta:
     )
 
 
+def _garbled(block_id: str) -> BadForm:
+    return BadForm(f"the form's {block_id} field arrived garbled; please try again", block_id)
+
+
 def _element(values: Mapping[str, Any], block_id: str, action_id: str) -> Mapping[str, Any]:
     """One element's state; {} when absent, BadForm when it is not an object."""
     block = values.get(block_id)
     if block is None:
         return {}
-    element = block.get(action_id) if isinstance(block, dict) else None
-    if element is None and isinstance(block, dict):
+    if not isinstance(block, dict):
+        raise _garbled(block_id)
+    element = block.get(action_id)
+    if element is None:
         return {}
     if not isinstance(element, dict):
-        raise BadForm(f"the form's {block_id} field arrived garbled; please try again", block_id)
+        raise _garbled(block_id)
     return element
 
 
@@ -144,7 +150,7 @@ def _text_of(values: Mapping[str, Any], block_id: str, action_id: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise BadForm(f"the form's {block_id} field arrived garbled; please try again", block_id)
+        raise _garbled(block_id)
     return value
 
 
@@ -154,7 +160,7 @@ def _selected_of(values: Mapping[str, Any], block_id: str, action_id: str) -> st
         return None
     value = option.get("value") if isinstance(option, dict) else None
     if not isinstance(value, str):
-        raise BadForm(f"the form's {block_id} field arrived garbled; please try again", block_id)
+        raise _garbled(block_id)
     return value
 
 
@@ -163,8 +169,8 @@ def _checked_of(values: Mapping[str, Any], block_id: str, action_id: str) -> set
     if options is None:
         return set()
     if not isinstance(options, list):
-        raise BadForm(f"the form's {block_id} field arrived garbled; please try again")
-    return {option["value"] for option in options if isinstance(option, dict)} - {None}
+        raise _garbled(block_id)
+    return {str(option.get("value")) for option in options if isinstance(option, dict)}
 
 
 def read_values(view: Mapping[str, Any]) -> ComposeValues:
@@ -226,8 +232,10 @@ def _cleanup_line(text: str) -> str:
         return "GSM-7 clean-up: nothing to replace."
     parts = []
     for char, count in changed.items():
-        times = f" ×{count}" if count > 1 else ""
-        parts.append(f"{describe_char(char)} → '{GSM7_REPLACEMENTS[char]}'{times}")
+        times = f" ({count} times)" if count > 1 else ""
+        replacement = GSM7_REPLACEMENTS[char]
+        shown = "a space" if replacement == " " else f"`{replacement}`"
+        parts.append(f"{describe_char(char)} → {shown}{times}")
     return "GSM-7 clean-up replaced " + ", ".join(parts) + "."
 
 
@@ -245,6 +253,17 @@ def _limit_line(info: SegmentInfo, max_segments: int) -> str | None:
     return None
 
 
+def _cleanup_tip(info: SegmentInfo, cleaned: SegmentInfo) -> str | None:
+    """Say what ticking the clean-up would save, when it saves anything."""
+    tick = f":bulb: Tick *GSM-7 clean-up* to send it as {cleaned.encoding}"
+    if cleaned.segments < info.segments:
+        return f"{tick} in {_plural(cleaned.segments, 'segment')} instead of {info.segments}."
+    if cleaned.encoding != info.encoding:
+        room = f"room for {cleaned.remaining} more characters instead of {info.remaining}"
+        return f"{tick}, with {room}."
+    return None
+
+
 def preview_text(text: str, cleanup: bool, max_segments: int) -> str:
     """The live preview under the message, computed on exactly what would be sent."""
     sent = outgoing_text(text, cleanup)
@@ -258,12 +277,9 @@ def preview_text(text: str, cleanup: bool, max_segments: int) -> str:
     if cleanup:
         lines.append(_cleanup_line(text))
     else:
-        cleaned = analyze(outgoing_text(text, True))
-        if cleaned.segments < info.segments or cleaned.encoding != info.encoding:
-            lines.append(
-                f":bulb: Tick *GSM-7 clean-up* to send it as {cleaned.encoding} in "
-                f"{_plural(cleaned.segments, 'segment')} instead of {info.segments}."
-            )
+        tip = _cleanup_tip(info, analyze(outgoing_text(text, True)))
+        if tip:
+            lines.append(tip)
     limit = _limit_line(info, max_segments)
     if limit:
         lines.append(limit)
@@ -503,18 +519,19 @@ async def open_compose_modal(
         )
         return
     trigger_id = command.get("trigger_id")
-    try:
-        if not isinstance(trigger_id, str) or not trigger_id:
-            raise SlackClientError("no trigger_id in the command")
-        await client.views_open(trigger_id=trigger_id, view=view)
-    except SlackClientError as exc:
-        error = _slack_error(exc)
-        logger.warning("could not open the /sms modal for %s: %s", user_id, error)
-        await bridge.reporter.tell_requester(
-            origin,
-            f":warning: The SMS form could not be opened ({error}). Run `/sms` again, or send "
-            "directly with `/sms <to> <text>`.",
-        )
+    error = "no trigger_id from Slack"
+    if isinstance(trigger_id, str) and trigger_id:
+        try:
+            await client.views_open(trigger_id=trigger_id, view=view)
+            return
+        except SlackClientError as exc:
+            error = _slack_error(exc)
+    logger.warning("could not open the /sms modal for %s: %s", user_id, error)
+    await bridge.reporter.tell_requester(
+        origin,
+        f":warning: The SMS form could not be opened ({error}). Run `/sms` again, or send "
+        "directly with `/sms <to> <text>`.",
+    )
 
 
 async def update_preview(bridge: Bridge, client: AsyncWebClient, body: dict[str, Any]) -> None:

@@ -187,3 +187,55 @@ def too_long_message(segments: SegmentInfo, max_segments: int) -> str:
     if segments.first_non_gsm:
         message += f" — '{segments.first_non_gsm}' forces UCS-2, which fits fewer characters"
     return message
+
+
+AUTO_PAGE_PREFIX = "auto-page:"
+
+
+def auto_page_sender(channel_id: str) -> str:
+    """The pseudo sender of an automatic page: the channel's rule, not a person, sends it."""
+    return AUTO_PAGE_PREFIX + channel_id
+
+
+def trim_to_segments(text: str, max_segments: int) -> str:
+    """The longest prefix of ``text`` (ending in "…" when cut) within ``max_segments``."""
+    if analyze(text).segments <= max_segments:
+        return text
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if analyze(text[:middle].rstrip() + "…").segments <= max_segments:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low].rstrip() + "…"
+
+
+def decide_auto_page(policy: Policy, channel_id: str, text: str) -> Allow | Refuse:
+    """An automatic page from a channel's ``auto_page`` rule: its ``page`` target, the
+    default from-number, the text trimmed to fit. Allowed by the rule itself (admins wrote
+    it), but US numbers and empty texts are still refused."""
+    rule = policy.channels.get(channel_id)
+    if rule is None or rule.auto_page is None or rule.page is None:
+        return Refuse((Problem("sender", "this channel has no auto_page rule"),))
+    trimmed = trim_to_segments(text.strip(), policy.defaults.max_segments)
+    if not trimmed:
+        return Refuse((Problem("text", "the message is empty"),))
+    recipients = resolve_target(policy, rule.page)
+    refusals = [
+        Problem("to", f"{r.label}: {why}")
+        for r in recipients
+        if (why := destination_refusal(r.number))
+    ]
+    if refusals:
+        return Refuse(tuple(refusals))
+    return Allow(
+        SendPlan(
+            sender=auto_page_sender(channel_id),
+            from_name=policy.defaults.from_name,
+            from_number=policy.from_numbers[policy.defaults.from_name],
+            recipients=recipients,
+            text=trimmed,
+            segments=analyze(trimmed),
+        )
+    )

@@ -19,7 +19,15 @@ from bot.config import Policy, Recipient
 from bot.errors import BridgeError, TwoChatError
 from bot.fanout import RatePacer, RetryPolicy, fan_out
 from bot.phone import mask
-from bot.policy import Allow, NeedsApproval, Refuse, SendPlan, decide
+from bot.policy import (
+    AUTO_PAGE_PREFIX,
+    Allow,
+    NeedsApproval,
+    Refuse,
+    SendPlan,
+    decide,
+    decide_auto_page,
+)
 from bot.relay import Origin, SlackReporter
 from bot.render import (
     Outcome,
@@ -351,6 +359,11 @@ class Workflow:
 
     def recheck(self, request: StoredRequest) -> str | None:
         """Authorize again at send time against the current policy; None means go."""
+        if request.sender.startswith(AUTO_PAGE_PREFIX):
+            auto = decide_auto_page(
+                self.policy, request.sender.removeprefix(AUTO_PAGE_PREFIX), request.text
+            )
+            return auto.reason if isinstance(auto, Refuse) else None
         decision = decide(
             self.policy,
             request.sender,

@@ -5,7 +5,15 @@ import pytest
 
 from bot.config import Policy
 from bot.config_loader import load_policy
-from bot.policy import Allow, NeedsApproval, Refuse, decide, split_targets
+from bot.policy import (
+    Allow,
+    NeedsApproval,
+    Refuse,
+    decide,
+    decide_auto_page,
+    split_targets,
+    trim_to_segments,
+)
 
 CONFIG = Path(__file__).resolve().parent.parent / "config" / "bridge.yaml"
 
@@ -110,3 +118,17 @@ def test_approval_required_senders_need_approval(policy: Policy) -> None:
 def test_max_segments_comes_from_the_policy(policy: Policy) -> None:
     strict = replace(policy, defaults=replace(policy.defaults, max_segments=1))
     assert isinstance(decide(strict, "U0ADMIN", ["alice"], "x" * 161), Refuse)
+
+
+def test_auto_page_pages_the_channels_group_with_trimmed_text(policy: Policy) -> None:
+    decision = decide_auto_page(policy, "C0INCIDENT", "CRITICAL " + "x" * 600)
+    assert isinstance(decision, Allow)
+    assert [r.label for r in decision.plan.recipients] == ["alice", "bob"]
+    assert decision.plan.sender == "auto-page:C0INCIDENT"
+    assert decision.plan.segments.segments == 3 and decision.plan.text.endswith("…")
+    assert isinstance(decide_auto_page(policy, "C0OTHER", "CRITICAL"), Refuse)
+
+
+def test_trim_to_segments_keeps_short_text() -> None:
+    assert trim_to_segments("short", 1) == "short"
+    assert len(trim_to_segments("é" * 200 + "ê", 1)) <= 70
