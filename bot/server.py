@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Policy
+from bot.errors import BridgeError
 from bot.relay import SlackReporter
 from bot.settings import Settings
 from bot.slack_app import Bridge, build_app
@@ -109,6 +110,17 @@ class Service:
             return web.json_response({"ok": False, "error": "malformed request"}, status=400)
         return await to_aiohttp_response(bolt_response)
 
+    async def learn_rate_limit(self) -> None:
+        """Pace 2Chat calls under the account's own per-minute limit (GET /open/info)."""
+        try:
+            per_minute = await self.twochat.requests_per_minute()
+        except BridgeError as exc:
+            logger.warning("could not read 2Chat's rate limit, not pacing: %s", exc)
+            return
+        if per_minute:
+            self.workflow.pacer.set_rate(per_minute)
+            logger.info("pacing 2Chat calls under %d per minute", per_minute)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then stop taking requests and let sends finish."""
         runner = web.AppRunner(self.web_app(), access_log=None)
@@ -122,6 +134,8 @@ class Service:
             socket_handler = AsyncSocketModeHandler(self.app, self.settings.slack_app_token)
             await socket_handler.connect_async()
             logger.info("connected to Slack by Socket Mode")
+        if self.policy.limits.requests_per_minute is None:
+            self.runner.spawn(self.learn_rate_limit(), name="rate-limit")
         sweeper = asyncio.get_running_loop().create_task(
             self.workflow.sweep_forever(self.settings.sweep_interval_seconds), name="sweeper"
         )

@@ -251,3 +251,7 @@ def test_sigterm_lets_in_flight_sends_finish(
     assert draining.terminate() == 0
     assert ":white_check_mark:" in slack.wait_for_thread_reply(CHANNEL, timeout=1)["text"]
     assert "stopped" in draining.log()
+
+
+def test_pace_is_learned_from_2chat_when_not_configured(app: AppProcess) -> None:
+    assert "pacing 2Chat calls under 80 per minute" in app.log()
