@@ -55,6 +55,15 @@ class AppProcess:
             time.sleep(0.05)
         raise AssertionError(f"app not ready in {timeout}s:\n{self.log()}")
 
+    def wait_for_log(self, text: str, timeout: float = 5) -> str:
+        """The log once it contains ``text`` (the app writes it from its own process)."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not logged within {timeout}s:\n{log[-2000:]}")
+            time.sleep(0.02)
+        return log
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

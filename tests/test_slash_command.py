@@ -254,4 +254,4 @@ def test_sigterm_lets_in_flight_sends_finish(
 
 
 def test_pace_is_learned_from_2chat_when_not_configured(app: AppProcess) -> None:
-    assert "pacing 2Chat calls under 80 per minute" in app.log()
+    assert "pacing 2Chat calls under 80 per minute" in app.wait_for_log("pacing 2Chat")
