@@ -14,7 +14,7 @@ from typing import Any
 from bot.config import WILDCARD, Policy, Recipient
 from bot.errors import BridgeError
 from bot.phone import mask
-from bot.policy import SendPlan, allowed_from_names
+from bot.policy import AUTO_PAGE_PREFIX, SendPlan, allowed_from_names
 from bot.segments import SegmentInfo
 
 logger = logging.getLogger(__name__)
@@ -73,8 +73,10 @@ def request_text(plan: SendPlan, masked: bool) -> str:
     to = ", ".join(recipient_label(r, masked) for r in plan.recipients)
     sender_number = show_number(plan.from_number, masked)
     quoted = "\n".join("> " + line for line in plan.text.splitlines() or [""])
+    auto = plan.sender.startswith(AUTO_PAGE_PREFIX)
+    who = "The auto_page rule" if auto else f"<@{plan.sender}>"
     return (
-        f":outbox_tray: <@{plan.sender}> is texting {to} from {plan.from_name} "
+        f":outbox_tray: {who} is texting {to} from {plan.from_name} "
         f"({sender_number}) — {segments_label(plan.segments)}\n{quoted}"
     )
 

@@ -16,6 +16,7 @@ from bot.commands import parse_sms_command
 from bot.config import Policy
 from bot.errors import BridgeError
 from bot.modal import open_compose_modal, register_modal
+from bot.paging import register_paging
 from bot.policy import Allow, NeedsApproval, Refuse, decide, split_targets
 from bot.relay import Origin, SlackReporter
 from bot.render import (
@@ -161,6 +162,7 @@ def build_app(
         )
 
     register_modal(app, bridge)
+    register_paging(app, bridge)
 
     @app.error
     async def on_error(error: Exception) -> None:

@@ -187,7 +187,8 @@ class Workflow:
                 )
             return
         await self.db(self.store.set_approval_message, request.id, channel, ts)
-        await self.db(self.store.set_thread, request.id, channel, ts)
+        if request.thread_ts is None:  # a page keeps answering in its incident thread
+            await self.db(self.store.set_thread, request.id, channel, ts)
         await self.reporter.tell_requester(
             origin,
             f":hourglass: Your text needs an approver's OK; the request is in <#{channel}>.",
