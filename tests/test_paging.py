@@ -558,10 +558,8 @@ def test_a_big_roster_is_paced_under_requests_per_minute(
     event = mention("page roster all hands", user="U0ADMIN", channel=GENERAL)
     started = time.monotonic()
     deliver(roster_app, event)
-    arrivals = []
-    for count in range(1, size + 1):
-        twochat.wait_for_sends(count)
-        arrivals.append(time.monotonic())
+    twochat.wait_for_sends(size)
+    arrivals = [record.arrived for record in twochat.records]
     reply = final_reply(slack, GENERAL, event["ts"], size)
     assert time.monotonic() - started < 5
     assert f"{size}/{size} queued" in reply["text"]
@@ -570,6 +568,7 @@ def test_a_big_roster_is_paced_under_requests_per_minute(
     # After the burst each start waits for a token: 0.1 s apart at 600 a minute.
     gap = 60 / per_minute
     for k in range(burst, size):
-        assert arrivals[k] - arrivals[0] >= (k - burst + 1) * gap - 0.05, arrivals
+        # (30 ms slack: the first request also pays for opening the connection)
+        assert arrivals[k] - arrivals[0] >= (k - burst + 1) * gap - 0.03, arrivals
     steady = (size - burst - 1) / (arrivals[-1] - arrivals[burst]) * 60
     assert steady <= per_minute * 1.1, f"{steady:.0f} sends a minute"

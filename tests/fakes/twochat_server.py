@@ -14,7 +14,7 @@ import json
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
@@ -50,6 +50,8 @@ class SendRecord:
     api_key_present: bool
     api_key_valid: bool
     status: int | None = None
+    # When the request arrived (time.monotonic), so tests can measure the pace of sends.
+    arrived: float = field(default_factory=time.monotonic)
 
 
 class TwoChatStandIn(BackgroundServer):
@@ -205,10 +207,10 @@ class TwoChatStandIn(BackgroundServer):
             return web.Response(status=script.status, body=script.body, headers=headers)
         if not isinstance(parsed, dict):
             return self._error(400, "Invalid JSON body")
-        for field in ("from_number", "to_number"):
-            value = parsed.get(field)
+        for key in ("from_number", "to_number"):
+            value = parsed.get(key)
             if not isinstance(value, str) or not E164.match(value):
-                return self._error(422, f"{field} must be a phone number in E.164 format")
+                return self._error(422, f"{key} must be a phone number in E.164 format")
         text = parsed.get("text")
         if not isinstance(text, str) or not text:
             return self._error(422, "text is required")
