@@ -14,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import parse_sms_command
 from bot.config import Policy
-from bot.errors import BridgeError
+from bot.errors import BridgeError, StoreError
 from bot.modal import open_compose_modal, register_modal
 from bot.paging import register_paging
 from bot.policy import Allow, NeedsApproval, Refuse, decide, split_targets
@@ -55,9 +55,16 @@ class Bridge:
     async def submit(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
         """Take an accepted request from any entry point; a refusal text, or None if taken.
 
-        The send itself runs after the caller has answered Slack.
+        The send itself runs after the caller has answered Slack. A database outage is a
+        refusal like any other: nothing was recorded, so nothing will be sent.
         """
-        return await self.workflow.submit(decision, origin)
+        try:
+            return await self.workflow.submit(decision, origin)
+        except StoreError as exc:
+            logger.warning("request refused, database unavailable: %s", exc)
+            return refusal_text(
+                "the bridge's database is unavailable right now; try again in a minute"
+            )
 
 
 def required(payload: Any, *path: str) -> str:

@@ -305,3 +305,31 @@ def test_audit_exports_requests_decisions_and_sends(
         cwd=tmp_path,
     ).stdout
     assert csv_out.splitlines()[0].startswith("request_id,request_state")
+
+
+def test_database_outage_is_a_polite_refusal_and_recovers(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, postgres_url: str
+) -> None:
+    app = start_app(DATABASE_URL=postgres_url)
+    schema = postgres_url.rsplit("%3D", 1)[1]
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:  # cut the app's connections
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+            "AND application_name <> 'psql' AND query NOT ILIKE %s",
+            (f"%{schema}_never%",),
+        ).fetchone()
+    assert killed is not None and killed[0] >= 1
+    first = app.command("carol during the outage", "U0ADMIN", CHANNEL, slack.response_url())
+    assert first.status_code == 200
+    expected = ["during the outage"]
+    if first.content:  # the broken connection was found: a clear refusal, nothing sent
+        assert "database is unavailable" in first.json()["text"]
+        expected = []
+    second = app.command("carol after the outage", "U0ADMIN", CHANNEL, slack.response_url())
+    assert second.status_code == 200 and not second.content
+    expected.append("after the outage")
+    twochat.wait_for_sends(len(expected))
+    slack.wait_until(lambda: len(slack.thread_replies(CHANNEL)) == len(expected), 5, "outcomes")
+    assert sorted(send["text"] for send in twochat.sends) == sorted(expected)
+    assert "Traceback" not in app.log()
