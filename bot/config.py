@@ -74,6 +74,30 @@ class Limits:
     requests_per_minute: int | None = None
 
 
+# Replies that mean "stop texting me" / "you may text me again" (carriers' standard words).
+STOP_WORDS: frozenset[str] = frozenset({"stop", "stopall", "unsubscribe"})
+START_WORDS: frozenset[str] = frozenset({"start", "unstop"})
+
+
+def reply_keyword(text: str) -> str:
+    """What a reply says as a keyword: case, spacing and surrounding punctuation ignored."""
+    return " ".join(text.split()).strip(" .!?,;:'\"()[]").lower()
+
+
+@dataclass(frozen=True)
+class Replies:
+    """The optional ``replies`` section: relaying SMS replies back into Slack.
+
+    2Chat has no SMS webhook, so replies are polled; ``poll_interval`` None (the default)
+    leaves the poller off, because every poll costs 2Chat credits.
+    """
+
+    poll_interval: timedelta | None = None
+    window: timedelta = timedelta(hours=24)
+    ack_words: tuple[str, ...] = ("ack", "ok")
+    unknown_numbers_channel: str | None = None
+
+
 @dataclass(frozen=True)
 class Policy:
     """The whole policy file. ``groups`` maps a group name to its resolved members."""
@@ -86,6 +110,7 @@ class Policy:
     approvals: Approvals = field(default_factory=Approvals)
     channels: dict[str, ChannelRule] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
+    replies: Replies = field(default_factory=Replies)
     source: str = "<memory>"
 
     def rule_for(self, user_id: str) -> SenderRule | None:

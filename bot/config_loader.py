@@ -20,6 +20,8 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.config import (
+    START_WORDS,
+    STOP_WORDS,
     WILDCARD,
     Approvals,
     AutoPage,
@@ -28,7 +30,9 @@ from bot.config import (
     Limits,
     Policy,
     Recipient,
+    Replies,
     SenderRule,
+    reply_keyword,
 )
 from bot.errors import ConfigError, InvalidNumber
 from bot.phone import parse_number
@@ -45,6 +49,7 @@ TOP_KEYS: tuple[str, ...] = (
     "approvals",
     "channels",
     "limits",
+    "replies",
 )
 DEFAULTS_KEYS: tuple[str, ...] = ("region", "from", "max_segments", "mask_numbers")
 SENDER_KEYS: tuple[str, ...] = ("users", "to", "from", "approval")
@@ -55,6 +60,12 @@ LIMITS_KEYS: tuple[str, ...] = (
     "per_sender_per_hour",
     "per_recipient_per_hour",
     "requests_per_minute",
+)
+REPLIES_KEYS: tuple[str, ...] = (
+    "poll_interval",
+    "window",
+    "ack_words",
+    "unknown_numbers_channel",
 )
 
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
@@ -75,6 +86,8 @@ _DURATION_RE = re.compile(r"(?:[0-9]+[smhd])+")
 _DURATION_PART_RE = re.compile(r"([0-9]+)([smhd])")
 _UNIT_SECONDS: dict[str, int] = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION_HINT = "use e.g. 30s, 10m, 2h, 1d or 1h30m"
+# A poll interval may be a fraction of a second ("0.5s"), which tests and demos use.
+_FRACTIONAL_SECONDS_RE = re.compile(r"([0-9]+\.[0-9]+)s?")
 
 _YAML_TAG = "tag:yaml.org,2002:"
 _NULL_TAG = _YAML_TAG + "null"
@@ -442,6 +455,7 @@ def _read_policy(root: Node | None, checker: _Checker) -> Policy | None:
     _check_approvers(senders, approvals, checker)
     channels = _read_channels(sections.get("channels", _empty(root)), checker, names)
     limits = _read_limits(sections.get("limits", _empty(root)), checker)
+    replies = _read_replies(sections.get("replies", _empty(root)), checker)
     if checker.problems or approvals is None:
         return None
     return Policy(
@@ -453,6 +467,7 @@ def _read_policy(root: Node | None, checker: _Checker) -> Policy | None:
         approvals=approvals,
         channels=channels,
         limits=limits,
+        replies=replies,
         source=checker.source,
     )
 
@@ -838,6 +853,79 @@ def _read_limits(node: Node, checker: _Checker) -> Limits:
     return Limits(**values)
 
 
+def parse_interval(text: str) -> timedelta:
+    """A poll interval: any ``parse_duration`` form, or decimal seconds such as "0.5s"."""
+    value = text.strip()
+    match = _FRACTIONAL_SECONDS_RE.fullmatch(value)
+    if match is None:
+        return parse_duration(value)
+    seconds = float(match.group(1))
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: a duration must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def _read_replies(node: Node, checker: _Checker) -> Replies:
+    """The optional ``replies`` section; absent means no polling (it costs 2Chat credits)."""
+    fields = {
+        name: value for name, _, value in checker.mapping(node, "replies", REPLIES_KEYS) or []
+    }
+    defaults = Replies()
+    poll_interval = defaults.poll_interval
+    if "poll_interval" in fields:
+        key = "replies.poll_interval"
+        text = checker.string(fields["poll_interval"], key, "a duration such as 30s")
+        if text is not None:
+            try:
+                poll_interval = parse_interval(text)
+            except ValueError as exc:
+                checker.report(fields["poll_interval"], key, str(exc))
+    window = defaults.window
+    if "window" in fields:
+        window = checker.duration(fields["window"], "replies.window") or window
+    ack_words = defaults.ack_words
+    if "ack_words" in fields:
+        ack_words = _read_ack_words(fields["ack_words"], checker)
+    channel = defaults.unknown_numbers_channel
+    if "unknown_numbers_channel" in fields:
+        key = "replies.unknown_numbers_channel"
+        node = fields["unknown_numbers_channel"]
+        channel = checker.string(node, key, "a Slack channel ID")
+        if channel is not None and not CHANNEL_ID_RE.fullmatch(channel):
+            checker.report(node, key, f"{channel!r} is not a Slack channel ID (like C0123ABCD)")
+            channel = None
+    return Replies(
+        poll_interval=poll_interval,
+        window=window,
+        ack_words=ack_words,
+        unknown_numbers_channel=channel,
+    )
+
+
+def _read_ack_words(node: Node, checker: _Checker) -> tuple[str, ...]:
+    """Words (compared case-insensitively) that acknowledge a page; never STOP or START."""
+    key = "replies.ack_words"
+    items = checker.sequence(node, key)
+    if items is None:
+        return Replies.ack_words
+    if not items:
+        checker.report(node, key, "must list at least one word (leave it out for ack, ok)")
+    words: list[str] = []
+    for index, item in enumerate(items):
+        item_key = f"{key}[{index}]"
+        text = checker.string(item, item_key, "a word")
+        if text is None:
+            continue
+        word = reply_keyword(text)
+        if not word:
+            checker.report(item, item_key, "must not be empty")
+        elif word in STOP_WORDS | START_WORDS:
+            checker.report(item, item_key, f"{text!r} is an opt-out word and cannot acknowledge")
+        elif word not in words:
+            words.append(word)
+    return tuple(words)
+
+
 def summarize(policy: Policy) -> str:
     """A few lines for ``sms-bridge check-config``: what the file allows, at a glance."""
     defaults = policy.defaults
@@ -895,4 +983,23 @@ def summarize(policy: Policy) -> str:
         if value is not None
     ]
     lines.append(f"limits: {', '.join(limit_parts) or 'none'}")
+    lines.append(_replies_summary(policy))
     return "\n".join(lines)
+
+
+def _replies_summary(policy: Policy) -> str:
+    """How replies are relayed, and what polling can cost in 2Chat credits."""
+    replies = policy.replies
+    if replies.poll_interval is None:
+        return "replies: not polled (set replies.poll_interval to relay SMS replies into Slack)"
+    seconds = replies.poll_interval.total_seconds()
+    per_hour = 3600 / seconds
+    whole = seconds == int(seconds)
+    interval = format_duration(replies.poll_interval) if whole else f"{seconds:g}s"
+    unknown = replies.unknown_numbers_channel or "dropped"
+    return (
+        f"replies: polled every {interval} while a send is younger than "
+        f"{format_duration(replies.window)} (up to {per_hour:,.0f} 2Chat credits an hour per "
+        f"from_number, plus one per new reply); ack words: {', '.join(replies.ack_words)}; "
+        f"replies from unknown numbers: {unknown}"
+    )

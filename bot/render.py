@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from bot.config import WILDCARD, Policy, Recipient
 from bot.errors import BridgeError
@@ -17,14 +19,23 @@ from bot.phone import mask
 from bot.policy import AUTO_PAGE_PREFIX, SendPlan, allowed_from_names
 from bot.segments import SegmentInfo
 
+if TYPE_CHECKING:
+    from bot.store import InboundMessage, SendRecord, StoredRequest
+
 logger = logging.getLogger(__name__)
 
 USAGE = (
     "*Send an SMS:* `/sms <to> <text>` — `<to>` is a contact, a group, a number "
     "(+447700900123, or national like 07700900123) or several joined by commas.\n"
     "`/sms from:<name> <to> <text>` picks the sending number. "
-    "`/sms` alone opens a form with a live segment count. `/sms help` shows this."
+    "`/sms` alone opens a form with a live segment count. `/sms help` shows this.\n"
+    "`/sms status <message_id>` shows what the bridge and 2Chat know of one SMS."
 )
+STATUS_USAGE = (
+    "Usage: `/sms status <message_id>` — the id from a :white_check_mark: line in a thread."
+)
+# 2Chat's fields not worth repeating in /sms status: the text is the bridge's record.
+_REMOTE_SKIPPED = frozenset({"text", "body", "message", "uuid", "id", "message_uuid"})
 
 
 @dataclass(frozen=True)
@@ -134,8 +145,81 @@ def permissions_text(policy: Policy, user_id: str) -> str:
     return "\n".join(lines)
 
 
-def help_text(policy: Policy, user_id: str) -> str:
-    return USAGE + "\n\n" + permissions_text(policy, user_id)
+def help_text(policy: Policy, user_id: str, opted_out: Sequence[tuple[str, datetime]] = ()) -> str:
+    """``/sms help``: usage, what this user may send, and who has opted out (replied STOP)."""
+    text = USAGE + "\n\n" + permissions_text(policy, user_id)
+    if opted_out:
+        text += "\n" + opted_out_text(policy, opted_out)
+    return text
+
+
+def slack_time(moment: datetime) -> str:
+    """A time every reader sees in their own time zone (UTC as the fallback text)."""
+    utc = moment.astimezone(UTC)
+    return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{utc:%Y-%m-%d %H:%M} UTC>"
+
+
+def opted_out_text(policy: Policy, opted_out: Sequence[tuple[str, datetime]]) -> str:
+    """The opt-out list: these numbers replied STOP and get nothing until they reply START."""
+    masked = policy.defaults.mask_numbers
+    entries = [
+        f"{recipient_label(Recipient(number, policy.contact_name(number)), masked)} "
+        f"(since {slack_time(since)})"
+        for number, since in opted_out
+    ]
+    return (
+        "Opted out (replied STOP; nothing is sent to them until they reply START): "
+        + "; ".join(entries)
+        + "."
+    )
+
+
+def opted_out_reason(recipients: Iterable[Recipient]) -> str:
+    """Why a send to these recipients is refused."""
+    labels = [recipient.label for recipient in recipients]
+    who = ", ".join(labels)
+    verb = "replied" if len(labels) == 1 else "each replied"
+    pronoun = "they have" if len(labels) == 1 else "they have all"
+    return f"{who} {verb} STOP; {pronoun} opted out"
+
+
+def _quote(text: str) -> str:
+    return "\n".join("> " + line for line in text.splitlines() or [""])
+
+
+def sender_label(sender: Recipient, masked: bool) -> str:
+    """Who sent an SMS reply, name first when the bridge knows it."""
+    number = show_number(sender.number, masked)
+    return f"*{sender.name}* ({number})" if sender.name else f"*{number}*"
+
+
+def reply_text(sender: Recipient, text: str, masked: bool, note: str | None = None) -> str:
+    """An SMS reply as posted in the thread of the request it answers."""
+    body = f":speech_balloon: SMS reply from {sender_label(sender, masked)}:\n{_quote(text)}"
+    return f"{body}\n{note}" if note else body
+
+
+def unknown_reply_text(sender: Recipient, from_label: str, text: str, masked: bool) -> str:
+    """An SMS from a number the bridge has not texted lately, for the configured channel."""
+    return (
+        f":speech_balloon: SMS to {from_label} from {sender_label(sender, masked)}, "
+        f"a number the bridge has not texted lately:\n{_quote(text)}"
+    )
+
+
+def ack_summary_text(
+    recipients: Sequence[Recipient], acks: Mapping[str, datetime], masked: bool
+) -> str:
+    """A page's acknowledgement summary: who replied an ack word and when, who has not."""
+    done = [r for r in recipients if r.number in acks]
+    waiting = [r for r in recipients if r.number not in acks]
+    lines = [f":white_check_mark: *Acknowledged by {len(done)} of {len(recipients)}*"]
+    lines += [f"• {recipient_label(r, masked)} at {slack_time(acks[r.number])}" for r in done]
+    if waiting:
+        lines.append(
+            ":hourglass: Not yet: " + ", ".join(recipient_label(r, masked) for r in waiting)
+        )
+    return "\n".join(lines)
 
 
 def section(text: str) -> dict[str, Any]:
@@ -190,3 +274,75 @@ def outcome_blocks(text: str, retry_send_ids: list[int]) -> list[dict[str, Any]]
         return None
     buttons = [button("Retry", RETRY_ACTION, str(send_id)) for send_id in retry_send_ids[:25]]
     return [section(text), {"type": "actions", "block_id": "retry", "elements": buttons}]
+
+
+def _remote_text(remote: Mapping[str, Any] | None, remote_error: str | None) -> str:
+    """What 2Chat's GET /open/sms/message answered, its scalar fields only."""
+    if remote_error:
+        return f"*2Chat:* could not be asked: {remote_error}"
+    fields = [
+        f"{key}: `{str(value)[:80]}`"
+        for key, value in (remote or {}).items()
+        if key not in _REMOTE_SKIPPED and isinstance(value, str | int | float | bool)
+    ][:12]
+    return "*2Chat says:* " + (", ".join(fields) if fields else "nothing more about it")
+
+
+def send_status_text(
+    send: SendRecord,
+    request: StoredRequest | None,
+    acknowledged_at: datetime | None,
+    remote: Mapping[str, Any] | None,
+    remote_error: str | None,
+    masked: bool,
+) -> str:
+    """``/sms status`` for an SMS the bridge sent: its record, then 2Chat's view of it."""
+    to = recipient_label(Recipient(send.number, send.name), masked)
+    lines = [f":mag: *SMS `{send.message_id}`* to {to}"]
+    if request is not None:
+        sender = show_number(request.from_number, masked)
+        who = (
+            "the auto_page rule"
+            if request.sender.startswith(AUTO_PAGE_PREFIX)
+            else f"<@{request.sender}>"
+        )
+        lines.append(
+            f"• {request.kind} from {request.from_name} ({sender}), requested by {who} "
+            f"on {slack_time(request.created_at)} in <#{request.channel_id}>"
+        )
+        if request.decided_by:
+            lines.append(f"• approved by <@{request.decided_by}>")
+    state = {
+        "sent": "queued by 2Chat (2Chat reports no delivery)",
+        "failed": f"failed: {send.error}",
+        "unknown": f"outcome unknown: {send.error}",
+    }.get(send.state, send.state)
+    lines.append(f"• bridge: {state}, at {slack_time(send.updated_at)}; attempts: {send.attempts}")
+    if acknowledged_at is not None:
+        lines.append(f"• acknowledged by SMS reply at {slack_time(acknowledged_at)}")
+    lines.append(_remote_text(remote, remote_error))
+    return "\n".join(lines)
+
+
+def inbound_status_text(
+    inbound: InboundMessage,
+    sender: Recipient,
+    request: StoredRequest | None,
+    remote: Mapping[str, Any] | None,
+    remote_error: str | None,
+    masked: bool,
+) -> str:
+    """``/sms status`` for an SMS reply the bridge has read."""
+    when = slack_time(inbound.sent_at or inbound.seen_at)
+    lines = [f":mag: *SMS reply `{inbound.uuid}`* from {recipient_label(sender, masked)}, {when}"]
+    kind = inbound.kind.removeprefix("unknown-")
+    meaning = {"stop": "opt-out (STOP)", "start": "opt-in (START)", "ack": "acknowledgement"}
+    if request is not None:
+        lines.append(
+            f"• a {meaning.get(kind, 'reply')} to the text by <@{request.sender}> in "
+            f"<#{request.channel_id}> on {slack_time(request.created_at)}"
+        )
+    else:
+        lines.append(f"• a {meaning.get(kind, 'message')} from a number not texted lately")
+    lines.append(_remote_text(remote, remote_error))
+    return "\n".join(lines)

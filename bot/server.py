@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Policy
 from bot.errors import BridgeError
 from bot.relay import SlackReporter
+from bot.replies import ReplyRelay
 from bot.settings import Settings
 from bot.slack_app import Bridge, build_app
 from bot.store import open_store
@@ -76,6 +77,7 @@ class Service:
             self.runner,
             stale_after=stale_after,
         )
+        self.replies = ReplyRelay(self.workflow, self.twochat)
         self.bridge = Bridge(
             policy_source=lambda: self.policy,
             workflow=self.workflow,
@@ -121,6 +123,18 @@ class Service:
             self.workflow.pacer.set_rate(per_minute)
             logger.info("pacing 2Chat calls under %d per minute", per_minute)
 
+    def start_reply_poller(self) -> asyncio.Task[None] | None:
+        """Poll 2Chat for SMS replies when ``replies.poll_interval`` is set (off by default:
+        every poll costs credits). Every process runs one; a lease lets one of them poll."""
+        interval = self.policy.replies.poll_interval
+        if interval is None:
+            return None
+        seconds = interval.total_seconds()
+        logger.info("relaying SMS replies: polling 2Chat every %gs while texts are recent", seconds)
+        return asyncio.get_running_loop().create_task(
+            self.replies.run_forever(seconds), name="reply-poller"
+        )
+
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then stop taking requests and let sends finish."""
         runner = web.AppRunner(self.web_app(), access_log=None)
@@ -139,6 +153,7 @@ class Service:
         sweeper = asyncio.get_running_loop().create_task(
             self.workflow.sweep_forever(self.settings.sweep_interval_seconds), name="sweeper"
         )
+        poller = self.start_reply_poller()
         self.serving = True
         mode = "Socket Mode" if socket_handler else f"HTTP at {SLACK_EVENTS_PATH}"
         logger.info("sms-bridge ready on port %d (%s)", self.settings.port, mode)
@@ -147,6 +162,9 @@ class Service:
         finally:
             self.serving = False
             sweeper.cancel()
+            if poller is not None:
+                poller.cancel()
+                await self.replies.release()
             logger.info("shutting down: no new requests, finishing in-flight sends")
             if socket_handler is not None:
                 await socket_handler.close_async()

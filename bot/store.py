@@ -37,11 +37,15 @@ __all__ = [
     "REQUEST_STATES",
     "SEND_STATES",
     "TRANSITIONS",
+    "Acknowledgement",
+    "InboundMessage",
     "NewRecipient",
     "NewRequest",
+    "OptOut",
     "PostgresStore",
     "RateLimited",
     "RateLimits",
+    "ReplyCursor",
     "RequestState",
     "SendRecord",
     "SendState",
@@ -173,6 +177,53 @@ class RateLimited(BridgeError):
         super().__init__(message)
 
 
+@dataclass(frozen=True)
+class OptOut:
+    """A number that replied STOP: nothing is sent to it until it replies START."""
+
+    number: str
+    since: datetime
+    via: str
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """A page recipient who replied an ack word; ``at`` is when their reply was sent."""
+
+    request_id: str
+    number: str
+    at: datetime
+    via: str | None
+
+
+@dataclass(frozen=True)
+class ReplyCursor:
+    """How far the reply poller has read one 2Chat conversation (channel + contact).
+
+    ``marker`` is the conversation's last-message state as last seen, so an unchanged
+    conversation costs no messages call; ``last_message_ts`` is the newest inbound relayed.
+    """
+
+    channel_uuid: str
+    contact: str
+    marker: str
+    last_message_uuid: str | None
+    last_message_ts: int | None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """An inbound SMS the bridge has handled (relayed, dropped, or acted on), once."""
+
+    uuid: str
+    channel_uuid: str
+    contact: str
+    sent_at: datetime | None
+    request_id: str | None
+    kind: str  # reply | ack | stop | start | unknown
+    seen_at: datetime
+
+
 # --------------------------------------------------------------------------- schema
 
 _REQUEST_COLUMNS = (
@@ -282,6 +333,48 @@ _MIGRATIONS: tuple[_Migration, ...] = (
                 holder TEXT NOT NULL,
                 expires_at {ts} NOT NULL
             )""",
+        ),
+    ),
+    _Migration(
+        2,
+        "reply cursors, inbound messages, opt-outs, acknowledgements",
+        (
+            """CREATE TABLE reply_cursors (
+                channel_uuid TEXT NOT NULL,
+                contact TEXT NOT NULL,
+                marker TEXT NOT NULL,
+                last_message_uuid TEXT,
+                last_message_ts BIGINT,
+                updated_at {ts} NOT NULL,
+                PRIMARY KEY (channel_uuid, contact)
+            )""",
+            """CREATE TABLE inbound_messages (
+                uuid TEXT PRIMARY KEY,
+                channel_uuid TEXT NOT NULL,
+                contact TEXT NOT NULL,
+                sent_at {ts},
+                request_id TEXT,
+                kind TEXT NOT NULL,
+                seen_at {ts} NOT NULL
+            )""",
+            """CREATE TABLE opt_outs (
+                number TEXT PRIMARY KEY,
+                since {ts} NOT NULL,
+                via TEXT NOT NULL
+            )""",
+            """CREATE TABLE acknowledgements (
+                request_id TEXT NOT NULL REFERENCES requests (id) ON DELETE CASCADE,
+                number TEXT NOT NULL,
+                at {ts} NOT NULL,
+                via TEXT,
+                PRIMARY KEY (request_id, number)
+            )""",
+            """CREATE TABLE ack_summaries (
+                request_id TEXT PRIMARY KEY REFERENCES requests (id) ON DELETE CASCADE,
+                channel_id TEXT NOT NULL,
+                ts TEXT NOT NULL
+            )""",
+            "CREATE INDEX sends_message_id ON sends (message_id)",
         ),
     ),
 )
@@ -760,6 +853,208 @@ class Store(ABC):
         """Give up a lease at shutdown so another process need not wait for it to expire."""
         with self._transaction(write=True) as tx:
             return tx.run("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)) == 1
+
+    # ---- replies: what the reply poller reads and remembers
+
+    def texted_since(self, since: datetime) -> dict[str, frozenset[str]]:
+        """from_number -> the numbers it texted (2Chat was called) since ``since``; empty when
+        nothing was sent in the reply window, which is when the poller stays quiet."""
+        with self._transaction(write=False) as tx:
+            rows = tx.rows(
+                "SELECT DISTINCT r.from_number, s.number FROM sends s "
+                "JOIN requests r ON r.id = s.request_id "
+                "WHERE s.state IN ('sent', 'unknown') AND s.claimed_at >= ?",
+                (_utc(since),),
+            )
+        found: dict[str, set[str]] = {}
+        for from_number, number in rows:
+            found.setdefault(from_number, set()).add(number)
+        return {key: frozenset(numbers) for key, numbers in found.items()}
+
+    def latest_request_to(
+        self, number: str, from_number: str, *, since: datetime, until: datetime
+    ) -> StoredRequest | None:
+        """The request whose SMS to ``number`` from ``from_number`` went out last within
+        [since, until]: the thread a reply from that number belongs in."""
+        with self._transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT s.request_id FROM sends s JOIN requests r ON r.id = s.request_id "
+                "WHERE s.number = ? AND r.from_number = ? AND s.state IN ('sent', 'unknown') "
+                "AND s.claimed_at >= ? AND s.claimed_at <= ? "
+                "ORDER BY s.claimed_at DESC, s.id DESC LIMIT 1",
+                (number, from_number, _utc(since), _utc(until)),
+            )
+            found = self._request_where(tx, "r.id = ?", (row[0],)) if row else []
+        return found[0] if found else None
+
+    def reply_cursor(self, channel_uuid: str, contact: str) -> ReplyCursor | None:
+        with self._transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT channel_uuid, contact, marker, last_message_uuid, last_message_ts "
+                "FROM reply_cursors WHERE channel_uuid = ? AND contact = ?",
+                (channel_uuid, contact),
+            )
+        if row is None:
+            return None
+        ts = None if row[4] is None else int(row[4])
+        return ReplyCursor(row[0], row[1], row[2], row[3], ts)
+
+    def save_reply_cursor(self, cursor: ReplyCursor) -> None:
+        """Remember how far a conversation was read (one row per channel and contact)."""
+        with self._transaction(write=True) as tx:
+            tx.run(
+                "INSERT INTO reply_cursors (channel_uuid, contact, marker, last_message_uuid, "
+                "last_message_ts, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (channel_uuid, contact) DO UPDATE SET marker = excluded.marker, "
+                "last_message_uuid = excluded.last_message_uuid, "
+                "last_message_ts = excluded.last_message_ts, updated_at = excluded.updated_at",
+                (
+                    cursor.channel_uuid,
+                    cursor.contact,
+                    cursor.marker,
+                    cursor.last_message_uuid,
+                    cursor.last_message_ts,
+                    self._now(),
+                ),
+            )
+
+    def claim_inbound(
+        self,
+        uuid: str,
+        channel_uuid: str,
+        contact: str,
+        *,
+        sent_at: datetime | None,
+        request_id: str | None,
+        kind: str,
+    ) -> bool:
+        """Record an inbound SMS as handled; True for the first caller only, so no reply is
+        ever posted twice, whichever process or poll sees it."""
+        with self._transaction(write=True) as tx:
+            won = tx.rows(
+                "INSERT INTO inbound_messages (uuid, channel_uuid, contact, sent_at, "
+                "request_id, kind, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (uuid) DO NOTHING RETURNING uuid",
+                (
+                    uuid,
+                    channel_uuid,
+                    contact,
+                    None if sent_at is None else _utc(sent_at),
+                    request_id,
+                    kind,
+                    self._now(),
+                ),
+            )
+        return bool(won)
+
+    def inbound_message(self, uuid: str) -> InboundMessage | None:
+        with self._transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT uuid, channel_uuid, contact, sent_at, request_id, kind, seen_at "
+                "FROM inbound_messages WHERE uuid = ?",
+                (uuid,),
+            )
+        if row is None:
+            return None
+        seen_at = _from_db_time(row[6])
+        assert seen_at is not None
+        return InboundMessage(
+            row[0], row[1], row[2], _from_db_time(row[3]), row[4], row[5], seen_at
+        )
+
+    # ---- opt-outs
+
+    def opt_out(self, number: str, via: str) -> bool:
+        """Put a number on the opt-out list; True when it was not on it already."""
+        with self._transaction(write=True) as tx:
+            won = tx.rows(
+                "INSERT INTO opt_outs (number, since, via) VALUES (?, ?, ?) "
+                "ON CONFLICT (number) DO NOTHING RETURNING number",
+                (number, self._now(), via),
+            )
+        return bool(won)
+
+    def opt_in(self, number: str) -> bool:
+        """Take a number off the opt-out list (it replied START); True when it was on it."""
+        with self._transaction(write=True) as tx:
+            return tx.run("DELETE FROM opt_outs WHERE number = ?", (number,)) == 1
+
+    def opt_outs(self) -> list[OptOut]:
+        """Every opted-out number, longest-standing first."""
+        with self._transaction(write=False) as tx:
+            rows = tx.rows("SELECT number, since, via FROM opt_outs ORDER BY since, number")
+        return [
+            OptOut(number, _from_db_time(since) or self._now(), via) for number, since, via in rows
+        ]
+
+    def opted_out_numbers(self) -> frozenset[str]:
+        """The opted-out numbers, as data for the send-time checks."""
+        with self._transaction(write=False) as tx:
+            return frozenset(number for (number,) in tx.rows("SELECT number FROM opt_outs"))
+
+    # ---- acknowledgements (pages)
+
+    def acknowledge(
+        self, request_id: str, number: str, at: datetime, via: str | None = None
+    ) -> bool:
+        """Mark a page recipient as having acknowledged; True for the first ack only."""
+        with self._transaction(write=True) as tx:
+            won = tx.rows(
+                "INSERT INTO acknowledgements (request_id, number, at, via) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (request_id, number) DO NOTHING RETURNING number",
+                (request_id, number, _utc(at), via),
+            )
+        return bool(won)
+
+    def acknowledgements(self, request_id: str) -> list[Acknowledgement]:
+        """Who acknowledged a page, in the order they did."""
+        with self._transaction(write=False) as tx:
+            rows = tx.rows(
+                "SELECT request_id, number, at, via FROM acknowledgements "
+                "WHERE request_id = ? ORDER BY at, number",
+                (request_id,),
+            )
+        return [
+            Acknowledgement(rid, number, _from_db_time(at) or self._now(), via)
+            for rid, number, at, via in rows
+        ]
+
+    def ack_summary(self, request_id: str) -> tuple[str, str] | None:
+        """(channel, ts) of the page's acknowledgement summary reply, once posted."""
+        with self._transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT channel_id, ts FROM ack_summaries WHERE request_id = ?", (request_id,)
+            )
+        return (row[0], row[1]) if row else None
+
+    def save_ack_summary(self, request_id: str, channel_id: str, ts: str) -> bool:
+        """Remember the summary reply so later acks edit it; False if one was already saved."""
+        with self._transaction(write=True) as tx:
+            won = tx.rows(
+                "INSERT INTO ack_summaries (request_id, channel_id, ts) VALUES (?, ?, ?) "
+                "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+                (request_id, channel_id, ts),
+            )
+        return bool(won)
+
+    # ---- lookups for App Home and /sms status
+
+    def recent_requests(self, sender: str, limit: int = 10) -> list[StoredRequest]:
+        """A user's latest requests, newest first."""
+        with self._transaction(write=False) as tx:
+            ids = tx.rows(
+                "SELECT id FROM requests WHERE sender = ? ORDER BY created_at DESC, id DESC "
+                "LIMIT ?",
+                (sender, limit),
+            )
+            found = [self._request_where(tx, "r.id = ?", (rid,)) for (rid,) in ids]
+        return [request[0] for request in found if request]
+
+    def send_by_message_id(self, message_id: str) -> SendRecord | None:
+        """The send 2Chat gave ``message_id``, if this bridge made it."""
+        with self._transaction(write=False) as tx:
+            found = self._sends_where(tx, "s.message_id = ?", (message_id,))
+        return found[-1] if found else None
 
     # ---- audit
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 
@@ -24,6 +27,9 @@ DEFAULT_BASE_URL = "https://api.p.2chat.io"
 SEND_PATH = "/open/sms/send"
 INFO_PATH = "/open/info"
 CHANNELS_PATH = "/open/sms/channels"
+CONVERSATIONS_PATH = "/open/sms/conversations/{channel}"
+MESSAGES_PATH = "/open/sms/messages/{channel}/{contact}"
+MESSAGE_PATH = "/open/sms/message/{uuid}"
 EXCERPT_CHARS = 120
 REDACTED = "[redacted]"
 
@@ -49,6 +55,8 @@ _STATUS_MEANINGS: dict[int, tuple[str, bool]] = {
 }
 
 _TAGS = re.compile(r"<[^>]*>")
+# A contact's number in a read endpoint's URL (as httpx logs it), all but its last 4 digits.
+_NUMBER_IN_URL = re.compile(r"(/open/sms/messages/[^/\s]+/)(?:\+|%2B)?[0-9]*([0-9]{4})")
 _SPACES = re.compile(r"\s+")
 
 
@@ -98,6 +106,139 @@ def _has_error_flag(body: Any) -> bool:
     )
 
 
+class _MaskNumbersInUrls(logging.Filter):
+    """httpx logs every request URL at INFO; the messages endpoint's URL holds a phone
+    number, and numbers in logs are masked (README), so mask it there too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/open/sms/messages/" in message:
+            record.msg, record.args = _NUMBER_IN_URL.sub(r"\1…\2", message), None
+        return True
+
+
+_HTTPX_FILTER = _MaskNumbersInUrls()
+
+
+def epoch_seconds(value: Any) -> int | None:
+    """A 2Chat timestamp as whole epoch seconds: seconds or milliseconds, as a number or
+    digits, or ISO-8601 text; None when it is none of these."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
+            value = float(text)
+        else:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            if parsed.tzinfo is None:
+                return None
+            return int(parsed.timestamp())
+    if isinstance(value, int | float) and value > 0:
+        return int(value / 1000) if value > 10**12 else int(value)
+    return None
+
+
+def e164(number: str) -> str:
+    """A number as 2Chat wrote it, as E.164 for comparisons (spaces dropped, "+" added)."""
+    digits = "".join(char for char in number if char.isdigit())
+    return f"+{digits}" if digits else number.strip()
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _direction(value: Any, uuid: str | None = None) -> str | None:
+    """ "inbound" / "outbound", from the field or else the uuid's SMI/SMO prefix."""
+    text = (_text(value) or "").lower()
+    if text in ("inbound", "incoming", "in", "received"):
+        return "inbound"
+    if text in ("outbound", "outgoing", "out", "sent"):
+        return "outbound"
+    if uuid and uuid.upper().startswith("SMI"):
+        return "inbound"
+    if uuid and uuid.upper().startswith("SMO"):
+        return "outbound"
+    return None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One entry of a channel's conversation list, read defensively.
+
+    ``marker`` captures the last message's state, so a poller can tell a conversation that
+    moved from one that did not without reading its messages.
+    """
+
+    contact: str
+    last_direction: str | None
+    last_ts: int | None
+    marker: str
+    name: str | None = None
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Conversation | None:
+        contact = _text(raw.get("contact")) or _text(raw.get("contact_number"))
+        contact = contact or _text(raw.get("phone_number"))
+        if contact is None:
+            return None
+        last_ts = epoch_seconds(raw.get("last_message_ts"))
+        last_uuid = _text(raw.get("last_message_uuid")) or ""
+        direction = _direction(raw.get("last_message_direction"), last_uuid)
+        name = _text(raw.get("contact_name")) or _text(raw.get("name"))
+        marker = f"{last_ts or ''}|{direction or ''}|{last_uuid}"
+        return cls(contact, direction, last_ts, marker, name)
+
+
+@dataclass(frozen=True)
+class SmsMessage:
+    """One SMS of a conversation, read defensively."""
+
+    uuid: str
+    source: str | None
+    destination: str | None
+    text: str
+    direction: str | None
+    timestamp: int | None
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> SmsMessage | None:
+        uuid = _text(raw.get("uuid")) or _text(raw.get("message_uuid")) or _text(raw.get("id"))
+        if uuid is None:
+            return None
+        text = raw.get("text")
+        if not isinstance(text, str):
+            text = raw.get("body") if isinstance(raw.get("body"), str) else ""
+        timestamp = epoch_seconds(raw.get("timestamp"))
+        if timestamp is None:
+            timestamp = epoch_seconds(raw.get("created_at"))
+        return cls(
+            uuid=uuid,
+            source=_text(raw.get("source")) or _text(raw.get("from_number")),
+            destination=_text(raw.get("destination")) or _text(raw.get("to_number")),
+            text=text,
+            direction=_direction(raw.get("direction"), uuid),
+            timestamp=timestamp,
+        )
+
+
+def _items(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """``body[key]`` or ``body["data"][key]`` (or a list ``data``): the dicts in it."""
+    items: Any = body.get(key)
+    data = body.get("data")
+    if items is None and isinstance(data, dict):
+        items = data.get(key)
+    if items is None and isinstance(data, list):
+        items = data
+    if not isinstance(items, list):
+        return []
+    return [item for item in items if isinstance(item, dict)]
+
+
 class TwoChatClient:
     """One shared connection pool to 2Chat; safe to use from many tasks at once."""
 
@@ -113,6 +254,7 @@ class TwoChatClient:
         self._api_key = api_key
         self._base_url = base_url.rstrip("/")
         self._read_timeout = read_timeout
+        logging.getLogger("httpx").addFilter(_HTTPX_FILTER)  # once: filters are a set
         self._http = httpx.AsyncClient(
             base_url=self._base_url + "/",
             headers={
@@ -194,6 +336,36 @@ class TwoChatClient:
             return []
         return [channel for channel in channels if isinstance(channel, dict)]
 
+    async def conversations(self, channel_uuid: str) -> list[Conversation]:
+        """A channel's SMS conversations, newest first (one credit per call)."""
+        path = CONVERSATIONS_PATH.format(channel=quote(channel_uuid, safe=""))
+        body = await self._call("GET", path)
+        parsed = (Conversation.parse(item) for item in _items(body, "conversations"))
+        return [conversation for conversation in parsed if conversation is not None]
+
+    async def messages(
+        self, channel_uuid: str, contact: str, before_ts: int | None = None
+    ) -> list[SmsMessage]:
+        """One conversation's latest messages, oldest first (one credit per call)."""
+        path = MESSAGES_PATH.format(
+            channel=quote(channel_uuid, safe=""), contact=quote(contact, safe="+")
+        )
+        params = {"before_ts": before_ts} if before_ts is not None else None
+        log_path = MESSAGES_PATH.format(channel=channel_uuid, contact=_tail(contact))
+        body = await self._call("GET", path, params=params, log_path=log_path)
+        parsed = (SmsMessage.parse(item) for item in _items(body, "messages"))
+        found = [message for message in parsed if message is not None]
+        return sorted(found, key=lambda message: message.timestamp or 0)
+
+    async def message(self, uuid: str) -> dict[str, Any]:
+        """What 2Chat knows of one SMS (GET /open/sms/message/{uuid}); shape undocumented."""
+        body = await self._call("GET", MESSAGE_PATH.format(uuid=quote(uuid, safe="")))
+        for holder in (body, body.get("data")):
+            found = holder.get("message") if isinstance(holder, dict) else None
+            if isinstance(found, dict):
+                return found
+        return {key: value for key, value in body.items() if key != "success"}
+
     # --- plumbing ----------------------------------------------------------------------
     def _safe(self, text: str) -> str:
         """Belt and braces: the key must not leak even if 2Chat or httpx echo it."""
@@ -208,9 +380,13 @@ class TwoChatClient:
         params: dict[str, Any] | None = None,
         sending: bool = False,
         log_context: str = "",
+        log_path: str | None = None,
     ) -> dict[str, Any]:
-        """Make one request and return its JSON object, or raise a ``TwoChatError``."""
+        """Make one request and return its JSON object, or raise a ``TwoChatError``.
+
+        ``log_path`` stands for ``path`` in logs when the path holds a phone number."""
         started = time.monotonic()
+        shown = log_path or path
         try:
             response = await self._http.request(method, path.lstrip("/"), json=json, params=params)
         except httpx.TransportError as exc:
@@ -219,7 +395,7 @@ class TwoChatClient:
             logger.warning(
                 "2Chat %s %s%s failed after %.0f ms: %s (temporary=%s)",
                 method,
-                path,
+                shown,
                 log_context,
                 elapsed,
                 type(exc).__name__,
@@ -230,7 +406,7 @@ class TwoChatClient:
         status = response.status_code
         level = logging.INFO if sending or status >= 300 else logging.DEBUG
         logger.log(
-            level, "2Chat %s %s%s: HTTP %d in %.0f ms", method, path, log_context, status, elapsed
+            level, "2Chat %s %s%s: HTTP %d in %.0f ms", method, shown, log_context, status, elapsed
         )
         try:
             body: Any = response.json()

@@ -35,10 +35,13 @@ from bot.render import (
     approval_text,
     decided_blocks,
     describe_error,
+    inbound_status_text,
+    opted_out_reason,
     outcome_blocks,
     outcome_text,
     refusal_text,
     request_text,
+    send_status_text,
 )
 from bot.segments import analyze
 from bot.store import (
@@ -135,6 +138,11 @@ class Workflow:
             return None
         policy = self.policy
         plan = decision.plan
+        # Numbers that replied STOP get nothing; a request that only reaches them is refused
+        # (others in a group still get theirs; the opted-out sends fail with the reason).
+        opted_out = await self.db(self.store.opted_out_numbers)
+        if opted_out and all(r.number in opted_out for r in plan.recipients):
+            return refusal_text(opted_out_reason(plan.recipients))
         needs_approval = isinstance(decision, NeedsApproval)
         new = NewRequest(
             kind=origin.kind,
@@ -323,6 +331,7 @@ class Workflow:
             for send in claimed:
                 await self.db(self.store.finish_send, send.id, error=f"not sent: {refusal}")
             return
+        claimed = await self._refuse_opted_out(claimed)
 
         async def call(send: SendRecord) -> str:
             return await self._twochat.send_sms(request.from_number, send.number, request.text)
@@ -340,6 +349,19 @@ class Workflow:
             retry=self._retry,
             on_result=record,
         )
+
+    async def _refuse_opted_out(self, claimed: list[SendRecord]) -> list[SendRecord]:
+        """At send time, fail each send to a number that has replied STOP since the request
+        was made; the others go ahead."""
+        opted_out = await self.db(self.store.opted_out_numbers)
+        going = []
+        for send in claimed:
+            if send.number in opted_out:
+                reason = opted_out_reason([Recipient(send.number, send.name)])
+                await self.db(self.store.finish_send, send.id, error=f"not sent: {reason}")
+            else:
+                going.append(send)
+        return going
 
     async def _finish(self, send: SendRecord, result: str | BaseException) -> None:
         if isinstance(result, str):
@@ -394,6 +416,35 @@ class Workflow:
         context = request_text(plan_of(request), self.masked())
         await self.report(request, request.thread_ts, context, only={send_id})
         return None
+
+    # ------------------------------------------------------------------ status
+    async def status(self, message_id: str, user: str) -> str:
+        """``/sms status``: what the bridge knows of one SMS it sent or read, and what
+        2Chat's GET /open/sms/message says (asked only for the bridge's own messages)."""
+        policy = self.policy
+        if policy.rule_for(user) is None and user not in policy.approvals.approvers:
+            return ":no_entry: Only people who may send SMS can look up sends."
+        send = await self.db(self.store.send_by_message_id, message_id)
+        inbound = None if send else await self.db(self.store.inbound_message, message_id)
+        if send is None and inbound is None:
+            return (
+                f":grey_question: The bridge has no SMS with message_id `{message_id}` "
+                "(it knows only the texts it sent and the replies it read)."
+            )
+        request_id = send.request_id if send else inbound.request_id if inbound else None
+        request = await self.db(self.store.get_request, request_id) if request_id else None
+        remote, remote_error = None, None
+        try:
+            remote = await self._twochat.message(message_id)
+        except TwoChatError as exc:
+            remote_error = exc.user_message
+        if send is not None:
+            acks = await self.db(self.store.acknowledgements, send.request_id)
+            at = next((ack.at for ack in acks if ack.number == send.number), None)
+            return send_status_text(send, request, at, remote, remote_error, self.masked())
+        assert inbound is not None
+        sender = Recipient(inbound.contact, policy.contact_name(inbound.contact))
+        return inbound_status_text(inbound, sender, request, remote, remote_error, self.masked())
 
     # ------------------------------------------------------------------ sweeping
     async def sweep(self) -> None:

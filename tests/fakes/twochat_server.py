@@ -1,7 +1,9 @@
 """A local stand-in for 2Chat's HTTP API (SPEC §1), on 127.0.0.1 in a background thread.
 
 It checks the API key, the JSON and E.164 numbers like 2Chat does, records every send, and
-can be scripted to fail, to answer slowly or never. Because it runs in its own thread and
+can be scripted to fail, to answer slowly or never. It also keeps each channel's SMS
+conversations (every accepted send is an outbound message; ``inbound`` adds a reply) and
+serves them on 2Chat's read endpoints. Because it runs in its own thread and
 loop, it serves sync tests, async tests and a separate app process alike.
 """
 
@@ -70,6 +72,8 @@ class TwoChatStandIn(BackgroundServer):
         self.requests_per_minute: int | None = 80
         self.channels: list[dict[str, Any]] = [copy.deepcopy(DEFAULT_CHANNEL)]
         self.channels_envelope: Literal["channels", "data"] = "channels"
+        # channel uuid -> contact -> messages, oldest first, as GET /open/sms/messages has them
+        self.conversations: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self._scripts: list[Script] = []
         self._delay = 0.0
         self._hanging = False
@@ -109,6 +113,7 @@ class TwoChatStandIn(BackgroundServer):
             self.requests_per_minute = 80
             self.channels = [copy.deepcopy(DEFAULT_CHANNEL)]
             self.channels_envelope = "channels"
+            self.conversations.clear()
             self._scripts.clear()
             self._delay = 0.0
             self._hanging = False
@@ -132,6 +137,48 @@ class TwoChatStandIn(BackgroundServer):
                 self._changed.wait(remaining)
             return list(self.sends)
 
+    def inbound(
+        self, contact: str, text: str, *, channel: str = "SMS1", ts: int | None = None
+    ) -> str:
+        """An SMS from ``contact`` to ``channel``'s number; returns its ``SMI…`` uuid."""
+        with self._changed:
+            phone = next((c["phone_number"] for c in self.channels if c.get("uuid") == channel), "")
+            message = self._add_message(channel, contact, "inbound", contact, phone, text, ts)
+            self._changed.notify_all()
+            return str(message["uuid"])
+
+    def _add_message(
+        self,
+        channel: str,
+        contact: str,
+        direction: str,
+        source: str,
+        destination: str,
+        text: str,
+        ts: int | None = None,
+    ) -> dict[str, Any]:
+        """Append to a conversation (call with the lock held). Timestamps are whole seconds
+        and, like a real conversation's, never go backwards."""
+        thread = self.conversations.setdefault(channel, {}).setdefault(contact, [])
+        if ts is None:
+            ts = max(int(time.time()), (thread[-1]["timestamp"] + 1) if thread else 0)
+        prefix = "SMI" if direction == "inbound" else "SMO"
+        message = {
+            "uuid": prefix + uuid.uuid4().hex,
+            "source": source,
+            "destination": destination,
+            "text": text,
+            "direction": direction,
+            "timestamp": ts,
+        }
+        thread.append(message)
+        return message
+
+    def api_calls(self, prefix: str) -> list[str]:
+        """Calls made so far whose "METHOD /path" starts with ``prefix``."""
+        with self._changed:
+            return [call for call in self.requests if call.startswith(prefix)]
+
     def _let_go(self) -> None:
         """Wake every answer waiting on the current release event, thread-safely."""
         with self._changed:
@@ -145,6 +192,9 @@ class TwoChatStandIn(BackgroundServer):
         app.router.add_post("/open/sms/send", self._send)
         app.router.add_get("/open/info", self._info)
         app.router.add_get("/open/sms/channels", self._channels)
+        app.router.add_get("/open/sms/conversations/{channel}", self._conversations)
+        app.router.add_get("/open/sms/messages/{channel}/{contact}", self._messages)
+        app.router.add_get("/open/sms/message/{uuid}", self._message)
 
     def _key_ok(self, request: web.Request) -> bool:
         return request.headers.get("X-User-API-Key") == self.api_key
@@ -214,9 +264,16 @@ class TwoChatStandIn(BackgroundServer):
         text = parsed.get("text")
         if not isinstance(text, str) or not text:
             return self._error(422, "text is required")
-        return web.json_response(
-            {"success": True, "message_id": "SMO" + uuid.uuid4().hex}, status=202
-        )
+        from_number, to_number = parsed["from_number"], parsed["to_number"]
+        with self._changed:
+            channel = next(
+                (c["uuid"] for c in self.channels if c.get("phone_number") == from_number),
+                "SMS-unknown",
+            )
+            message = self._add_message(
+                channel, to_number, "outbound", from_number, to_number, text
+            )
+        return web.json_response({"success": True, "message_id": message["uuid"]}, status=202)
 
     async def _info(self, request: web.Request) -> web.Response:
         self._note(request)
@@ -242,3 +299,52 @@ class TwoChatStandIn(BackgroundServer):
             body = {"success": True, "channels": channels}
         body.update(count=len(channels), page=page)
         return web.json_response(body)
+
+    async def _conversations(self, request: web.Request) -> web.Response:
+        self._note(request)
+        if not self._key_ok(request):
+            return self._error(401, "Invalid API key")
+        channel = request.match_info["channel"]
+        with self._changed:
+            threads = copy.deepcopy(self.conversations.get(channel, {}))
+        found = [
+            {
+                "contact": contact,
+                "channel_uuid": channel,
+                "last_message_direction": messages[-1]["direction"],
+                "last_message_ts": messages[-1]["timestamp"],
+            }
+            for contact, messages in threads.items()
+            if messages
+        ]
+        found.sort(key=lambda conversation: conversation["last_message_ts"], reverse=True)
+        return web.json_response({"success": True, "conversations": found})
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        self._note(request)
+        if not self._key_ok(request):
+            return self._error(401, "Invalid API key")
+        channel, contact = request.match_info["channel"], request.match_info["contact"]
+        before = request.query.get("before_ts")
+        with self._changed:
+            messages = copy.deepcopy(self.conversations.get(channel, {}).get(contact, []))
+        if before:
+            messages = [m for m in messages if m["timestamp"] < int(before)]
+        return web.json_response({"success": True, "messages": messages[-50:]})
+
+    async def _message(self, request: web.Request) -> web.Response:
+        self._note(request)
+        if not self._key_ok(request):
+            return self._error(401, "Invalid API key")
+        wanted = request.match_info["uuid"]
+        with self._changed:
+            found = [
+                {**message, "channel_uuid": channel, "status": "sent"}
+                for channel, threads in self.conversations.items()
+                for messages in threads.values()
+                for message in messages
+                if message["uuid"] == wanted
+            ]
+        if not found:
+            return self._error(404, "message not found")
+        return web.json_response({"success": True, "message": found[0]})

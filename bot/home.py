@@ -1,0 +1,164 @@
+"""The App Home tab: a user's recent texts and what they may send; for approvers, the
+approvals waiting for them.
+
+The Approve / Reject buttons here carry the same action ids and values as the buttons on
+the approval message in the channel, so the same handlers decide, with the same rules and
+the same single conditional update in the store: exactly once, wherever someone clicks.
+The view is built by a pure function from store records, then published.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Policy
+from bot.render import (
+    APPROVE_ACTION,
+    REJECT_ACTION,
+    approval_text,
+    button,
+    opted_out_text,
+    outcome_text,
+    permissions_text,
+    request_text,
+    section,
+    slack_time,
+)
+from bot.store import SendRecord, StoredRequest
+from bot.workflow import outcome_of, plan_of
+
+if TYPE_CHECKING:
+    from bot.slack_app import Bridge
+
+logger = logging.getLogger(__name__)
+
+RECENT_LIMIT = 10
+PENDING_LIMIT = 20  # two blocks each; Slack allows 100 blocks in a view
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+
+
+def request_summary(request: StoredRequest, sends: Sequence[SendRecord], masked: bool) -> str:
+    """One recent request: when, what, and how it ended (or where it stands)."""
+    head = f"*{slack_time(request.created_at)}* — " + request_text(plan_of(request), masked)
+    who = f" by <@{request.decided_by}>" if request.decided_by else ""
+    if request.state == "pending_approval":
+        status = ":hourglass: waiting for an approver"
+    elif request.state == "rejected":
+        reason = f": {request.decision_reason}" if request.decision_reason else ""
+        status = f":no_entry_sign: rejected{who}{reason}"
+    elif request.state == "expired":
+        status = ":alarm_clock: expired: nobody approved it in time"
+    else:
+        status = outcome_text([outcome_of(send) for send in sends], masked)
+    return f"{head}\n{status}"
+
+
+def home_view(
+    policy: Policy,
+    user: str,
+    recent: Sequence[tuple[StoredRequest, Sequence[SendRecord]]],
+    pending: Sequence[StoredRequest] | None,
+    opted_out: Sequence[tuple[str, datetime]] = (),
+) -> dict[str, Any]:
+    """The Home tab for ``user``; ``pending`` is None for someone who is not an approver."""
+    masked = policy.defaults.mask_numbers
+    blocks: list[dict[str, Any]] = [_header("SMS Bridge"), section(permissions_text(policy, user))]
+    if opted_out and policy.rule_for(user) is not None:
+        blocks.append(_context(opted_out_text(policy, opted_out)))
+    if pending is not None:
+        blocks.append(_header(f"Waiting for approval ({len(pending)})"))
+        if not pending:
+            blocks.append(_context("Nothing is waiting for an approver."))
+        for request in pending[:PENDING_LIMIT]:
+            blocks.extend(_pending_blocks(policy, user, request, masked))
+        if len(pending) > PENDING_LIMIT:
+            more = len(pending) - PENDING_LIMIT
+            blocks.append(_context(f"…and {more} more in the approvals channel."))
+    blocks.append(_header("Your recent texts"))
+    if not recent:
+        blocks.append(_context("You have not sent any texts yet. Try `/sms help`."))
+    for request, sends in recent[:RECENT_LIMIT]:
+        blocks.append(section(request_summary(request, sends, masked)))
+    return {"type": "home", "blocks": blocks}
+
+
+def _pending_blocks(
+    policy: Policy, user: str, request: StoredRequest, masked: bool
+) -> list[dict[str, Any]]:
+    """An approval as in the channel: the same buttons, or why this user cannot decide."""
+    body = approval_text(request_text(plan_of(request), masked), request.sender)
+    if request.expires_at is not None:
+        body += f"\nExpires {slack_time(request.expires_at)}."
+    if request.sender == user and not policy.approvals.allow_self_approval:
+        return [section(body), _context("This is your own text: another approver decides.")]
+    return [
+        section(body),
+        {
+            "type": "actions",
+            "block_id": f"approval-{request.id}",  # unique per view; the action ids are shared
+            "elements": [
+                button("Approve", APPROVE_ACTION, request.id, "primary"),
+                button("Reject", REJECT_ACTION, request.id, "danger"),
+            ],
+        },
+    ]
+
+
+async def build_home(bridge: Bridge, user: str) -> dict[str, Any]:
+    """Read what the Home tab shows from the store, then render it."""
+    workflow = bridge.workflow
+    store = workflow.store
+    policy = bridge.policy
+    requests = await workflow.db(store.recent_requests, user, RECENT_LIMIT)
+    recent = [(request, await workflow.db(store.sends, request.id)) for request in requests]
+    pending: list[StoredRequest] | None = None
+    if user in policy.approvals.approvers:
+        now = store.now()
+        pending = [
+            request
+            for request in await workflow.db(store.requests_in_state, "pending_approval")
+            if request.expires_at is None or request.expires_at > now
+        ]
+    opted_out = [(o.number, o.since) for o in await workflow.db(store.opt_outs)]
+    return home_view(policy, user, recent, pending, opted_out)
+
+
+async def publish_home(bridge: Bridge, client: AsyncWebClient, user: str) -> None:
+    """Publish the Home tab for ``user``; a failure is logged, never raised at Slack."""
+    view = await build_home(bridge, user)
+    try:
+        await client.views_publish(user_id=user, view=view)
+    except SlackClientError as exc:
+        logger.warning("could not publish the Home tab of %s: %s", user, exc)
+
+
+def opened_home(event: Mapping[str, Any]) -> str | None:
+    """The user who opened the Home tab (not the Messages tab), or None."""
+    user = event.get("user")
+    if event.get("tab", "home") != "home" or not isinstance(user, str) or not user:
+        return None
+    return user
+
+
+def register_home(app: AsyncApp, bridge: Bridge) -> None:
+    """``app_home_opened`` publishes a fresh view; its work runs on the bridge's runner."""
+
+    @app.event("app_home_opened")
+    async def on_home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:
+        user = opened_home(event)
+        if user is not None:
+            bridge.runner.spawn(publish_home(bridge, client, user), name=f"home-{user}")

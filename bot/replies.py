@@ -1,0 +1,339 @@
+"""Two-way SMS (issue 7): replies relayed into Slack, acknowledgement by reply, opt-out.
+
+2Chat has no SMS webhook (SPEC §1), so replies are found by polling its read endpoints, and
+every call costs a credit. The poller is therefore frugal by construction:
+
+- it calls nothing while no SMS went out within the reply window (a database query decides);
+- it makes one conversations call per from-number that texted someone within the window;
+- it reads a conversation's messages only when its last message moved and is inbound;
+- only one process polls at a time (a lease in the store), and each inbound message is
+  claimed in the store before it is posted, so no reply is ever posted twice.
+
+Each reply is posted in the thread of the latest request to that number. A reply of an ack
+word marks a page's recipient as having acknowledged (the summary reply in the page's thread
+is edited to show who and when); STOP puts the number on the opt-out list and START takes
+it off. Classifying a reply is a pure function here, testable without Slack or 2Chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from bot.config import START_WORDS, STOP_WORDS, Policy, Recipient, reply_keyword
+from bot.errors import BridgeError
+from bot.phone import mask
+from bot.render import ack_summary_text, reply_text, request_text, show_number, unknown_reply_text
+from bot.store import ReplyCursor, StoredRequest
+from bot.twochat import Conversation, SmsMessage, TwoChatClient, e164
+from bot.workflow import Workflow, origin_of, plan_of
+
+logger = logging.getLogger(__name__)
+
+LEASE_NAME = "reply-poller"
+# A reply may carry a timestamp a little before the send it answers (2Chat counts whole
+# seconds, clocks differ): still match it to that send.
+CLOCK_SKEW = timedelta(minutes=2)
+# How often, at most, to ask 2Chat again for the channel list when a from-number is missing.
+CHANNELS_REFRESH_SECONDS = 300.0
+MAX_BACKOFF_SECONDS = 300.0
+
+ReplyKind = Literal["stop", "start", "ack", "reply"]
+
+
+def classify(text: str, ack_words: Collection[str], *, page: bool) -> ReplyKind:
+    """STOP / START (opt-out and back in), an ack word (for a page only), or a plain reply."""
+    word = reply_keyword(text)
+    if word in STOP_WORDS:
+        return "stop"
+    if word in START_WORDS:
+        return "start"
+    if page and word in ack_words:
+        return "ack"
+    return "reply"
+
+
+class ReplyRelay:
+    """Polls 2Chat for replies and relays them; safe to run in every process (one polls)."""
+
+    def __init__(
+        self, workflow: Workflow, twochat: TwoChatClient, *, holder: str | None = None
+    ) -> None:
+        self._workflow = workflow
+        self._store = workflow.store
+        self._twochat = twochat
+        self.holder = holder or uuid.uuid4().hex
+        self._channels: dict[str, str] = {}  # from_number -> 2Chat channel uuid
+        self._channels_read_at: float | None = None
+        self._warned: set[str] = set()  # from-numbers 2Chat does not list, logged once each
+
+    @property
+    def policy(self) -> Policy:
+        return self._workflow.policy
+
+    # ------------------------------------------------------------------ the loop
+    async def run_forever(self, interval: float) -> None:
+        """Poll every ``interval`` seconds, backing off while 2Chat or the database fail."""
+        failures = 0
+        while True:
+            try:
+                await self.poll_once(interval)
+                failures = 0
+            except (BridgeError, OSError) as exc:
+                failures += 1
+                logger.warning("reply poll failed (%d in a row): %s", failures, exc)
+            except Exception:  # a bug must not stop replies for good: log it, keep polling
+                failures += 1
+                logger.exception("reply poll failed unexpectedly (%d in a row)", failures)
+            delay = min(interval * 2 ** min(failures, 10), max(interval, MAX_BACKOFF_SECONDS))
+            await asyncio.sleep(delay)
+
+    async def release(self) -> None:
+        """Give up the lease at shutdown so another process takes over at once."""
+        try:
+            await self._workflow.db(self._store.release_lease, LEASE_NAME, self.holder)
+        except BridgeError as exc:
+            logger.info("could not release the reply-poller lease: %s", exc)
+
+    async def poll_once(self, interval: float) -> int:
+        """One poll: the number of inbound messages handled. No 2Chat call is made unless an
+        SMS went out within the window and this process holds the poller lease."""
+        db = self._workflow.db
+        window = self.policy.replies.window
+        since = self._store.now() - window
+        texted = await db(self._store.texted_since, since)
+        if not texted:
+            return 0
+        ttl = timedelta(seconds=max(3 * interval, 10.0))
+        if not await db(self._store.acquire_lease, LEASE_NAME, self.holder, ttl):
+            return 0
+        channels = await self._channel_uuids(texted.keys())
+        handled = 0
+        for from_number, numbers in texted.items():
+            channel = channels.get(from_number)
+            if channel is None:
+                if from_number not in self._warned:
+                    self._warned.add(from_number)
+                    logger.warning(
+                        "from_number %s is not one of the 2Chat account's SMS numbers; its "
+                        "replies cannot be read (check with: sms-bridge check-config --online)",
+                        mask(from_number),
+                    )
+                continue
+            handled += await self._poll_channel(channel, from_number, numbers, since)
+            await db(self._store.acquire_lease, LEASE_NAME, self.holder, ttl)
+        return handled
+
+    async def _channel_uuids(self, from_numbers: Collection[str]) -> dict[str, str]:
+        """2Chat channel uuids of the from-numbers, read once and again only when one is
+        missing (at most every few minutes: the list costs a credit too)."""
+        missing = [number for number in from_numbers if number not in self._channels]
+        stale = (
+            self._channels_read_at is None
+            or time.monotonic() - self._channels_read_at > CHANNELS_REFRESH_SECONDS
+        )
+        if missing and stale:
+            self._channels_read_at = time.monotonic()
+            for channel in await self._twochat.list_channels():
+                phone, channel_uuid = channel.get("phone_number"), channel.get("uuid")
+                if isinstance(phone, str) and isinstance(channel_uuid, str) and channel_uuid:
+                    self._channels[e164(phone)] = channel_uuid
+        return self._channels
+
+    async def _poll_channel(
+        self, channel: str, from_number: str, numbers: frozenset[str], since: datetime
+    ) -> int:
+        """One conversations call; a messages call only for a conversation that moved with an
+        inbound last message, from a number texted lately (or any, when unknown numbers go
+        to a channel)."""
+        unknown_channel = self.policy.replies.unknown_numbers_channel
+        since_ts = int(since.timestamp())
+        handled = 0
+        for conversation in await self._twochat.conversations(channel):
+            contact = e164(conversation.contact)
+            if conversation.last_ts is not None and conversation.last_ts < since_ts:
+                continue
+            if conversation.last_direction == "outbound":
+                continue
+            if contact not in numbers and unknown_channel is None:
+                continue
+            cursor = await self._workflow.db(self._store.reply_cursor, channel, contact)
+            if cursor is not None and cursor.marker == conversation.marker:
+                continue
+            messages = await self._twochat.messages(channel, conversation.contact)
+            handled += await self._read_conversation(
+                channel, from_number, contact, conversation, cursor, messages, since_ts
+            )
+        return handled
+
+    async def _read_conversation(
+        self,
+        channel: str,
+        from_number: str,
+        contact: str,
+        conversation: Conversation,
+        cursor: ReplyCursor | None,
+        messages: list[SmsMessage],
+        since_ts: int,
+    ) -> int:
+        """Relay the conversation's inbound messages newer than the cursor, then move it."""
+        floor = max(since_ts, (cursor.last_message_ts or 0) if cursor else 0)
+        last_uuid = cursor.last_message_uuid if cursor else None
+        last_ts = cursor.last_message_ts if cursor else None
+        handled = 0
+        for message in messages:
+            if message.direction != "inbound":
+                continue
+            if message.uuid == last_uuid or (
+                message.timestamp is not None and message.timestamp < floor
+            ):
+                continue
+            if await self._handle(channel, from_number, contact, conversation, message):
+                handled += 1
+            last_uuid = message.uuid
+            last_ts = max(last_ts or 0, message.timestamp or 0) or None
+        await self._workflow.db(
+            self._store.save_reply_cursor,
+            ReplyCursor(channel, contact, conversation.marker, last_uuid, last_ts),
+        )
+        return handled
+
+    # ------------------------------------------------------------------ one reply
+    async def _handle(
+        self,
+        channel: str,
+        from_number: str,
+        contact: str,
+        conversation: Conversation,
+        message: SmsMessage,
+    ) -> bool:
+        """Claim one inbound SMS (so it is handled once), act on it, and post it."""
+        db = self._workflow.db
+        replies = self.policy.replies
+        sent_at = (
+            datetime.fromtimestamp(message.timestamp, UTC)
+            if message.timestamp is not None
+            else self._store.now()
+        )
+        request = await db(
+            self._store.latest_request_to,
+            contact,
+            from_number,
+            since=sent_at - replies.window - CLOCK_SKEW,
+            until=sent_at + CLOCK_SKEW,
+        )
+        kind = classify(
+            message.text, replies.ack_words, page=request is not None and request.kind == "page"
+        )
+        if not await db(
+            self._store.claim_inbound,
+            message.uuid,
+            channel,
+            contact,
+            sent_at=sent_at,
+            request_id=request.id if request else None,
+            kind=kind if request else f"unknown-{kind}",
+        ):
+            return False
+        note = await self._act(kind, contact, from_number, message, request, sent_at)
+        sender = self._sender(contact, request, conversation)
+        if request is None:
+            await self._post_unknown(sender, from_number, message.text, note)
+        else:
+            await self._post_reply(request, sender, message.text, note)
+            if kind == "ack":
+                await self._show_acks(request)
+        return True
+
+    async def _act(
+        self,
+        kind: ReplyKind,
+        contact: str,
+        from_number: str,
+        message: SmsMessage,
+        request: StoredRequest | None,
+        sent_at: datetime,
+    ) -> str | None:
+        """Opt out, opt back in or acknowledge; a note for the posted reply, or None."""
+        db = self._workflow.db
+        name = self.policy.contact_name(contact) or show_number(contact, self._masked())
+        if kind == "stop":
+            via = f"replied {reply_keyword(message.text).upper()} ({message.uuid})"
+            await db(self._store.opt_out, contact, via)
+            return (
+                f":no_bell: {name} has opted out: the bridge sends them nothing more until "
+                "they reply START."
+            )
+        if kind == "start":
+            if await db(self._store.opt_in, contact):
+                return f":bell: {name} opted back in: texts to them are allowed again."
+            return None
+        if kind == "ack" and request is not None:
+            await db(self._store.acknowledge, request.id, contact, sent_at, message.uuid)
+            return f":white_check_mark: {name} acknowledged the page."
+        return None
+
+    def _masked(self) -> bool:
+        return self.policy.defaults.mask_numbers
+
+    def _sender(
+        self, contact: str, request: StoredRequest | None, conversation: Conversation
+    ) -> Recipient:
+        """The replier with a name: the policy's contact name, the name the request used,
+        or the name 2Chat has for the conversation."""
+        name = self.policy.contact_name(contact)
+        if name is None and request is not None:
+            name = next((r.name for r in request.recipients if r.number == contact), None)
+        return Recipient(contact, name or conversation.name)
+
+    async def _post_reply(
+        self, request: StoredRequest, sender: Recipient, text: str, note: str | None
+    ) -> None:
+        """Into the request's thread; privately to the requester when that is impossible."""
+        reporter = self._workflow.reporter
+        body = reply_text(sender, text, self._masked(), note)
+        if request.thread_ts and await reporter.post(
+            request.channel_id, body, thread_ts=request.thread_ts
+        ):
+            return
+        context = request_text(plan_of(request), self._masked())
+        await reporter.tell_requester(origin_of(request), f"{context}\n\n{body}")
+
+    async def _post_unknown(
+        self, sender: Recipient, from_number: str, text: str, note: str | None
+    ) -> None:
+        """A message from a number not texted within the window: to the configured channel,
+        or dropped (logged with the number masked)."""
+        channel = self.policy.replies.unknown_numbers_channel
+        if channel is None:
+            logger.info("SMS from %s (not texted lately) dropped", mask(sender.number))
+            return
+        from_name = next(
+            (name for name, number in self.policy.from_numbers.items() if number == from_number),
+            None,
+        )
+        from_label = f"{from_name} ({show_number(from_number, self._masked())})"
+        body = unknown_reply_text(sender, from_label, text, self._masked())
+        await self._workflow.reporter.post(channel, f"{body}\n{note}" if note else body)
+
+    async def _show_acks(self, request: StoredRequest) -> None:
+        """The page's acknowledgement summary, one reply in its thread edited as acks come."""
+        db = self._workflow.db
+        reporter = self._workflow.reporter
+        acks = {ack.number: ack.at for ack in await db(self._store.acknowledgements, request.id)}
+        recipients = [Recipient(r.number, r.name) for r in request.recipients]
+        text = ack_summary_text(recipients, acks, self._masked())
+        existing = await db(self._store.ack_summary, request.id)
+        if existing is not None:
+            await reporter.update(existing[0], existing[1], text)
+            return
+        if request.thread_ts is None:
+            return
+        ts = await reporter.post(request.channel_id, text, thread_ts=request.thread_ts)
+        if ts is not None:
+            await db(self._store.save_ack_summary, request.id, request.channel_id, ts)
