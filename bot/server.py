@@ -151,7 +151,8 @@ class Service:
         if self.policy.limits.requests_per_minute is None:
             self.runner.spawn(self.learn_rate_limit(), name="rate-limit")
         sweeper = asyncio.get_running_loop().create_task(
-            self.workflow.sweep_forever(self.settings.sweep_interval_seconds), name="sweeper"
+            self.workflow.sweep_forever(self.settings.sweep_interval_seconds, stop),
+            name="sweeper",
         )
         poller = self.start_reply_poller()
         self.serving = True
@@ -160,8 +161,8 @@ class Service:
         try:
             await stop.wait()
         finally:
+            stop.set()  # also when leaving by an error: the sweeper must end too
             self.serving = False
-            sweeper.cancel()
             if poller is not None:
                 poller.cancel()
                 await self.replies.release()
@@ -170,6 +171,10 @@ class Service:
                 await socket_handler.close_async()
             await site.stop()
             await self.runner.drain(self.settings.shutdown_grace_seconds)
+            try:  # stop is set: the sweeper ends after its current sweep
+                await asyncio.wait_for(sweeper, self.settings.shutdown_grace_seconds)
+            except TimeoutError:
+                logger.warning("sweeper still busy at shutdown; abandoning it")
             await runner.cleanup()
             await self.twochat.aclose()
             self.store.close()

@@ -741,6 +741,18 @@ class Store(ABC):
             ("queued",),
         )
 
+    def touch_send(self, send_id: int) -> bool:
+        """Renew a sending claim before another attempt (a retry after a 429 or a refused
+        connection): the claim is as fresh as the call, so a sweeper never takes a send that
+        is still being retried for one left behind by a crash."""
+        now = self._now()
+        return self._update_send(
+            "claimed_at = ?, attempts = attempts + 1, updated_at = ?",
+            (now, now),
+            send_id,
+            ("sending",),
+        )
+
     def finish_send(
         self,
         send_id: int,

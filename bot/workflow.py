@@ -9,6 +9,7 @@ as outcome unknown, never re-sent on its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -326,42 +327,44 @@ class Workflow:
         """Claim each send (so no other worker sends it), then fan out to 2Chat: paced to
         the account's rate, temporary errors retried, every result recorded as it lands."""
         refusal = self.recheck(request)
-        claimed = [send for send in sends if await self.db(self.store.claim_send, send.id)]
-        if refusal:
-            for send in claimed:
-                await self.db(self.store.finish_send, send.id, error=f"not sent: {refusal}")
-            return
-        claimed = await self._refuse_opted_out(claimed)
+        opted_out = await self.db(self.store.opted_out_numbers)
+        going: list[SendRecord] = []
+        for send in sends:
+            reason = refusal
+            if reason is None and send.number in opted_out:
+                reason = opted_out_reason([Recipient(send.number, send.name)])
+            if reason is None:
+                going.append(send)
+            elif await self.db(self.store.claim_send, send.id):
+                await self.db(self.store.finish_send, send.id, error=f"not sent: {reason}")
+
+        attempted: set[int] = set()
 
         async def call(send: SendRecord) -> str:
+            # Claimed only once the pacer lets it go: a send waiting its turn in a long page
+            # stays "queued", so the sweeper never mistakes it for one a crash cut off.
+            if send.id in attempted:
+                await self.db(self.store.touch_send, send.id)
+            elif not await self.db(self.store.claim_send, send.id):
+                raise SendTaken(send.id)
+            attempted.add(send.id)
             return await self._twochat.send_sms(request.from_number, send.number, request.text)
 
         async def record(_: int, send: SendRecord, result: str | BaseException) -> None:
+            if isinstance(result, SendTaken):
+                return  # another worker has it and will report it
             await self._finish(send, result)
             if progress is not None:
                 await progress()
 
         await fan_out(
-            claimed,
+            going,
             call,
             concurrency=self._concurrency,
             pacer=self.pacer,
             retry=self._retry,
             on_result=record,
         )
-
-    async def _refuse_opted_out(self, claimed: list[SendRecord]) -> list[SendRecord]:
-        """At send time, fail each send to a number that has replied STOP since the request
-        was made; the others go ahead."""
-        opted_out = await self.db(self.store.opted_out_numbers)
-        going = []
-        for send in claimed:
-            if send.number in opted_out:
-                reason = opted_out_reason([Recipient(send.number, send.name)])
-                await self.db(self.store.finish_send, send.id, error=f"not sent: {reason}")
-            else:
-                going.append(send)
-        return going
 
     async def _finish(self, send: SendRecord, result: str | BaseException) -> None:
         if isinstance(result, str):
@@ -473,13 +476,20 @@ class Workflow:
             ):
                 await self.deliver(request.id)
 
-    async def sweep_forever(self, interval: float) -> None:
-        while True:
+    async def sweep_forever(self, interval: float, stop: asyncio.Event) -> None:
+        """Sweep every ``interval`` until ``stop``; a sweep in progress is finished, never
+        cut off mid-send, so shutdown cannot strand a send it started."""
+        while not stop.is_set():
             try:
                 await self.sweep()
             except (BridgeError, OSError) as exc:
                 logger.warning("sweep failed, will retry: %s", exc)
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+
+class SendTaken(Exception):
+    """Another worker claimed this send first; it sends and reports it."""
 
 
 class LiveReply:

@@ -572,3 +572,27 @@ def test_a_big_roster_is_paced_under_requests_per_minute(
         assert arrivals[k] - arrivals[burst] >= (k - burst) * gap - 0.02, arrivals
     steady = (size - burst - 1) / (arrivals[-1] - arrivals[burst]) * 60
     assert steady <= per_minute * 1.1, f"{steady:.0f} sends a minute"
+
+
+def test_sends_waiting_for_the_pacer_are_not_mistaken_for_crashed_ones(
+    start_app: StartApp,
+    tmp_path: Path,
+    slack: SlackStandIn,
+    twochat: TwoChatStandIn,
+) -> None:
+    # 12 members at 120 a minute take ~4 s, longer than the 3 s after which a "sending"
+    # send counts as cut off by a crash: only sends actually being sent may be claimed.
+    size = 12
+    roster_app = start_app(
+        roster_config(tmp_path, size, 120),
+        TWOCHAT_CONNECT_TIMEOUT="0.5",
+        TWOCHAT_READ_TIMEOUT="0.5",
+        SWEEP_INTERVAL_SECONDS="0.2",
+    )
+    event = mention("page roster slow and steady", user="U0ADMIN", channel=GENERAL)
+    deliver(roster_app, event)
+    twochat.wait_for_sends(size, timeout=15)
+    reply = final_reply(slack, GENERAL, event["ts"], size)
+    assert f"{size}/{size} queued" in reply["text"]
+    assert "outcome unknown" not in slack.all_text()
+    assert len(twochat.sends) == size

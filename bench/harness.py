@@ -1,0 +1,318 @@
+"""What the benchmark scenarios share: timed stand-ins, the app process, /proc readings.
+
+The app runs as its own ``python -m bot`` process, so its CPU time and memory can be read
+from /proc without counting the load generator or the stand-ins, which run here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg
+from aiohttp import web
+
+from tests.fakes.signing import SIGNING_SECRET, signed_headers, slash_command_body
+from tests.fakes.slack_server import BOT_TOKEN, SlackStandIn
+from tests.fakes.twochat_server import TwoChatStandIn
+
+ROOT = Path(__file__).resolve().parent.parent
+# The checkout whose bot/ is benchmarked; point it at a copy to measure a candidate fix.
+APP_ROOT = Path(os.environ.get("SMS_BRIDGE_BENCH_APP_ROOT") or ROOT).resolve()
+TWOCHAT_KEY = "bench-2chat-key-0123456789abcdef"
+CHANNEL = "C0BENCH"
+GROUP = "bench100"
+GROUP_NUMBERS = tuple(f"+4477009000{i:02d}" for i in range(100))
+USERS = tuple(f"U0BENCH{i:02d}" for i in range(20))
+POSTGRES_URL = os.environ.get(
+    "SMS_BRIDGE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def policy_yaml(requests_per_minute: int | None = None) -> str:
+    """A policy whose per-hour limits never refuse a benchmark send (they would cap it at
+    30 an hour), with a 100-member group; ``requests_per_minute`` caps 2Chat calls."""
+    members = ", ".join(f'"{number}"' for number in GROUP_NUMBERS)
+    cap = f"\n  requests_per_minute: {requests_per_minute}" if requests_per_minute else ""
+    return f"""version: 1
+defaults:
+  region: GB
+  from: main
+  max_segments: 3
+  mask_numbers: false
+from_numbers:
+  main: "+17137157533"
+groups:
+  {GROUP}: [{members}]
+senders:
+  - users: [{", ".join(USERS)}]
+    to: ["*"]
+limits:
+  per_sender_per_hour: 1000000
+  per_recipient_per_hour: 1000000{cap}
+"""
+
+
+# --------------------------------------------------------------------------- stand-ins
+
+
+class TimedSlack(SlackStandIn):
+    """The Slack stand-in, noting when each outcome reaches Slack: a send only counts as
+    completed once its thread reply is posted, as a user would see it."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.sent_replies: list[float] = []  # a ":white_check_mark:" thread reply
+        self.failed_replies: list[str] = []  # any other outcome reply
+        self.final_edits: list[tuple[float, str]] = []  # "*all sent*" / "*K of N failed*"
+
+    def _answer(
+        self, method: str, args: dict[str, Any], auth: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        answer = super()._answer(method, args, auth)
+        if answer[1].get("ok"):
+            self._note(method, args)
+        return answer
+
+    def _note(self, method: str, args: dict[str, Any]) -> None:
+        text = str(args.get("text", ""))
+        now = time.monotonic()
+        if method == "chat.postMessage" and args.get("thread_ts"):
+            if text.startswith(":white_check_mark:"):
+                self.sent_replies.append(now)
+            elif not text.startswith(":hourglass"):
+                self.failed_replies.append(text[:200])
+        elif method == "chat.update" and text.startswith("*"):
+            self.final_edits.append((now, text))
+
+
+class TimedTwoChat(TwoChatStandIn):
+    """The 2Chat stand-in, noting when each send arrives (to measure the paced rate) and
+    reporting no per-minute limit unless the policy sets one."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__(api_key=TWOCHAT_KEY)
+        self.requests_per_minute = None
+        self.arrivals: list[float] = []
+        self.set_delay(delay)
+
+    async def _send(self, request: web.Request) -> web.Response:
+        self.arrivals.append(time.monotonic())
+        return await super()._send(request)
+
+    def statuses(self) -> list[int | None]:
+        return [record.status for record in list(self.records)]
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, all its threads included (fields 14 and 15 of stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's resident-set high-water mark (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class App:
+    """One ``python -m bot`` in HTTP mode against the stand-ins; its log stays in ``workdir``."""
+
+    workdir: Path
+    slack: SlackStandIn
+    twochat: TwoChatStandIn
+    database_url: str | None = None
+    requests_per_minute: int | None = None
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TWOCHAT_"))}
+        config = self.workdir / "bridge.yaml"
+        config.write_text(policy_yaml(self.requests_per_minute))
+        env.update(
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            TWOCHAT_API_KEY=TWOCHAT_KEY,
+            SLACK_API_URL=self.slack.api_url,
+            TWOCHAT_API_URL=self.twochat.url,
+            SMS_BRIDGE_CONFIG=str(config),
+            DATABASE_URL=self.database_url or f"sqlite:///{self.workdir / 'bridge.db'}",
+            PORT=str(self.port),
+            LOG_LEVEL="INFO",  # the production default: one log line per 2Chat call
+            # A 2 s 2Chat must not time out, nor a send waiting for one of the 50 connections.
+            TWOCHAT_READ_TIMEOUT="15",
+            TWOCHAT_CONNECT_TIMEOUT="5",
+            SHUTDOWN_GRACE_SECONDS="10",
+            PYTHONPATH=str(APP_ROOT),
+        )
+        return env
+
+    def start(self, timeout: float = 20) -> App:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = (self.workdir / "app.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot"],
+            cwd=self.workdir,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the app exited {self.proc.returncode}:\n{self.log()[-3000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the app was not ready within {timeout} s:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        path = self.workdir / "app.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def peak_rss_mb(self) -> float:
+        return peak_rss_mb(self.pid)
+
+    def stop(self) -> None:
+        """SIGTERM (the app drains its sends), then kill if it does not stop in time."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> App:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def postgres_schema(base_url: str = POSTGRES_URL) -> Iterator[str]:
+    """A fresh schema for one run, dropped afterwards; yields the app's DATABASE_URL."""
+    schema = f"bench_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        separator = "&" if "?" in base_url else "?"
+        yield f"{base_url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+# --------------------------------------------------------------------------- load
+
+
+@dataclass
+class Requester:
+    """Posts ``/sms`` to the app signed exactly as Slack signs it, timing the ack."""
+
+    session: aiohttp.ClientSession
+    app_url: str
+    response_url: str
+    latencies: list[float] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    async def sms(self, user: str, text: str) -> float:
+        """One /sms; the ack's round-trip time in seconds. A non-empty ack is a refusal."""
+        body = slash_command_body(text, user, CHANNEL, self.response_url)
+        headers = signed_headers(body)
+        started = time.perf_counter()
+        async with self.session.post(
+            self.app_url + "/slack/events", data=body.encode(), headers=headers
+        ) as response:
+            answer = await response.text()
+            elapsed = time.perf_counter() - started
+        self.latencies.append(elapsed)
+        if response.status != 200 or answer.strip():
+            self.refused.append(f"HTTP {response.status}: {answer[:200]}")
+        return elapsed
+
+
+async def wait_for(predicate: Any, timeout: float, poll: float = 0.01) -> bool:
+    """Poll ``predicate()`` until true or ``timeout``; the benchmark never waits unbounded."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(poll)
+    return True
+
+
+def final_edit(edits: list[tuple[float, str]]) -> tuple[float, str] | None:
+    """The multi-recipient reply's last edit: its headline ends "in X.X s" (progress edits,
+    even one reading "*K of N failed*" while others are still pending, do not)."""
+    for when, text in edits:
+        if re.search(r" in \d+\.\d s$", text.splitlines()[0]):
+            return when, text
+    return None
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100): an observed value, never an interpolation."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def process_cpu_self() -> float:
+    """CPU seconds of this (load + stand-in) process, to tell if it was the bottleneck."""
+    return cpu_seconds(os.getpid())
