@@ -290,6 +290,31 @@ def preview_text(text: str, cleanup: bool, max_segments: int) -> str:
 # --- the view ------------------------------------------------------------------------------
 
 
+def recipients_block(
+    policy: Policy, user_id: str, ids: tuple[str, str], label: str, placeholder: str, to: str
+) -> dict[str, Any]:
+    """The recipients input of a form (the compose modal and the paging shortcut), with a
+    hint listing who this user may text."""
+    block_id, action_id = ids
+    element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": action_id,
+        "placeholder": _plain(placeholder),
+    }
+    if to:
+        element["initial_value"] = to[:_MAX_INPUT]
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": block_id,
+        "label": _plain(label),
+        "element": element,
+    }
+    hint = to_hint(policy, user_id)
+    if hint:
+        block["hint"] = _plain(hint)
+    return block
+
+
 def _plain(text: str) -> dict[str, Any]:
     return {"type": "plain_text", "text": text, "emoji": True}
 
@@ -352,13 +377,6 @@ def compose_view(
         "options": [_from_option(policy, name) for name in usable],
         "initial_option": _from_option(policy, chosen),
     }
-    to_element: dict[str, Any] = {
-        "type": "plain_text_input",
-        "action_id": ACTION_TO,
-        "placeholder": _plain("alice, db-oncall or +447700900123"),
-    }
-    if values.to:
-        to_element["initial_value"] = values.to[:_MAX_INPUT]
     text_element: dict[str, Any] = {
         "type": "plain_text_input",
         "action_id": ACTION_TEXT,
@@ -375,15 +393,9 @@ def compose_view(
     }
     if values.cleanup:
         cleanup_element["initial_options"] = [_cleanup_option()]
-    to_block: dict[str, Any] = {
-        "type": "input",
-        "block_id": BLOCK_TO,
-        "label": _plain("To"),
-        "element": to_element,
-    }
-    hint = to_hint(policy, user_id)
-    if hint:
-        to_block["hint"] = _plain(hint)
+    to_block = recipients_block(
+        policy, user_id, (BLOCK_TO, ACTION_TO), "To", "alice, db-oncall or +447700900123", values.to
+    )
     preview = preview_text(values.text, values.cleanup, policy.defaults.max_segments)
     return {
         "type": "modal",

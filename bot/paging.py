@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.commands import unslack
 from bot.config import Policy
 from bot.errors import BridgeError, InvalidNumber, UnknownRecipient
-from bot.modal import to_hint
+from bot.modal import recipients_block
 from bot.policy import (
     Refuse,
     auto_page_sender,
@@ -351,13 +351,6 @@ def _plain(text: str) -> dict[str, Any]:
 
 def page_view(policy: Policy, user_id: str, meta: PageMeta, to: str, text: str) -> dict[str, Any]:
     """The shortcut's form: who to page (the channel's group by default) and the text."""
-    to_element: dict[str, Any] = {
-        "type": "plain_text_input",
-        "action_id": ACTION_TO,
-        "placeholder": _plain("db-oncall, alice or +447700900123"),
-    }
-    if to:
-        to_element["initial_value"] = to[:_MAX_INPUT]
     text_element: dict[str, Any] = {
         "type": "plain_text_input",
         "action_id": ACTION_TEXT,
@@ -366,15 +359,9 @@ def page_view(policy: Policy, user_id: str, meta: PageMeta, to: str, text: str) 
     }
     if text:
         text_element["initial_value"] = text[:_MAX_INPUT]
-    to_block: dict[str, Any] = {
-        "type": "input",
-        "block_id": BLOCK_TO,
-        "label": _plain("Page"),
-        "element": to_element,
-    }
-    hint = to_hint(policy, user_id)
-    if hint:
-        to_block["hint"] = _plain(hint)
+    to_block = recipients_block(
+        policy, user_id, (BLOCK_TO, ACTION_TO), "Page", "db-oncall, alice or +447700900123", to
+    )
     limit = policy.defaults.max_segments
     about = (
         f"Results go to the thread of the message in <#{meta.channel_id}>. Texts over "

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.appproc import TWOCHAT_KEY, AppProcess, app_env
@@ -51,6 +54,20 @@ def twochat(twochat_server: TwoChatStandIn) -> Iterator[TwoChatStandIn]:
     twochat_server.reset()
     yield twochat_server
     twochat_server.reset()
+
+
+POSTGRES = os.environ.get("SMS_BRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the real local Postgres (the test fails if it is not running)."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 StartApp = Callable[..., AppProcess]

@@ -8,8 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +15,12 @@ import psycopg
 import pytest
 
 from tests.appproc import ROOT, AppProcess
-from tests.conftest import SHIPPED_CONFIG, StartApp, policy_file
+from tests.conftest import POSTGRES, SHIPPED_CONFIG, StartApp, policy_file
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
 APPROVALS = "C0APPROVALS"
 CHANNEL = "C0GENERAL"
-POSTGRES = os.environ.get("SMS_BRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def click(app: AppProcess, user: str, action_id: str, value: str, channel: str = APPROVALS) -> int:
@@ -192,17 +189,6 @@ def test_pending_approval_survives_a_restart(
     click(second, "U0ADMIN", "approval_approve", request_id)
     assert "message_id `SMO" in slack.wait_for_thread_reply(APPROVALS)["text"]
     assert len(twochat.sends) == 1
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh schema in the real local Postgres (the test fails if it is not running)."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def test_two_processes_on_postgres_send_one_sms_for_one_click(

@@ -14,13 +14,11 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from bot.config import Recipient, reply_keyword
@@ -42,7 +40,6 @@ ALICE, BOB, CAROL = "+447700900123", "+447700900456", "+34600000001"
 STRANGER = "+447700900999"
 MAIN, UK = "+17137157533", "+442071838750"
 POLL = "0.2s"
-POSTGRES = os.environ.get("SMS_BRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 _ids = itertools.count(1)
 
 
@@ -490,17 +487,6 @@ def test_two_pollers_on_one_postgres_post_each_reply_once(
     settle(1.0)
     texts = sorted(r["text"].rsplit("> ", 1)[1] for r in replies_in(slack, CHANNEL, request["_ts"]))
     assert texts == sorted(f"{who} {n}" for who in ("alice", "bob") for n in range(3))
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh schema in the real local Postgres (the test fails if it is not running)."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 # --- App Home --------------------------------------------------------------------------------
