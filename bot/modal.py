@@ -290,6 +290,17 @@ def preview_text(text: str, cleanup: bool, max_segments: int) -> str:
 # --- the view ------------------------------------------------------------------------------
 
 
+async def open_view(client: AsyncWebClient, trigger_id: object, view: dict[str, Any]) -> str | None:
+    """Open a modal with an untrusted trigger_id; None when open, else why not."""
+    if not isinstance(trigger_id, str) or not trigger_id:
+        return "no trigger_id from Slack"
+    try:
+        await client.views_open(trigger_id=trigger_id, view=view)
+    except SlackClientError as exc:
+        return _slack_error(exc)
+    return None
+
+
 def recipients_block(
     policy: Policy, user_id: str, ids: tuple[str, str], label: str, placeholder: str, to: str
 ) -> dict[str, Any]:
@@ -530,14 +541,9 @@ async def open_compose_modal(
             origin, f":no_entry: Not sent: {exc.user_message}. Ask an admin to add you."
         )
         return
-    trigger_id = command.get("trigger_id")
-    error = "no trigger_id from Slack"
-    if isinstance(trigger_id, str) and trigger_id:
-        try:
-            await client.views_open(trigger_id=trigger_id, view=view)
-            return
-        except SlackClientError as exc:
-            error = _slack_error(exc)
+    error = await open_view(client, command.get("trigger_id"), view)
+    if error is None:
+        return
     logger.warning("could not open the /sms modal for %s: %s", user_id, error)
     await bridge.reporter.tell_requester(
         origin,

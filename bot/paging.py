@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands import unslack
 from bot.config import Policy
 from bot.errors import BridgeError, InvalidNumber, UnknownRecipient
-from bot.modal import recipients_block
+from bot.modal import open_view, recipients_block
 from bot.policy import (
     Refuse,
     auto_page_sender,
@@ -499,12 +498,6 @@ async def auto_page(
         await bridge.reporter.post(channel, f"*Auto-page:* {refusal}", thread_ts=ts)
 
 
-def _slack_error(exc: SlackClientError) -> str:
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error") or "unknown_error")
-    return type(exc).__name__
-
-
 async def open_page_form(bridge: Bridge, client: AsyncWebClient, body: Mapping[str, Any]) -> None:
     """The message shortcut (already acked): open the pre-filled form at once; the trigger
     expires in 3 seconds, so only in-memory work comes first."""
@@ -529,14 +522,9 @@ async def open_page_form(bridge: Bridge, client: AsyncWebClient, body: Mapping[s
         channel, thread_ts, bridge.reporter.trusted_response_url(body.get("response_url"))
     )
     view = page_view(policy, user, meta, rule.page if rule and rule.page else "", text)
-    error = "no trigger_id from Slack"
-    trigger_id = body.get("trigger_id")
-    if isinstance(trigger_id, str) and trigger_id:
-        try:
-            await client.views_open(trigger_id=trigger_id, view=view)
-            return
-        except SlackClientError as exc:
-            error = _slack_error(exc)
+    error = await open_view(client, body.get("trigger_id"), view)
+    if error is None:
+        return
     logger.warning("could not open the page form for %s: %s", user, error)
     await bridge.reporter.whisper(
         channel, user, f":warning: The page form could not be opened ({error}); try again."
