@@ -9,10 +9,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from tests.fakes.signing import interaction_body, signed_headers, slash_command_body
+from tests.fakes.signing import (
+    event_body,
+    interaction_body,
+    signed_headers,
+    slash_command_body,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TWOCHAT_KEY = "test-2chat-key-s3cr3t-value"
@@ -81,6 +87,15 @@ class AppProcess:
         self.proc.wait()
         self.http.close()
         self._log.close()
+
+    def event(self, event: dict[str, Any], event_id: str, retry: int = 0) -> httpx.Response:
+        """Deliver an Events API callback; ``retry`` > 0 marks it as Slack's redelivery."""
+        body = event_body(event, event_id)
+        headers = {**signed_headers(body), "Content-Type": "application/json"}
+        if retry:
+            headers["X-Slack-Retry-Num"] = str(retry)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        return self.post_signed(body, headers)
 
     def interact(self, payload: dict[str, object]) -> httpx.Response:
         return self.post_signed(interaction_body(payload))

@@ -26,7 +26,7 @@ from bot.paging import (
 from bot.segments import analyze
 from tests.appproc import AppProcess
 from tests.conftest import SHIPPED_CONFIG, StartApp, policy_file
-from tests.fakes.signing import interaction_body, signed_headers
+from tests.fakes.signing import interaction_body
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
@@ -54,22 +54,7 @@ def deliver(
 ) -> str:
     """POST an Events API callback as Slack does; returns its event_id."""
     event_id = event_id or new_event_id()
-    body = json.dumps(
-        {
-            "token": "legacy-unused",
-            "team_id": "T0TEAM",
-            "api_app_id": "A0APP",
-            "event": event,
-            "type": "event_callback",
-            "event_id": event_id,
-            "event_time": 1800000000,
-            "authorizations": [{"team_id": "T0TEAM", "user_id": "UBOT", "is_bot": True}],
-        }
-    )
-    headers = {**signed_headers(body), "Content-Type": "application/json"}
-    if retry:
-        headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"})
-    response = app.post_signed(body, headers)
+    response = app.event(event, event_id, retry)
     assert response.status_code == 200, response.text
     return event_id
 

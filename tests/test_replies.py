@@ -29,7 +29,6 @@ from bot.replies import classify
 from bot.twochat import Conversation, SmsMessage, TwoChatClient, e164, epoch_seconds
 from tests.appproc import ROOT, TWOCHAT_KEY, AppProcess
 from tests.conftest import SHIPPED_CONFIG, StartApp, policy_file
-from tests.fakes.signing import signed_headers
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
@@ -112,20 +111,7 @@ def settle(seconds: float = 0.8) -> None:
 
 
 def deliver_event(app: AppProcess, event: dict[str, Any]) -> None:
-    body = json.dumps(
-        {
-            "token": "legacy-unused",
-            "team_id": "T0TEAM",
-            "api_app_id": "A0APP",
-            "event": event,
-            "type": "event_callback",
-            "event_id": f"EvReplies{next(_ids):06d}",
-            "event_time": 1800000000,
-            "authorizations": [{"team_id": "T0TEAM", "user_id": "UBOT", "is_bot": True}],
-        }
-    )
-    headers = {**signed_headers(body), "Content-Type": "application/json"}
-    assert app.post_signed(body, headers).status_code == 200
+    assert app.event(event, f"EvReplies{next(_ids):06d}").status_code == 200
 
 
 def page_by_mention(app: AppProcess, text: str) -> str:

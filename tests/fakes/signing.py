@@ -47,3 +47,19 @@ def slash_command_body(
 
 def interaction_body(payload: dict[str, Any]) -> str:
     return urlencode({"payload": json.dumps(payload)})
+
+
+def event_body(event: dict[str, Any], event_id: str) -> str:
+    """An Events API callback as Slack sends it (JSON, from the stand-in workspace)."""
+    return json.dumps(
+        {
+            "token": "legacy-unused",
+            "team_id": "T0TEAM",
+            "api_app_id": "A0APP",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": 1800000000,
+            "authorizations": [{"team_id": "T0TEAM", "user_id": "UBOT", "is_bot": True}],
+        }
+    )
