@@ -49,7 +49,7 @@ from bench.harness import (
     process_cpu_self,
     wait_for,
 )
-from bot.fanout import DEFAULT_BURST
+from bot.sms.fanout import DEFAULT_BURST
 
 PROFILE_SVG = ROOT / "bench" / "profile.svg"
 PROFILE_TXT = ROOT / "bench" / "profile.txt"

@@ -18,15 +18,16 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import Policy
+from bot.core.model import Policy
 from bot.errors import BridgeError
-from bot.relay import SlackReporter
-from bot.replies import ReplyRelay
 from bot.settings import Settings
-from bot.slack_app import Bridge, build_app
+from bot.slack.bolt_app import build_app
+from bot.slack.deps import Bridge
+from bot.slack.reporter import SlackReporter
+from bot.sms.replies import ReplyRelay
+from bot.sms.twochat import TwoChatClient
 from bot.store import open_store
 from bot.tasks import TaskRunner
-from bot.twochat import TwoChatClient
 from bot.workflow import Workflow
 
 logger = logging.getLogger(__name__)

@@ -16,11 +16,9 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from bot.config import Policy, Recipient
-from bot.errors import BridgeError, TwoChatError
-from bot.fanout import RatePacer, RetryPolicy, fan_out
-from bot.phone import mask
-from bot.policy import (
+from bot.core.model import Policy, Recipient
+from bot.core.phone import mask
+from bot.core.policy import (
     AUTO_PAGE_PREFIX,
     Allow,
     NeedsApproval,
@@ -29,8 +27,9 @@ from bot.policy import (
     decide,
     decide_auto_page,
 )
-from bot.relay import Origin, SlackReporter
-from bot.render import (
+from bot.core.segments import analyze
+from bot.errors import BridgeError, TwoChatError
+from bot.slack.render import (
     Outcome,
     approval_blocks,
     approval_text,
@@ -44,7 +43,9 @@ from bot.render import (
     request_text,
     send_status_text,
 )
-from bot.segments import analyze
+from bot.slack.reporter import Origin, SlackReporter
+from bot.sms.fanout import RatePacer, RetryPolicy, fan_out
+from bot.sms.twochat import TwoChatClient
 from bot.store import (
     NewRecipient,
     NewRequest,
@@ -55,7 +56,6 @@ from bot.store import (
     StoredRequest,
 )
 from bot.tasks import TaskRunner
-from bot.twochat import TwoChatClient
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 import pytest
 
-from bot.commands import SmsCommand, parse_sms_command, unslack
+from bot.core.commands import SmsCommand, parse_sms_command, unslack
 
 
 @pytest.mark.parametrize(

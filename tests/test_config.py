@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.config import Policy, Recipient, SenderRule
-from bot.config_loader import load_policy, load_policy_text, parse_duration, summarize
+from bot.config.loader import load_policy, load_policy_text, parse_duration, summarize
+from bot.core.model import Policy, Recipient, SenderRule
 from bot.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

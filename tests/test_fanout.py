@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import TwoChatError
-from bot.fanout import RatePacer, RetryPolicy, fan_out
+from bot.sms.fanout import RatePacer, RetryPolicy, fan_out
 
 
 class FakeTime:

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.commands import parse_sms_command
+from bot.core.commands import parse_sms_command
+from bot.core.phone import parse_number
 from bot.errors import InvalidNumber
-from bot.phone import parse_number
 from tests.appproc import AppProcess
 from tests.conftest import StartApp
 from tests.fakes.signing import signed_headers, slash_command_body

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from bot.config import Policy
-from bot.config_loader import load_policy
-from bot.modal import (
+from bot.config.loader import load_policy
+from bot.core.model import Policy
+from bot.core.policy import Allow, NeedsApproval, Refuse
+from bot.slack.compose_modal import (
     BLOCK_PREVIEW,
-    CALLBACK_ID,
     BadForm,
     ComposeMeta,
     ComposeValues,
@@ -26,8 +26,8 @@ from bot.modal import (
     read_values,
     submit_compose,
 )
-from bot.policy import Allow, NeedsApproval, Refuse
-from bot.relay import Origin
+from bot.slack.ids import CallbackId
+from bot.slack.reporter import Origin
 from tests.appproc import AppProcess
 from tests.conftest import SHIPPED_CONFIG, StartApp
 from tests.fakes.signing import interaction_body
@@ -172,7 +172,7 @@ def test_view_offers_only_the_users_from_numbers_default_first() -> None:
 
 def test_view_wiring_for_live_preview_and_metadata() -> None:
     view = compose_view(POLICY, "U0ADMIN", ComposeValues(from_name="uk", cleanup=True), META)
-    assert view["callback_id"] == CALLBACK_ID
+    assert view["callback_id"] == CallbackId.COMPOSE
     assert block(view, "from")["element"]["initial_option"]["value"] == "uk"
     message = block(view, "text")
     assert message["dispatch_action"] is True

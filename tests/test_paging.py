@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from bot.config_loader import load_policy
-from bot.paging import (
+from bot.config.loader import load_policy
+from bot.core.segments import analyze
+from bot.slack.paging import (
     IGNORED_SUBTYPES,
     PageCommand,
     auto_page_text,
@@ -23,7 +24,6 @@ from bot.paging import (
     permalink,
     prefill_text,
 )
-from bot.segments import analyze
 from tests.appproc import AppProcess
 from tests.conftest import SHIPPED_CONFIG, StartApp, policy_file
 from tests.fakes.signing import interaction_body

@@ -1,7 +1,7 @@
 import pytest
 
+from bot.core.phone import destination_refusal, mask, parse_number, region_of
 from bot.errors import InvalidNumber
-from bot.phone import destination_refusal, mask, parse_number, region_of
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Policy
-from bot.config_loader import load_policy
-from bot.policy import (
+from bot.config.loader import load_policy
+from bot.core.model import Policy
+from bot.core.policy import (
     Allow,
     NeedsApproval,
     Refuse,

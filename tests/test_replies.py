@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from bot.config import Recipient, reply_keyword
-from bot.config_loader import load_policy, load_policy_text, summarize
+from bot.config.loader import load_policy, load_policy_text, summarize
+from bot.core.model import Recipient, reply_keyword
 from bot.errors import ConfigError, TwoChatError
-from bot.render import ack_summary_text, opted_out_reason
-from bot.replies import classify
-from bot.twochat import Conversation, SmsMessage, TwoChatClient, e164, epoch_seconds
+from bot.slack.render import ack_summary_text, opted_out_reason
+from bot.sms.replies import classify
+from bot.sms.twochat import Conversation, SmsMessage, TwoChatClient, e164, epoch_seconds
 from tests.appproc import ROOT, TWOCHAT_KEY, AppProcess
 from tests.conftest import SHIPPED_CONFIG, StartApp, policy_file
 from tests.fakes.slack_server import SlackStandIn

@@ -1,4 +1,4 @@
-"""Tests for bot.segments: GSM-7 / UCS-2 detection, counting and splitting (SPEC §1)."""
+"""Tests for bot.core.segments: GSM-7 / UCS-2 detection, counting and splitting (SPEC §1)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.segments import (
+from bot.core.segments import (
     GSM7_BASIC,
     GSM7_EXTENSION,
     GSM7_REPLACEMENTS,
@@ -19,7 +19,7 @@ from bot.segments import (
 )
 
 # --- An independent GSM-7 encoder, written from the 3GPP TS 23.038 tables -------------------
-# Deliberately not derived from bot.segments: every entry names its septet code explicitly, so
+# Deliberately not derived from bot.core.segments: every entry names its septet code explicitly, so
 # a slip in the module's table (a wrong or missing character) shows up as a disagreement.
 
 ESC = 0x1B

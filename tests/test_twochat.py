@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.errors import TwoChatError
-from bot.twochat import TwoChatClient
+from bot.sms.twochat import TwoChatClient
 from tests.fakes.twochat_server import TwoChatStandIn
 
 KEY = "test-2chat-key-s3cr3t-value"

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.config import WILDCARD, Policy, Recipient, SenderRule
+from bot.core.model import WILDCARD, Policy, Recipient, SenderRule
+from bot.core.phone import destination_refusal, parse_number
+from bot.core.segments import SegmentInfo, analyze
 from bot.errors import InvalidNumber, UnknownRecipient
-from bot.phone import destination_refusal, parse_number
-from bot.segments import SegmentInfo, analyze
 
 Field = Literal["to", "from", "text", "sender"]
 

@@ -25,12 +25,18 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from bot.config import START_WORDS, STOP_WORDS, Policy, Recipient, reply_keyword
+from bot.core.model import START_WORDS, STOP_WORDS, Policy, Recipient, reply_keyword
+from bot.core.phone import mask
 from bot.errors import BridgeError
-from bot.phone import mask
-from bot.render import ack_summary_text, reply_text, request_text, show_number, unknown_reply_text
+from bot.slack.render import (
+    ack_summary_text,
+    reply_text,
+    request_text,
+    show_number,
+    unknown_reply_text,
+)
+from bot.sms.twochat import Conversation, SmsMessage, TwoChatClient, e164
 from bot.store import ReplyCursor, StoredRequest
-from bot.twochat import Conversation, SmsMessage, TwoChatClient, e164
 from bot.workflow import Workflow, origin_of, plan_of
 
 logger = logging.getLogger(__name__)

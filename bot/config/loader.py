@@ -19,7 +19,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bot.config import (
+from bot.core.model import (
     START_WORDS,
     STOP_WORDS,
     WILDCARD,
@@ -34,8 +34,8 @@ from bot.config import (
     SenderRule,
     reply_keyword,
 )
+from bot.core.phone import parse_number
 from bot.errors import ConfigError, InvalidNumber
-from bot.phone import parse_number
 
 # The keys each section accepts. To extend the file format, add the key here and read it in
 # the matching ``_read_*`` function; anything not listed is reported as an unknown key.

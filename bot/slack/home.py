@@ -12,16 +12,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import Policy
-from bot.render import (
-    APPROVE_ACTION,
-    REJECT_ACTION,
+from bot.core.model import Policy
+from bot.slack.deps import Bridge
+from bot.slack.ids import ActionId
+from bot.slack.render import (
     approval_text,
     button,
     opted_out_text,
@@ -33,9 +33,6 @@ from bot.render import (
 )
 from bot.store import SendRecord, StoredRequest
 from bot.workflow import outcome_of, plan_of
-
-if TYPE_CHECKING:
-    from bot.slack_app import Bridge
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +108,8 @@ def _pending_blocks(
             "type": "actions",
             "block_id": f"approval-{request.id}",  # unique per view; the action ids are shared
             "elements": [
-                button("Approve", APPROVE_ACTION, request.id, "primary"),
-                button("Reject", REJECT_ACTION, request.id, "danger"),
+                button("Approve", ActionId.APPROVE, request.id, "primary"),
+                button("Reject", ActionId.REJECT, request.id, "danger"),
             ],
         },
     ]
@@ -154,7 +151,7 @@ def opened_home(event: Mapping[str, Any]) -> str | None:
     return user
 
 
-def register_home(app: AsyncApp, bridge: Bridge) -> None:
+def register(app: AsyncApp, bridge: Bridge) -> None:
     """``app_home_opened`` publishes a fresh view; its work runs on the bridge's runner."""
 
     @app.event("app_home_opened")

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.config import WILDCARD, Policy, Recipient
+from bot.core.model import WILDCARD, Policy, Recipient
+from bot.core.phone import mask
+from bot.core.policy import AUTO_PAGE_PREFIX, SendPlan, allowed_from_names
+from bot.core.segments import SegmentInfo
 from bot.errors import BridgeError
-from bot.phone import mask
-from bot.policy import AUTO_PAGE_PREFIX, SendPlan, allowed_from_names
-from bot.segments import SegmentInfo
+from bot.slack.ids import ActionId
 
 if TYPE_CHECKING:
     from bot.store import InboundMessage, SendRecord, StoredRequest
@@ -227,11 +228,6 @@ def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
 
 
-APPROVE_ACTION = "approval_approve"
-REJECT_ACTION = "approval_reject"
-RETRY_ACTION = "send_retry"
-
-
 def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
     element: dict[str, Any] = {
         "type": "button",
@@ -256,8 +252,8 @@ def approval_blocks(request_id: str, body: str) -> list[dict[str, Any]]:
             "type": "actions",
             "block_id": "approval",
             "elements": [
-                button("Approve", APPROVE_ACTION, request_id, "primary"),
-                button("Reject", REJECT_ACTION, request_id, "danger"),
+                button("Approve", ActionId.APPROVE, request_id, "primary"),
+                button("Reject", ActionId.REJECT, request_id, "danger"),
             ],
         },
     ]
@@ -272,7 +268,7 @@ def outcome_blocks(text: str, retry_send_ids: list[int]) -> list[dict[str, Any]]
     """Outcome text, plus a Retry button per send whose outcome is unknown."""
     if not retry_send_ids:
         return None
-    buttons = [button("Retry", RETRY_ACTION, str(send_id)) for send_id in retry_send_ids[:25]]
+    buttons = [button("Retry", ActionId.RETRY, str(send_id)) for send_id in retry_send_ids[:25]]
     return [section(text), {"type": "actions", "block_id": "retry", "elements": buttons}]
 
 

@@ -17,31 +17,29 @@ import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.commands import SmsCommand
-from bot.config import WILDCARD, Policy
+from bot.core.commands import SmsCommand
+from bot.core.model import WILDCARD, Policy
+from bot.core.policy import Decision, Refuse, allowed_from_names, decide, split_targets
+from bot.core.segments import GSM7_EXTENSION, GSM7_REPLACEMENTS, SegmentInfo, analyze, gsm7_cleanup
 from bot.errors import BridgeError
-from bot.policy import Decision, Refuse, allowed_from_names, decide, split_targets
-from bot.relay import Origin
-from bot.render import describe_error, show_number
-from bot.segments import GSM7_EXTENSION, GSM7_REPLACEMENTS, SegmentInfo, analyze, gsm7_cleanup
-
-if TYPE_CHECKING:
-    from bot.slack_app import Bridge
+from bot.slack.deps import Bridge
+from bot.slack.ids import ActionId, CallbackId
+from bot.slack.render import describe_error, show_number
+from bot.slack.reporter import Origin
 
 logger = logging.getLogger(__name__)
 
-CALLBACK_ID = "sms_compose"
-BLOCK_FROM, ACTION_FROM = "from", "from_number"
-BLOCK_TO, ACTION_TO = "to", "to_input"
-BLOCK_TEXT, ACTION_TEXT = "text", "message"
-BLOCK_CLEANUP, ACTION_CLEANUP = "cleanup", "gsm7_cleanup"
+BLOCK_FROM, ACTION_FROM = "from", ActionId.COMPOSE_FROM
+BLOCK_TO, ACTION_TO = "to", ActionId.COMPOSE_TO
+BLOCK_TEXT, ACTION_TEXT = "text", ActionId.COMPOSE_TEXT
+BLOCK_CLEANUP, ACTION_CLEANUP = "cleanup", ActionId.COMPOSE_CLEANUP
 BLOCK_PREVIEW = "preview"
 CLEANUP_VALUE = "gsm7"
 
@@ -410,7 +408,7 @@ def compose_view(
     preview = preview_text(values.text, values.cleanup, policy.defaults.max_segments)
     return {
         "type": "modal",
-        "callback_id": CALLBACK_ID,
+        "callback_id": CallbackId.COMPOSE,
         "title": _plain("Send an SMS"),
         "submit": _plain("Send"),
         "close": _plain("Cancel"),
@@ -558,7 +556,7 @@ async def update_preview(bridge: Bridge, client: AsyncWebClient, body: dict[str,
     A ``hash_conflict`` means a newer update won the race: that one is current, so ignore.
     """
     view = body.get("view")
-    if not isinstance(view, dict) or view.get("callback_id") != CALLBACK_ID:
+    if not isinstance(view, dict) or view.get("callback_id") != CallbackId.COMPOSE:
         return
     view_id, view_hash = view.get("id"), view.get("hash")
     try:
@@ -585,7 +583,7 @@ async def update_preview(bridge: Bridge, client: AsyncWebClient, body: dict[str,
             logger.warning("could not update the /sms preview of %s: %s", view_id, error)
 
 
-def register_modal(app: AsyncApp, bridge: Bridge) -> None:
+def register(app: AsyncApp, bridge: Bridge) -> None:
     """Register the modal's action and view_submission listeners."""
 
     async def on_edit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -595,7 +593,7 @@ def register_modal(app: AsyncApp, bridge: Bridge) -> None:
     app.action(ACTION_TEXT)(on_edit)
     app.action(ACTION_CLEANUP)(on_edit)
 
-    @app.view(CALLBACK_ID)
+    @app.view(CallbackId.COMPOSE)
     async def on_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
         errors = await submit_compose(bridge, body)
         if errors:

@@ -17,16 +17,14 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.commands import unslack
-from bot.config import Policy
-from bot.errors import BridgeError, InvalidNumber, UnknownRecipient
-from bot.modal import open_view, recipients_block
-from bot.policy import (
+from bot.core.commands import unslack
+from bot.core.model import Policy
+from bot.core.policy import (
     Refuse,
     auto_page_sender,
     decide,
@@ -35,19 +33,18 @@ from bot.policy import (
     split_targets,
     trim_to_segments,
 )
-from bot.relay import Origin
-from bot.render import describe_error, refusal_text, segments_label
-from bot.segments import analyze, gsm7_cleanup
-
-if TYPE_CHECKING:
-    from bot.slack_app import Bridge
+from bot.core.segments import analyze, gsm7_cleanup
+from bot.errors import BridgeError, InvalidNumber, UnknownRecipient
+from bot.slack.compose_modal import open_view, recipients_block
+from bot.slack.deps import Bridge
+from bot.slack.ids import ActionId, CallbackId
+from bot.slack.render import describe_error, refusal_text, segments_label
+from bot.slack.reporter import Origin
 
 logger = logging.getLogger(__name__)
 
-SHORTCUT_ID = "page_oncall"
-PAGE_VIEW = "page_oncall_form"
-BLOCK_TO, ACTION_TO = "page_to", "to"
-BLOCK_TEXT, ACTION_TEXT = "page_text", "text"
+BLOCK_TO, ACTION_TO = "page_to", ActionId.PAGE_TO
+BLOCK_TEXT, ACTION_TEXT = "page_text", ActionId.PAGE_TEXT
 KIND = "page"
 
 # Subtypes that are not a new message someone (or some integration) posted.
@@ -368,7 +365,7 @@ def page_view(policy: Policy, user_id: str, meta: PageMeta, to: str, text: str) 
     )
     return {
         "type": "modal",
-        "callback_id": PAGE_VIEW,
+        "callback_id": CallbackId.PAGE_FORM,
         "title": _plain("Page on-call by SMS"),
         "submit": _plain("Page"),
         "close": _plain("Cancel"),
@@ -564,7 +561,7 @@ async def submit_page_form(bridge: Bridge, body: Mapping[str, Any]) -> dict[str,
     return {BLOCK_TEXT: field_error(refusal)} if refusal else None
 
 
-def register_paging(app: AsyncApp, bridge: Bridge) -> None:
+def register(app: AsyncApp, bridge: Bridge) -> None:
     """Register the mention, auto-page, shortcut and form listeners. Events are acked by
     Bolt; their work runs on the bridge's runner so a shutdown lets it finish."""
 
@@ -587,12 +584,12 @@ def register_paging(app: AsyncApp, bridge: Bridge) -> None:
                 auto_page(bridge, body, event, text), name=f"auto-page-{event.get('ts')}"
             )
 
-    @app.shortcut(SHORTCUT_ID)
+    @app.shortcut(CallbackId.PAGE_SHORTCUT)
     async def on_shortcut(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         await open_page_form(bridge, client, body)
 
-    @app.view(PAGE_VIEW)
+    @app.view(CallbackId.PAGE_FORM)
     async def on_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
         errors = await submit_page_form(bridge, body)
         if errors:

@@ -1,0 +1,36 @@
+"""The Bolt app: one place that registers every Slack surface's listeners."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack import approvals, commands, compose_modal, home, paging
+from bot.slack.deps import Bridge
+from bot.slack.render import describe_error
+
+
+def build_app(
+    bridge: Bridge, client: AsyncWebClient, signing_secret: str | None, socket_mode: bool
+) -> AsyncApp:
+    """The Bolt app with every listener. Bolt verifies each HTTP request's signature."""
+    # Bolt logs whole request and response bodies at DEBUG, phone numbers included.
+    bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
+    bolt_logger.setLevel(max(logging.getLogger().getEffectiveLevel(), logging.INFO))
+    app = AsyncApp(
+        logger=bolt_logger,
+        client=client,
+        signing_secret=signing_secret or "",
+        request_verification_enabled=not socket_mode,
+        raise_error_for_unhandled_request=False,
+    )
+    for surface in (commands, approvals, compose_modal, paging, home):
+        surface.register(app, bridge)
+
+    @app.error
+    async def on_error(error: Exception) -> None:
+        describe_error(error)
+
+    return app

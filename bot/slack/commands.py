@@ -1,0 +1,119 @@
+"""The ``/sms`` slash command: help, status, the compose modal, and direct sends."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.commands import parse_sms_command
+from bot.core.model import Policy
+from bot.core.policy import Refuse, decide, split_targets
+from bot.errors import BridgeError, StoreError
+from bot.slack.compose_modal import open_compose_modal
+from bot.slack.deps import BadPayload, Bridge, required
+from bot.slack.render import STATUS_USAGE, help_text, refusal_text
+from bot.slack.reporter import Origin
+
+logger = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, bridge: Bridge) -> None:
+    """Listen for ``/sms``; a malformed payload is answered privately, never with a 500."""
+
+    @app.command("/sms")
+    async def sms_command(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
+        try:
+            await handle_sms_command(bridge, ack, command, client)
+        except BadPayload as exc:
+            await ack(response_type="ephemeral", text=f":warning: {exc.user_message}")
+
+
+async def handle_sms_command(
+    bridge: Bridge, ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient
+) -> None:
+    """``/sms``: answer help and refusals in the ack; acknowledge sends, then relay them."""
+    user_id = required(command, "user_id")
+    channel_id = required(command, "channel_id")
+    raw_text = command.get("text") or ""
+    if not isinstance(raw_text, str):
+        raise BadPayload("the request from Slack has no valid text")
+    policy = bridge.policy
+    status_id = status_request(policy, raw_text)
+    if status_id is not None:
+        await answer_status(bridge, ack, command, status_id)
+        return
+    parsed = parse_sms_command(raw_text)
+    if parsed.kind == "help":
+        await ack(response_type="ephemeral", text=await help_for(bridge, user_id))
+        return
+    if parsed.kind == "modal":
+        await ack()
+        await open_compose_modal(bridge, client, command, parsed)
+        return
+    decision = decide(policy, user_id, split_targets(parsed.to), parsed.text, parsed.from_name)
+    if isinstance(decision, Refuse):
+        await ack(response_type="ephemeral", text=refusal_text(decision.reason))
+        return
+    origin = Origin(
+        channel_id=channel_id,
+        user_id=user_id,
+        response_url=bridge.reporter.trusted_response_url(command.get("response_url")),
+    )
+    refusal = await bridge.submit(decision, origin)
+    if refusal:
+        await ack(response_type="ephemeral", text=refusal)
+    else:
+        await ack()
+
+
+def status_request(policy: Policy, raw_text: str) -> str | None:
+    """``/sms status <id>``: the id ("" when missing), or None when this is no status
+    request (a contact or group named "status" still gets texted)."""
+    words = raw_text.split()
+    if not words or words[0].lower() != "status" or words[0] in policy.contacts:
+        return None
+    if words[0] in policy.groups:
+        return None
+    return words[1] if len(words) == 2 else ""
+
+
+async def answer_status(
+    bridge: Bridge, ack: AsyncAck, command: dict[str, Any], message_id: str
+) -> None:
+    """Ack at once (asking 2Chat may take longer than Slack waits), then answer privately."""
+    if not message_id:
+        await ack(response_type="ephemeral", text=STATUS_USAGE)
+        return
+    await ack()
+    origin = Origin(
+        channel_id=required(command, "channel_id"),
+        user_id=required(command, "user_id"),
+        response_url=bridge.reporter.trusted_response_url(command.get("response_url")),
+    )
+
+    async def answer() -> None:
+        try:
+            text = await bridge.workflow.status(message_id, origin.user_id)
+        except BridgeError as exc:  # e.g. the database is down: say so rather than nothing
+            text = f":warning: Cannot look up `{message_id}` now: {exc.user_message}"
+        await bridge.reporter.tell_requester(origin, text)
+
+    bridge.runner.spawn(answer(), name=f"status-{message_id[:40]}")
+
+
+async def help_for(bridge: Bridge, user_id: str) -> str:
+    """``/sms help``, with the opt-out list for people who may send."""
+    policy = bridge.policy
+    opted_out: list[tuple[str, datetime]] = []
+    if policy.rule_for(user_id) is not None or user_id in policy.approvals.approvers:
+        try:
+            opt_outs = await bridge.workflow.db(bridge.workflow.store.opt_outs)
+        except StoreError as exc:  # help must still answer within Slack's 3 seconds
+            logger.warning("opt-out list unavailable for /sms help: %s", exc)
+            opt_outs = []
+        opted_out = [(o.number, o.since) for o in opt_outs]
+    return help_text(policy, user_id, opted_out)

@@ -1,0 +1,85 @@
+"""What every Slack listener module receives: the dependencies and payload helpers.
+
+Every ``bot.slack`` surface imports this module and it imports none of them, which keeps
+the listener modules free of import cycles.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.core.model import Policy
+from bot.core.policy import Allow, NeedsApproval
+from bot.errors import BridgeError, StoreError
+from bot.slack.render import refusal_text
+from bot.slack.reporter import Origin, SlackReporter
+from bot.tasks import TaskRunner
+from bot.workflow import Workflow
+
+logger = logging.getLogger(__name__)
+
+
+class BadPayload(BridgeError):
+    """A Slack payload without a field we need, or with the wrong type."""
+
+
+@dataclass
+class Bridge:
+    """Everything the handlers need, passed in (never module globals)."""
+
+    policy_source: Callable[[], Policy]
+    workflow: Workflow
+    reporter: SlackReporter
+    runner: TaskRunner
+
+    @property
+    def policy(self) -> Policy:
+        return self.policy_source()
+
+    async def submit(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
+        """Take an accepted request from any entry point; a refusal text, or None if taken.
+
+        The send itself runs after the caller has answered Slack. A database outage is a
+        refusal like any other: nothing was recorded, so nothing will be sent.
+        """
+        try:
+            return await self.workflow.submit(decision, origin)
+        except StoreError as exc:
+            logger.warning("request refused, database unavailable: %s", exc)
+            return refusal_text(
+                "the bridge's database is unavailable right now; try again in a minute"
+            )
+
+    async def tell_clicker(self, channel: str | None, user: str, text: str) -> None:
+        """Privately: an ephemeral in the channel, or a DM for clicks in the App Home tab."""
+        if channel is None:
+            await self.reporter.post(user, text)
+        else:
+            await self.reporter.whisper(channel, user, text)
+
+
+def required(payload: Any, *path: str) -> str:
+    """A non-empty string at ``path`` in an untrusted payload, or BadPayload."""
+    value = payload
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if not isinstance(value, str) or not value:
+        raise BadPayload(f"the request from Slack has no valid {'.'.join(path)}")
+    return value
+
+
+def first_action(body: dict[str, Any]) -> dict[str, Any]:
+    """The clicked element of a ``block_actions`` payload, or BadPayload."""
+    actions = body.get("actions")
+    if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
+        raise BadPayload("the request from Slack has no valid actions")
+    return actions[0]
+
+
+def from_home(body: dict[str, Any]) -> bool:
+    """Whether an interaction came from the App Home tab."""
+    view = body.get("view")
+    return isinstance(view, dict) and view.get("type") == "home"
