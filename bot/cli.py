@@ -1,4 +1,4 @@
-"""``python -m bot`` and ``sms-bridge``: one program, with subcommands (SPEC §4)."""
+"""``python -m bot`` and ``sms-bridge``: one program, with subcommands."""
 
 from __future__ import annotations
 
@@ -69,14 +69,15 @@ def channel_problems(
     fine: list[str] = []
     problems: list[str] = []
     for name, number in from_numbers.items():
-        channel = by_number.get(number)
+        found = by_number.get(number)
         where = f"from_numbers.{name} ({number})"
-        if channel is None:
+        if found is None:
             known = ", ".join(sorted(by_number)) or "none"
             problems.append(
                 f"{where}: not an SMS number of this 2Chat account (its numbers: {known})"
             )
             continue
+        channel = found
         label = f"2Chat channel {channel.get('uuid', '?')}"
         if channel.get("enabled") is not True:
             problems.append(f"{where}: {label} is not enabled in 2Chat")

@@ -1,4 +1,4 @@
-"""Runtime settings from the environment (SPEC §2): secrets never come from the YAML."""
+"""Runtime settings from the environment: secrets never come from the YAML policy file."""
 
 from __future__ import annotations
 
@@ -49,11 +49,61 @@ class Settings:
         return tuple(value for value in values if value)
 
 
-def _url_problem(name: str, value: str) -> str | None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return f"{name} must be an http(s) URL"
-    return None
+# The values config/.env.example ships with: left unchanged they mean "not set yet".
+PLACEHOLDERS = frozenset(
+    {"xoxb-your-bot-token", "your-signing-secret", "xapp-your-app-token", "your-2chat-api-key"}
+)
+
+
+class _Environment:
+    """Reads variables and collects every problem, so one error can name them all."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def text(self, name: str) -> str | None:
+        value = self.environ.get(name, "").strip()
+        if value in PLACEHOLDERS:
+            self.problems.append(f"{name} still has the example value from config/.env.example")
+            return None
+        return value or None
+
+    def token(self, name: str, prefix: str, required: bool) -> str | None:
+        value = self.text(name)
+        if value is None:
+            if required and not any(p.startswith(name) for p in self.problems):
+                self.problems.append(f"{name} is not set")
+            return None
+        if not value.startswith(prefix):
+            self.problems.append(f"{name} must start with {prefix!r}")
+        return value
+
+    def number(self, name: str, default: float, kind: type[int] | type[float]) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a {'whole ' if kind is int else ''}number")
+            return default
+        if value <= 0:
+            self.problems.append(f"{name} must be greater than zero")
+        return value
+
+    def url(self, name: str, default: str) -> str:
+        value = self.text(name) or default
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            self.problems.append(f"{name} must be an http(s) URL")
+        return value
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = (self.text(name) or default).upper()
+        if value not in allowed:
+            self.problems.append(f"{name} must be one of {', '.join(allowed)}")
+        return value
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -61,81 +111,41 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 
     Messages name the variable and what is wrong with it, never the value of a secret.
     """
-    problems: list[str] = []
-
-    def text(name: str) -> str | None:
-        value = environ.get(name, "").strip()
-        return value or None
-
-    def token(name: str, prefix: str, required: bool) -> str | None:
-        value = text(name)
-        if value is None:
-            if required:
-                problems.append(f"{name} is not set")
-            return None
-        if not value.startswith(prefix):
-            problems.append(f"{name} must start with {prefix!r}")
-        return value
-
-    def number(name: str, default: float, kind: type[int] | type[float]) -> float:
-        raw = text(name)
-        if raw is None:
-            return default
-        try:
-            value = kind(raw)
-        except ValueError:
-            problems.append(f"{name} must be a {'whole ' if kind is int else ''}number")
-            return default
-        if value <= 0:
-            problems.append(f"{name} must be greater than zero")
-        return value
-
-    app_token = token("SLACK_APP_TOKEN", "xapp-", required=False)
-    bot_token = token("SLACK_BOT_TOKEN", "xoxb-", required=True)
-    signing_secret = text("SLACK_SIGNING_SECRET")
+    env = _Environment(environ)
+    app_token = env.token("SLACK_APP_TOKEN", "xapp-", required=False)
+    bot_token = env.token("SLACK_BOT_TOKEN", "xoxb-", required=True)
+    signing_secret = env.text("SLACK_SIGNING_SECRET")
     if app_token is None and signing_secret is None:
-        problems.append("SLACK_SIGNING_SECRET is not set (required in HTTP mode)")
-    api_key = text("TWOCHAT_API_KEY")
+        env.problems.append("SLACK_SIGNING_SECRET is not set (required in HTTP mode)")
+    api_key = env.text("TWOCHAT_API_KEY")
     if api_key is None:
-        problems.append("TWOCHAT_API_KEY is not set")
+        env.problems.append("TWOCHAT_API_KEY is not set")
 
-    database_url = text("DATABASE_URL") or DEFAULT_DATABASE_URL
+    database_url = env.text("DATABASE_URL") or DEFAULT_DATABASE_URL
     if not re.match(r"^(sqlite:///.+|postgres(ql)?://.+)$", database_url):
-        problems.append("DATABASE_URL must look like sqlite:///path.db or postgres://user@host/db")
-
-    port = int(number("PORT", 3000, int))
+        env.problems.append(
+            "DATABASE_URL must look like sqlite:///path.db or postgres://user@host/db"
+        )
+    port = int(env.number("PORT", 3000, int))
     if port > 65535:
-        problems.append("PORT must be at most 65535")
-
-    slack_api_url = text("SLACK_API_URL") or DEFAULT_SLACK_API_URL
-    twochat_api_url = text("TWOCHAT_API_URL") or DEFAULT_TWOCHAT_API_URL
-    for name, value in (("SLACK_API_URL", slack_api_url), ("TWOCHAT_API_URL", twochat_api_url)):
-        problem = _url_problem(name, value)
-        if problem:
-            problems.append(problem)
-    if not slack_api_url.endswith("/"):
-        slack_api_url += "/"
-
-    log_level = (text("LOG_LEVEL") or "INFO").upper()
-    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        problems.append("LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR")
-
+        env.problems.append("PORT must be at most 65535")
+    slack_api_url = env.url("SLACK_API_URL", DEFAULT_SLACK_API_URL)
     settings = Settings(
         slack_bot_token=bot_token or "",
         slack_signing_secret=signing_secret,
         slack_app_token=app_token,
         twochat_api_key=api_key or "",
-        config_path=text("SMS_BRIDGE_CONFIG") or "config/bridge.yaml",
+        config_path=env.text("SMS_BRIDGE_CONFIG") or "config/bridge.yaml",
         database_url=database_url,
         port=port,
-        slack_api_url=slack_api_url,
-        twochat_api_url=twochat_api_url,
-        twochat_connect_timeout=number("TWOCHAT_CONNECT_TIMEOUT", 5.0, float),
-        twochat_read_timeout=number("TWOCHAT_READ_TIMEOUT", 15.0, float),
-        shutdown_grace_seconds=number("SHUTDOWN_GRACE_SECONDS", 25.0, float),
-        sweep_interval_seconds=number("SWEEP_INTERVAL_SECONDS", 10.0, float),
-        log_level=log_level,
+        slack_api_url=slack_api_url if slack_api_url.endswith("/") else slack_api_url + "/",
+        twochat_api_url=env.url("TWOCHAT_API_URL", DEFAULT_TWOCHAT_API_URL),
+        twochat_connect_timeout=env.number("TWOCHAT_CONNECT_TIMEOUT", 5.0, float),
+        twochat_read_timeout=env.number("TWOCHAT_READ_TIMEOUT", 15.0, float),
+        shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 25.0, float),
+        sweep_interval_seconds=env.number("SWEEP_INTERVAL_SECONDS", 10.0, float),
+        log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
     )
-    if problems:
-        raise SettingsError(problems)
+    if env.problems:
+        raise SettingsError(env.problems)
     return settings
