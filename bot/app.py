@@ -19,6 +19,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.model import Policy
+from bot.health import Readiness
+from bot.sending.workflow import Workflow
 from bot.settings import Settings
 from bot.slack.bolt_app import build_app
 from bot.slack.deps import Bridge
@@ -27,7 +29,6 @@ from bot.sms.replies import ReplyRelay
 from bot.sms.twochat import TwoChatClient
 from bot.store import Store, open_store
 from bot.tasks import TaskRunner
-from bot.workflow import Workflow
 
 # Slack's own response_url host; the configured API host is added so stand-ins work too.
 SLACK_RESPONSE_HOSTS = frozenset({"hooks.slack.com"})
@@ -56,6 +57,7 @@ class Components:
     store: Store
     workflow: Workflow
     replies: ReplyRelay
+    readiness: Readiness
     app: AsyncApp
 
 
@@ -110,5 +112,6 @@ def build(settings: Settings, policy: Policy) -> Components:
         store=store,
         workflow=workflow,
         replies=ReplyRelay(workflow, twochat),
+        readiness=Readiness(store, client),
         app=app,
     )

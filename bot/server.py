@@ -28,9 +28,10 @@ class Service:
         self.serving = False
 
     def web_app(self) -> web.Application:
-        """/healthz always; /slack/events only in HTTP mode (Socket Mode needs no endpoint)."""
+        """The probes always; /slack/events only in HTTP mode (Socket Mode needs none)."""
         web_app = web.Application(client_max_size=256 * 1024)
         web_app.router.add_get("/healthz", self.healthz)
+        web_app.router.add_get("/readyz", self.readyz)
         if not self.settings.socket_mode:
             web_app.router.add_post(SLACK_EVENTS_PATH, self.slack_events)
         return web_app
@@ -39,6 +40,17 @@ class Service:
         if not self.serving:
             return web.json_response({"ok": False, "status": "shutting down"}, status=503)
         return web.json_response({"ok": True, "in_flight": self.parts.runner.in_flight})
+
+    async def readyz(self, _: web.Request) -> web.Response:
+        """503 naming every problem that stops this process from working; 200 when none."""
+        if not self.serving:
+            return web.json_response(
+                {"ok": False, "problems": {"process": "not serving"}}, status=503
+            )
+        problems = await self.parts.readiness.problems()
+        if problems:
+            return web.json_response({"ok": False, "problems": problems}, status=503)
+        return web.json_response({"ok": True})
 
     async def slack_events(self, request: web.Request) -> web.Response:
         return await dispatch(self.parts.app, request)
@@ -88,6 +100,8 @@ class Service:
         )
         poller = self.start_reply_poller()
         self.serving = True
+        for name, problem in (await parts.readiness.problems()).items():
+            logger.error("not ready (%s): %s", name, problem)
         mode = "Socket Mode" if socket_handler else f"HTTP at {SLACK_EVENTS_PATH}"
         logger.info("sms-bridge ready on port %d (%s)", self.settings.port, mode)
         try:

@@ -22,6 +22,22 @@ from tests.fakes.signing import (
 
 ROOT = Path(__file__).resolve().parent.parent
 TWOCHAT_KEY = "test-2chat-key-s3cr3t-value"
+# Every variable the app reads besides the SLACK_/TWOCHAT_/SMS_BRIDGE_ ones: a developer's
+# own values (in the shell or in a .env) must never change a test's result.
+OTHER_SETTINGS = ("DATABASE_URL", "PORT", "LOG_LEVEL", "SHUTDOWN_GRACE_SECONDS")
+SETTINGS_PREFIXES = ("SLACK_", "TWOCHAT_", "SMS_BRIDGE_", "SWEEP_")
+
+
+def hermetic_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any of the app's settings, plus ``extra``."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(SETTINGS_PREFIXES) and key not in OTHER_SETTINGS
+    }
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
 
 
 def free_port() -> int:
@@ -119,11 +135,7 @@ def app_env(
     from tests.fakes.signing import SIGNING_SECRET
     from tests.fakes.slack_server import BOT_TOKEN
 
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SLACK_", "TWOCHAT_"))
-    }
+    env = hermetic_env()
     env.update(
         SLACK_BOT_TOKEN=BOT_TOKEN,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
@@ -137,7 +149,6 @@ def app_env(
         TWOCHAT_CONNECT_TIMEOUT="1",
         SHUTDOWN_GRACE_SECONDS="10",
         LOG_LEVEL="DEBUG",
-        PYTHONPATH=str(ROOT),
     )
     env.update(extra)
     return env

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.appproc import ROOT, hermetic_env
+
+SHIPPED = str(ROOT / "config" / "bridge.yaml")
 
 
 def run(
-    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    base = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("SLACK_", "TWOCHAT_", "SMS_BRIDGE_"))
-    }
-    base["PYTHONPATH"] = str(ROOT)
+    """The CLI as a user runs it, in an empty directory unless told otherwise: a .env in
+    the checkout must not leak into the result."""
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
-        cwd=cwd,
-        env={**base, **(env or {})},
+        cwd=cwd or tempfile.gettempdir(),
+        env=hermetic_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=30,
@@ -72,7 +70,7 @@ def test_invalid_policy_stops_startup_with_located_errors(tmp_path: Path) -> Non
 
 
 def test_check_config_ok_prints_summary() -> None:
-    result = run("check-config", "config/bridge.yaml")
+    result = run("check-config", SHIPPED)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK")
     for word in ("alice", "db-oncall", "main"):
