@@ -10,7 +10,7 @@ GOOD = {
 }
 
 
-def test_defaults_from_spec() -> None:
+def test_documented_defaults() -> None:
     settings = load_settings(GOOD)
     assert settings.port == 3000
     assert settings.config_path == "config/bridge.yaml"

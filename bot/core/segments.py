@@ -1,4 +1,4 @@
-"""SMS segment counting and splitting (3GPP TS 23.038, SPEC §1 "SMS segments").
+"""SMS segment counting and splitting (GSM-7 and UCS-2 as 3GPP TS 23.038 defines them).
 
 Carriers bill per segment, so the app must know, before sending, which encoding a text will
 travel in and how many parts it becomes. A text whose every character is in the GSM 7-bit

@@ -1,4 +1,4 @@
-"""A local stand-in for 2Chat's HTTP API (SPEC §1), on 127.0.0.1 in a background thread.
+"""A local stand-in for 2Chat's HTTP API as documented, on 127.0.0.1 in a background thread.
 
 It checks the API key, the JSON and E.164 numbers like 2Chat does, records every send, and
 can be scripted to fail, to answer slowly or never. It also keeps each channel's SMS
