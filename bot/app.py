@@ -80,17 +80,19 @@ def slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWeb
 
 def build(settings: Settings, policy: Policy) -> Components:
     """Build every component; must run inside the event loop (aiohttp needs one)."""
+    store = open_store(settings.database_url)  # first: it is what most often fails to open
     holder = PolicyHolder(policy)
     runner = TaskRunner()
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+    client = slack_client(settings, session)
+    readiness = Readiness(store, client)
     twochat = TwoChatClient(
         settings.twochat_api_key,
         settings.twochat_api_url,
         connect_timeout=settings.twochat_connect_timeout,
         read_timeout=settings.twochat_read_timeout,
+        on_status=readiness.record_twochat_status,
     )
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-    client = slack_client(settings, session)
-    store = open_store(settings.database_url)
     api_host = urlsplit(settings.slack_api_url).hostname or ""
     reporter = SlackReporter(client, SLACK_RESPONSE_HOSTS | {api_host})
     # A send still "sending" after the longest a 2Chat call can take was cut off by a crash.
@@ -112,6 +114,6 @@ def build(settings: Settings, policy: Policy) -> Components:
         store=store,
         workflow=workflow,
         replies=ReplyRelay(workflow, twochat),
-        readiness=Readiness(store, client),
+        readiness=readiness,
         app=app,
     )

@@ -9,7 +9,9 @@ import httpx
 
 from tests.appproc import AppProcess
 from tests.conftest import StartApp
+from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.tcp_proxy import TcpProxy
+from tests.fakes.twochat_server import TwoChatStandIn
 
 
 def wait_for_ready_status(app: AppProcess, status: int, timeout: float = 10) -> httpx.Response:
@@ -55,3 +57,17 @@ def test_database_outage_makes_it_unready_and_recovery_ready_again(
         assert app.http.get("/healthz").status_code == 200
         proxy.restore()
         wait_for_ready_status(app, 200, timeout=20)
+
+
+def test_2chat_rejecting_the_key_makes_it_unready_without_spending_credits(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    app = start_app(TWOCHAT_API_KEY="a-revoked-2chat-key")
+    app.command("alice the disk is full", "U0DEV1", "C0GENERAL", slack.response_url())
+    problems = wait_for_ready_status(app, 503).json()["problems"]
+    assert problems == {"twochat": "2Chat rejected the API key (HTTP 401): check TWOCHAT_API_KEY"}
+    for _ in range(3):
+        app.http.get("/readyz")
+    sends = [call for call in twochat.requests if call.startswith("POST")]
+    assert len(sends) <= 1  # the one refused send; probes never call 2Chat
+    assert "a-revoked-2chat-key" not in app.log()

@@ -1,4 +1,5 @@
-"""Parsing of the ``/sms`` command text, which is untrusted user input."""
+"""Parsing of the ``/sms`` command text, which is untrusted user input, and turning Slack's
+markup into the plain text a phone shows."""
 
 from __future__ import annotations
 
@@ -9,8 +10,23 @@ from typing import Literal
 
 # Slack wraps links, phone numbers and mentions as <target|label> or <target>.
 _SLACK_LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
-_FIRST_WORD = re.compile(r"\s*(\S+)(.*)", re.DOTALL)
+# A word of the command; a Slack <target|label> counts as one, even with spaces in its label.
+_WORD = re.compile(r"\s*((?:<[^<>]*>|\S)+)(.*)", re.DOTALL)
 _FROM_OPTION = re.compile(r"^from[:=](\S+)$", re.IGNORECASE)
+# Targets whose scheme is noise in plain text: the number or address is what matters.
+_ADDRESS_SCHEME = re.compile(r"^(?:tel|mailto):", re.IGNORECASE)
+_ANY_SCHEME = re.compile(r"^(?:https?://|tel:|mailto:)", re.IGNORECASE)
+_NOT_DIALLED = re.compile(r"[^\d+]")
+_HELP_WORDS = ("help", "-h", "--help", "?")
+
+
+@dataclass(frozen=True)
+class SmsText:
+    """Slack markup as an SMS reads it, and whether a link had its URL spelled out after its
+    label (SMS has no link labels), so a preview can say so."""
+
+    text: str
+    links_spelled_out: bool
 
 
 @dataclass(frozen=True)
@@ -21,43 +37,95 @@ class SmsCommand:
     to: str = ""
     text: str = ""
     from_name: str | None = None
+    links_spelled_out: bool = False
+
+
+def _repeats_target(label: str, target: str) -> bool:
+    """Whether a label only repeats its link's target, as Slack writes a typed number
+    ("+44 7700 900999" for tel:+447700900999), address or bare URL ("x.test")."""
+    if target.lower().startswith("tel:"):
+        return _NOT_DIALLED.sub("", label) == _NOT_DIALLED.sub("", target)
+
+    def bare(text: str) -> str:
+        return _ANY_SCHEME.sub("", text.strip().lower()).rstrip("/")
+
+    return bare(label) == bare(target)
+
+
+def _link_text(target: str, label: str | None) -> tuple[str, bool]:
+    """One <target|label> as plain text, and whether its URL had to be spelled out: a label
+    alone would hide where a link goes, so it becomes "label (URL)"."""
+    if target.startswith("@"):
+        return ("@" + label if label else target), False
+    if target.startswith(("#", "!")):
+        return label or target, False
+    address = _ADDRESS_SCHEME.sub("", target)
+    if not label:
+        return address, False
+    if _repeats_target(label, target):
+        return label, False
+    return f"{label} ({address})", True
+
+
+def read_slack_text(mrkdwn: str) -> SmsText:
+    """Slack message or command text as an SMS carries it: &amp;/&lt;/&gt; undone, mentions
+    as @name, numbers and addresses as written, and links as "label (URL)"."""
+    spelled_out = False
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal spelled_out
+        text, spelled = _link_text(match.group(1), match.group(2))
+        spelled_out = spelled_out or spelled
+        return text
+
+    return SmsText(html.unescape(_SLACK_LINK.sub(replace, mrkdwn)), spelled_out)
 
 
 def unslack(text: str) -> str:
-    """Undo Slack's escaping: &amp;/&lt;/&gt; and <tel:…|label>/<@U1|name>/<url> wrappers."""
+    """The plain text of Slack markup (see ``read_slack_text``)."""
+    return read_slack_text(text).text
+
+
+def _recipient_text(word: str) -> str:
+    """A recipient word as plain text. A linked number or address counts by its target,
+    never its label: Slack labels a typed number with spaces ("+44 7700 900999")."""
 
     def replace(match: re.Match[str]) -> str:
         target, label = match.group(1), match.group(2)
-        if label:
-            return ("@" + label) if target.startswith("@") else label
-        return re.sub(r"^(tel:|mailto:)", "", target)
+        if target.startswith(("@", "#", "!")):
+            return _link_text(target, label)[0]
+        return _ADDRESS_SCHEME.sub("", target)
 
-    return html.unescape(_SLACK_LINK.sub(replace, text))
+    return "".join(html.unescape(_SLACK_LINK.sub(replace, word)).split())
+
+
+def take_recipients(raw: str) -> tuple[str, str]:
+    """Split Slack command text into its recipients as plain text ("alice,+4477…") and the
+    rest, still in Slack markup. Recipients are the first word; a word ending in a comma
+    continues the list, so "alice, bob hello" means alice and bob."""
+    to_parts: list[str] = []
+    rest = raw
+    while word := _WORD.match(rest):
+        head, rest = word.group(1), word.group(2)
+        to_parts.append(_recipient_text(head))
+        if not head.endswith(",") and not rest.lstrip().startswith(","):
+            break
+    return "".join(to_parts).strip(", "), rest
 
 
 def parse_sms_command(raw: str) -> SmsCommand:
-    """Parse "[from:NAME] <to>[, <to>…] <text>", "help", or nothing (→ modal).
-
-    Recipients are the first word; a word ending in a comma continues the list, so
-    "alice, bob hello" means alice and bob.
-    """
-    text = unslack(raw).strip()
-    if text.lower() in ("help", "-h", "--help", "?"):
+    """Parse "[from:NAME] <to>[, <to>…] <text>", "help", or nothing (→ modal)."""
+    if unslack(raw).strip().lower() in _HELP_WORDS:
         return SmsCommand("help")
-    words = text.split(maxsplit=1)
     from_name = None
-    if words and (option := _FROM_OPTION.match(words[0])):
+    rest = raw
+    first = _WORD.match(raw)
+    if first and (option := _FROM_OPTION.match(unslack(first.group(1)))):
         from_name = option.group(1)
-        text = words[1] if len(words) > 1 else ""
-    to_parts: list[str] = []
-    rest = text
-    while word := _FIRST_WORD.match(rest):
-        head, rest = word.group(1), word.group(2)
-        to_parts.append(head)
-        if not head.endswith(",") and not rest.lstrip().startswith(","):
-            break
-    to = "".join(to_parts).strip(", ")
-    message = rest.strip()
-    if not message:
+        rest = first.group(2)
+    to, rest = take_recipients(rest)
+    message = read_slack_text(rest)
+    text = message.text.strip()
+    if not text:
         return SmsCommand("modal", to=to, from_name=from_name)
-    return SmsCommand("send", to=to, text=message, from_name=from_name)
+    return SmsCommand("send", to, text, from_name, message.links_spelled_out)

@@ -1,6 +1,6 @@
-"""The policy file's data model (SPEC §2): immutable, already validated and normalised.
+"""The policy file's data model: immutable, already validated and normalised.
 
-``bot.core.model.loader.load_policy`` builds a ``Policy`` from YAML; everything else only reads it.
+``bot.config.load_policy`` builds a ``Policy`` from YAML; everything else only reads it.
 All numbers here are E.164 strings.
 """
 

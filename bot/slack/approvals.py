@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.deps import BadPayload, Bridge, first_action, from_home, required
+from bot.slack.deps import BadPayload, Bridge
+from bot.slack.forms import answer_form, open_view
 from bot.slack.home import publish_home
 from bot.slack.ids import ActionId, CallbackId
+from bot.slack.payloads import BlockAction, ViewSubmission, json_object
 
 logger = logging.getLogger(__name__)
+
+REASON_BLOCK = REASON_ACTION = "reason"
+_LOST_REQUEST = "the form lost track of its request"
 
 
 def register(app: AsyncApp, bridge: Bridge) -> None:
@@ -24,81 +29,40 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
     @app.action(ActionId.APPROVE)
     async def approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        user, request_id, channel = decision_fields(body)
+        action = BlockAction.parse(body)
+        request_id, channel, user = action.button_value(), action.answer_channel(), action.user_id
+        work = bridge.workflow.decide_request(request_id, user, approve=True)
+        home_client = client if action.from_home else None
         bridge.runner.spawn(
-            answer_clicker(
-                bridge,
-                channel,
-                user,
-                bridge.workflow.decide_request(request_id, user, approve=True),
-                home_client=client if from_home(body) else None,
-            ),
-            name=f"approve-{request_id}",
+            answer_clicker(bridge, channel, user, work, home_client), name=f"approve-{request_id}"
         )
 
     @app.action(ActionId.REJECT)
     async def reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        user, request_id, channel = decision_fields(body)
-        request = await bridge.workflow.db(bridge.workflow.store.get_request, request_id)
-        refusal = bridge.workflow.may_decide(request, user) if request else "unknown request"
-        if refusal:
-            await bridge.tell_clicker(channel, user, f":no_entry: {refusal}")
-            return
-        try:
-            await client.views_open(
-                trigger_id=required(body, "trigger_id"),
-                view=reject_view(request_id, home=from_home(body)),
-            )
-        except SlackApiError as exc:
-            logger.warning("cannot open the reject form: %s", exc)
-            await bridge.tell_clicker(channel, user, ":warning: could not open the form")
+        await open_reject_form(bridge, client, BlockAction.parse(body))
 
     @app.view(CallbackId.REJECT_REASON)
     async def reject_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        user = required(body, "user", "id")
-        try:
-            meta = json.loads(required(body, "view", "private_metadata"))
-            request_id = str(meta["request_id"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BadPayload("the form lost track of its request") from exc
-        state = body["view"].get("state", {}).get("values", {})
-        reason = (state.get("reason", {}).get("reason", {}).get("value") or "").strip()
-        message = await bridge.workflow.decide_request(
-            request_id, user, approve=False, reason=reason or None
-        )
-        if message:
-            await ack(response_action="errors", errors={"reason": message})
-        else:
-            await ack()
-            if meta.get("home"):
-                bridge.runner.spawn(publish_home(bridge, client, user), name=f"home-{user}")
+        submission = ViewSubmission.parse(body)
+        meta = RejectMeta.from_json(submission.view.private_metadata)
+        message = await reject_with_reason(bridge, submission, meta.request_id)
+        await answer_form(ack, {REASON_BLOCK: message} if message else None)
+        if not message and meta.home:
+            user = submission.user_id
+            bridge.runner.spawn(publish_home(bridge, client, user), name=f"home-{user}")
 
     @app.action(ActionId.RETRY)
     async def retry(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        user = required(body, "user", "id")
-        channel = required(body, "channel", "id")
+        action = BlockAction.parse(body)
+        channel, user = action.answer_channel(), action.user_id
         try:
-            send_id = int(required(first_action(body), "value"))
+            send_id = int(action.button_value())
         except ValueError as exc:
             raise BadPayload("the request from Slack has no valid send id") from exc
-        bridge.runner.spawn(
-            answer_clicker(bridge, channel, user, bridge.workflow.retry(send_id, user)),
-            name=f"retry-{send_id}",
-        )
-
-
-def decision_fields(body: dict[str, Any]) -> tuple[str, str, str | None]:
-    """Who clicked, on which request (the button's value), in which channel (None when the
-    click came from the App Home tab)."""
-    channel = body.get("channel")
-    channel_id = channel.get("id") if isinstance(channel, dict) else None
-    if from_home(body):
-        channel_id = None
-    elif not isinstance(channel_id, str) or not channel_id:
-        raise BadPayload("the request from Slack has no valid channel.id")
-    return required(body, "user", "id"), required(first_action(body), "value"), channel_id
+        work = bridge.workflow.retry(send_id, user)
+        bridge.runner.spawn(answer_clicker(bridge, channel, user, work), name=f"retry-{send_id}")
 
 
 async def answer_clicker(
@@ -117,25 +81,74 @@ async def answer_clicker(
         await publish_home(bridge, home_client, user)
 
 
-def reject_view(request_id: str, home: bool = False) -> dict[str, Any]:
+async def open_reject_form(bridge: Bridge, client: AsyncWebClient, action: BlockAction) -> None:
+    """A Reject click: the reason form, for someone who may decide this request."""
+    request_id, channel, user = action.button_value(), action.answer_channel(), action.user_id
+    request = await bridge.workflow.db(bridge.workflow.store.get_request, request_id)
+    refusal = bridge.workflow.may_decide(request, user) if request else "unknown request"
+    if refusal:
+        await bridge.tell_clicker(channel, user, f":no_entry: {refusal}")
+        return
+    view = reject_view(RejectMeta(request_id, home=action.from_home))
+    error = await open_view(client, action.trigger_id, view)
+    if error is not None:
+        logger.warning("cannot open the reject form: %s", error)
+        await bridge.tell_clicker(channel, user, ":warning: could not open the form")
+
+
+async def reject_with_reason(
+    bridge: Bridge, submission: ViewSubmission, request_id: str
+) -> str | None:
+    """Reject with the reason typed (if any); why it could not be, or None."""
+    reason = submission.view.text(REASON_BLOCK, REASON_ACTION).strip()
+    return await bridge.workflow.decide_request(
+        request_id, submission.user_id, approve=False, reason=reason or None
+    )
+
+
+@dataclass(frozen=True)
+class RejectMeta:
+    """What the reason form carries in ``private_metadata``: the request, and whether the
+    click came from the App Home tab (which then needs a refresh)."""
+
+    request_id: str
+    home: bool = False
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {"request_id": self.request_id}
+        if self.home:
+            data["home"] = True
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> RejectMeta:
+        data = json_object(raw, _LOST_REQUEST)
+        request_id = data.get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise BadPayload(_LOST_REQUEST)
+        return cls(request_id, home=bool(data.get("home")))
+
+
+def reject_view(meta: RejectMeta) -> dict[str, Any]:
     """The optional-reason form a Reject click opens."""
-    meta: dict[str, Any] = {"request_id": request_id}
-    if home:
-        meta["home"] = True
     return {
         "type": "modal",
         "callback_id": CallbackId.REJECT_REASON,
-        "private_metadata": json.dumps(meta),
+        "private_metadata": meta.to_json(),
         "title": {"type": "plain_text", "text": "Reject text"},
         "submit": {"type": "plain_text", "text": "Reject"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
             {
                 "type": "input",
-                "block_id": "reason",
+                "block_id": REASON_BLOCK,
                 "optional": True,
                 "label": {"type": "plain_text", "text": "Reason (optional)"},
-                "element": {"type": "plain_text_input", "action_id": "reason", "max_length": 500},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_ACTION,
+                    "max_length": 500,
+                },
             }
         ],
     }

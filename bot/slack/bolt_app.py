@@ -7,7 +7,7 @@ import logging
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import approvals, commands, compose_modal, home, paging
+from bot.slack import approvals, commands, compose_modal, home, paging, shortcuts
 from bot.slack.deps import Bridge
 from bot.slack.render import describe_error
 
@@ -26,7 +26,7 @@ def build_app(
         request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,
     )
-    for surface in (commands, approvals, compose_modal, paging, home):
+    for surface in (commands, approvals, compose_modal, paging, shortcuts, home):
         surface.register(app, bridge)
 
     @app.error

@@ -14,7 +14,8 @@ from bot.core.model import Policy
 from bot.core.policy import Refuse, decide, split_targets
 from bot.errors import BridgeError, StoreError
 from bot.slack.compose_modal import open_compose_modal
-from bot.slack.deps import BadPayload, Bridge, required
+from bot.slack.deps import BadPayload, Bridge
+from bot.slack.payloads import SlashCommand
 from bot.slack.render import STATUS_USAGE, help_text, refusal_text
 from bot.slack.reporter import Origin
 
@@ -27,26 +28,23 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
     @app.command("/sms")
     async def sms_command(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
         try:
-            await handle_sms_command(bridge, ack, command, client)
+            parsed = SlashCommand.parse(command)
         except BadPayload as exc:
             await ack(response_type="ephemeral", text=f":warning: {exc.user_message}")
+            return
+        await handle_sms_command(bridge, ack, parsed, client)
 
 
 async def handle_sms_command(
-    bridge: Bridge, ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient
+    bridge: Bridge, ack: AsyncAck, command: SlashCommand, client: AsyncWebClient
 ) -> None:
     """``/sms``: answer help and refusals in the ack; acknowledge sends, then relay them."""
-    user_id = required(command, "user_id")
-    channel_id = required(command, "channel_id")
-    raw_text = command.get("text") or ""
-    if not isinstance(raw_text, str):
-        raise BadPayload("the request from Slack has no valid text")
-    policy = bridge.policy
-    status_id = status_request(policy, raw_text)
+    policy, user_id = bridge.policy, command.user_id
+    status_id = status_request(policy, command.text)
     if status_id is not None:
         await answer_status(bridge, ack, command, status_id)
         return
-    parsed = parse_sms_command(raw_text)
+    parsed = parse_sms_command(command.text)
     if parsed.kind == "help":
         await ack(response_type="ephemeral", text=await help_for(bridge, user_id))
         return
@@ -58,16 +56,17 @@ async def handle_sms_command(
     if isinstance(decision, Refuse):
         await ack(response_type="ephemeral", text=refusal_text(decision.reason))
         return
-    origin = Origin(
-        channel_id=channel_id,
-        user_id=user_id,
-        response_url=bridge.reporter.trusted_response_url(command.get("response_url")),
-    )
-    refusal = await bridge.submit(decision, origin)
+    refusal = await bridge.submit(decision, requester(bridge, command))
     if refusal:
         await ack(response_type="ephemeral", text=refusal)
     else:
         await ack()
+
+
+def requester(bridge: Bridge, command: SlashCommand) -> Origin:
+    """Where a command's answers go: its channel, and its response_url when it is Slack's."""
+    response_url = bridge.reporter.trusted_response_url(command.response_url)
+    return Origin(command.channel_id, command.user_id, response_url=response_url)
 
 
 def status_request(policy: Policy, raw_text: str) -> str | None:
@@ -82,18 +81,14 @@ def status_request(policy: Policy, raw_text: str) -> str | None:
 
 
 async def answer_status(
-    bridge: Bridge, ack: AsyncAck, command: dict[str, Any], message_id: str
+    bridge: Bridge, ack: AsyncAck, command: SlashCommand, message_id: str
 ) -> None:
     """Ack at once (asking 2Chat may take longer than Slack waits), then answer privately."""
     if not message_id:
         await ack(response_type="ephemeral", text=STATUS_USAGE)
         return
     await ack()
-    origin = Origin(
-        channel_id=required(command, "channel_id"),
-        user_id=required(command, "user_id"),
-        response_url=bridge.reporter.trusted_response_url(command.get("response_url")),
-    )
+    origin = requester(bridge, command)
 
     async def answer() -> None:
         try:

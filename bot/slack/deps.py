@@ -1,4 +1,4 @@
-"""What every Slack listener module receives: the dependencies and payload helpers.
+"""What every Slack listener module receives: the dependencies, and the payload error.
 
 Every ``bot.slack`` surface imports this module and it imports none of them, which keeps
 the listener modules free of import cycles.
@@ -9,15 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from bot.core.model import Policy
 from bot.core.policy import Allow, NeedsApproval
 from bot.errors import BridgeError, StoreError
+from bot.sending.workflow import Workflow
 from bot.slack.render import refusal_text
 from bot.slack.reporter import Origin, SlackReporter
 from bot.tasks import TaskRunner
-from bot.workflow import Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -59,27 +58,3 @@ class Bridge:
             await self.reporter.post(user, text)
         else:
             await self.reporter.whisper(channel, user, text)
-
-
-def required(payload: Any, *path: str) -> str:
-    """A non-empty string at ``path`` in an untrusted payload, or BadPayload."""
-    value = payload
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-    if not isinstance(value, str) or not value:
-        raise BadPayload(f"the request from Slack has no valid {'.'.join(path)}")
-    return value
-
-
-def first_action(body: dict[str, Any]) -> dict[str, Any]:
-    """The clicked element of a ``block_actions`` payload, or BadPayload."""
-    actions = body.get("actions")
-    if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
-        raise BadPayload("the request from Slack has no valid actions")
-    return actions[0]
-
-
-def from_home(body: dict[str, Any]) -> bool:
-    """Whether an interaction came from the App Home tab."""
-    view = body.get("view")
-    return isinstance(view, dict) and view.get("type") == "home"

@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.model import Policy
+from bot.sending.views import outcome_of, plan_of
 from bot.slack.deps import Bridge
 from bot.slack.ids import ActionId
 from bot.slack.render import (
@@ -32,7 +33,6 @@ from bot.slack.render import (
     slack_time,
 )
 from bot.store import SendRecord, StoredRequest
-from bot.workflow import outcome_of, plan_of
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Bounded, paced, retrying fan-out: one call per item, results in input order.
 
 Paging a roster sends one SMS per member. Sending them one by one is slow in an incident;
-sending them all at once trips 2Chat's per-account ``requests_per_minute`` limit (SPEC §1) and
+sending them all at once trips 2Chat's per-account ``requests_per_minute`` limit and
 answers 429. ``fan_out`` runs the calls with at most ``concurrency`` in flight, starts each
 attempt only when the process-wide ``RatePacer`` grants a slot, and retries only errors that
 are safe to retry (``TwoChatError.temporary``): a send that may already have reached 2Chat is
@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Generic, TypeVar
 
 from bot.errors import TwoChatError
 
@@ -30,6 +30,8 @@ R = TypeVar("R")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[object]]
+# Told each item's result as it finishes: (index, item, value or exception).
+OnResult = Callable[[int, T, R | BaseException], Awaitable[None]]
 
 WINDOW_SECONDS = 60.0
 DEFAULT_BURST = 5
@@ -187,7 +189,7 @@ class RetryPolicy:
         """Upper bound of the delay before retry ``retry_number`` (0 for the first retry)."""
         if retry_number >= 64:  # 2**n overflows float long before this matters
             return self.max_delay
-        return min(self.max_delay, self.base_delay * 2**retry_number)
+        return min(self.max_delay, self.base_delay * 2.0**retry_number)
 
     def delay(self, retry_number: int, rng: random.Random) -> float:
         """A jittered delay in ``[0, ceiling(retry_number)]``."""
@@ -201,7 +203,7 @@ async def fan_out(
     concurrency: int,
     pacer: RatePacer,
     retry: RetryPolicy,
-    on_result: Callable[[int, T, R | BaseException], Awaitable[None]] | None = None,
+    on_result: OnResult[T, R] | None = None,
     rng: random.Random | None = None,
     sleep: Sleep = asyncio.sleep,
 ) -> list[R | BaseException]:
@@ -220,66 +222,91 @@ async def fan_out(
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
-    total = len(items)
-    if total == 0:
+    if not items:
         return []
-    rng = rng if rng is not None else random.Random()
-    pending = object()
-    results: list[object] = [pending] * total
-    finished: asyncio.Queue[int] = asyncio.Queue()
-    next_index = 0
+    run = _FanOut(items, call, pacer, retry, rng if rng is not None else random.Random(), sleep)
+    return await run.run(concurrency, on_result)
 
-    async def attempt_all(index: int, item: T) -> R | BaseException:
+
+class _FanOut(Generic[T, R]):
+    """One ``fan_out`` in progress: workers take the next item in turn, and a reporter hands
+    each finished item to ``on_result``."""
+
+    def __init__(
+        self,
+        items: Sequence[T],
+        call: Callable[[T], Awaitable[R]],
+        pacer: RatePacer,
+        retry: RetryPolicy,
+        rng: random.Random,
+        sleep: Sleep,
+    ) -> None:
+        self._items = items
+        self._call = call
+        self._pacer = pacer
+        self._retry = retry
+        self._rng = rng
+        self._sleep = sleep
+        self._next = 0
+        self._results: dict[int, R | BaseException] = {}
+        self._finished: asyncio.Queue[int] = asyncio.Queue()
+
+    async def run(
+        self, concurrency: int, on_result: OnResult[T, R] | None
+    ) -> list[R | BaseException]:
+        """Start the workers and the reporter; every item's result once all have ended."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(concurrency, len(self._items))):
+                    group.create_task(self._worker())
+                group.create_task(self._report(on_result))
+        except BaseExceptionGroup as failed:
+            # Only a broken pacer or sleep gets here; show it as itself, not wrapped in a group.
+            if len(failed.exceptions) == 1:
+                raise failed.exceptions[0] from None
+            raise
+        return [self._results[index] for index in range(len(self._items))]
+
+    async def _worker(self) -> None:
+        """Take the next unstarted item, one at a time, until none is left."""
+        while self._next < len(self._items):
+            index = self._next
+            self._next += 1
+            self._results[index] = await self._attempts(index, self._items[index])
+            self._finished.put_nowait(index)
+
+    async def _attempts(self, index: int, item: T) -> R | BaseException:
+        """Call until a result, a lasting error, or the last allowed temporary error."""
         attempt = 0
         while True:
-            await pacer.acquire()
+            await self._pacer.acquire()
             try:
-                return await call(item)
+                return await self._call(item)
             except TwoChatError as error:
                 attempt += 1
-                if not error.temporary or attempt >= retry.attempts:
+                if not error.temporary or attempt >= self._retry.attempts:
                     return error
                 status = error.status
             except Exception as error:
                 return error
-            delay = retry.delay(attempt - 1, rng)
+            delay = self._retry.delay(attempt - 1, self._rng)
             logger.info(
                 "fan-out item %d: temporary error (status %s), retry %d of %d in %.2f s",
                 index,
                 status,
                 attempt,
-                retry.attempts - 1,
+                self._retry.attempts - 1,
                 delay,
             )
-            await sleep(delay)
+            await self._sleep(delay)
 
-    async def worker() -> None:
-        nonlocal next_index
-        while next_index < total:
-            index = next_index
-            next_index += 1
-            results[index] = await attempt_all(index, items[index])
-            finished.put_nowait(index)
-
-    async def report() -> None:
-        for _ in range(total):
-            index = await finished.get()
+    async def _report(self, on_result: OnResult[T, R] | None) -> None:
+        """Hand results to ``on_result`` one at a time, off the workers' path."""
+        for _ in range(len(self._items)):
+            index = await self._finished.get()
             if on_result is None:
                 continue
             try:
-                await on_result(index, items[index], cast("R | BaseException", results[index]))
+                await on_result(index, self._items[index], self._results[index])
             except Exception:
                 logger.exception("fan-out on_result failed for item %d; continuing", index)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, total)):
-                group.create_task(worker())
-            group.create_task(report())
-    except BaseExceptionGroup as failed:
-        # Only a broken pacer or sleep gets here; show it as itself, not wrapped in a group.
-        if len(failed.exceptions) == 1:
-            raise failed.exceptions[0] from None
-        raise
-
-    return cast("list[R | BaseException]", results)

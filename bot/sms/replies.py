@@ -1,6 +1,6 @@
-"""Two-way SMS (issue 7): replies relayed into Slack, acknowledgement by reply, opt-out.
+"""Two-way SMS: replies relayed into Slack, acknowledgement by reply, opt-out.
 
-2Chat has no SMS webhook (SPEC §1), so replies are found by polling its read endpoints, and
+2Chat has no webhook for incoming SMS, so replies are found by polling its read endpoints, and
 every call costs a credit. The poller is therefore frugal by construction:
 
 - it calls nothing while no SMS went out within the reply window (a database query decides);
@@ -28,16 +28,16 @@ from typing import Literal
 from bot.core.model import START_WORDS, STOP_WORDS, Policy, Recipient, reply_keyword
 from bot.core.phone import mask
 from bot.errors import BridgeError
+from bot.sending.services import Services
+from bot.sending.views import origin_of
 from bot.slack.render import (
     ack_summary_text,
     reply_text,
-    request_text,
     show_number,
     unknown_reply_text,
 )
 from bot.sms.twochat import Conversation, SmsMessage, TwoChatClient, e164
 from bot.store import ReplyCursor, StoredRequest
-from bot.workflow import Workflow, origin_of, plan_of
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +68,10 @@ class ReplyRelay:
     """Polls 2Chat for replies and relays them; safe to run in every process (one polls)."""
 
     def __init__(
-        self, workflow: Workflow, twochat: TwoChatClient, *, holder: str | None = None
+        self, services: Services, twochat: TwoChatClient, *, holder: str | None = None
     ) -> None:
-        self._workflow = workflow
-        self._store = workflow.store
+        self._services = services
+        self._store = services.store
         self._twochat = twochat
         self.holder = holder or uuid.uuid4().hex
         self._channels: dict[str, str] = {}  # from_number -> 2Chat channel uuid
@@ -80,7 +80,7 @@ class ReplyRelay:
 
     @property
     def policy(self) -> Policy:
-        return self._workflow.policy
+        return self._services.policy
 
     # ------------------------------------------------------------------ the loop
     async def run_forever(self, interval: float) -> None:
@@ -102,14 +102,14 @@ class ReplyRelay:
     async def release(self) -> None:
         """Give up the lease at shutdown so another process takes over at once."""
         try:
-            await self._workflow.db(self._store.release_lease, LEASE_NAME, self.holder)
+            await self._services.db(self._store.release_lease, LEASE_NAME, self.holder)
         except BridgeError as exc:
             logger.info("could not release the reply-poller lease: %s", exc)
 
     async def poll_once(self, interval: float) -> int:
         """One poll: the number of inbound messages handled. No 2Chat call is made unless an
         SMS went out within the window and this process holds the poller lease."""
-        db = self._workflow.db
+        db = self._services.db
         window = self.policy.replies.window
         since = self._store.now() - window
         texted = await db(self._store.texted_since, since)
@@ -168,7 +168,7 @@ class ReplyRelay:
                 continue
             if contact not in numbers and unknown_channel is None:
                 continue
-            cursor = await self._workflow.db(self._store.reply_cursor, channel, contact)
+            cursor = await self._services.db(self._store.reply_cursor, channel, contact)
             if cursor is not None and cursor.marker == conversation.marker:
                 continue
             messages = await self._twochat.messages(channel, conversation.contact)
@@ -203,7 +203,7 @@ class ReplyRelay:
                 handled += 1
             last_uuid = message.uuid
             last_ts = max(last_ts or 0, message.timestamp or 0) or None
-        await self._workflow.db(
+        await self._services.db(
             self._store.save_reply_cursor,
             ReplyCursor(channel, contact, conversation.marker, last_uuid, last_ts),
         )
@@ -219,7 +219,7 @@ class ReplyRelay:
         message: SmsMessage,
     ) -> bool:
         """Claim one inbound SMS (so it is handled once), act on it, and post it."""
-        db = self._workflow.db
+        db = self._services.db
         replies = self.policy.replies
         sent_at = (
             datetime.fromtimestamp(message.timestamp, UTC)
@@ -266,8 +266,8 @@ class ReplyRelay:
         sent_at: datetime,
     ) -> str | None:
         """Opt out, opt back in or acknowledge; a note for the posted reply, or None."""
-        db = self._workflow.db
-        name = self.policy.contact_name(contact) or show_number(contact, self._masked())
+        db = self._services.db
+        name = self.policy.contact_name(contact) or show_number(contact, self._services.masked())
         if kind == "stop":
             via = f"replied {reply_keyword(message.text).upper()} ({message.uuid})"
             await db(self._store.opt_out, contact, via)
@@ -284,9 +284,6 @@ class ReplyRelay:
             return f":white_check_mark: {name} acknowledged the page."
         return None
 
-    def _masked(self) -> bool:
-        return self.policy.defaults.mask_numbers
-
     def _sender(
         self, contact: str, request: StoredRequest | None, conversation: Conversation
     ) -> Recipient:
@@ -301,13 +298,13 @@ class ReplyRelay:
         self, request: StoredRequest, sender: Recipient, text: str, note: str | None
     ) -> None:
         """Into the request's thread; privately to the requester when that is impossible."""
-        reporter = self._workflow.reporter
-        body = reply_text(sender, text, self._masked(), note)
+        reporter = self._services.reporter
+        body = reply_text(sender, text, self._services.masked(), note)
         if request.thread_ts and await reporter.post(
             request.channel_id, body, thread_ts=request.thread_ts
         ):
             return
-        context = request_text(plan_of(request), self._masked())
+        context = self._services.describe(request)
         await reporter.tell_requester(origin_of(request), f"{context}\n\n{body}")
 
     async def _post_unknown(
@@ -323,17 +320,17 @@ class ReplyRelay:
             (name for name, number in self.policy.from_numbers.items() if number == from_number),
             None,
         )
-        from_label = f"{from_name} ({show_number(from_number, self._masked())})"
-        body = unknown_reply_text(sender, from_label, text, self._masked())
-        await self._workflow.reporter.post(channel, f"{body}\n{note}" if note else body)
+        from_label = f"{from_name} ({show_number(from_number, self._services.masked())})"
+        body = unknown_reply_text(sender, from_label, text, self._services.masked())
+        await self._services.reporter.post(channel, f"{body}\n{note}" if note else body)
 
     async def _show_acks(self, request: StoredRequest) -> None:
         """The page's acknowledgement summary, one reply in its thread edited as acks come."""
-        db = self._workflow.db
-        reporter = self._workflow.reporter
+        db = self._services.db
+        reporter = self._services.reporter
         acks = {ack.number: ack.at for ack in await db(self._store.acknowledgements, request.id)}
         recipients = [Recipient(r.number, r.name) for r in request.recipients]
-        text = ack_summary_text(recipients, acks, self._masked())
+        text = ack_summary_text(recipients, acks, self._services.masked())
         existing = await db(self._store.ack_summary, request.id)
         if existing is not None:
             await reporter.update(existing[0], existing[1], text)

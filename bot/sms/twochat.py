@@ -1,4 +1,4 @@
-"""An async client for 2Chat's SMS API (SPEC §1).
+"""An async client for 2Chat's SMS API (send, account info, and the read endpoints).
 
 Every failure becomes a ``TwoChatError`` whose message is safe to show in Slack and whose
 ``temporary`` flag says whether retrying is safe and may help. A send that may have reached
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -33,7 +34,8 @@ MESSAGE_PATH = "/open/sms/message/{uuid}"
 EXCERPT_CHARS = 120
 REDACTED = "[redacted]"
 
-# status → (what it means for a user, whether retrying later may help). SPEC §1 lists them.
+# status → (what it means for a user, whether retrying later may help), for the statuses
+# 2Chat documents for its SMS endpoints.
 _STATUS_MEANINGS: dict[int, tuple[str, bool]] = {
     400: ("2Chat rejected the request as bad JSON", False),
     401: ("2Chat rejected the API key", False),
@@ -210,9 +212,7 @@ class SmsMessage:
         uuid = _text(raw.get("uuid")) or _text(raw.get("message_uuid")) or _text(raw.get("id"))
         if uuid is None:
             return None
-        text = raw.get("text")
-        if not isinstance(text, str):
-            text = raw.get("body") if isinstance(raw.get("body"), str) else ""
+        text = next((v for v in (raw.get("text"), raw.get("body")) if isinstance(v, str)), "")
         timestamp = epoch_seconds(raw.get("timestamp"))
         if timestamp is None:
             timestamp = epoch_seconds(raw.get("created_at"))
@@ -250,8 +250,12 @@ class TwoChatClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 15.0,
         max_connections: int = 50,
+        on_status: Callable[[int], None] | None = None,
     ) -> None:
+        """``on_status`` hears the HTTP status of every answer (readiness learns from it
+        whether the key or the credits ran out, without probes that cost credits)."""
         self._api_key = api_key
+        self._on_status = on_status
         self._base_url = base_url.rstrip("/")
         self._read_timeout = read_timeout
         logging.getLogger("httpx").addFilter(_HTTPX_FILTER)  # once: filters are a set
@@ -404,6 +408,8 @@ class TwoChatClient:
             raise error from exc
         elapsed = (time.monotonic() - started) * 1000
         status = response.status_code
+        if self._on_status is not None:
+            self._on_status(status)
         level = logging.INFO if sending or status >= 300 else logging.DEBUG
         logger.log(
             level, "2Chat %s %s%s: HTTP %d in %.0f ms", method, shown, log_context, status, elapsed

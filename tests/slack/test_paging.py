@@ -1,6 +1,6 @@
-"""Incident paging (SPEC §3, issue 5): @mention, message shortcut, auto_page and the paced
-fan-out, with the app run for real against the Slack and 2Chat stand-ins. Events arrive as
-Slack sends them: signed JSON bodies, retries with X-Slack-Retry-Num."""
+"""Incident paging: @mention, message shortcut, auto_page and the paced fan-out, with the
+app run for real against the Slack and 2Chat stand-ins. Events arrive as Slack sends them:
+signed JSON bodies, retries with X-Slack-Retry-Num."""
 
 from __future__ import annotations
 
@@ -13,17 +13,11 @@ from typing import Any
 
 import pytest
 
-from bot.config.loader import load_policy
+from bot.config import load_policy
+from bot.core.alerts import IGNORED_SUBTYPES, auto_page_text, message_text, prefill_text
+from bot.core.page_command import PageCommand, parse_page
 from bot.core.segments import analyze
-from bot.slack.paging import (
-    IGNORED_SUBTYPES,
-    PageCommand,
-    auto_page_text,
-    message_text,
-    parse_page,
-    permalink,
-    prefill_text,
-)
+from bot.slack.shortcuts import permalink
 from tests.appproc import AppProcess
 from tests.conftest import SHIPPED_CONFIG, StartApp, policy_file
 from tests.fakes.signing import interaction_body
@@ -200,6 +194,15 @@ def app(start_app: StartApp, tmp_path_factory: pytest.TempPathFactory) -> AppPro
         ("<@UBOT> page alice,bobb x", PageCommand(("alice", "bobb"), "x")),
         ("<@UBOT> page +447700900999 call me", PageCommand(("+447700900999",), "call me")),
         ("<@UBOT> page <tel:07700900999|07700900999> hi", PageCommand(("07700900999",), "hi")),
+        (
+            "<@UBOT> page <tel:+447700900999|+44 7700 900999> DB down",
+            PageCommand(("+447700900999",), "DB down"),
+        ),
+        ("<@UBOT> page +12125550123 DB down", PageCommand(("+12125550123",), "DB down")),
+        (
+            "<@UBOT> page <https://grafana.example/d/1|dashboard> is red",
+            PageCommand((), "dashboard (https://grafana.example/d/1) is red"),
+        ),
         ("<@UBOT> page replica lag is 5 min", PageCommand((), "replica lag is 5 min")),
         ("<@UBOT> page 500 errors on checkout", PageCommand((), "500 errors on checkout")),
         ("<@UBOT> page Down, everyone!", PageCommand((), "Down, everyone!")),
@@ -214,7 +217,7 @@ def test_parse_page(text: str, expected: PageCommand | None) -> None:
 
 
 def test_message_text_reads_integrations_and_blocks() -> None:
-    assert message_text({"text": "a &lt;b&gt; <https://x.io|link>"}) == "a <b> link"
+    assert message_text({"text": "a &lt;b&gt; <https://x.io|link>"}) == "a <b> link (https://x.io)"
     attached = {
         "text": "",
         "attachments": [

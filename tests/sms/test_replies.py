@@ -1,4 +1,4 @@
-"""Two-way SMS (issue 7): replies relayed into threads, ack by reply, STOP/START opt-out,
+"""Two-way SMS: replies relayed into threads, ack by reply, STOP/START opt-out,
 ``/sms status`` and ``check-config --online``. The app runs for real against the Slack and
 2Chat stand-ins; the 2Chat stand-in keeps conversations and serves 2Chat's read endpoints.
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bot.config.loader import load_policy, load_policy_text, summarize
+from bot.config import load_policy, load_policy_text, summarize
 from bot.core.model import Recipient, reply_keyword
 from bot.errors import ConfigError, TwoChatError
 from bot.slack.render import ack_summary_text, opted_out_reason

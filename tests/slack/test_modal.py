@@ -9,24 +9,24 @@ from typing import Any
 
 import pytest
 
-from bot.config.loader import load_policy
+from bot.config import load_policy
 from bot.core.model import Policy
 from bot.core.policy import Allow, NeedsApproval, Refuse
+from bot.core.preview import preview_text
 from bot.slack.compose_modal import (
     BLOCK_PREVIEW,
-    BadForm,
     ComposeMeta,
     ComposeValues,
     NotASender,
     compose_view,
     decide_submission,
     field_errors,
-    parse_metadata,
-    preview_text,
     read_values,
     submit_compose,
 )
+from bot.slack.deps import BadPayload
 from bot.slack.ids import CallbackId
+from bot.slack.payloads import View
 from bot.slack.reporter import Origin
 from tests.appproc import AppProcess
 from tests.conftest import SHIPPED_CONFIG, StartApp
@@ -183,7 +183,7 @@ def test_view_wiring_for_live_preview_and_metadata() -> None:
     cleanup = block(view, "cleanup")
     assert cleanup["dispatch_action"] is True and cleanup["optional"] is True
     assert cleanup["element"]["initial_options"] == cleanup["element"]["options"]
-    assert parse_metadata(view["private_metadata"]) == META
+    assert ComposeMeta.from_json(view["private_metadata"]) == META
 
 
 def test_forged_or_unknown_from_prefill_falls_back_to_the_default() -> None:
@@ -230,23 +230,23 @@ def test_preview(text: str, cleanup: bool, expected: list[str]) -> None:
 
 
 def test_read_values_round_trip_and_garbage() -> None:
-    values = read_values({"state": {"values": state_values("uk", "alice", "hi", True)}})
+    values = read_values(View.parse({"state": {"values": state_values("uk", "alice", "hi", True)}}))
     assert values == ComposeValues("uk", "alice", "hi", True)
-    assert read_values({"state": {"values": {}}}) == ComposeValues()
+    assert read_values(View.parse({"state": {"values": {}}})) == ComposeValues()
     for bad in [{}, {"state": []}, {"state": {"values": {"to": {"to_input": {"value": 3}}}}}]:
-        with pytest.raises(BadForm):
-            read_values(bad)
+        with pytest.raises(BadPayload):
+            read_values(View.parse(bad))
 
 
 @pytest.mark.parametrize("raw", [None, "", "nope", "[]", '{"channel_id": 5}', "{}"])
-def test_metadata_must_name_the_channel(raw: object) -> None:
-    with pytest.raises(BadForm):
-        parse_metadata(raw)
+def test_metadata_must_name_the_channel(raw: str | None) -> None:
+    with pytest.raises(BadPayload):
+        ComposeMeta.from_json(raw)
 
 
 def test_metadata_drops_a_response_url_that_is_no_web_url() -> None:
     raw = json.dumps({"channel_id": "C1", "response_url": "javascript:alert(1)"})
-    assert parse_metadata(raw) == ComposeMeta("C1")
+    assert ComposeMeta.from_json(raw) == ComposeMeta("C1")
 
 
 def test_submission_is_checked_with_the_policy_and_errors_map_to_blocks() -> None:

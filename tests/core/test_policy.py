@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.loader import load_policy
+from bot.config import load_policy
 from bot.core.model import Policy
 from bot.core.policy import (
     Allow,
@@ -15,7 +15,7 @@ from bot.core.policy import (
     trim_to_segments,
 )
 
-CONFIG = Path(__file__).resolve().parent.parent / "config" / "bridge.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "bridge.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for bot.core.segments: GSM-7 / UCS-2 detection, counting and splitting (SPEC §1)."""
+"""Tests for bot.core.segments: GSM-7 / UCS-2 detection, counting and splitting."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fan-out: bounded concurrency, process-wide pacing and safe retries (SPEC §1 rate limits).
+"""Fan-out: bounded concurrency, process-wide pacing under 2Chat's per-minute limit, safe retries.
 
 Time is faked wherever it matters: the pacer and the backoff take an injected clock and sleep,
 so minutes of pacing run in milliseconds and every assertion is deterministic.

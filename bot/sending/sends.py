@@ -1,0 +1,245 @@
+"""Delivering a request: claim each send, fan out to 2Chat, record and report each result."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from bot.core.model import Recipient
+from bot.core.phone import mask
+from bot.core.policy import AUTO_PAGE_PREFIX, NeedsApproval, Refuse, decide, decide_auto_page
+from bot.errors import TwoChatError
+from bot.sending.services import Services
+from bot.sending.views import origin_of, outcome_of
+from bot.slack.render import describe_error, opted_out_reason, outcome_blocks, outcome_text
+from bot.slack.reporter import SlackReporter
+from bot.sms.fanout import RatePacer, RetryPolicy, fan_out
+from bot.sms.twochat import TwoChatClient
+from bot.store import SendRecord, StoredRequest
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[], Awaitable[None]]
+
+
+class SendTaken(Exception):
+    """Another worker claimed this send first; it sends and reports it."""
+
+
+class Delivery:
+    """Sends a request's sends and reports their outcome in its thread."""
+
+    def __init__(
+        self,
+        services: Services,
+        twochat: TwoChatClient,
+        pacer: RatePacer,
+        *,
+        concurrency: int,
+        retry: RetryPolicy,
+    ) -> None:
+        self._services = services
+        self._twochat = twochat
+        self._pacer = pacer
+        self._concurrency = concurrency
+        self._retry = retry
+
+    async def deliver(self, request_id: str) -> None:
+        """Send a queued or approved request: exactly one process wins the right to."""
+        services, store = self._services, self._services.store
+        request = await services.db(store.get_request, request_id)
+        if request is None or not await services.db(
+            store.transition, request_id, "sending", from_states=["queued", "approved"]
+        ):
+            return
+        origin = origin_of(request)
+        context = services.describe(request)
+        try:
+            thread_ts = request.thread_ts
+            if thread_ts is None:
+                thread_ts = await services.reporter.post(request.channel_id, context)
+                if thread_ts:
+                    await services.db(store.set_thread, request_id, request.channel_id, thread_ts)
+            await self._send_and_report(request, thread_ts, context)
+            if request.approval_ts:  # the requester is told every outcome of an approval
+                text, _ = await self.outcome(request)
+                await services.reporter.tell_requester(origin, f"{context}\n\n{text}")
+        except Exception as exc:
+            await services.reporter.tell_requester(
+                origin, f"{context}\n\n:x: {describe_error(exc)}"
+            )
+            raise
+        finally:
+            await services.db(store.complete_request_if_done, request_id)
+
+    async def _send_and_report(
+        self, request: StoredRequest, thread_ts: str | None, context: str
+    ) -> None:
+        """Send the queued sends; a reply edited live for several, one outcome for one."""
+        sends = await self._services.db(self._services.store.sends, request.id)
+        queued = [send for send in sends if send.state == "queued"]
+        started = time.monotonic()
+        live = None
+        if len(queued) > 1 and thread_ts:
+            live = LiveReply(self._services.reporter, self, request, thread_ts)
+            await live.start()
+        await self.run_sends(request, queued, live.refresh if live else None)
+        elapsed = time.monotonic() - started
+        if live is None or not await live.finish(elapsed):
+            await self.report(request, thread_ts, context, elapsed=elapsed)
+
+    async def report(
+        self,
+        request: StoredRequest,
+        thread_ts: str | None,
+        context: str,
+        only: set[int] | None = None,
+        elapsed: float | None = None,
+    ) -> None:
+        """Post the outcome of a request's sends (or of ``only`` those) in its thread."""
+        text, retry_ids = await self.outcome(request, only, elapsed)
+        await self._services.reporter.post_outcome(
+            origin_of(request), thread_ts, text, context, outcome_blocks(text, retry_ids)
+        )
+
+    async def outcome(
+        self, request: StoredRequest, only: set[int] | None = None, elapsed: float | None = None
+    ) -> tuple[str, list[int]]:
+        """The outcome text of a request's sends, and the sends a Retry button should offer."""
+        services = self._services
+        sends = [
+            send
+            for send in await services.db(services.store.sends, request.id)
+            if not only or send.id in only
+        ]
+        text = outcome_text([outcome_of(send) for send in sends], services.masked(), elapsed)
+        return text, [send.id for send in sends if send.state == "unknown"]
+
+    async def run_sends(
+        self, request: StoredRequest, sends: list[SendRecord], progress: Progress | None = None
+    ) -> None:
+        """Claim each send (so no other worker sends it), then fan out to 2Chat: paced to
+        the account's rate, temporary errors retried, every result recorded as it lands."""
+        db, store = self._services.db, self._services.store
+        going = await self._hold_back(request, sends)
+        attempted: set[int] = set()
+
+        async def call(send: SendRecord) -> str:
+            # Claimed only once the pacer lets it go: a send waiting its turn in a long page
+            # stays "queued", so the sweeper never mistakes it for one a crash cut off.
+            if send.id in attempted:
+                await db(store.touch_send, send.id)
+            elif not await db(store.claim_send, send.id):
+                raise SendTaken(send.id)
+            attempted.add(send.id)
+            return await self._twochat.send_sms(request.from_number, send.number, request.text)
+
+        async def record(_: int, send: SendRecord, result: str | BaseException) -> None:
+            if isinstance(result, SendTaken):
+                return  # another worker has it and will report it
+            await self._finish(send, result)
+            if progress is not None:
+                await progress()
+
+        await fan_out(
+            going,
+            call,
+            concurrency=self._concurrency,
+            pacer=self._pacer,
+            retry=self._retry,
+            on_result=record,
+        )
+
+    async def _hold_back(self, request: StoredRequest, sends: list[SendRecord]) -> list[SendRecord]:
+        """The sends that may go; the others (policy refuses, number opted out) are marked
+        failed with the reason."""
+        db, store = self._services.db, self._services.store
+        refusal = self.recheck(request)
+        opted_out = await db(store.opted_out_numbers)
+        going: list[SendRecord] = []
+        for send in sends:
+            reason = refusal
+            if reason is None and send.number in opted_out:
+                reason = opted_out_reason([Recipient(send.number, send.name)])
+            if reason is None:
+                going.append(send)
+            elif await db(store.claim_send, send.id):
+                await db(store.finish_send, send.id, error=f"not sent: {reason}")
+        return going
+
+    async def _finish(self, send: SendRecord, result: str | BaseException) -> None:
+        db, store = self._services.db, self._services.store
+        if isinstance(result, str):
+            logger.info("send %d to %s queued as %s", send.id, mask(send.number), result)
+            await db(store.finish_send, send.id, message_id=result)
+        elif isinstance(result, TwoChatError):
+            logger.warning("send %d to %s failed: %s", send.id, mask(send.number), result)
+            await db(
+                store.finish_send,
+                send.id,
+                error=result.user_message,
+                unknown=result.outcome_unknown,
+            )
+        else:  # a bug: we cannot know whether 2Chat got it
+            await db(store.finish_send, send.id, error=describe_error(result), unknown=True)
+
+    def recheck(self, request: StoredRequest) -> str | None:
+        """Authorize again at send time against the current policy; None means go."""
+        policy = self._services.policy
+        if request.sender.startswith(AUTO_PAGE_PREFIX):
+            auto = decide_auto_page(
+                policy, request.sender.removeprefix(AUTO_PAGE_PREFIX), request.text
+            )
+            return auto.reason if isinstance(auto, Refuse) else None
+        decision = decide(
+            policy,
+            request.sender,
+            [recipient.number for recipient in request.recipients],
+            request.text,
+            request.from_name,
+        )
+        if isinstance(decision, Refuse):
+            return decision.reason
+        if isinstance(decision, NeedsApproval) and request.decided_by is None:
+            return "approval required: an approver must OK this text first"
+        return None
+
+
+class LiveReply:
+    """One thread reply for a multi-recipient send, edited in place as results arrive (at
+    most once a second, so a 100-person page does not hit Slack's chat.update limit)."""
+
+    def __init__(
+        self, reporter: SlackReporter, delivery: Delivery, request: StoredRequest, thread_ts: str
+    ) -> None:
+        self._reporter = reporter
+        self._delivery = delivery
+        self._request = request
+        self._thread_ts = thread_ts
+        self._ts: str | None = None
+        self._last = 0.0
+
+    async def start(self) -> None:
+        count = len(self._request.recipients)
+        self._ts = await self._reporter.post(
+            self._request.channel_id,
+            f":hourglass_flowing_sand: Sending to {count} recipients…",
+            thread_ts=self._thread_ts,
+        )
+
+    async def refresh(self) -> None:
+        if self._ts is None or time.monotonic() - self._last < 1.0:
+            return
+        self._last = time.monotonic()
+        text, _ = await self._delivery.outcome(self._request)
+        await self._reporter.update(self._request.channel_id, self._ts, text)
+
+    async def finish(self, elapsed: float) -> bool:
+        """The final edit; False when there is no reply to edit (then post one instead)."""
+        if self._ts is None:
+            return False
+        text, retry_ids = await self._delivery.outcome(self._request, elapsed=elapsed)
+        return await self._reporter.update(
+            self._request.channel_id, self._ts, text, outcome_blocks(text, retry_ids)
+        )

@@ -1,0 +1,46 @@
+"""The store, the live policy and the Slack reporter, shared by every part of the send
+path and by the reply poller."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from bot.core.model import Policy
+from bot.sending.views import plan_of
+from bot.slack.render import request_text
+from bot.slack.reporter import SlackReporter
+from bot.store import Store, StoredRequest
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Services:
+    """Store access for async code, the policy as it is now, and Slack output."""
+
+    def __init__(
+        self, store: Store, policy_source: Callable[[], Policy], reporter: SlackReporter
+    ) -> None:
+        self.store = store
+        self._policy = policy_source
+        self.reporter = reporter
+
+    @property
+    def policy(self) -> Policy:
+        """Read at each use, so a reloaded policy applies to the next decision."""
+        return self._policy()
+
+    async def db(self, method: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a store call in a thread: the store is synchronous and must not block the
+        event loop. Typed after ``method``, so every store call is checked."""
+        return await asyncio.to_thread(method, *args, **kwargs)
+
+    def masked(self) -> bool:
+        """Whether Slack messages show numbers masked (the policy's choice)."""
+        return self.policy.defaults.mask_numbers
+
+    def describe(self, request: StoredRequest) -> str:
+        """The request as Slack shows it: who sends what to whom."""
+        return request_text(plan_of(request), self.masked())

@@ -1,0 +1,77 @@
+"""Crash recovery: what a stopped process left half done is finished or reported.
+
+Safe to run in every process at once: each step is a conditional update in the store that
+only one sweeper wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+
+from bot.errors import BridgeError
+from bot.sending.approvals import Approvals
+from bot.sending.sends import Delivery
+from bot.sending.services import Services
+from bot.sending.views import UNKNOWN_AFTER_CRASH
+
+logger = logging.getLogger(__name__)
+
+
+class Sweeper:
+    """Expires approvals, reports sends a crash left in flight, and resumes requests that
+    were recorded but never started."""
+
+    def __init__(
+        self,
+        services: Services,
+        delivery: Delivery,
+        approvals: Approvals,
+        *,
+        stale_after: timedelta,
+    ) -> None:
+        self._services = services
+        self._delivery = delivery
+        self._approvals = approvals
+        self._stale_after = stale_after
+
+    async def sweep(self) -> None:
+        """One pass over everything that may be left behind."""
+        await self._approvals.expire_overdue()
+        cutoff = self._services.store.now() - self._stale_after
+        await self._report_stale_sends(cutoff)
+        await self._resume(cutoff)
+
+    async def _report_stale_sends(self, cutoff: datetime) -> None:
+        """A send "sending" since before ``cutoff`` was cut off by a crash: 2Chat may or may
+        not have it, so it becomes "unknown" with a Retry button, never re-sent by itself."""
+        services, store = self._services, self._services.store
+        for send in await services.db(store.stale_sends, cutoff):
+            if await services.db(store.mark_unknown, send.id, UNKNOWN_AFTER_CRASH):
+                request = await services.db(store.get_request, send.request_id)
+                if request is not None:
+                    context = services.describe(request)
+                    await self._delivery.report(request, request.thread_ts, context, only={send.id})
+                    await services.db(store.complete_request_if_done, request.id)
+
+    async def _resume(self, cutoff: datetime) -> None:
+        """Deliver requests left queued or approved since before ``cutoff``."""
+        services = self._services
+        for state in ("queued", "approved"):
+            for request in await services.db(
+                services.store.requests_in_state, state, updated_before=cutoff
+            ):
+                await self._delivery.deliver(request.id)
+
+    async def sweep_forever(self, interval: float, stop: asyncio.Event) -> None:
+        """Sweep every ``interval`` until ``stop``; a sweep in progress is finished, never
+        cut off mid-send, so shutdown cannot strand a send it started."""
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except (BridgeError, OSError) as exc:
+                logger.warning("sweep failed, will retry: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)

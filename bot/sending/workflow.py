@@ -1,0 +1,173 @@
+"""The send path's entry points: submit a request, decide an approval, retry a send, look
+one up. The work itself is done by the parts this assembles (see the package docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from bot.core.model import Policy, Recipient
+from bot.core.policy import Allow, NeedsApproval
+from bot.errors import TwoChatError
+from bot.sending.approvals import Approvals
+from bot.sending.sends import Delivery
+from bot.sending.services import Services
+from bot.sending.sweeper import Sweeper
+from bot.slack.render import (
+    inbound_status_text,
+    opted_out_reason,
+    refusal_text,
+    send_status_text,
+)
+from bot.slack.reporter import Origin, SlackReporter
+from bot.sms.fanout import RatePacer, RetryPolicy
+from bot.sms.twochat import TwoChatClient
+from bot.store import NewRecipient, NewRequest, RateLimited, RateLimits, Store, StoredRequest
+from bot.tasks import TaskRunner
+
+logger = logging.getLogger(__name__)
+
+
+class Workflow(Services):
+    """Submits, approves, delivers and sweeps requests; Slack output goes through the
+    reporter, state through the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy_source: Callable[[], Policy],
+        twochat: TwoChatClient,
+        reporter: SlackReporter,
+        runner: TaskRunner,
+        *,
+        stale_after: timedelta,
+        concurrency: int = 25,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(store, policy_source, reporter)
+        self._twochat = twochat
+        self._runner = runner
+        # One pacer for the whole process keeps every fan-out under 2Chat's per-minute cap.
+        self.pacer = RatePacer(policy_source().limits.requests_per_minute)
+        self.delivery = Delivery(
+            self, twochat, self.pacer, concurrency=concurrency, retry=retry or RetryPolicy()
+        )
+        self.approvals = Approvals(self, self.delivery)
+        self.sweeper = Sweeper(self, self.delivery, self.approvals, stale_after=stale_after)
+
+    async def submit(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
+        """Record an accepted request and start it; a refusal text (rate limit), or None."""
+        if origin.dedupe_key and not await self.db(
+            self.store.claim_key, f"submit:{origin.dedupe_key}", timedelta(days=1)
+        ):
+            logger.info("duplicate delivery %s ignored", origin.dedupe_key)
+            return None
+        policy, plan = self.policy, decision.plan
+        # Numbers that replied STOP get nothing; a request that only reaches them is refused
+        # (others in a group still get theirs; the opted-out sends fail with the reason).
+        opted_out = await self.db(self.store.opted_out_numbers)
+        if opted_out and all(r.number in opted_out for r in plan.recipients):
+            return refusal_text(opted_out_reason(plan.recipients))
+        new = self._new_request(decision, origin, policy)
+        limits = policy.limits
+        try:
+            request = await self.db(
+                self.store.create_request,
+                new,
+                limits=RateLimits(limits.per_sender_per_hour, limits.per_recipient_per_hour),
+            )
+        except RateLimited as exc:
+            return refusal_text(exc.user_message)
+        if new.approval_required:
+            self._runner.spawn(self.approvals.ask(request), name=f"approval-{request.id}")
+        else:
+            self._runner.spawn(self.delivery.deliver(request.id), name=f"deliver-{request.id}")
+        return None
+
+    def _new_request(
+        self, decision: Allow | NeedsApproval, origin: Origin, policy: Policy
+    ) -> NewRequest:
+        """The record of an accepted request; one that needs approval expires unapproved."""
+        plan = decision.plan
+        needs_approval = isinstance(decision, NeedsApproval)
+        return NewRequest(
+            kind=origin.kind,
+            sender=plan.sender,
+            channel_id=origin.channel_id,
+            from_name=plan.from_name,
+            from_number=plan.from_number,
+            recipients=tuple(NewRecipient(r.number, r.name) for r in plan.recipients),
+            text=plan.text,
+            segments=plan.segments.segments,
+            encoding=plan.segments.encoding,
+            approval_required=needs_approval,
+            expires_at=(
+                self.store.now() + policy.approvals.expire_after if needs_approval else None
+            ),
+            response_url=origin.response_url,
+            thread_ts=origin.thread_ts,
+            dedupe_key=origin.dedupe_key,
+        )
+
+    async def decide_request(
+        self, request_id: str, user: str, *, approve: bool, reason: str | None = None
+    ) -> str | None:
+        """Approve or reject; the first decision wins. A message for the clicker, or None."""
+        return await self.approvals.decide(request_id, user, approve=approve, reason=reason)
+
+    def may_decide(self, request: StoredRequest, user: str) -> str | None:
+        """Why ``user`` may not decide this request, or None (the approvals say)."""
+        return self.approvals.may_decide(request, user)
+
+    async def retry(self, send_id: int, user: str) -> str | None:
+        """Retry one send whose outcome is unknown (or failed): requester or approver only."""
+        send = await self.db(self.store.get_send, send_id)
+        if send is None:
+            return "this send is unknown to the bridge"
+        request = await self.db(self.store.get_request, send.request_id)
+        if request is None:
+            return "this send is unknown to the bridge"
+        if user != request.sender and user not in self.policy.approvals.approvers:
+            return "only the requester or an approver can retry this text"
+        if not await self.db(self.store.retry_send, send_id):
+            return "this send was already retried"
+        fresh = await self.db(self.store.get_send, send_id)
+        if fresh is not None:
+            await self.delivery.run_sends(request, [fresh])
+        context = self.describe(request)
+        await self.delivery.report(request, request.thread_ts, context, only={send_id})
+        return None
+
+    async def status(self, message_id: str, user: str) -> str:
+        """``/sms status``: what the bridge knows of one SMS it sent or read, and what
+        2Chat's GET /open/sms/message says (asked only for the bridge's own messages)."""
+        policy = self.policy
+        if policy.rule_for(user) is None and user not in policy.approvals.approvers:
+            return ":no_entry: Only people who may send SMS can look up sends."
+        send = await self.db(self.store.send_by_message_id, message_id)
+        inbound = None if send else await self.db(self.store.inbound_message, message_id)
+        if send is None and inbound is None:
+            return (
+                f":grey_question: The bridge has no SMS with message_id `{message_id}` "
+                "(it knows only the texts it sent and the replies it read)."
+            )
+        request_id = send.request_id if send else inbound.request_id if inbound else None
+        request = await self.db(self.store.get_request, request_id) if request_id else None
+        remote, remote_error = None, None
+        try:
+            remote = await self._twochat.message(message_id)
+        except TwoChatError as exc:
+            remote_error = exc.user_message
+        if send is not None:
+            acks = await self.db(self.store.acknowledgements, send.request_id)
+            at = next((ack.at for ack in acks if ack.number == send.number), None)
+            return send_status_text(send, request, at, remote, remote_error, self.masked())
+        assert inbound is not None
+        sender = Recipient(inbound.contact, policy.contact_name(inbound.contact))
+        return inbound_status_text(inbound, sender, request, remote, remote_error, self.masked())
+
+    async def sweep_forever(self, interval: float, stop: asyncio.Event) -> None:
+        """Sweep every ``interval`` until ``stop`` (the sweeper says how)."""
+        await self.sweeper.sweep_forever(interval, stop)

@@ -1,0 +1,133 @@
+"""What the bridge's modal forms share: the recipients input, opening a modal, and turning
+a submission's problems into the field errors Slack shows under each input."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.model import WILDCARD, Policy
+from bot.core.policy import Decision, Refuse, split_targets
+from bot.slack.deps import BadPayload, Bridge
+from bot.slack.payloads import GarbledField
+from bot.slack.render import describe_error
+from bot.slack.reporter import Origin
+
+# Slack's limits for the fields we fill (Block Kit reference).
+MAX_INPUT = 3000
+_MAX_HINT = 2000
+_MAX_FIELD_ERROR = 500
+_LEADING_EMOJI = re.compile(r"^:[a-z0-9_+-]+:\s*")
+
+
+def plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def slack_error(exc: SlackClientError) -> str:
+    """Slack's error code (e.g. ``expired_trigger_id``), safe to show and to log."""
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error") or "unknown_error")
+    return type(exc).__name__
+
+
+async def open_view(
+    client: AsyncWebClient, trigger_id: str | None, view: dict[str, Any]
+) -> str | None:
+    """Open a modal; None when open, else why not."""
+    if not trigger_id:
+        return "no trigger_id from Slack"
+    try:
+        await client.views_open(trigger_id=trigger_id, view=view)
+    except SlackClientError as exc:
+        return slack_error(exc)
+    return None
+
+
+def to_hint(policy: Policy, user_id: str) -> str:
+    """Who this user may text, under a recipients field."""
+    rule = policy.rule_for(user_id)
+    if rule is None:
+        return ""
+    if WILDCARD in rule.to:
+        hint = "You may text any contact, group or number (except US numbers)."
+        if policy.contacts:
+            hint += " Contacts: " + ", ".join(policy.contacts) + "."
+        if policy.groups:
+            hint += " Groups: " + ", ".join(policy.groups) + "."
+    else:
+        hint = "You may text: " + ", ".join(rule.to) + "."
+    return (hint + " Separate several with commas.")[:_MAX_HINT]
+
+
+def recipients_block(
+    policy: Policy, user_id: str, ids: tuple[str, str], label: str, placeholder: str, to: str
+) -> dict[str, Any]:
+    """The recipients input of a form, with a hint listing who this user may text."""
+    block_id, action_id = ids
+    element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": action_id,
+        "placeholder": plain(placeholder),
+    }
+    if to:
+        element["initial_value"] = to[:MAX_INPUT]
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": block_id,
+        "label": plain(label),
+        "element": element,
+    }
+    hint = to_hint(policy, user_id)
+    if hint:
+        block["hint"] = plain(hint)
+    return block
+
+
+def form_targets(to: str) -> list[str]:
+    """The recipients typed in a form: commas, semicolons or new lines separate them."""
+    return split_targets(re.sub(r"[;\n]", ",", to))
+
+
+def field_error(message: str) -> str:
+    """A field error is plain text: no leading :emoji:, capitalised, within Slack's cap."""
+    message = _LEADING_EMOJI.sub("", message.strip())
+    return message[:1].upper() + message[1:_MAX_FIELD_ERROR]
+
+
+def payload_errors(exc: BadPayload, block_id: str) -> dict[str, str]:
+    """A submission Slack sent malformed: under the garbled field, else under ``block_id``."""
+    shown_on = exc.block_id if isinstance(exc, GarbledField) else block_id
+    return {shown_on: field_error(exc.user_message)}
+
+
+async def submit_form(
+    bridge: Bridge,
+    decide: Callable[[], Decision],
+    origin: Origin,
+    errors_of: Callable[[Refuse], dict[str, str]],
+    message_block: str,
+) -> dict[str, str] | None:
+    """Check a submitted form with the policy and hand it to the core send path; the field
+    errors to show, or None to close the form."""
+    try:
+        decision = decide()
+        if isinstance(decision, Refuse):
+            return errors_of(decision)
+        refusal = await bridge.submit(decision, origin)
+    except Exception as exc:  # the form must get an answer; describe_error logs the bug
+        return {message_block: field_error(describe_error(exc))}
+    return {message_block: field_error(refusal)} if refusal else None
+
+
+async def answer_form(ack: AsyncAck, errors: dict[str, str] | None) -> None:
+    """Ack a submission: field errors keep the form open, no errors close it."""
+    if errors:
+        await ack(response_action="errors", errors=errors)
+    else:
+        await ack()
