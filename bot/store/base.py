@@ -1,0 +1,16 @@
+"""The abstract ``Store``: every query of the bridge, gathered from one mixin per concern.
+
+A backend subclasses it and supplies only connections, column types and locks (see
+``core.StoreCore``), so SQLite and PostgreSQL answer every query alike.
+"""
+
+from __future__ import annotations
+
+from bot.store.leases import LeaseQueries
+from bot.store.replies import ReplyQueries
+from bot.store.requests import RequestQueries
+from bot.store.sends import SendQueries
+
+
+class Store(RequestQueries, SendQueries, ReplyQueries, LeaseQueries):
+    """Every query of the bridge; subclasses supply connections, types and locks."""

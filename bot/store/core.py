@@ -1,0 +1,152 @@
+"""What every store query is built on: the backend hooks, the clock, the schema, row mapping.
+
+A backend (SQLite or PostgreSQL) supplies transactions, locks and column types; everything
+else is shared, so both behave alike. Every state change is one conditional
+``UPDATE ... WHERE state IN (...)``, so of several concurrent deciders or workers exactly one
+wins: that is what makes approvals and sends happen exactly once.
+
+The API is synchronous and thread-safe; the async app calls it through ``asyncio.to_thread``.
+All times are timezone-aware UTC datetimes taken from the injected ``clock``, never from the
+database server, so tests can move time and several processes agree on one notion of "now".
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, ClassVar
+
+from bot.store.migrations import current_version, upgrade
+from bot.store.records import NewRecipient, SendRecord, StoredRequest, utcnow
+from bot.store.tx import Tx, from_db_time, utc
+
+REQUEST_COLUMNS = (
+    "id",
+    "kind",
+    "sender",
+    "channel_id",
+    "thread_ts",
+    "response_url",
+    "from_name",
+    "from_number",
+    "text",
+    "segments",
+    "encoding",
+    "state",
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "decided_by",
+    "decided_at",
+    "decision_reason",
+    "approval_channel",
+    "approval_ts",
+    "dedupe_key",
+)
+SEND_COLUMNS = (
+    "id",
+    "request_id",
+    "number",
+    "name",
+    "state",
+    "message_id",
+    "error",
+    "attempts",
+    "claimed_at",
+    "updated_at",
+)
+REQUEST_TIMES = frozenset({"created_at", "updated_at", "expires_at", "decided_at"})
+_SEND_TIMES = frozenset({"claimed_at", "updated_at"})
+_REQUEST_SELECT = ", ".join(f"r.{c}" for c in REQUEST_COLUMNS)
+_SEND_SELECT = ", ".join(f"s.{c}" for c in SEND_COLUMNS)
+
+
+class StoreCore(ABC):
+    """The hooks a backend fills in, and the helpers the query mixins share."""
+
+    # Column types filled into the migration templates.
+    _dialect: ClassVar[dict[str, str]]
+
+    # Names the database in messages, never with its password.
+    target: str = "database"
+
+    def __init__(self, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._clock = clock
+
+    def scrub(self, text: str) -> str:
+        """``text`` fit for a log or a message: one line, no password."""
+        return " ".join(text.split())
+
+    # ---- backend hooks
+
+    @abstractmethod
+    def _transaction(self, *, write: bool) -> AbstractContextManager[Tx]:
+        """One transaction, committed on success, rolled back on error. ``write`` lets SQLite
+        take its write lock up front."""
+
+    @abstractmethod
+    def _lock_migrations(self, tx: Tx) -> None:
+        """Serialise migrate() across processes for the rest of ``tx``."""
+
+    @abstractmethod
+    def _lock_rate_keys(self, tx: Tx, keys: Collection[str]) -> None:
+        """Serialise rate-limited inserts that share a key, for the rest of ``tx``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; the store cannot be used afterwards."""
+
+    # ---- clock and schema
+
+    def now(self) -> datetime:
+        """The store's clock (injectable in tests), so callers and the store agree on time."""
+        return self._now()
+
+    def _now(self) -> datetime:
+        return utc(self._clock())
+
+    def migrate(self) -> None:
+        """Bring the schema to the latest version; safe to run from several processes at once."""
+        with self._transaction(write=True) as tx:
+            self._lock_migrations(tx)
+            upgrade(tx, self._dialect, self._now)
+
+    def schema_version(self) -> int:
+        """The highest applied migration; open_store has already created the table."""
+        with self._transaction(write=False) as tx:
+            return current_version(tx)
+
+    # ---- row mapping
+
+    def _request_where(
+        self, tx: Tx, where: str, params: Sequence[Any], *, order: str = "r.created_at, r.id"
+    ) -> list[StoredRequest]:
+        rows = tx.rows(
+            f"SELECT {_REQUEST_SELECT} FROM requests r WHERE {where} ORDER BY {order}", params
+        )
+        found = []
+        for row in rows:
+            values = dict(zip(REQUEST_COLUMNS, row, strict=True))
+            for name in REQUEST_TIMES:
+                values[name] = from_db_time(values[name])
+            recipients = tuple(
+                NewRecipient(number, name)
+                for number, name in tx.rows(
+                    "SELECT number, name FROM sends WHERE request_id = ? ORDER BY id",
+                    (values["id"],),
+                )
+            )
+            found.append(StoredRequest(**values, recipients=recipients))
+        return found
+
+    def _sends_where(self, tx: Tx, where: str, params: Sequence[Any]) -> list[SendRecord]:
+        rows = tx.rows(f"SELECT {_SEND_SELECT} FROM sends s WHERE {where} ORDER BY s.id", params)
+        found = []
+        for row in rows:
+            values = dict(zip(SEND_COLUMNS, row, strict=True))
+            for name in _SEND_TIMES:
+                values[name] = from_db_time(values[name])
+            found.append(SendRecord(**values))
+        return found

@@ -1,0 +1,53 @@
+"""Dedupe keys and leases: small first-claimer-wins rows that keep work single across
+processes (one handling per Slack event, one reply poller, one sweeper)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.store.core import StoreCore
+
+
+class LeaseQueries(StoreCore):
+    """Claims that expire on their own, so a crashed holder never blocks the rest for long."""
+
+    def claim_key(self, key: str, ttl: timedelta) -> bool:
+        """True for the first claimer of ``key`` (or the first after it expired), else False."""
+        if ttl <= timedelta(0):
+            raise ValueError("ttl must be positive")
+        now = self._now()
+        with self._transaction(write=True) as tx:
+            won = tx.rows(
+                "INSERT INTO dedupe_keys (key, claimed_at, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET claimed_at = excluded.claimed_at, "
+                "expires_at = excluded.expires_at WHERE dedupe_keys.expires_at <= ? "
+                "RETURNING key",
+                (key, now, now + ttl, now),
+            )
+        return bool(won)
+
+    def purge_keys(self) -> int:
+        """Delete expired dedupe keys (housekeeping for a sweeper); returns how many."""
+        with self._transaction(write=True) as tx:
+            return tx.run("DELETE FROM dedupe_keys WHERE expires_at <= ?", (self._now(),))
+
+    def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
+        """Take or renew the lease ``name``: one active reply poller or sweeper across processes."""
+        if ttl <= timedelta(0):
+            raise ValueError("ttl must be positive")
+        now = self._now()
+        with self._transaction(write=True) as tx:
+            won = tx.rows(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                "expires_at = excluded.expires_at "
+                "WHERE leases.expires_at <= ? OR leases.holder = excluded.holder "
+                "RETURNING name",
+                (name, holder, now + ttl, now),
+            )
+        return bool(won)
+
+    def release_lease(self, name: str, holder: str) -> bool:
+        """Give up a lease at shutdown so another process need not wait for it to expire."""
+        with self._transaction(write=True) as tx:
+            return tx.run("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)) == 1

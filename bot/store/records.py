@@ -1,0 +1,172 @@
+"""What the store records and hands back: request and send states, and the frozen rows.
+
+These are plain values with no database in them, so the app and the tests can build and
+compare them freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, get_args
+
+from bot.errors import BridgeError
+
+RequestState = Literal[
+    "pending_approval", "approved", "rejected", "expired", "queued", "sending", "completed"
+]
+SendState = Literal["queued", "sending", "sent", "failed", "unknown"]
+
+REQUEST_STATES: frozenset[str] = frozenset(get_args(RequestState))
+SEND_STATES: frozenset[str] = frozenset(get_args(SendState))
+
+# The request lifecycle; rejected, expired and completed are final.
+TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
+    "pending_approval": frozenset({"approved", "rejected", "expired"}),
+    "approved": frozenset({"sending"}),
+    "queued": frozenset({"sending"}),
+    "sending": frozenset({"completed"}),
+    "rejected": frozenset(),
+    "expired": frozenset(),
+    "completed": frozenset(),
+}
+
+
+def utcnow() -> datetime:
+    """The default clock: the current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class NewRecipient:
+    """One destination of a request: an E.164 number and, when it came from a contact, its name."""
+
+    number: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """What the app asks the store to record before anything is sent."""
+
+    kind: str  # "sms" | "page"
+    sender: str  # Slack user id of the requester
+    channel_id: str
+    from_name: str
+    from_number: str
+    recipients: tuple[NewRecipient, ...]
+    text: str
+    segments: int
+    encoding: str
+    approval_required: bool = False
+    expires_at: datetime | None = None
+    response_url: str | None = None
+    thread_ts: str | None = None  # pages answer in the thread of the message that triggered them
+    dedupe_key: str | None = None  # idempotency guard for Slack retries
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    """A request as recorded, with its recipients in the order they were given."""
+
+    id: str
+    kind: str
+    sender: str
+    channel_id: str
+    thread_ts: str | None
+    response_url: str | None
+    from_name: str
+    from_number: str
+    text: str
+    segments: int
+    encoding: str
+    state: RequestState
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_reason: str | None
+    approval_channel: str | None
+    approval_ts: str | None
+    dedupe_key: str | None
+    recipients: tuple[NewRecipient, ...]
+
+
+@dataclass(frozen=True)
+class SendRecord:
+    """One SMS to one recipient; ``sending`` means 2Chat may have been called."""
+
+    id: int
+    request_id: str
+    number: str
+    name: str | None
+    state: SendState
+    message_id: str | None
+    error: str | None
+    attempts: int
+    claimed_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """The policy's hourly ``limits``; ``None`` means no limit of that kind."""
+
+    per_sender_per_hour: int | None
+    per_recipient_per_hour: int | None
+
+
+class RateLimited(BridgeError):
+    """A request would exceed a rate limit; ``retry_at`` is when it would fit again."""
+
+    def __init__(self, message: str, retry_at: datetime) -> None:
+        self.retry_at = retry_at
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """A number that replied STOP: nothing is sent to it until it replies START."""
+
+    number: str
+    since: datetime
+    via: str
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """A page recipient who replied an ack word; ``at`` is when their reply was sent."""
+
+    request_id: str
+    number: str
+    at: datetime
+    via: str | None
+
+
+@dataclass(frozen=True)
+class ReplyCursor:
+    """How far the reply poller has read one 2Chat conversation (channel + contact).
+
+    ``marker`` is the conversation's last-message state as last seen, so an unchanged
+    conversation costs no messages call; ``last_message_ts`` is the newest inbound relayed.
+    """
+
+    channel_uuid: str
+    contact: str
+    marker: str
+    last_message_uuid: str | None
+    last_message_ts: int | None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """An inbound SMS the bridge has handled (relayed, dropped, or acted on), once."""
+
+    uuid: str
+    channel_uuid: str
+    contact: str
+    sent_at: datetime | None
+    request_id: str | None
+    kind: str  # reply | ack | stop | start | unknown
+    seen_at: datetime

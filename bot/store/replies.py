@@ -1,0 +1,193 @@
+"""What the reply poller reads and remembers: who was texted, how far each conversation was
+read, which inbound SMS were handled, opt-outs (STOP/START) and page acknowledgements."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.store.core import StoreCore
+from bot.store.records import Acknowledgement, InboundMessage, OptOut, ReplyCursor, StoredRequest
+from bot.store.tx import from_db_time, utc
+
+
+class ReplyQueries(StoreCore):
+    """Inbound SMS and what they lead to; each claim is first-caller-wins across processes."""
+
+    def texted_since(self, since: datetime) -> dict[str, frozenset[str]]:
+        """from_number -> the numbers it texted (2Chat was called) since ``since``; empty when
+        nothing was sent in the reply window, which is when the poller stays quiet."""
+        with self._transaction(write=False) as tx:
+            rows = tx.rows(
+                "SELECT DISTINCT r.from_number, s.number FROM sends s "
+                "JOIN requests r ON r.id = s.request_id "
+                "WHERE s.state IN ('sent', 'unknown') AND s.claimed_at >= ?",
+                (utc(since),),
+            )
+        found: dict[str, set[str]] = {}
+        for from_number, number in rows:
+            found.setdefault(from_number, set()).add(number)
+        return {key: frozenset(numbers) for key, numbers in found.items()}
+
+    def latest_request_to(
+        self, number: str, from_number: str, *, since: datetime, until: datetime
+    ) -> StoredRequest | None:
+        """The request whose SMS to ``number`` from ``from_number`` went out last within
+        [since, until]: the thread a reply from that number belongs in."""
+        with self._transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT s.request_id FROM sends s JOIN requests r ON r.id = s.request_id "
+                "WHERE s.number = ? AND r.from_number = ? AND s.state IN ('sent', 'unknown') "
+                "AND s.claimed_at >= ? AND s.claimed_at <= ? "
+                "ORDER BY s.claimed_at DESC, s.id DESC LIMIT 1",
+                (number, from_number, utc(since), utc(until)),
+            )
+            found = self._request_where(tx, "r.id = ?", (row[0],)) if row else []
+        return found[0] if found else None
+
+    def reply_cursor(self, channel_uuid: str, contact: str) -> ReplyCursor | None:
+        with self._transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT channel_uuid, contact, marker, last_message_uuid, last_message_ts "
+                "FROM reply_cursors WHERE channel_uuid = ? AND contact = ?",
+                (channel_uuid, contact),
+            )
+        if row is None:
+            return None
+        ts = None if row[4] is None else int(row[4])
+        return ReplyCursor(row[0], row[1], row[2], row[3], ts)
+
+    def save_reply_cursor(self, cursor: ReplyCursor) -> None:
+        """Remember how far a conversation was read (one row per channel and contact)."""
+        with self._transaction(write=True) as tx:
+            tx.run(
+                "INSERT INTO reply_cursors (channel_uuid, contact, marker, last_message_uuid, "
+                "last_message_ts, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (channel_uuid, contact) DO UPDATE SET marker = excluded.marker, "
+                "last_message_uuid = excluded.last_message_uuid, "
+                "last_message_ts = excluded.last_message_ts, updated_at = excluded.updated_at",
+                (
+                    cursor.channel_uuid,
+                    cursor.contact,
+                    cursor.marker,
+                    cursor.last_message_uuid,
+                    cursor.last_message_ts,
+                    self._now(),
+                ),
+            )
+
+    def claim_inbound(
+        self,
+        uuid: str,
+        channel_uuid: str,
+        contact: str,
+        *,
+        sent_at: datetime | None,
+        request_id: str | None,
+        kind: str,
+    ) -> bool:
+        """Record an inbound SMS as handled; True for the first caller only, so no reply is
+        ever posted twice, whichever process or poll sees it."""
+        with self._transaction(write=True) as tx:
+            won = tx.rows(
+                "INSERT INTO inbound_messages (uuid, channel_uuid, contact, sent_at, "
+                "request_id, kind, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (uuid) DO NOTHING RETURNING uuid",
+                (
+                    uuid,
+                    channel_uuid,
+                    contact,
+                    None if sent_at is None else utc(sent_at),
+                    request_id,
+                    kind,
+                    self._now(),
+                ),
+            )
+        return bool(won)
+
+    def inbound_message(self, uuid: str) -> InboundMessage | None:
+        with self._transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT uuid, channel_uuid, contact, sent_at, request_id, kind, seen_at "
+                "FROM inbound_messages WHERE uuid = ?",
+                (uuid,),
+            )
+        if row is None:
+            return None
+        seen_at = from_db_time(row[6])
+        assert seen_at is not None
+        return InboundMessage(row[0], row[1], row[2], from_db_time(row[3]), row[4], row[5], seen_at)
+
+    # ---- opt-outs
+
+    def opt_out(self, number: str, via: str) -> bool:
+        """Put a number on the opt-out list; True when it was not on it already."""
+        with self._transaction(write=True) as tx:
+            won = tx.rows(
+                "INSERT INTO opt_outs (number, since, via) VALUES (?, ?, ?) "
+                "ON CONFLICT (number) DO NOTHING RETURNING number",
+                (number, self._now(), via),
+            )
+        return bool(won)
+
+    def opt_in(self, number: str) -> bool:
+        """Take a number off the opt-out list (it replied START); True when it was on it."""
+        with self._transaction(write=True) as tx:
+            return tx.run("DELETE FROM opt_outs WHERE number = ?", (number,)) == 1
+
+    def opt_outs(self) -> list[OptOut]:
+        """Every opted-out number, longest-standing first."""
+        with self._transaction(write=False) as tx:
+            rows = tx.rows("SELECT number, since, via FROM opt_outs ORDER BY since, number")
+        return [
+            OptOut(number, from_db_time(since) or self._now(), via) for number, since, via in rows
+        ]
+
+    def opted_out_numbers(self) -> frozenset[str]:
+        """The opted-out numbers, as data for the send-time checks."""
+        with self._transaction(write=False) as tx:
+            return frozenset(number for (number,) in tx.rows("SELECT number FROM opt_outs"))
+
+    # ---- acknowledgements (pages)
+
+    def acknowledge(
+        self, request_id: str, number: str, at: datetime, via: str | None = None
+    ) -> bool:
+        """Mark a page recipient as having acknowledged; True for the first ack only."""
+        with self._transaction(write=True) as tx:
+            won = tx.rows(
+                "INSERT INTO acknowledgements (request_id, number, at, via) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (request_id, number) DO NOTHING RETURNING number",
+                (request_id, number, utc(at), via),
+            )
+        return bool(won)
+
+    def acknowledgements(self, request_id: str) -> list[Acknowledgement]:
+        """Who acknowledged a page, in the order they did."""
+        with self._transaction(write=False) as tx:
+            rows = tx.rows(
+                "SELECT request_id, number, at, via FROM acknowledgements "
+                "WHERE request_id = ? ORDER BY at, number",
+                (request_id,),
+            )
+        return [
+            Acknowledgement(rid, number, from_db_time(at) or self._now(), via)
+            for rid, number, at, via in rows
+        ]
+
+    def ack_summary(self, request_id: str) -> tuple[str, str] | None:
+        """(channel, ts) of the page's acknowledgement summary reply, once posted."""
+        with self._transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT channel_id, ts FROM ack_summaries WHERE request_id = ?", (request_id,)
+            )
+        return (row[0], row[1]) if row else None
+
+    def save_ack_summary(self, request_id: str, channel_id: str, ts: str) -> bool:
+        """Remember the summary reply so later acks edit it; False if one was already saved."""
+        with self._transaction(write=True) as tx:
+            won = tx.rows(
+                "INSERT INTO ack_summaries (request_id, channel_id, ts) VALUES (?, ?, ?) "
+                "ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+                (request_id, channel_id, ts),
+            )
+        return bool(won)

@@ -1,0 +1,240 @@
+"""Requests: recording them (with their limits and dedupe key), moving them along the
+lifecycle, and the lookups the app, App Home and the audit export make."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from bot.store.core import REQUEST_COLUMNS, REQUEST_TIMES, StoreCore
+from bot.store.limits import check_limits, rate_keys
+from bot.store.records import (
+    REQUEST_STATES,
+    TRANSITIONS,
+    NewRequest,
+    RateLimits,
+    RequestState,
+    StoredRequest,
+)
+from bot.store.tx import Tx, from_db_time, iso, placeholders, utc
+
+_KINDS = frozenset({"sms", "page"})
+
+
+class RequestQueries(StoreCore):
+    """Everything about a request as a whole; its per-recipient sends have their own mixin."""
+
+    def create_request(self, new: NewRequest, *, limits: RateLimits | None = None) -> StoredRequest:
+        """Record a request and one queued send per recipient, atomically.
+
+        With ``limits``, the counting and the insert happen under one lock per sender and
+        recipient, so concurrent processes cannot together exceed a limit. A repeated
+        ``dedupe_key`` returns the request already recorded (Slack retries), unlimited.
+        """
+        recipients = tuple(new.recipients)
+        if new.kind not in _KINDS:
+            raise ValueError(f"unknown request kind {new.kind!r}")
+        if not recipients:
+            raise ValueError("a request needs at least one recipient")
+        expires_at = utc(new.expires_at) if new.expires_at is not None else None
+        now = self._now()
+        with self._transaction(write=True) as tx:
+            if limits is not None:
+                self._lock_rate_keys(tx, rate_keys(new.sender, recipients, limits))
+            if new.dedupe_key is not None:
+                existing = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
+                if existing:
+                    return existing[0]
+            if limits is not None:
+                check_limits(tx, new.sender, recipients, limits, now)
+            request_id = uuid.uuid4().hex
+            if not self._insert_request(tx, request_id, new, now, expires_at):
+                # A concurrent request with the same dedupe key committed first.
+                return self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))[0]
+            for recipient in recipients:
+                tx.run(
+                    "INSERT INTO sends (request_id, number, name, state, attempts, "
+                    "created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, ?)",
+                    (request_id, recipient.number, recipient.name, now, now),
+                )
+            return self._request_where(tx, "r.id = ?", (request_id,))[0]
+
+    def _insert_request(
+        self, tx: Tx, request_id: str, new: NewRequest, now: datetime, expires_at: datetime | None
+    ) -> bool:
+        """Insert the request row; False when its dedupe key is already taken."""
+        inserted = tx.rows(
+            "INSERT INTO requests (id, kind, sender, channel_id, thread_ts, response_url, "
+            "from_name, from_number, text, segments, encoding, state, created_at, "
+            "updated_at, expires_at, dedupe_key) "
+            f"VALUES ({placeholders(16)}) "
+            "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+            (
+                request_id,
+                new.kind,
+                new.sender,
+                new.channel_id,
+                new.thread_ts,
+                new.response_url,
+                new.from_name,
+                new.from_number,
+                new.text,
+                new.segments,
+                new.encoding,
+                "pending_approval" if new.approval_required else "queued",
+                now,
+                now,
+                expires_at,
+                new.dedupe_key,
+            ),
+        )
+        return bool(inserted)
+
+    def get_request(self, request_id: str) -> StoredRequest | None:
+        return self._request_by("id", request_id)
+
+    def find_request_by_dedupe_key(self, key: str) -> StoredRequest | None:
+        return self._request_by("dedupe_key", key)
+
+    def _request_by(self, column: str, value: str) -> StoredRequest | None:
+        """The request whose unique ``column`` (id or dedupe_key) is ``value``, if any."""
+        with self._transaction(write=False) as tx:
+            found = self._request_where(tx, f"r.{column} = ?", (value,))
+        return found[0] if found else None
+
+    def requests_in_state(
+        self, state: RequestState, *, updated_before: datetime | None = None
+    ) -> list[StoredRequest]:
+        """Requests left in ``state`` (e.g. approved but never started, after a crash)."""
+        where = "r.state = ?"
+        params: list[Any] = [state]
+        if updated_before is not None:
+            where += " AND r.updated_at < ?"
+            params.append(utc(updated_before))
+        with self._transaction(write=False) as tx:
+            return self._request_where(tx, where, params)
+
+    def set_thread(self, request_id: str, channel_id: str, thread_ts: str) -> None:
+        """Remember where the request message was posted: its thread is the request's record."""
+        with self._transaction(write=True) as tx:
+            tx.run(
+                "UPDATE requests SET channel_id = ?, thread_ts = ?, updated_at = ? WHERE id = ?",
+                (channel_id, thread_ts, self._now(), request_id),
+            )
+
+    def set_approval_message(self, request_id: str, channel_id: str, ts: str) -> None:
+        """Remember the approval message, so its buttons can be removed on decision or expiry."""
+        with self._transaction(write=True) as tx:
+            tx.run(
+                "UPDATE requests SET approval_channel = ?, approval_ts = ?, updated_at = ? "
+                "WHERE id = ?",
+                (channel_id, ts, self._now(), request_id),
+            )
+
+    def transition(
+        self,
+        request_id: str,
+        to_state: RequestState,
+        *,
+        from_states: Collection[RequestState],
+        decided_by: str | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Move a request along one legal edge; True only for the single caller that did it."""
+        sources: frozenset[str] = (
+            frozenset({from_states}) if isinstance(from_states, str) else frozenset(from_states)
+        )
+        if to_state not in REQUEST_STATES:
+            raise ValueError(f"unknown request state {to_state!r}")
+        if not sources:
+            raise ValueError("transition needs at least one from_state")
+        for source in sorted(sources):
+            if source not in REQUEST_STATES:
+                raise ValueError(f"unknown request state {source!r}")
+            if to_state not in TRANSITIONS[source]:  # type: ignore[index]
+                raise ValueError(f"illegal transition {source} -> {to_state}")
+        now = self._now()
+        assignments = ["state = ?", "updated_at = ?"]
+        params: list[Any] = [to_state, now]
+        if decided_by is not None or reason is not None:
+            assignments.append("decided_at = ?")
+            params.append(now)
+        if decided_by is not None:
+            assignments.append("decided_by = ?")
+            params.append(decided_by)
+        if reason is not None:
+            assignments.append("decision_reason = ?")
+            params.append(reason)
+        ordered = sorted(sources)
+        with self._transaction(write=True) as tx:
+            changed = tx.run(
+                f"UPDATE requests SET {', '.join(assignments)} "
+                f"WHERE id = ? AND state IN ({placeholders(len(ordered))})",
+                (*params, request_id, *ordered),
+            )
+        return changed == 1
+
+    def expired_approvals(self) -> list[StoredRequest]:
+        """Pending approvals whose time is up, oldest deadline first."""
+        with self._transaction(write=False) as tx:
+            return self._request_where(
+                tx,
+                "r.state = 'pending_approval' AND r.expires_at IS NOT NULL AND r.expires_at <= ?",
+                (self._now(),),
+                order="r.expires_at, r.created_at",
+            )
+
+    def recent_requests(self, sender: str, limit: int = 10) -> list[StoredRequest]:
+        """A user's latest requests, newest first (App Home and ``/sms status``)."""
+        with self._transaction(write=False) as tx:
+            ids = tx.rows(
+                "SELECT id FROM requests WHERE sender = ? ORDER BY created_at DESC, id DESC "
+                "LIMIT ?",
+                (sender, limit),
+            )
+            found = [self._request_where(tx, "r.id = ?", (rid,)) for (rid,) in ids]
+        return [request[0] for request in found if request]
+
+    def audit_rows(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """One row per send with its request (a request without sends gets one row), oldest
+        first; values are JSON-ready (ISO-8601 UTC times). The response_url is left out: it
+        lets anyone holding it post into the requester's conversation."""
+        where, params = "", []
+        if since is not None:
+            where, params = "WHERE r.created_at >= ?", [utc(since)]
+        request_cols = [c for c in REQUEST_COLUMNS if c not in ("id", "state", "response_url")]
+        with self._transaction(write=False) as tx:
+            rows = tx.rows(
+                "SELECT r.id, r.state, "
+                + ", ".join(f"r.{c}" for c in request_cols)
+                + ", s.id, s.number, s.name, s.state, s.message_id, s.error, s.attempts, "
+                "s.claimed_at, s.updated_at, "
+                "(SELECT MIN(f.id) FROM sends f WHERE f.request_id = r.id) AS first_send "
+                "FROM requests r LEFT JOIN sends s ON s.request_id = r.id "
+                f"{where} ORDER BY r.created_at, first_send, r.id, s.id",
+                params,
+            )
+        names = [
+            "request_id",
+            "request_state",
+            *request_cols,
+            "send_id",
+            "number",
+            "name",
+            "send_state",
+            "message_id",
+            "error",
+            "attempts",
+            "claimed_at",
+            "send_updated_at",
+        ]
+        times = {*REQUEST_TIMES, "claimed_at", "send_updated_at"}
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            record = dict(zip(names, row[:-1], strict=True))
+            for name in times:
+                record[name] = iso(from_db_time(record[name]))
+            out.append(record)
+        return out

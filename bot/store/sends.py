@@ -1,0 +1,126 @@
+"""Per-recipient sends: each is claimed before 2Chat is called and finished after, so a crash
+in between leaves a visible ``sending`` row rather than a silent double send."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.store.core import StoreCore
+from bot.store.records import SendRecord, SendState
+from bot.store.tx import placeholders, utc
+
+
+class SendQueries(StoreCore):
+    """The send lifecycle: queued -> sending -> sent | failed | unknown, and back on Retry."""
+
+    def sends(self, request_id: str) -> list[SendRecord]:
+        """The request's sends, in the order the recipients were given."""
+        with self._transaction(write=False) as tx:
+            return self._sends_where(tx, "s.request_id = ?", (request_id,))
+
+    def get_send(self, send_id: int) -> SendRecord | None:
+        with self._transaction(write=False) as tx:
+            found = self._sends_where(tx, "s.id = ?", (send_id,))
+        return found[0] if found else None
+
+    def send_by_message_id(self, message_id: str) -> SendRecord | None:
+        """The send 2Chat gave ``message_id``, if this bridge made it."""
+        with self._transaction(write=False) as tx:
+            found = self._sends_where(tx, "s.message_id = ?", (message_id,))
+        return found[-1] if found else None
+
+    def claim_send(self, send_id: int) -> bool:
+        """queued -> sending, recorded BEFORE 2Chat is called: a crash leaves it visible."""
+        now = self._now()
+        return self._update_send(
+            "state = 'sending', claimed_at = ?, attempts = attempts + 1, updated_at = ?",
+            (now, now),
+            send_id,
+            ("queued",),
+        )
+
+    def touch_send(self, send_id: int) -> bool:
+        """Renew a sending claim before another attempt (a retry after a 429 or a refused
+        connection): the claim is as fresh as the call, so a sweeper never takes a send that
+        is still being retried for one left behind by a crash."""
+        now = self._now()
+        return self._update_send(
+            "claimed_at = ?, attempts = attempts + 1, updated_at = ?",
+            (now, now),
+            send_id,
+            ("sending",),
+        )
+
+    def finish_send(
+        self,
+        send_id: int,
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+        unknown: bool = False,
+    ) -> bool:
+        """sending -> sent (with 2Chat's message_id), failed (error) or unknown (unknown=True)."""
+        if message_id is not None and (error is not None or unknown):
+            raise ValueError("a send with a message_id has neither an error nor an unknown outcome")
+        if unknown:
+            state: SendState = "unknown"
+        elif error is not None:
+            state = "failed"
+        else:
+            state = "sent"
+        return self._update_send(
+            "state = ?, message_id = ?, error = ?, updated_at = ?",
+            (state, message_id, error, self._now()),
+            send_id,
+            ("sending",),
+        )
+
+    def retry_send(self, send_id: int) -> bool:
+        """unknown|failed -> queued, for a person's explicit Retry; the old outcome is cleared."""
+        return self._update_send(
+            "state = 'queued', message_id = NULL, error = NULL, claimed_at = NULL, updated_at = ?",
+            (self._now(),),
+            send_id,
+            ("unknown", "failed"),
+        )
+
+    def mark_unknown(self, send_id: int, reason: str) -> bool:
+        """sending -> unknown for a send abandoned by a crash; only one sweeper wins."""
+        return self._update_send(
+            "state = 'unknown', error = ?, updated_at = ?",
+            (reason, self._now()),
+            send_id,
+            ("sending",),
+        )
+
+    def stale_sends(self, claimed_before: datetime) -> list[SendRecord]:
+        """Sends still ``sending`` since before ``claimed_before``: their process likely died."""
+        with self._transaction(write=False) as tx:
+            return self._sends_where(
+                tx, "s.state = 'sending' AND s.claimed_at < ?", (utc(claimed_before),)
+            )
+
+    def complete_request_if_done(self, request_id: str) -> bool:
+        """sending -> completed once no send is queued or sending; True for one caller only."""
+        with self._transaction(write=True) as tx:
+            changed = tx.run(
+                "UPDATE requests SET state = 'completed', updated_at = ? "
+                "WHERE id = ? AND state = 'sending' AND NOT EXISTS ("
+                "SELECT 1 FROM sends WHERE request_id = ? AND state IN ('queued', 'sending'))",
+                (self._now(), request_id, request_id),
+            )
+        return changed == 1
+
+    def _update_send(
+        self, assignments: str, params: Sequence[Any], send_id: int, from_states: Sequence[str]
+    ) -> bool:
+        """One conditional update of a send: True only if it was in one of ``from_states``."""
+        with self._transaction(write=True) as tx:
+            changed = tx.run(
+                f"UPDATE sends SET {assignments} "
+                f"WHERE id = ? AND state IN ({placeholders(len(from_states))})",
+                (*params, send_id, *from_states),
+            )
+        return changed == 1

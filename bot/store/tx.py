@@ -1,0 +1,56 @@
+"""One open transaction, as every query sees it, and the time conversions both backends share.
+
+Queries are written once with ``?`` placeholders and timezone-aware datetimes as parameters;
+each backend's ``Tx`` turns those into what its driver wants.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utc(value: datetime) -> datetime:
+    """Normalise to UTC; a naive datetime is a bug (its zone is a guess), so refuse it."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: the store needs timezone-aware times")
+    return value.astimezone(UTC)
+
+
+def from_db_time(value: Any) -> datetime | None:
+    """Read a time column: ISO text from SQLite, timestamptz from Postgres."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return utc(value)
+    return utc(datetime.fromisoformat(str(value)))
+
+
+def iso(value: datetime | None) -> str | None:
+    """A time as ISO-8601 UTC text, for JSON."""
+    return None if value is None else utc(value).isoformat()
+
+
+def placeholders(count: int) -> str:
+    """``?, ?, ?`` for an ``IN (...)`` or ``VALUES (...)`` of ``count`` values."""
+    return ", ".join("?" * count)
+
+
+class Tx(ABC):
+    """One open transaction; SQL uses ``?`` placeholders, converted per backend."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
+        """Run one statement: (rows it returned, rows it changed)."""
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.execute(sql, params)[0]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = self.rows(sql, params)
+        return rows[0] if rows else None
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self.execute(sql, params)[1]
