@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import os
 import sys
+from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from dotenv import load_dotenv
 
-from bot.config.loader import load_policy, summarize
+from bot.config import load_policy, summarize
 from bot.core.model import Policy
 from bot.errors import ConfigError, SettingsError, StoreError, TwoChatError
 from bot.logs import configure_logging
@@ -36,8 +39,11 @@ def run_app() -> int:
 
     try:
         asyncio.run(serve(settings, policy))
+    except SettingsError as exc:  # a busy PORT, or Slack refused SLACK_APP_TOKEN
+        print(f"sms-bridge cannot start: {'; '.join(exc.problems)}", file=sys.stderr)
+        return 1
     except StoreError as exc:
-        print(f"sms-bridge cannot start: {exc.user_message}", file=sys.stderr)
+        print(f"sms-bridge cannot start: {database_message(exc)}", file=sys.stderr)
         return 2
     return 0
 
@@ -130,10 +136,15 @@ def audit(since: str | None, fmt: str) -> int:
     from bot.settings import DEFAULT_DATABASE_URL
     from bot.store import open_store
 
+    url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    missing = sqlite_file_missing(url)
+    if missing:
+        print(f"DATABASE_URL: no database at {missing} (nothing to export)", file=sys.stderr)
+        return 2
     try:
-        store = open_store(os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+        store = open_store(url)
     except StoreError as exc:
-        print(exc.user_message, file=sys.stderr)
+        print(database_message(exc), file=sys.stderr)
         return 2
     try:
         start = parse_since(since, store.now()) if since else None
@@ -144,16 +155,37 @@ def audit(since: str | None, fmt: str) -> int:
         return 2
     try:
         count = export(store, sys.stdout, since=start, fmt=fmt)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `sms-bridge audit | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         store.close()
     print(f"{count} rows", file=sys.stderr)
     return 0
 
 
+def database_message(exc: StoreError) -> str:
+    """A store error as one line that names the setting to fix."""
+    message = " ".join(exc.user_message.split())
+    return message if message.startswith("DATABASE_URL") else f"DATABASE_URL: {message}"
+
+
+def sqlite_file_missing(url: str) -> str | None:
+    """The path of a SQLite database URL whose file does not exist (opening it would
+    create an empty one), else None."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = Path(unquote(url.removeprefix("sqlite:///").split("?", 1)[0]))
+    return None if path.exists() else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sms-bridge", description="Send SMS from Slack via 2Chat")
+    version = f"sms-bridge {package_version('sms-bridge')}"
+    parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("run", help="run the Slack app (the default)")
+    run = commands.add_parser("run", help="run the Slack app (the default)")
     check = commands.add_parser("check-config", help="validate the policy file")
     check.add_argument("path", nargs="?", help="policy file (default: $SMS_BRIDGE_CONFIG)")
     check.add_argument(
@@ -164,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     audit_parser = commands.add_parser("audit", help="export requests, decisions and sends")
     audit_parser.add_argument("--since", help="a duration back from now (7d) or an ISO date")
     audit_parser.add_argument("--format", choices=["csv", "json"], default="csv")
+    for sub in (run, check, audit_parser):
+        sub.add_argument("--version", action="version", version=version)
     args = parser.parse_args(argv)
     load_dotenv(".env", override=False)
     if args.command == "check-config":

@@ -10,8 +10,9 @@ from aiohttp import web
 
 from bot.app import Components, build
 from bot.core.model import Policy
-from bot.errors import BridgeError
+from bot.errors import BridgeError, SettingsError
 from bot.settings import Settings
+from bot.slack import socket_mode
 from bot.slack.http import dispatch
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ class Service:
     async def slack_events(self, request: web.Request) -> web.Response:
         return await dispatch(self.parts.app, request)
 
+    async def log_readiness(self) -> None:
+        """Say at startup what stops this process from working (a revoked token, say)."""
+        for name, problem in (await self.parts.readiness.problems()).items():
+            logger.error("not ready (%s): %s", name, problem)
+
     async def learn_rate_limit(self) -> None:
         """Pace 2Chat calls under the account's own per-minute limit (GET /open/info)."""
         try:
@@ -81,17 +87,21 @@ class Service:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then stop taking requests and let sends finish."""
         parts = self.parts
+        socket_handler = None
+        if self.settings.slack_app_token is not None:
+            socket_handler = await socket_mode.connect(parts.app, self.settings.slack_app_token)
+            parts.readiness.socket_connected = socket_handler.client.is_connected
+            logger.info("connected to Slack by Socket Mode")
         runner = web.AppRunner(self.web_app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "0.0.0.0", self.settings.port)
-        await site.start()
-        socket_handler = None
-        if self.settings.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            socket_handler = AsyncSocketModeHandler(parts.app, self.settings.slack_app_token)
-            await socket_handler.connect_async()  # type: ignore[no-untyped-call]
-            logger.info("connected to Slack by Socket Mode")
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise SettingsError(
+                [f"PORT {self.settings.port} cannot be used: {exc.strerror}"]
+            ) from None
         if parts.policy.current().limits.requests_per_minute is None:
             parts.runner.spawn(self.learn_rate_limit(), name="rate-limit")
         sweeper = asyncio.get_running_loop().create_task(
@@ -100,8 +110,7 @@ class Service:
         )
         poller = self.start_reply_poller()
         self.serving = True
-        for name, problem in (await parts.readiness.problems()).items():
-            logger.error("not ready (%s): %s", name, problem)
+        parts.runner.spawn(self.log_readiness(), name="readiness")
         mode = "Socket Mode" if socket_handler else f"HTTP at {SLACK_EVENTS_PATH}"
         logger.info("sms-bridge ready on port %d (%s)", self.settings.port, mode)
         try:
@@ -114,7 +123,7 @@ class Service:
                 await parts.replies.release()
             logger.info("shutting down: no new requests, finishing in-flight sends")
             if socket_handler is not None:
-                await socket_handler.close_async()  # type: ignore[no-untyped-call]
+                await socket_mode.close(socket_handler)
             await site.stop()
             await parts.runner.drain(self.settings.shutdown_grace_seconds)
             try:  # stop is set: the sweeper ends after its current sweep
@@ -122,10 +131,14 @@ class Service:
             except TimeoutError:
                 logger.warning("sweeper still busy at shutdown; abandoning it")
             await runner.cleanup()
-            await parts.twochat.aclose()
-            await parts.slack_session.close()
-            parts.store.close()
             logger.info("stopped")
+
+
+async def close(parts: Components) -> None:
+    """Release the clients and the store, also when startup failed half-way."""
+    await parts.twochat.aclose()
+    await parts.slack_session.close()
+    parts.store.close()
 
 
 async def serve(settings: Settings, policy: Policy) -> None:
@@ -134,4 +147,8 @@ async def serve(settings: Settings, policy: Policy) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await Service(build(settings, policy)).run(stop)
+    parts = build(settings, policy)
+    try:
+        await Service(parts).run(stop)
+    finally:
+        await close(parts)

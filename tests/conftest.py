@@ -44,9 +44,11 @@ def twochat_server() -> Iterator[TwoChatStandIn]:
 
 
 @pytest.fixture
-def slack(slack_server: SlackStandIn) -> SlackStandIn:
+def slack(slack_server: SlackStandIn) -> Iterator[SlackStandIn]:
+    """The Slack stand-in, reset; a test fails if the app exceeded any of Slack's limits."""
     slack_server.reset()
-    return slack_server
+    yield slack_server
+    slack_server.assert_within_limits()
 
 
 @pytest.fixture

@@ -5,11 +5,20 @@ from __future__ import annotations
 import logging
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import approvals, commands, compose_modal, home, paging, shortcuts
 from bot.slack.deps import Bridge
 from bot.slack.render import describe_error
+
+
+class _SameTokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself, then warns at every start
+    that the client's token wins over it: they are the same token, so the warning is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
 def build_app(
@@ -19,6 +28,7 @@ def build_app(
     # Bolt logs whole request and response bodies at DEBUG, phone numbers included.
     bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
     bolt_logger.setLevel(max(logging.getLogger().getEffectiveLevel(), logging.INFO))
+    bolt_logger.addFilter(_SameTokenWarning())
     app = AsyncApp(
         logger=bolt_logger,
         client=client,

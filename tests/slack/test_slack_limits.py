@@ -5,6 +5,7 @@ client, so the answers are ones the bridge's client really understands."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,6 +16,13 @@ from slack_sdk.errors import SlackApiError
 from tests.fakes.slack_server import BOT_TOKEN, SlackStandIn, Violation
 
 APP_TOKEN = "xapp-1-A0LIMITS-1-limits-test"
+
+
+@pytest.fixture(autouse=True)
+def forget_refusals(slack: SlackStandIn) -> Iterator[None]:
+    """These tests provoke refusals on purpose: a suite-wide check must not count them."""
+    yield
+    slack.reset()
 
 
 @pytest.fixture
