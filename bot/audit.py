@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any, TextIO
 
-from bot.config.loader import parse_duration
+from bot.config import parse_duration
 from bot.store import Store
 
 

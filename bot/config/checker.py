@@ -1,0 +1,213 @@
+"""Typed reads of policy YAML nodes that record located problems instead of raising.
+
+Reading goes on past a problem, so one run of ``check-config`` lists every mistake in the
+file, each as ``"file:line: dotted.key: why"``, in the order they appear in the file.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from bot.config.durations import parse_duration
+from bot.config.yaml_nodes import (
+    BOOL_TAG,
+    INT_TAG,
+    MERGE_TAG,
+    NULL_TAG,
+    YAML_TAG,
+    is_null,
+    join,
+    kind,
+    line_of,
+    suggest,
+)
+from bot.core.phone import parse_number
+from bot.errors import InvalidNumber
+
+# Names are typed in comma lists ("/sms alice,bob hi"), so no commas or spaces.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+USER_ID_RE = re.compile(r"[UW][A-Z0-9]{2,}")
+CHANNEL_ID_RE = re.compile(r"[CGD][A-Z0-9]{2,}")
+_TOP = "(top level)"
+
+
+class Checker:
+    """Reads nodes as the types the policy needs; what cannot be read is reported."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[tuple[int, int, str]] = []
+        self.constructor = SafeConstructor()
+
+    def report(self, at: Node | int, key: str, why: str) -> None:
+        """Record a problem at a node, or at a line when the node is missing altogether."""
+        if isinstance(at, int):
+            line, column = at, 0
+        else:
+            line, column = line_of(at), at.start_mark.column
+        self.problems.append((line, column, f"{self.source}:{line}: {key or _TOP}: {why}"))
+
+    def sorted_problems(self) -> list[str]:
+        """Problems in file order, so they read top to bottom like the file."""
+        return [text for _, _, text in sorted(self.problems, key=lambda item: item[:2])]
+
+    def mapping(
+        self, node: Node, key: str, known: tuple[str, ...] | None = None
+    ) -> list[tuple[str, Node, Node]] | None:
+        """The (name, key node, value node) entries of a mapping; an empty value is ``[]``.
+
+        Duplicate keys (which YAML would silently overwrite) and keys not in ``known`` are
+        reported and left out. Returns None when the node is not a mapping at all.
+        """
+        if is_null(node):
+            return []
+        if not isinstance(node, MappingNode):
+            self.report(node, key, f"expected a mapping (name: value lines), got {kind(node)}")
+            return None
+        entries: list[tuple[str, Node, Node]] = []
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                self.report(key_node, key, f"a key must be a plain name, not {kind(key_node)}")
+                continue
+            if key_node.tag == MERGE_TAG:
+                self.report(key_node, join(key, "<<"), "YAML merge keys are not supported")
+                continue
+            name = str(key_node.value)
+            child = join(key, name)
+            if name in first_line:
+                self.report(key_node, child, f"duplicate key (first at line {first_line[name]})")
+                continue
+            first_line[name] = line_of(key_node)
+            if known is not None and name not in known:
+                hint = suggest(name, known, "known keys")
+                self.report(key_node, child, f"unknown key {name!r} {hint}")
+                continue
+            entries.append((name, key_node, value_node))
+        return entries
+
+    def fields(self, node: Node, key: str, known: tuple[str, ...]) -> dict[str, Node] | None:
+        """A mapping of known keys as ``{name: value node}``; None (reported) if no mapping."""
+        entries = self.mapping(node, key, known)
+        if entries is None:
+            return None
+        return {name: value for name, _, value in entries}
+
+    def sequence(self, node: Node, key: str) -> list[Node] | None:
+        """The items of a list; an empty value is ``[]``; None (reported) if not a list."""
+        if is_null(node):
+            return []
+        if not isinstance(node, SequenceNode):
+            self.report(node, key, f"expected a list, got {kind(node)}")
+            return None
+        return list(node.value)
+
+    def string(self, node: Node, key: str, what: str = "a string") -> str | None:
+        """The text of a scalar as written (YAML's int/bool guesses do not apply to names)."""
+        if not isinstance(node, ScalarNode) or node.tag == NULL_TAG:
+            self.report(node, key, f"expected {what}, got {kind(node)}")
+            return None
+        if not node.tag.startswith(YAML_TAG):
+            self.report(node, key, f"YAML tag {node.tag!r} is not supported")
+            return None
+        return str(node.value)
+
+    def int_value(self, node: Node) -> int | None:
+        """The value of a YAML integer, or None for anything else (nothing is reported)."""
+        if not (isinstance(node, ScalarNode) and node.tag == INT_TAG):
+            return None
+        try:
+            value: object = self.constructor.construct_yaml_int(node)
+        except (ValueError, KeyError, IndexError, TypeError, yaml.YAMLError):
+            return None  # an explicit !!int tag on text that is no number
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def integer(self, node: Node, key: str, minimum: int = 1) -> int | None:
+        """A whole number >= ``minimum``; booleans and quoted numbers are refused."""
+        value = self.int_value(node)
+        if value is not None and value >= minimum:
+            return value
+        self.report(node, key, f"expected a whole number of at least {minimum}, got {kind(node)}")
+        return None
+
+    def boolean(self, node: Node, key: str) -> bool | None:
+        """true or false, nothing else ("yes" and "on" count, as in YAML 1.1)."""
+        if isinstance(node, ScalarNode) and node.tag == BOOL_TAG:
+            try:
+                return bool(self.constructor.construct_yaml_bool(node))
+            except (KeyError, ValueError, yaml.YAMLError):
+                pass
+        self.report(node, key, f"expected true or false, got {kind(node)}")
+        return None
+
+    def duration(self, node: Node, key: str) -> timedelta | None:
+        """A duration such as "10m"; zero, negative and malformed ones are reported."""
+        text = self.string(node, key, "a duration such as 10m")
+        if text is None:
+            return None
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            self.report(node, key, str(exc))
+            return None
+
+    def name(self, key_node: Node, key: str, what: str) -> bool:
+        """Whether a declared name can be typed in a comma list; reports it when not."""
+        if NAME_RE.fullmatch(str(key_node.value)):
+            return True
+        self.report(
+            key_node,
+            key,
+            f"{str(key_node.value)!r} is not a valid {what} name (letters, digits, '_', '.' "
+            "and '-', starting with a letter or digit; no spaces or commas)",
+        )
+        return False
+
+    def user_ids(self, node: Node, key: str, required: bool) -> list[tuple[str, Node]]:
+        """Slack user IDs of a list, with their nodes; reports malformed ones."""
+        items = self.sequence(node, key)
+        if items is None:
+            return []
+        if required and not items:
+            self.report(node, key, "must list at least one Slack user ID (like U0123ABCD)")
+        users: list[tuple[str, Node]] = []
+        for index, item in enumerate(items):
+            item_key = f"{key}[{index}]"
+            user = self.string(item, item_key, "a Slack user ID")
+            if user is None:
+                continue
+            if not USER_ID_RE.fullmatch(user):
+                self.report(item, item_key, f"{user!r} is not a Slack user ID (like U0123ABCD)")
+                continue
+            users.append((user, item))
+        return users
+
+    def is_channel_id(self, text: str, at: Node, key: str) -> bool:
+        """Whether ``text`` is a Slack channel ID; reports it at ``at`` when not."""
+        if CHANNEL_ID_RE.fullmatch(text):
+            return True
+        self.report(at, key, f"{text!r} is not a Slack channel ID (like C0123ABCD)")
+        return False
+
+    def channel_id(self, node: Node, key: str) -> str | None:
+        """A Slack channel ID value (like C0123ABCD); None (reported) if it is not one."""
+        channel = self.string(node, key, "a Slack channel ID")
+        if channel is None or not self.is_channel_id(channel, node, key):
+            return None
+        return channel
+
+    def number(self, node: Node, key: str, region: str) -> str | None:
+        """A phone number as E.164, parsed in the default region; reports invalid ones."""
+        text = self.string(node, key, "a phone number")
+        if text is None:
+            return None
+        try:
+            return parse_number(text, region)
+        except InvalidNumber as exc:
+            self.report(node, key, str(exc))
+            return None
