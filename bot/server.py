@@ -9,8 +9,9 @@ import signal
 from aiohttp import web
 
 from bot.app import Components, build
+from bot.config import load_policy
 from bot.core.model import Policy
-from bot.errors import BridgeError, SettingsError
+from bot.errors import BridgeError, ConfigError, SettingsError
 from bot.settings import Settings
 from bot.slack import socket_mode
 from bot.slack.http import dispatch
@@ -141,13 +142,32 @@ async def close(parts: Components) -> None:
     parts.store.close()
 
 
+async def reload_policy(parts: Components) -> None:
+    """Re-read the policy file and swap it in at once, or keep the one in force.
+
+    Requests already accepted keep going; every later decision, and ``/sms help``, uses the
+    new policy. An invalid file changes nothing and its located errors are logged.
+    """
+    path = parts.settings.config_path
+    try:
+        policy = await asyncio.to_thread(load_policy, path)
+    except ConfigError as exc:
+        logger.error("policy not reloaded, keeping the one in force: %s", exc)
+        return
+    parts.policy.policy = policy
+    logger.info("policy reloaded from %s", path)
+
+
 async def serve(settings: Settings, policy: Policy) -> None:
-    """Run the service until SIGTERM or SIGINT."""
+    """Run the service until SIGTERM or SIGINT; SIGHUP reloads the policy file."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     parts = build(settings, policy)
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: parts.runner.spawn(reload_policy(parts), name="reload")
+    )
     try:
         await Service(parts).run(stop)
     finally:
