@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from importlib.metadata import version as package_version
@@ -35,6 +36,8 @@ def run_app() -> int:
         print(f"sms-bridge cannot start: the policy file is invalid\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.secrets)
+    for warning in policy.warnings:
+        logging.getLogger("bot.config").warning("policy: %s", warning)
     from bot.server import serve
 
     try:
@@ -48,7 +51,12 @@ def run_app() -> int:
     return 0
 
 
-def check_config(path: str | None, online: bool = False) -> int:
+def check_config(path: str | None, online: bool = False, strict: bool = False) -> int:
+    """Validate the policy file: its errors and exit 1, or OK, its warnings and a summary.
+
+    Warnings (likely mistakes in a policy that still works) keep the exit status 0 unless
+    ``strict``, for CI pipelines that want a clean file.
+    """
     path = path or os.environ.get("SMS_BRIDGE_CONFIG") or "config/bridge.yaml"
     try:
         policy = load_policy(path)
@@ -56,7 +64,11 @@ def check_config(path: str | None, online: bool = False) -> int:
         print(exc, file=sys.stderr)
         return 1
     print(f"OK: {path}")
+    for warning in policy.warnings:
+        print(f"warning: {warning}")
     print(summarize(policy))
+    if strict and policy.warnings:
+        return 1
     return check_online(policy) if online else 0
 
 
@@ -193,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also check the 2Chat API key and that each from_number can send SMS",
     )
+    check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     audit_parser = commands.add_parser("audit", help="export requests, decisions and sends")
     audit_parser.add_argument("--since", help="a duration back from now (7d) or an ISO date")
     audit_parser.add_argument("--format", choices=["csv", "json"], default="csv")
@@ -201,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     load_dotenv(".env", override=False)
     if args.command == "check-config":
-        return check_config(args.path, online=args.online)
+        return check_config(args.path, online=args.online, strict=args.strict)
     if args.command == "audit":
         return audit(args.since, args.format)
     return run_app()

@@ -2,6 +2,7 @@
 
 Reading goes on past a problem, so one run of ``check-config`` lists every mistake in the
 file, each as ``"file:line: dotted.key: why"``, in the order they appear in the file.
+Warnings have the same form: likely mistakes that still leave a policy that works.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from bot.config.yaml_nodes import (
     line_of,
     suggest,
 )
-from bot.core.phone import parse_number
+from bot.core.phone import destination_refusal, parse_number
 from bot.errors import InvalidNumber
 
 # Names are typed in comma lists ("/sms alice,bob hi"), so no commas or spaces.
@@ -42,19 +43,32 @@ class Checker:
     def __init__(self, source: str) -> None:
         self.source = source
         self.problems: list[tuple[int, int, str]] = []
+        self.warnings: list[tuple[int, int, str]] = []
         self.constructor = SafeConstructor()
 
-    def report(self, at: Node | int, key: str, why: str) -> None:
-        """Record a problem at a node, or at a line when the node is missing altogether."""
+    def _located(self, at: Node | int, key: str, why: str) -> tuple[int, int, str]:
+        """``why`` as "file:line: key: why", with the line and column it sorts by."""
         if isinstance(at, int):
             line, column = at, 0
         else:
             line, column = line_of(at), at.start_mark.column
-        self.problems.append((line, column, f"{self.source}:{line}: {key or _TOP}: {why}"))
+        return line, column, f"{self.source}:{line}: {key or _TOP}: {why}"
+
+    def report(self, at: Node | int, key: str, why: str) -> None:
+        """Record a problem at a node, or at a line when the node is missing altogether."""
+        self.problems.append(self._located(at, key, why))
+
+    def warn(self, at: Node | int, key: str, why: str) -> None:
+        """Record a likely mistake that does not stop the policy from loading."""
+        self.warnings.append(self._located(at, key, why))
 
     def sorted_problems(self) -> list[str]:
         """Problems in file order, so they read top to bottom like the file."""
-        return [text for _, _, text in sorted(self.problems, key=lambda item: item[:2])]
+        return _in_file_order(self.problems)
+
+    def sorted_warnings(self) -> list[str]:
+        """Warnings in file order, like the problems."""
+        return _in_file_order(self.warnings)
 
     def mapping(
         self, node: Node, key: str, known: tuple[str, ...] | None = None
@@ -211,3 +225,21 @@ class Checker:
         except InvalidNumber as exc:
             self.report(node, key, str(exc))
             return None
+
+    def destination(self, node: Node, key: str, region: str) -> str | None:
+        """A number that sends will go to: as ``number``, and also reported when 2Chat can
+        never deliver to it, which would otherwise only show up as a refused send."""
+        number = self.number(node, key, region)
+        return None if number is None else self.deliverable(number, node, key)
+
+    def deliverable(self, number: str, at: Node, key: str) -> str | None:
+        """``number`` if 2Chat can text it; otherwise None, reported with the reason."""
+        refusal = destination_refusal(number)
+        if refusal is None:
+            return number
+        self.report(at, key, f"{number} can never be texted: {refusal}")
+        return None
+
+
+def _in_file_order(located: list[tuple[int, int, str]]) -> list[str]:
+    return [text for _, _, text in sorted(located, key=lambda item: item[:2])]

@@ -57,7 +57,11 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
 
 
 def load_policy_text(text: str, source: str = "<string>") -> Policy:
-    """Validate policy YAML given as a string; ``source`` names it in every problem."""
+    """Validate policy YAML given as a string; ``source`` names it in every problem.
+
+    Likely mistakes that still leave a working policy are not refused: they are returned in
+    ``Policy.warnings``, in the same "file:line: key: why" form.
+    """
     root = compose(text, source)
     checker = Checker(source)
     policy = _read_policy(root, checker)
@@ -101,6 +105,7 @@ def _read_policy(root: Node | None, checker: Checker) -> Policy | None:
         limits=limits,
         replies=replies,
         source=checker.source,
+        warnings=tuple(checker.sorted_warnings()),
     )
 
 

@@ -7,13 +7,14 @@ They are read first, into ``Names``, so that later sections can check every name
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import phonenumbers
 from yaml.nodes import MappingNode, Node
 
 from bot.config.checker import Checker
-from bot.config.yaml_nodes import is_null, join, line_of, suggest
+from bot.config.yaml_nodes import close_name, is_null, join, line_of, suggest
 from bot.core.model import Defaults, Recipient
 from bot.core.phone import parse_number
 from bot.errors import InvalidNumber
@@ -23,6 +24,19 @@ DEFAULT_FROM_NAME = "main"
 # Text that is plainly meant as a phone number, so a parse failure says "invalid number"
 # rather than "unknown contact".
 _NUMBERISH_RE = re.compile(r"\+?[0-9][0-9 ().-]*")
+# Reads a number value: (value node, dotted key, default region) -> E.164, or None (reported).
+NumberReader = Callable[[Node, str, str], str | None]
+
+
+@dataclass(frozen=True)
+class UnknownName:
+    """How text that is neither a declared name nor a number is reported: "unknown <what>
+    'text' (<is_not>)", plus "did you mean" the closest of ``known`` (the names that fit
+    there), since a misspelt name is the likeliest cause."""
+
+    what: str
+    is_not: str
+    known: Sequence[str]
 
 
 @dataclass
@@ -58,7 +72,7 @@ def read_names(
         names.region = _read_region(defaults_nodes["region"], checker)
     _read_from_numbers(from_numbers, top, checker, names)
     names.contact_names, names.contacts = _read_numbers(
-        contacts, "contacts", "contact", checker, names.region
+        contacts, "contacts", "contact", checker, names.region, checker.destination
     )
     return names, defaults_nodes
 
@@ -69,7 +83,7 @@ def _read_from_numbers(node: Node | None, top: Node, checker: Checker, names: Na
         checker.report(line_of(top), "from_numbers", "missing (name: number of each SMS number)")
         return
     names.from_names, names.from_numbers = _read_numbers(
-        node, "from_numbers", "from_number", checker, names.region
+        node, "from_numbers", "from_number", checker, names.region, checker.number
     )
     if not names.from_names and (isinstance(node, MappingNode) or is_null(node)):
         checker.report(node, "from_numbers", "must list at least one SMS-enabled number")
@@ -92,23 +106,37 @@ def _read_region(node: Node, checker: Checker) -> str:
 
 
 def _read_numbers(
-    node: Node, section: str, what: str, checker: Checker, region: str
+    node: Node, section: str, what: str, checker: Checker, region: str, read: NumberReader
 ) -> tuple[list[str], dict[str, str]]:
-    """A ``name: number`` section: every declared name, and the numbers of the valid ones.
+    """A ``name: number`` section: every declared name, and the numbers ``read`` accepts.
 
     A name whose number is invalid is still declared, so using it elsewhere is not reported
-    a second time as an unknown name.
+    a second time as an unknown name. A number under two names is a warning, not an error:
+    it works, but one of them was most likely meant to be another number (a copy-paste
+    slip), and a number is only ever shown under its first name.
     """
     declared: list[str] = []
     numbers: dict[str, str] = {}
+    first: dict[str, tuple[str, int]] = {}
     for name, key_node, value_node in checker.mapping(node, section) or []:
         key = join(section, name)
         if not checker.name(key_node, key, what):
             continue
         declared.append(name)
-        number = checker.number(value_node, key, region)
-        if number is not None:
-            numbers[name] = number
+        number = read(value_node, key, region)
+        if number is None:
+            continue
+        numbers[name] = number
+        if number in first:
+            other, other_line = first[number]
+            checker.warn(
+                key_node,
+                key,
+                f"same number as {join(section, other)} (line {other_line}): {number}; "
+                "one of them is probably meant to be another number",
+            )
+        else:
+            first[number] = (name, line_of(key_node))
     return declared, numbers
 
 
@@ -176,7 +204,7 @@ def _read_member(node: Node, key: str, checker: Checker, names: Names) -> Recipi
     if text is None:
         return None
     if text in names.contact_names:
-        number = names.contacts.get(text)  # None: its number was invalid, already reported
+        number = names.contacts.get(text)  # None: its number was invalid or refused (reported)
         return Recipient(number, text) if number else None
     if text in names.group_names:
         checker.report(node, key, f"{text!r} is a group; a group lists contacts and numbers only")
@@ -187,21 +215,33 @@ def _read_member(node: Node, key: str, checker: Checker, names: Names) -> Recipi
         key,
         checker,
         names.region,
-        f"unknown contact {text!r} (not a contact, and not a phone number)",
+        UnknownName("contact", "not a contact, and not a phone number", names.contact_names),
     )
-    return Recipient(number, names.contact_for(number)) if number is not None else None
+    if number is None or checker.deliverable(number, node, key) is None:
+        return None
+    return Recipient(number, names.contact_for(number))
 
 
 def read_number_or_name(
-    text: str, node: Node, key: str, checker: Checker, region: str, unknown: str
+    text: str,
+    node: Node,
+    key: str,
+    checker: Checker,
+    region: str,
+    unknown: UnknownName,
 ) -> str | None:
     """``text`` as an E.164 number, for text that names nothing the file declares.
 
     When it does not parse, the report says why the number is invalid if it looks like one,
-    and ``unknown`` otherwise (most likely a misspelt name).
+    and otherwise reports it as ``unknown`` (most likely a misspelt name).
     """
     try:
         return parse_number(text, region)
     except InvalidNumber as exc:
-        checker.report(node, key, str(exc) if _NUMBERISH_RE.fullmatch(text.strip()) else unknown)
-        return None
+        if _NUMBERISH_RE.fullmatch(text.strip()):
+            checker.report(node, key, str(exc))
+            return None
+    close = close_name(text, unknown.known)
+    hint = f"; did you mean {close!r}?" if close is not None else ""
+    checker.report(node, key, f"unknown {unknown.what} {text!r} ({unknown.is_not}{hint})")
+    return None

@@ -8,7 +8,7 @@ import re
 from yaml.nodes import Node
 
 from bot.config.checker import Checker
-from bot.config.recipients import Names, read_number_or_name
+from bot.config.recipients import Names, UnknownName, read_number_or_name
 from bot.config.yaml_nodes import line_of, suggest
 from bot.core.model import WILDCARD, Approvals, SenderRule
 
@@ -109,8 +109,11 @@ def _read_targets(node: Node, key: str, checker: Checker, names: Names) -> list[
                 item_key,
                 checker,
                 names.region,
-                f"unknown recipient {text!r} (not a contact, a group, a phone "
-                "number, a '+<digits>*' pattern or '*')",
+                UnknownName(
+                    "recipient",
+                    "not a contact, a group, a phone number, a '+<digits>*' pattern or '*'",
+                    names.contact_names + names.group_names,
+                ),
             )
         if target is not None and target not in targets:
             targets.append(target)

@@ -30,6 +30,11 @@ def compose(text: str, source: str) -> Node | None:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
+        if mark is not None and text[mark.index : mark.index + 1] == "\t":
+            # PyYAML only says "found character '\t' that cannot start any token".
+            raise ConfigError(
+                [f"{source}:{line}: tabs are not allowed in YAML; indent with spaces"]
+            ) from exc
         why = exc.problem or exc.context or "invalid YAML"
         if exc.problem and exc.context:
             where = f" at line {exc.context_mark.line + 1}" if exc.context_mark else ""
@@ -83,12 +88,18 @@ def kind(node: Node) -> str:
     return f"the string {value!r}"
 
 
+def close_name(name: str, known: Iterable[str]) -> str | None:
+    """The known name that ``name`` most likely misspells ("alcie" for "alice"), if any."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return close[0] if close else None
+
+
 def suggest(name: str, known: Iterable[str], what: str) -> str:
     """ "(did you mean 'x'?)" when a close name exists, else the list of valid names."""
     choices = list(known)
-    close = difflib.get_close_matches(name, choices, n=1)
-    if close:
-        return f"(did you mean {close[0]!r}?)"
+    close = close_name(name, choices)
+    if close is not None:
+        return f"(did you mean {close!r}?)"
     if not choices:
         return f"(there are no {what})"
     return f"({what}: {', '.join(choices)})"

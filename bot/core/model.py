@@ -112,6 +112,9 @@ class Policy:
     limits: Limits = field(default_factory=Limits)
     replies: Replies = field(default_factory=Replies)
     source: str = "<memory>"
+    # Likely mistakes found while loading ("file:line: key: why"): the policy still works,
+    # so they are for check-config and the startup log to show, not reasons to refuse it.
+    warnings: tuple[str, ...] = ()
 
     def rule_for(self, user_id: str) -> SenderRule | None:
         """The senders entry of a Slack user, or None: a user in no entry may not send."""

@@ -35,7 +35,7 @@ def test_unknown_nested_key_with_suggestion() -> None:
 def test_unknown_contact_in_group() -> None:
     assert problems_of(BASE + "groups:\n  db-oncall: [alice, bobb]\n") == [
         "t.yaml:8: groups.db-oncall[1]: unknown contact 'bobb' "
-        "(not a contact, and not a phone number)",
+        "(not a contact, and not a phone number; did you mean 'bob'?)",
     ]
 
 
