@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from aiohttp import web
 
 from bot.app import Components, build
 from bot.config import load_policy
 from bot.core.model import Policy
-from bot.errors import BridgeError, ConfigError, SettingsError
+from bot.errors import BridgeError, ConfigError, SettingsError, StoreError
 from bot.settings import Settings
 from bot.slack import socket_mode
-from bot.slack.http import dispatch
+from bot.slack.http import ReplayGuard, dispatch
 
 logger = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
+# How long the replay check may wait for the database, out of Slack's 3 s.
+REPLAY_CHECK_SECONDS = 1.0
 
 
 class Service:
@@ -28,6 +31,18 @@ class Service:
         self.parts = parts
         self.settings = parts.settings
         self.serving = False
+        secret = parts.settings.slack_signing_secret
+        self.replays = ReplayGuard(secret, self.first_sight) if secret else None
+
+    async def first_sight(self, key: str, ttl: timedelta) -> bool:
+        """Claim a request signature in the store. When the database cannot answer quickly
+        the request goes on: it will be refused politely for the same reason anyway."""
+        try:
+            return await asyncio.wait_for(
+                self.parts.workflow.db(self.parts.store.claim_key, key, ttl), REPLAY_CHECK_SECONDS
+            )
+        except (StoreError, TimeoutError):
+            return True
 
     def web_app(self) -> web.Application:
         """The probes always; /slack/events only in HTTP mode (Socket Mode needs none)."""
@@ -55,7 +70,7 @@ class Service:
         return web.json_response({"ok": True})
 
     async def slack_events(self, request: web.Request) -> web.Response:
-        return await dispatch(self.parts.app, request)
+        return await dispatch(self.parts.app, request, self.replays)
 
     async def log_readiness(self) -> None:
         """Say at startup what stops this process from working (a revoked token, say)."""

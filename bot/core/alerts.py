@@ -7,11 +7,15 @@ raises, so the paging entry points stay thin and these stay testable without Sla
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, cast
 
-from bot.core.commands import unslack
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
+
+from bot.core.commands import clean_text, unslack
 from bot.core.model import Policy
 from bot.core.policy import trim_to_segments
 from bot.core.segments import analyze, gsm7_cleanup
@@ -45,9 +49,39 @@ IGNORED_SUBTYPES = frozenset(
 )
 
 
+class LinearPattern(Protocol):
+    """The one thing asked of a compiled RE2 pattern."""
+
+    def search(self, text: str) -> object | None: ...
+
+
+def linear_pattern(pattern: str) -> LinearPattern:
+    """``pattern`` compiled by RE2, whose matching time grows linearly with the text: an
+    ``auto_page.match`` like ``^(a+)+$`` made Python's backtracking engine block the event
+    loop for seconds on one 28-character alert. Raises ``re2.error`` for what RE2 does not
+    support (lookaround, backreferences); ``check-config`` reports that at the pattern."""
+    options = re2.Options()
+    options.log_errors = False  # the error is raised and reported; RE2's stderr line is noise
+    return cast(LinearPattern, re2.compile(pattern, options))
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled(pattern: str) -> LinearPattern:
+    """One RE2 compilation per distinct pattern, not one per message."""
+    return linear_pattern(pattern)
+
+
+def pattern_matches(pattern: re.Pattern[str], text: str) -> bool:
+    """Whether ``pattern`` occurs in ``text``, searched by RE2 (see ``linear_pattern``) so
+    no pattern can stall the bridge. Text from Slack is cleaned first, so RE2's UTF-8
+    encoding of it cannot fail."""
+    return _compiled(pattern.pattern).search(clean_text(text)) is not None
+
+
 def text_field(value: object) -> str:
-    """A string field of an untrusted payload; anything else reads as empty."""
-    return value if isinstance(value, str) else ""
+    """A string field of an untrusted payload, cleaned (see ``clean_text``); anything else
+    reads as empty."""
+    return clean_text(value) if isinstance(value, str) else ""
 
 
 def _rich_text(element: object) -> str:
@@ -170,7 +204,7 @@ def auto_page_text(
     if bot_user_id and f"<@{bot_user_id}" in text_field(event.get("text")):
         return None
     text = message_text(event)
-    return text if text and rule.auto_page.match.search(text) else None
+    return text if text and pattern_matches(rule.auto_page.match, text) else None
 
 
 def prefill_text(text: str, link: str, max_segments: int) -> str:

@@ -18,6 +18,18 @@ _ADDRESS_SCHEME = re.compile(r"^(?:tel|mailto):", re.IGNORECASE)
 _ANY_SCHEME = re.compile(r"^(?:https?://|tel:|mailto:)", re.IGNORECASE)
 _NOT_DIALLED = re.compile(r"[^\d+]")
 _HELP_WORDS = ("help", "-h", "--help", "?")
+# Control characters other than tab and newline: no phone shows them, and Postgres refuses a
+# NUL in text outright, which failed the whole request.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Half of a UTF-16 pair, which JSON escapes can carry alone; no UTF-8 encoder (the store's,
+# 2Chat's, RE2's) accepts one, and the failure surfaced far from where the text came in.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text from Slack as the rest of the bridge can store and send it: control characters
+    other than tab and newline dropped, lone surrogates shown as U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,8 @@ def read_slack_text(mrkdwn: str) -> SmsText:
         spelled_out = spelled_out or spelled
         return text
 
-    return SmsText(html.unescape(_SLACK_LINK.sub(replace, mrkdwn)), spelled_out)
+    # Cleaned after unescaping: an entity such as &#27; is a control character too.
+    return SmsText(clean_text(html.unescape(_SLACK_LINK.sub(replace, mrkdwn))), spelled_out)
 
 
 def unslack(text: str) -> str:

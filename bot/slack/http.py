@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,8 +21,38 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
 
 logger = logging.getLogger(__name__)
+
+# Slack refuses timestamps older than five minutes, so a signature is replayable that long;
+# a minute more covers clock skew between us and whoever replays it.
+REPLAY_WINDOW = timedelta(minutes=6)
+
+# A first-claimer-wins key in the store: True the first time ``key`` is claimed in ``ttl``.
+Claim = Callable[[str, timedelta], Awaitable[bool]]
+
+
+class ReplayGuard:
+    """Refuses a second delivery of the same signed request.
+
+    Slack signs every delivery afresh (its Events API retries too), so an identical
+    signature and timestamp is someone replaying a captured request: a replayed ``/sms``
+    would text everyone again. Only verified requests are remembered, so forged ones cannot
+    fill the store, and the claim lives in the store so every process shares it.
+    """
+
+    def __init__(self, signing_secret: str, claim: Claim) -> None:
+        self.verifier = SignatureVerifier(signing_secret)
+        self.claim = claim
+
+    async def is_replay(self, raw: str, headers: Mapping[str, str]) -> bool:
+        """True when this verified request was already seen; unverified ones are Bolt's."""
+        timestamp = headers.get("X-Slack-Request-Timestamp", "")
+        signature = headers.get("X-Slack-Signature", "")
+        if not self.verifier.is_valid(raw, timestamp, signature):
+            return False
+        return not await self.claim(f"slack-signature:{timestamp}:{signature}", REPLAY_WINDOW)
 
 
 def form_body(raw: str) -> dict[str, Any]:
@@ -44,12 +76,42 @@ def bolt_request(raw: str, query: str, headers: dict[str, str]) -> AsyncBoltRequ
     return request
 
 
-async def dispatch(app: AsyncApp, request: web.Request) -> web.Response:
+def malformed_event(raw: str) -> str | None:
+    """What is wrong with an Events API callback whose ``event`` Bolt would trip over (and
+    answer 500): it must be an object with a string ``type``. None when it is fine."""
+    if not raw.startswith("{"):
+        return None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return "the body is not JSON"
+    if not isinstance(body, dict) or body.get("type") != "event_callback":
+        return None
+    event = body.get("event")
+    if not isinstance(event, dict):
+        return "event is not an object"
+    if not isinstance(event.get("type"), str):
+        return "event.type is not a string"
+    return None
+
+
+async def dispatch(
+    app: AsyncApp, request: web.Request, replays: ReplayGuard | None = None
+) -> web.Response:
     """Hand the request to Bolt (which verifies the signature). A payload so malformed that
-    Bolt itself trips over it gets a 400, never a 500 with a traceback."""
+    Bolt itself trips over it gets a 400, never a 500 with a traceback; a replayed request
+    gets a 200 and does nothing."""
+    raw = await request.text()
+    problem = malformed_event(raw)
+    if problem is not None:
+        logger.warning("malformed Slack event rejected: %s", problem)
+        return web.json_response({"ok": False, "error": "malformed request"}, status=400)
+    if replays is not None and await replays.is_replay(raw, request.headers):
+        logger.warning("replayed Slack request ignored (same signature seen before)")
+        return web.Response(status=200)
     try:
         bolt_response = await app.async_dispatch(
-            bolt_request(await request.text(), request.query_string, dict(request.headers))
+            bolt_request(raw, request.query_string, dict(request.headers))
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         logger.warning("malformed Slack payload rejected: %s", type(exc).__name__)

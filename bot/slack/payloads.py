@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.alerts import event_key, text_field
+from bot.core.commands import clean_text
 from bot.slack.deps import BadPayload
 
 NO_FIELDS = "Slack sent the form without its fields; close it and try again"
@@ -28,11 +29,12 @@ class GarbledField(BadPayload):
 
 
 def optional(payload: object, *path: str) -> str | None:
-    """A non-empty string at ``path`` in an untrusted payload, or None."""
+    """A non-empty string at ``path`` in an untrusted payload, cleaned as text from Slack
+    always is (``clean_text``), or None."""
     value = payload
     for key in path:
         value = value.get(key) if isinstance(value, dict) else None
-    return value if isinstance(value, str) and value else None
+    return (clean_text(value) or None) if isinstance(value, str) else None
 
 
 def required(payload: object, *path: str) -> str:
@@ -74,7 +76,7 @@ class SlashCommand:
         return cls(
             user_id,
             channel_id,
-            text,
+            clean_text(text),
             response_url=optional(command, "response_url"),
             trigger_id=optional(command, "trigger_id"),
         )
@@ -129,7 +131,7 @@ class View:
             return ""
         if not isinstance(value, str):
             raise GarbledField(block_id)
-        return value
+        return clean_text(value)
 
     def selected(self, block_id: str, action_id: str) -> str | None:
         """A select's chosen option value, or None."""

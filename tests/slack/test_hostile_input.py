@@ -1,0 +1,235 @@
+"""Hostile or broken input from Slack's side never sends twice and never answers 500.
+
+Replayed signed requests, events of the wrong shape, NUL bytes and lone surrogates all
+arrive as Slack would deliver them: signed bodies posted to the real app (or, for the replay
+guard, to the real HTTP endpoint in front of a real Bolt app and a real store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.http import ReplayGuard, dispatch
+from bot.store import Store, open_store
+from tests.appproc import AppProcess
+from tests.conftest import StartApp
+from tests.fakes.signing import SIGNING_SECRET, signed_headers, slash_command_body
+from tests.fakes.slack_server import BOT_TOKEN, SlackStandIn
+from tests.fakes.twochat_server import TwoChatStandIn
+
+CHANNEL = "C0GENERAL"
+INCIDENT = "C0INCIDENT"
+ALICE = "+447700900123"
+
+
+@pytest.fixture(scope="module")
+def app(start_app: StartApp) -> AppProcess:
+    return start_app()
+
+
+def settle() -> None:
+    """Give work that should NOT happen a moment to show up before asserting its absence."""
+    time.sleep(0.5)
+
+
+def signed_event(event: object, event_id: str) -> tuple[str, dict[str, str]]:
+    body = json.dumps(
+        {
+            "token": "legacy-unused",
+            "team_id": "T0TEAM",
+            "api_app_id": "A0APP",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": 1800000000,
+            "authorizations": [{"team_id": "T0TEAM", "user_id": "UBOT", "is_bot": True}],
+        }
+    )
+    return body, {**signed_headers(body), "Content-Type": "application/json"}
+
+
+# --- replayed signed requests --------------------------------------------------------------
+
+
+async def serve_bolt(store: Store, slack_api_url: str, handled: list[str]) -> TestClient:
+    """Our HTTP endpoint in front of a real Bolt app whose ``/sms`` only records its text."""
+    client = AsyncWebClient(token=BOT_TOKEN, base_url=slack_api_url)
+    bolt = AsyncApp(client=client, signing_secret=SIGNING_SECRET, process_before_response=True)
+
+    @bolt.command("/sms")
+    async def record(ack: AsyncAck, command: dict[str, Any]) -> None:
+        handled.append(command["text"])
+        await ack()
+
+    async def claim(key: str, ttl: timedelta) -> bool:
+        return await asyncio.to_thread(store.claim_key, key, ttl)
+
+    guard = ReplayGuard(SIGNING_SECRET, claim)
+
+    async def endpoint(request: web.Request) -> web.Response:
+        return await dispatch(bolt, request, guard)
+
+    web_app = web.Application()
+    web_app.router.add_post("/slack/events", endpoint)
+    test_client = TestClient(TestServer(web_app))
+    await test_client.start_server()
+    return test_client
+
+
+@pytest.fixture
+async def shared_store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+    yield store
+    store.close()
+
+
+async def test_a_replayed_signed_request_is_answered_and_ignored_by_every_process(
+    shared_store: Store, slack: SlackStandIn
+) -> None:
+    handled: list[str] = []
+    first = await serve_bolt(shared_store, slack.api_url, handled)
+    second = await serve_bolt(shared_store, slack.api_url, handled)  # another process
+    body = slash_command_body("alice hello", "U0DEV1", CHANNEL, slack.response_url())
+    headers = signed_headers(body)
+    try:
+        for client in (first, first, second):
+            response = await client.post("/slack/events", data=body, headers=headers)
+            assert response.status == 200, await response.text()
+        assert handled == ["alice hello"]
+        # The same words signed afresh are a new request (someone sending it again).
+        fresh = signed_headers(body, timestamp=int(time.time()) - 1)
+        response = await first.post("/slack/events", data=body, headers=fresh)
+        assert response.status == 200
+        assert handled == ["alice hello", "alice hello"]
+        # A forged signature is Bolt's to refuse, and is not remembered.
+        forged = {**headers, "X-Slack-Signature": "v0=" + "0" * 64}
+        response = await second.post("/slack/events", data="text=x", headers=forged)
+        assert response.status == 401
+    finally:
+        await first.close()
+        await second.close()
+
+
+# --- events of the wrong shape ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        [],
+        "app_mention",
+        None,
+        42,
+        {},
+        {"type": 5},
+        {"type": ["app_mention"]},
+        {"type": "app_mention", "text": 5, "user": "U0DEV1", "ts": "1.1", "channel": INCIDENT},
+        {"type": "app_mention", "text": "<@UBOT> page x", "user": ["U0DEV1"], "channel": {}},
+        {"type": "app_mention"},
+        {"type": "message", "text": {"a": 1}, "channel": INCIDENT, "ts": "1.2"},
+        {"type": "message", "channel": 7, "ts": 8, "user": None, "text": "CRITICAL"},
+        {"type": "message", "attachments": "CRITICAL", "channel": INCIDENT, "ts": "1.3"},
+        {"type": "message", "attachments": [5, None], "blocks": {}, "channel": INCIDENT},
+    ],
+)
+def test_a_signed_event_of_the_wrong_shape_never_gets_a_500(
+    app: AppProcess, twochat: TwoChatStandIn, event: object
+) -> None:
+    body, headers = signed_event(event, f"EvShape{abs(hash(repr(event)))}")
+    response = app.post_signed(body, headers)
+    assert response.status_code in (200, 400), response.text
+    settle()
+    assert twochat.sends == []
+
+
+# --- NUL bytes and lone surrogates ------------------------------------------------------------
+
+
+def test_nul_and_control_characters_are_stripped_from_an_sms(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    response = app.command(
+        "alice db\x00 down\x07\tnow\x7f", "U0DEV1", CHANNEL, slack.response_url()
+    )
+    assert response.status_code == 200, response.text
+    [sent] = twochat.wait_for_sends(1)
+    assert sent["to_number"] == ALICE
+    assert sent["text"] == "db down\tnow"
+
+
+def test_a_nul_in_an_sms_is_sent_cleaned_on_postgres(
+    start_app: StartApp, postgres_url: str, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    app = start_app(DATABASE_URL=postgres_url)
+    response = app.command("alice\x00 db\x00 down", "U0DEV1", CHANNEL, slack.response_url())
+    assert response.status_code == 200, response.text
+    [sent] = twochat.wait_for_sends(1)
+    assert (sent["to_number"], sent["text"]) == (ALICE, "db down")
+
+
+def test_a_lone_surrogate_in_a_mention_still_pages(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    ts = "1800000000.900001"
+    event = {
+        "type": "app_mention",
+        "user": "U0DEV1",
+        "text": "<@UBOT> page db-oncall DB \ud800down\x00",
+        "ts": ts,
+        "channel": CHANNEL,
+        "event_ts": ts,
+    }
+    body, headers = signed_event(event, "EvSurrogate1")
+    assert "\\ud800" in body  # JSON escapes, as Slack would send a broken pair
+    response = app.post_signed(body, headers)
+    assert response.status_code == 200, response.text
+    sends = twochat.wait_for_sends(2)
+    assert {send["text"] for send in sends} == {"DB \ufffddown"}
+
+
+def test_a_lone_surrogate_in_an_alert_still_auto_pages(
+    app: AppProcess, twochat: TwoChatStandIn
+) -> None:
+    ts = "1800000000.900002"
+    event = {
+        "type": "message",
+        "user": "U0SOMEONE",
+        "text": "CRITICAL: disk \udfff full",
+        "ts": ts,
+        "channel": INCIDENT,
+        "event_ts": ts,
+        "channel_type": "channel",
+    }
+    body, headers = signed_event(event, "EvSurrogate2")
+    response = app.post_signed(body, headers)
+    assert response.status_code == 200, response.text
+    sends = twochat.wait_for_sends(2)
+    assert {send["text"] for send in sends} == {"CRITICAL: disk \ufffd full"}
+
+
+def test_the_deployed_app_ignores_a_replayed_sms(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    body = slash_command_body("alice replay me", "U0DEV1", CHANNEL, slack.response_url())
+    headers = signed_headers(body)
+    assert app.post_signed(body, headers).status_code == 200
+    twochat.wait_for_sends(1)
+    replay = app.post_signed(body, headers)
+    assert replay.status_code == 200 and not replay.content
+    settle()
+    assert len(twochat.sends) == 1
+    fresh = signed_headers(body, timestamp=int(time.time()) + 1)
+    assert app.post_signed(body, fresh).status_code == 200
+    assert len(twochat.wait_for_sends(2)) == 2
