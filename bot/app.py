@@ -25,6 +25,7 @@ from bot.settings import Settings
 from bot.slack.bolt_app import build_app
 from bot.slack.deps import Bridge
 from bot.slack.reporter import SlackReporter
+from bot.sms.dry_run import DryRunTwoChatClient
 from bot.sms.replies import ReplyRelay
 from bot.sms.twochat import TwoChatClient
 from bot.store import Store, open_store
@@ -86,7 +87,8 @@ def build(settings: Settings, policy: Policy) -> Components:
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
     client = slack_client(settings, session)
     readiness = Readiness(store, client)
-    twochat = TwoChatClient(
+    client_class = DryRunTwoChatClient if settings.twochat_dry_run else TwoChatClient
+    twochat = client_class(
         settings.twochat_api_key,
         settings.twochat_api_url,
         connect_timeout=settings.twochat_connect_timeout,

@@ -35,7 +35,7 @@ def run_app() -> int:
     except ConfigError as exc:
         print(f"sms-bridge cannot start: the policy file is invalid\n{exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.secrets)
+    configure_logging(settings.log_level, settings.secrets, settings.log_format)
     for warning in policy.warnings:
         logging.getLogger("bot.config").warning("policy: %s", warning)
     from bot.server import serve

@@ -1,38 +1,85 @@
-"""Logging set-up with a last line of defence: known secrets are redacted from every record."""
+"""Logging set-up with a last line of defence: every record is scrubbed before any formatter
+sees it, so text and JSON output carry no known secret and no phone number in full."""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from bot.core.phone import mask
 
 REDACTED = "[redacted]"
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# An E.164 number standing alone. Call sites already mask the numbers they log; this catches
+# the ones that slip through (an exception message, a library's log line). Bare digit runs
+# are left alone: they are far more often ids and timestamps than phone numbers.
+_E164 = re.compile(r"(?<![\w+])\+[1-9][0-9]{6,14}(?![0-9])")
 
 
-class SecretRedactingFilter(logging.Filter):
-    """Replaces any known secret value in a formatted record with ``[redacted]``."""
+class ScrubbingFilter(logging.Filter):
+    """Redacts known secret values and masks E.164 numbers in a record's message,
+    exception text and stack text. It runs on the handler, before formatting, so every
+    formatter gets the same scrubbed record."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self._secrets = tuple(secret for secret in secrets if len(secret) >= 4)
 
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return _E164.sub(lambda match: mask(match.group()), text)
+
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed log call must not raise where it is made
+            message = f"{record.msg} (unformatted arguments: {record.args!r})"
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        exc_text = record.exc_text or ""
-        if any(secret in message or secret in exc_text for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, REDACTED)
-                exc_text = exc_text.replace(secret, REDACTED)
-            record.msg, record.args, record.exc_text = message, None, exc_text or None
+        record.msg, record.args = self.scrub(message), None
+        if record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.scrub(record.stack_info)
         return True
 
 
-def configure_logging(level: str, secrets: Iterable[str]) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors that index fields instead of text.
+
+    ASCII-only output (masked digits become ``\\u2022``) stays valid JSON on any stream
+    encoding a container happens to have.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc_info"] = record.exc_text
+        if record.stack_info:
+            entry["stack_info"] = record.stack_info
+        return json.dumps(entry)
+
+
+def configure_logging(level: str, secrets: Iterable[str], log_format: str = "text") -> None:
+    """Send every log record to stderr, scrubbed, as text lines or JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(SecretRedactingFilter(secrets))
+    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(formatter)
+    handler.addFilter(ScrubbingFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

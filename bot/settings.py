@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from bot.errors import SettingsError
+from bot.logs import LOG_FORMATS
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_TWOCHAT_API_URL = "https://api.p.2chat.io"
@@ -32,6 +33,8 @@ class Settings:
     shutdown_grace_seconds: float = 25.0
     sweep_interval_seconds: float = 10.0
     log_level: str = "INFO"
+    log_format: str = "text"
+    twochat_dry_run: bool = False
 
     @property
     def socket_mode(self) -> bool:
@@ -100,10 +103,13 @@ class _Environment:
         return value
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = (self.text(name) or default).upper()
-        if value not in allowed:
-            self.problems.append(f"{name} must be one of {', '.join(allowed)}")
-        return value
+        """One of ``allowed``, matched without regard to case and spelled as listed."""
+        value = (self.text(name) or default).casefold()
+        for option in allowed:
+            if option.casefold() == value:
+                return option
+        self.problems.append(f"{name} must be one of {', '.join(allowed)}")
+        return default
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -145,6 +151,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 25.0, float),
         sweep_interval_seconds=env.number("SWEEP_INTERVAL_SECONDS", 10.0, float),
         log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        log_format=env.choice("LOG_FORMAT", "text", LOG_FORMATS),
+        twochat_dry_run=env.choice("TWOCHAT_DRY_RUN", "0", ("0", "1")) == "1",
     )
     if env.problems:
         raise SettingsError(env.problems)
