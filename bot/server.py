@@ -16,6 +16,7 @@ from bot.errors import BridgeError, ConfigError, SettingsError, StoreError
 from bot.settings import Settings
 from bot.slack import socket_mode
 from bot.slack.http import ReplayGuard, dispatch
+from bot.store.core import answer_within
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +39,11 @@ class Service:
         """Claim a request signature in the store. When the database cannot answer quickly
         the request goes on: it will be refused politely for the same reason anyway."""
         try:
-            return await asyncio.wait_for(
-                self.parts.workflow.db(self.parts.store.claim_key, key, ttl), REPLAY_CHECK_SECONDS
-            )
+            with answer_within(REPLAY_CHECK_SECONDS):
+                return await asyncio.wait_for(
+                    self.parts.workflow.db(self.parts.store.claim_key, key, ttl),
+                    REPLAY_CHECK_SECONDS,
+                )
         except (StoreError, TimeoutError):
             return True
 

@@ -7,11 +7,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import ParamSpec, TypeVar
 
 from bot.core.model import Policy, Recipient
 from bot.core.policy import Allow, NeedsApproval
-from bot.errors import TwoChatError
+from bot.errors import StoreError, TwoChatError
 from bot.sending.approvals import Approvals
+from bot.sending.leases import RequestLeases
 from bot.sending.sends import Delivery
 from bot.sending.services import Services
 from bot.sending.sweeper import Sweeper
@@ -25,9 +27,17 @@ from bot.slack.reporter import Origin, SlackReporter
 from bot.sms.fanout import RatePacer, RetryPolicy
 from bot.sms.twochat import TwoChatClient
 from bot.store import NewRecipient, NewRequest, RateLimited, RateLimits, Store, StoredRequest
+from bot.store.core import answer_within
+from bot.store.requests import Ticket
 from bot.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Slack shows a timeout after 3 s. Before a listener runs, the replay check may take 1 s
+# (bot/server.py); the database gets 1.5 s here, the rest is for the answer's own trip.
+ANSWER_WITHIN = 1.5
 
 
 class Workflow(Services):
@@ -45,20 +55,53 @@ class Workflow(Services):
         stale_after: timedelta,
         concurrency: int = 25,
         retry: RetryPolicy | None = None,
+        answer_within: float = ANSWER_WITHIN,
     ) -> None:
         super().__init__(store, policy_source, reporter)
+        self.answer_within = answer_within
         self._twochat = twochat
         self._runner = runner
         # One pacer for the whole process keeps every fan-out under 2Chat's per-minute cap.
         self.pacer = RatePacer(policy_source().limits.requests_per_minute)
+        # A lease nobody renewed for as long as a send may take marks a process that died.
+        leases = RequestLeases(self, stale_after)
         self.delivery = Delivery(
-            self, twochat, self.pacer, concurrency=concurrency, retry=retry or RetryPolicy()
+            self, twochat, self.pacer, leases, concurrency=concurrency, retry=retry or RetryPolicy()
         )
         self.approvals = Approvals(self, self.delivery)
         self.sweeper = Sweeper(self, self.delivery, self.approvals, stale_after=stale_after)
 
     async def submit(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
-        """Record an accepted request and start it; a refusal text (rate limit), or None."""
+        """Record an accepted request and start it; a refusal text (rate limit), or None.
+
+        Slack hears the outcome, so recording gets ``answer_within`` seconds in all; past
+        them this raises StoreError, and the ticket sees to it that a request the store
+        records anyway is expired rather than sent.
+        """
+        ticket = Ticket()
+        try:
+            async with asyncio.timeout(self.answer_within):
+                with answer_within(self.answer_within):
+                    outcome = await self._record(decision, origin, ticket)
+        except TimeoutError:
+            outcome = ticket.abandon()
+            if outcome is None:
+                raise StoreError(
+                    f"the database did not answer within {self.answer_within:g}s"
+                ) from None
+        if not isinstance(outcome, StoredRequest):
+            return outcome
+        # Started outside the answer's budget: delivery keeps the store's long waits.
+        if outcome.state == "pending_approval":
+            self._runner.spawn(self.approvals.ask(outcome), name=f"approval-{outcome.id}")
+        else:
+            self._runner.spawn(self.delivery.deliver(outcome.id), name=f"deliver-{outcome.id}")
+        return None
+
+    async def _record(
+        self, decision: Allow | NeedsApproval, origin: Origin, ticket: Ticket
+    ) -> StoredRequest | str | None:
+        """The request as recorded; or a refusal text; or None for a duplicate delivery."""
         if origin.dedupe_key and not await self.db(
             self.store.claim_key, f"submit:{origin.dedupe_key}", timedelta(days=1)
         ):
@@ -69,22 +112,29 @@ class Workflow(Services):
         # (others in a group still get theirs; the opted-out sends fail with the reason).
         opted_out = await self.db(self.store.opted_out_numbers)
         if opted_out and all(r.number in opted_out for r in plan.recipients):
-            return refusal_text(opted_out_reason(plan.recipients))
-        new = self._new_request(decision, origin, policy)
+            return refusal_text(opted_out_reason(plan.recipients), self.masked())
         limits = policy.limits
         try:
-            request = await self.db(
+            return await self.db(
                 self.store.create_request,
-                new,
+                self._new_request(decision, origin, policy),
                 limits=RateLimits(limits.per_sender_per_hour, limits.per_recipient_per_hour),
+                ticket=ticket,
             )
         except RateLimited as exc:
             return refusal_text(exc.user_message)
-        if new.approval_required:
-            self._runner.spawn(self.approvals.ask(request), name=f"approval-{request.id}")
-        else:
-            self._runner.spawn(self.delivery.deliver(request.id), name=f"deliver-{request.id}")
-        return None
+
+    async def answering(self, method: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """A store call while Slack waits for the answer (``/sms help``): StoreError rather
+        than a wait Slack would time out on."""
+        try:
+            async with asyncio.timeout(self.answer_within):
+                with answer_within(self.answer_within):
+                    return await self.db(method, *args, **kwargs)
+        except TimeoutError:
+            raise StoreError(
+                f"the database did not answer within {self.answer_within:g}s"
+            ) from None
 
     def _new_request(
         self, decision: Allow | NeedsApproval, origin: Origin, policy: Policy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Any
 
@@ -13,13 +14,25 @@ from bot.core.commands import parse_sms_command
 from bot.core.model import Policy
 from bot.core.policy import Refuse, decide, split_targets
 from bot.errors import BridgeError, StoreError
+from bot.sending.views import outcome_of, plan_of
 from bot.slack.compose_modal import open_compose_modal
 from bot.slack.deps import BadPayload, Bridge
 from bot.slack.payloads import SlashCommand
-from bot.slack.render import STATUS_USAGE, help_text, refusal_text
+from bot.slack.render import (
+    STATUS_USAGE,
+    help_text,
+    refusal_text,
+    request_status_texts,
+    request_text,
+)
 from bot.slack.reporter import Origin
 
 logger = logging.getLogger(__name__)
+
+# 2Chat's message ids and the bridge's request ids: letters, digits, "-" and "_". Anything
+# else is no id, and is never echoed back into Slack.
+_STATUS_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def register(app: AsyncApp, bridge: Bridge) -> None:
@@ -54,7 +67,8 @@ async def handle_sms_command(
         return
     decision = decide(policy, user_id, split_targets(parsed.to), parsed.text, parsed.from_name)
     if isinstance(decision, Refuse):
-        await ack(response_type="ephemeral", text=refusal_text(decision.reason))
+        masked = policy.defaults.mask_numbers
+        await ack(response_type="ephemeral", text=refusal_text(decision.reason, masked))
         return
     refusal = await bridge.submit(decision, requester(bridge, command))
     if refusal:
@@ -83,8 +97,9 @@ def status_request(policy: Policy, raw_text: str) -> str | None:
 async def answer_status(
     bridge: Bridge, ack: AsyncAck, command: SlashCommand, message_id: str
 ) -> None:
-    """Ack at once (asking 2Chat may take longer than Slack waits), then answer privately."""
-    if not message_id:
+    """Ack at once (asking 2Chat may take longer than Slack waits), then answer privately:
+    a message id gets what the bridge and 2Chat know of it, a request id every failure."""
+    if not _STATUS_ID.fullmatch(message_id):
         await ack(response_type="ephemeral", text=STATUS_USAGE)
         return
     await ack()
@@ -92,12 +107,31 @@ async def answer_status(
 
     async def answer() -> None:
         try:
-            text = await bridge.workflow.status(message_id, origin.user_id)
+            if _REQUEST_ID.fullmatch(message_id):
+                texts = await request_status(bridge, message_id, origin.user_id)
+            else:
+                texts = [await bridge.workflow.status(message_id, origin.user_id)]
         except BridgeError as exc:  # e.g. the database is down: say so rather than nothing
-            text = f":warning: Cannot look up `{message_id}` now: {exc.user_message}"
-        await bridge.reporter.tell_requester(origin, text)
+            texts = [f":warning: Cannot look up `{message_id}` now: {exc.user_message}"]
+        for text in texts:
+            await bridge.reporter.tell_requester(origin, text)
 
     bridge.runner.spawn(answer(), name=f"status-{message_id[:40]}")
+
+
+async def request_status(bridge: Bridge, request_id: str, user_id: str) -> list[str]:
+    """Every failed send of one request (the thread names only the first few), for the
+    people who may look up sends; one or more messages."""
+    policy, workflow = bridge.policy, bridge.workflow
+    if policy.rule_for(user_id) is None and user_id not in policy.approvals.approvers:
+        return [":no_entry: Only people who may send SMS can look up sends."]
+    request = await workflow.db(workflow.store.get_request, request_id)
+    if request is None:
+        return [f":grey_question: The bridge has no text with id `{request_id}`."]
+    sends = await workflow.db(workflow.store.sends, request_id)
+    masked = policy.defaults.mask_numbers
+    described = request_text(plan_of(request), masked)
+    return request_status_texts(request_id, described, [outcome_of(s) for s in sends], masked)
 
 
 async def help_for(bridge: Bridge, user_id: str) -> str:
@@ -106,7 +140,7 @@ async def help_for(bridge: Bridge, user_id: str) -> str:
     opted_out: list[tuple[str, datetime]] = []
     if policy.rule_for(user_id) is not None or user_id in policy.approvals.approvers:
         try:
-            opt_outs = await bridge.workflow.db(bridge.workflow.store.opt_outs)
+            opt_outs = await bridge.workflow.answering(bridge.workflow.store.opt_outs)
         except StoreError as exc:  # help must still answer within Slack's 3 seconds
             logger.warning("opt-out list unavailable for /sms help: %s", exc)
             opt_outs = []

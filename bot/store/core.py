@@ -8,16 +8,23 @@ wins: that is what makes approvals and sends happen exactly once.
 The API is synchronous and thread-safe; the async app calls it through ``asyncio.to_thread``.
 All times are timezone-aware UTC datetimes taken from the injected ``clock``, never from the
 database server, so tests can move time and several processes agree on one notion of "now".
+
+A call made while answering Slack runs under ``answer_within``: Slack gives up after three
+seconds, so every wait it starts (for a connection, a lock, a statement) is cut to what is
+left of the answer's budget, while background work keeps the backends' long waits.
 """
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, ClassVar
 
+from bot.errors import StoreError
 from bot.store.migrations import current_version, upgrade
 from bot.store.records import NewRecipient, SendRecord, StoredRequest, utcnow
 from bot.store.tx import Tx, from_db_time, utc
@@ -61,6 +68,41 @@ REQUEST_TIMES = frozenset({"created_at", "updated_at", "expires_at", "decided_at
 _SEND_TIMES = frozenset({"claimed_at", "updated_at"})
 _REQUEST_SELECT = ", ".join(f"r.{c}" for c in REQUEST_COLUMNS)
 _SEND_SELECT = ", ".join(f"s.{c}" for c in SEND_COLUMNS)
+
+# The time.monotonic() by which the Slack request being answered needs the store's answer.
+# A context variable, so it follows the call into the thread asyncio.to_thread runs it in
+# and stays out of every other task.
+_ANSWER_BY: ContextVar[float | None] = ContextVar("sms_bridge_store_answer_by", default=None)
+
+
+class CommitUnknown(StoreError):
+    """The connection failed while committing: the server may or may not have committed."""
+
+
+@contextmanager
+def answer_within(seconds: float | None) -> Iterator[None]:
+    """Bound every store wait started in this context to ``seconds`` from now, in total;
+    ``None`` lifts the bound (work that outlives the answer, such as expiring a request
+    whose caller gave up). Tasks started inside inherit it, so start background work after."""
+    token = _ANSWER_BY.set(None if seconds is None else time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _ANSWER_BY.reset(token)
+
+
+def time_left() -> float | None:
+    """Seconds left to answer the Slack request being served, or None outside one.
+
+    Raises StoreError once the time is up: the caller has answered (or is answering) Slack
+    that the database is unavailable, so nothing more should be started for it."""
+    answer_by = _ANSWER_BY.get()
+    if answer_by is None:
+        return None
+    left = answer_by - time.monotonic()
+    if left <= 0:
+        raise StoreError("the database did not answer in time")
+    return left
 
 
 class StoreCore(ABC):

@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.errors import StoreError
 from bot.store.base import Store
+from bot.store.core import CommitUnknown, time_left
 from bot.store.records import utcnow
 from bot.store.tx import Tx
 
@@ -97,9 +98,24 @@ class PostgresStore(Store):
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Tx]:
+        # While Slack waits, the connection, every statement and any lock wait get only the
+        # time left, and the server gives up on its side too: a transaction that outlives its
+        # caller is cancelled rather than committed late.
+        left = time_left()
         try:
-            with self._pool.connection() as conn, conn.cursor() as cursor:
-                yield _PgTx(cursor)
+            with self._pool.connection(timeout=left) as conn:
+                with conn.cursor() as cursor:
+                    if left is not None:
+                        timeout_ms = str(max(1, int(left * 1000)))  # "0" would mean no limit
+                        cursor.execute(
+                            "SELECT set_config('statement_timeout', %s, true)", [timeout_ms]
+                        )
+                    yield _PgTx(cursor)
+                time_left()  # still wanted? If not, roll back instead of committing
+                try:
+                    conn.commit()
+                except psycopg.OperationalError as exc:
+                    raise CommitUnknown(f"{self.target}: {self.scrub(str(exc))}") from exc
         except PoolTimeout:
             raise StoreError(f"{self.target}: no database connection available") from None
         except psycopg.OperationalError as exc:

@@ -24,7 +24,9 @@ SEND_STATES: frozenset[str] = frozenset(get_args(SendState))
 TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     "pending_approval": frozenset({"approved", "rejected", "expired"}),
     "approved": frozenset({"sending"}),
-    "queued": frozenset({"sending"}),
+    # A queued request expires only when it was recorded after its requester was told it
+    # failed (the database answered too late): it must never be sent.
+    "queued": frozenset({"sending", "expired"}),
     "sending": frozenset({"completed"}),
     "rejected": frozenset(),
     "expired": frozenset(),

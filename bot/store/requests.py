@@ -3,12 +3,21 @@ lifecycle, and the lookups the app, App Home and the audit export make."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from bot.store.core import REQUEST_COLUMNS, REQUEST_TIMES, StoreCore
+from bot.errors import StoreError
+from bot.store.core import (
+    REQUEST_COLUMNS,
+    REQUEST_TIMES,
+    CommitUnknown,
+    StoreCore,
+    answer_within,
+)
 from bot.store.limits import check_limits, rate_keys
 from bot.store.records import (
     REQUEST_STATES,
@@ -21,17 +30,59 @@ from bot.store.records import (
 from bot.store.tx import Tx, from_db_time, iso, placeholders, utc
 
 _KINDS = frozenset({"sms", "page"})
+ABANDONED = "recorded after the requester was told the database was unavailable"
+
+logger = logging.getLogger(__name__)
+
+
+class Ticket:
+    """The handshake between a caller that may stop waiting for ``create_request`` and the
+    thread that runs it, so that Slack's answer and the request's fate always agree.
+
+    Exactly one side wins: the store hands the recorded request over, and the caller must
+    start it even if its own wait just ran out; or the caller abandons first, and a request
+    committed anyway is expired at once, so neither this process nor any sweeper sends it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: Literal["waiting", "handed_over", "abandoned"] = "waiting"
+        self._request: StoredRequest | None = None
+
+    @property
+    def abandoned(self) -> bool:
+        return self._state == "abandoned"
+
+    def abandon(self) -> StoredRequest | None:
+        """The caller stops waiting: the request if it was already handed over (start it),
+        else None, and the store will never hand it over now."""
+        with self._lock:
+            if self._state == "handed_over":
+                return self._request
+            self._state = "abandoned"
+            return None
+
+    def hand_over(self, request: StoredRequest) -> bool:
+        """The store's side, after the commit: False when the caller has already gone."""
+        with self._lock:
+            if self._state == "abandoned":
+                return False
+            self._state, self._request = "handed_over", request
+            return True
 
 
 class RequestQueries(StoreCore):
     """Everything about a request as a whole; its per-recipient sends have their own mixin."""
 
-    def create_request(self, new: NewRequest, *, limits: RateLimits | None = None) -> StoredRequest:
+    def create_request(
+        self, new: NewRequest, *, limits: RateLimits | None = None, ticket: Ticket | None = None
+    ) -> StoredRequest:
         """Record a request and one queued send per recipient, atomically.
 
         With ``limits``, the counting and the insert happen under one lock per sender and
         recipient, so concurrent processes cannot together exceed a limit. A repeated
         ``dedupe_key`` returns the request already recorded (Slack retries), unlimited.
+        With ``ticket``, a caller that stopped waiting gets nothing sent (see ``Ticket``).
         """
         recipients = tuple(new.recipients)
         if new.kind not in _KINDS:
@@ -40,31 +91,58 @@ class RequestQueries(StoreCore):
             raise ValueError("a request needs at least one recipient")
         expires_at = utc(new.expires_at) if new.expires_at is not None else None
         now = self._now()
-        with self._transaction(write=True) as tx:
-            if limits is not None:
-                self._lock_rate_keys(tx, rate_keys(new.sender, recipients, limits))
-            if new.dedupe_key is not None:
-                existing = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
-                if existing:
-                    return existing[0]
-            if limits is not None:
-                check_limits(tx, new.sender, recipients, limits, now)
-            request_id = uuid.uuid4().hex
-            if not self._insert_request(tx, request_id, new, now, expires_at):
-                # A concurrent request with the same dedupe key committed first.
-                return self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))[0]
-            for recipient in recipients:
-                tx.run(
-                    "INSERT INTO sends (request_id, number, name, state, attempts, "
-                    "created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, ?)",
-                    (request_id, recipient.number, recipient.name, now, now),
+        inserted: str | None = None
+        try:
+            with self._transaction(write=True) as tx:
+                if limits is not None:
+                    self._lock_rate_keys(tx, rate_keys(new.sender, recipients, limits))
+                found = []
+                if new.dedupe_key is not None:
+                    found = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
+                if not found:
+                    if limits is not None:
+                        check_limits(tx, new.sender, recipients, limits, now)
+                    inserted = self._insert_request(tx, new, now, expires_at)
+                    # None: a concurrent request with the same dedupe key committed first.
+                    where, key = (
+                        ("r.id = ?", inserted) if inserted else ("r.dedupe_key = ?", new.dedupe_key)
+                    )
+                    found = self._request_where(tx, where, (key,))
+                if ticket is not None and ticket.abandoned:
+                    raise StoreError("the request was abandoned before it was recorded")
+        except CommitUnknown:
+            if inserted is not None:  # it may have landed, yet the caller hears it failed
+                self._abandon(inserted)
+            raise
+        request = found[0]
+        if ticket is not None and not ticket.hand_over(request) and inserted:
+            self._abandon(request.id)
+        return request
+
+    def _abandon(self, request_id: str) -> None:
+        """Expire a request recorded after its caller gave up: the requester was told it
+        failed, so neither this process nor a sweeper may send it. The answer's time budget
+        is over, so this waits as long as background work does."""
+        with answer_within(None):
+            try:
+                expired = self.transition(
+                    request_id,
+                    "expired",
+                    from_states=["queued", "pending_approval"],
+                    reason=ABANDONED,
                 )
-            return self._request_where(tx, "r.id = ?", (request_id,))[0]
+            except StoreError:
+                logger.error("request %s, refused to its requester, may still be sent", request_id)
+                raise
+        if expired:
+            logger.warning("request %s expired: %s", request_id, ABANDONED)
 
     def _insert_request(
-        self, tx: Tx, request_id: str, new: NewRequest, now: datetime, expires_at: datetime | None
-    ) -> bool:
-        """Insert the request row; False when its dedupe key is already taken."""
+        self, tx: Tx, new: NewRequest, now: datetime, expires_at: datetime | None
+    ) -> str | None:
+        """Insert the request and its queued sends; its id, or None when its dedupe key is
+        already taken."""
+        request_id = uuid.uuid4().hex
         inserted = tx.rows(
             "INSERT INTO requests (id, kind, sender, channel_id, thread_ts, response_url, "
             "from_name, from_number, text, segments, encoding, state, created_at, "
@@ -90,7 +168,15 @@ class RequestQueries(StoreCore):
                 new.dedupe_key,
             ),
         )
-        return bool(inserted)
+        if not inserted:
+            return None
+        for recipient in new.recipients:
+            tx.run(
+                "INSERT INTO sends (request_id, number, name, state, attempts, "
+                "created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, ?)",
+                (request_id, recipient.number, recipient.name, now, now),
+            )
+        return request_id
 
     def get_request(self, request_id: str) -> StoredRequest | None:
         return self._request_by("id", request_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -12,8 +14,18 @@ from typing import Any, ClassVar
 
 from bot.errors import StoreError
 from bot.store.base import Store
+from bot.store.core import time_left
 from bot.store.records import utcnow
 from bot.store.tx import Tx, utc
+
+# How long background work waits for another process's write lock.
+_BUSY_TIMEOUT_MS = 30_000
+
+
+def _unavailable(exc: sqlite3.Error) -> bool:
+    """Errors of the file rather than of our SQL: locked, read-only, I/O, disk full, and
+    "not a database" or "malformed" for a file that is no longer ours."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
 
 
 class _SqliteTx(Tx):
@@ -50,11 +62,31 @@ class SqliteStore(Store):
             self._conn = sqlite3.connect(
                 path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
-            self._conn.execute("PRAGMA busy_timeout = 30000")
+            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             self._enable_wal()
             self._conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
+            self._file = None if path == ":memory:" else self._identity()
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite database {path}: {exc}") from exc
+
+    def _identity(self) -> tuple[int, int]:
+        """The device and inode ``path`` names now."""
+        found = os.stat(self.path)
+        return found.st_dev, found.st_ino
+
+    def _still_the_file(self) -> None:
+        """Refuse once ``path`` no longer names the file this connection has open (deleted,
+        moved or replaced): SQLite would go on writing into it, and all of that would be
+        lost at the next start, requests and sends' outcomes included."""
+        if self._file is None:
+            return
+        try:
+            same = self._identity() == self._file
+        except OSError as exc:
+            gone = f"{self.target} is gone ({exc.strerror}); restart the bridge"
+            raise StoreError(gone) from None
+        if not same:
+            raise StoreError(f"{self.target} was replaced while in use; restart the bridge")
 
     def _enable_wal(self) -> None:
         """Switch to WAL; the switch ignores busy_timeout, so retry while another process
@@ -70,27 +102,51 @@ class SqliteStore(Store):
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Tx]:
+        # While Slack waits, this process's lock and another process's write lock are waited
+        # for only as long as the answer can wait.
+        left = time_left()
+        if not self._lock.acquire(timeout=-1 if left is None else left):
+            raise StoreError(f"{self.target} is busy: no answer in time")
+        try:
+            self._still_the_file()
+            if left is not None:
+                self._conn.execute(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
+            try:
+                with self._begin(write) as tx:
+                    yield tx
+                    time_left()  # still wanted? If not, roll back instead of committing
+            finally:
+                if left is not None:
+                    self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def _begin(self, write: bool) -> Iterator[Tx]:
         # BEGIN IMMEDIATE takes the write lock up front: the counts a write depends on cannot
         # change under it, in this process or another.
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            except sqlite3.Error as exc:
-                raise StoreError(f"{self.target} is unavailable: {exc}") from exc
-            try:
-                yield _SqliteTx(self._conn)
-            except BaseException as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.OperationalError):  # locked, I/O, disk full
-                    raise StoreError(f"{self.target}: {exc}") from exc
-                raise
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise StoreError(f"{self.target}: commit failed: {exc}") from exc
+        try:
+            self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.target} is unavailable: {exc}") from exc
+        try:
+            yield _SqliteTx(self._conn)
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, sqlite3.Error) and _unavailable(exc):
+                raise StoreError(f"{self.target}: {exc}") from exc
+            raise
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(f"{self.target}: commit failed: {exc}") from exc
+
+    def _rollback(self) -> None:
+        """Roll back what is open; a failing rollback must not hide the error that caused it."""
+        with contextlib.suppress(sqlite3.Error):
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
 
     def _lock_migrations(self, tx: Tx) -> None:
         """BEGIN IMMEDIATE already excludes other writers."""
