@@ -9,7 +9,13 @@ from __future__ import annotations
 from bot.sending.sends import Delivery
 from bot.sending.services import Services
 from bot.sending.views import already_decided, origin_of
-from bot.slack.render import approval_blocks, approval_text, decided_blocks, refusal_text
+from bot.slack.render import (
+    approval_blocks,
+    approval_text,
+    decided_blocks,
+    unposted_approval_text,
+    verdict_text,
+)
 from bot.store import StoredRequest
 
 
@@ -35,10 +41,7 @@ class Approvals:
                 from_states=["pending_approval"],
                 reason="the approval request could not be posted",
             ):
-                await services.reporter.tell_requester(
-                    origin,
-                    refusal_text(f"the approval request could not be posted in <#{channel}>"),
-                )
+                await services.reporter.tell_requester(origin, unposted_approval_text(channel))
             return
         await services.db(store.set_approval_message, request.id, channel, ts)
         if request.thread_ts is None:  # a page keeps answering in its incident thread
@@ -79,11 +82,7 @@ class Approvals:
         )
         if not won:
             return already_decided(await services.db(store.get_request, request_id))
-        verdict = (
-            f":white_check_mark: Approved by <@{user}>"
-            if approve
-            else (f":no_entry_sign: Rejected by <@{user}>" + (f": {reason}" if reason else ""))
-        )
+        verdict = verdict_text(user, approve, reason, services.masked())
         await self._close(request, verdict)
         if approve:
             await services.reporter.tell_requester(

@@ -10,10 +10,10 @@ from bot.core.model import Recipient
 from bot.core.phone import mask
 from bot.core.policy import AUTO_PAGE_PREFIX, NeedsApproval, Refuse, decide, decide_auto_page
 from bot.errors import TwoChatError
+from bot.sending.leases import RequestLeases, heartbeat
 from bot.sending.services import Services
-from bot.sending.views import origin_of, outcome_of
+from bot.sending.views import UNKNOWN_AFTER_CRASH, origin_of, outcome_of
 from bot.slack.render import describe_error, opted_out_reason, outcome_blocks, outcome_text
-from bot.slack.reporter import SlackReporter
 from bot.sms.fanout import RatePacer, RetryPolicy, fan_out
 from bot.sms.twochat import TwoChatClient
 from bot.store import SendRecord, StoredRequest
@@ -35,6 +35,7 @@ class Delivery:
         services: Services,
         twochat: TwoChatClient,
         pacer: RatePacer,
+        leases: RequestLeases,
         *,
         concurrency: int,
         retry: RetryPolicy,
@@ -42,17 +43,41 @@ class Delivery:
         self._services = services
         self._twochat = twochat
         self._pacer = pacer
+        self.leases = leases
         self._concurrency = concurrency
         self._retry = retry
 
     async def deliver(self, request_id: str) -> None:
-        """Send a queued or approved request: exactly one process wins the right to."""
+        """Send a queued or approved request: exactly one process wins the right to, and
+        holds the request's lease while it runs so no sweeper takes it over."""
         services, store = self._services, self._services.store
         request = await services.db(store.get_request, request_id)
         if request is None or not await services.db(
             store.transition, request_id, "sending", from_states=["queued", "approved"]
         ):
             return
+        async with self.leases.hold(request_id):
+            await self._deliver(request)
+
+    async def resume(self, request_id: str) -> bool:
+        """Finish a request left "sending" by a process that died (nobody renews its lease):
+        sends it claimed become "unknown"; sends it never claimed cannot have reached 2Chat,
+        so they are sent; its live reply is finished. True when this call took it over."""
+        services, store = self._services, self._services.store
+        async with self.leases.hold(request_id) as held:
+            request = await services.db(store.get_request, request_id) if held else None
+            if request is None or request.state != "sending":
+                return False
+            logger.warning("resuming request %s, abandoned by a stopped process", request_id)
+            for send in await services.db(store.sends, request_id):
+                if send.state == "sending":  # its process is gone: a late answer still wins
+                    await services.db(store.mark_unknown, send.id, UNKNOWN_AFTER_CRASH)
+            await self._deliver(request)
+            return True
+
+    async def _deliver(self, request: StoredRequest) -> None:
+        """Run a request this process holds: its thread, its sends, its outcome."""
+        services, store = self._services, self._services.store
         origin = origin_of(request)
         context = services.describe(request)
         try:
@@ -60,7 +85,7 @@ class Delivery:
             if thread_ts is None:
                 thread_ts = await services.reporter.post(request.channel_id, context)
                 if thread_ts:
-                    await services.db(store.set_thread, request_id, request.channel_id, thread_ts)
+                    await services.db(store.set_thread, request.id, request.channel_id, thread_ts)
             await self._send_and_report(request, thread_ts, context)
             if request.approval_ts:  # the requester is told every outcome of an approval
                 text, _ = await self.outcome(request)
@@ -71,19 +96,21 @@ class Delivery:
             )
             raise
         finally:
-            await services.db(store.complete_request_if_done, request_id)
+            await services.db(store.complete_request_if_done, request.id)
 
     async def _send_and_report(
         self, request: StoredRequest, thread_ts: str | None, context: str
     ) -> None:
         """Send the queued sends; a reply edited live for several, one outcome for one."""
-        sends = await self._services.db(self._services.store.sends, request.id)
+        db, store = self._services.db, self._services.store
+        sends = await db(store.sends, request.id)
         queued = [send for send in sends if send.state == "queued"]
         started = time.monotonic()
         live = None
-        if len(queued) > 1 and thread_ts:
-            live = LiveReply(self._services.reporter, self, request, thread_ts)
-            await live.start()
+        progress_ts = await db(store.progress_message, request.id)
+        if thread_ts and (progress_ts or len(queued) > 1):
+            live = LiveReply(self._services, self, request, thread_ts)
+            await live.start(progress_ts)
         await self.run_sends(request, queued, live.refresh if live else None)
         elapsed = time.monotonic() - started
         if live is None or not await live.finish(elapsed):
@@ -97,11 +124,38 @@ class Delivery:
         only: set[int] | None = None,
         elapsed: float | None = None,
     ) -> None:
-        """Post the outcome of a request's sends (or of ``only`` those) in its thread."""
+        """Post the outcome of a request's sends (or of ``only`` those) in its thread. When
+        Slack refuses, the requester hears privately at once, and a full outcome is owed to
+        the thread: the sweeper posts it there later (``post_owed_report``)."""
         text, retry_ids = await self.outcome(request, only, elapsed)
-        await self._services.reporter.post_outcome(
-            origin_of(request), thread_ts, text, context, outcome_blocks(text, retry_ids)
-        )
+        reporter = self._services.reporter
+        blocks = outcome_blocks(text, retry_ids)
+        if thread_ts is not None and await reporter.post(
+            request.channel_id, text, blocks=blocks, thread_ts=thread_ts
+        ):
+            return
+        await reporter.tell_requester(origin_of(request), f"{context}\n\n{text}")
+        if thread_ts is not None and only is None:
+            await self._services.db(self._services.store.set_report_pending, request.id, True)
+
+    async def post_owed_report(self, request_id: str) -> None:
+        """Post a request's outcome that Slack refused before, once, by whoever holds its
+        lease; it stays owed (and is tried again) while Slack keeps refusing."""
+        services, store = self._services, self._services.store
+        async with self.leases.hold(request_id) as held:
+            request = await services.db(store.get_request, request_id) if held else None
+            if request is None or request.thread_ts is None:
+                return
+            if request.state != "completed" or not await services.db(store.report_owed, request_id):
+                return
+            text, retry_ids = await self.outcome(request)
+            if await services.reporter.post(
+                request.channel_id,
+                text,
+                blocks=outcome_blocks(text, retry_ids),
+                thread_ts=request.thread_ts,
+            ):
+                await services.db(store.set_report_pending, request_id, False)
 
     async def outcome(
         self, request: StoredRequest, only: set[int] | None = None, elapsed: float | None = None
@@ -113,7 +167,8 @@ class Delivery:
             for send in await services.db(services.store.sends, request.id)
             if not only or send.id in only
         ]
-        text = outcome_text([outcome_of(send) for send in sends], services.masked(), elapsed)
+        outcomes = [outcome_of(send) for send in sends]
+        text = outcome_text(outcomes, services.masked(), elapsed, request.id)
         return text, [send.id for send in sends if send.state == "unknown"]
 
     async def run_sends(
@@ -133,7 +188,8 @@ class Delivery:
             elif not await db(store.claim_send, send.id):
                 raise SendTaken(send.id)
             attempted.add(send.id)
-            return await self._twochat.send_sms(request.from_number, send.number, request.text)
+            async with heartbeat(lambda: db(store.keep_claim, send.id), self.leases.beat_every):
+                return await self._twochat.send_sms(request.from_number, send.number, request.text)
 
         async def record(_: int, send: SendRecord, result: str | BaseException) -> None:
             if isinstance(result, SendTaken):
@@ -211,22 +267,32 @@ class LiveReply:
     most once a second, so a 100-person page does not hit Slack's chat.update limit)."""
 
     def __init__(
-        self, reporter: SlackReporter, delivery: Delivery, request: StoredRequest, thread_ts: str
+        self, services: Services, delivery: Delivery, request: StoredRequest, thread_ts: str
     ) -> None:
-        self._reporter = reporter
+        self._services = services
+        self._reporter = services.reporter
         self._delivery = delivery
         self._request = request
         self._thread_ts = thread_ts
         self._ts: str | None = None
         self._last = 0.0
 
-    async def start(self) -> None:
+    async def start(self, existing: str | None = None) -> None:
+        """Post the progress reply, or take over ``existing`` (a resumed request's); its ts
+        is stored so whoever finishes the request edits this one."""
+        if existing is not None:
+            self._ts = existing
+            return
         count = len(self._request.recipients)
         self._ts = await self._reporter.post(
             self._request.channel_id,
             f":hourglass_flowing_sand: Sending to {count} recipients…",
             thread_ts=self._thread_ts,
         )
+        if self._ts is not None:
+            await self._services.db(
+                self._services.store.set_progress_message, self._request.id, self._ts
+            )
 
     async def refresh(self) -> None:
         if self._ts is None or time.monotonic() - self._last < 1.0:

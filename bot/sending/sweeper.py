@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 
 
 class Sweeper:
-    """Expires approvals, reports sends a crash left in flight, and resumes requests that
-    were recorded but never started."""
+    """Expires approvals, finishes requests whose process stopped mid-way, reports sends a
+    crash left in flight, and resumes requests that were recorded but never started."""
 
     def __init__(
         self,
@@ -41,15 +41,29 @@ class Sweeper:
         """One pass over everything that may be left behind."""
         await self._approvals.expire_overdue()
         cutoff = self._services.store.now() - self._stale_after
+        await self._take_over_abandoned(cutoff)
         await self._report_stale_sends(cutoff)
         await self._resume(cutoff)
+        for request in await self._services.db(self._services.store.pending_reports):
+            await self._delivery.post_owed_report(request.id)
+
+    async def _take_over_abandoned(self, cutoff: datetime) -> None:
+        """Requests "sending" whose process stopped (nobody renews their lease) are finished
+        here: a paced page killed mid-way still reaches the people it had not reached yet."""
+        services = self._services
+        for request in await services.db(
+            services.store.requests_in_state, "sending", updated_before=cutoff
+        ):
+            await self._delivery.resume(request.id)
 
     async def _report_stale_sends(self, cutoff: datetime) -> None:
         """A send "sending" since before ``cutoff`` was cut off by a crash: 2Chat may or may
         not have it, so it becomes "unknown" with a Retry button, never re-sent by itself."""
         services, store = self._services, self._services.store
         for send in await services.db(store.stale_sends, cutoff):
-            if await services.db(store.mark_unknown, send.id, UNKNOWN_AFTER_CRASH):
+            if await services.db(
+                store.mark_unknown, send.id, UNKNOWN_AFTER_CRASH, claimed_before=cutoff
+            ):
                 request = await services.db(store.get_request, send.request_id)
                 if request is not None:
                     context = services.describe(request)

@@ -2,18 +2,18 @@
 
 Every failure becomes a ``TwoChatError`` whose message is safe to show in Slack and whose
 ``temporary`` flag says whether retrying is safe and may help. A send that may have reached
-2Chat (read timeout, lost connection, 5xx) is never marked temporary: retrying it could
-text someone twice. The API key never appears in an error message, a repr or a log line.
+2Chat (read timeout, lost connection, 5xx, a 2xx without a readable message id) is never
+marked temporary, since retrying it could text someone twice: it is ``outcome_unknown``.
+The API key never appears in an error message, a repr or a log line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -21,6 +21,9 @@ from urllib.parse import quote
 import httpx
 
 from bot.errors import TwoChatError
+from bot.sms.read_models import Conversation, SmsMessage, e164, epoch_seconds, items_of
+
+__all__ = ["Conversation", "SmsMessage", "TwoChatClient", "TwoChatError", "e164", "epoch_seconds"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +111,17 @@ def _has_error_flag(body: Any) -> bool:
     )
 
 
+def _may_have_sent(status: int, temporary: bool) -> bool:
+    """Whether a send answered ``status`` may have been queued all the same: a 2xx we could
+    not read, or a server error that is not a documented "try again" (those did nothing)."""
+    return 200 <= status < 300 or (500 <= status < 600 and not temporary)
+
+
+def _maybe(unknown: bool) -> str:
+    """The warning an uncertain send's message ends with."""
+    return "; the message may or may not have been sent" if unknown else ""
+
+
 class _MaskNumbersInUrls(logging.Filter):
     """httpx logs every request URL at INFO; the messages endpoint's URL holds a phone
     number, and numbers in logs are masked (README), so mask it there too."""
@@ -120,123 +134,6 @@ class _MaskNumbersInUrls(logging.Filter):
 
 
 _HTTPX_FILTER = _MaskNumbersInUrls()
-
-
-def epoch_seconds(value: Any) -> int | None:
-    """A 2Chat timestamp as whole epoch seconds: seconds or milliseconds, as a number or
-    digits, or ISO-8601 text; None when it is none of these."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
-            value = float(text)
-        else:
-            try:
-                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                return None
-            if parsed.tzinfo is None:
-                return None
-            return int(parsed.timestamp())
-    if isinstance(value, int | float) and value > 0:
-        return int(value / 1000) if value > 10**12 else int(value)
-    return None
-
-
-def e164(number: str) -> str:
-    """A number as 2Chat wrote it, as E.164 for comparisons (spaces dropped, "+" added)."""
-    digits = "".join(char for char in number if char.isdigit())
-    return f"+{digits}" if digits else number.strip()
-
-
-def _text(value: Any) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _direction(value: Any, uuid: str | None = None) -> str | None:
-    """ "inbound" / "outbound", from the field or else the uuid's SMI/SMO prefix."""
-    text = (_text(value) or "").lower()
-    if text in ("inbound", "incoming", "in", "received"):
-        return "inbound"
-    if text in ("outbound", "outgoing", "out", "sent"):
-        return "outbound"
-    if uuid and uuid.upper().startswith("SMI"):
-        return "inbound"
-    if uuid and uuid.upper().startswith("SMO"):
-        return "outbound"
-    return None
-
-
-@dataclass(frozen=True)
-class Conversation:
-    """One entry of a channel's conversation list, read defensively.
-
-    ``marker`` captures the last message's state, so a poller can tell a conversation that
-    moved from one that did not without reading its messages.
-    """
-
-    contact: str
-    last_direction: str | None
-    last_ts: int | None
-    marker: str
-    name: str | None = None
-
-    @classmethod
-    def parse(cls, raw: dict[str, Any]) -> Conversation | None:
-        contact = _text(raw.get("contact")) or _text(raw.get("contact_number"))
-        contact = contact or _text(raw.get("phone_number"))
-        if contact is None:
-            return None
-        last_ts = epoch_seconds(raw.get("last_message_ts"))
-        last_uuid = _text(raw.get("last_message_uuid")) or ""
-        direction = _direction(raw.get("last_message_direction"), last_uuid)
-        name = _text(raw.get("contact_name")) or _text(raw.get("name"))
-        marker = f"{last_ts or ''}|{direction or ''}|{last_uuid}"
-        return cls(contact, direction, last_ts, marker, name)
-
-
-@dataclass(frozen=True)
-class SmsMessage:
-    """One SMS of a conversation, read defensively."""
-
-    uuid: str
-    source: str | None
-    destination: str | None
-    text: str
-    direction: str | None
-    timestamp: int | None
-
-    @classmethod
-    def parse(cls, raw: dict[str, Any]) -> SmsMessage | None:
-        uuid = _text(raw.get("uuid")) or _text(raw.get("message_uuid")) or _text(raw.get("id"))
-        if uuid is None:
-            return None
-        text = next((v for v in (raw.get("text"), raw.get("body")) if isinstance(v, str)), "")
-        timestamp = epoch_seconds(raw.get("timestamp"))
-        if timestamp is None:
-            timestamp = epoch_seconds(raw.get("created_at"))
-        return cls(
-            uuid=uuid,
-            source=_text(raw.get("source")) or _text(raw.get("from_number")),
-            destination=_text(raw.get("destination")) or _text(raw.get("to_number")),
-            text=text,
-            direction=_direction(raw.get("direction"), uuid),
-            timestamp=timestamp,
-        )
-
-
-def _items(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    """``body[key]`` or ``body["data"][key]`` (or a list ``data``): the dicts in it."""
-    items: Any = body.get(key)
-    data = body.get("data")
-    if items is None and isinstance(data, dict):
-        items = data.get(key)
-    if items is None and isinstance(data, list):
-        items = data
-    if not isinstance(items, list):
-        return []
-    return [item for item in items if isinstance(item, dict)]
 
 
 class TwoChatClient:
@@ -258,6 +155,10 @@ class TwoChatClient:
         self._on_status = on_status
         self._base_url = base_url.rstrip("/")
         self._read_timeout = read_timeout
+        # httpx bounds each read, not the answer: a 2Chat dripping bytes slower than the
+        # read timeout would hold a send "sending" for ever. This bounds the whole call, so
+        # a send is finished before the sweeper could take it for one a crash cut off.
+        self._call_limit = connect_timeout + read_timeout
         logging.getLogger("httpx").addFilter(_HTTPX_FILTER)  # once: filters are a set
         self._http = httpx.AsyncClient(
             base_url=self._base_url + "/",
@@ -306,7 +207,10 @@ class TwoChatClient:
             value = body.get(key)
             if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
                 return str(value)
-        raise TwoChatError("2Chat accepted the request but returned no message id", temporary=False)
+        # 2Chat answered yes but did not say to what: it may well have queued the SMS.
+        raise TwoChatError(
+            "2Chat accepted the request but returned no message id", outcome_unknown=True
+        )
 
     async def account_info(self) -> dict[str, Any]:
         """GET /open/info: the account, including its rate limits."""
@@ -344,7 +248,7 @@ class TwoChatClient:
         """A channel's SMS conversations, newest first (one credit per call)."""
         path = CONVERSATIONS_PATH.format(channel=quote(channel_uuid, safe=""))
         body = await self._call("GET", path)
-        parsed = (Conversation.parse(item) for item in _items(body, "conversations"))
+        parsed = (Conversation.parse(item) for item in items_of(body, "conversations"))
         return [conversation for conversation in parsed if conversation is not None]
 
     async def messages(
@@ -357,7 +261,7 @@ class TwoChatClient:
         params = {"before_ts": before_ts} if before_ts is not None else None
         log_path = MESSAGES_PATH.format(channel=channel_uuid, contact=_tail(contact))
         body = await self._call("GET", path, params=params, log_path=log_path)
-        parsed = (SmsMessage.parse(item) for item in _items(body, "messages"))
+        parsed = (SmsMessage.parse(item) for item in items_of(body, "messages"))
         found = [message for message in parsed if message is not None]
         return sorted(found, key=lambda message: message.timestamp or 0)
 
@@ -391,21 +295,7 @@ class TwoChatClient:
         ``log_path`` stands for ``path`` in logs when the path holds a phone number."""
         started = time.monotonic()
         shown = log_path or path
-        try:
-            response = await self._http.request(method, path.lstrip("/"), json=json, params=params)
-        except httpx.TransportError as exc:
-            elapsed = (time.monotonic() - started) * 1000
-            error = self._transport_error(exc, sending)
-            logger.warning(
-                "2Chat %s %s%s failed after %.0f ms: %s (temporary=%s)",
-                method,
-                shown,
-                log_context,
-                elapsed,
-                type(exc).__name__,
-                error.temporary,
-            )
-            raise error from exc
+        response = await self._send(method, path, json, params, sending, shown + log_context)
         elapsed = (time.monotonic() - started) * 1000
         status = response.status_code
         if self._on_status is not None:
@@ -417,9 +307,9 @@ class TwoChatClient:
         try:
             body: Any = response.json()
         except ValueError:
-            raise self._non_json_error(status, response.text[:4000]) from None
+            raise self._non_json_error(status, response.text[:4000], sending) from None
         if not 200 <= status < 300:
-            raise self._status_error(status, body)
+            raise self._status_error(status, body, sending)
         if _has_error_flag(body):
             detail = _error_text(body)
             message = f"2Chat refused the request (HTTP {status})"
@@ -428,23 +318,65 @@ class TwoChatClient:
             raise TwoChatError(self._safe(message), status=status, temporary=False)
         if not isinstance(body, dict):
             raise TwoChatError(
-                f"2Chat answered HTTP {status} with an unexpected JSON body",
+                f"2Chat answered HTTP {status} with an unexpected JSON body{_maybe(sending)}",
                 status=status,
-                temporary=False,
+                outcome_unknown=sending,
             )
         return body
 
-    def _status_error(self, status: int, body: Any) -> TwoChatError:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        json: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+        sending: bool,
+        shown: str,
+    ) -> httpx.Response:
+        """Make the request within the whole-call limit; a transport failure or the limit
+        becomes a ``TwoChatError`` saying whether the message may have been sent."""
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self._call_limit):
+                return await self._http.request(method, path.lstrip("/"), json=json, params=params)
+        except TimeoutError as exc:
+            logger.warning("2Chat %s %s: no full answer in time", method, shown)
+            raise TwoChatError(
+                f"2Chat did not finish answering within {self._call_limit:g} s{_maybe(sending)}",
+                temporary=not sending,
+                outcome_unknown=sending,
+            ) from exc
+        except httpx.TransportError as exc:
+            elapsed = (time.monotonic() - started) * 1000
+            error = self._transport_error(exc, sending)
+            logger.warning(
+                "2Chat %s %s failed after %.0f ms: %s (temporary=%s)",
+                method,
+                shown,
+                elapsed,
+                type(exc).__name__,
+                error.temporary,
+            )
+            raise error from exc
+
+    def _status_error(self, status: int, body: Any, sending: bool) -> TwoChatError:
         meaning, temporary = _meaning(status)
+        unknown = sending and _may_have_sent(status, temporary)
         message = f"{meaning} (HTTP {status})" if meaning else f"2Chat answered HTTP {status}"
         detail = _error_text(body)
         if detail:
             message = f"{message}: {detail}"
-        return TwoChatError(self._safe(message), status=status, temporary=temporary)
+        return TwoChatError(
+            self._safe(message + _maybe(unknown)),
+            status=status,
+            temporary=temporary,
+            outcome_unknown=unknown,
+        )
 
-    def _non_json_error(self, status: int, text: str) -> TwoChatError:
+    def _non_json_error(self, status: int, text: str, sending: bool) -> TwoChatError:
         """HTML error pages and the like: say so, with a short excerpt and never headers."""
         meaning, temporary = _meaning(status) if not 200 <= status < 300 else (None, False)
+        unknown = sending and _may_have_sent(status, temporary)
         if meaning:
             message = f"{meaning} (HTTP {status} with a non-JSON body)"
         else:
@@ -452,7 +384,12 @@ class TwoChatClient:
         excerpt = _excerpt(text)
         if excerpt:
             message = f"{message}: {excerpt}"
-        return TwoChatError(self._safe(message), status=status, temporary=temporary)
+        return TwoChatError(
+            self._safe(message + _maybe(unknown)),
+            status=status,
+            temporary=temporary,
+            outcome_unknown=unknown,
+        )
 
     def _transport_error(self, exc: httpx.TransportError, sending: bool) -> TwoChatError:
         """Temporary only when the request surely never left (or when it was a read)."""

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from bot.store.leases import LeaseQueries
 from bot.store.replies import ReplyQueries
+from bot.store.reports import ReportQueries
 from bot.store.requests import RequestQueries
 from bot.store.sends import SendQueries
 
 
-class Store(RequestQueries, SendQueries, ReplyQueries, LeaseQueries):
+class Store(RequestQueries, SendQueries, ReplyQueries, ReportQueries, LeaseQueries):
     """Every query of the bridge; subclasses supply connections, types and locks."""

@@ -53,6 +53,11 @@ class SendQueries(StoreCore):
             ("sending",),
         )
 
+    def keep_claim(self, send_id: int) -> bool:
+        """Renew a sending claim while its 2Chat call is still running (a heartbeat): a
+        sweeper takes only claims nobody renewed, so never a call a live process runs."""
+        return self._update_send("claimed_at = ?", (self._now(),), send_id, ("sending",))
+
     def finish_send(
         self,
         send_id: int,
@@ -61,7 +66,10 @@ class SendQueries(StoreCore):
         error: str | None = None,
         unknown: bool = False,
     ) -> bool:
-        """sending -> sent (with 2Chat's message_id), failed (error) or unknown (unknown=True)."""
+        """sending -> sent (with 2Chat's message_id), failed (error) or unknown (unknown=True).
+
+        A success also replaces "unknown": a sweeper may have given up on a call that was
+        still running, and 2Chat's message id is better news than a guess."""
         if message_id is not None and (error is not None or unknown):
             raise ValueError("a send with a message_id has neither an error nor an unknown outcome")
         if unknown:
@@ -74,7 +82,7 @@ class SendQueries(StoreCore):
             "state = ?, message_id = ?, error = ?, updated_at = ?",
             (state, message_id, error, self._now()),
             send_id,
-            ("sending",),
+            ("sending", "unknown") if state == "sent" else ("sending",),
         )
 
     def retry_send(self, send_id: int) -> bool:
@@ -86,14 +94,21 @@ class SendQueries(StoreCore):
             ("unknown", "failed"),
         )
 
-    def mark_unknown(self, send_id: int, reason: str) -> bool:
-        """sending -> unknown for a send abandoned by a crash; only one sweeper wins."""
-        return self._update_send(
-            "state = 'unknown', error = ?, updated_at = ?",
-            (reason, self._now()),
-            send_id,
-            ("sending",),
-        )
+    def mark_unknown(
+        self, send_id: int, reason: str, *, claimed_before: datetime | None = None
+    ) -> bool:
+        """sending -> unknown for a send abandoned by a crash; only one sweeper wins. With
+        ``claimed_before``, not if its claim was renewed since (its process is alive)."""
+        assignments, params = "state = 'unknown', error = ?, updated_at = ?", (reason, self._now())
+        if claimed_before is None:
+            return self._update_send(assignments, params, send_id, ("sending",))
+        with self._transaction(write=True) as tx:
+            changed = tx.run(
+                f"UPDATE sends SET {assignments} "
+                "WHERE id = ? AND state = 'sending' AND claimed_at < ?",
+                (*params, send_id, utc(claimed_before)),
+            )
+        return changed == 1
 
     def stale_sends(self, claimed_before: datetime) -> list[SendRecord]:
         """Sends still ``sending`` since before ``claimed_before``: their process likely died."""

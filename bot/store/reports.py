@@ -1,0 +1,54 @@
+"""What a request's thread shows: its live progress reply and whether its outcome is still
+owed, so that any process (a resumer, the sweeper) can finish what another started."""
+
+from __future__ import annotations
+
+from bot.store.core import StoreCore
+from bot.store.records import StoredRequest
+
+
+class ReportQueries(StoreCore):
+    """One ``request_reports`` row per request that has a live reply or an owed outcome."""
+
+    def set_progress_message(self, request_id: str, ts: str) -> None:
+        """Remember the live reply, so whoever finishes the request edits that one."""
+        self._upsert(request_id, "progress_ts", ts)
+
+    def progress_message(self, request_id: str) -> str | None:
+        """The live reply's ts, if one was posted."""
+        with self._transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT progress_ts FROM request_reports WHERE request_id = ?", (request_id,)
+            )
+        return None if row is None or row[0] is None else str(row[0])
+
+    def set_report_pending(self, request_id: str, pending: bool) -> None:
+        """Mark the outcome as owed to the thread (Slack refused it) or as delivered."""
+        self._upsert(request_id, "report_pending", 1 if pending else 0)
+
+    def report_owed(self, request_id: str) -> bool:
+        """Whether the request's outcome has still not reached its thread."""
+        with self._transaction(write=False) as tx:
+            row = tx.one(
+                "SELECT report_pending FROM request_reports WHERE request_id = ?", (request_id,)
+            )
+        return row is not None and bool(row[0])
+
+    def pending_reports(self) -> list[StoredRequest]:
+        """Requests whose outcome has not reached their thread yet, oldest first."""
+        with self._transaction(write=False) as tx:
+            return self._request_where(
+                tx,
+                "r.id IN (SELECT request_id FROM request_reports WHERE report_pending = 1)",
+                (),
+            )
+
+    def _upsert(self, request_id: str, column: str, value: str | int) -> None:
+        """Set one column of the request's row, creating the row if it has none."""
+        with self._transaction(write=True) as tx:
+            tx.run(
+                f"INSERT INTO request_reports (request_id, {column}, updated_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET "
+                f"{column} = excluded.{column}, updated_at = excluded.updated_at",
+                (request_id, value, self._now()),
+            )
