@@ -107,7 +107,11 @@ class AppProcess:
     def event(self, event: dict[str, Any], event_id: str, retry: int = 0) -> httpx.Response:
         """Deliver an Events API callback; ``retry`` > 0 marks it as Slack's redelivery."""
         body = event_body(event, event_id)
-        headers = {**signed_headers(body), "Content-Type": "application/json"}
+        # Slack signs each delivery afresh: a redelivery carries a later timestamp.
+        headers = {
+            **signed_headers(body, timestamp=int(time.time()) + retry),
+            "Content-Type": "application/json",
+        }
         if retry:
             headers["X-Slack-Retry-Num"] = str(retry)
             headers["X-Slack-Retry-Reason"] = "http_timeout"

@@ -50,6 +50,8 @@ class ReplayGuard:
         """True when this verified request was already seen; unverified ones are Bolt's."""
         timestamp = headers.get("X-Slack-Request-Timestamp", "")
         signature = headers.get("X-Slack-Signature", "")
+        if not timestamp.isdigit() or not signature:
+            return False  # unsigned or malformed: Bolt answers it with 401
         if not self.verifier.is_valid(raw, timestamp, signature):
             return False
         return not await self.claim(f"slack-signature:{timestamp}:{signature}", REPLAY_WINDOW)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import secrets
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -10,6 +12,7 @@ from urllib.parse import urlencode
 from slack_sdk.signature import SignatureVerifier
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
+_TRIGGERS = itertools.count(13345224609)
 
 
 def signed_headers(
@@ -39,13 +42,20 @@ def slash_command_body(
         "text": text,
         "api_app_id": "A0APP",
         "response_url": response_url,
-        "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        "trigger_id": new_trigger_id(),
         **extra,
     }
     return urlencode(fields)
 
 
+def new_trigger_id() -> str:
+    """Slack gives every command and interaction its own trigger_id, so no two deliveries
+    have the same body (only a replay does)."""
+    return f"{next(_TRIGGERS)}.738474920.{secrets.token_hex(16)}"
+
+
 def interaction_body(payload: dict[str, Any]) -> str:
+    payload = {"trigger_id": new_trigger_id(), **payload}
     return urlencode({"payload": json.dumps(payload)})
 
 

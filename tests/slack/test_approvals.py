@@ -31,7 +31,6 @@ def click(app: AppProcess, user: str, action_id: str, value: str, channel: str =
         "api_app_id": "A0APP",
         "channel": {"id": channel},
         "container": {"type": "message", "channel_id": channel},
-        "trigger_id": "1.2.trigger",
         "actions": [
             {"action_id": action_id, "block_id": "approval", "value": value, "type": "button"}
         ],

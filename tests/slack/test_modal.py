@@ -30,7 +30,7 @@ from bot.slack.payloads import View
 from bot.slack.reporter import Origin
 from tests.appproc import AppProcess
 from tests.conftest import SHIPPED_CONFIG, StartApp
-from tests.fakes.signing import interaction_body
+from tests.fakes.signing import interaction_body, slash_command_body
 from tests.fakes.slack_server import Call, SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
@@ -92,7 +92,6 @@ def envelope(kind: str, user: str, view: dict[str, Any], **extra: Any) -> str:
         "user": {"id": user, "username": user.lower(), "team_id": "T0TEAM"},
         "api_app_id": "A0APP",
         "token": "legacy-unused",
-        "trigger_id": "1.2.3",
         "view": view,
         "is_enterprise_install": False,
         **extra,
@@ -313,10 +312,13 @@ async def test_unexpected_error_still_answers_the_modal() -> None:
 def test_sms_with_recipient_opens_prefilled_modal_for_restricted_user(
     app: AppProcess, slack: SlackStandIn
 ) -> None:
-    response = app.command("carol", "U0DEV1", CHANNEL, slack.response_url())
+    body = slash_command_body(
+        "carol", "U0DEV1", CHANNEL, slack.response_url(), trigger_id="42.1.opens-this-modal"
+    )
+    response = app.post_signed(body)
     assert response.status_code == 200 and not response.content
     [call] = wait_calls(slack, "views.open")
-    assert call.args["trigger_id"] == "13345224609.738474920.8088930838d88f008e0"
+    assert call.args["trigger_id"] == "42.1.opens-this-modal"
     view = view_arg(call)
     assert [o["value"] for o in block(view, "from")["element"]["options"]] == ["main"]
     assert block(view, "to")["element"]["initial_value"] == "carol"

@@ -141,7 +141,6 @@ def shortcut_payload(message: dict[str, Any], user: str = "U0DEV1") -> dict[str,
     return {
         "type": "message_action",
         "callback_id": "page_oncall",
-        "trigger_id": "1.2.trigger",
         "action_ts": "1800000001.000001",
         "team": {"id": "T0TEAM", "domain": "test"},
         "user": {"id": user, "username": user.lower(), "team_id": "T0TEAM"},

@@ -138,7 +138,6 @@ def click(app: AppProcess, user: str, action_id: str, value: str, *, home: bool)
         "user": {"id": user},
         "team": {"id": "T0TEAM"},
         "api_app_id": "A0APP",
-        "trigger_id": "1.2.trigger",
         "actions": [{"action_id": action_id, "block_id": "b", "value": value, "type": "button"}],
     }
     if home:
