@@ -6,12 +6,15 @@ global and tests can build the same graph against stand-ins.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -20,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.model import Policy
 from bot.health import Readiness
+from bot.metrics import Metrics
 from bot.sending.workflow import Workflow
 from bot.settings import Settings
 from bot.slack.bolt_app import build_app
@@ -59,15 +63,38 @@ class Components:
     workflow: Workflow
     replies: ReplyRelay
     readiness: Readiness
+    metrics: Metrics
     app: AsyncApp
 
 
-def slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
+class ObservedWebClient(AsyncWebClient):
+    """slack-sdk's client, telling ``on_error`` of every failed call (method, Slack's error)
+    so metrics count them and readiness re-checks the token after an auth error."""
+
+    def __init__(self, on_error: Callable[[str, str], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_error = on_error
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> Any:
+        try:
+            return await super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            self._on_error(api_method, str(exc.response.get("error") or "unknown"))
+            raise
+        except SlackClientError as exc:
+            self._on_error(api_method, type(exc).__name__)
+            raise
+
+
+def slack_client(
+    settings: Settings, session: aiohttp.ClientSession, on_error: Callable[[str, str], None]
+) -> AsyncWebClient:
     """Web API client honouring SLACK_API_URL, retrying Slack rate limits as slack-sdk does.
 
     One shared session: without it slack-sdk opens a new connection for every call, which
     the benchmark showed to be the second-largest CPU cost per send."""
-    return AsyncWebClient(
+    return ObservedWebClient(
+        on_error,
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
         timeout=10,
@@ -84,16 +111,26 @@ def build(settings: Settings, policy: Policy) -> Components:
     store = open_store(settings.database_url)  # first: it is what most often fails to open
     holder = PolicyHolder(policy)
     runner = TaskRunner()
+    metrics = Metrics()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-    client = slack_client(settings, session)
-    readiness = Readiness(store, client)
+
+    def slack_error(method: str, error: str) -> None:
+        metrics.observe_slack_error(method, error)
+        readiness.record_slack_error(error)
+
+    def twochat_answer(path: str, status: int, seconds: float) -> None:
+        metrics.observe_twochat(path, status, seconds)
+        readiness.record_twochat_status(status)
+
+    client = slack_client(settings, session, slack_error)
+    readiness = Readiness(store, client)  # the two callbacks above find it when called
     client_class = DryRunTwoChatClient if settings.twochat_dry_run else TwoChatClient
     twochat = client_class(
         settings.twochat_api_key,
         settings.twochat_api_url,
         connect_timeout=settings.twochat_connect_timeout,
         read_timeout=settings.twochat_read_timeout,
-        on_status=readiness.record_twochat_status,
+        on_status=twochat_answer,
     )
     api_host = urlsplit(settings.slack_api_url).hostname or ""
     reporter = SlackReporter(client, SLACK_RESPONSE_HOSTS | {api_host})
@@ -102,6 +139,7 @@ def build(settings: Settings, policy: Policy) -> Components:
         seconds=settings.twochat_connect_timeout + settings.twochat_read_timeout + 2
     )
     workflow = Workflow(store, holder.current, twochat, reporter, runner, stale_after=stale_after)
+    workflow.outcome_listeners.append(metrics.observe_sms)
     bridge = Bridge(
         policy_source=holder.current, workflow=workflow, reporter=reporter, runner=runner
     )
@@ -115,7 +153,8 @@ def build(settings: Settings, policy: Policy) -> Components:
         client=client,
         store=store,
         workflow=workflow,
-        replies=ReplyRelay(workflow, twochat),
+        replies=ReplyRelay(workflow, twochat, workflow.pacer),
         readiness=readiness,
+        metrics=metrics,
         app=app,
     )

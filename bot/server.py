@@ -13,6 +13,7 @@ from bot.app import Components, build
 from bot.config import load_policy
 from bot.core.model import Policy
 from bot.errors import BridgeError, ConfigError, SettingsError, StoreError
+from bot.metrics import CONTENT_TYPE
 from bot.settings import Settings
 from bot.slack import socket_mode
 from bot.slack.http import ReplayGuard, dispatch
@@ -21,6 +22,8 @@ from bot.store.core import answer_within
 logger = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
+# How long a scrape may wait for the database.
+METRICS_DB_SECONDS = 2.0
 # How long the replay check may wait for the database, out of Slack's 3 s.
 REPLAY_CHECK_SECONDS = 1.0
 
@@ -52,6 +55,7 @@ class Service:
         web_app = web.Application(client_max_size=256 * 1024)
         web_app.router.add_get("/healthz", self.healthz)
         web_app.router.add_get("/readyz", self.readyz)
+        web_app.router.add_get("/metrics", self.metrics)
         if not self.settings.socket_mode:
             web_app.router.add_post(SLACK_EVENTS_PATH, self.slack_events)
         return web_app
@@ -71,6 +75,21 @@ class Service:
         if problems:
             return web.json_response({"ok": False, "problems": problems}, status=503)
         return web.json_response({"ok": True})
+
+    async def metrics(self, _: web.Request) -> web.Response:
+        """Prometheus exposition; state kept in the database is read now, within 2 s."""
+        parts, metrics = self.parts, self.parts.metrics
+        metrics.pacer_waiting.set(parts.workflow.pacer.sends_waiting)
+        try:
+            with answer_within(METRICS_DB_SECONDS):
+                pending = await parts.workflow.db(parts.store.requests_in_state, "pending_approval")
+                sending = await parts.workflow.db(parts.store.requests_in_state, "sending")
+        except StoreError as exc:
+            logger.warning("metrics without database state: %s", exc)
+        else:
+            metrics.approvals_pending.set(len(pending))
+            metrics.requests_sending.set(len(sending))
+        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     async def slack_events(self, request: web.Request) -> web.Response:
         return await dispatch(self.parts.app, request, self.replays)

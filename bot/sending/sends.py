@@ -229,6 +229,7 @@ class Delivery:
         if isinstance(result, str):
             logger.info("send %d to %s queued as %s", send.id, mask(send.number), result)
             await db(store.finish_send, send.id, message_id=result)
+            self._services.outcome_seen("sent")
         elif isinstance(result, TwoChatError):
             logger.warning("send %d to %s failed: %s", send.id, mask(send.number), result)
             await db(
@@ -237,8 +238,11 @@ class Delivery:
                 error=result.user_message,
                 unknown=result.outcome_unknown,
             )
+            reason = f"http_{result.status}" if result.status else "no_answer"
+            self._services.outcome_seen("unknown" if result.outcome_unknown else "failed", reason)
         else:  # a bug: we cannot know whether 2Chat got it
             await db(store.finish_send, send.id, error=describe_error(result), unknown=True)
+            self._services.outcome_seen("unknown", "internal_error")
 
     def recheck(self, request: StoredRequest) -> str | None:
         """Authorize again at send time against the current policy; None means go."""

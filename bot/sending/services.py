@@ -26,6 +26,13 @@ class Services:
         self.store = store
         self._policy = policy_source
         self.reporter = reporter
+        # Who hears each send's end as (result, reason), e.g. the metrics; lasts the process.
+        self.outcome_listeners: list[Callable[[str, str], None]] = []
+
+    def outcome_seen(self, result: str, reason: str = "") -> None:
+        """Tell the listeners how one send ended: "sent", "failed" or "unknown"."""
+        for listener in self.outcome_listeners:
+            listener(result, reason)
 
     @property
     def policy(self) -> Policy:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from bot.core.model import POLL_SHARE
 from bot.errors import TwoChatError
 
 logger = logging.getLogger(__name__)
@@ -49,9 +50,13 @@ class RatePacer:
     * a log of the last minute's starts enforces the hard cap: a bucket alone would allow
       ``burst + per_minute`` starts in a window, which is exactly the 429 we want to avoid.
 
-    Waiters are served first come, first served. ``per_minute=None`` means unlimited: acquire
-    never waits and starts are not recorded. ``clock`` and ``sleep`` are injectable so tests can
-    drive time.
+    Sends (``acquire``) are served first come, first served. Reply polling shares the same
+    2Chat account, so it shares the budget, but yields (``acquire_spare``): a poll starts only
+    while no send waits and while the last minute holds fewer than ``spare_share`` of the cap,
+    so a page that comes right after a busy poll still finds the rest of the minute free.
+
+    ``per_minute=None`` means unlimited: acquire never waits and starts are not recorded.
+    ``clock`` and ``sleep`` are injectable so tests can drive time.
     """
 
     def __init__(
@@ -59,12 +64,16 @@ class RatePacer:
         per_minute: int | None,
         *,
         burst: int = DEFAULT_BURST,
+        spare_share: float = POLL_SHARE,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if burst < 1:
             raise ValueError(f"burst must be at least 1, not {burst}")
+        if not 0 < spare_share <= 1:
+            raise ValueError(f"spare_share must be in (0, 1], not {spare_share}")
         _check_rate(per_minute)
+        self._spare_share = spare_share
         self._burst = burst
         self._clock = clock
         self._sleep = sleep
@@ -74,9 +83,17 @@ class RatePacer:
         self._starts: deque[float] = deque()
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
+        self._sends_waiting = 0
+        self._no_send_waiting = asyncio.Event()
+        self._no_send_waiting.set()
 
     def __repr__(self) -> str:
         return f"RatePacer(per_minute={self._per_minute!r}, burst={self._burst})"
+
+    @property
+    def sends_waiting(self) -> int:
+        """How many sends wait for a start right now (a metric)."""
+        return self._sends_waiting
 
     @property
     def per_minute(self) -> int | None:
@@ -102,23 +119,60 @@ class RatePacer:
             self._tokens = float(min(self._burst, per_minute))
         self._per_minute = per_minute
         self._tokens = min(self._tokens, float(self._capacity))
+        self._wake()
+
+    def spare_per_minute(self) -> int | None:
+        """The most starts in a minute at which ``acquire_spare`` still grants one more."""
+        if self._per_minute is None:
+            return None
+        return max(1, int(self._per_minute * self._spare_share))
+
+    def _wake(self) -> None:
+        """Make every pausing waiter re-check the rules now."""
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
     async def acquire(self) -> None:
-        """Wait for a slot to start one call; the slot is spent when this returns."""
+        """Wait for a slot to start one call; the slot is spent when this returns. A send
+        waiting here goes before every ``acquire_spare`` waiter."""
         if self._per_minute is None:
             return
-        async with self._lock:
-            while True:
-                now = self._clock()
-                wait = self._wait_needed(now)
-                if wait <= 0:
-                    if self._per_minute is not None:
-                        self._tokens -= 1.0
-                        self._starts.append(now)
-                    return
-                await self._pause(max(wait, _MIN_PAUSE))
+        self._sends_waiting += 1
+        self._no_send_waiting.clear()
+        self._wake()  # a poll pausing with the lock held gives it up
+        try:
+            async with self._lock:
+                while True:
+                    now = self._clock()
+                    wait = self._wait_needed(now, self._per_minute)
+                    if wait <= 0:
+                        self._spend(now)
+                        return
+                    await self._pause(max(wait, _MIN_PAUSE))
+        finally:
+            self._sends_waiting -= 1
+            if not self._sends_waiting:
+                self._no_send_waiting.set()
+
+    async def acquire_spare(self) -> None:
+        """A slot for work that can wait (reply polling): granted only while no send waits
+        and the last minute holds fewer than ``spare_per_minute()`` starts."""
+        while True:
+            await self._no_send_waiting.wait()
+            async with self._lock:
+                while not self._sends_waiting:
+                    now = self._clock()
+                    cap = self.spare_per_minute()
+                    wait = 0.0 if cap is None else self._wait_needed(now, cap)
+                    if wait <= 0:
+                        self._spend(now)
+                        return
+                    await self._pause(max(wait, _MIN_PAUSE))
+
+    def _spend(self, now: float) -> None:
+        if self._per_minute is not None:
+            self._tokens -= 1.0
+            self._starts.append(now)
 
     def _refill(self, now: float) -> None:
         elapsed = max(0.0, now - self._refilled_at)
@@ -128,20 +182,21 @@ class RatePacer:
                 float(self._capacity), self._tokens + elapsed * self._per_minute / WINDOW_SECONDS
             )
 
-    def _wait_needed(self, now: float) -> float:
-        """Seconds until both rules allow a start at ``now`` (0 when one may start now)."""
+    def _wait_needed(self, now: float, cap: int | None) -> float:
+        """Seconds until both rules allow a start at ``now`` with at most ``cap`` starts in
+        the window (0 when one may start now)."""
         self._refill(now)
         per_minute = self._per_minute
-        if per_minute is None:
+        if per_minute is None or cap is None:
             return 0.0
         starts = self._starts
         while starts and now - starts[0] >= WINDOW_SECONDS:
             starts.popleft()
         window_wait = 0.0
-        if len(starts) >= per_minute:
-            # The start `per_minute` back must leave the window before another may begin.
+        if len(starts) >= cap:
+            # The start `cap` back must leave the window before another may begin.
             # Compare the difference, as the pruning does: `start + 60` may round below it.
-            age = now - starts[-per_minute]
+            age = now - starts[-cap]
             if age < WINDOW_SECONDS:
                 window_wait = WINDOW_SECONDS - age
         bucket_wait = 0.0

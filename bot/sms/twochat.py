@@ -147,10 +147,10 @@ class TwoChatClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 15.0,
         max_connections: int = 50,
-        on_status: Callable[[int], None] | None = None,
+        on_status: Callable[[str, int, float], None] | None = None,
     ) -> None:
-        """``on_status`` hears the HTTP status of every answer (readiness learns from it
-        whether the key or the credits ran out, without probes that cost credits)."""
+        """``on_status(path, status, seconds)`` hears every answer: readiness learns from it
+        whether the key or the credits ran out (no probe spends a credit), metrics count it."""
         self._api_key = api_key
         self._on_status = on_status
         self._base_url = base_url.rstrip("/")
@@ -299,7 +299,7 @@ class TwoChatClient:
         elapsed = (time.monotonic() - started) * 1000
         status = response.status_code
         if self._on_status is not None:
-            self._on_status(status)
+            self._on_status(path, status, elapsed / 1000)
         level = logging.INFO if sending or status >= 300 else logging.DEBUG
         logger.log(
             level, "2Chat %s %s%s: HTTP %d in %.0f ms", method, shown, log_context, status, elapsed
