@@ -154,6 +154,8 @@ class App:
     twochat: TwoChatStandIn
     database_url: str | None = None
     requests_per_minute: int | None = None
+    # What to run instead of ``python -m bot`` (the floor relay, bench/floor.py).
+    program: Path | None = None
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -191,8 +193,9 @@ class App:
     def start(self, timeout: float = 20) -> App:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = (self.workdir / "app.log").open("wb")
+        command = ["-m", "bot"] if self.program is None else [str(self.program)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot"],
+            [sys.executable, *command],
             cwd=self.workdir,
             env=self.env(),
             stdout=log,

@@ -21,8 +21,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +32,6 @@ import aiohttp
 import psycopg
 
 from bench.harness import (
-    APP_ROOT,
     GROUP,
     GROUP_NUMBERS,
     ROOT,
@@ -49,7 +46,10 @@ from bench.harness import (
     process_cpu_self,
     wait_for,
 )
+from bench.profiling import py_spy, start_py_spy, stop_py_spy, summarise_profile
 from bot.sms.fanout import DEFAULT_BURST
+
+FLOOR = ROOT / "bench" / "floor.py"
 
 PROFILE_SVG = ROOT / "bench" / "profile.svg"
 PROFILE_TXT = ROOT / "bench" / "profile.txt"
@@ -174,6 +174,17 @@ class Throughput:
     load_cpu_share: float
     ack_p50: float
     ack_p99: float
+    completions: list[float]  # when each send's thread reply was posted (time.monotonic)
+
+    def quarter_rates(self) -> tuple[float, float]:
+        """Sends per second over the first and the last quarter of the completions: a
+        cost that grows with history shows as a last quarter slower than the first."""
+        times, quarter = self.completions, len(self.completions) // 4
+        if quarter < 2:
+            return float("nan"), float("nan")
+        first = (quarter - 1) / max(times[quarter - 1] - times[0], 1e-9)
+        last = (quarter - 1) / max(times[-1] - times[-quarter], 1e-9)
+        return first, last
 
 
 async def throughput(
@@ -184,11 +195,12 @@ async def throughput(
     clients: int,
     database_url: str | None = None,
     profile: bool = False,
+    program: Path | None = None,
 ) -> Throughput:
     """``total`` sends from ``clients`` closed-loop requesters with a zero-latency 2Chat;
-    a send counts once its thread reply is posted."""
+    a send counts once its thread reply is posted. ``program`` runs instead of sms-bridge."""
     with TimedSlack() as slack, TimedTwoChat(delay=0.0) as twochat:
-        app = App(work / label, slack, twochat, database_url=database_url)
+        app = App(work / label, slack, twochat, database_url=database_url, program=program)
         with app:
             async with session(clients) as http:
                 client = Requester(http, app.url, slack.response_url("bench"))
@@ -208,7 +220,10 @@ async def throughput(
 
                 started = time.monotonic()
                 await asyncio.gather(*(requester(i) for i in range(clients)))
-                await wait_for(lambda: outcomes(slack) - base - failed_base >= total, timeout=120)
+                await wait_for(
+                    lambda: outcomes(slack) - base - failed_base >= total,
+                    timeout=max(120, total / 20),
+                )
                 last = slack.sent_replies[-1] if len(slack.sent_replies) > base else started
                 await asyncio.sleep(0.2)  # the request's last store write follows the reply
                 cpu = app.cpu_seconds() - cpu_before
@@ -227,6 +242,7 @@ async def throughput(
         load_cpu_share=load_cpu / seconds,
         ack_p50=percentile(client.latencies, 50),
         ack_p99=percentile(client.latencies, 99),
+        completions=slack.sent_replies[base:],
     )
     if client.refused:
         report.notes.append(f"{label}: {len(client.refused)} refused, e.g. {client.refused[0]}")
@@ -286,129 +302,42 @@ async def fan_out(work: Path, report: Report, cap: int | None) -> None:
     )
 
 
-# --------------------------------------------------------------------------- profiling
-
-
-def py_spy() -> str | None:
-    """py-spy from the venv (``pip install py-spy``) or the PATH."""
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return shutil.which("py-spy", path=path)
-
-
-# Three samplers of the same run: where the CPU goes (only threads holding the GIL), as a
-# flame graph and as stacks to summarise, and where the busy threads wait (idle excluded),
-# which also shows time blocked in the database. --nonblocking: no pausing of the app.
-SAMPLERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("flamegraph", "profile.svg", ("--gil",)),
-    ("raw", "cpu.folded", ("--gil",)),
-    ("raw", "busy.folded", ()),
-)
-
-
-def start_py_spy(pid: int, work: Path) -> list[subprocess.Popen[bytes]]:
-    """Start the samplers on the app; outputs go to ``work`` (the SVG is copied later)."""
-    exe = py_spy()
-    if exe is None:
-        return []
-    spies = []
-    for fmt, name, flags in SAMPLERS:
-        command = [exe, "record", "--pid", str(pid), "--rate", "200", "--nonblocking", *flags]
-        spies.append(
-            subprocess.Popen(
-                [*command, "--format", fmt, "-o", str(work / name)],
-                stdout=subprocess.DEVNULL,
-                stderr=(work / f"py-spy-{name}.log").open("wb"),
-            )
-        )
-    time.sleep(1.0)  # attaching takes a moment
-    return spies
-
-
-def stop_py_spy(spies: list[subprocess.Popen[bytes]]) -> None:
-    for spy in spies:
-        spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
-    for spy in spies:
-        try:
-            spy.wait(30)
-        except subprocess.TimeoutExpired:
-            spy.kill()
-            spy.wait()
-
-
-_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
-
-
-def short_file(path: str) -> str:
-    """``…/site-packages/aiohttp/client.py`` -> ``aiohttp/client.py``; bot/ stays bot/."""
-    for marker in ("site-packages/", "/lib/python3.11/", str(APP_ROOT) + "/", str(ROOT) + "/"):
-        if marker in path:
-            return path.split(marker, 1)[1]
-    return path
-
-
-@dataclass
-class Profile:
-    """Sample counts from py-spy's raw (folded) stacks."""
-
-    total: int = 0
-    self_time: Counter[str] = field(default_factory=Counter)
-    by_package: Counter[str] = field(default_factory=Counter)
-    inclusive: Counter[str] = field(default_factory=Counter)  # of bot/ functions only
-
-    @classmethod
-    def read(cls, folded: Path) -> Profile:
-        profile = cls()
-        for line in folded.read_text().splitlines():
-            stack, _, count_text = line.rpartition(" ")
-            if not stack or not count_text.isdigit():
-                continue
-            count = int(count_text)
-            profile.total += count
-            frames = []
-            for raw in stack.split(";"):
-                match = _FRAME.match(raw)
-                frames.append(
-                    f"{match['func']} ({short_file(match['file'])})" if match else raw.strip()
-                )
-            leaf = frames[-1]
-            profile.self_time[leaf] += count
-            module = leaf.rsplit("(", 1)[-1].rstrip(")")
-            profile.by_package[module.split("/")[0].removesuffix(".py")] += count
-            for frame in set(frames):
-                if "(bot/" in frame and "bot/__main__.py" not in frame:
-                    profile.inclusive[frame] += count
-        return profile
-
-    def lines(self, counter: Counter[str], top: int) -> list[str]:
-        return [f"  {n / self.total:6.1%}  {name}" for name, n in counter.most_common(top)]
-
-
-def summarise_profile(work: Path, top: int = 15) -> str:
-    """The CPU view (self time by package and function, inclusive time of bot/ functions)
-    and the busy-thread view (inclusive time of bot/ functions, database waits included)."""
-    cpu, busy = Profile.read(work / "cpu.folded"), Profile.read(work / "busy.folded")
-    if not cpu.total:
-        return "py-spy took no samples"
-    return "\n".join(
-        [
-            f"CPU: {cpu.total} samples of app threads holding the GIL (py-spy --gil)",
-            "",
-            "Self time by package (the leaf frame's module):",
-            *cpu.lines(cpu.by_package, top),
-            "",
-            "Self time by function:",
-            *cpu.lines(cpu.self_time, top),
-            "",
-            "Inclusive time of bot/ functions:",
-            *cpu.lines(cpu.inclusive, top),
-            "",
-            f"Busy threads: {busy.total} samples of non-idle app threads, the database "
-            "threads' waits on SQLite/PostgreSQL included",
-            "",
-            "Inclusive time of bot/ functions:",
-            *busy.lines(busy.inclusive, top),
-        ]
+async def against_floor(
+    work: Path, report: Report, ours: Throughput, total: int, clients: int
+) -> None:
+    """The same SQLite load on bench/floor.py, the least an ack-first relay can do, in
+    the same run: the ratios say what the policy, the store and pacing cost on this machine."""
+    floor = await throughput(work, report, "tput-floor", total, clients, program=FLOOR)
+    report.add(
+        f"floor relay (bench/floor.py): {clients} clients, zero-latency 2Chat",
+        f"{floor.completed / floor.seconds:.0f} sends/s, CPU {floor.cpu_ms_per_send:.2f} ms "
+        f"per send, ack p99 {ms(floor.ack_p99)} ({floor.completed}/{floor.total})",
     )
+    cpu = ours.cpu_ms_per_send / floor.cpu_ms_per_send
+    ack = ours.ack_p99 / floor.ack_p99
+    rate = (ours.completed / ours.seconds) / (floor.completed / floor.seconds)
+    report.add(
+        "sms-bridge (SQLite) / floor",
+        f"CPU per send {cpu:.1f} times, ack p99 {ack:.1f} times, throughput {rate:.2f} times",
+    )
+
+
+async def soak(work: Path, report: Report, total: int, clients: int) -> None:
+    """``total`` sends on one SQLite database: throughput must not fall as history grows
+    (rate-limit checks, the reply poller's queries and the sweeper all read that history)."""
+    res = await throughput(work, report, "soak-sqlite", total, clients)
+    first, last = res.quarter_rates()
+    report.add(
+        f"soak, SQLite: {total} sends, first vs last quarter",
+        f"{first:.0f} → {last:.0f} sends/s ({last / first - 1:+.0%}); "
+        f"{res.completed}/{res.total} in {res.seconds:.0f} s, "
+        f"CPU {res.cpu_ms_per_send:.2f} ms/send",
+        "last ≥ 90% of first",
+        res.completed == res.total and last >= 0.9 * first,
+    )
+
+
+# --------------------------------------------------------------------------- profiling
 
 
 async def profile_run(work: Path, total: int, clients: int, database: str) -> None:
@@ -447,7 +376,7 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {platform.system()}"
 
 
-async def main(quick: bool, profile: bool, profile_db: str, keep: bool) -> int:
+async def main(quick: bool, profile: bool, profile_db: str, keep: bool, soak_sends: int) -> int:
     total = 200 if quick else 1000
     clients = 20
     per_requester = 4 if quick else 8
@@ -480,10 +409,16 @@ async def main(quick: bool, profile: bool, profile_db: str, keep: bool) -> int:
                 res.completed == res.total and res.completed / res.seconds >= 100,
             )
 
+        print(f"   the floor relay, same load ({total} sends)…", flush=True)
+        await against_floor(work, report, results["SQLite"], total, clients)
+
         print("4/5 fan-out to 100, 2Chat 300 ms, no cap…", flush=True)
         await fan_out(work, report, cap=None)
         print("5/5 fan-out to 100, requests_per_minute 600…", flush=True)
         await fan_out(work, report, cap=600)
+        if soak_sends:
+            print(f"   soak, SQLite ({soak_sends} sends)…", flush=True)
+            await soak(work, report, soak_sends, clients)
 
         for name, res in results.items():
             report.add(
@@ -533,8 +468,13 @@ def cli() -> None:
         "--profile-db", choices=["sqlite", "postgres"], default="sqlite", help="for py-spy"
     )
     parser.add_argument("--keep", action="store_true", help="keep the app logs")
+    parser.add_argument(
+        "--soak", type=int, default=20_000, metavar="N", help="soak sends (0: no soak)"
+    )
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.quick, not args.no_profile, args.profile_db, args.keep)))
+    sys.exit(
+        asyncio.run(main(args.quick, not args.no_profile, args.profile_db, args.keep, args.soak))
+    )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from bot.sending.workflow import Workflow
 from bot.settings import Settings
 from bot.slack.bolt_app import build_app
 from bot.slack.deps import Bridge
+from bot.slack.directory import SlackDirectory
 from bot.slack.reporter import SlackReporter
 from bot.sms.dry_run import DryRunTwoChatClient
 from bot.sms.replies import ReplyRelay
@@ -79,7 +80,10 @@ class ObservedWebClient(AsyncWebClient):
         try:
             return await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
-            self._on_error(api_method, str(exc.response.get("error") or "unknown"))
+            # An answer that is no JSON (a proxy's error page) has text, not fields, as data.
+            data = exc.response.data
+            error = data.get("error") if isinstance(data, dict) else None
+            self._on_error(api_method, str(error or "unknown"))
             raise
         except SlackClientError as exc:
             self._on_error(api_method, type(exc).__name__)
@@ -140,6 +144,7 @@ def build(settings: Settings, policy: Policy) -> Components:
     )
     workflow = Workflow(store, holder.current, twochat, reporter, runner, stale_after=stale_after)
     workflow.outcome_listeners.append(metrics.observe_sms)
+    workflow.directory = SlackDirectory(client, settings.slack_directory_ttl_seconds).snapshot
     bridge = Bridge(
         policy_source=holder.current, workflow=workflow, reporter=reporter, runner=runner
     )
@@ -153,7 +158,7 @@ def build(settings: Settings, policy: Policy) -> Components:
         client=client,
         store=store,
         workflow=workflow,
-        replies=ReplyRelay(workflow, twochat, workflow.pacer),
+        replies=ReplyRelay(workflow, twochat, workflow.pacer, ladders=workflow.ladders),
         readiness=readiness,
         metrics=metrics,
         app=app,

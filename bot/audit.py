@@ -1,4 +1,9 @@
-"""``sms-bridge audit``: export every request, decision and send as CSV or JSON."""
+"""``sms-bridge audit``: export every request, decision and send as CSV or JSON.
+
+The export covers only the retained window: finished requests older than the policy's
+``retention.keep`` (90 days unless set) are purged with their sends, so export regularly
+(or keep longer) if an older record is needed.
+"""
 
 from __future__ import annotations
 
@@ -22,13 +27,16 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 
 def export(store: Store, out: TextIO, *, since: datetime | None, fmt: str) -> int:
-    """Write the audit rows; returns how many."""
+    """Write the audit rows, then the escalation steps (tiers texted, acks, stops) after
+    them with their own columns; returns how many."""
     rows: list[dict[str, Any]] = store.audit_rows(since)
+    rows += store.escalation_audit_rows(since)
     if fmt == "json":
         json.dump(rows, out, indent=2)
         out.write("\n")
     elif rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        columns = list(dict.fromkeys(column for row in rows for column in row))
+        writer = csv.DictWriter(out, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
     return len(rows)

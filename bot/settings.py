@@ -35,6 +35,8 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     twochat_dry_run: bool = False
+    # How long Slack user group members and profile phones are reused before asking again.
+    slack_directory_ttl_seconds: float = 60.0
 
     @property
     def socket_mode(self) -> bool:
@@ -153,6 +155,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         log_format=env.choice("LOG_FORMAT", "text", LOG_FORMATS),
         twochat_dry_run=env.choice("TWOCHAT_DRY_RUN", "0", ("0", "1")) == "1",
+        slack_directory_ttl_seconds=env.number("SLACK_DIRECTORY_TTL_SECONDS", 60.0, float),
     )
     if env.problems:
         raise SettingsError(env.problems)

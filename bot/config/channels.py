@@ -10,18 +10,21 @@ import re2  # type: ignore[import-untyped]  # google-re2 ships no type informati
 from yaml.nodes import Node
 
 from bot.config.checker import Checker
+from bot.config.escalations import check_escalation_name
 from bot.config.recipients import Names
 from bot.config.yaml_nodes import join, suggest
 from bot.core.alerts import linear_pattern
 from bot.core.model import AutoPage, ChannelRule
 
-CHANNEL_KEYS: tuple[str, ...] = ("page", "auto_page")
+CHANNEL_KEYS: tuple[str, ...] = ("page", "auto_page", "escalation")
 AUTO_PAGE_KEYS: tuple[str, ...] = ("match", "dedupe_window")
 DEFAULT_DEDUPE_WINDOW = timedelta(minutes=10)
 
 
-def read_channels(node: Node, checker: Checker, names: Names) -> dict[str, ChannelRule]:
-    """The paging rules, by Slack channel ID."""
+def read_channels(
+    node: Node, checker: Checker, names: Names, escalations: list[str]
+) -> dict[str, ChannelRule]:
+    """The paging rules, by Slack channel ID; ``escalations`` are the ladders' names."""
     channels: dict[str, ChannelRule] = {}
     for channel_id, key_node, value_node in checker.mapping(node, "channels") or []:
         key = join("channels", channel_id)
@@ -44,7 +47,12 @@ def read_channels(node: Node, checker: Checker, names: Names) -> dict[str, Chann
                     f"{key}.auto_page",
                     "needs 'page' in this channel: the group or contact to page",
                 )
-        channels[channel_id] = ChannelRule(page=page, auto_page=auto_page)
+        escalation = None
+        if "escalation" in fields:
+            escalation = _read_escalation(
+                fields["escalation"], f"{key}.escalation", checker, escalations
+            )
+        channels[channel_id] = ChannelRule(page=page, auto_page=auto_page, escalation=escalation)
     return channels
 
 
@@ -59,6 +67,14 @@ def _read_page(node: Node, key: str, checker: Checker, names: Names) -> str | No
             f"{page!r} is not a group or a contact {suggest(page, known, 'groups and contacts')}",
         )
     return page
+
+
+def _read_escalation(node: Node, key: str, checker: Checker, known: list[str]) -> str | None:
+    """``channels.<id>.escalation``: the ladder that pages in this channel climb."""
+    name = checker.string(node, key, "an escalation name")
+    if name is None or not check_escalation_name(name, node, key, checker, known):
+        return None
+    return name
 
 
 def _read_pattern(pattern: str, node: Node, key: str, checker: Checker) -> re.Pattern[str] | None:

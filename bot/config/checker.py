@@ -33,6 +33,7 @@ from bot.errors import InvalidNumber
 # Names are typed in comma lists ("/sms alice,bob hi"), so no commas or spaces.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 USER_ID_RE = re.compile(r"[UW][A-Z0-9]{2,}")
+USER_GROUP_ID_RE = re.compile(r"S[A-Z0-9]{2,}")
 CHANNEL_ID_RE = re.compile(r"[CGD][A-Z0-9]{2,}")
 _TOP = "(top level)"
 
@@ -195,11 +196,27 @@ class Checker:
             user = self.string(item, item_key, "a Slack user ID")
             if user is None:
                 continue
-            if not USER_ID_RE.fullmatch(user):
-                self.report(item, item_key, f"{user!r} is not a Slack user ID (like U0123ABCD)")
+            if not (USER_ID_RE.fullmatch(user) or USER_GROUP_ID_RE.fullmatch(user)):
+                self.report(
+                    item,
+                    item_key,
+                    f"{user!r} is not a Slack user ID (like U0123ABCD) "
+                    "or user group ID (like S0123ABCD)",
+                )
                 continue
             users.append((user, item))
         return users
+
+    def slack_id(self, node: Node, key: str, pattern: re.Pattern[str], what: str) -> str | None:
+        """A Slack id of one kind (``what`` names it with an example); None (reported) if the
+        value is not one, since a wrong id would only show up as nobody being found."""
+        text = self.string(node, key, what)
+        if text is None:
+            return None
+        if not pattern.fullmatch(text):
+            self.report(node, key, f"{text!r} is not {what}")
+            return None
+        return text
 
     def is_channel_id(self, text: str, at: Node, key: str) -> bool:
         """Whether ``text`` is a Slack channel ID; reports it at ``at`` when not."""

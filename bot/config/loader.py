@@ -14,9 +14,11 @@ from yaml.nodes import Node
 
 from bot.config.channels import read_channels
 from bot.config.checker import Checker
+from bot.config.escalations import read_escalations
 from bot.config.limits import read_limits
 from bot.config.recipients import read_defaults, read_groups, read_names
 from bot.config.replies import read_replies
+from bot.config.retention import read_retention
 from bot.config.senders import check_approvers, read_approvals, read_senders
 from bot.config.yaml_nodes import compose, empty, is_null, kind, line_of
 from bot.core.model import Policy
@@ -35,6 +37,8 @@ TOP_KEYS: tuple[str, ...] = (
     "channels",
     "limits",
     "replies",
+    "retention",
+    "escalations",
 )
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 
@@ -89,9 +93,11 @@ def _read_policy(root: Node | None, checker: Checker) -> Policy | None:
     senders = read_senders(sections["senders"], checker, names)
     approvals = read_approvals(sections["approvals"], checker)
     check_approvers(senders, approvals, checker)
-    channels = read_channels(sections["channels"], checker, names)
+    escalations, ladder_names = read_escalations(sections["escalations"], checker, names)
+    channels = read_channels(sections["channels"], checker, names, ladder_names)
     limits = read_limits(sections["limits"], checker)
     replies = read_replies(sections["replies"], checker)
+    retention = read_retention(sections["retention"], checker, replies)
     if checker.problems or approvals is None:
         return None
     return Policy(
@@ -104,6 +110,10 @@ def _read_policy(root: Node | None, checker: Checker) -> Policy | None:
         channels=channels,
         limits=limits,
         replies=replies,
+        retention=retention,
+        escalations=escalations,
+        contact_slack=dict(names.contact_slack),
+        slack_groups=dict(names.slack_groups),
         source=checker.source,
         warnings=tuple(checker.sorted_warnings()),
     )

@@ -13,13 +13,23 @@ from dataclasses import dataclass, field
 import phonenumbers
 from yaml.nodes import MappingNode, Node
 
-from bot.config.checker import Checker
+from bot.config.checker import USER_GROUP_ID_RE, USER_ID_RE, Checker
 from bot.config.yaml_nodes import close_name, is_null, join, line_of, suggest
 from bot.core.model import Defaults, Recipient
 from bot.core.phone import parse_number
 from bot.errors import InvalidNumber
 
-DEFAULTS_KEYS: tuple[str, ...] = ("region", "from", "max_segments", "mask_numbers")
+DEFAULTS_KEYS: tuple[str, ...] = (
+    "region",
+    "from",
+    "max_segments",
+    "mask_numbers",
+    "slack_profile_numbers",
+)
+CONTACT_KEYS: tuple[str, ...] = ("number", "slack")
+SLACK_GROUP_KEYS: tuple[str, ...] = ("slack_group",)
+SLACK_USER = "a Slack user ID (like U0123ABCD)"
+SLACK_GROUP = "a Slack user group ID (like S0123ABCD)"
 DEFAULT_FROM_NAME = "main"
 # Text that is plainly meant as a phone number, so a parse failure says "invalid number"
 # rather than "unknown contact".
@@ -49,6 +59,8 @@ class Names:
     contact_names: list[str] = field(default_factory=list)
     contacts: dict[str, str] = field(default_factory=dict)
     group_names: list[str] = field(default_factory=list)
+    contact_slack: dict[str, str] = field(default_factory=dict)
+    slack_groups: dict[str, str] = field(default_factory=dict)
 
     def contact_for(self, number: str) -> str | None:
         """The contact with this number, so a number in a group still shows its name."""
@@ -72,9 +84,37 @@ def read_names(
         names.region = _read_region(defaults_nodes["region"], checker)
     _read_from_numbers(from_numbers, top, checker, names)
     names.contact_names, names.contacts = _read_numbers(
-        contacts, "contacts", "contact", checker, names.region, checker.destination
+        contacts, "contacts", "contact", checker, names.region, _contact_reader(checker, names)
     )
     return names, defaults_nodes
+
+
+def _contact_reader(checker: Checker, names: Names) -> NumberReader:
+    """Reads a contact: a number, or ``{number: …, slack: U…}`` linking it to a Slack user
+    (recorded in ``names.contact_slack``), where the number may be left out."""
+    linked: dict[str, str] = {}
+
+    def read(node: Node, key: str, region: str) -> str | None:
+        if not isinstance(node, MappingNode):
+            return checker.destination(node, key, region)
+        fields = checker.fields(node, key, CONTACT_KEYS) or {}
+        name = key.removeprefix("contacts.")
+        if "slack" in fields:
+            user = checker.slack_id(fields["slack"], f"{key}.slack", USER_ID_RE, SLACK_USER)
+            if user is not None and user in linked:
+                checker.report(
+                    fields["slack"], f"{key}.slack", f"{user} is also contact {linked[user]!r}"
+                )
+            elif user is not None:
+                linked[user] = name
+                names.contact_slack[name] = user
+        if "number" in fields:
+            return checker.destination(fields["number"], f"{key}.number", region)
+        if "slack" not in fields:
+            checker.report(node, key, "needs a number, a slack user ID, or both")
+        return None
+
+    return read
 
 
 def _read_from_numbers(node: Node | None, top: Node, checker: Checker, names: Names) -> None:
@@ -160,14 +200,17 @@ def read_defaults(nodes: dict[str, Node], checker: Checker, names: Names) -> Def
         max_segments = (
             checker.integer(nodes["max_segments"], "defaults.max_segments") or max_segments
         )
-    mask_numbers = Defaults.mask_numbers
-    if "mask_numbers" in nodes:
-        mask_numbers = bool(checker.boolean(nodes["mask_numbers"], "defaults.mask_numbers"))
+    flags = {
+        flag: bool(checker.boolean(nodes[flag], f"defaults.{flag}"))
+        for flag in ("mask_numbers", "slack_profile_numbers")
+        if flag in nodes
+    }
     return Defaults(
         region=names.region,
         from_name=from_name or DEFAULT_FROM_NAME,
         max_segments=max_segments,
-        mask_numbers=mask_numbers,
+        mask_numbers=flags.get("mask_numbers", Defaults.mask_numbers),
+        slack_profile_numbers=flags.get("slack_profile_numbers", Defaults.slack_profile_numbers),
     )
 
 
@@ -184,6 +227,10 @@ def read_groups(node: Node, checker: Checker, names: Names) -> dict[str, tuple[R
             checker.report(
                 key_node, key, f"{name!r} is both a contact and a group; rename one of them"
             )
+        if isinstance(value_node, MappingNode):
+            _read_slack_group(value_node, key, checker, names)
+            groups[name] = ()
+            continue
         members = checker.sequence(value_node, key)
         if members is None:
             continue
@@ -198,6 +245,18 @@ def read_groups(node: Node, checker: Checker, names: Names) -> dict[str, tuple[R
     return groups
 
 
+def _read_slack_group(node: MappingNode, key: str, checker: Checker, names: Names) -> None:
+    """``{slack_group: S…}``: a roster kept in Slack, read when a text is sent."""
+    fields = checker.fields(node, key, SLACK_GROUP_KEYS) or {}
+    if "slack_group" not in fields:
+        checker.report(node, key, "missing slack_group (or write the group as a list)")
+        return
+    where = f"{key}.slack_group"
+    group = checker.slack_id(fields["slack_group"], where, USER_GROUP_ID_RE, SLACK_GROUP)
+    if group is not None:
+        names.slack_groups[key.removeprefix("groups.")] = group
+
+
 def _read_member(node: Node, key: str, checker: Checker, names: Names) -> Recipient | None:
     """A group member: a contact name or a phone number (never another group)."""
     text = checker.string(node, key, "a contact name or a phone number")
@@ -205,6 +264,13 @@ def _read_member(node: Node, key: str, checker: Checker, names: Names) -> Recipi
         return None
     if text in names.contact_names:
         number = names.contacts.get(text)  # None: its number was invalid or refused (reported)
+        if number is None and text in names.contact_slack:
+            checker.report(
+                node,
+                key,
+                f"contact {text!r} has no number in the file; a listed group needs numbers "
+                "(a slack_group group reads its members' numbers when it is texted)",
+            )
         return Recipient(number, text) if number else None
     if text in names.group_names:
         checker.report(node, key, f"{text!r} is a group; a group lists contacts and numbers only")

@@ -15,6 +15,7 @@ REPLIES_KEYS: tuple[str, ...] = (
     "window",
     "ack_words",
     "unknown_numbers_channel",
+    "page_poll_interval",
 )
 
 
@@ -36,17 +37,25 @@ def read_replies(node: Node, checker: Checker) -> Replies:
         channel = checker.channel_id(
             fields["unknown_numbers_channel"], "replies.unknown_numbers_channel"
         )
+    page_poll_interval = defaults.page_poll_interval
+    if "page_poll_interval" in fields:
+        key = "replies.page_poll_interval"
+        page_poll_interval = _read_poll_interval(fields["page_poll_interval"], checker, key)
+        if poll_interval is None:
+            checker.report(fields["page_poll_interval"], key, "needs replies.poll_interval too")
     return Replies(
         poll_interval=poll_interval,
+        page_poll_interval=page_poll_interval,
         window=window,
         ack_words=ack_words,
         unknown_numbers_channel=channel,
     )
 
 
-def _read_poll_interval(node: Node, checker: Checker) -> timedelta | None:
+def _read_poll_interval(
+    node: Node, checker: Checker, key: str = "replies.poll_interval"
+) -> timedelta | None:
     """Like any duration, but fractions of a second are allowed too."""
-    key = "replies.poll_interval"
     text = checker.string(node, key, "a duration such as 30s")
     if text is None:
         return Replies.poll_interval

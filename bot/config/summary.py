@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.config.durations import format_duration
-from bot.core.model import Policy
+from bot.core.model import POLL_SHARE, Policy
 
 
 def _plural(count: int, word: str) -> str:
@@ -20,6 +20,7 @@ def summarize(policy: Policy) -> str:
             _channels_line(policy),
             _limits_line(policy),
             _replies_line(policy),
+            _retention_line(policy),
         ]
     )
 
@@ -104,6 +105,32 @@ def _replies_line(policy: Policy) -> str:
     return (
         f"replies: polled every {interval} while a send is younger than "
         f"{format_duration(replies.window)} (up to {per_hour:,.0f} 2Chat credits an hour per "
-        f"from_number, plus one per new reply); ack words: {', '.join(replies.ack_words)}; "
-        f"replies from unknown numbers: {unknown}"
+        f"from_number, plus one per new reply); {_polling_budget(policy, seconds)}; "
+        f"ack words: {', '.join(replies.ack_words)}; replies from unknown numbers: {unknown}"
+    )
+
+
+def _polling_budget(policy: Policy, seconds: float) -> str:
+    """Polls share 2Chat's per-minute budget with sends, behind them and within a share of
+    it: say what that share is and whether polling every from_number fits in it."""
+    share = f"{POLL_SHARE:.0%}"
+    cap = policy.limits.requests_per_minute
+    if cap is None:
+        return f"polls wait behind sends and use at most {share} of 2Chat's per-minute limit"
+    spare = max(1, int(cap * POLL_SHARE))
+    needed = len(policy.from_numbers) * 60 / seconds
+    text = f"polls wait behind sends and use at most {spare} of the {cap} calls a minute"
+    if needed > spare:
+        text += (
+            f" (polling {_plural(len(policy.from_numbers), 'from_number')} needs "
+            f"{needed:,.0f} a minute, so polls run late)"
+        )
+    return text
+
+
+def _retention_line(policy: Policy) -> str:
+    keep = format_duration(policy.retention.keep)
+    return (
+        f"retention: finished requests, their sends and replies are purged after {keep} "
+        "(the audit export covers that window); opt-outs are kept"
     )

@@ -17,6 +17,8 @@ _FROM_OPTION = re.compile(r"^from[:=](\S+)$", re.IGNORECASE)
 _ADDRESS_SCHEME = re.compile(r"^(?:tel|mailto):", re.IGNORECASE)
 _ANY_SCHEME = re.compile(r"^(?:https?://|tel:|mailto:)", re.IGNORECASE)
 _NOT_DIALLED = re.compile(r"[^\d+]")
+# A mention of a Slack user or user group, which names a recipient by id.
+_SLACK_RECIPIENT = re.compile(r"@[UW][A-Z0-9]+|!subteam\^S[A-Z0-9]+")
 _HELP_WORDS = ("help", "-h", "--help", "?")
 # Control characters other than tab and newline: no phone shows them, and Postgres refuses a
 # NUL in text outright, which failed the whole request.
@@ -101,10 +103,13 @@ def unslack(text: str) -> str:
 
 def _recipient_text(word: str) -> str:
     """A recipient word as plain text. A linked number or address counts by its target,
-    never its label: Slack labels a typed number with spaces ("+44 7700 900999")."""
+    never its label: Slack labels a typed number with spaces ("+44 7700 900999"). A user
+    or user group mention stays "<@U…>" / "<!subteam^S…>", the id without its label."""
 
     def replace(match: re.Match[str]) -> str:
         target, label = match.group(1), match.group(2)
+        if _SLACK_RECIPIENT.fullmatch(target):
+            return f"<{target}>"  # a user or user group, by id: the policy resolves it
         if target.startswith(("@", "#", "!")):
             return _link_text(target, label)[0]
         return _ADDRESS_SCHEME.sub("", target)

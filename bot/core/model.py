@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bot.core.escalation import Escalation
+
 WILDCARD = "*"
 
 
@@ -31,6 +33,9 @@ class Defaults:
     from_name: str = "main"
     max_segments: int = 3
     mask_numbers: bool = False
+    # Off by default: a Slack profile phone is the person's to show colleagues, not an
+    # agreement to be texted; when on, it numbers linked people the file gives none.
+    slack_profile_numbers: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class AutoPage:
 class ChannelRule:
     page: str | None = None
     auto_page: AutoPage | None = None
+    escalation: str | None = None  # a key of ``Policy.escalations``: pages here escalate
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,11 @@ def reply_keyword(text: str) -> str:
     return " ".join(text.split()).strip(" .!?,;:'\"()[]").lower()
 
 
+# The share of 2Chat's per-minute budget reply polling may use: polls also wait while any
+# send does, and stopping at half the minute leaves a page that comes next the other half.
+POLL_SHARE = 0.5
+
+
 @dataclass(frozen=True)
 class Replies:
     """The optional ``replies`` section: relaying SMS replies back into Slack.
@@ -96,6 +107,16 @@ class Replies:
     window: timedelta = timedelta(hours=24)
     ack_words: tuple[str, ...] = ("ack", "ok")
     unknown_numbers_channel: str | None = None
+    # Used instead of ``poll_interval`` while an escalating page awaits its ack.
+    page_poll_interval: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Retention:
+    """The optional ``retention`` section: finished requests, their sends and replies older
+    than ``keep`` are purged, so the database (and the audit export) covers that window."""
+
+    keep: timedelta = timedelta(days=90)
 
 
 @dataclass(frozen=True)
@@ -111,6 +132,13 @@ class Policy:
     channels: dict[str, ChannelRule] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     replies: Replies = field(default_factory=Replies)
+    retention: Retention = field(default_factory=Retention)
+    escalations: dict[str, Escalation] = field(default_factory=dict)
+    # Contact name → its Slack user id (``slack:``); such a contact may have no number.
+    contact_slack: dict[str, str] = field(default_factory=dict)
+    # Group name → Slack user group id (``slack_group:``): its members are read from Slack
+    # when a text is sent, so ``groups`` holds no members for it.
+    slack_groups: dict[str, str] = field(default_factory=dict)
     source: str = "<memory>"
     # Likely mistakes found while loading ("file:line: key: why"): the policy still works,
     # so they are for check-config and the startup log to show, not reasons to refuse it.
@@ -122,6 +150,19 @@ class Policy:
             if user_id in rule.users:
                 return rule
         return None
+
+    def contact_of_user(self, user_id: str) -> str | None:
+        """The contact linked to a Slack user, if any."""
+        for name, linked in self.contact_slack.items():
+            if linked == user_id:
+                return name
+        return None
+
+    def user_groups(self) -> frozenset[str]:
+        """Every Slack user group the policy refers to: rosters, senders and approvers."""
+        listed = [*self.slack_groups.values(), *self.approvals.approvers]
+        listed += [user for rule in self.senders for user in rule.users]
+        return frozenset(entry for entry in listed if entry.startswith("S"))
 
     def contact_name(self, number: str) -> str | None:
         """The contact name of an E.164 number, if it has one."""

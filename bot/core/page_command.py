@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bot.core.commands import take_recipients, unslack
 from bot.core.model import Policy
-from bot.core.policy import resolve_target, split_targets
+from bot.core.policy import names_known_slack_target, resolve_target, split_targets
 from bot.errors import InvalidNumber, UnknownRecipient
 
 _FIRST_WORD = re.compile(r"\s*(\S+)(.*)", re.DOTALL)
@@ -22,6 +22,10 @@ class PageCommand:
 
 
 def _resolves(policy: Policy, target: str) -> bool:
+    """Whether ``target`` names a recipient; a Slack user group is recognised by id, since
+    its members are only read from Slack once the page is decided."""
+    if names_known_slack_target(policy, target):
+        return True
     try:
         resolve_target(policy, target)
     except (InvalidNumber, UnknownRecipient):

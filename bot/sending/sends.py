@@ -6,11 +6,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from bot.core.directory import EMPTY_DIRECTORY, Directory
+from bot.core.escalation import is_ladder_request
 from bot.core.model import Recipient
 from bot.core.phone import mask
 from bot.core.policy import AUTO_PAGE_PREFIX, NeedsApproval, Refuse, decide, decide_auto_page
 from bot.errors import TwoChatError
 from bot.sending.leases import RequestLeases, heartbeat
+from bot.sending.pace import EditPace
 from bot.sending.services import Services
 from bot.sending.views import UNKNOWN_AFTER_CRASH, origin_of, outcome_of
 from bot.slack.render import describe_error, opted_out_reason, outcome_blocks, outcome_text
@@ -46,6 +49,7 @@ class Delivery:
         self.leases = leases
         self._concurrency = concurrency
         self._retry = retry
+        self.pace = EditPace()  # every edit this process makes in a channel, spaced
 
     async def deliver(self, request_id: str) -> None:
         """Send a queued or approved request: exactly one process wins the right to, and
@@ -211,7 +215,7 @@ class Delivery:
         """The sends that may go; the others (policy refuses, number opted out) are marked
         failed with the reason."""
         db, store = self._services.db, self._services.store
-        refusal = self.recheck(request)
+        refusal = self.recheck(request, await self._services.directory(self._services.policy))
         opted_out = await db(store.opted_out_numbers)
         going: list[SendRecord] = []
         for send in sends:
@@ -244,9 +248,12 @@ class Delivery:
             await db(store.finish_send, send.id, error=describe_error(result), unknown=True)
             self._services.outcome_seen("unknown", "internal_error")
 
-    def recheck(self, request: StoredRequest) -> str | None:
-        """Authorize again at send time against the current policy; None means go."""
+    def recheck(self, request: StoredRequest, directory: Directory = EMPTY_DIRECTORY) -> str | None:
+        """Authorize again at send time against the current policy and Slack user groups as
+        they are now (``directory``); None means go."""
         policy = self._services.policy
+        if is_ladder_request(request.dedupe_key):
+            return None  # a tier or "acked" SMS of a ladder: the policy's ladder is its rule
         if request.sender.startswith(AUTO_PAGE_PREFIX):
             auto = decide_auto_page(
                 policy, request.sender.removeprefix(AUTO_PAGE_PREFIX), request.text
@@ -258,6 +265,7 @@ class Delivery:
             [recipient.number for recipient in request.recipients],
             request.text,
             request.from_name,
+            directory,
         )
         if isinstance(decision, Refuse):
             return decision.reason
@@ -279,7 +287,7 @@ class LiveReply:
         self._request = request
         self._thread_ts = thread_ts
         self._ts: str | None = None
-        self._last = 0.0
+        self._pace = delivery.pace
 
     async def start(self, existing: str | None = None) -> None:
         """Post the progress reply, or take over ``existing`` (a resumed request's); its ts
@@ -299,17 +307,21 @@ class LiveReply:
             )
 
     async def refresh(self) -> None:
-        if self._ts is None or time.monotonic() - self._last < 1.0:
+        """Edit in the latest results, unless the channel's last edit was too recent: the
+        next result (or ``finish``) brings this one's news too."""
+        channel = self._request.channel_id
+        if self._ts is None or not self._pace.ready(channel):
             return
-        self._last = time.monotonic()
-        text, _ = await self._delivery.outcome(self._request)
-        await self._reporter.update(self._request.channel_id, self._ts, text)
+        async with self._pace.turn(channel):
+            text, _ = await self._delivery.outcome(self._request)
+            await self._reporter.update(channel, self._ts, text)
 
     async def finish(self, elapsed: float) -> bool:
         """The final edit; False when there is no reply to edit (then post one instead)."""
         if self._ts is None:
             return False
         text, retry_ids = await self._delivery.outcome(self._request, elapsed=elapsed)
-        return await self._reporter.update(
-            self._request.channel_id, self._ts, text, outcome_blocks(text, retry_ids)
-        )
+        async with self._pace.turn(self._request.channel_id):
+            return await self._reporter.update(
+                self._request.channel_id, self._ts, text, outcome_blocks(text, retry_ids)
+            )

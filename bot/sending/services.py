@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
+from bot.core.directory import DirectorySource, no_directory
 from bot.core.model import Policy
 from bot.sending.views import plan_of
 from bot.slack.render import request_text
@@ -28,6 +29,9 @@ class Services:
         self.reporter = reporter
         # Who hears each send's end as (result, reason), e.g. the metrics; lasts the process.
         self.outcome_listeners: list[Callable[[str, str], None]] = []
+        # Slack user groups and profile phones for a decision; the app sets Slack's reader
+        # (``bot.slack.directory``), and a policy that names no Slack people needs none.
+        self.directory: DirectorySource = no_directory
 
     def outcome_seen(self, result: str, reason: str = "") -> None:
         """Tell the listeners how one send ended: "sent", "failed" or "unknown"."""

@@ -9,20 +9,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import datetime, timedelta
 
 from bot.errors import BridgeError
 from bot.sending.approvals import Approvals
+from bot.sending.escalation import Ladders
 from bot.sending.sends import Delivery
 from bot.sending.services import Services
 from bot.sending.views import UNKNOWN_AFTER_CRASH
 
 logger = logging.getLogger(__name__)
 
+# Retention is days long; purging every ten minutes is plenty and keeps sweeps cheap.
+PURGE_EVERY = 600.0
+
 
 class Sweeper:
     """Expires approvals, finishes requests whose process stopped mid-way, reports sends a
-    crash left in flight, and resumes requests that were recorded but never started."""
+    crash left in flight, resumes requests that were recorded but never started, and texts
+    the next tier of escalating pages whose wait ran out."""
 
     def __init__(
         self,
@@ -31,11 +37,14 @@ class Sweeper:
         approvals: Approvals,
         *,
         stale_after: timedelta,
+        ladders: Ladders,
     ) -> None:
         self._services = services
+        self._ladders = ladders
         self._delivery = delivery
         self._approvals = approvals
         self._stale_after = stale_after
+        self._purged_at = -PURGE_EVERY
 
     async def sweep(self) -> None:
         """One pass over everything that may be left behind."""
@@ -44,8 +53,22 @@ class Sweeper:
         await self._take_over_abandoned(cutoff)
         await self._report_stale_sends(cutoff)
         await self._resume(cutoff)
+        await self._ladders.fire_due()
         for request in await self._services.db(self._services.store.pending_reports):
             await self._delivery.post_owed_report(request.id)
+        await self._purge_history()
+
+    async def _purge_history(self) -> None:
+        """Delete what ``retention.keep`` no longer covers, at most every PURGE_EVERY
+        seconds per process (each batch is a short transaction of its own)."""
+        if time.monotonic() - self._purged_at < PURGE_EVERY:
+            return
+        self._purged_at = time.monotonic()
+        store = self._services.store
+        cutoff = store.now() - self._services.policy.retention.keep
+        purged = await self._services.db(store.purge_before, cutoff)
+        if purged:
+            logger.info("retention: purged %d requests older than %s", purged, cutoff)
 
     async def _take_over_abandoned(self, cutoff: datetime) -> None:
         """Requests "sending" whose process stopped (nobody renews their lease) are finished

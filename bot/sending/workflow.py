@@ -13,6 +13,7 @@ from bot.core.model import Policy, Recipient
 from bot.core.policy import Allow, NeedsApproval
 from bot.errors import StoreError, TwoChatError
 from bot.sending.approvals import Approvals
+from bot.sending.escalation import Ladders
 from bot.sending.leases import RequestLeases
 from bot.sending.sends import Delivery
 from bot.sending.services import Services
@@ -69,7 +70,10 @@ class Workflow(Services):
             self, twochat, self.pacer, leases, concurrency=concurrency, retry=retry or RetryPolicy()
         )
         self.approvals = Approvals(self, self.delivery)
-        self.sweeper = Sweeper(self, self.delivery, self.approvals, stale_after=stale_after)
+        self.ladders = Ladders(self, self.delivery)
+        self.sweeper = Sweeper(
+            self, self.delivery, self.approvals, stale_after=stale_after, ladders=self.ladders
+        )
 
     async def submit(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
         """Record an accepted request and start it; a refusal text (rate limit), or None.
@@ -95,8 +99,19 @@ class Workflow(Services):
         if outcome.state == "pending_approval":
             self._runner.spawn(self.approvals.ask(outcome), name=f"approval-{outcome.id}")
         else:
-            self._runner.spawn(self.delivery.deliver(outcome.id), name=f"deliver-{outcome.id}")
+            self._runner.spawn(self._start(outcome), name=f"deliver-{outcome.id}")
         return None
+
+    async def _start(self, request: StoredRequest) -> None:
+        """Start an escalating page's ladder (a no-op for other requests), send it, then
+        show the ladder's board with whom tier 1 reached."""
+        opened = False
+        try:
+            opened = await self.ladders.begin(request)
+        finally:
+            await self.delivery.deliver(request.id)
+        if opened:
+            await self.ladders.refresh(request.id)
 
     async def _record(
         self, decision: Allow | NeedsApproval, origin: Origin, ticket: Ticket
@@ -114,10 +129,11 @@ class Workflow(Services):
         if opted_out and all(r.number in opted_out for r in plan.recipients):
             return refusal_text(opted_out_reason(plan.recipients), self.masked())
         limits = policy.limits
+        new = await self.ladders.prepare(self._new_request(decision, origin, policy))
         try:
             return await self.db(
                 self.store.create_request,
-                self._new_request(decision, origin, policy),
+                new,
                 limits=RateLimits(limits.per_sender_per_hour, limits.per_recipient_per_hour),
                 ticket=ticket,
             )
@@ -167,9 +183,11 @@ class Workflow(Services):
         """Approve or reject; the first decision wins. A message for the clicker, or None."""
         return await self.approvals.decide(request_id, user, approve=approve, reason=reason)
 
-    def may_decide(self, request: StoredRequest, user: str) -> str | None:
-        """Why ``user`` may not decide this request, or None (the approvals say)."""
-        return self.approvals.may_decide(request, user)
+    async def may_decide(self, request: StoredRequest, user: str) -> str | None:
+        """Why ``user`` may not decide this request, or None (the approvals say, with
+        Slack user groups as they are now)."""
+        directory = await self.directory(self.policy)
+        return self.approvals.may_decide(request, user, directory)
 
     async def retry(self, send_id: int, user: str) -> str | None:
         """Retry one send whose outcome is unknown (or failed): requester or approver only."""

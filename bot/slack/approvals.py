@@ -85,7 +85,7 @@ async def open_reject_form(bridge: Bridge, client: AsyncWebClient, action: Block
     """A Reject click: the reason form, for someone who may decide this request."""
     request_id, channel, user = action.button_value(), action.answer_channel(), action.user_id
     request = await bridge.workflow.db(bridge.workflow.store.get_request, request_id)
-    refusal = bridge.workflow.may_decide(request, user) if request else "unknown request"
+    refusal = await bridge.workflow.may_decide(request, user) if request else "unknown request"
     if refusal:
         await bridge.tell_clicker(channel, user, f":no_entry: {refusal}")
         return

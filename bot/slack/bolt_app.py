@@ -8,7 +8,15 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import approvals, commands, compose_modal, home, paging, shortcuts
+from bot.slack import (
+    approvals,
+    commands,
+    compose_modal,
+    home,
+    pager_board,
+    paging,
+    shortcuts,
+)
 from bot.slack.deps import Bridge
 from bot.slack.render import describe_error
 
@@ -36,7 +44,7 @@ def build_app(
         request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,
     )
-    for surface in (commands, approvals, compose_modal, paging, shortcuts, home):
+    for surface in (commands, approvals, compose_modal, paging, pager_board, shortcuts, home):
         surface.register(app, bridge)
 
     @app.error

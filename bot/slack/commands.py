@@ -65,7 +65,9 @@ async def handle_sms_command(
         await ack()
         await open_compose_modal(bridge, client, command, parsed)
         return
-    decision = decide(policy, user_id, split_targets(parsed.to), parsed.text, parsed.from_name)
+    targets = split_targets(parsed.to)
+    directory = await bridge.directory()
+    decision = decide(policy, user_id, targets, parsed.text, parsed.from_name, directory)
     if isinstance(decision, Refuse):
         masked = policy.defaults.mask_numbers
         await ack(response_type="ephemeral", text=refusal_text(decision.reason, masked))

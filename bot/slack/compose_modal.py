@@ -6,12 +6,17 @@ payload, call those functions and the same policy code as the slash command, and
 
 Nothing in the modal is trusted: the From options are a convenience, and every field is
 re-checked with ``decide`` when the form is submitted.
+
+Slack allows 100 options in a select, so a user with more from-numbers gets a type-ahead
+select whose options this app serves as they type (Slack's options load URL, which is the
+same /slack/events endpoint).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +27,7 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.commands import SmsCommand
+from bot.core.directory import Directory
 from bot.core.model import Policy
 from bot.core.policy import Decision, Field, Refuse, allowed_from_names, decide
 from bot.core.preview import outgoing_text, preview_text
@@ -40,7 +46,14 @@ from bot.slack.forms import (
     submit_form,
 )
 from bot.slack.ids import ActionId, CallbackId
-from bot.slack.payloads import BlockAction, SlashCommand, View, ViewSubmission, json_object
+from bot.slack.payloads import (
+    BlockAction,
+    SlashCommand,
+    View,
+    ViewSubmission,
+    json_object,
+    optional,
+)
 from bot.slack.render import show_number
 from bot.slack.reporter import Origin
 
@@ -54,8 +67,10 @@ BLOCK_PREVIEW = "preview"
 CLEANUP_VALUE = "gsm7"
 
 # Slack's limits for the fields we fill (Block Kit reference).
+MAX_OPTIONS = 100
 _MAX_OPTION_TEXT = 75
 _MAX_METADATA = 3000
+_NUMBER_LIKE = re.compile(r"[\d\s+().-]*\d[\d\s+().-]*")
 _LOST_CHANNEL = (
     "this form lost track of the channel it was opened from; close it and run /sms again"
 )
@@ -133,19 +148,47 @@ def usable_from_names(policy: Policy, user_id: str) -> list[str]:
     return allowed_from_names(policy, rule) if rule is not None else []
 
 
-def _from_option(policy: Policy, name: str) -> dict[str, Any]:
+def _from_label(policy: Policy, name: str) -> str:
     number = show_number(policy.from_numbers[name], policy.defaults.mask_numbers)
-    return {"text": plain(f"{name} ({number})"[:_MAX_OPTION_TEXT]), "value": name}
+    return f"{name} ({number})"
+
+
+def _from_option(policy: Policy, name: str) -> dict[str, Any]:
+    return {"text": plain(_from_label(policy, name)[:_MAX_OPTION_TEXT]), "value": name}
 
 
 def _from_block(policy: Policy, usable: list[str], chosen: str) -> dict[str, Any]:
-    element = {
+    """A select of the usable from-numbers; over Slack's 100 options, a type-ahead one
+    whose options ``from_options`` serves."""
+    element: dict[str, Any] = {
         "type": "static_select",
         "action_id": ACTION_FROM,
-        "options": [_from_option(policy, name) for name in usable],
         "initial_option": _from_option(policy, chosen),
     }
-    return {"type": "input", "block_id": BLOCK_FROM, "label": plain("From"), "element": element}
+    block = {"type": "input", "block_id": BLOCK_FROM, "label": plain("From"), "element": element}
+    if len(usable) <= MAX_OPTIONS:
+        element["options"] = [_from_option(policy, name) for name in usable]
+    else:
+        element.update(type="external_select", min_query_length=0)
+        block["hint"] = plain(f"{len(usable)} numbers: type part of a name or number to find one.")
+    return block
+
+
+def from_options(policy: Policy, user_id: str, typed: str) -> list[dict[str, Any]]:
+    """The From options matching what the user typed, in a name or in the number as it is
+    shown (a masked number's hidden digits find nothing); at most Slack's 100."""
+    wanted = typed.strip().lower()
+    if _NUMBER_LIKE.fullmatch(wanted):  # "+44 20 7946": match digits, whatever the spacing
+        wanted = re.sub(r"\D", "", wanted)
+    found: list[dict[str, Any]] = []
+    for name in usable_from_names(policy, user_id):
+        label = _from_label(policy, name)
+        number = show_number(policy.from_numbers[name], policy.defaults.mask_numbers)
+        if wanted in label.lower() or wanted in re.sub(r"\D", "", number):
+            found.append(_from_option(policy, name))
+            if len(found) == MAX_OPTIONS:
+                break
+    return found
 
 
 def _message_block(text: str) -> dict[str, Any]:
@@ -243,10 +286,12 @@ def compose_view(
 # --- submission ----------------------------------------------------------------------------
 
 
-def decide_submission(policy: Policy, user_id: str, values: ComposeValues) -> Decision:
+def decide_submission(
+    policy: Policy, user_id: str, values: ComposeValues, directory: Directory
+) -> Decision:
     """The slash command's policy check, on the submitted fields (cleaned up if ticked)."""
     text = outgoing_text(values.text, values.cleanup)
-    return decide(policy, user_id, form_targets(values.to), text, values.from_name)
+    return decide(policy, user_id, form_targets(values.to), text, values.from_name, directory)
 
 
 _FIELD_BLOCKS: tuple[tuple[Field, str], ...] = (("from", BLOCK_FROM), ("text", BLOCK_TEXT))
@@ -275,9 +320,10 @@ async def submit_compose(bridge: Bridge, body: Mapping[str, Any]) -> dict[str, s
         return payload_errors(exc, BLOCK_TEXT)
     user_id = submission.user_id
     origin = Origin(meta.channel_id, user_id, response_url=meta.response_url)
+    directory = await bridge.directory()
     return await submit_form(
         bridge,
-        lambda: decide_submission(bridge.policy, user_id, values),
+        lambda: decide_submission(bridge.policy, user_id, values, directory),
         origin,
         field_errors,
         BLOCK_TEXT,
@@ -357,6 +403,12 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
 
     app.action(ACTION_TEXT)(on_edit)
     app.action(ACTION_CLEANUP)(on_edit)
+
+    @app.options(ACTION_FROM)
+    async def on_from_typed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        user_id = optional(body, "user", "id")
+        typed = optional(body, "value") or ""
+        await ack(options=from_options(bridge.policy, user_id, typed) if user_id else [])
 
     @app.view(CallbackId.COMPOSE)
     async def on_submit(ack: AsyncAck, body: dict[str, Any]) -> None:

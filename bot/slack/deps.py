@@ -10,11 +10,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.core.directory import Directory
 from bot.core.model import Policy
 from bot.core.policy import Allow, NeedsApproval
 from bot.errors import BridgeError, StoreError
 from bot.sending.workflow import Workflow
-from bot.slack.render import refusal_text
+from bot.slack.render import refusal_text, unreachable_text
 from bot.slack.reporter import Origin, SlackReporter
 from bot.tasks import TaskRunner
 
@@ -38,6 +39,11 @@ class Bridge:
     def policy(self) -> Policy:
         return self.policy_source()
 
+    async def directory(self) -> Directory:
+        """Slack user groups and profile phones for the current policy, looked up before a
+        decision so that ``decide`` stays pure."""
+        return await self.workflow.directory(self.policy)
+
     async def submit(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
         """Take an accepted request from any entry point; a refusal text, or None if taken.
 
@@ -45,12 +51,24 @@ class Bridge:
         refusal like any other: nothing was recorded, so nothing will be sent.
         """
         try:
-            return await self.workflow.submit(decision, origin)
+            refusal = await self.workflow.submit(decision, origin)
         except StoreError as exc:
             logger.warning("request refused, database unavailable: %s", exc)
             return refusal_text(
                 "the bridge's database is unavailable right now; try again in a minute"
             )
+        if refusal is None and decision.plan.unreachable:
+            self.runner.spawn(self._say_unreachable(decision, origin), name="unreachable")
+        return refusal
+
+    async def _say_unreachable(self, decision: Allow | NeedsApproval, origin: Origin) -> None:
+        """Roster members with no number are not texted; say who, where the outcome goes
+        (a page's thread, else the requester), so nobody assumes they were reached."""
+        text = unreachable_text(decision.plan.unreachable)
+        if origin.thread_ts is not None:
+            await self.reporter.post(origin.channel_id, text, thread_ts=origin.thread_ts)
+        else:
+            await self.reporter.tell_requester(origin, text)
 
     async def tell_clicker(self, channel: str | None, user: str, text: str) -> None:
         """Privately: an ephemeral in the channel, or a DM for clicks in the App Home tab."""

@@ -15,7 +15,7 @@ from bot.core.model import WILDCARD, Policy
 from bot.core.policy import Decision, Refuse, split_targets
 from bot.slack.deps import BadPayload, Bridge
 from bot.slack.payloads import GarbledField
-from bot.slack.render import describe_error
+from bot.slack.render import SHOWN_ENTRIES, describe_error, listing, target_label
 from bot.slack.reporter import Origin
 
 # Slack's limits for the fields we fill (Block Kit reference).
@@ -50,18 +50,21 @@ async def open_view(
 
 
 def to_hint(policy: Policy, user_id: str) -> str:
-    """Who this user may text, under a recipients field."""
+    """Who this user may text, under a recipients field: the first names of long lists and
+    how many more, so the hint stays within Slack's limit however big the policy is."""
     rule = policy.rule_for(user_id)
     if rule is None:
         return ""
     if WILDCARD in rule.to:
         hint = "You may text any contact, group or number (except US numbers)."
-        if policy.contacts:
-            hint += " Contacts: " + ", ".join(policy.contacts) + "."
         if policy.groups:
-            hint += " Groups: " + ", ".join(policy.groups) + "."
+            hint += f" Groups: {listing(list(policy.groups), most=SHOWN_ENTRIES)}."
+        if policy.contacts:
+            hint += f" Contacts: {listing(list(policy.contacts), most=SHOWN_ENTRIES)}."
     else:
-        hint = "You may text: " + ", ".join(rule.to) + "."
+        masked = policy.defaults.mask_numbers
+        targets = [target_label(target, masked) for target in rule.to]
+        hint = f"You may text: {listing(targets, most=SHOWN_ENTRIES)}."
     return (hint + " Separate several with commas.")[:_MAX_HINT]
 
 

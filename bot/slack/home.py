@@ -20,16 +20,24 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.model import Policy
 from bot.sending.views import outcome_of, plan_of
+from bot.slack.blocks import (
+    MAX_VIEW_BLOCKS,
+    Block,
+    button,
+    context,
+    fit_items,
+    header,
+    sections,
+)
 from bot.slack.deps import Bridge
 from bot.slack.ids import ActionId
 from bot.slack.render import (
     approval_text,
-    button,
     opted_out_text,
     outcome_text,
     permissions_text,
     request_text,
-    section,
+    shown,
     slack_time,
 )
 from bot.store import SendRecord, StoredRequest
@@ -37,15 +45,9 @@ from bot.store import SendRecord, StoredRequest
 logger = logging.getLogger(__name__)
 
 RECENT_LIMIT = 10
-PENDING_LIMIT = 20  # two blocks each; Slack allows 100 blocks in a view
-
-
-def _header(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+PENDING_LIMIT = 20
+# Blocks kept free for the recent texts however many approvals wait (the view holds 100).
+RECENT_ROOM = 30
 
 
 def request_summary(request: StoredRequest, sends: Sequence[SendRecord], masked: bool) -> str:
@@ -55,12 +57,13 @@ def request_summary(request: StoredRequest, sends: Sequence[SendRecord], masked:
     if request.state == "pending_approval":
         status = ":hourglass: waiting for an approver"
     elif request.state == "rejected":
-        reason = f": {request.decision_reason}" if request.decision_reason else ""
+        reason = f": {shown(request.decision_reason, masked)}" if request.decision_reason else ""
         status = f":no_entry_sign: rejected{who}{reason}"
     elif request.state == "expired":
         status = ":alarm_clock: expired: nobody approved it in time"
     else:
-        status = outcome_text([outcome_of(send) for send in sends], masked)
+        outcomes = [outcome_of(send) for send in sends]
+        status = outcome_text(outcomes, masked, request_id=request.id)
     return f"{head}\n{status}"
 
 
@@ -71,39 +74,45 @@ def home_view(
     pending: Sequence[StoredRequest] | None,
     opted_out: Sequence[tuple[str, datetime]] = (),
 ) -> dict[str, Any]:
-    """The Home tab for ``user``; ``pending`` is None for someone who is not an approver."""
+    """The Home tab for ``user``; ``pending`` is None for someone who is not an approver.
+
+    Slack refuses a view of more than 100 blocks, so whole items are taken while they fit
+    (approvals first, leaving ``RECENT_ROOM`` for the recent texts) and the rest counted."""
     masked = policy.defaults.mask_numbers
-    blocks: list[dict[str, Any]] = [_header("SMS Bridge"), section(permissions_text(policy, user))]
+    blocks: list[Block] = [header("SMS Bridge"), *sections(permissions_text(policy, user))]
     if opted_out and policy.rule_for(user) is not None:
-        blocks.append(_context(opted_out_text(policy, opted_out)))
+        blocks.append(context(opted_out_text(policy, opted_out)))
     if pending is not None:
-        blocks.append(_header(f"Waiting for approval ({len(pending)})"))
+        blocks.append(header(f"Waiting for approval ({len(pending)})"))
         if not pending:
-            blocks.append(_context("Nothing is waiting for an approver."))
-        for request in pending[:PENDING_LIMIT]:
-            blocks.extend(_pending_blocks(policy, user, request, masked))
-        if len(pending) > PENDING_LIMIT:
-            more = len(pending) - PENDING_LIMIT
-            blocks.append(_context(f"…and {more} more in the approvals channel."))
-    blocks.append(_header("Your recent texts"))
+            blocks.append(context("Nothing is waiting for an approver."))
+        items = [_pending_blocks(policy, user, request, masked) for request in pending]
+        room = MAX_VIEW_BLOCKS - len(blocks) - RECENT_ROOM - 1
+        taken, more = fit_items(items[:PENDING_LIMIT], room)
+        blocks += taken
+        more += max(0, len(pending) - PENDING_LIMIT)
+        if more:
+            blocks.append(context(f"…and {more} more in the approvals channel."))
+    blocks.append(header("Your recent texts"))
     if not recent:
-        blocks.append(_context("You have not sent any texts yet. Try `/sms help`."))
-    for request, sends in recent[:RECENT_LIMIT]:
-        blocks.append(section(request_summary(request, sends, masked)))
+        blocks.append(context("You have not sent any texts yet. Try `/sms help`."))
+    items = [sections(request_summary(request, sends, masked)) for request, sends in recent]
+    taken, more = fit_items(items[:RECENT_LIMIT], MAX_VIEW_BLOCKS - len(blocks) - 1)
+    blocks += taken
+    if more:
+        blocks.append(context(f"…and {more} more recent texts, not shown for room."))
     return {"type": "home", "blocks": blocks}
 
 
-def _pending_blocks(
-    policy: Policy, user: str, request: StoredRequest, masked: bool
-) -> list[dict[str, Any]]:
+def _pending_blocks(policy: Policy, user: str, request: StoredRequest, masked: bool) -> list[Block]:
     """An approval as in the channel: the same buttons, or why this user cannot decide."""
     body = approval_text(request_text(plan_of(request), masked), request.sender)
     if request.expires_at is not None:
         body += f"\nExpires {slack_time(request.expires_at)}."
     if request.sender == user and not policy.approvals.allow_self_approval:
-        return [section(body), _context("This is your own text: another approver decides.")]
+        return [*sections(body), context("This is your own text: another approver decides.")]
     return [
-        section(body),
+        *sections(body),
         {
             "type": "actions",
             "block_id": f"approval-{request.id}",  # unique per view; the action ids are shared

@@ -19,6 +19,9 @@ class ActionId(StrEnum):
     COMPOSE_CLEANUP = "gsm7_cleanup"
     PAGE_TO = "to"
     PAGE_TEXT = "text"
+    LADDER_ACK = "ladder_ack"
+    LADDER_ESCALATE = "ladder_escalate"
+    LADDER_STOP = "ladder_stop"
 
 
 class CallbackId(StrEnum):

@@ -60,20 +60,21 @@ async def page_from_mention(
     targets: Sequence[str] = command.targets
     if not targets:
         rule = policy.channels.get(channel)
-        if rule is None or not rule.page:
+        if rule is None or not (rule.page or rule.escalation):
             await bridge.reporter.whisper(
                 channel,
                 user,
                 refusal_text("this channel has no page group; say who, e.g. `page db-oncall …`"),
             )
             return
-        targets = (rule.page,)
+        ladder = policy.escalations.get(rule.escalation) if rule.escalation else None
+        targets = ladder.tiers[0].page if ladder else tuple(filter(None, (rule.page,)))
     if not command.text:
         await bridge.reporter.whisper(
             channel, user, refusal_text("say what is happening after who to page")
         )
         return
-    decision = decide(policy, user, targets, command.text)
+    decision = decide(policy, user, targets, command.text, directory=await bridge.directory())
     if isinstance(decision, Refuse):
         await bridge.reporter.whisper(channel, user, refusal_text(decision.reason))
         return

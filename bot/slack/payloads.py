@@ -267,3 +267,27 @@ class MessageShortcut:
             response_url=optional(body, "response_url"),
             trigger_id=optional(body, "trigger_id"),
         )
+
+
+@dataclass(frozen=True)
+class ReactionAdded:
+    """A ``reaction_added`` event on a message: who reacted with what, and where."""
+
+    user_id: str
+    reaction: str
+    channel_id: str
+    ts: str
+    dedupe_key: str  # the same however often Slack delivers the event
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> ReactionAdded:
+        event = body.get("event")
+        if not isinstance(event, dict):
+            raise BadPayload("the request from Slack has no valid event")
+        return cls(
+            user_id=required(event, "user"),
+            reaction=required(event, "reaction"),
+            channel_id=required(event, "item", "channel"),
+            ts=required(event, "item", "ts"),
+            dedupe_key=event_key(body, event),
+        )

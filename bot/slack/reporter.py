@@ -1,7 +1,9 @@
 """Slack output for the send path: posting, updating and private fallbacks.
 
 ``SlackReporter`` is the only code that posts to Slack on the bridge's own initiative; it
-makes sure an outcome always reaches the requester, by thread, response_url or DM.
+makes sure an outcome always reaches the requester, by thread, response_url or DM. Its
+messages often quote text from outside (SMS texts and replies), so links in them are never
+unfurled into previews.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from urllib.parse import urlsplit
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.slack.blocks import within_text_limit
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ class SlackReporter:
         try:
             response = await self._client.chat_postMessage(
                 channel=channel,
-                text=text,
+                text=within_text_limit(text),
                 blocks=blocks,
                 thread_ts=thread_ts,
                 unfurl_links=False,
@@ -71,7 +75,9 @@ class SlackReporter:
 
     async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> bool:
         try:
-            await self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks or [])
+            await self._client.chat_update(
+                channel=channel, ts=ts, text=within_text_limit(text), blocks=blocks or []
+            )
         except SLACK_ERRORS as exc:
             logger.warning("cannot update message %s in %s: %s", ts, channel, exc)
             return False
@@ -80,7 +86,9 @@ class SlackReporter:
     async def whisper(self, channel: str, user: str, text: str) -> None:
         """An ephemeral message to one user in a channel, or a DM when that fails."""
         try:
-            await self._client.chat_postEphemeral(channel=channel, user=user, text=text)
+            await self._client.chat_postEphemeral(
+                channel=channel, user=user, text=within_text_limit(text)
+            )
         except SLACK_ERRORS:
             await self.post(user, text)
 
@@ -112,7 +120,11 @@ class SlackReporter:
         if url:
             try:
                 response = await AsyncWebhookClient(url).send(
-                    text=text, response_type="ephemeral", replace_original=False
+                    text=within_text_limit(text),
+                    response_type="ephemeral",
+                    replace_original=False,
+                    unfurl_links=False,
+                    unfurl_media=False,
                 )
                 if response.status_code == 200:
                     return

@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.alerts import message_text, prefill_text
 from bot.core.model import Policy
-from bot.core.policy import Refuse, decide
+from bot.core.policy import Field, Refuse, decide, sender_rule
 from bot.core.segments import analyze
 from bot.slack.deps import BadPayload, Bridge
 from bot.slack.forms import (
@@ -126,7 +126,8 @@ def form_errors(refusal: Refuse) -> dict[str, str]:
     """A refusal as ``response_action: errors``: who/from problems under Page, text under
     Message (the form has no From field: the sender's default number is used)."""
     errors: dict[str, str] = {}
-    to = [m for m in (refusal.for_field(f) for f in ("sender", "to", "from")) if m]
+    who: tuple[Field, ...] = ("sender", "to", "from")
+    to = [m for m in (refusal.for_field(f) for f in who) if m]
     if to:
         errors[BLOCK_TO] = field_error("; ".join(to))
     text = refusal.for_field("text")
@@ -137,9 +138,9 @@ def form_errors(refusal: Refuse) -> dict[str, str]:
 
 async def open_page_form(bridge: Bridge, client: AsyncWebClient, shortcut: MessageShortcut) -> None:
     """The message shortcut (already acked): open the pre-filled form at once; the trigger
-    expires in 3 seconds, so only in-memory work comes first."""
+    expires in 3 seconds, so only in-memory work (and cached Slack user groups) comes first."""
     policy, user, channel = bridge.policy, shortcut.user_id, shortcut.channel_id
-    if policy.rule_for(user) is None:
+    if sender_rule(policy, user, await bridge.directory()) is None:
         await bridge.reporter.whisper(
             channel, user, refusal_text("you are not allowed to send SMS from Slack")
         )
@@ -179,8 +180,13 @@ async def submit_page_form(bridge: Bridge, body: dict[str, Any]) -> dict[str, st
         dedupe_key=f"view:{view.id}" if view.id else None,
         kind=KIND,
     )
+    directory = await bridge.directory()
     return await submit_form(
-        bridge, lambda: decide(bridge.policy, user, targets, text), origin, form_errors, BLOCK_TEXT
+        bridge,
+        lambda: decide(bridge.policy, user, targets, text, directory=directory),
+        origin,
+        form_errors,
+        BLOCK_TEXT,
     )
 
 

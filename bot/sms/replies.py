@@ -6,6 +6,8 @@ every call costs a credit. The poller is therefore frugal by construction:
 - it calls nothing while no SMS went out within the reply window (a database query decides);
 - it makes one conversations call per from-number that texted someone within the window;
 - it reads a conversation's messages only when its last message moved and is inbound;
+- every call waits for the process's 2Chat pacer, behind any send (``RatePacer.acquire_spare``),
+  so polling never pushes the account past its per-minute limit nor delays a page;
 - only one process polls at a time (a lease in the store), and each inbound message is
   claimed in the store before it is posted, so no reply is ever posted twice.
 
@@ -28,6 +30,7 @@ from typing import Literal
 from bot.core.model import START_WORDS, STOP_WORDS, Policy, Recipient, reply_keyword
 from bot.core.phone import mask
 from bot.errors import BridgeError
+from bot.sending.escalation import Ladders
 from bot.sending.services import Services
 from bot.sending.views import origin_of
 from bot.slack.render import (
@@ -36,6 +39,7 @@ from bot.slack.render import (
     show_number,
     unknown_reply_text,
 )
+from bot.sms.fanout import RatePacer
 from bot.sms.twochat import Conversation, SmsMessage, TwoChatClient, e164
 from bot.store import ReplyCursor, StoredRequest
 
@@ -68,11 +72,19 @@ class ReplyRelay:
     """Polls 2Chat for replies and relays them; safe to run in every process (one polls)."""
 
     def __init__(
-        self, services: Services, twochat: TwoChatClient, *, holder: str | None = None
+        self,
+        services: Services,
+        twochat: TwoChatClient,
+        pacer: RatePacer,
+        *,
+        holder: str | None = None,
+        ladders: Ladders | None = None,
     ) -> None:
         self._services = services
+        self._ladders = ladders  # escalating pages: acked by reply, polled faster
         self._store = services.store
         self._twochat = twochat
+        self._pacer = pacer
         self.holder = holder or uuid.uuid4().hex
         self._channels: dict[str, str] = {}  # from_number -> 2Chat channel uuid
         self._channels_read_at: float | None = None
@@ -97,7 +109,10 @@ class ReplyRelay:
                 failures += 1
                 logger.exception("reply poll failed unexpectedly (%d in a row)", failures)
             delay = min(interval * 2 ** min(failures, 10), max(interval, MAX_BACKOFF_SECONDS))
-            await asyncio.sleep(delay)
+            if failures == 0 and self._ladders is not None:
+                await self._ladders.pause(delay)
+            else:
+                await asyncio.sleep(delay)
 
     async def release(self) -> None:
         """Give up the lease at shutdown so another process takes over at once."""
@@ -145,6 +160,7 @@ class ReplyRelay:
         )
         if missing and stale:
             self._channels_read_at = time.monotonic()
+            await self._pacer.acquire_spare()
             for channel in await self._twochat.list_channels():
                 phone, channel_uuid = channel.get("phone_number"), channel.get("uuid")
                 if isinstance(phone, str) and isinstance(channel_uuid, str) and channel_uuid:
@@ -160,6 +176,7 @@ class ReplyRelay:
         unknown_channel = self.policy.replies.unknown_numbers_channel
         since_ts = int(since.timestamp())
         handled = 0
+        await self._pacer.acquire_spare()
         for conversation in await self._twochat.conversations(channel):
             contact = e164(conversation.contact)
             if conversation.last_ts is not None and conversation.last_ts < since_ts:
@@ -171,6 +188,7 @@ class ReplyRelay:
             cursor = await self._services.db(self._store.reply_cursor, channel, contact)
             if cursor is not None and cursor.marker == conversation.marker:
                 continue
+            await self._pacer.acquire_spare()
             messages = await self._twochat.messages(channel, conversation.contact)
             handled += await self._read_conversation(
                 channel, from_number, contact, conversation, cursor, messages, since_ts
@@ -279,10 +297,13 @@ class ReplyRelay:
             if await db(self._store.opt_in, contact):
                 return f":bell: {name} opted back in: texts to them are allowed again."
             return None
+        ladder_note = None
+        if kind in ("ack", "reply") and self._ladders is not None:
+            ladder_note = await self._ladders.on_reply(contact, message.text)
         if kind == "ack" and request is not None:
             await db(self._store.acknowledge, request.id, contact, sent_at, message.uuid)
-            return f":white_check_mark: {name} acknowledged the page."
-        return None
+            return ladder_note or f":white_check_mark: {name} acknowledged the page."
+        return ladder_note
 
     def _sender(
         self, contact: str, request: StoredRequest | None, conversation: Conversation

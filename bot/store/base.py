@@ -6,12 +6,22 @@ A backend subclasses it and supplies only connections, column types and locks (s
 
 from __future__ import annotations
 
+from bot.store.escalations import EscalationQueries
 from bot.store.leases import LeaseQueries
 from bot.store.replies import ReplyQueries
 from bot.store.reports import ReportQueries
 from bot.store.requests import RequestQueries
+from bot.store.retention import RetentionQueries
 from bot.store.sends import SendQueries
 
 
-class Store(RequestQueries, SendQueries, ReplyQueries, ReportQueries, LeaseQueries):
+class Store(
+    EscalationQueries,
+    RequestQueries,
+    SendQueries,
+    ReplyQueries,
+    ReportQueries,
+    LeaseQueries,
+    RetentionQueries,
+):
     """Every query of the bridge; subclasses supply connections, types and locks."""

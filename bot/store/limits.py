@@ -1,5 +1,14 @@
 """Hourly rate limits, counted in the database so that every app process sees the same totals.
 
+Counting the sends of the last hour row by row made every request slower as history grew, so
+each request adds its SMS to per-minute counters instead: one row per sender and per
+recipient number for each minute (``rate_counts``), written in the transaction that records
+the request. A check reads at most the last 61 rows of each key, however long the history.
+
+A minute's row also keeps the time of its latest SMS, and counts whole until that SMS is an
+hour old. So a limit is never exceeded within any rolling hour, and the time a refusal gives
+(when that row stops counting) is a time at which the same request is allowed.
+
 The store takes one lock per key named here before counting and inserting, so concurrent
 requests from several processes cannot together slip past a limit.
 """
@@ -9,18 +18,33 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from bot.store.records import NewRecipient, RateLimited, RateLimits, RequestState
 from bot.store.tx import Tx, from_db_time, placeholders, utc
 
 # Requests in these states never reach 2Chat, so their sends do not count against rate limits.
-_NOT_COUNTED: tuple[RequestState, ...] = ("rejected", "expired")
-_RATE_WINDOW = timedelta(hours=1)
+NOT_COUNTED: tuple[RequestState, ...] = ("rejected", "expired")
+RATE_WINDOW = timedelta(hours=1)
+_BUCKET = timedelta(minutes=1)
 
-# One limit to check: what to call it, its size, the SQL filter that counts against it, the
-# filter's parameters, and how many SMS the new request would add.
-_Check = tuple[str, int, str, Sequence[Any], int]
+# One limit to check: what to call it, its size, its counter key, and how many SMS the new
+# request would add.
+_Check = tuple[str, int, str, int]
+
+
+def sender_key(sender: str) -> str:
+    """The counter of SMS requested by one Slack user."""
+    return f"sender:{sender}"
+
+
+def number_key(number: str) -> str:
+    """The counter of SMS to one phone number."""
+    return f"number:{number}"
+
+
+def bucket_of(moment: datetime) -> datetime:
+    """The start of the counter minute ``moment`` falls in."""
+    return utc(moment).replace(second=0, microsecond=0)
 
 
 def rate_keys(sender: str, recipients: Sequence[NewRecipient], limits: RateLimits) -> set[str]:
@@ -33,30 +57,63 @@ def rate_keys(sender: str, recipients: Sequence[NewRecipient], limits: RateLimit
     return keys
 
 
+def count_request(tx: Tx, sender: str, numbers: Sequence[str], created_at: datetime) -> None:
+    """Add a new request's SMS to its minute's counters. Every request is counted, limited
+    or not, so limits added by a policy reload see the hour that came before."""
+    deltas = _deltas(sender, numbers)
+    bucket = bucket_of(created_at)
+    params = [value for key, count in deltas.items() for value in (key, bucket, created_at, count)]
+    rows = ", ".join(f"({placeholders(4)})" for _ in deltas)
+    tx.run(
+        f"INSERT INTO rate_counts (key, bucket, last_at, count) VALUES {rows} "
+        "ON CONFLICT (key, bucket) DO UPDATE SET count = rate_counts.count + excluded.count, "
+        "last_at = CASE WHEN excluded.last_at > rate_counts.last_at "
+        "THEN excluded.last_at ELSE rate_counts.last_at END",
+        params,
+    )
+
+
+def uncount_request(tx: Tx, request_id: str) -> None:
+    """Take a request that will never be sent (rejected, expired) off its counters; the
+    caller's conditional update makes sure this happens once."""
+    found = tx.one("SELECT sender, created_at FROM requests WHERE id = ?", (request_id,))
+    if found is None:
+        return
+    created_at = from_db_time(found[1])
+    assert created_at is not None  # created_at is NOT NULL
+    numbers = [
+        n for (n,) in tx.rows("SELECT number FROM sends WHERE request_id = ?", (request_id,))
+    ]
+    for key, count in _deltas(found[0], numbers).items():
+        tx.run(
+            "UPDATE rate_counts SET count = count - ? WHERE key = ? AND bucket = ?",
+            (count, key, bucket_of(created_at)),
+        )
+
+
+def _deltas(sender: str, numbers: Sequence[str]) -> dict[str, int]:
+    """How many SMS a request adds to each counter it touches."""
+    return {sender_key(sender): len(numbers)} | {
+        number_key(number): count for number, count in Counter(numbers).items()
+    }
+
+
 def check_limits(
     tx: Tx, sender: str, recipients: Sequence[NewRecipient], limits: RateLimits, now: datetime
 ) -> None:
     """Raise RateLimited at the latest of the moments each exceeded limit frees up, so the
     user who comes back then is not refused again."""
-    not_counted = placeholders(len(_NOT_COUNTED))
     refusals: list[tuple[datetime, str]] = []
-    for what, limit, where, params, wanted in _checks(sender, recipients, limits, now):
+    for what, limit, key, wanted in _checks(sender, recipients, limits):
         if wanted > limit:
             raise RateLimited(
                 f"rate limit: {what}, and this request alone has {wanted}; "
                 "send to fewer recipients",
-                now + _RATE_WINDOW,
+                now + RATE_WINDOW,
             )
-        times = tx.rows(
-            "SELECT s.created_at FROM sends s JOIN requests r ON r.id = s.request_id "
-            f"WHERE {where} AND r.state NOT IN ({not_counted}) ORDER BY s.created_at",
-            (*params, *_NOT_COUNTED),
-        )
-        excess = len(times) + wanted - limit
-        if excess > 0:
-            # The window frees up when the excess-th oldest SMS turns an hour old.
-            oldest = from_db_time(times[excess - 1][0]) or now
-            refusals.append((oldest + _RATE_WINDOW, what))
+        free_at = _frees_up(tx, key, limit - wanted, now)
+        if free_at is not None:
+            refusals.append((free_at, what))
     if refusals:
         retry_at, what = max(refusals)
         raise RateLimited(
@@ -64,19 +121,34 @@ def check_limits(
         )
 
 
-def _checks(
-    sender: str, recipients: Sequence[NewRecipient], limits: RateLimits, now: datetime
-) -> list[_Check]:
+def _frees_up(tx: Tx, key: str, room: int, now: datetime) -> datetime | None:
+    """None when ``key``'s last hour holds at most ``room`` SMS; else when enough of them
+    age out. Reads at most one row per minute of the window."""
+    since = now - RATE_WINDOW
+    rows = tx.rows(
+        "SELECT last_at, count FROM rate_counts "
+        "WHERE key = ? AND bucket > ? AND last_at > ? ORDER BY bucket",
+        (key, since - _BUCKET, since),
+    )
+    excess = sum(int(count) for _, count in rows) - room
+    for last_at, count in rows:
+        if excess <= 0:
+            break
+        excess -= int(count)
+        if excess <= 0:
+            return (from_db_time(last_at) or now) + RATE_WINDOW
+    return None
+
+
+def _checks(sender: str, recipients: Sequence[NewRecipient], limits: RateLimits) -> list[_Check]:
     """The limits that apply to a request: one per sender, one per distinct recipient."""
-    since = now - _RATE_WINDOW
     checks: list[_Check] = []
     if limits.per_sender_per_hour is not None:
         checks.append(
             (
                 f"{limits.per_sender_per_hour} SMS per hour per sender",
                 limits.per_sender_per_hour,
-                "r.sender = ? AND r.created_at > ?",
-                (sender, since),
+                sender_key(sender),
                 len(recipients),
             )
         )
@@ -86,8 +158,7 @@ def _checks(
                 (
                     f"{limits.per_recipient_per_hour} SMS per hour to {number}",
                     limits.per_recipient_per_hour,
-                    "s.number = ? AND s.created_at > ?",
-                    (number, since),
+                    number_key(number),
                     wanted,
                 )
             )

@@ -18,7 +18,7 @@ from bot.store.core import (
     StoreCore,
     answer_within,
 )
-from bot.store.limits import check_limits, rate_keys
+from bot.store.limits import NOT_COUNTED, check_limits, count_request, rate_keys, uncount_request
 from bot.store.records import (
     REQUEST_STATES,
     TRANSITIONS,
@@ -103,6 +103,8 @@ class RequestQueries(StoreCore):
                     if limits is not None:
                         check_limits(tx, new.sender, recipients, limits, now)
                     inserted = self._insert_request(tx, new, now, expires_at)
+                    if inserted:
+                        count_request(tx, new.sender, [r.number for r in recipients], now)
                     # None: a concurrent request with the same dedupe key committed first.
                     where, key = (
                         ("r.id = ?", inserted) if inserted else ("r.dedupe_key = ?", new.dedupe_key)
@@ -260,6 +262,8 @@ class RequestQueries(StoreCore):
                 f"WHERE id = ? AND state IN ({placeholders(len(ordered))})",
                 (*params, request_id, *ordered),
             )
+            if changed == 1 and to_state in NOT_COUNTED:
+                uncount_request(tx, request_id)
         return changed == 1
 
     def expired_approvals(self) -> list[StoredRequest]:

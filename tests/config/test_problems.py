@@ -130,7 +130,8 @@ def test_user_in_two_senders_entries_names_both_places() -> None:
 def test_malformed_slack_ids() -> None:
     text = BASE + "senders:\n  - users: [bob]\n    to: ['*']\napprovals:\n  channel: '#ops'\n"
     assert problems_of(text) == [
-        "t.yaml:8: senders[0].users[0]: 'bob' is not a Slack user ID (like U0123ABCD)",
+        "t.yaml:8: senders[0].users[0]: 'bob' is not a Slack user ID (like U0123ABCD) "
+        "or user group ID (like S0123ABCD)",
         "t.yaml:11: approvals.channel: '#ops' is not a Slack channel ID (like C0123ABCD)",
     ]
 

@@ -67,8 +67,17 @@ def test_linked_numbers_in_a_list_and_after_from() -> None:
     )
 
 
-def test_mentions_and_addresses_as_recipients_read_as_before() -> None:
-    assert parse_sms_command("<@U0DEV1|dev> hi").to == "@dev"
+def test_user_and_group_mentions_as_recipients_keep_their_ids() -> None:
+    """The policy resolves people by Slack id; a label ("dev") could be anyone's name."""
+    assert parse_sms_command("<@U0DEV1|dev> hi").to == "<@U0DEV1>"
+    assert parse_sms_command("<@W0DEV1> hi").to == "<@W0DEV1>"
+    parsed = parse_sms_command("<!subteam^S0DBONCALL|@db-oncall>, <@U0DEV1> hi <@U0BOB|bob>")
+    assert parsed.to == "<!subteam^S0DBONCALL>,<@U0DEV1>"
+    assert parsed.text == "hi @bob"
+
+
+def test_channels_and_addresses_as_recipients_read_as_before() -> None:
+    assert parse_sms_command("<!here> hi").to == "!here"
     assert parse_sms_command("<#C0OPS|ops> hi").to == "ops"
     assert parse_sms_command("<mailto:ops@x.test|ops@x.test> hi").to == "ops@x.test"
 

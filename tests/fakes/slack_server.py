@@ -194,6 +194,9 @@ def view_verdict(args: dict[str, Any]) -> tuple[str, list[str]] | None:
     return ("invalid_arguments", problems) if problems else None
 
 
+PEOPLE_METHODS = frozenset({"usergroups.users.list", "users.profile.get", "users.info"})
+
+
 def limit_verdict(method: str, args: dict[str, Any]) -> tuple[str, list[str]] | None:
     if method in MESSAGE_METHODS:
         return message_verdict(args)
@@ -213,7 +216,10 @@ class SlackStandIn(BackgroundServer):
     Accepted chat.update calls are timed per channel (``update_times``); with
     ``enforce_update_rate`` set, an edit less than a second after the last one in its channel
     is answered ``ratelimited`` (HTTP 429, Retry-After). ``socket_urls`` maps app-level tokens
-    to Socket Mode URLs handed out by apps.connections.open.
+    to Socket Mode URLs handed out by apps.connections.open. The workspace's people:
+    ``user_groups`` (user group id → member user ids, for usergroups.users.list) and
+    ``profiles`` (user id → profile fields such as "phone", for users.profile.get and
+    users.info); tests set them, and ``reset`` empties them.
     """
 
     token: str = BOT_TOKEN
@@ -225,6 +231,8 @@ class SlackStandIn(BackgroundServer):
     update_times: dict[str, list[float]] = field(default_factory=dict)
     enforce_update_rate: bool = False
     socket_urls: dict[str, str] = field(default_factory=dict)
+    user_groups: dict[str, list[str]] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -239,6 +247,7 @@ class SlackStandIn(BackgroundServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # slack-sdk GETs some read methods
         app.router.add_post("/response/{name}", self._response)
 
     def fail(
@@ -260,6 +269,8 @@ class SlackStandIn(BackgroundServer):
             self.limit_violations.clear()
             self.update_times.clear()
             self.enforce_update_rate = False
+            self.user_groups.clear()
+            self.profiles.clear()
 
     # --- what tests read -------------------------------------------------------------
     def assert_within_limits(self) -> None:
@@ -342,6 +353,8 @@ class SlackStandIn(BackgroundServer):
 
     # --- handlers --------------------------------------------------------------------
     async def _args(self, request: web.Request) -> dict[str, Any]:
+        if request.method == "GET":
+            return dict(request.query)
         body = await request.text()
         if request.content_type == "application/json":
             return json.loads(body or "{}")
@@ -384,6 +397,8 @@ class SlackStandIn(BackgroundServer):
             return 200, {"ok": False, "error": error, "errors": problems}, {}
         if method == "chat.update":
             return self._update(args)
+        if method in PEOPLE_METHODS:
+            return self._people(method, args)
         if method == "auth.test":
             return (
                 200,
@@ -422,6 +437,25 @@ class SlackStandIn(BackgroundServer):
                 {},
             )
         return 200, {"ok": True}, {}
+
+    def _people(
+        self, method: str, args: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """The directory methods, answered from ``user_groups`` and ``profiles`` with the
+        errors Slack gives for an unknown group or user."""
+        if method == "usergroups.users.list":
+            members = self.user_groups.get(str(args.get("usergroup", "")))
+            if members is None:
+                return 200, {"ok": False, "error": "no_such_subteam"}, {}
+            return 200, {"ok": True, "users": list(members)}, {}
+        user = str(args.get("user", ""))
+        profile = self.profiles.get(user)
+        if profile is None:
+            return 200, {"ok": False, "error": "user_not_found"}, {}
+        if method == "users.profile.get":
+            return 200, {"ok": True, "profile": dict(profile)}, {}
+        name = profile.get("real_name", user)
+        return 200, {"ok": True, "user": {"id": user, "name": name, "profile": dict(profile)}}, {}
 
     def _connections_open(self, auth: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         """Socket Mode's URL, for an app-level token only (as Slack: not the bot token)."""

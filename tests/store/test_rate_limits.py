@@ -6,8 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.store import RateLimited, RateLimits, Store
+from bot.store import RateLimited, RateLimits, Store, migrations
+from bot.store import requests as request_queries
 from tests.store.helpers import ALICE, BOB, CAROL, Backend, FakeClock, new_request, race
+
+# The migration that added rate_counts.
+COUNTERS_SCHEMA = next(m.version for m in migrations.MIGRATIONS if "rate counters" in m.description)
 
 
 def test_per_sender_limit_says_when_to_come_back(store: Store, clock: FakeClock) -> None:
@@ -98,3 +102,47 @@ def test_concurrent_requests_never_exceed_the_limit(backend: Backend) -> None:
 
     assert sum(race(2, create_until_refused)) == 3
     assert backend.query("SELECT COUNT(*) FROM sends") == [(6,)]
+
+
+def test_counters_keep_one_row_per_key_and_minute(backend: Backend, store: Store) -> None:
+    """What keeps the check's cost flat as history grows: a busy minute is still one row."""
+    limits = RateLimits(per_sender_per_hour=1000, per_recipient_per_hour=1000)
+    for _ in range(30):
+        store.create_request(new_request(recipients=(ALICE, BOB)), limits=limits)
+    assert sorted(backend.query("SELECT key, count FROM rate_counts")) == [
+        (f"number:{ALICE.number}", 30),
+        (f"number:{BOB.number}", 30),
+        ("sender:U0DEV1", 60),
+    ]
+
+
+def test_requests_made_without_limits_count_once_limits_are_set(store: Store) -> None:
+    store.create_request(new_request(recipients=(ALICE, BOB)))  # no limits configured then
+    with pytest.raises(RateLimited, match="2 SMS per hour per sender"):
+        store.create_request(
+            new_request(recipients=(CAROL,)),
+            limits=RateLimits(per_sender_per_hour=2, per_recipient_per_hour=None),
+        )
+
+
+def test_upgrading_keeps_the_last_hour_counted(
+    backend: Backend, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database from before the counters gets them filled from its sends."""
+    with monkeypatch.context() as patch:
+        before = tuple(m for m in migrations.MIGRATIONS if m.version < COUNTERS_SCHEMA)
+        patch.setattr(migrations, "MIGRATIONS", before)
+        patch.setattr(request_queries, "count_request", lambda *args: None)
+        patch.setattr(request_queries, "uncount_request", lambda *args: None)
+        old = backend.open()
+        old.create_request(new_request(recipients=(ALICE, BOB)))
+        rejected = old.create_request(new_request(recipients=(ALICE,), approval_required=True))
+        old.transition(rejected.id, "rejected", from_states=["pending_approval"])
+    clock.advance(minutes=10)
+    store = backend.open()
+    limits = RateLimits(per_sender_per_hour=3, per_recipient_per_hour=2)
+    store.create_request(new_request(recipients=(ALICE,)), limits=limits)  # rejected: not counted
+    with pytest.raises(RateLimited, match=f"2 SMS per hour to \\{ALICE.number}"):
+        store.create_request(new_request(sender="U2", recipients=(ALICE,)), limits=limits)
+    with pytest.raises(RateLimited, match="3 SMS per hour per sender"):
+        store.create_request(new_request(recipients=(CAROL,)), limits=limits)

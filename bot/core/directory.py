@@ -1,0 +1,62 @@
+"""What Slack said about people at one moment: user group members and profile phones.
+
+Looking these up is I/O, so the Slack side does it first and passes the result in as a
+``Directory`` value; the policy functions stay pure and see one consistent snapshot for a
+whole decision (the sender's groups and the recipients' groups read at the same time).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from bot.core.model import Policy
+
+# How a recipient that came from a Slack mention is written: "<@U…>" and "<!subteam^S…>".
+USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
+GROUP_MENTION = re.compile(r"<!subteam\^(S[A-Z0-9]+)>")
+USER_GROUP_PREFIX = "S"
+
+
+def user_mention(user_id: str) -> str:
+    """A Slack user as a recipient and in messages (Slack shows it as their name)."""
+    return f"<@{user_id}>"
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Slack user group id → its member user ids, and user id → profile phone (E.164).
+
+    A group missing from ``members`` could not be read (Slack failed, or nobody asked);
+    that is not the same as a group with no members, and refusals say which.
+    """
+
+    members: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    phones: Mapping[str, str] = field(default_factory=dict)
+
+    def in_group(self, user_id: str, group_id: str) -> bool:
+        return user_id in self.members.get(group_id, frozenset())
+
+    def matches(self, user_id: str, listed: Sequence[str] | frozenset[str]) -> bool:
+        """Whether ``user_id`` is one of ``listed``, directly or through a user group."""
+        return user_id in listed or any(
+            self.in_group(user_id, entry) for entry in listed if is_user_group(entry)
+        )
+
+
+EMPTY_DIRECTORY = Directory()
+
+# Builds the directory a policy needs: policy → snapshot. The send path takes one of these
+# so it can re-authorize at send time with membership as it is then.
+DirectorySource = Callable[[Policy], Awaitable[Directory]]
+
+
+async def no_directory(policy: Policy) -> Directory:
+    """The source for a policy that names no Slack users or groups (and for tests)."""
+    return EMPTY_DIRECTORY
+
+
+def is_user_group(entry: str) -> bool:
+    """Whether a ``users``/``approvers`` entry is a Slack user group id ("S…")."""
+    return entry.startswith(USER_GROUP_PREFIX)

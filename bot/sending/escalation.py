@@ -1,0 +1,299 @@
+"""Escalation ladders at run time: a page in a channel with an ``escalation`` texts its
+tiers in turn until someone acks, and the thread's pager board shows it all.
+
+The timers live in the store (``escalations.next_tier_at``), so every process's sweeper
+fires due tiers and a restart loses none; each move is one conditional update that also
+records the tier's request, so no tier is texted twice. A tier's request is then delivered
+like any other, with the send path's claims, pacing, retries and crash recovery.
+
+The first ack (an SMS reply code, a plain ack word from someone with one open page, the
+board's Ack button or a ✅ on the board) stops the ladder and texts everyone already texted
+that it is handled; later acks are recorded and shown, never broadcast again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+from datetime import timedelta
+from typing import Literal
+
+from bot.core.escalation import (
+    DEFAULT_ACKED_SMS,
+    Escalation,
+    acked_text,
+    code_of,
+    code_suffix,
+    reply_code,
+    request_key,
+)
+from bot.core.model import Recipient, reply_keyword
+from bot.core.policy import resolve_target, trim_to_segments
+from bot.core.segments import analyze
+from bot.errors import BridgeError
+from bot.sending.sends import Delivery
+from bot.sending.services import Services
+from bot.slack.board_render import Board, board_blocks, board_text
+from bot.slack.render import show_number
+from bot.store import NewRecipient, NewRequest, StoredRequest
+from bot.store.escalations import Climb, EscalationRecord
+
+logger = logging.getLogger(__name__)
+
+Via = Literal["sms", "button", "reaction"]
+Command = Literal["escalate", "stop"]
+
+
+class Ladders:
+    """Starts, climbs, acks and stops escalating pages; keeps their boards current."""
+
+    def __init__(self, services: Services, delivery: Delivery) -> None:
+        self._services = services
+        self._store = services.store
+        self._delivery = delivery
+
+    def ladder(self, name: str) -> Escalation | None:
+        return self._services.policy.escalations.get(name)
+
+    def _ladder_of(self, channel_id: str) -> tuple[str, Escalation] | None:
+        rule = self._services.policy.channels.get(channel_id)
+        if rule is None or rule.escalation is None:
+            return None
+        ladder = self.ladder(rule.escalation)
+        return (rule.escalation, ladder) if ladder else None
+
+    # ------------------------------------------------------------------ starting
+    async def prepare(self, new: NewRequest) -> NewRequest:
+        """A page about to be recorded in a channel with a ladder gets its reply code; an
+        approval-bound page does not escalate (nobody may text before it is approved)."""
+        if new.kind != "page" or new.approval_required or not self._ladder_of(new.channel_id):
+            return new
+        code = await self._services.db(self._store.reserve_code)
+        max_segments = self._services.policy.defaults.max_segments
+        return _with_text(new, trim_to_segments(new.text, max_segments, code_suffix(code)))
+
+    async def begin(self, request: StoredRequest) -> bool:
+        """Start the ladder of a recorded page that carries a reply code; True if this call
+        started it (its board is then owed)."""
+        found = self._ladder_of(request.channel_id)
+        code = code_of(request.text)
+        if request.kind != "page" or found is None or code is None:
+            return False
+        name, ladder = found
+        due = self._store.now() + ladder.wait_after(0)
+        return await self._services.db(self._store.open_escalation, request.id, name, code, due)
+
+    # ------------------------------------------------------------------ climbing
+    async def fire_due(self) -> None:
+        """Text the next tier of every ladder whose wait ran out (the sweeper's step)."""
+        for escalation in await self._services.db(self._store.due_escalations):
+            try:
+                await self.climb(escalation)
+            except BridgeError as exc:
+                logger.warning("escalation %s: next tier not sent yet: %s", escalation.id, exc)
+
+    async def climb(self, escalation: EscalationRecord, actor: str | None = None) -> bool:
+        """Move the ladder one rung (texting it); True when this call moved it."""
+        db, store = self._services.db, self._store
+        page = await db(store.get_request, escalation.id)
+        ladder = self.ladder(escalation.name)
+        step = ladder.step_after(escalation.tier, escalation.round) if ladder else None
+        if ladder is None:
+            logger.warning("escalation %r is no longer in the policy", escalation.name)
+        send, next_at = None, None
+        if step is not None and ladder is not None and page is not None:
+            send = self._rung_request(page, ladder, *step)
+            next_at = store.now() + ladder.wait_after(step[0])
+        request_id = await db(store.climb, escalation, Climb(step, send, next_at, actor))
+        if request_id is None:
+            return False
+        if request_id:
+            await self._delivery.deliver(request_id)
+        await self.refresh(escalation.id)
+        return True
+
+    def _rung_request(
+        self, page: StoredRequest, ladder: Escalation, tier: int, round_: int
+    ) -> NewRequest | None:
+        """The page's text to a rung's people, or None when none of them can be texted."""
+        policy = self._services.policy
+        recipients: dict[str, NewRecipient] = {}
+        for target in ladder.tiers[tier].page:
+            try:
+                found = resolve_target(policy, target)
+            except BridgeError as exc:
+                logger.warning("escalation tier %d: %s", tier + 1, exc)
+                continue
+            for recipient in found:
+                recipients.setdefault(recipient.number, NewRecipient(*_parts(recipient)))
+        if not recipients:
+            return None
+        return replace(
+            _like(page, request_key(page.id, f"r{round_}t{tier}")),
+            recipients=tuple(recipients.values()),
+        )
+
+    # ------------------------------------------------------------------ acks and commands
+    async def ack(
+        self, escalation_id: str, actor: str, via: Via, label: str, number: str | None = None
+    ) -> bool:
+        """The first ack stops the ladder and texts everyone texted (but the acker) once;
+        True for it. A later ack is recorded as late and changes nothing else."""
+        db, store = self._services.db, self._store
+        escalation = await db(store.get_escalation, escalation_id)
+        page = await db(store.get_request, escalation_id)
+        if escalation is None or page is None:
+            return False
+        ladder = self.ladder(escalation.name)
+        template = ladder.acked_sms if ladder else DEFAULT_ACKED_SMS
+        text = acked_text(template, label, store.now()) if template else ""
+
+        def acked_sms(recipients: list[NewRecipient]) -> NewRequest | None:
+            if not text:
+                return None
+            base = _with_text(_like(page, request_key(page.id, "acked")), text)
+            return replace(base, kind="sms", recipients=tuple(recipients))
+
+        won, request_id = await db(
+            store.ack_escalation, escalation_id, actor, via, acked_sms, number
+        )
+        if request_id:
+            await self._delivery.deliver(request_id)
+        await self.refresh(escalation_id)
+        return won
+
+    async def command(self, escalation_id: str, user: str, what: Command) -> str | None:
+        """Escalate now or stop paging: the requester and approvers only. Why not, or None."""
+        db, store = self._services.db, self._store
+        escalation = await db(store.get_escalation, escalation_id)
+        page = await db(store.get_request, escalation_id)
+        if escalation is None or page is None:
+            return "this page is unknown to the bridge"
+        if user != page.sender and user not in self._services.policy.approvals.approvers:
+            return "only the person who paged or an approver can escalate or stop this page"
+        if escalation.state != "open":
+            return f"this page is already {escalation.state}"
+        if what == "stop":
+            done = await db(store.stop_escalation, escalation_id, user)
+            if done:
+                await self.refresh(escalation_id)
+        else:
+            done = await self.climb(escalation, actor=user)
+        return None if done else "someone else moved this page at the same moment; see the board"
+
+    def may_ack(self, user: str) -> bool:
+        """Anyone allowed to send SMS, or an approver, may ack from Slack."""
+        policy = self._services.policy
+        return policy.rule_for(user) is not None or user in policy.approvals.approvers
+
+    async def on_reply(self, contact: str, text: str) -> str | None:
+        """An SMS reply that acks a ladder: its code, or an ack word from someone with one
+        open page. A note for the reply posted in Slack, or None when it acks no ladder."""
+        db, store = self._services.db, self._store
+        keyword = reply_keyword(text)
+        ack_words = self._services.policy.replies.ack_words
+        code = reply_code(keyword, ack_words)
+        label = self._label(contact)
+        if code is not None:
+            found = await db(store.escalations_with_code, code, contact)
+        elif keyword in ack_words:
+            found = await db(store.open_escalations_to, contact)
+            if len(found) > 1:
+                codes = ", ".join(e.code for e in found)
+                return (
+                    f":grey_question: {label} has {len(found)} open pages; reply a code ({codes})."
+                )
+        else:
+            return None
+        if not found:
+            return None
+        escalation = found[0]
+        if await self.ack(escalation.id, contact, "sms", label, contact):
+            return f":white_check_mark: {label} acked page {escalation.code}: paging stopped."
+        return f":information_source: {label} acked page {escalation.code} late; it was handled."
+
+    async def pause(self, seconds: float) -> None:
+        """The reply poller's wait between polls, cut short to ``replies.page_poll_interval``
+        steps while an escalating page awaits its ack: its reply must stop the ladder soon,
+        and the faster polls cost 2Chat credits only while such a page is open."""
+        fast = self._services.policy.replies.page_poll_interval
+        if fast is None:
+            await asyncio.sleep(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(fast.total_seconds(), left))
+            if await self._services.db(self._store.any_open_escalation):
+                return
+
+    # ------------------------------------------------------------------ the board
+    async def refresh(self, escalation_id: str) -> None:
+        """Post or edit the ladder's board, at Slack's pace for edits in its channel."""
+        escalation = await self._services.db(self._store.get_escalation, escalation_id)
+        if escalation is None or escalation.thread_ts is None:
+            return
+        async with self._delivery.pace.turn(escalation.channel_id):
+            await self._show(escalation_id)
+
+    async def _show(self, escalation_id: str) -> None:
+        db, store, reporter = self._services.db, self._store, self._services.reporter
+        escalation = await db(store.get_escalation, escalation_id)  # fresh after the wait
+        if escalation is None or escalation.thread_ts is None:
+            return
+        board = Board(
+            escalation,
+            self.ladder(escalation.name),
+            tuple(await db(store.escalation_steps, escalation_id)),
+            tuple(await db(store.texted_by, escalation_id)),
+            self._who,
+        )
+        text, blocks = board_text(board), board_blocks(board)
+        if escalation.board_ts is not None:
+            await reporter.update(escalation.channel_id, escalation.board_ts, text, blocks)
+            return
+        if not await db(store.claim_key, f"board:{escalation_id}", timedelta(minutes=1)):
+            return  # another process is posting it
+        ts = await reporter.post(
+            escalation.channel_id, text, blocks=blocks, thread_ts=escalation.thread_ts
+        )
+        if ts is not None:
+            await db(store.set_board, escalation_id, ts)
+
+    def _who(self, actor: str) -> str:
+        """A Slack user as a mention, a number as its contact name (or shown as policy says)."""
+        if actor.startswith("+"):
+            return self._label(actor)
+        return f"<@{actor}>"
+
+    def _label(self, number: str) -> str:
+        name = self._services.policy.contact_name(number)
+        return name or show_number(number, self._services.masked())
+
+
+def _parts(recipient: Recipient) -> tuple[str, str | None]:
+    return recipient.number, recipient.name
+
+
+def _with_text(new: NewRequest, text: str) -> NewRequest:
+    """``new`` with another text, its segments counted again."""
+    info = analyze(text)
+    return replace(new, text=text, segments=info.segments, encoding=info.encoding)
+
+
+def _like(page: StoredRequest, dedupe_key: str) -> NewRequest:
+    """A request from the page's sender, number and thread, with the page's text."""
+    return NewRequest(
+        kind="page",
+        sender=page.sender,
+        channel_id=page.channel_id,
+        from_name=page.from_name,
+        from_number=page.from_number,
+        recipients=tuple(page.recipients),
+        text=page.text,
+        segments=page.segments,
+        encoding=page.encoding,
+        thread_ts=page.thread_ts,
+        dedupe_key=dedupe_key,
+    )

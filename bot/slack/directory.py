@@ -1,0 +1,118 @@
+"""Slack as a roster: user group members and profile phones, read for the policy.
+
+The policy is pure, so listeners and the send path ask ``SlackDirectory.snapshot`` first and
+pass the ``Directory`` it returns into ``decide``. Answers are cached for ``ttl`` seconds:
+people @-mention a roster far more often than it changes, and Slack rate-limits these
+methods. A failed lookup is not cached, and its group is left out of the snapshot, so
+the decision says the roster could not be read instead of texting nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+import aiohttp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.directory import EMPTY_DIRECTORY, Directory
+from bot.core.model import Policy
+from bot.core.phone import parse_number
+from bot.errors import InvalidNumber
+from bot.slack.reporter import SLACK_ERRORS
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_TTL = 60.0
+# Profile lookups at once: a large roster must not burst past users.profile.get's limit.
+LOOKUPS_AT_ONCE = 8
+# Lookups run before Slack's 3-second answer is due; one that takes longer fails instead.
+LOOKUP_DEADLINE = 1.5
+_USER_ID = re.compile(r"[UW][A-Z0-9]+")
+_LOOKUP_ERRORS = (*SLACK_ERRORS, aiohttp.ClientError, TimeoutError)
+
+
+class SlackDirectory:
+    """Reads user group members (``usergroups.users.list``) and, when the policy turns it
+    on, profile phones (``users.profile.get``), each cached for ``ttl`` seconds."""
+
+    def __init__(self, client: AsyncWebClient, ttl: float = DEFAULT_TTL) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._phones: dict[str, tuple[float, str]] = {}
+        self._lookups = asyncio.Semaphore(LOOKUPS_AT_ONCE)
+
+    async def snapshot(self, policy: Policy) -> Directory:
+        """What ``policy`` needs from Slack now: the members of every user group it names,
+        and profile phones for the linked people the file gives no number."""
+        groups = sorted(policy.user_groups())
+        profiles = policy.defaults.slack_profile_numbers
+        if not groups and not (profiles and policy.contact_slack):
+            return EMPTY_DIRECTORY  # a policy that names no Slack people costs no calls
+        found = await asyncio.gather(*(self._members(group) for group in groups))
+        members = {
+            group: users for group, users in zip(groups, found, strict=True) if users is not None
+        }
+        phones: dict[str, str] = {}
+        if profiles:
+            rosters = [members.get(group, frozenset()) for group in policy.slack_groups.values()]
+            wanted = sorted(_numberless(policy, rosters))
+            numbers = await asyncio.gather(*(self._phone(user, policy) for user in wanted))
+            phones = {user: number for user, number in zip(wanted, numbers, strict=True) if number}
+        return Directory(members, phones)
+
+    async def _members(self, group: str) -> frozenset[str] | None:
+        async def fetch() -> frozenset[str]:
+            answer = await self._client.usergroups_users_list(usergroup=group)
+            users = answer.get("users") or []
+            return frozenset(u for u in users if isinstance(u, str) and _USER_ID.fullmatch(u))
+
+        return await self._cached(self._groups, group, fetch)
+
+    async def _phone(self, user: str, policy: Policy) -> str | None:
+        async def fetch() -> str:
+            async with self._lookups:
+                answer = await self._client.users_profile_get(user=user)
+            profile = answer.get("profile") or {}
+            return str(profile.get("phone") or "") if isinstance(profile, dict) else ""
+
+        raw = await self._cached(self._phones, user, fetch)
+        if not raw:
+            return None
+        try:
+            return parse_number(raw, policy.defaults.region)
+        except InvalidNumber:
+            logger.info("Slack profile phone of %s is not a phone number; not used", user)
+            return None
+
+    async def _cached(
+        self, cache: dict[str, tuple[float, T]], key: str, fetch: Callable[[], Awaitable[T]]
+    ) -> T | None:
+        """``fetch``'s answer, reused for ``ttl`` seconds; None (not cached) on failure."""
+        now = time.monotonic()
+        hit = cache.get(key)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        try:
+            value = await asyncio.wait_for(fetch(), LOOKUP_DEADLINE)
+        except _LOOKUP_ERRORS as exc:
+            logger.warning("Slack lookup for %s failed: %s", key, exc)
+            return None
+        cache[key] = (now, value)
+        return value
+
+
+def _numberless(policy: Policy, rosters: Iterable[frozenset[str]]) -> set[str]:
+    """Linked contacts without a number, and roster members not linked to a numbered
+    contact: the people a profile phone could number."""
+    numbered = {user for name, user in policy.contact_slack.items() if name in policy.contacts}
+    wanted = {user for name, user in policy.contact_slack.items() if name not in policy.contacts}
+    for roster in rosters:
+        wanted.update(roster - numbered)
+    return wanted

@@ -1,0 +1,124 @@
+"""The pager board's controls: **Ack**, **Escalate now** and **Stop paging** buttons, and a
+:white_check_mark: reaction on the board, which acks like the button.
+
+Anyone allowed to send SMS (or an approver) may ack; only the person who paged and the
+approvers may escalate or stop. Everyone else is told so privately. The board itself is
+drawn by ``board_render`` and kept current by ``sending.escalation``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.sending.escalation import Command, Via
+from bot.slack.deps import BadPayload, Bridge
+from bot.slack.ids import ActionId
+from bot.slack.payloads import BlockAction, ReactionAdded, optional
+
+logger = logging.getLogger(__name__)
+
+ACK_REACTION = "white_check_mark"
+NOT_ALLOWED = "only people allowed to send SMS, or approvers, can ack a page"
+
+
+async def ack_from_slack(
+    bridge: Bridge,
+    client: AsyncWebClient,
+    escalation_id: str,
+    user: str,
+    channel: str | None,
+    *,
+    via: Via,
+) -> None:
+    """Ack for a Slack user; a refusal or a late ack is told to them privately."""
+    ladders = bridge.workflow.ladders
+    if not ladders.may_ack(user):
+        await bridge.tell_clicker(channel, user, f":no_entry: {NOT_ALLOWED}")
+        return
+    label = await _name_of(client, user)
+    if not await ladders.ack(escalation_id, user, via, label):
+        await bridge.tell_clicker(
+            channel, user, ":information_source: This page was already handled; your ack is noted."
+        )
+
+
+async def command_from_slack(
+    bridge: Bridge, escalation_id: str, user: str, channel: str | None, what: Command
+) -> None:
+    refusal = await bridge.workflow.ladders.command(escalation_id, user, what)
+    if refusal:
+        await bridge.tell_clicker(channel, user, f":no_entry: {refusal}")
+
+
+async def _name_of(client: AsyncWebClient, user: str) -> str:
+    """The name the "acked" SMS gives a Slack user: their display name when Slack says it."""
+    try:
+        found = await client.users_info(user=user)
+    except Exception as exc:  # no users:read scope, or Slack is down: the id still says who
+        logger.info("cannot read the name of %s: %s", user, exc)
+        return user
+    data = found.data if isinstance(found.data, dict) else {}
+    names = (
+        ("user", "profile", "display_name"),
+        ("user", "profile", "real_name"),
+        ("user", "name"),
+    )
+    return next((name for path in names if (name := optional(data, *path))), user)
+
+
+def register(app: AsyncApp, bridge: Bridge) -> None:
+    """The board's buttons and the ✅ reaction."""
+
+    @app.action(ActionId.LADDER_ACK)
+    async def ack_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        action = BlockAction.parse(body)
+        work = ack_from_slack(
+            bridge, client, action.button_value(), action.user_id, action.channel_id, via="button"
+        )
+        bridge.runner.spawn(work, name=f"ladder-ack-{action.button_value()}")
+
+    _register_command(app, bridge, ActionId.LADDER_ESCALATE, "escalate")
+    _register_command(app, bridge, ActionId.LADDER_STOP, "stop")
+
+    @app.event("reaction_added")
+    async def reaction(body: dict[str, Any], client: AsyncWebClient) -> None:
+        try:
+            event = ReactionAdded.parse(body)
+        except BadPayload as exc:
+            logger.info("reaction_added ignored: %s", exc)
+            return
+        if event.reaction != ACK_REACTION:
+            return
+        bridge.runner.spawn(
+            ack_by_reaction(bridge, client, event), name=f"ladder-reaction-{event.ts}"
+        )
+
+
+def _register_command(app: AsyncApp, bridge: Bridge, action_id: ActionId, what: Command) -> None:
+    @app.action(action_id)
+    async def command_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        action = BlockAction.parse(body)
+        work = command_from_slack(
+            bridge, action.button_value(), action.user_id, action.channel_id, what
+        )
+        bridge.runner.spawn(work, name=f"ladder-{what}-{action.button_value()}")
+
+
+async def ack_by_reaction(bridge: Bridge, client: AsyncWebClient, event: ReactionAdded) -> None:
+    """A ✅ on a board acks its page, once per Slack event however often it is delivered."""
+    workflow = bridge.workflow
+    escalation = await workflow.db(workflow.store.escalation_on_board, event.channel_id, event.ts)
+    if escalation is None:
+        return
+    if not await workflow.db(workflow.store.claim_key, event.dedupe_key, timedelta(days=1)):
+        return
+    await ack_from_slack(
+        bridge, client, escalation.id, event.user_id, event.channel_id, via="reaction"
+    )

@@ -1,0 +1,87 @@
+"""Retention: deleting history older than the policy's ``retention.keep``, a little at a time.
+
+The bridge records every request, send, acknowledgement and reply it handles; left alone, the
+database grows for ever. ``purge_before`` deletes what no feature reads any more, in batches,
+each its own short transaction, so a purge of months of history never holds the write lock
+(SQLite) or row locks (Postgres) long enough to delay a send.
+
+Only finished requests go (completed, rejected, expired), with everything that hangs off them
+(sends, acknowledgements, the ack summary, the thread's progress report, by ``ON DELETE
+CASCADE``; inbound messages matched to them, by hand). Opt-outs are never purged: a number
+that replied STOP stays opted out however old the reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from bot.store.core import StoreCore
+from bot.store.limits import RATE_WINDOW
+from bot.store.tx import Tx, placeholders, utc
+
+_FINISHED = "('completed', 'rejected', 'expired')"
+_BUCKET_SLACK = RATE_WINDOW / 60  # a counter's minute may hold SMS up to a minute after it
+
+
+class RetentionQueries(StoreCore):
+    """The purge a sweeper runs now and then; safe to run from several processes at once."""
+
+    def purge_before(self, cutoff: datetime, batch: int = 500) -> int:
+        """Delete history older than ``cutoff``; returns how many requests went.
+
+        Also goes, whatever ``cutoff``: rate counters no check reads any more (older than
+        the hour) and dedupe keys that have expired. Each batch of at most ``batch`` rows
+        is committed on its own.
+        """
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, not {batch}")
+        cutoff = utc(cutoff)
+        now = self._now()
+        purged = self._in_batches(batch, lambda tx: _purge_requests(tx, cutoff, batch))
+        sweeps = (
+            ("inbound_messages", "uuid", "request_id IS NULL AND seen_at < ?", cutoff),
+            ("reply_cursors", "channel_uuid, contact", "updated_at < ?", cutoff),
+            ("dedupe_keys", "key", "expires_at <= ?", now),
+            ("rate_counts", "key, bucket", "bucket < ?", now - RATE_WINDOW - _BUCKET_SLACK),
+        )
+        for table, key, where, moment in sweeps:
+            statement = (
+                f"DELETE FROM {table} WHERE ({key}) IN "
+                f"(SELECT {key} FROM {table} WHERE {where} LIMIT ?)"
+            )
+            self._in_batches(batch, partial(_run, statement, (moment, batch)))
+        return purged
+
+    def _in_batches(self, batch: int, step: Callable[[Tx], int]) -> int:
+        """Run ``step`` in its own transaction until it deletes fewer than ``batch`` rows."""
+        total = 0
+        while True:
+            with self._transaction(write=True) as tx:
+                done = step(tx)
+            total += done
+            if done < batch:
+                return total
+
+
+def _run(statement: str, params: Sequence[Any], tx: Tx) -> int:
+    return tx.run(statement, params)
+
+
+def _purge_requests(tx: Tx, cutoff: datetime, batch: int) -> int:
+    """One batch of finished requests last changed before ``cutoff``, with their rows."""
+    ids = [
+        request_id
+        for (request_id,) in tx.rows(
+            f"SELECT id FROM requests WHERE state IN {_FINISHED} AND updated_at < ? "
+            "ORDER BY updated_at LIMIT ?",
+            (cutoff, batch),
+        )
+    ]
+    if not ids:
+        return 0
+    marks = placeholders(len(ids))
+    tx.run(f"DELETE FROM inbound_messages WHERE request_id IN ({marks})", ids)
+    return tx.run(f"DELETE FROM requests WHERE id IN ({marks})", ids)

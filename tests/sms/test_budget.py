@@ -1,0 +1,142 @@
+"""One 2Chat budget: reply polling goes through the same pacer as sends, and yields to them.
+
+Time is simulated (an injected clock and sleep), so minutes of pacing run in milliseconds.
+The stand-in for 2Chat here enforces the account's per-minute limit the way 2Chat does,
+answering 429 to any call that would make more than ``per_minute`` in 60 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import deque
+
+import pytest
+
+from bot.errors import TwoChatError
+from bot.sms.fanout import WINDOW_SECONDS, RatePacer, RetryPolicy, fan_out
+
+CAP = 60
+FROM_NUMBERS = 20
+
+
+class SimulatedTime:
+    """Virtual time shared by many tasks: once every task is waiting, the clock jumps to the
+    earliest wake-up and wakes that sleeper."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + delay, next(self._order), woken))
+        await woken
+
+    async def drive(self) -> None:
+        """Run for ever: let every runnable task run, then move to the next wake-up."""
+        while True:
+            for _ in range(50):
+                await asyncio.sleep(0)
+            while self._sleepers:
+                deadline, _, woken = heapq.heappop(self._sleepers)
+                if not woken.done():
+                    self.now = max(self.now, deadline)
+                    woken.set_result(None)
+                    break
+
+
+class LimitedTwoChat:
+    """Answers 429 to a call beyond ``per_minute`` in any 60 s; logs who called when."""
+
+    def __init__(self, time: SimulatedTime, per_minute: int) -> None:
+        self._time = time
+        self._per_minute = per_minute
+        self._recent: deque[float] = deque()
+        self.calls: list[tuple[float, str]] = []
+        self.refused = 0
+
+    async def call(self, who: str) -> str:
+        now = self._time.now
+        while self._recent and now - self._recent[0] >= WINDOW_SECONDS:
+            self._recent.popleft()
+        if len(self._recent) >= self._per_minute:
+            self.refused += 1
+            raise TwoChatError("429 Too Many Requests", status=429, temporary=True)
+        self._recent.append(now)
+        self.calls.append((now, who))
+        await asyncio.sleep(0)
+        return who
+
+
+async def poll_forever(pacer: RatePacer, twochat: LimitedTwoChat) -> None:
+    """A reply poller with many from-numbers: one conversations call each, back to back."""
+    while True:
+        for index in range(FROM_NUMBERS):
+            await pacer.acquire_spare()
+            await twochat.call(f"poll-{index}")
+
+
+async def scenario(time: SimulatedTime, pacer: RatePacer, twochat: LimitedTwoChat) -> list[str]:
+    """Poll for two minutes, page 100 people while polling goes on, poll a minute more."""
+    driver = asyncio.create_task(time.drive())
+    poller = asyncio.create_task(poll_forever(pacer, twochat))
+    await time.sleep(120)
+    results = await fan_out(
+        [f"send-{i}" for i in range(100)],
+        twochat.call,
+        concurrency=10,
+        pacer=pacer,
+        retry=RetryPolicy(attempts=1),
+        sleep=time.sleep,
+    )
+    await time.sleep(60)
+    poller.cancel()
+    driver.cancel()
+    return [str(result) for result in results]
+
+
+def busiest_minute(calls: list[float]) -> int:
+    return max(sum(1 for t in calls if start <= t < start + WINDOW_SECONDS) for start in calls)
+
+
+def run(per_minute: int = CAP) -> tuple[list[str], LimitedTwoChat]:
+    time = SimulatedTime()
+    pacer = RatePacer(per_minute, clock=time.clock, sleep=time.sleep)
+    twochat = LimitedTwoChat(time, per_minute)
+    return asyncio.run(scenario(time, pacer, twochat)), twochat
+
+
+def test_polling_and_a_page_together_stay_under_the_cap_with_no_429() -> None:
+    results, twochat = run()
+    assert results == [f"send-{i}" for i in range(100)]  # every send got through, first try
+    assert twochat.refused == 0
+    assert busiest_minute([t for t, _ in twochat.calls]) <= CAP
+
+
+def test_no_poll_starts_while_the_page_is_sending() -> None:
+    _, twochat = run()
+    sends = [t for t, who in twochat.calls if who.startswith("send")]
+    polls = [t for t, who in twochat.calls if who.startswith("poll")]
+    assert not [t for t in polls if sends[0] < t < sends[-1]]
+    assert [t for t in polls if t > sends[-1]], "polling resumes once the page is out"
+
+
+def test_polling_alone_uses_only_its_share_of_the_minute() -> None:
+    _, twochat = run()
+    first_send = next(t for t, who in twochat.calls if who.startswith("send"))
+    polls = [t for t, who in twochat.calls if who.startswith("poll") and t < first_send]
+    assert busiest_minute(polls) == CAP // 2
+
+
+def test_a_page_after_busy_polling_starts_at_once() -> None:
+    """The half of the minute polling leaves free is there for the page's first sends."""
+    _, twochat = run()
+    sends = [t for t, who in twochat.calls if who.startswith("send")]
+    assert sends[0] == pytest.approx(1120.0, abs=1.0)
+    assert sum(1 for t in sends if t < sends[0] + 1) >= 5  # the burst, not one by one
