@@ -117,11 +117,19 @@ class Workflow(Services):
         self, decision: Allow | NeedsApproval, origin: Origin, ticket: Ticket
     ) -> StoredRequest | str | None:
         """The request as recorded; or a refusal text; or None for a duplicate delivery."""
-        if origin.dedupe_key and not await self.db(
-            self.store.claim_key, f"submit:{origin.dedupe_key}", timedelta(days=1)
-        ):
+        key = f"submit:{origin.dedupe_key}" if origin.dedupe_key else None
+        if key and not await self.db(self.store.claim_key, key, timedelta(days=1)):
             logger.info("duplicate delivery %s ignored", origin.dedupe_key)
             return None
+        outcome = await self._record_claimed(decision, origin, ticket)
+        if key and isinstance(outcome, str):  # refused: the same form or event may try again
+            await self.db(self.store.release_key, key)
+        return outcome
+
+    async def _record_claimed(
+        self, decision: Allow | NeedsApproval, origin: Origin, ticket: Ticket
+    ) -> StoredRequest | str:
+        """Record a request whose delivery is not a duplicate; or a refusal text."""
         policy, plan = self.policy, decision.plan
         # Numbers that replied STOP get nothing; a request that only reaches them is refused
         # (others in a group still get theirs; the opted-out sends fail with the reason).

@@ -319,7 +319,9 @@ async def submit_compose(bridge: Bridge, body: Mapping[str, Any]) -> dict[str, s
     except BadPayload as exc:
         return payload_errors(exc, BLOCK_TEXT)
     user_id = submission.user_id
-    origin = Origin(meta.channel_id, user_id, response_url=meta.response_url)
+    # Slack may deliver one submission more than once; the view id names it.
+    dedupe_key = f"view:{submission.view.id}" if submission.view.id else None
+    origin = Origin(meta.channel_id, user_id, response_url=meta.response_url, dedupe_key=dedupe_key)
     directory = await bridge.directory()
     return await submit_form(
         bridge,

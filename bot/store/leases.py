@@ -26,6 +26,11 @@ class LeaseQueries(StoreCore):
             )
         return bool(won)
 
+    def release_key(self, key: str) -> None:
+        """Give up a claim whose work was refused, so a retry of the same key may go ahead."""
+        with self._transaction(write=True) as tx:
+            tx.run("DELETE FROM dedupe_keys WHERE key = ?", (key,))
+
     def purge_keys(self) -> int:
         """Delete expired dedupe keys (housekeeping for a sweeper); returns how many."""
         with self._transaction(write=True) as tx:

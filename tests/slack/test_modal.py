@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -71,12 +72,14 @@ def state_values(
     }
 
 
-def live_view(metadata: str, values: dict[str, Any], view_hash: str = "h1") -> dict[str, Any]:
+def live_view(
+    metadata: str, values: dict[str, Any], view_hash: str = "h1", view_id: str = "V0001"
+) -> dict[str, Any]:
     """A view as it comes back in block_actions / view_submission payloads."""
     view = compose_view(POLICY, "U0ADMIN", ComposeValues(), META)
     return {
         **view,
-        "id": "V0001",
+        "id": view_id,
         "team_id": "T0TEAM",
         "app_id": "A0APP",
         "hash": view_hash,
@@ -133,10 +136,17 @@ def wait_calls(slack: SlackStandIn, method: str, n: int = 1) -> list[Call]:
 
 
 def submit(
-    app: AppProcess, slack: SlackStandIn, user: str, channel: str = CHANNEL, **fields: Any
+    app: AppProcess,
+    slack: SlackStandIn,
+    user: str,
+    channel: str = CHANNEL,
+    view_id: str | None = None,
+    **fields: Any,
 ) -> dict[str, Any] | None:
-    """Submit the modal; the JSON answer, or None for the empty ack that closes it."""
-    view = live_view(metadata(slack, channel), state_values(**fields))
+    """Submit the modal (a new view unless ``view_id`` is given); the JSON answer, or None
+    for the empty ack that closes it."""
+    view_id = view_id or f"V{uuid.uuid4().hex[:10].upper()}"
+    view = live_view(metadata(slack, channel), state_values(**fields), view_id=view_id)
     response = app.post_signed(envelope("view_submission", user, view))
     assert response.status_code == 200, response.text
     return response.json() if response.content else None
@@ -489,6 +499,18 @@ def test_valid_submission_closes_modal_sends_per_recipient_and_replies_in_thread
     assert reply["text"].count(":white_check_mark:") == 3
     time.sleep(0.1)
     assert len(twochat.sends) == 3
+
+
+def test_one_view_submitted_six_times_sends_once_and_a_corrected_resubmit_sends(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    refused = submit(app, slack, "U0DEV1", view_id="V0SAME", to="alice", text="x" * 1000)
+    assert refused is not None and refused["response_action"] == "errors"
+    for _ in range(6):
+        assert submit(app, slack, "U0DEV1", view_id="V0SAME", to="alice", text="once") is None
+    twochat.wait_for_sends(1)
+    time.sleep(0.3)
+    assert [send["text"] for send in twochat.sends] == ["once"]
 
 
 def test_submission_needing_approval_closes_modal_and_asks_an_approver(
