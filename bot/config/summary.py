@@ -29,15 +29,23 @@ def _declared_lines(policy: Policy) -> list[str]:
     """The defaults, and the numbers, contacts and groups the file names."""
     defaults = policy.defaults
     groups = ", ".join(
-        f"{name} ({_plural(len(members), 'member')})" for name, members in policy.groups.items()
+        f"{name} (Slack user group {policy.slack_groups[name]})"
+        if name in policy.slack_groups
+        else f"{name} ({_plural(len(members), 'member')})"
+        for name, members in policy.groups.items()
     )
+    contacts = [
+        f"{name} ({policy.contact_slack[name]})" if name in policy.contact_slack else name
+        for name in dict.fromkeys([*policy.contacts, *policy.contact_slack])
+    ]
+    profiles = ", Slack profile phones used" if defaults.slack_profile_numbers else ""
     return [
         f"defaults: region {defaults.region}, from {defaults.from_name}, "
         f"at most {defaults.max_segments} segment(s), "
-        f"numbers {'masked' if defaults.mask_numbers else 'shown in full'} in channels",
+        f"numbers {'masked' if defaults.mask_numbers else 'shown in full'} in channels" + profiles,
         f"from_numbers ({len(policy.from_numbers)}): "
         + ", ".join(f"{name} {number}" for name, number in policy.from_numbers.items()),
-        f"contacts ({len(policy.contacts)}): {', '.join(policy.contacts) or '-'}",
+        f"contacts ({len(contacts)}): {', '.join(contacts) or '-'}",
         f"groups ({len(policy.groups)}): {groups or '-'}",
     ]
 

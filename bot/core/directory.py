@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from bot.core.model import Policy
 
+# A Slack user id as Slack writes it (W… for Enterprise Grid users).
+USER_ID = re.compile(r"[UW][A-Z0-9]+")
 # How a recipient that came from a Slack mention is written: "<@U…>" and "<!subteam^S…>".
 USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 GROUP_MENTION = re.compile(r"<!subteam\^(S[A-Z0-9]+)>")

@@ -145,7 +145,8 @@ class Policy:
     warnings: tuple[str, ...] = ()
 
     def rule_for(self, user_id: str) -> SenderRule | None:
-        """The senders entry of a Slack user, or None: a user in no entry may not send."""
+        """The senders entry of a Slack user listed by id, or None. User groups in
+        ``users`` need their members, so decisions use ``policy.sender_rule`` with them."""
         for rule in self.senders:
             if user_id in rule.users:
                 return rule

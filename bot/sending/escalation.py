@@ -29,7 +29,7 @@ from bot.core.escalation import (
     reply_code,
     request_key,
 )
-from bot.core.model import Recipient, reply_keyword
+from bot.core.model import reply_keyword
 from bot.core.policy import resolve_target, trim_to_segments
 from bot.core.segments import analyze
 from bot.errors import BridgeError
@@ -75,15 +75,18 @@ class Ladders:
         return _with_text(new, trim_to_segments(new.text, max_segments, code_suffix(code)))
 
     async def begin(self, request: StoredRequest) -> bool:
-        """Start the ladder of a recorded page that carries a reply code; True if this call
-        started it (its board is then owed)."""
+        """Start the ladder of a recorded page that carries a reply code, and post its
+        board; True if this call started it (the board is edited again once tier 1 is sent)."""
         found = self._ladder_of(request.channel_id)
         code = code_of(request.text)
         if request.kind != "page" or found is None or code is None:
             return False
         name, ladder = found
         due = self._store.now() + ladder.wait_after(0)
-        return await self._services.db(self._store.open_escalation, request.id, name, code, due)
+        if not await self._services.db(self._store.open_escalation, request.id, name, code, due):
+            return False
+        await self.refresh(request.id)
+        return True
 
     # ------------------------------------------------------------------ climbing
     async def fire_due(self) -> None:
@@ -127,7 +130,9 @@ class Ladders:
                 logger.warning("escalation tier %d: %s", tier + 1, exc)
                 continue
             for recipient in found:
-                recipients.setdefault(recipient.number, NewRecipient(*_parts(recipient)))
+                recipients.setdefault(
+                    recipient.number, NewRecipient(recipient.number, recipient.name)
+                )
         if not recipients:
             return None
         return replace(
@@ -175,6 +180,9 @@ class Ladders:
             return "only the person who paged or an approver can escalate or stop this page"
         if escalation.state != "open":
             return f"this page is already {escalation.state}"
+        ladder = self.ladder(escalation.name)
+        if what == "escalate" and (ladder is None or not ladder.step_after(*_rung(escalation))):
+            return "this page is on its last tier: nobody is left to text"
         if what == "stop":
             done = await db(store.stop_escalation, escalation_id, user)
             if done:
@@ -230,9 +238,12 @@ class Ladders:
 
     # ------------------------------------------------------------------ the board
     async def refresh(self, escalation_id: str) -> None:
-        """Post or edit the ladder's board, at Slack's pace for edits in its channel."""
+        """Post the ladder's board, or edit it at Slack's pace for edits in its channel."""
         escalation = await self._services.db(self._store.get_escalation, escalation_id)
         if escalation is None or escalation.thread_ts is None:
+            return
+        if escalation.board_ts is None:
+            await self._show(escalation_id)  # a new post: only edits need Slack's pace
             return
         async with self._delivery.pace.turn(escalation.channel_id):
             await self._show(escalation_id)
@@ -272,8 +283,8 @@ class Ladders:
         return name or show_number(number, self._services.masked())
 
 
-def _parts(recipient: Recipient) -> tuple[str, str | None]:
-    return recipient.number, recipient.name
+def _rung(escalation: EscalationRecord) -> tuple[int, int]:
+    return escalation.tier, escalation.round
 
 
 def _with_text(new: NewRequest, text: str) -> NewRequest:

@@ -27,9 +27,9 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.commands import SmsCommand
-from bot.core.directory import Directory
+from bot.core.directory import EMPTY_DIRECTORY, Directory, user_mention
 from bot.core.model import Policy
-from bot.core.policy import Decision, Field, Refuse, allowed_from_names, decide
+from bot.core.policy import Decision, Field, Refuse, allowed_from_names, decide, sender_rule
 from bot.core.preview import outgoing_text, preview_text
 from bot.errors import BridgeError
 from bot.slack.deps import BadPayload, Bridge
@@ -61,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 BLOCK_FROM, ACTION_FROM = "from", ActionId.COMPOSE_FROM
 BLOCK_TO, ACTION_TO = "to", ActionId.COMPOSE_TO
+# People picked from Slack beside the typed names; no listener, so no ActionId.
+BLOCK_PEOPLE = ACTION_PEOPLE = "to_people"
 BLOCK_TEXT, ACTION_TEXT = "text", ActionId.COMPOSE_TEXT
 BLOCK_CLEANUP, ACTION_CLEANUP = "cleanup", ActionId.COMPOSE_CLEANUP
 BLOCK_PREVIEW = "preview"
@@ -127,6 +129,7 @@ class ComposeValues:
     to: str = ""
     text: str = ""
     cleanup: bool = False
+    people: tuple[str, ...] = ()  # Slack user ids picked in the people select
 
 
 def read_values(view: View) -> ComposeValues:
@@ -136,15 +139,19 @@ def read_values(view: View) -> ComposeValues:
         to=view.text(BLOCK_TO, ACTION_TO),
         text=view.text(BLOCK_TEXT, ACTION_TEXT),
         cleanup=CLEANUP_VALUE in view.checked(BLOCK_CLEANUP, ACTION_CLEANUP),
+        people=view.users(BLOCK_PEOPLE, ACTION_PEOPLE),
     )
 
 
 # --- the view ------------------------------------------------------------------------------
 
 
-def usable_from_names(policy: Policy, user_id: str) -> list[str]:
-    """The from-numbers (by name, default first) this user may send from; [] = may not send."""
-    rule = policy.rule_for(user_id)
+def usable_from_names(
+    policy: Policy, user_id: str, directory: Directory = EMPTY_DIRECTORY
+) -> list[str]:
+    """The from-numbers (by name, default first) this user may send from; [] = may not send.
+    ``directory`` has the user groups a sender may be in."""
+    rule = sender_rule(policy, user_id, directory)
     return allowed_from_names(policy, rule) if rule is not None else []
 
 
@@ -242,13 +249,32 @@ def _cleanup_block(ticked: bool) -> dict[str, Any]:
     }
 
 
+def _people_block() -> dict[str, Any]:
+    """Slack people to text, picked by name: each must be a contact linked to their user."""
+    return {
+        "type": "input",
+        "block_id": BLOCK_PEOPLE,
+        "label": plain("To people in Slack"),
+        "optional": True,
+        "element": {
+            "type": "multi_users_select",
+            "action_id": ACTION_PEOPLE,
+            "placeholder": plain("Pick people"),
+        },
+    }
+
+
 def compose_view(
-    policy: Policy, user_id: str, values: ComposeValues, meta: ComposeMeta
+    policy: Policy,
+    user_id: str,
+    values: ComposeValues,
+    meta: ComposeMeta,
+    directory: Directory = EMPTY_DIRECTORY,
 ) -> dict[str, Any]:
     """The whole modal for these values. Block and action ids never change, so Slack keeps
     what the user typed across ``views.update``; raises NotASender for a user with no
     from-number to send from."""
-    usable = usable_from_names(policy, user_id)
+    usable = usable_from_names(policy, user_id, directory)
     if not usable:
         raise NotASender("you are not allowed to send SMS from Slack")
     chosen = next(
@@ -271,7 +297,9 @@ def compose_view(
                 "To",
                 "alice, db-oncall or +447700900123",
                 values.to,
+                optional=True,
             ),
+            _people_block(),
             _message_block(values.text),
             _cleanup_block(values.cleanup),
             {
@@ -287,11 +315,16 @@ def compose_view(
 
 
 def decide_submission(
-    policy: Policy, user_id: str, values: ComposeValues, directory: Directory
+    policy: Policy,
+    user_id: str,
+    values: ComposeValues,
+    directory: Directory = EMPTY_DIRECTORY,
 ) -> Decision:
-    """The slash command's policy check, on the submitted fields (cleaned up if ticked)."""
+    """The slash command's policy check, on the submitted fields (cleaned up if ticked):
+    the typed recipients and the people picked, as mentions."""
     text = outgoing_text(values.text, values.cleanup)
-    return decide(policy, user_id, form_targets(values.to), text, values.from_name, directory)
+    targets = form_targets(values.to) + [user_mention(user) for user in values.people]
+    return decide(policy, user_id, targets, text, values.from_name, directory)
 
 
 _FIELD_BLOCKS: tuple[tuple[Field, str], ...] = (("from", BLOCK_FROM), ("text", BLOCK_TEXT))
@@ -347,7 +380,8 @@ async def open_compose_modal(
     meta = ComposeMeta(command.channel_id, response_url, parsed.from_name)
     values = ComposeValues(from_name=parsed.from_name, to=parsed.to)
     try:
-        view = compose_view(bridge.policy, command.user_id, values, meta)
+        directory = await bridge.directory()
+        view = compose_view(bridge.policy, command.user_id, values, meta, directory)
     except NotASender as exc:
         await bridge.reporter.tell_requester(
             origin, f":no_entry: Not sent: {exc.user_message}. Ask an admin to add you."
@@ -374,7 +408,8 @@ async def update_preview(bridge: Bridge, client: AsyncWebClient, action: BlockAc
         return
     try:
         meta = ComposeMeta.from_json(view.private_metadata)
-        new_view = compose_view(bridge.policy, action.user_id, read_values(view), meta)
+        values, directory = read_values(view), await bridge.directory()
+        new_view = compose_view(bridge.policy, action.user_id, values, meta, directory)
     except (BadPayload, NotASender) as exc:
         logger.info("not updating the /sms preview: %s", exc)
         return

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
@@ -19,7 +18,7 @@ from typing import TypeVar
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.directory import EMPTY_DIRECTORY, Directory
+from bot.core.directory import EMPTY_DIRECTORY, USER_ID, Directory
 from bot.core.model import Policy
 from bot.core.phone import parse_number
 from bot.errors import InvalidNumber
@@ -33,7 +32,6 @@ DEFAULT_TTL = 60.0
 LOOKUPS_AT_ONCE = 8
 # Lookups run before Slack's 3-second answer is due; one that takes longer fails instead.
 LOOKUP_DEADLINE = 1.5
-_USER_ID = re.compile(r"[UW][A-Z0-9]+")
 _LOOKUP_ERRORS = (*SLACK_ERRORS, aiohttp.ClientError, TimeoutError)
 
 
@@ -71,7 +69,7 @@ class SlackDirectory:
         async def fetch() -> frozenset[str]:
             answer = await self._client.usergroups_users_list(usergroup=group)
             users = answer.get("users") or []
-            return frozenset(u for u in users if isinstance(u, str) and _USER_ID.fullmatch(u))
+            return frozenset(u for u in users if isinstance(u, str) and USER_ID.fullmatch(u))
 
         return await self._cached(self._groups, group, fetch)
 

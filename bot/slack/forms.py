@@ -69,9 +69,17 @@ def to_hint(policy: Policy, user_id: str) -> str:
 
 
 def recipients_block(
-    policy: Policy, user_id: str, ids: tuple[str, str], label: str, placeholder: str, to: str
+    policy: Policy,
+    user_id: str,
+    ids: tuple[str, str],
+    label: str,
+    placeholder: str,
+    to: str,
+    *,
+    optional: bool = False,
 ) -> dict[str, Any]:
-    """The recipients input of a form, with a hint listing who this user may text."""
+    """The recipients input of a form, with a hint listing who this user may text;
+    ``optional`` when the form has another way to name recipients."""
     block_id, action_id = ids
     element: dict[str, Any] = {
         "type": "plain_text_input",
@@ -84,6 +92,7 @@ def recipients_block(
         "type": "input",
         "block_id": block_id,
         "label": plain(label),
+        "optional": optional,
         "element": element,
     }
     hint = to_hint(policy, user_id)

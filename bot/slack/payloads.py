@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.core.alerts import event_key, text_field
 from bot.core.commands import clean_text
+from bot.core.directory import USER_ID
 from bot.slack.deps import BadPayload
 
 NO_FIELDS = "Slack sent the form without its fields; close it and try again"
@@ -142,6 +143,18 @@ class View:
         if not isinstance(value, str):
             raise GarbledField(block_id)
         return value
+
+    def users(self, block_id: str, action_id: str) -> tuple[str, ...]:
+        """A users select's chosen Slack user ids; anything else there is GarbledField, since
+        the ids become recipients."""
+        users = self._element(block_id, action_id).get("selected_users")
+        if users is None:
+            return ()
+        if not isinstance(users, list) or not all(
+            isinstance(user, str) and USER_ID.fullmatch(user) for user in users
+        ):
+            raise GarbledField(block_id)
+        return tuple(users)
 
     def checked(self, block_id: str, action_id: str) -> frozenset[str]:
         """The values of a checkbox group's ticked options."""

@@ -4,7 +4,7 @@ are reported where they are written."""
 
 from __future__ import annotations
 
-from bot.config import load_policy_text
+from bot.config import load_policy_text, summarize
 from tests.config.helpers import BASE, problems_of
 
 LINKED = """\
@@ -87,3 +87,10 @@ def test_contact_and_group_shapes_that_cannot_work_are_reported() -> None:
         "needs numbers (a slack_group group reads its members' numbers when it is texted)",
         "t.yaml:13: groups.ops: missing slack_group (or write the group as a list)",
     ]
+
+
+def test_check_config_summary_names_the_slack_links() -> None:
+    summary = summarize(load_policy_text(LINKED))
+    assert "Slack profile phones used" in summary
+    assert "contacts (3): alice (U0ALICE), bob, dan (W0DAN)" in summary
+    assert "groups (2): db-oncall (Slack user group S0DBONCALL), pair (2 members)" in summary

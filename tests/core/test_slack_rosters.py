@@ -8,6 +8,7 @@ import pytest
 from bot.config import load_policy_text
 from bot.core.directory import Directory
 from bot.core.model import Policy, Recipient
+from bot.core.page_command import PageCommand, parse_page
 from bot.core.policy import Allow, NeedsApproval, Refuse, decide, is_approver, sender_rule
 
 ALICE, BOB = "+447700900123", "+447700900456"
@@ -136,4 +137,15 @@ def test_profile_phones_are_used_only_when_the_policy_turns_them_on() -> None:
     assert [r.number for r in plan.recipients] == [ALICE, BOB] and plan.unreachable == ()
     assert refused(decide(policy(True), "U0ADMIN", ["<@U0DAN>"], "hi")) == (
         "<@U0DAN> has no phone number in the policy or their Slack profile"
+    )
+
+
+def test_a_page_treats_a_mention_as_a_target_only_when_the_policy_knows_it() -> None:
+    p = policy()
+    linked = parse_page(p, "<@UBOT> page <@U0ALICE|alice> db down", "UBOT")
+    assert linked == PageCommand(("<@U0ALICE>",), "db down")
+    group = parse_page(p, "<@UBOT> page <!subteam^S0DBONCALL|@db-oncall> db down", "UBOT")
+    assert group == PageCommand(("<!subteam^S0DBONCALL>",), "db down")
+    assert parse_page(p, "<@UBOT> page <@U0SOMEONE> is on it", "UBOT") == PageCommand(
+        (), "@U0SOMEONE is on it"
     )

@@ -122,6 +122,9 @@ def test_only_the_pager_or_an_approver_may_stop_or_escalate(
     click(app, "U0DEV1", "ladder_escalate", ladder)
     assert twochat.wait_for_sends(3)[2]["to_number"] == CAROL
     board_says(slack, thread, "escalated by <@U0DEV1>")
+    click(app, "U0ADMIN", "ladder_escalate", ladder)  # an approver, but nobody is left
+    slack.wait_until(lambda: ephemerals(slack, "U0ADMIN"), 5, "the last-tier refusal")
+    assert "last tier" in ephemerals(slack, "U0ADMIN")[0]
     click(app, "U0ADMIN", "ladder_stop", ladder)
     stopped = board_says(slack, thread, "*Paging stopped* by <@U0ADMIN>")
     assert buttons(stopped) == []

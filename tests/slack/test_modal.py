@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bot.config import load_policy
+from bot.core.directory import EMPTY_DIRECTORY, Directory
 from bot.core.model import Policy
 from bot.core.policy import Allow, NeedsApproval, Refuse
 from bot.core.preview import preview_text
@@ -285,6 +286,9 @@ class StubBridge:
     def policy(self) -> Policy:
         return POLICY
 
+    async def directory(self) -> Directory:
+        return EMPTY_DIRECTORY  # POLICY names no Slack users or groups
+
     async def submit(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
         self.submitted.append(origin)
         if isinstance(self.answer, Exception):
@@ -300,7 +304,9 @@ def submission(meta: str = META.to_json(), user: str = "U0ADMIN") -> dict[str, A
 async def test_submit_compose_hands_over_with_the_modal_origin() -> None:
     bridge = StubBridge(None)
     assert await submit_compose(bridge, submission()) is None  # type: ignore[arg-type]
-    assert bridge.submitted == [Origin(CHANNEL, "U0ADMIN", response_url=META.response_url)]
+    assert bridge.submitted == [
+        Origin(CHANNEL, "U0ADMIN", response_url=META.response_url, dedupe_key="view:V0001")
+    ]
 
 
 async def test_core_refusal_shows_on_the_message_field_without_emoji() -> None:

@@ -4,15 +4,19 @@ groups and profiles from the Slack stand-in when texts are sent."""
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bot.slack.compose_modal import ComposeMeta, ComposeValues, compose_view
 from tests.appproc import AppProcess
 from tests.conftest import StartApp, policy_file
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
+from tests.slack.test_modal import POLICY, envelope, live_view, state_values
 
 CHANNEL, INCIDENT = "C0GENERAL", "C0INCIDENT"
 ALICE, BOB, DAN = "+447700900123", "+447700900456", "+447700900789"
@@ -170,3 +174,28 @@ def test_profile_phones_number_linked_people_when_turned_on(
     assert numbers(twochat, 3) == [ALICE, DAN, DAN]
     [note] = workspace.wait_for_response(1)
     assert "<@U0CAROL>" in note["text"]
+
+
+def submit_people(app: AppProcess, slack: SlackStandIn, people: list[Any]) -> Any:
+    """Submit the compose modal with nothing typed in To and ``people`` picked."""
+    values = state_values(text="db-1 is down")
+    values["to_people"] = {"to_people": {"type": "multi_users_select", "selected_users": people}}
+    meta = json.dumps({"channel_id": CHANNEL, "response_url": slack.response_url()})
+    view = live_view(meta, values, view_id=f"V{next(_ids):010d}")
+    response = app.post_signed(envelope("view_submission", "U0ADMIN", view))
+    assert response.status_code == 200, response.text
+    return response.json() if response.content else None
+
+
+def test_the_modal_texts_people_picked_in_its_users_select(
+    app: AppProcess, workspace: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    view = compose_view(POLICY, "U0ADMIN", ComposeValues(), ComposeMeta(CHANNEL))
+    [people] = [b for b in view["blocks"] if b.get("block_id") == "to_people"]
+    assert people["element"]["type"] == "multi_users_select" and people["optional"]
+    assert submit_people(app, workspace, ["U0DAN"])["errors"]["to"] == (
+        "<@U0DAN> has no phone number in the policy"
+    )
+    assert "to_people" in submit_people(app, workspace, ["U0ALICE", "<!channel>"])["errors"]
+    assert submit_people(app, workspace, ["U0ALICE"]) is None
+    assert numbers(twochat, 1) == [ALICE]
