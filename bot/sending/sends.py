@@ -16,14 +16,21 @@ from bot.sending.leases import RequestLeases, heartbeat
 from bot.sending.pace import EditPace
 from bot.sending.services import Services
 from bot.sending.views import UNKNOWN_AFTER_CRASH, origin_of, outcome_of
-from bot.slack.render import describe_error, opted_out_reason, outcome_blocks, outcome_text
+from bot.slack.render import (
+    describe_error,
+    opted_out_reason,
+    outcome_blocks,
+    outcome_text,
+    progress_text,
+)
 from bot.sms.fanout import RatePacer, RetryPolicy, fan_out
 from bot.sms.twochat import TwoChatClient
 from bot.store import SendRecord, StoredRequest
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[], Awaitable[None]]
+# Hears each send's result as it lands (a message id, or the error).
+Progress = Callable[[str | BaseException], Awaitable[None]]
 
 
 class SendTaken(Exception):
@@ -113,7 +120,7 @@ class Delivery:
         live = None
         progress_ts = await db(store.progress_message, request.id)
         if thread_ts and (progress_ts or len(queued) > 1):
-            live = LiveReply(self._services, self, request, thread_ts)
+            live = LiveReply(self._services, self, request, thread_ts, len(queued))
             await live.start(progress_ts)
         await self.run_sends(request, queued, live.refresh if live else None)
         elapsed = time.monotonic() - started
@@ -200,7 +207,7 @@ class Delivery:
                 return  # another worker has it and will report it
             await self._finish(send, result)
             if progress is not None:
-                await progress()
+                await progress(result)
 
         await fan_out(
             going,
@@ -275,11 +282,20 @@ class Delivery:
 
 
 class LiveReply:
-    """One thread reply for a multi-recipient send, edited in place as results arrive (at
-    most once a second, so a 100-person page does not hit Slack's chat.update limit)."""
+    """One thread reply for a multi-recipient send, edited in place as results arrive.
+
+    At most one edit a second per channel (Slack's chat.update limit; slack-sdk waits out a
+    429's Retry-After). Progress edits show running counts kept here, so each costs the
+    same for 5 recipients or 5,000; only the final edit reads every send back.
+    """
 
     def __init__(
-        self, services: Services, delivery: Delivery, request: StoredRequest, thread_ts: str
+        self,
+        services: Services,
+        delivery: Delivery,
+        request: StoredRequest,
+        thread_ts: str,
+        total: int,
     ) -> None:
         self._services = services
         self._reporter = services.reporter
@@ -288,6 +304,7 @@ class LiveReply:
         self._thread_ts = thread_ts
         self._ts: str | None = None
         self._pace = delivery.pace
+        self._tally = Tally(total)
 
     async def start(self, existing: str | None = None) -> None:
         """Post the progress reply, or take over ``existing`` (a resumed request's); its ts
@@ -306,15 +323,15 @@ class LiveReply:
                 self._services.store.set_progress_message, self._request.id, self._ts
             )
 
-    async def refresh(self) -> None:
-        """Edit in the latest results, unless the channel's last edit was too recent: the
-        next result (or ``finish``) brings this one's news too."""
+    async def refresh(self, result: str | BaseException) -> None:
+        """Count one result and edit the counts in, unless the channel's last edit was too
+        recent: the next result (or ``finish``) brings this one's news too."""
+        self._tally.add(result)
         channel = self._request.channel_id
         if self._ts is None or not self._pace.ready(channel):
             return
         async with self._pace.turn(channel):
-            text, _ = await self._delivery.outcome(self._request)
-            await self._reporter.update(channel, self._ts, text)
+            await self._reporter.update(channel, self._ts, self._tally.text())
 
     async def finish(self, elapsed: float) -> bool:
         """The final edit; False when there is no reply to edit (then post one instead)."""
@@ -325,3 +342,24 @@ class LiveReply:
             return await self._reporter.update(
                 self._request.channel_id, self._ts, text, outcome_blocks(text, retry_ids)
             )
+
+
+class Tally:
+    """Running counts of one run's results, for progress edits that cost O(1)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.queued = 0
+        self.failed = 0
+        self.unknown = 0
+
+    def add(self, result: str | BaseException) -> None:
+        if isinstance(result, str):
+            self.queued += 1
+        elif isinstance(result, TwoChatError) and not result.outcome_unknown:
+            self.failed += 1
+        else:
+            self.unknown += 1
+
+    def text(self) -> str:
+        return progress_text(self.total, self.queued, self.failed, self.unknown)

@@ -248,3 +248,31 @@ def test_help_and_home_summarise_long_lists_within_limits(
     assert "Waiting for approval (" in text and "more in the approvals channel." in text
     assert "everyone (500): m001, m002, m003, m004, m005 and 495 more" in text
     slack.assert_within_limits()
+
+
+def test_a_500_member_page_edits_its_reply_at_slacks_pace_with_counts_only(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    """Progress edits carry counts, not a line per recipient (each costs the same at 5 or
+    5,000), come at most about once a second, and a 429 from chat.update is waited out."""
+    slack.enforce_update_rate = True
+    twochat.set_delay(0.01)
+    response = app.command(
+        "everyone drill, please ignore", "U0ADMIN", CHANNEL, slack.response_url()
+    )
+    assert response.status_code == 200 and not response.content
+    twochat.wait_for_sends(SIZE, timeout=60)
+    final = slack.wait_until(
+        lambda: [u for u in calls(slack, "chat.update") if "all sent" in u.get("text", "")],
+        30,
+        "the final edit",
+    )[-1]
+    edits = calls(slack, "chat.update")
+    progress = [e["text"] for e in edits if e is not final]
+    assert progress, "a 500-member page shows progress before the end"
+    for text in progress:
+        assert re.fullmatch(r":hourglass_flowing_sand: Sending… \d+ of 500 done: .+", text)
+        assert len(text) < 200
+    assert len(final["text"]) < 40_000
+    accepted_gaps = slack.too_fast_updates(CHANNEL)
+    assert accepted_gaps == [], f"edits closer than Slack allows: {accepted_gaps}"
