@@ -327,3 +327,25 @@ def test_sigterm_ends_in_time_when_slack_never_answers_the_close(
         quiet.reset()  # let the stand-in finish the handshake it was holding
         assert code == 0, process.log()[-2000:]
         assert elapsed < grace, f"took {elapsed:.1f}s:\n{process.log()[-2000:]}"
+
+
+def test_readiness_reports_a_dropped_socket_mode_connection(
+    slack_server: SlackStandIn,
+    socket_server: SocketModeStandIn,
+    start_app: StartApp,
+    tmp_path: Path,
+) -> None:
+    try:
+        with SocketModeStandIn(slack_server) as own_link:  # takes over the app token's URL
+            app = start_app(policy_file(tmp_path), **socket_env())
+            own_link.wait_connected()
+            assert app.http.get("/readyz").status_code == 200
+            own_link.stop()
+            deadline = time.monotonic() + 10
+            while (ready := app.http.get("/readyz")).status_code != 503:
+                assert time.monotonic() < deadline, "readiness missed the dropped connection"
+                time.sleep(0.1)
+            assert "socket_mode" in ready.json()["problems"]
+            assert app.http.get("/healthz").status_code == 200
+    finally:
+        slack_server.socket_urls[APP_TOKEN] = socket_server.link_url
