@@ -28,15 +28,18 @@ _ids = itertools.count(1)
 T = TypeVar("T")
 
 
-def ladder_config(tmp: Path, wait: str = "1s", acked_sms: str | None = None) -> Path:
-    """The shipped policy, its incident channel escalating tier 1 (db-oncall) to carol."""
+def ladder_config(
+    tmp: Path, wait: str = "1s", acked_sms: str | None = None, poll: str = "0.2s"
+) -> Path:
+    """The shipped policy, its incident channel escalating tier 1 (db-oncall) to carol;
+    replies polled every ``poll``, and every 0.1 s while a page awaits its ack."""
     extra = f"\n    acked_sms: {json.dumps(acked_sms)}" if acked_sms is not None else ""
     ladder = (
         "escalations:\n  db:\n    tiers:\n"
         f"      - page: db-oncall\n        wait: {wait}\n"
         f"      - page: [carol]\n        wait: {wait}{extra}\n"
     )
-    replies = "replies:\n  poll_interval: 0.2s\n  page_poll_interval: 0.1s\n"
+    replies = f"replies:\n  poll_interval: {poll}\n  page_poll_interval: 0.1s\n"
     return policy_file(
         tmp,
         {
