@@ -144,6 +144,7 @@ def build(settings: Settings, policy: Policy) -> Components:
     )
     workflow = Workflow(store, holder.current, twochat, reporter, runner, stale_after=stale_after)
     workflow.outcome_listeners.append(metrics.observe_sms)
+    workflow.ack_listeners.append(metrics.observe_page_ack)
     workflow.directory = SlackDirectory(client, settings.slack_directory_ttl_seconds).snapshot
     bridge = Bridge(
         policy_source=holder.current, workflow=workflow, reporter=reporter, runner=runner

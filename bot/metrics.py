@@ -66,11 +66,25 @@ class Metrics:
             "Requests waiting for an approver",
             registry=self.registry,
         )
+        self.pages_open = Gauge(
+            "sms_bridge_pages_open",
+            "Escalating pages waiting for their first ack",
+            registry=self.registry,
+        )
+        self.pages_acked = Counter(
+            "sms_bridge_pages_acked",
+            "Escalating pages acknowledged, by how (sms, button, reaction)",
+            ["via"],
+            registry=self.registry,
+        )
         self.requests_sending = Gauge(
             "sms_bridge_requests_sending",
             "Requests (texts and pages) whose sends are under way",
             registry=self.registry,
         )
+
+    def observe_page_ack(self, via: str) -> None:
+        self.pages_acked.labels(via).inc()
 
     def observe_twochat(self, path: str, status: int, seconds: float) -> None:
         kind = "send" if path == SEND_PATH else "read"

@@ -84,11 +84,13 @@ class Service:
             with answer_within(METRICS_DB_SECONDS):
                 pending = await parts.workflow.db(parts.store.requests_in_state, "pending_approval")
                 sending = await parts.workflow.db(parts.store.requests_in_state, "sending")
+                pages_open = await parts.workflow.db(parts.store.open_escalation_count)
         except StoreError as exc:
             logger.warning("metrics without database state: %s", exc)
         else:
             metrics.approvals_pending.set(len(pending))
             metrics.requests_sending.set(len(sending))
+            metrics.pages_open.set(pages_open)
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     async def slack_events(self, request: web.Request) -> web.Response:

@@ -164,6 +164,8 @@ class Ladders:
         won, request_id = await db(
             store.ack_escalation, escalation_id, actor, via, acked_sms, number
         )
+        if won:
+            self._services.ack_seen(via)
         if request_id:
             await self._delivery.deliver(request_id)
         await self.refresh(escalation_id)

@@ -29,9 +29,16 @@ class Services:
         self.reporter = reporter
         # Who hears each send's end as (result, reason), e.g. the metrics; lasts the process.
         self.outcome_listeners: list[Callable[[str, str], None]] = []
+        # Who hears that an escalating page was acknowledged first, and how ("sms", …).
+        self.ack_listeners: list[Callable[[str], None]] = []
         # Slack user groups and profile phones for a decision; the app sets Slack's reader
         # (``bot.slack.directory``), and a policy that names no Slack people needs none.
         self.directory: DirectorySource = no_directory
+
+    def ack_seen(self, via: str) -> None:
+        """Tell the listeners a page was acknowledged (the first ack only)."""
+        for listener in self.ack_listeners:
+            listener(via)
 
     def outcome_seen(self, result: str, reason: str = "") -> None:
         """Tell the listeners how one send ended: "sent", "failed" or "unknown"."""

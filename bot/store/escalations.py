@@ -187,6 +187,12 @@ class EscalationQueries(RequestQueries):
             order="CASE WHEN e.state = 'open' THEN 0 ELSE 1 END, e.created_at DESC",
         )
 
+    def open_escalation_count(self) -> int:
+        """How many escalating pages await their ack (a metric)."""
+        with self._transaction(write=False) as tx:
+            row = tx.one("SELECT COUNT(*) FROM escalations WHERE state = 'open'")
+        return int(row[0]) if row else 0
+
     def any_open_escalation(self) -> bool:
         """Whether a page awaits its ack (replies are then polled faster)."""
         with self._transaction(write=False) as tx:

@@ -90,6 +90,9 @@ def test_the_ack_button_stops_the_ladder_once_and_a_second_ack_is_late(
     assert "only people allowed to send SMS" in ephemerals(slack, "U0NOBODY")[0]
     settle(2.5)
     assert len(twochat.sends) == 4 and sends_to(twochat, CAROL) == []
+    metrics = app.http.get("/metrics").text
+    assert 'sms_bridge_pages_acked_total{via="button"} 1.0' in metrics
+    assert "sms_bridge_pages_open 0.0" in metrics
 
 
 def test_a_check_mark_on_the_board_acks_and_other_reactions_do_not(
