@@ -22,7 +22,7 @@ from tests.conftest import StartApp, policy_file
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.twochat_server import TwoChatStandIn
-from tests.slack.test_approvals import click, request_approval
+from tests.slack.test_approvals import click, ephemerals, request_approval
 from tests.slack.test_modal import submit
 from tests.test_health import wait_for_ready_status
 
@@ -112,6 +112,8 @@ def test_postgres_outage_is_refused_in_time_and_sends_resume_after_it(
     assert form is not None and REFUSAL in str(form["errors"]) and took < SLACK_WAITS
     status, took = timed(lambda: click(app, "U0ADMIN", "approval_approve", waiting))
     assert status == 200 and took < SLACK_WAITS
+    told = slack.wait_until(lambda: ephemerals(slack, "U0ADMIN"), 20, "the clicker told")
+    assert "database is unavailable" in told[0]
 
     proxy.restore()
     wait_for_ready_status(app, 200, timeout=30)

@@ -11,7 +11,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.deps import BadPayload, Bridge
+from bot.errors import StoreError
+from bot.slack.deps import DATABASE_UNAVAILABLE, BadPayload, Bridge
 from bot.slack.forms import answer_form, open_view
 from bot.slack.home import publish_home
 from bot.slack.ids import ActionId, CallbackId
@@ -72,9 +73,14 @@ async def answer_clicker(
     work: Awaitable[str | None],
     home_client: AsyncWebClient | None = None,
 ) -> None:
-    """Run a click's work and tell the clicker privately if it was refused; a click in the
-    Home tab then refreshes it, so decided approvals lose their buttons there too."""
-    message = await work
+    """Run a click's work and tell the clicker privately if it was refused (a database
+    outage included: the click was acknowledged at once, so the refusal comes this way); a
+    click in the Home tab then refreshes it, so decided approvals lose their buttons too."""
+    try:
+        message = await work
+    except StoreError as exc:
+        logger.warning("click not carried out, database unavailable: %s", exc)
+        message = DATABASE_UNAVAILABLE
     if message:
         await bridge.tell_clicker(channel, user, f":no_entry: {message}")
     if home_client is not None:

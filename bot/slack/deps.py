@@ -21,6 +21,8 @@ from bot.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)
 
+DATABASE_UNAVAILABLE = "the bridge's database is unavailable right now; try again in a minute"
+
 
 class BadPayload(BridgeError):
     """A Slack payload without a field we need, or with the wrong type."""
@@ -54,9 +56,7 @@ class Bridge:
             refusal = await self.workflow.submit(decision, origin)
         except StoreError as exc:
             logger.warning("request refused, database unavailable: %s", exc)
-            return refusal_text(
-                "the bridge's database is unavailable right now; try again in a minute"
-            )
+            return refusal_text(DATABASE_UNAVAILABLE)
         if refusal is None and decision.plan.unreachable:
             self.runner.spawn(self._say_unreachable(decision, origin), name="unreachable")
         return refusal
