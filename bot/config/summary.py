@@ -20,6 +20,7 @@ def summarize(policy: Policy) -> str:
             _channels_line(policy),
             _limits_line(policy),
             _replies_line(policy),
+            *_escalation_lines(policy),
             _retention_line(policy),
         ]
     )
@@ -115,7 +116,36 @@ def _replies_line(policy: Policy) -> str:
         f"{format_duration(replies.window)} (up to {per_hour:,.0f} 2Chat credits an hour per "
         f"from_number, plus one per new reply); {_polling_budget(policy, seconds)}; "
         f"ack words: {', '.join(replies.ack_words)}; replies from unknown numbers: {unknown}"
+        f"{_page_polling(policy)}"
     )
+
+
+def _page_polling(policy: Policy) -> str:
+    """The faster polling while an escalating page awaits its ack, and what it costs."""
+    fast = policy.replies.page_poll_interval
+    if fast is None:
+        return ""
+    per_hour = 3600 / fast.total_seconds()
+    return (
+        f"; while an escalating page awaits its ack, every {fast.total_seconds():g}s "
+        f"(up to {per_hour:,.0f} credits an hour per from_number, only then)"
+    )
+
+
+def _escalation_lines(policy: Policy) -> list[str]:
+    """Each ladder as its rungs, and the channels that run it."""
+    lines = []
+    for name, ladder in sorted(policy.escalations.items()):
+        rungs = " -> ".join(
+            ", ".join(tier.page) + (f" ({format_duration(tier.wait)})" if tier.wait else "")
+            for tier in ladder.tiers
+        )
+        channels = sorted(c for c, rule in policy.channels.items() if rule.escalation == name)
+        lines.append(
+            f"escalation {name}: {rungs}; repeat {ladder.repeat}; "
+            f"used in {', '.join(channels) or 'no channel'}"
+        )
+    return lines
 
 
 def _polling_budget(policy: Policy, seconds: float) -> str:

@@ -89,3 +89,13 @@ def test_summary_names_what_the_file_allows(shipped: Policy) -> None:
     ):
         assert expected in summary
     assert len(summary.splitlines()) >= 5
+
+
+def test_the_oncall_example_summary_shows_its_ladder_and_what_fast_polling_costs() -> None:
+    from bot.config import load_policy, summarize
+
+    summary = summarize(load_policy(ROOT / "config" / "oncall-example.yaml"))
+    assert "escalation db: db-oncall (5m) -> db-leads (10m); repeat 1; used in C0INCIDENT" in (
+        summary
+    )
+    assert "every 15s (up to 240 credits an hour per from_number, only then)" in summary
