@@ -59,8 +59,9 @@ def interaction_body(payload: dict[str, Any]) -> str:
     return urlencode({"payload": json.dumps(payload)})
 
 
-def event_body(event: dict[str, Any], event_id: str) -> str:
-    """An Events API callback as Slack sends it (JSON, from the stand-in workspace)."""
+def event_body(event: object, event_id: str) -> str:
+    """An Events API callback as Slack sends it (JSON, from the stand-in workspace); the
+    event may be of any shape, for tests of malformed ones."""
     return json.dumps(
         {
             "token": "legacy-unused",

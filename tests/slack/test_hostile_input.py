@@ -8,7 +8,6 @@ guard, to the real HTTP endpoint in front of a real Bolt app and a real store).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -25,7 +24,7 @@ from bot.slack.http import ReplayGuard, dispatch
 from bot.store import Store, open_store
 from tests.appproc import AppProcess
 from tests.conftest import StartApp
-from tests.fakes.signing import SIGNING_SECRET, signed_headers, slash_command_body
+from tests.fakes.signing import SIGNING_SECRET, event_body, signed_headers, slash_command_body
 from tests.fakes.slack_server import BOT_TOKEN, SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
@@ -45,18 +44,7 @@ def settle() -> None:
 
 
 def signed_event(event: object, event_id: str) -> tuple[str, dict[str, str]]:
-    body = json.dumps(
-        {
-            "token": "legacy-unused",
-            "team_id": "T0TEAM",
-            "api_app_id": "A0APP",
-            "event": event,
-            "type": "event_callback",
-            "event_id": event_id,
-            "event_time": 1800000000,
-            "authorizations": [{"team_id": "T0TEAM", "user_id": "UBOT", "is_bot": True}],
-        }
-    )
+    body = event_body(event, event_id)
     return body, {**signed_headers(body), "Content-Type": "application/json"}
 
 
