@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.core.segments import analyze
+
 # Slack wraps links, phone numbers and mentions as <target|label> or <target>.
 _SLACK_LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 # A word of the command; a Slack <target|label> counts as one, even with spaces in its label.
@@ -66,9 +68,9 @@ def _repeats_target(label: str, target: str) -> bool:
     return bare(label) == bare(target)
 
 
-def _link_text(target: str, label: str | None) -> tuple[str, bool]:
+def _link_text(target: str, label: str | None, bare: bool = False) -> tuple[str, bool]:
     """One <target|label> as plain text, and whether its URL had to be spelled out: a label
-    alone would hide where a link goes, so it becomes "label (URL)"."""
+    alone would hide where a link goes, so it becomes "label (URL)" (``bare``: the URL)."""
     if target.startswith("@"):
         return ("@" + label if label else target), False
     if target.startswith(("#", "!")):
@@ -78,22 +80,35 @@ def _link_text(target: str, label: str | None) -> tuple[str, bool]:
         return address, False
     if _repeats_target(label, target):
         return label, False
-    return f"{label} ({address})", True
+    return (address if bare else f"{label} ({address})"), True
 
 
-def read_slack_text(mrkdwn: str) -> SmsText:
+def read_slack_text(mrkdwn: str, bare_links: bool = False) -> SmsText:
     """Slack message or command text as an SMS carries it: &amp;/&lt;/&gt; undone, mentions
-    as @name, numbers and addresses as written, and links as "label (URL)"."""
+    as @name, numbers and addresses as written, and links as "label (URL)" (or, with
+    ``bare_links``, the URL alone)."""
     spelled_out = False
 
     def replace(match: re.Match[str]) -> str:
         nonlocal spelled_out
-        text, spelled = _link_text(match.group(1), match.group(2))
+        text, spelled = _link_text(match.group(1), match.group(2), bare_links)
         spelled_out = spelled_out or spelled
         return text
 
     # Cleaned after unescaping: an entity such as &#27; is a control character too.
     return SmsText(clean_text(html.unescape(_SLACK_LINK.sub(replace, mrkdwn))), spelled_out)
+
+
+def sms_text(mrkdwn: str, max_segments: int | None = None) -> SmsText:
+    """The SMS text of Slack markup: links as "label (URL)", or as the bare URL when only
+    that keeps the text within ``max_segments`` (a longer text would be refused)."""
+    spelled = read_slack_text(mrkdwn)
+    if not spelled.links_spelled_out or max_segments is None:
+        return spelled
+    if analyze(spelled.text.strip()).segments <= max_segments:
+        return spelled
+    bare = read_slack_text(mrkdwn, bare_links=True)
+    return bare if analyze(bare.text.strip()).segments <= max_segments else spelled
 
 
 def unslack(text: str) -> str:
@@ -131,8 +146,9 @@ def take_recipients(raw: str) -> tuple[str, str]:
     return "".join(to_parts).strip(", "), rest
 
 
-def parse_sms_command(raw: str) -> SmsCommand:
-    """Parse "[from:NAME] <to>[, <to>…] <text>", "help", or nothing (→ modal)."""
+def parse_sms_command(raw: str, max_segments: int | None = None) -> SmsCommand:
+    """Parse "[from:NAME] <to>[, <to>…] <text>", "help", or nothing (→ modal); links in
+    the text are read as ``sms_text`` reads them under ``max_segments``."""
     if unslack(raw).strip().lower() in _HELP_WORDS:
         return SmsCommand("help")
     from_name = None
@@ -142,7 +158,7 @@ def parse_sms_command(raw: str) -> SmsCommand:
         from_name = option.group(1)
         rest = first.group(2)
     to, rest = take_recipients(rest)
-    message = read_slack_text(rest)
+    message = sms_text(rest, max_segments)
     text = message.text.strip()
     if not text:
         return SmsCommand("modal", to=to, from_name=from_name)

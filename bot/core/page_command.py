@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.core.commands import take_recipients, unslack
+from bot.core.commands import sms_text, take_recipients, unslack
 from bot.core.model import Policy
 from bot.core.policy import names_known_slack_target, resolve_target, split_targets
 from bot.errors import InvalidNumber, UnknownRecipient
@@ -56,17 +56,18 @@ def parse_page(policy: Policy, text: str, bot_user_id: str | None) -> PageComman
     it is reported rather than texted. A phone number or tel: link is always a target, so a
     wrong number is refused instead of silently paging the channel's default roster.
     Otherwise the first word is the start of the text. Recipients come from link targets,
-    never from a link's label.
+    never from a link's label; links in the text are read as ``sms_text`` reads them.
     """
     first = _FIRST_WORD.match(after_mention(text, bot_user_id))
     if not first or unslack(first.group(1)).lower().rstrip(":") != "page":
         return None
     args = first.group(2)
+    max_segments = policy.defaults.max_segments
     to, rest = take_recipients(args)
     targets = split_targets(to)
     head = _FIRST_WORD.match(args)
     if any(_resolves(policy, target) for target in targets) or (
         head is not None and _names_someone(head.group(1))
     ):
-        return PageCommand(tuple(targets), unslack(rest).strip())
-    return PageCommand((), unslack(args).strip())
+        return PageCommand(tuple(targets), sms_text(rest, max_segments).text.strip())
+    return PageCommand((), sms_text(args, max_segments).text.strip())

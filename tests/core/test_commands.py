@@ -5,6 +5,7 @@ from bot.core.commands import (
     SmsText,
     parse_sms_command,
     read_slack_text,
+    sms_text,
     take_recipients,
     unslack,
 )
@@ -125,3 +126,13 @@ def test_a_sent_message_says_when_its_links_were_spelled_out() -> None:
     assert spelled.text == "CRITICAL: see dashboard (https://grafana.example/d/1)"
     assert spelled.links_spelled_out
     assert not parse_sms_command("alice see <https://x.test/a>").links_spelled_out
+
+
+def test_links_are_spelled_out_unless_only_the_bare_url_fits() -> None:
+    link = "<https://grafana.example/d/1|the dashboard>"
+    assert sms_text(f"see {link}", 3).text == "see the dashboard (https://grafana.example/d/1)"
+    long = "x" * 420  # labelled: 4 segments; bare: 3
+    assert sms_text(f"{long} {link}", 3).text == f"{long} https://grafana.example/d/1"
+    too_long = "x" * 600  # over the limit either way: the clearer text, for the refusal
+    assert sms_text(f"{too_long} {link}", 3).text.endswith("(https://grafana.example/d/1)")
+    assert sms_text(f"{long} {link}").text.endswith("the dashboard (https://grafana.example/d/1)")

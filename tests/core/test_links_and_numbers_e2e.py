@@ -45,6 +45,18 @@ def test_a_link_is_texted_as_its_label_then_its_url(
     assert sent["text"] == AS_SMS
 
 
+LONG_LABEL = "the primary database dashboard for every cluster we run in the EU"
+
+
+def test_a_link_whose_label_would_break_the_segment_limit_is_sent_as_its_url(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    words = "x" * 420  # with the label spelled out the text needs 4 segments; the limit is 3
+    assert sms(app, slack, f"alice {words} <https://grafana.example/d/1|{LONG_LABEL}>") == ""
+    [sent] = twochat.wait_for_sends(1)
+    assert sent["text"] == f"{words} https://grafana.example/d/1"
+
+
 def test_an_alert_with_a_link_pages_with_its_url(
     app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
 ) -> None:
