@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 import yaml
 
 from bot.settings import load_settings
+from tests.appproc import hermetic_env
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = {
@@ -126,7 +126,7 @@ def test_the_healthcheck_command_passes_only_on_a_2xx(
     monkeypatch.setattr(_Health, "status", status)
     command = healthcheck_command()
     assert command[0] == "python"  # slim has no curl; its Python is on PATH
-    env = {**os.environ, "PORT": str(health_server.server_address[1])}
+    env = hermetic_env(PORT=str(health_server.server_address[1]))
     result = subprocess.run([sys.executable, *command[1:]], env=env, capture_output=True)
     assert (result.returncode == 0) is healthy, result.stderr
 

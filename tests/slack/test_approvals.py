@@ -4,7 +4,6 @@ stand-ins, on SQLite and on the real Postgres."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -14,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.appproc import ROOT, AppProcess
+from tests.appproc import AppProcess, hermetic_env
 from tests.conftest import POSTGRES, SHIPPED_CONFIG, StartApp, policy_file
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
@@ -266,7 +265,7 @@ def test_audit_exports_requests_decisions_and_sends(
     request_id = request_approval(app, slack)
     click(app, "U0ADMIN", "approval_approve", request_id)
     slack.wait_for_thread_reply(APPROVALS)
-    env = {**os.environ, "DATABASE_URL": database, "PYTHONPATH": str(ROOT)}
+    env = hermetic_env(DATABASE_URL=database)
     result = subprocess.run(
         [sys.executable, "-m", "bot", "audit", "--format", "json", "--since", "1d"],
         env=env,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,7 +27,7 @@ from bot.errors import ConfigError, TwoChatError
 from bot.slack.render import ack_summary_text, opted_out_reason
 from bot.sms.replies import classify
 from bot.sms.twochat import Conversation, SmsMessage, TwoChatClient, e164, epoch_seconds
-from tests.appproc import ROOT, TWOCHAT_KEY, AppProcess
+from tests.appproc import TWOCHAT_KEY, AppProcess, hermetic_env
 from tests.conftest import SHIPPED_CONFIG, StartApp, policy_file
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
@@ -579,13 +579,12 @@ def test_sms_status_shows_the_bridge_record_and_2chat(
 def check_online(
     twochat: TwoChatStandIn, key: str | None = TWOCHAT_KEY
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWOCHAT_", "SMS_BRIDGE_"))}
-    env.update(PYTHONPATH=str(ROOT), TWOCHAT_API_URL=twochat.url)
+    env = hermetic_env(TWOCHAT_API_URL=twochat.url)
     if key is not None:
         env["TWOCHAT_API_KEY"] = key
     return subprocess.run(
         [sys.executable, "-m", "bot", "check-config", str(SHIPPED_CONFIG), "--online"],
-        cwd=ROOT,
+        cwd=tempfile.gettempdir(),
         env=env,
         capture_output=True,
         text=True,
