@@ -122,6 +122,25 @@ class Checker:
             return None
         return list(node.value)
 
+    def strings(
+        self, node: Node, key: str, what: str, empty: str | None = None
+    ) -> list[tuple[str, Node, str]] | None:
+        """The string items of a list as (text, node, key of the item); items that are no
+        string are reported and left out. None (reported) if not a list; ``empty`` is
+        reported for an empty one."""
+        items = self.sequence(node, key)
+        if items is None:
+            return None
+        if empty is not None and not items:
+            self.report(node, key, empty)
+        found: list[tuple[str, Node, str]] = []
+        for index, item in enumerate(items):
+            item_key = f"{key}[{index}]"
+            text = self.string(item, item_key, what)
+            if text is not None:
+                found.append((text, item, item_key))
+        return found
+
     def string(self, node: Node, key: str, what: str = "a string") -> str | None:
         """The text of a scalar as written (YAML's int/bool guesses do not apply to names)."""
         if not isinstance(node, ScalarNode) or node.tag == NULL_TAG:
@@ -185,17 +204,9 @@ class Checker:
 
     def user_ids(self, node: Node, key: str, required: bool) -> list[tuple[str, Node]]:
         """Slack user IDs of a list, with their nodes; reports malformed ones."""
-        items = self.sequence(node, key)
-        if items is None:
-            return []
-        if required and not items:
-            self.report(node, key, "must list at least one Slack user ID (like U0123ABCD)")
+        empty = "must list at least one Slack user ID (like U0123ABCD)" if required else None
         users: list[tuple[str, Node]] = []
-        for index, item in enumerate(items):
-            item_key = f"{key}[{index}]"
-            user = self.string(item, item_key, "a Slack user ID")
-            if user is None:
-                continue
+        for user, item, item_key in self.strings(node, key, "a Slack user ID", empty) or []:
             if not (USER_ID_RE.fullmatch(user) or USER_GROUP_ID_RE.fullmatch(user)):
                 self.report(
                     item,

@@ -69,17 +69,13 @@ def _read_poll_interval(
 def _read_ack_words(node: Node, checker: Checker) -> tuple[str, ...]:
     """Words (compared case-insensitively) that acknowledge a page; never STOP or START."""
     key = "replies.ack_words"
-    items = checker.sequence(node, key)
+    items = checker.strings(
+        node, key, "a word", empty="must list at least one word (leave it out for ack, ok)"
+    )
     if items is None:
         return Replies.ack_words
-    if not items:
-        checker.report(node, key, "must list at least one word (leave it out for ack, ok)")
     words: list[str] = []
-    for index, item in enumerate(items):
-        item_key = f"{key}[{index}]"
-        text = checker.string(item, item_key, "a word")
-        if text is None:
-            continue
+    for text, item, item_key in items:
         word = reply_keyword(text)
         if not word:
             checker.report(item, item_key, "must not be empty")

@@ -80,17 +80,9 @@ def _read_users(
 
 def _read_targets(node: Node, key: str, checker: Checker, names: Names) -> list[str]:
     """``senders[].to``: "*", contact and group names, E.164 numbers and "+44*" patterns."""
-    items = checker.sequence(node, key)
-    if items is None:
-        return []
-    if not items:
-        checker.report(node, key, 'must list at least one recipient (or "*" for anyone)')
+    empty = 'must list at least one recipient (or "*" for anyone)'
     targets: list[str] = []
-    for index, item in enumerate(items):
-        item_key = f"{key}[{index}]"
-        text = checker.string(item, item_key, "a recipient")
-        if text is None:
-            continue
+    for text, item, item_key in checker.strings(node, key, "a recipient", empty) or []:
         target: str | None = text
         if text == WILDCARD or text in names.contact_names or text in names.group_names:
             pass
@@ -124,17 +116,12 @@ def _read_from_names(
     node: Node, key: str, checker: Checker, names: Names
 ) -> tuple[str, ...] | None:
     """``senders[].from``: the from_numbers these users may send from."""
-    items = checker.sequence(node, key)
+    empty = "must list at least one from_number (leave it out to allow all)"
+    items = checker.strings(node, key, "a from_numbers name", empty)
     if items is None:
         return None
-    if not items:
-        checker.report(node, key, "must list at least one from_number (leave it out to allow all)")
     chosen: list[str] = []
-    for index, item in enumerate(items):
-        item_key = f"{key}[{index}]"
-        text = checker.string(item, item_key, "a from_numbers name")
-        if text is None:
-            continue
+    for text, item, item_key in items:
         if text not in names.from_names:
             checker.report(
                 item,
