@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from bot.errors import StoreError
 from bot.store.migrations import current_version, upgrade
 from bot.store.records import NewRecipient, SendRecord, StoredRequest, utcnow
-from bot.store.tx import Tx, from_db_time, utc
+from bot.store.tx import Tx, placeholders, row_values, utc
 
 REQUEST_COLUMNS = (
     "id",
@@ -168,27 +168,21 @@ class StoreCore(ABC):
         rows = tx.rows(
             f"SELECT {_REQUEST_SELECT} FROM requests r WHERE {where} ORDER BY {order}", params
         )
-        found = []
-        for row in rows:
-            values = dict(zip(REQUEST_COLUMNS, row, strict=True))
-            for name in REQUEST_TIMES:
-                values[name] = from_db_time(values[name])
-            recipients = tuple(
-                NewRecipient(number, name)
-                for number, name in tx.rows(
-                    "SELECT number, name FROM sends WHERE request_id = ? ORDER BY id",
-                    (values["id"],),
-                )
-            )
-            found.append(StoredRequest(**values, recipients=recipients))
-        return found
+        requests = [row_values(row, REQUEST_COLUMNS, REQUEST_TIMES) for row in rows]
+        recipients: dict[str, list[NewRecipient]] = {values["id"]: [] for values in requests}
+        if recipients:  # one query for every request's recipients, not one per request
+            ids = list(recipients)
+            for request_id, number, name in tx.rows(
+                "SELECT request_id, number, name FROM sends "
+                f"WHERE request_id IN ({placeholders(len(ids))}) ORDER BY id",
+                ids,
+            ):
+                recipients[request_id].append(NewRecipient(number, name))
+        return [
+            StoredRequest(**values, recipients=tuple(recipients[values["id"]]))
+            for values in requests
+        ]
 
     def _sends_where(self, tx: Tx, where: str, params: Sequence[Any]) -> list[SendRecord]:
         rows = tx.rows(f"SELECT {_SEND_SELECT} FROM sends s WHERE {where} ORDER BY s.id", params)
-        found = []
-        for row in rows:
-            values = dict(zip(SEND_COLUMNS, row, strict=True))
-            for name in _SEND_TIMES:
-                values[name] = from_db_time(values[name])
-            found.append(SendRecord(**values))
-        return found
+        return [SendRecord(**row_values(row, SEND_COLUMNS, _SEND_TIMES)) for row in rows]

@@ -17,7 +17,7 @@ from bot.core.escalation import CODE_QUIET, free_codes
 from bot.errors import StoreError
 from bot.store.records import NewRecipient, NewRequest
 from bot.store.requests import RequestQueries
-from bot.store.tx import Tx, from_db_time, iso, utc
+from bot.store.tx import Tx, from_db_time, iso, row_values, utc
 
 EscalationState = Literal["open", "acked", "stopped", "exhausted"]
 _COLUMNS = (
@@ -332,13 +332,7 @@ class EscalationQueries(RequestQueries):
     ) -> list[EscalationRecord]:
         with self._transaction(write=False) as tx:
             rows = tx.rows(f"{_SELECT} WHERE {where} ORDER BY {order}", params)
-        found = []
-        for row in rows:
-            values = dict(zip(_COLUMNS, row, strict=True))
-            for name in _TIMES:
-                values[name] = from_db_time(values[name])
-            found.append(EscalationRecord(**values))
-        return found
+        return [EscalationRecord(**row_values(row, _COLUMNS, _TIMES)) for row in rows]
 
     def _texted(self, tx: Tx, escalation_id: str) -> list[Texted]:
         rows = tx.rows(

@@ -7,7 +7,7 @@ each backend's ``Tx`` turns those into what its driver wants.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,16 @@ def from_db_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return utc(value)
     return utc(datetime.fromisoformat(str(value)))
+
+
+def row_values(
+    row: Sequence[Any], columns: Sequence[str], times: Collection[str]
+) -> dict[str, Any]:
+    """A row as ``{column: value}``, its time columns read back as aware datetimes."""
+    values = dict(zip(columns, row, strict=True))
+    for name in times:
+        values[name] = from_db_time(values[name])
+    return values
 
 
 def iso(value: datetime | None) -> str | None:
