@@ -363,15 +363,7 @@ class TwoChatClient:
         meaning, temporary = _meaning(status)
         unknown = sending and _may_have_sent(status, temporary)
         message = f"{meaning} (HTTP {status})" if meaning else f"2Chat answered HTTP {status}"
-        detail = _error_text(body)
-        if detail:
-            message = f"{message}: {detail}"
-        return TwoChatError(
-            self._safe(message + _maybe(unknown)),
-            status=status,
-            temporary=temporary,
-            outcome_unknown=unknown,
-        )
+        return self._failure(message, _error_text(body), status, temporary, unknown)
 
     def _non_json_error(self, status: int, text: str, sending: bool) -> TwoChatError:
         """HTML error pages and the like: say so, with a short excerpt and never headers."""
@@ -381,9 +373,15 @@ class TwoChatClient:
             message = f"{meaning} (HTTP {status} with a non-JSON body)"
         else:
             message = f"2Chat answered HTTP {status} with a non-JSON body"
-        excerpt = _excerpt(text)
-        if excerpt:
-            message = f"{message}: {excerpt}"
+        return self._failure(message, _excerpt(text), status, temporary, unknown)
+
+    def _failure(
+        self, message: str, detail: str | None, status: int, temporary: bool, unknown: bool
+    ) -> TwoChatError:
+        """An error answer as one scrubbed message: what it means, 2Chat's own words, and
+        whether the SMS may have gone anyway."""
+        if detail:
+            message = f"{message}: {detail}"
         return TwoChatError(
             self._safe(message + _maybe(unknown)),
             status=status,
