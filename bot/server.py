@@ -82,14 +82,14 @@ class Service:
         metrics.pacer_waiting.set(parts.workflow.pacer.sends_waiting)
         try:
             with answer_within(METRICS_DB_SECONDS):
-                pending = await parts.workflow.db(parts.store.requests_in_state, "pending_approval")
-                sending = await parts.workflow.db(parts.store.requests_in_state, "sending")
+                pending = await parts.workflow.db(parts.store.count_in_state, "pending_approval")
+                sending = await parts.workflow.db(parts.store.count_in_state, "sending")
                 pages_open = await parts.workflow.db(parts.store.open_escalation_count)
         except StoreError as exc:
             logger.warning("metrics without database state: %s", exc)
         else:
-            metrics.approvals_pending.set(len(pending))
-            metrics.requests_sending.set(len(sending))
+            metrics.approvals_pending.set(pending)
+            metrics.requests_sending.set(sending)
             metrics.pages_open.set(pages_open)
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 

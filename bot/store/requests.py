@@ -192,6 +192,12 @@ class RequestQueries(StoreCore):
             found = self._request_where(tx, f"r.{column} = ?", (value,))
         return found[0] if found else None
 
+    def count_in_state(self, state: RequestState) -> int:
+        """How many requests are in ``state`` (a metric: no rows are read)."""
+        with self._transaction(write=False) as tx:
+            row = tx.one("SELECT COUNT(*) FROM requests WHERE state = ?", (state,))
+        return int(row[0]) if row else 0
+
     def requests_in_state(
         self, state: RequestState, *, updated_before: datetime | None = None
     ) -> list[StoredRequest]:
