@@ -15,7 +15,6 @@ Block = dict[str, Any]
 
 # Slack's documented limits (Block Kit reference, chat.postMessage).
 MAX_SECTION_TEXT = 3000
-MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_MESSAGE_TEXT = 40_000
 MAX_ACTIONS_ELEMENTS = 25

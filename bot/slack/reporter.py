@@ -92,16 +92,6 @@ class SlackReporter:
         except SLACK_ERRORS:
             await self.post(user, text)
 
-    async def post_outcome(
-        self, origin: Origin, thread_ts: str | None, text: str, context: str, blocks: Blocks | None
-    ) -> None:
-        """Reply in the thread; if that fails, tell the requester privately with context."""
-        if thread_ts is not None and await self.post(
-            origin.channel_id, text, blocks=blocks, thread_ts=thread_ts
-        ):
-            return
-        await self.tell_requester(origin, f"{context}\n\n{text}")
-
     def _usable_response_url(self, url: str | None) -> str | None:
         """Only ever POST to Slack's own response URLs: the payload field is untrusted."""
         if not url:
