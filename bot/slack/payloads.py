@@ -224,6 +224,14 @@ class ViewSubmission:
         return cls(user_id, View.parse(body.get("view")))
 
 
+def event_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``event`` object of an Events API callback, or BadPayload."""
+    event = body.get("event")
+    if not isinstance(event, dict):
+        raise BadPayload("the request from Slack has no valid event")
+    return event
+
+
 @dataclass(frozen=True)
 class MessageEvent:
     """A ``message`` or ``app_mention`` event: where, by whom, and what was written."""
@@ -237,9 +245,7 @@ class MessageEvent:
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> MessageEvent:
-        event = body.get("event")
-        if not isinstance(event, dict):
-            raise BadPayload("the request from Slack has no valid event")
+        event = event_of(body)
         ts = required(event, "ts")
         return cls(
             channel_id=required(event, "channel"),
@@ -294,9 +300,7 @@ class ReactionAdded:
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> ReactionAdded:
-        event = body.get("event")
-        if not isinstance(event, dict):
-            raise BadPayload("the request from Slack has no valid event")
+        event = event_of(body)
         return cls(
             user_id=required(event, "user"),
             reaction=required(event, "reaction"),
