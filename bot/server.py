@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import timedelta
 
 from aiohttp import web
 
@@ -16,7 +15,8 @@ from bot.errors import BridgeError, ConfigError, SettingsError, StoreError
 from bot.metrics import CONTENT_TYPE
 from bot.settings import Settings
 from bot.slack import socket_mode
-from bot.slack.http import ReplayGuard, dispatch
+from bot.slack.http import dispatch
+from bot.slack.replays import ReplayGuard
 from bot.store.core import answer_within
 
 logger = logging.getLogger(__name__)
@@ -24,8 +24,6 @@ logger = logging.getLogger(__name__)
 SLACK_EVENTS_PATH = "/slack/events"
 # How long a scrape may wait for the database.
 METRICS_DB_SECONDS = 2.0
-# How long the replay check may wait for the database, out of Slack's 3 s.
-REPLAY_CHECK_SECONDS = 1.0
 
 
 class Service:
@@ -36,19 +34,7 @@ class Service:
         self.settings = parts.settings
         self.serving = False
         secret = parts.settings.slack_signing_secret
-        self.replays = ReplayGuard(secret, self.first_sight) if secret else None
-
-    async def first_sight(self, key: str, ttl: timedelta) -> bool:
-        """Claim a request signature in the store. When the database cannot answer quickly
-        the request goes on: it will be refused politely for the same reason anyway."""
-        try:
-            with answer_within(REPLAY_CHECK_SECONDS):
-                return await asyncio.wait_for(
-                    self.parts.workflow.db(self.parts.store.claim_key, key, ttl),
-                    REPLAY_CHECK_SECONDS,
-                )
-        except (StoreError, TimeoutError):
-            return True
+        self.replays = ReplayGuard(secret) if secret else None
 
     def web_app(self) -> web.Application:
         """The probes always; /slack/events only in HTTP mode (Socket Mode needs none)."""
@@ -178,6 +164,7 @@ async def close(parts: Components) -> None:
     """Release the clients and the store, also when startup failed half-way."""
     await parts.twochat.aclose()
     await parts.slack_session.close()
+    parts.workflow.close()
     parts.store.close()
 
 

@@ -12,9 +12,11 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.sending.services import Services
+from bot.store.leases import request_lease
 
 logger = logging.getLogger(__name__)
 
@@ -50,27 +52,60 @@ class RequestLeases:
         self._ttl = ttl
 
     @property
+    def ttl(self) -> timedelta:
+        return self._ttl
+
+    @property
     def beat_every(self) -> float:
         """Renew three times per ``ttl``, so one slow renewal does not lose the lease."""
         return self._ttl.total_seconds() / 3
 
+    @staticmethod
+    def new_holder() -> str:
+        """A fresh holder per use, so even this process's own sweeper cannot take a request
+        this process is running."""
+        return uuid.uuid4().hex
+
     @contextlib.asynccontextmanager
-    async def hold(self, request_id: str) -> AsyncIterator[bool]:
-        """Take the request's lease under a fresh holder and keep it renewed; yields False
-        (and holds nothing) when another live holder has it. A fresh holder per use means
-        even this process's own sweeper cannot take a request this process is running."""
-        db, store = self._services.db, self._services.store
-        name, holder = f"request:{request_id}", uuid.uuid4().hex
-        if not await db(store.acquire_lease, name, holder, self._ttl):
-            yield False
+    async def hold(self, request_id: str) -> AsyncIterator[Held | None]:
+        """Take the request's lease under a fresh holder and keep it renewed; yields None
+        (and holds nothing) when another live holder has it."""
+        holder = self.new_holder()
+        if not await self._services.db(
+            self._services.store.acquire_lease, request_lease(request_id), holder, self._ttl
+        ):
+            yield None
             return
+        async with self.keep(request_id, holder) as held:
+            yield held
+
+    @contextlib.asynccontextmanager
+    async def keep(self, request_id: str, holder: str) -> AsyncIterator[Held]:
+        """Renew the lease ``holder`` holds while the block runs, then give it up, unless
+        the request's last send gave it up already (``Held.released``)."""
+        db, store = self._services.db, self._services.store
+        held = Held(request_id, holder)
+        name = request_lease(request_id)
+
+        async def renew() -> None:
+            if not held.released:
+                await db(store.acquire_lease, name, holder, self._ttl)
+
         try:
-            async with heartbeat(
-                lambda: db(store.acquire_lease, name, holder, self._ttl), self.beat_every
-            ):
-                yield True
+            async with heartbeat(renew, self.beat_every):
+                yield held
         finally:
             try:
-                await db(store.release_lease, name, holder)
+                if not held.released:
+                    await db(store.release_lease, name, holder)
             except Exception as exc:  # it expires by itself; keep the original error
                 logger.warning("cannot release lease %s: %s", name, exc)
+
+
+@dataclass
+class Held:
+    """A request lease this process holds; ``released`` once a store call gave it up."""
+
+    request_id: str
+    holder: str
+    released: bool = False

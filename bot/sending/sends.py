@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 
 from bot.core.directory import EMPTY_DIRECTORY, Directory
 from bot.core.escalation import is_ladder_request
@@ -12,7 +13,7 @@ from bot.core.model import Recipient
 from bot.core.phone import mask
 from bot.core.policy import AUTO_PAGE_PREFIX, NeedsApproval, Refuse, decide, decide_auto_page
 from bot.errors import TwoChatError
-from bot.sending.leases import RequestLeases, heartbeat
+from bot.sending.leases import Held, RequestLeases, heartbeat
 from bot.sending.pace import EditPace
 from bot.sending.services import Services
 from bot.sending.views import UNKNOWN_AFTER_CRASH, origin_of, outcome_of
@@ -25,7 +26,8 @@ from bot.slack.render import (
 )
 from bot.sms.fanout import RatePacer, RetryPolicy, fan_out
 from bot.sms.twochat import TwoChatClient
-from bot.store import SendRecord, StoredRequest
+from bot.store import Recorded, SendRecord, SendState, StoredRequest
+from bot.store.sends import Thread
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,36 @@ Progress = Callable[[str | BaseException], Awaitable[None]]
 
 class SendTaken(Exception):
     """Another worker claimed this send first; it sends and reports it."""
+
+
+@dataclass
+class Run:
+    """One delivery of a request, and what it knows without asking the store again: a
+    request just recorded comes with its sends and opt-outs, the thread it posted is stored
+    with its first claim, and its lease is given up with its last send's finish."""
+
+    request: StoredRequest
+    recorded: tuple[SendRecord, ...] | None = None
+    opted_out: frozenset[str] | None = None
+    held: Held | None = None
+    thread: tuple[str, str] | None = None  # (channel, ts) posted, not stored yet
+    finished: dict[int, SendRecord] = field(default_factory=dict)
+    completed: bool = False
+    taken_elsewhere: bool = False
+
+    def take_thread(self) -> Thread | None:
+        """The posted thread for the next store call to store, once."""
+        if self.thread is None:
+            return None
+        (channel, ts), self.thread = self.thread, None
+        return self.request.id, channel, ts
+
+    def sends_now(self) -> list[SendRecord] | None:
+        """Every send as it stands, when this run saw all of them end; else None (read
+        them from the store)."""
+        if self.recorded is None or self.taken_elsewhere:
+            return None
+        return [self.finished.get(send.id, send) for send in self.recorded]
 
 
 class Delivery:
@@ -67,8 +99,15 @@ class Delivery:
             store.transition, request_id, "sending", from_states=["queued", "approved"]
         ):
             return
-        async with self.leases.hold(request_id):
-            await self._deliver(request)
+        async with self.leases.hold(request_id) as held:
+            await self._deliver(Run(request, held=held))
+
+    async def deliver_recorded(self, recorded: Recorded, holder: str) -> None:
+        """Send a request recorded "sending" under ``holder``'s lease (``record_request``):
+        its sends and opt-outs came with it, so only each send's claim and finish remain."""
+        async with self.leases.keep(recorded.request.id, holder) as held:
+            run = Run(recorded.request, recorded.sends, recorded.opted_out, held)
+            await self._deliver(run)
 
     async def resume(self, request_id: str) -> bool:
         """Finish a request left "sending" by a process that died (nobody renews its lease):
@@ -83,12 +122,12 @@ class Delivery:
             for send in await services.db(store.sends, request_id):
                 if send.state == "sending":  # its process is gone: a late answer still wins
                     await services.db(store.mark_unknown, send.id, UNKNOWN_AFTER_CRASH)
-            await self._deliver(request)
+            await self._deliver(Run(request, held=held))
             return True
 
-    async def _deliver(self, request: StoredRequest) -> None:
+    async def _deliver(self, run: Run) -> None:
         """Run a request this process holds: its thread, its sends, its outcome."""
-        services, store = self._services, self._services.store
+        services, request = self._services, run.request
         origin = origin_of(request)
         context = services.describe(request)
         try:
@@ -96,10 +135,10 @@ class Delivery:
             if thread_ts is None:
                 thread_ts = await services.reporter.post(request.channel_id, context)
                 if thread_ts:
-                    await services.db(store.set_thread, request.id, request.channel_id, thread_ts)
-            await self._send_and_report(request, thread_ts, context)
+                    run.thread = (request.channel_id, thread_ts)
+            await self._send_and_report(run, thread_ts, context)
             if request.approval_ts:  # the requester is told every outcome of an approval
-                text, _ = await self.outcome(request)
+                text, _ = await self.outcome(request, run=run)
                 await services.reporter.tell_requester(origin, f"{context}\n\n{text}")
         except Exception as exc:
             await services.reporter.tell_requester(
@@ -107,25 +146,36 @@ class Delivery:
             )
             raise
         finally:
-            await services.db(store.complete_request_if_done, request.id)
+            await self._settle(run)
 
-    async def _send_and_report(
-        self, request: StoredRequest, thread_ts: str | None, context: str
-    ) -> None:
-        """Send the queued sends; a reply edited live for several, one outcome for one."""
+    async def _settle(self, run: Run) -> None:
+        """What the run's last finish did not do: store a thread no claim carried, complete
+        the request (a send ended elsewhere, or none was sent)."""
         db, store = self._services.db, self._services.store
-        sends = await db(store.sends, request.id)
+        thread = run.take_thread()
+        if thread is not None:
+            await db(store.set_thread, *thread)
+        if not run.completed:
+            await db(store.complete_request_if_done, run.request.id)
+
+    async def _send_and_report(self, run: Run, thread_ts: str | None, context: str) -> None:
+        """Send the queued sends; a reply edited live for several, one outcome for one."""
+        db, store, request = self._services.db, self._services.store, run.request
+        sends = run.recorded if run.recorded is not None else await db(store.sends, request.id)
         queued = [send for send in sends if send.state == "queued"]
         started = time.monotonic()
         live = None
-        progress_ts = await db(store.progress_message, request.id)
+        # Only a request run before (resumed) can have a progress reply already.
+        progress_ts = (
+            None if run.recorded is not None else await db(store.progress_message, request.id)
+        )
         if thread_ts and (progress_ts or len(queued) > 1):
-            live = LiveReply(self._services, self, request, thread_ts, len(queued))
+            live = LiveReply(self._services, self, run, thread_ts, len(queued))
             await live.start(progress_ts)
-        await self.run_sends(request, queued, live.refresh if live else None)
+        await self.run_sends(run, queued, live.refresh if live else None)
         elapsed = time.monotonic() - started
         if live is None or not await live.finish(elapsed):
-            await self.report(request, thread_ts, context, elapsed=elapsed)
+            await self.report(request, thread_ts, context, elapsed=elapsed, run=run)
 
     async def report(
         self,
@@ -134,11 +184,12 @@ class Delivery:
         context: str,
         only: set[int] | None = None,
         elapsed: float | None = None,
+        run: Run | None = None,
     ) -> None:
         """Post the outcome of a request's sends (or of ``only`` those) in its thread. When
         Slack refuses, the requester hears privately at once, and a full outcome is owed to
         the thread: the sweeper posts it there later (``post_owed_report``)."""
-        text, retry_ids = await self.outcome(request, only, elapsed)
+        text, retry_ids = await self.outcome(request, only, elapsed, run)
         reporter = self._services.reporter
         blocks = outcome_blocks(text, retry_ids)
         if thread_ts is not None and await reporter.post(
@@ -169,43 +220,50 @@ class Delivery:
                 await services.db(store.set_report_pending, request_id, False)
 
     async def outcome(
-        self, request: StoredRequest, only: set[int] | None = None, elapsed: float | None = None
+        self,
+        request: StoredRequest,
+        only: set[int] | None = None,
+        elapsed: float | None = None,
+        run: Run | None = None,
     ) -> tuple[str, list[int]]:
-        """The outcome text of a request's sends, and the sends a Retry button should offer."""
+        """The outcome text of a request's sends, and the sends a Retry button should offer;
+        from what ``run`` saw when it saw every send end, else read back."""
         services = self._services
-        sends = [
-            send
-            for send in await services.db(services.store.sends, request.id)
-            if not only or send.id in only
-        ]
+        known = run.sends_now() if run is not None else None
+        every = known if known is not None else await services.db(services.store.sends, request.id)
+        sends = [send for send in every if not only or send.id in only]
         outcomes = [outcome_of(send) for send in sends]
         text = outcome_text(outcomes, services.masked(), elapsed, request.id)
         return text, [send.id for send in sends if send.state == "unknown"]
 
     async def run_sends(
-        self, request: StoredRequest, sends: list[SendRecord], progress: Progress | None = None
+        self, run: Run, sends: list[SendRecord], progress: Progress | None = None
     ) -> None:
         """Claim each send (so no other worker sends it), then fan out to 2Chat: paced to
         the account's rate, temporary errors retried, every result recorded as it lands."""
-        db, store = self._services.db, self._services.store
-        going = await self._hold_back(request, sends)
+        db, store, request = self._services.db, self._services.store, run.request
+        going = await self._hold_back(run, sends)
         attempted: set[int] = set()
+        left = len(going)
 
         async def call(send: SendRecord) -> str:
             # Claimed only once the pacer lets it go: a send waiting its turn in a long page
             # stays "queued", so the sweeper never mistakes it for one a crash cut off.
             if send.id in attempted:
                 await db(store.touch_send, send.id)
-            elif not await db(store.claim_send, send.id):
+            elif not await db(store.claim_send, send.id, thread=run.take_thread()):
                 raise SendTaken(send.id)
             attempted.add(send.id)
             async with heartbeat(lambda: db(store.keep_claim, send.id), self.leases.beat_every):
                 return await self._twochat.send_sms(request.from_number, send.number, request.text)
 
         async def record(_: int, send: SendRecord, result: str | BaseException) -> None:
+            nonlocal left
+            left -= 1
             if isinstance(result, SendTaken):
-                return  # another worker has it and will report it
-            await self._finish(send, result)
+                run.taken_elsewhere = True  # another worker has it and will report it
+                return
+            await self._finish(run, send, result, last=left == 0)
             if progress is not None:
                 await progress(result)
 
@@ -218,12 +276,14 @@ class Delivery:
             on_result=record,
         )
 
-    async def _hold_back(self, request: StoredRequest, sends: list[SendRecord]) -> list[SendRecord]:
+    async def _hold_back(self, run: Run, sends: list[SendRecord]) -> list[SendRecord]:
         """The sends that may go; the others (policy refuses, number opted out) are marked
         failed with the reason."""
         db, store = self._services.db, self._services.store
-        refusal = self.recheck(request, await self._services.directory(self._services.policy))
-        opted_out = await db(store.opted_out_numbers)
+        refusal = self.recheck(run.request, await self._services.directory(self._services.policy))
+        opted_out = run.opted_out
+        if opted_out is None:
+            opted_out = await db(store.opted_out_numbers)
         going: list[SendRecord] = []
         for send in sends:
             reason = refusal
@@ -231,29 +291,49 @@ class Delivery:
                 reason = opted_out_reason([Recipient(send.number, send.name)])
             if reason is None:
                 going.append(send)
-            elif await db(store.claim_send, send.id):
-                await db(store.finish_send, send.id, error=f"not sent: {reason}")
+            elif await db(store.claim_send, send.id, thread=run.take_thread()):
+                error = f"not sent: {reason}"
+                await db(store.finish_send, send.id, error=error)
+                run.finished[send.id] = replace(send, state="failed", error=error)
+            else:
+                run.taken_elsewhere = True
         return going
 
-    async def _finish(self, send: SendRecord, result: str | BaseException) -> None:
-        db, store = self._services.db, self._services.store
+    async def _finish(
+        self, run: Run, send: SendRecord, result: str | BaseException, *, last: bool
+    ) -> None:
+        """Record one send's end; the last one of a run holding the lease also completes
+        the request and gives the lease up, in the same round trip."""
         if isinstance(result, str):
             logger.info("send %d to %s queued as %s", send.id, mask(send.number), result)
-            await db(store.finish_send, send.id, message_id=result)
+            ended = replace(send, state="sent", message_id=result, error=None)
             self._services.outcome_seen("sent")
         elif isinstance(result, TwoChatError):
             logger.warning("send %d to %s failed: %s", send.id, mask(send.number), result)
-            await db(
-                store.finish_send,
-                send.id,
-                error=result.user_message,
-                unknown=result.outcome_unknown,
-            )
+            state: SendState = "unknown" if result.outcome_unknown else "failed"
+            ended = replace(send, state=state, message_id=None, error=result.user_message)
             reason = f"http_{result.status}" if result.status else "no_answer"
-            self._services.outcome_seen("unknown" if result.outcome_unknown else "failed", reason)
+            self._services.outcome_seen(state, reason)
         else:  # a bug: we cannot know whether 2Chat got it
-            await db(store.finish_send, send.id, error=describe_error(result), unknown=True)
+            ended = replace(send, state="unknown", message_id=None, error=describe_error(result))
             self._services.outcome_seen("unknown", "internal_error")
+        run.finished[send.id] = ended
+        db, store = self._services.db, self._services.store
+        message_id, error, unknown = ended.message_id, ended.error, ended.state == "unknown"
+        if not last or run.held is None:
+            await db(
+                store.finish_send, send.id, message_id=message_id, error=error, unknown=unknown
+            )
+            return
+        _, run.completed = await db(
+            store.finish_last_send,
+            send.id,
+            (run.request.id, run.held.holder),
+            message_id=message_id,
+            error=error,
+            unknown=unknown,
+        )
+        run.held.released = run.completed
 
     def recheck(self, request: StoredRequest, directory: Directory = EMPTY_DIRECTORY) -> str | None:
         """Authorize again at send time against the current policy and Slack user groups as
@@ -293,14 +373,15 @@ class LiveReply:
         self,
         services: Services,
         delivery: Delivery,
-        request: StoredRequest,
+        run: Run,
         thread_ts: str,
         total: int,
     ) -> None:
         self._services = services
         self._reporter = services.reporter
         self._delivery = delivery
-        self._request = request
+        self._run = run
+        self._request = run.request
         self._thread_ts = thread_ts
         self._ts: str | None = None
         self._pace = delivery.pace
@@ -337,7 +418,9 @@ class LiveReply:
         """The final edit; False when there is no reply to edit (then post one instead)."""
         if self._ts is None:
             return False
-        text, retry_ids = await self._delivery.outcome(self._request, elapsed=elapsed)
+        text, retry_ids = await self._delivery.outcome(
+            self._request, elapsed=elapsed, run=self._run
+        )
         async with self._pace.turn(self._request.channel_id):
             return await self._reporter.update(
                 self._request.channel_id, self._ts, text, outcome_blocks(text, retry_ids)

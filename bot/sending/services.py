@@ -4,7 +4,10 @@ path and by the reply poller."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from bot.core.directory import DirectorySource, no_directory
@@ -25,6 +28,9 @@ class Services:
         self, store: Store, policy_source: Callable[[], Policy], reporter: SlackReporter
     ) -> None:
         self.store = store
+        # The store's own threads: as many as it can serve at once (one for SQLite), so
+        # calls queue here instead of contending for its locks in many threads.
+        self._db_threads = ThreadPoolExecutor(store.workers, thread_name_prefix="store")
         self._policy = policy_source
         self.reporter = reporter
         # Who hears each send's end as (result, reason), e.g. the metrics; lasts the process.
@@ -51,9 +57,15 @@ class Services:
         return self._policy()
 
     async def db(self, method: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a store call in a thread: the store is synchronous and must not block the
-        event loop. Typed after ``method``, so every store call is checked."""
-        return await asyncio.to_thread(method, *args, **kwargs)
+        """Run a store call on the store's threads: the store is synchronous and must not
+        block the event loop. The caller's context goes along (``answer_within``). Typed
+        after ``method``, so every store call is checked."""
+        call = functools.partial(contextvars.copy_context().run, method, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._db_threads, call)
+
+    def close(self) -> None:
+        """Let the store's threads end once the calls queued on them are done."""
+        self._db_threads.shutdown(wait=False)
 
     def masked(self) -> bool:
         """Whether Slack messages show numbers masked (the policy's choice)."""

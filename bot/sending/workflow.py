@@ -15,7 +15,7 @@ from bot.errors import StoreError, TwoChatError
 from bot.sending.approvals import Approvals
 from bot.sending.escalation import Ladders
 from bot.sending.leases import RequestLeases
-from bot.sending.sends import Delivery
+from bot.sending.sends import Delivery, Run
 from bot.sending.services import Services
 from bot.sending.sweeper import Sweeper
 from bot.slack.render import (
@@ -24,10 +24,20 @@ from bot.slack.render import (
     refusal_text,
     send_status_text,
 )
+from bot.slack.replays import take_signature
 from bot.slack.reporter import Origin, SlackReporter
 from bot.sms.fanout import RatePacer, RetryPolicy
 from bot.sms.twochat import TwoChatClient
-from bot.store import NewRecipient, NewRequest, RateLimited, RateLimits, Store, StoredRequest
+from bot.store import (
+    AllOptedOut,
+    NewRecipient,
+    NewRequest,
+    RateLimited,
+    RateLimits,
+    Recorded,
+    Store,
+    StoredRequest,
+)
 from bot.store.core import answer_within
 from bot.store.requests import Ticket
 from bot.tasks import TaskRunner
@@ -36,9 +46,11 @@ logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Slack shows a timeout after 3 s. Before a listener runs, the replay check may take 1 s
-# (bot/server.py); the database gets 1.5 s here, the rest is for the answer's own trip.
+# Slack shows a timeout after 3 s: the database gets 1.5 s of them here, the rest is for
+# Bolt and the answer's own trip.
 ANSWER_WITHIN = 1.5
+# How long a Slack event or form submission stays claimed against Slack's retries.
+DEDUPE_TTL = timedelta(days=1)
 
 
 class Workflow(Services):
@@ -83,70 +95,72 @@ class Workflow(Services):
         records anyway is expired rather than sent.
         """
         ticket = Ticket()
+        holder = self.delivery.leases.new_holder()
         try:
             async with asyncio.timeout(self.answer_within):
                 with answer_within(self.answer_within):
-                    outcome = await self._record(decision, origin, ticket)
+                    outcome = await self._record(decision, origin, ticket, holder)
         except TimeoutError:
             outcome = ticket.abandon()
             if outcome is None:
                 raise StoreError(
                     f"the database did not answer within {self.answer_within:g}s"
                 ) from None
-        if not isinstance(outcome, StoredRequest):
+        if not isinstance(outcome, Recorded):
             return outcome
         # Started outside the answer's budget: delivery keeps the store's long waits.
-        if outcome.state == "pending_approval":
-            self._runner.spawn(self.approvals.ask(outcome), name=f"approval-{outcome.id}")
+        request = outcome.request
+        if request.state == "pending_approval":
+            self._runner.spawn(self.approvals.ask(request), name=f"approval-{request.id}")
         else:
-            self._runner.spawn(self._start(outcome), name=f"deliver-{outcome.id}")
+            self._runner.spawn(self._start(outcome, holder), name=f"deliver-{request.id}")
         return None
 
-    async def _start(self, request: StoredRequest) -> None:
+    async def _start(self, recorded: Recorded, holder: str) -> None:
         """Start an escalating page's ladder (a no-op for other requests), send it, then
         show the ladder's board with whom tier 1 reached."""
         opened = False
         try:
-            opened = await self.ladders.begin(request)
+            opened = await self.ladders.begin(recorded.request)
         finally:
-            await self.delivery.deliver(request.id)
+            if recorded.started:
+                await self.delivery.deliver_recorded(recorded, holder)
+            else:  # found by its dedupe key: whoever recorded it started it
+                await self.delivery.deliver(recorded.request.id)
         if opened:
-            await self.ladders.refresh(request.id)
+            await self.ladders.refresh(recorded.request.id)
 
     async def _record(
-        self, decision: Allow | NeedsApproval, origin: Origin, ticket: Ticket
-    ) -> StoredRequest | str | None:
-        """The request as recorded; or a refusal text; or None for a duplicate delivery."""
-        key = f"submit:{origin.dedupe_key}" if origin.dedupe_key else None
-        if key and not await self.db(self.store.claim_key, key, timedelta(days=1)):
-            logger.info("duplicate delivery %s ignored", origin.dedupe_key)
-            return None
-        outcome = await self._record_claimed(decision, origin, ticket)
-        if key and isinstance(outcome, str):  # refused: the same form or event may try again
-            await self.db(self.store.release_key, key)
-        return outcome
-
-    async def _record_claimed(
-        self, decision: Allow | NeedsApproval, origin: Origin, ticket: Ticket
-    ) -> StoredRequest | str:
-        """Record a request whose delivery is not a duplicate; or a refusal text."""
+        self, decision: Allow | NeedsApproval, origin: Origin, ticket: Ticket, holder: str
+    ) -> Recorded | str | None:
+        """Record the request in one round trip (see ``Store.record_request``): recorded,
+        and started under ``holder``'s lease unless it needs approval; or a refusal text; or
+        None for a repeated delivery (a Slack retry, a replayed request)."""
         policy, plan = self.policy, decision.plan
-        # Numbers that replied STOP get nothing; a request that only reaches them is refused
-        # (others in a group still get theirs; the opted-out sends fail with the reason).
-        opted_out = await self.db(self.store.opted_out_numbers)
-        if opted_out and all(r.number in opted_out for r in plan.recipients):
-            return refusal_text(opted_out_reason(plan.recipients), self.masked())
-        limits = policy.limits
+        claims = [(f"submit:{origin.dedupe_key}", DEDUPE_TTL)] if origin.dedupe_key else []
+        signature = take_signature()
+        if signature is not None:
+            claims.append(signature)
         new = await self.ladders.prepare(self._new_request(decision, origin, policy))
+        limits = policy.limits
         try:
-            return await self.db(
-                self.store.create_request,
+            recorded = await self.db(
+                self.store.record_request,
                 new,
                 limits=RateLimits(limits.per_sender_per_hour, limits.per_recipient_per_hour),
                 ticket=ticket,
+                claims=claims,
+                start=(holder, self.delivery.leases.ttl),
             )
         except RateLimited as exc:
             return refusal_text(exc.user_message)
+        except AllOptedOut:
+            # Numbers that replied STOP get nothing; a request that only reaches them is
+            # refused (others in a group still get theirs; those sends fail with the reason).
+            return refusal_text(opted_out_reason(plan.recipients), self.masked())
+        if recorded is None:
+            logger.info("repeated delivery of %s ignored", origin.dedupe_key or "a signed request")
+        return recorded
 
     async def answering(self, method: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """A store call while Slack waits for the answer (``/sms help``): StoreError rather
@@ -211,7 +225,7 @@ class Workflow(Services):
             return "this send was already retried"
         fresh = await self.db(self.store.get_send, send_id)
         if fresh is not None:
-            await self.delivery.run_sends(request, [fresh])
+            await self.delivery.run_sends(Run(request), [fresh])
         context = self.describe(request)
         await self.delivery.report(request, request.thread_ts, context, only={send_id})
         return None

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -21,40 +19,10 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.signature import SignatureVerifier
+
+from bot.slack.replays import ReplayGuard
 
 logger = logging.getLogger(__name__)
-
-# Slack refuses timestamps older than five minutes, so a signature is replayable that long;
-# a minute more covers clock skew between us and whoever replays it.
-REPLAY_WINDOW = timedelta(minutes=6)
-
-# A first-claimer-wins key in the store: True the first time ``key`` is claimed in ``ttl``.
-Claim = Callable[[str, timedelta], Awaitable[bool]]
-
-
-class ReplayGuard:
-    """Refuses a second delivery of the same signed request.
-
-    Slack signs every delivery afresh (its Events API retries too), so an identical
-    signature and timestamp is someone replaying a captured request: a replayed ``/sms``
-    would text everyone again. Only verified requests are remembered, so forged ones cannot
-    fill the store, and the claim lives in the store so every process shares it.
-    """
-
-    def __init__(self, signing_secret: str, claim: Claim) -> None:
-        self.verifier = SignatureVerifier(signing_secret)
-        self.claim = claim
-
-    async def is_replay(self, raw: str, headers: Mapping[str, str]) -> bool:
-        """True when this verified request was already seen; unverified ones are Bolt's."""
-        timestamp = headers.get("X-Slack-Request-Timestamp", "")
-        signature = headers.get("X-Slack-Signature", "")
-        if not timestamp.isdigit() or not signature:
-            return False  # unsigned or malformed: Bolt answers it with 401
-        if not self.verifier.is_valid(raw, timestamp, signature):
-            return False
-        return not await self.claim(f"slack-signature:{timestamp}:{signature}", REPLAY_WINDOW)
 
 
 def form_body(raw: str) -> dict[str, Any]:
@@ -108,9 +76,16 @@ async def dispatch(
     if problem is not None:
         logger.warning("malformed Slack event rejected: %s", problem)
         return web.json_response({"ok": False, "error": "malformed request"}, status=400)
-    if replays is not None and await replays.is_replay(raw, request.headers):
-        logger.warning("replayed Slack request ignored (same signature seen before)")
-        return web.Response(status=200)
+    if replays is None:
+        return await _to_bolt(app, raw, request)
+    with replays.serving(raw, request.headers) as replayed:
+        if replayed:
+            logger.warning("replayed Slack request ignored (same signature seen before)")
+            return web.Response(status=200)
+        return await _to_bolt(app, raw, request)
+
+
+async def _to_bolt(app: AsyncApp, raw: str, request: web.Request) -> web.Response:
     try:
         bolt_response = await app.async_dispatch(
             bolt_request(raw, request.query_string, dict(request.headers))

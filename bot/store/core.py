@@ -5,7 +5,8 @@ else is shared, so both behave alike. Every state change is one conditional
 ``UPDATE ... WHERE state IN (...)``, so of several concurrent deciders or workers exactly one
 wins: that is what makes approvals and sends happen exactly once.
 
-The API is synchronous and thread-safe; the async app calls it through ``asyncio.to_thread``.
+The API is synchronous and thread-safe; the async app calls it on a few threads of its own
+(``Services.db``), as many as the backend serves at once.
 All times are timezone-aware UTC datetimes taken from the injected ``clock``, never from the
 database server, so tests can move time and several processes agree on one notion of "now".
 
@@ -70,7 +71,7 @@ _REQUEST_SELECT = ", ".join(f"r.{c}" for c in REQUEST_COLUMNS)
 _SEND_SELECT = ", ".join(f"s.{c}" for c in SEND_COLUMNS)
 
 # The time.monotonic() by which the Slack request being answered needs the store's answer.
-# A context variable, so it follows the call into the thread asyncio.to_thread runs it in
+# A context variable, so it follows the call into the thread that runs it (Services.db)
 # and stays out of every other task.
 _ANSWER_BY: ContextVar[float | None] = ContextVar("sms_bridge_store_answer_by", default=None)
 
@@ -113,6 +114,8 @@ class StoreCore(ABC):
 
     # Names the database in messages, never with its password.
     target: str = "database"
+    # How many calls the backend serves at once: the async side runs that many threads.
+    workers: int = 1
 
     def __init__(self, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._clock = clock

@@ -225,7 +225,7 @@ class EscalationQueries(RequestQueries):
                 return None
             request_id = None
             if move.send is not None:
-                request_id = self._insert_request(tx, move.send, now, None)
+                request_id = self._insert_request(tx, move.send, now, started=False)
             kind = "tier" if move.step is not None else "exhausted"
             self._step(
                 tx,
@@ -261,7 +261,7 @@ class EscalationQueries(RequestQueries):
                 if t.number != number
             ]
             new = acked_sms(list({r.number: r for r in texted}.values())) if texted else None
-            request_id = self._insert_request(tx, new, now, None) if new else None
+            request_id = self._insert_request(tx, new, now, started=False) if new else None
         return True, request_id
 
     def stop_escalation(self, escalation_id: str, user: str) -> bool:

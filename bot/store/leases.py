@@ -1,11 +1,58 @@
 """Dedupe keys and leases: small first-claimer-wins rows that keep work single across
-processes (one handling per Slack event, one reply poller, one sweeper)."""
+processes (one handling per Slack event, one reply poller, one sweeper, one runner per
+request)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.store.core import StoreCore
+from bot.store.tx import Tx
+
+
+def request_lease(request_id: str) -> str:
+    """The lease held by whichever process runs the request's sends."""
+    return f"request:{request_id}"
+
+
+def _positive(ttl: timedelta) -> None:
+    if ttl <= timedelta(0):
+        raise ValueError("ttl must be positive")
+
+
+def claim_key_in(tx: Tx, key: str, ttl: timedelta, now: datetime) -> bool:
+    """Claim ``key`` inside ``tx``: True for the first claimer (or the first after it
+    expired). Part of a larger transaction, so a refusal later in it gives the key back."""
+    _positive(ttl)
+    return bool(
+        tx.rows(
+            "INSERT INTO dedupe_keys (key, claimed_at, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET claimed_at = excluded.claimed_at, "
+            "expires_at = excluded.expires_at WHERE dedupe_keys.expires_at <= ? "
+            "RETURNING key",
+            (key, now, now + ttl, now),
+        )
+    )
+
+
+def acquire_lease_in(tx: Tx, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+    """Take or renew the lease ``name`` for ``holder`` inside ``tx``."""
+    _positive(ttl)
+    return bool(
+        tx.rows(
+            "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+            "expires_at = excluded.expires_at "
+            "WHERE leases.expires_at <= ? OR leases.holder = excluded.holder "
+            "RETURNING name",
+            (name, holder, now + ttl, now),
+        )
+    )
+
+
+def release_lease_in(tx: Tx, name: str, holder: str) -> bool:
+    """Give up ``holder``'s lease ``name`` inside ``tx``; False if it no longer held it."""
+    return tx.run("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)) == 1
 
 
 class LeaseQueries(StoreCore):
@@ -13,18 +60,8 @@ class LeaseQueries(StoreCore):
 
     def claim_key(self, key: str, ttl: timedelta) -> bool:
         """True for the first claimer of ``key`` (or the first after it expired), else False."""
-        if ttl <= timedelta(0):
-            raise ValueError("ttl must be positive")
-        now = self._now()
         with self._transaction(write=True) as tx:
-            won = tx.rows(
-                "INSERT INTO dedupe_keys (key, claimed_at, expires_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET claimed_at = excluded.claimed_at, "
-                "expires_at = excluded.expires_at WHERE dedupe_keys.expires_at <= ? "
-                "RETURNING key",
-                (key, now, now + ttl, now),
-            )
-        return bool(won)
+            return claim_key_in(tx, key, ttl, self._now())
 
     def release_key(self, key: str) -> None:
         """Give up a claim whose work was refused, so a retry of the same key may go ahead."""
@@ -38,21 +75,10 @@ class LeaseQueries(StoreCore):
 
     def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
         """Take or renew the lease ``name``: one active reply poller or sweeper across processes."""
-        if ttl <= timedelta(0):
-            raise ValueError("ttl must be positive")
-        now = self._now()
         with self._transaction(write=True) as tx:
-            won = tx.rows(
-                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
-                "expires_at = excluded.expires_at "
-                "WHERE leases.expires_at <= ? OR leases.holder = excluded.holder "
-                "RETURNING name",
-                (name, holder, now + ttl, now),
-            )
-        return bool(won)
+            return acquire_lease_in(tx, name, holder, ttl, self._now())
 
     def release_lease(self, name: str, holder: str) -> bool:
         """Give up a lease at shutdown so another process need not wait for it to expire."""
         with self._transaction(write=True) as tx:
-            return tx.run("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)) == 1
+            return release_lease_in(tx, name, holder)

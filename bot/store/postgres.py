@@ -69,6 +69,7 @@ class PostgresStore(Store):
         timeout: float = 10.0,
     ) -> None:
         super().__init__(clock=clock)
+        self.workers = max_size
         self.target, self._secrets = _describe_postgres(url)
         # One direct connection first: the pool only reports a timeout, this gives the reason.
         try:

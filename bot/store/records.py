@@ -27,7 +27,8 @@ TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
     # A queued request expires only when it was recorded after its requester was told it
     # failed (the database answered too late): it must never be sent.
     "queued": frozenset({"sending", "expired"}),
-    "sending": frozenset({"completed"}),
+    # A request recorded already "sending" expires for the same reason (see Recorded).
+    "sending": frozenset({"completed", "expired"}),
     "rejected": frozenset(),
     "expired": frozenset(),
     "completed": frozenset(),
@@ -112,11 +113,29 @@ class SendRecord:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """What recording a request hands back, so its delivery needs no second read: the
+    request, its sends, and which of its recipients have opted out. ``fresh``: this call
+    inserted it (else it was found by its dedupe key); ``started``: it was recorded
+    "sending" under the lease the caller named, and the caller must deliver it."""
+
+    request: StoredRequest
+    sends: tuple[SendRecord, ...]
+    opted_out: frozenset[str]
+    fresh: bool
+    started: bool
+
+
+@dataclass(frozen=True)
 class RateLimits:
     """The policy's hourly ``limits``; ``None`` means no limit of that kind."""
 
     per_sender_per_hour: int | None
     per_recipient_per_hour: int | None
+
+
+class AllOptedOut(BridgeError):
+    """Every recipient of a request has opted out, so nothing was recorded."""
 
 
 class RateLimited(BridgeError):

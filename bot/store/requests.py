@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Collection
-from datetime import datetime
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bot.errors import StoreError
@@ -18,21 +18,45 @@ from bot.store.core import (
     StoreCore,
     answer_within,
 )
+from bot.store.leases import acquire_lease_in, claim_key_in, request_lease
 from bot.store.limits import NOT_COUNTED, check_limits, count_request, rate_keys, uncount_request
 from bot.store.records import (
     REQUEST_STATES,
     TRANSITIONS,
+    AllOptedOut,
     NewRequest,
     RateLimits,
+    Recorded,
     RequestState,
     StoredRequest,
 )
+from bot.store.sends import store_thread_in
 from bot.store.tx import Tx, from_db_time, iso, placeholders, utc
 
 _KINDS = frozenset({"sms", "page"})
 ABANDONED = "recorded after the requester was told the database was unavailable"
 
 logger = logging.getLogger(__name__)
+
+
+class _Duplicate(Exception):
+    """A claim of ``record_request`` was taken already: roll everything back."""
+
+
+def opted_out_among(tx: Tx, numbers: Sequence[str]) -> frozenset[str]:
+    """Which of ``numbers`` have opted out (read in chunks: a page may name thousands)."""
+    found: set[str] = set()
+    unique = sorted(set(numbers))
+    for i in range(0, len(unique), 500):
+        chunk = unique[i : i + 500]
+        found.update(
+            number
+            for (number,) in tx.rows(
+                f"SELECT number FROM opt_outs WHERE number IN ({placeholders(len(chunk))})",
+                chunk,
+            )
+        )
+    return frozenset(found)
 
 
 class Ticket:
@@ -47,27 +71,27 @@ class Ticket:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._state: Literal["waiting", "handed_over", "abandoned"] = "waiting"
-        self._request: StoredRequest | None = None
+        self._recorded: Recorded | None = None
 
     @property
     def abandoned(self) -> bool:
         return self._state == "abandoned"
 
-    def abandon(self) -> StoredRequest | None:
+    def abandon(self) -> Recorded | None:
         """The caller stops waiting: the request if it was already handed over (start it),
         else None, and the store will never hand it over now."""
         with self._lock:
             if self._state == "handed_over":
-                return self._request
+                return self._recorded
             self._state = "abandoned"
             return None
 
-    def hand_over(self, request: StoredRequest) -> bool:
+    def hand_over(self, recorded: Recorded) -> bool:
         """The store's side, after the commit: False when the caller has already gone."""
         with self._lock:
             if self._state == "abandoned":
                 return False
-            self._state, self._request = "handed_over", request
+            self._state, self._recorded = "handed_over", recorded
             return True
 
 
@@ -77,49 +101,102 @@ class RequestQueries(StoreCore):
     def create_request(
         self, new: NewRequest, *, limits: RateLimits | None = None, ticket: Ticket | None = None
     ) -> StoredRequest:
-        """Record a request and one queued send per recipient, atomically.
+        """Record a request and one queued send per recipient: ``record_request`` without
+        claims, opt-outs or a start (a caller that decided those already)."""
+        recorded = self.record_request(new, limits=limits, ticket=ticket, opt_outs=False)
+        assert recorded is not None  # without claims it is never a duplicate
+        return recorded.request
 
-        With ``limits``, the counting and the insert happen under one lock per sender and
-        recipient, so concurrent processes cannot together exceed a limit. A repeated
-        ``dedupe_key`` returns the request already recorded (Slack retries), unlimited.
-        With ``ticket``, a caller that stopped waiting gets nothing sent (see ``Ticket``).
+    def record_request(
+        self,
+        new: NewRequest,
+        *,
+        limits: RateLimits | None = None,
+        ticket: Ticket | None = None,
+        claims: Sequence[tuple[str, timedelta]] = (),
+        start: tuple[str, timedelta] | None = None,
+        opt_outs: bool = True,
+    ) -> Recorded | None:
+        """Record a request and one send per recipient, atomically: one round trip that
+        hands back all its delivery needs.
+
+        * ``claims`` (key, ttl) are taken in the same transaction (a Slack event's id, the
+          signature of the Slack request that asked): None when one is taken already, a
+          retry or a replay, and nothing is recorded.
+        * With ``opt_outs``, a request every recipient opted out of raises AllOptedOut, and
+          nothing is recorded; ``Recorded.opted_out`` says who else did.
+        * With ``limits``, counting and inserting happen under one lock per sender and
+          recipient, so concurrent processes cannot together exceed a limit (RateLimited).
+        * A repeated ``dedupe_key`` hands back the request already recorded, unlimited.
+        * With ``start`` (holder, ttl), a request needing no approval is recorded "sending"
+          under its lease (``request_lease``), held by ``holder``: the caller delivers it.
+        * With ``ticket``, a caller that stopped waiting gets nothing sent (see ``Ticket``).
         """
         recipients = tuple(new.recipients)
         if new.kind not in _KINDS:
             raise ValueError(f"unknown request kind {new.kind!r}")
         if not recipients:
             raise ValueError("a request needs at least one recipient")
-        expires_at = utc(new.expires_at) if new.expires_at is not None else None
         now = self._now()
         inserted: str | None = None
         try:
             with self._transaction(write=True) as tx:
-                if limits is not None:
-                    self._lock_rate_keys(tx, rate_keys(new.sender, recipients, limits))
-                found = []
-                if new.dedupe_key is not None:
-                    found = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
-                if not found:
-                    if limits is not None:
-                        check_limits(tx, new.sender, recipients, limits, now)
-                    inserted = self._insert_request(tx, new, now, expires_at)
-                    if inserted:
-                        count_request(tx, new.sender, [r.number for r in recipients], now)
-                    # None: a concurrent request with the same dedupe key committed first.
-                    where, key = (
-                        ("r.id = ?", inserted) if inserted else ("r.dedupe_key = ?", new.dedupe_key)
-                    )
-                    found = self._request_where(tx, where, (key,))
+                if not all(claim_key_in(tx, key, ttl, now) for key, ttl in claims):
+                    raise _Duplicate
+                recorded = self._record_in(tx, new, now, limits, start, opt_outs)
+                inserted = recorded.request.id if recorded.fresh else None
                 if ticket is not None and ticket.abandoned:
                     raise StoreError("the request was abandoned before it was recorded")
+        except _Duplicate:
+            return None
         except CommitUnknown:
             if inserted is not None:  # it may have landed, yet the caller hears it failed
                 self._abandon(inserted)
             raise
+        if ticket is not None and not ticket.hand_over(recorded) and inserted:
+            self._abandon(inserted)
+        return recorded
+
+    def _record_in(
+        self,
+        tx: Tx,
+        new: NewRequest,
+        now: datetime,
+        limits: RateLimits | None,
+        start: tuple[str, timedelta] | None,
+        opt_outs: bool,
+    ) -> Recorded:
+        """``record_request``'s work inside its transaction."""
+        recipients = tuple(new.recipients)
+        if limits is not None:
+            self._lock_rate_keys(tx, rate_keys(new.sender, recipients, limits))
+        numbers = [r.number for r in recipients]
+        opted_out = opted_out_among(tx, numbers) if opt_outs else frozenset()
+        found = []
+        if new.dedupe_key is not None:
+            found = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
+        inserted, started = None, False
+        if not found:
+            if opt_outs and opted_out.issuperset(numbers):
+                raise AllOptedOut("every recipient has opted out")
+            if limits is not None:
+                check_limits(tx, new.sender, recipients, limits, now)
+            started = start is not None and not new.approval_required
+            inserted = self._insert_request(tx, new, now, started=started)
+            if inserted:
+                count_request(tx, new.sender, numbers, now)
+                if start is not None and started:
+                    holder, ttl = start
+                    acquire_lease_in(tx, request_lease(inserted), holder, ttl, now)
+            else:  # a concurrent request with the same dedupe key committed first
+                started = False
+            where, key = (
+                ("r.id = ?", inserted) if inserted else ("r.dedupe_key = ?", new.dedupe_key)
+            )
+            found = self._request_where(tx, where, (key,))
         request = found[0]
-        if ticket is not None and not ticket.hand_over(request) and inserted:
-            self._abandon(request.id)
-        return request
+        sends = self._sends_where(tx, "s.request_id = ?", (request.id,))
+        return Recorded(request, tuple(sends), opted_out, inserted is not None, started)
 
     def _abandon(self, request_id: str) -> None:
         """Expire a request recorded after its caller gave up: the requester was told it
@@ -130,7 +207,7 @@ class RequestQueries(StoreCore):
                 expired = self.transition(
                     request_id,
                     "expired",
-                    from_states=["queued", "pending_approval"],
+                    from_states=["queued", "pending_approval", "sending"],
                     reason=ABANDONED,
                 )
             except StoreError:
@@ -140,10 +217,11 @@ class RequestQueries(StoreCore):
             logger.warning("request %s expired: %s", request_id, ABANDONED)
 
     def _insert_request(
-        self, tx: Tx, new: NewRequest, now: datetime, expires_at: datetime | None
+        self, tx: Tx, new: NewRequest, now: datetime, *, started: bool
     ) -> str | None:
         """Insert the request and its queued sends; its id, or None when its dedupe key is
-        already taken."""
+        already taken. ``started`` records it "sending" (its caller delivers it)."""
+        state = "pending_approval" if new.approval_required else "sending" if started else "queued"
         request_id = uuid.uuid4().hex
         inserted = tx.rows(
             "INSERT INTO requests (id, kind, sender, channel_id, thread_ts, response_url, "
@@ -163,10 +241,10 @@ class RequestQueries(StoreCore):
                 new.text,
                 new.segments,
                 new.encoding,
-                "pending_approval" if new.approval_required else "queued",
+                state,
                 now,
                 now,
-                expires_at,
+                utc(new.expires_at) if new.expires_at is not None else None,
                 new.dedupe_key,
             ),
         )
@@ -213,10 +291,7 @@ class RequestQueries(StoreCore):
     def set_thread(self, request_id: str, channel_id: str, thread_ts: str) -> None:
         """Remember where the request message was posted: its thread is the request's record."""
         with self._transaction(write=True) as tx:
-            tx.run(
-                "UPDATE requests SET channel_id = ?, thread_ts = ?, updated_at = ? WHERE id = ?",
-                (channel_id, thread_ts, self._now(), request_id),
-            )
+            store_thread_in(tx, request_id, channel_id, thread_ts, self._now())
 
     def set_approval_message(self, request_id: str, channel_id: str, ts: str) -> None:
         """Remember the approval message, so its buttons can be removed on decision or expiry."""

@@ -8,8 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from bot.store.core import StoreCore
+from bot.store.leases import release_lease_in, request_lease
 from bot.store.records import SendRecord, SendState
-from bot.store.tx import placeholders, utc
+from bot.store.tx import Tx, placeholders, utc
+
+# Where a request was posted: (request id, channel, thread ts).
+Thread = tuple[str, str, str]
+# A request and the holder of its lease on it: (request id, holder).
+Lease = tuple[str, str]
 
 
 class SendQueries(StoreCore):
@@ -31,15 +37,21 @@ class SendQueries(StoreCore):
             found = self._sends_where(tx, "s.message_id = ?", (message_id,))
         return found[-1] if found else None
 
-    def claim_send(self, send_id: int) -> bool:
-        """queued -> sending, recorded BEFORE 2Chat is called: a crash leaves it visible."""
+    def claim_send(self, send_id: int, *, thread: Thread | None = None) -> bool:
+        """queued -> sending, recorded BEFORE 2Chat is called: a crash leaves it visible.
+        ``thread`` (request id, channel, ts) stores where the request was posted in the
+        same round trip (a delivery's first claim carries it)."""
         now = self._now()
-        return self._update_send(
-            "state = 'sending', claimed_at = ?, attempts = attempts + 1, updated_at = ?",
-            (now, now),
-            send_id,
-            ("queued",),
-        )
+        with self._transaction(write=True) as tx:
+            if thread is not None:
+                store_thread_in(tx, *thread, now)
+            return _update_send_in(
+                tx,
+                "state = 'sending', claimed_at = ?, attempts = attempts + 1, updated_at = ?",
+                (now, now),
+                send_id,
+                ("queued",),
+            )
 
     def touch_send(self, send_id: int) -> bool:
         """Renew a sending claim before another attempt (a retry after a 429 or a refused
@@ -70,20 +82,29 @@ class SendQueries(StoreCore):
 
         A success also replaces "unknown": a sweeper may have given up on a call that was
         still running, and 2Chat's message id is better news than a guess."""
-        if message_id is not None and (error is not None or unknown):
-            raise ValueError("a send with a message_id has neither an error nor an unknown outcome")
-        if unknown:
-            state: SendState = "unknown"
-        elif error is not None:
-            state = "failed"
-        else:
-            state = "sent"
-        return self._update_send(
-            "state = ?, message_id = ?, error = ?, updated_at = ?",
-            (state, message_id, error, self._now()),
-            send_id,
-            ("sending", "unknown") if state == "sent" else ("sending",),
-        )
+        with self._transaction(write=True) as tx:
+            return _finish_in(tx, send_id, self._now(), message_id, error, unknown)
+
+    def finish_last_send(
+        self,
+        send_id: int,
+        lease: Lease,
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+        unknown: bool = False,
+    ) -> tuple[bool, bool]:
+        """``finish_send`` for what should be its request's last send, in the same round trip
+        completing the request (if nothing is left to send) and giving up ``lease`` (request
+        id, holder) on it: (finished this send, completed the request)."""
+        request_id, holder = lease
+        now = self._now()
+        with self._transaction(write=True) as tx:
+            finished = _finish_in(tx, send_id, now, message_id, error, unknown)
+            completed = _complete_if_done_in(tx, request_id, now)
+            if completed:
+                release_lease_in(tx, request_lease(request_id), holder)
+        return finished, completed
 
     def retry_send(self, send_id: int) -> bool:
         """unknown|failed -> queued, for a person's explicit Retry; the old outcome is cleared."""
@@ -120,22 +141,62 @@ class SendQueries(StoreCore):
     def complete_request_if_done(self, request_id: str) -> bool:
         """sending -> completed once no send is queued or sending; True for one caller only."""
         with self._transaction(write=True) as tx:
-            changed = tx.run(
-                "UPDATE requests SET state = 'completed', updated_at = ? "
-                "WHERE id = ? AND state = 'sending' AND NOT EXISTS ("
-                "SELECT 1 FROM sends WHERE request_id = ? AND state IN ('queued', 'sending'))",
-                (self._now(), request_id, request_id),
-            )
-        return changed == 1
+            return _complete_if_done_in(tx, request_id, self._now())
 
     def _update_send(
         self, assignments: str, params: Sequence[Any], send_id: int, from_states: Sequence[str]
     ) -> bool:
-        """One conditional update of a send: True only if it was in one of ``from_states``."""
         with self._transaction(write=True) as tx:
-            changed = tx.run(
-                f"UPDATE sends SET {assignments} "
-                f"WHERE id = ? AND state IN ({placeholders(len(from_states))})",
-                (*params, send_id, *from_states),
-            )
-        return changed == 1
+            return _update_send_in(tx, assignments, params, send_id, from_states)
+
+
+def _update_send_in(
+    tx: Tx, assignments: str, params: Sequence[Any], send_id: int, from_states: Sequence[str]
+) -> bool:
+    """One conditional update of a send: True only if it was in one of ``from_states``."""
+    changed = tx.run(
+        f"UPDATE sends SET {assignments} "
+        f"WHERE id = ? AND state IN ({placeholders(len(from_states))})",
+        (*params, send_id, *from_states),
+    )
+    return changed == 1
+
+
+def _finish_in(
+    tx: Tx,
+    send_id: int,
+    now: datetime,
+    message_id: str | None,
+    error: str | None,
+    unknown: bool,
+) -> bool:
+    if message_id is not None and (error is not None or unknown):
+        raise ValueError("a send with a message_id has neither an error nor an unknown outcome")
+    state: SendState = "unknown" if unknown else "failed" if error is not None else "sent"
+    return _update_send_in(
+        tx,
+        "state = ?, message_id = ?, error = ?, updated_at = ?",
+        (state, message_id, error, now),
+        send_id,
+        ("sending", "unknown") if state == "sent" else ("sending",),
+    )
+
+
+def _complete_if_done_in(tx: Tx, request_id: str, now: datetime) -> bool:
+    changed = tx.run(
+        "UPDATE requests SET state = 'completed', updated_at = ? "
+        "WHERE id = ? AND state = 'sending' AND NOT EXISTS ("
+        "SELECT 1 FROM sends WHERE request_id = ? AND state IN ('queued', 'sending'))",
+        (now, request_id, request_id),
+    )
+    return changed == 1
+
+
+def store_thread_in(
+    tx: Tx, request_id: str, channel_id: str, thread_ts: str, now: datetime
+) -> None:
+    """Remember where the request message was posted: its thread is the request's record."""
+    tx.run(
+        "UPDATE requests SET channel_id = ?, thread_ts = ?, updated_at = ? WHERE id = ?",
+        (channel_id, thread_ts, now, request_id),
+    )

@@ -7,25 +7,16 @@ guard, to the real HTTP endpoint in front of a real Bolt app and a real store).
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.http import ReplayGuard, dispatch
-from bot.store import Store, open_store
+from bot.slack.replays import REPLAY_WINDOW, ReplayGuard, take_signature
 from tests.appproc import AppProcess
 from tests.conftest import StartApp
 from tests.fakes.signing import SIGNING_SECRET, event_body, signed_headers, slash_command_body
-from tests.fakes.slack_server import BOT_TOKEN, SlackStandIn
+from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
 CHANNEL = "C0GENERAL"
@@ -51,63 +42,65 @@ def signed_event(event: object, event_id: str) -> tuple[str, dict[str, str]]:
 # --- replayed signed requests --------------------------------------------------------------
 
 
-async def serve_bolt(store: Store, slack_api_url: str, handled: list[str]) -> TestClient:
-    """Our HTTP endpoint in front of a real Bolt app whose ``/sms`` only records its text."""
-    client = AsyncWebClient(token=BOT_TOKEN, base_url=slack_api_url)
-    bolt = AsyncApp(client=client, signing_secret=SIGNING_SECRET, process_before_response=True)
-
-    @bolt.command("/sms")
-    async def record(ack: AsyncAck, command: dict[str, Any]) -> None:
-        handled.append(command["text"])
-        await ack()
-
-    async def claim(key: str, ttl: timedelta) -> bool:
-        return await asyncio.to_thread(store.claim_key, key, ttl)
-
-    guard = ReplayGuard(SIGNING_SECRET, claim)
-
-    async def endpoint(request: web.Request) -> web.Response:
-        return await dispatch(bolt, request, guard)
-
-    web_app = web.Application()
-    web_app.router.add_post("/slack/events", endpoint)
-    test_client = TestClient(TestServer(web_app))
-    await test_client.start_server()
-    return test_client
-
-
-@pytest.fixture
-async def shared_store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
-    yield store
-    store.close()
-
-
-async def test_a_replayed_signed_request_is_answered_and_ignored_by_every_process(
-    shared_store: Store, slack: SlackStandIn
+def test_a_replayed_signed_request_is_answered_and_ignored_by_every_process(
+    start_app: StartApp, tmp_path: Path, slack: SlackStandIn, twochat: TwoChatStandIn
 ) -> None:
-    handled: list[str] = []
-    first = await serve_bolt(shared_store, slack.api_url, handled)
-    second = await serve_bolt(shared_store, slack.api_url, handled)  # another process
-    body = slash_command_body("alice hello", "U0DEV1", CHANNEL, slack.response_url())
+    shared = f"sqlite:///{tmp_path / 'bridge.db'}"
+    first, second = start_app(DATABASE_URL=shared), start_app(DATABASE_URL=shared)
+    body = slash_command_body("alice replayed hello", "U0DEV1", CHANNEL, slack.response_url())
     headers = signed_headers(body)
-    try:
-        for client in (first, first, second):
-            response = await client.post("/slack/events", data=body, headers=headers)
-            assert response.status == 200, await response.text()
-        assert handled == ["alice hello"]
-        # The same words signed afresh are a new request (someone sending it again).
-        fresh = signed_headers(body, timestamp=int(time.time()) - 1)
-        response = await first.post("/slack/events", data=body, headers=fresh)
-        assert response.status == 200
-        assert handled == ["alice hello", "alice hello"]
-        # A forged signature is Bolt's to refuse, and is not remembered.
-        forged = {**headers, "X-Slack-Signature": "v0=" + "0" * 64}
-        response = await second.post("/slack/events", data="text=x", headers=forged)
-        assert response.status == 401
-    finally:
-        await first.close()
-        await second.close()
+    # The same signed request three times: this process remembers it, and the other finds
+    # its signature claimed with the request it recorded.
+    for app in (first, first, second):
+        response = app.post_signed(body, headers)
+        assert response.status_code == 200, response.text
+    [sent] = twochat.wait_for_sends(1)
+    assert sent["text"] == "replayed hello"
+    settle()
+    assert len(twochat.sends) == 1
+    # The same words signed afresh are a new request (someone sending it again).
+    fresh = signed_headers(body, timestamp=int(time.time()) - 1)
+    assert second.post_signed(body, fresh).status_code == 200
+    assert len(twochat.wait_for_sends(2)) == 2
+    # A forged signature is refused, and is not remembered.
+    forged = {**headers, "X-Slack-Signature": "v0=" + "0" * 64}
+    assert second.post_signed("text=x", forged).status_code == 401
+
+
+def test_the_replay_guard_remembers_only_verified_requests_for_its_window() -> None:
+    now = [1000.0]
+    guard = ReplayGuard(SIGNING_SECRET, clock=lambda: now[0], capacity=3)
+    body = slash_command_body("alice hi", "U0DEV1", CHANNEL, "https://hooks.invalid/x")
+    headers = signed_headers(body)
+
+    def replayed(raw: str, sent: dict[str, str]) -> tuple[bool, object]:
+        with guard.serving(raw, sent) as seen:
+            return seen, take_signature()
+
+    seen, claim = replayed(body, headers)
+    assert not seen and claim is not None and claim[1] == REPLAY_WINDOW
+    assert replayed(body, headers) == (True, None)
+    forged = {**headers, "X-Slack-Signature": "v0=" + "0" * 64}
+    assert replayed(body, forged) == (False, None)  # Bolt refuses it; nothing to claim
+    assert replayed(body, forged) == (False, None)  # and it was not remembered
+    now[0] += REPLAY_WINDOW.total_seconds() + 1
+    seen, claim = replayed(body, headers)  # past the window Slack refuses it anyway
+    assert not seen and claim is not None
+    for i in range(5):  # capacity bounds memory: the oldest are forgotten first
+        replayed(body, signed_headers(body, timestamp=int(time.time()) - 10 - i))
+    seen, claim = replayed(body, headers)
+    assert not seen and claim is not None
+
+
+def test_a_signature_is_claimed_by_the_first_request_recorded_only() -> None:
+    guard = ReplayGuard(SIGNING_SECRET)
+    body = slash_command_body("alice hi", "U0DEV1", CHANNEL, "https://hooks.invalid/y")
+    with guard.serving(body, signed_headers(body)) as seen:
+        assert not seen
+        first, second = take_signature(), take_signature()
+    assert first is not None and first[0].startswith("slack-signature:")
+    assert second is None
+    assert take_signature() is None  # outside a signed request there is none
 
 
 # --- events of the wrong shape ------------------------------------------------------------
