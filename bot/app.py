@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.model import Policy
 from bot.health import Readiness
 from bot.metrics import Metrics
-from bot.sending.workflow import Workflow
+from bot.sending.workflow import FANOUT_CONCURRENCY, Workflow
 from bot.settings import Settings
 from bot.slack.bolt_app import build_app
 from bot.slack.deps import Bridge
@@ -134,6 +134,7 @@ def build(settings: Settings, policy: Policy) -> Components:
         settings.twochat_api_url,
         connect_timeout=settings.twochat_connect_timeout,
         read_timeout=settings.twochat_read_timeout,
+        max_connections=FANOUT_CONCURRENCY,
         on_status=twochat_answer,
     )
     api_host = urlsplit(settings.slack_api_url).hostname or ""

@@ -25,23 +25,28 @@ logger = logging.getLogger(__name__)
 async def heartbeat(renew: Callable[[], Awaitable[object]], every: float) -> AsyncIterator[None]:
     """Call ``renew`` every ``every`` seconds while the block runs. A failed renewal is
     logged, not raised: the work goes on, and the worst case is that another process takes
-    it over, which the store's conditional updates make safe."""
+    it over, which the store's conditional updates make safe. Most blocks (a 2Chat call)
+    end before the first beat, so the beating task is only started when one is due."""
 
     async def beat() -> None:
         while True:
-            await asyncio.sleep(every)
             try:
                 await renew()
             except Exception as exc:  # a database outage must not cut off a send
                 logger.warning("heartbeat failed: %s", exc)
+            await asyncio.sleep(every)
 
-    task = asyncio.create_task(beat())
+    loop = asyncio.get_running_loop()
+    started: list[asyncio.Task[None]] = []
+    timer = loop.call_later(every, lambda: started.append(loop.create_task(beat())))
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        timer.cancel()
+        for task in started:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class RequestLeases:

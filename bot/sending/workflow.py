@@ -49,6 +49,9 @@ T = TypeVar("T")
 # Slack shows a timeout after 3 s: the database gets 1.5 s of them here, the rest is for
 # Bolt and the answer's own trip.
 ANSWER_WITHIN = 1.5
+# 2Chat calls in flight at once for one request. A 5,000-member page at 300 ms a call takes
+# 15 s; with a per-minute cap the pacer, not this, sets the pace.
+FANOUT_CONCURRENCY = 100
 # How long a Slack event or form submission stays claimed against Slack's retries.
 DEDUPE_TTL = timedelta(days=1)
 
@@ -66,7 +69,7 @@ class Workflow(Services):
         runner: TaskRunner,
         *,
         stale_after: timedelta,
-        concurrency: int = 25,
+        concurrency: int = FANOUT_CONCURRENCY,
         retry: RetryPolicy | None = None,
         answer_within: float = ANSWER_WITHIN,
     ) -> None:
