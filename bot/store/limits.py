@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.store.records import NewRecipient, RateLimited, RateLimits, RequestState
 from bot.store.tx import Tx, from_db_time, placeholders, utc
@@ -26,6 +27,8 @@ from bot.store.tx import Tx, from_db_time, placeholders, utc
 NOT_COUNTED: tuple[RequestState, ...] = ("rejected", "expired")
 RATE_WINDOW = timedelta(hours=1)
 _BUCKET = timedelta(minutes=1)
+# Keys per IN (...) list: well inside every backend's limit on parameters.
+_KEYS_PER_QUERY = 500
 
 # One limit to check: what to call it, its size, its counter key, and how many SMS the new
 # request would add.
@@ -103,15 +106,18 @@ def check_limits(
 ) -> None:
     """Raise RateLimited at the latest of the moments each exceeded limit frees up, so the
     user who comes back then is not refused again."""
-    refusals: list[tuple[datetime, str]] = []
-    for what, limit, key, wanted in _checks(sender, recipients, limits):
+    checks = _checks(sender, recipients, limits)
+    for what, limit, _, wanted in checks:
         if wanted > limit:
             raise RateLimited(
                 f"rate limit: {what}, and this request alone has {wanted}; "
                 "send to fewer recipients",
                 now + RATE_WINDOW,
             )
-        free_at = _frees_up(tx, key, limit - wanted, now)
+    history = _last_hour(tx, [key for _, _, key, _ in checks], now)
+    refusals: list[tuple[datetime, str]] = []
+    for what, limit, key, wanted in checks:
+        free_at = _frees_up(history.get(key, []), limit - wanted, now)
         if free_at is not None:
             refusals.append((free_at, what))
     if refusals:
@@ -121,20 +127,31 @@ def check_limits(
         )
 
 
-def _frees_up(tx: Tx, key: str, room: int, now: datetime) -> datetime | None:
-    """None when ``key``'s last hour holds at most ``room`` SMS; else when enough of them
-    age out. Reads at most one row per minute of the window."""
+def _last_hour(tx: Tx, keys: Sequence[str], now: datetime) -> dict[str, list[tuple[Any, int]]]:
+    """Each key's minutes of the last hour, oldest first: at most 61 rows a key, read in a
+    few queries however many recipients a page has."""
     since = now - RATE_WINDOW
-    rows = tx.rows(
-        "SELECT last_at, count FROM rate_counts "
-        "WHERE key = ? AND bucket > ? AND last_at > ? ORDER BY bucket",
-        (key, since - _BUCKET, since),
-    )
-    excess = sum(int(count) for _, count in rows) - room
+    history: dict[str, list[tuple[Any, int]]] = {}
+    for i in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[i : i + _KEYS_PER_QUERY]
+        for key, last_at, count in tx.rows(
+            "SELECT key, last_at, count FROM rate_counts "
+            f"WHERE key IN ({placeholders(len(chunk))}) AND bucket > ? AND last_at > ? "
+            "ORDER BY key, bucket",
+            (*chunk, since - _BUCKET, since),
+        ):
+            history.setdefault(key, []).append((last_at, int(count)))
+    return history
+
+
+def _frees_up(rows: list[tuple[Any, int]], room: int, now: datetime) -> datetime | None:
+    """None when a key's last hour (``rows``) holds at most ``room`` SMS; else when enough
+    of them age out."""
+    excess = sum(count for _, count in rows) - room
     for last_at, count in rows:
         if excess <= 0:
             break
-        excess -= int(count)
+        excess -= count
         if excess <= 0:
             return (from_db_time(last_at) or now) + RATE_WINDOW
     return None

@@ -134,12 +134,14 @@ class PostgresStore(Store):
         # overlapping recipients cannot deadlock.
         if not keys:
             return
-        hashes = tx.rows(
-            "SELECT DISTINCT hashtext(k) AS h FROM unnest(?::text[]) AS k ORDER BY h",
+        # One statement for a page's thousands of keys: the aggregate takes the locks row by
+        # row in the subquery's order.
+        tx.rows(
+            "SELECT count(pg_advisory_xact_lock(h)) FROM ("
+            "SELECT DISTINCT hashtext(k)::bigint AS h FROM unnest(?::text[]) AS k ORDER BY h"
+            ") AS ordered",
             (sorted(keys),),
         )
-        for (value,) in hashes:
-            tx.run("SELECT pg_advisory_xact_lock(?::bigint)", (value,))
 
     def close(self) -> None:
         self._pool.close()

@@ -34,6 +34,8 @@ from bot.store.sends import store_thread_in
 from bot.store.tx import Tx, from_db_time, iso, placeholders, utc
 
 _KINDS = frozenset({"sms", "page"})
+# Rows per multi-row INSERT: few round trips, well inside every backend's parameter limit.
+_SENDS_PER_INSERT = 500
 ABANDONED = "recorded after the requester was told the database was unavailable"
 
 logger = logging.getLogger(__name__)
@@ -250,11 +252,14 @@ class RequestQueries(StoreCore):
         )
         if not inserted:
             return None
-        for recipient in new.recipients:
+        recipients = list(new.recipients)
+        for i in range(0, len(recipients), _SENDS_PER_INSERT):  # a page may have thousands
+            chunk = recipients[i : i + _SENDS_PER_INSERT]
             tx.run(
                 "INSERT INTO sends (request_id, number, name, state, attempts, "
-                "created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, ?)",
-                (request_id, recipient.number, recipient.name, now, now),
+                "created_at, updated_at) VALUES "
+                + ", ".join("(?, ?, ?, 'queued', 0, ?, ?)" for _ in chunk),
+                [v for r in chunk for v in (request_id, r.number, r.name, now, now)],
             )
         return request_id
 
