@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
 
@@ -33,6 +35,9 @@ REFUSED_REGIONS: dict[str, str] = {
 TOLL_FREE_AREA_CODES = frozenset({"800", "833", "844", "855", "866", "877", "888"})
 
 
+# Parsing is pure and costs more than the rest of a decision: every send decides twice
+# (at submit and at send time), over the same contacts and numbers.
+@functools.lru_cache(maxsize=16384)
 def parse_number(text: str, region: str) -> str:
     """Parse ``text`` (E.164, international or national in ``region``) into E.164.
 
@@ -66,6 +71,7 @@ def _plausible_unlisted(number: phonenumbers.PhoneNumber) -> bool:
     return known and phonenumbers.is_possible_number_for_type(number, PhoneNumberType.MOBILE)
 
 
+@functools.lru_cache(maxsize=16384)
 def region_of(e164: str) -> str | None:
     """The ISO region of an E.164 number (e.g. "CA" for +1 416…), or None if unknown."""
     try:
