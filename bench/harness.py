@@ -1,13 +1,15 @@
-"""What the benchmark scenarios share: timed stand-ins, the app process, /proc readings.
+"""What the benchmark scenarios share: the policy, the app process, /proc readings, load.
 
 The app runs as its own ``python -m bot`` process, so its CPU time and memory can be read
-from /proc without counting the load generator or the stand-ins, which run here.
+from /proc without counting the load generator or the stand-ins (bench/standins.py), which
+run here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import os
 import re
@@ -19,15 +21,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import phonenumbers
 import psycopg
-from aiohttp import web
 
+from bench.standins import TWOCHAT_KEY, Edit, TimedSlack
 from tests.fakes.signing import SIGNING_SECRET, signed_headers, slash_command_body
 from tests.fakes.slack_server import BOT_TOKEN, SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
@@ -35,10 +38,12 @@ from tests.fakes.twochat_server import TwoChatStandIn
 ROOT = Path(__file__).resolve().parent.parent
 # The checkout whose bot/ is benchmarked; point it at a copy to measure a candidate fix.
 APP_ROOT = Path(os.environ.get("SMS_BRIDGE_BENCH_APP_ROOT") or ROOT).resolve()
-TWOCHAT_KEY = "bench-2chat-key-0123456789abcdef"
 CHANNEL = "C0BENCH"
+FROM_NUMBER = "+17137157533"
 GROUP = "bench100"
 GROUP_NUMBERS = tuple(f"+4477009000{i:02d}" for i in range(100))
+# Whole GB mobile ranges (+44 7700 8xxxxx, +44 7700 1xxxxx) phonenumbers knows as assigned.
+PAGE_PREFIXES = ("+4477008", "+4477001")
 USERS = tuple(f"U0BENCH{i:02d}" for i in range(20))
 POSTGRES_URL = os.environ.get(
     "SMS_BRIDGE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -46,79 +51,69 @@ POSTGRES_URL = os.environ.get(
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def policy_yaml(requests_per_minute: int | None = None) -> str:
-    """A policy whose per-hour limits never refuse a benchmark send (they would cap it at
-    30 an hour), with a 100-member group; ``requests_per_minute`` caps 2Chat calls."""
-    members = ", ".join(f'"{number}"' for number in GROUP_NUMBERS)
-    cap = f"\n  requests_per_minute: {requests_per_minute}" if requests_per_minute else ""
-    return f"""version: 1
-defaults:
-  region: GB
-  from: main
-  max_segments: 3
-  mask_numbers: false
-from_numbers:
-  main: "+17137157533"
-groups:
-  {GROUP}: [{members}]
-senders:
-  - users: [{", ".join(USERS)}]
-    to: ["*"]
-limits:
-  per_sender_per_hour: 1000000
-  per_recipient_per_hour: 1000000{cap}
-"""
+@functools.cache
+def page_numbers(count: int) -> tuple[str, ...]:
+    """``count`` GB mobile numbers that phonenumbers lists as assigned, for a big page.
+
+    GROUP_NUMBERS are Ofcom's drama range (+44 7700 900xxx), which holds only 1,000 numbers
+    and which the app accepts only as "plausible unlisted"; a real roster's numbers take the
+    ``is_valid_number`` path, so these come from whole 100,000-number mobile ranges.
+    """
+    found: list[str] = []
+    for prefix in PAGE_PREFIXES:
+        for i in range(100_000):
+            number = f"{prefix}{i:05d}"
+            if phonenumbers.is_valid_number(phonenumbers.parse(number)):
+                found.append(number)
+                if len(found) == count:
+                    return tuple(found)
+    raise ValueError(f"only {len(found)} valid numbers in {PAGE_PREFIXES}, not {count}")
 
 
-# --------------------------------------------------------------------------- stand-ins
+def _yaml_list(items: Iterable[str]) -> str:
+    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
 
 
-class TimedSlack(SlackStandIn):
-    """The Slack stand-in, noting when each outcome reaches Slack: a send only counts as
-    completed once its thread reply is posted, as a user would see it."""
+@dataclass(frozen=True)
+class BenchPolicy:
+    """The app's policy file: per-hour limits that never refuse a benchmark send (the usual
+    ones would stop it at 30 an hour), the 100-member group, and what a scenario adds."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.sent_replies: list[float] = []  # a ":white_check_mark:" thread reply
-        self.failed_replies: list[str] = []  # any other outcome reply
-        self.final_edits: list[tuple[float, str]] = []  # "*all sent*" / "*K of N failed*"
+    requests_per_minute: int | None = None  # the pacer's cap on 2Chat calls
+    groups: Mapping[str, Sequence[str]] = field(default_factory=dict)  # beside GROUP
+    from_numbers: Mapping[str, str] = field(default_factory=dict)  # beside "main"
+    poll_interval: str | None = None  # replies.poll_interval: the reply poller runs
 
-    def _answer(
-        self, method: str, args: dict[str, Any], auth: str
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        answer = super()._answer(method, args, auth)
-        if answer[1].get("ok"):
-            self._note(method, args)
-        return answer
+    def from_numbers_all(self) -> dict[str, str]:
+        """Every from-number by name, the default ("main") first."""
+        return {"main": FROM_NUMBER, **self.from_numbers}
 
-    def _note(self, method: str, args: dict[str, Any]) -> None:
-        text = str(args.get("text", ""))
-        now = time.monotonic()
-        if method == "chat.postMessage" and args.get("thread_ts"):
-            if text.startswith(":white_check_mark:"):
-                self.sent_replies.append(now)
-            elif not text.startswith(":hourglass"):
-                self.failed_replies.append(text[:200])
-        elif method == "chat.update" and text.startswith("*"):
-            self.final_edits.append((now, text))
-
-
-class TimedTwoChat(TwoChatStandIn):
-    """The 2Chat stand-in, noting when each send arrives (to measure the paced rate) and
-    reporting no per-minute limit unless the policy sets one."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        super().__init__(api_key=TWOCHAT_KEY)
-        self.requests_per_minute = None
-        self.arrivals: list[float] = []
-        self.set_delay(delay)
-
-    async def _send(self, request: web.Request) -> web.Response:
-        self.arrivals.append(time.monotonic())
-        return await super()._send(request)
-
-    def statuses(self) -> list[int | None]:
-        return [record.status for record in list(self.records)]
+    def yaml(self) -> str:
+        from_numbers = self.from_numbers_all()
+        groups = {GROUP: GROUP_NUMBERS, **self.groups}
+        lines = [
+            "version: 1",
+            "defaults:",
+            "  region: GB",
+            "  from: main",
+            "  max_segments: 3",
+            "  mask_numbers: false",
+            "from_numbers:",
+            *(f'  {name}: "{number}"' for name, number in from_numbers.items()),
+            "groups:",
+            *(f"  {name}: {_yaml_list(members)}" for name, members in groups.items()),
+            "senders:",
+            f"  - users: [{', '.join(USERS)}]",
+            '    to: ["*"]',
+            "limits:",
+            "  per_sender_per_hour: 1000000",
+            "  per_recipient_per_hour: 1000000",
+        ]
+        if self.requests_per_minute:
+            lines.append(f"  requests_per_minute: {self.requests_per_minute}")
+        if self.poll_interval:
+            lines += ["replies:", f"  poll_interval: {self.poll_interval}"]
+        return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- the app
@@ -153,7 +148,7 @@ class App:
     slack: SlackStandIn
     twochat: TwoChatStandIn
     database_url: str | None = None
-    requests_per_minute: int | None = None
+    policy: BenchPolicy = field(default_factory=lambda: BenchPolicy())
     # What to run instead of ``python -m bot`` (the floor relay, bench/floor.py).
     program: Path | None = None
     port: int = field(default_factory=free_port)
@@ -171,7 +166,7 @@ class App:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TWOCHAT_"))}
         config = self.workdir / "bridge.yaml"
-        config.write_text(policy_yaml(self.requests_per_minute))
+        config.write_text(self.policy.yaml())
         env.update(
             SLACK_BOT_TOKEN=BOT_TOKEN,
             SLACK_SIGNING_SECRET=SIGNING_SECRET,
@@ -288,6 +283,20 @@ class Requester:
         return elapsed
 
 
+def session(limit: int) -> aiohttp.ClientSession:
+    """The load's HTTP client: at most ``limit`` connections, one per requester."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit), timeout=aiohttp.ClientTimeout(total=30)
+    )
+
+
+async def warm_up(requester: Requester, slack: TimedSlack, user: str = USERS[0]) -> None:
+    """One send first: Bolt's auth.test and the first connections are not steady state."""
+    before = slack.outcomes()
+    await requester.sms(user, f"{GROUP_NUMBERS[0]} warm-up")
+    await wait_for(lambda: slack.outcomes() > before, timeout=15)
+
+
 async def wait_for(predicate: Any, timeout: float, poll: float = 0.01) -> bool:
     """Poll ``predicate()`` until true or ``timeout``; the benchmark never waits unbounded."""
     deadline = time.monotonic() + timeout
@@ -298,13 +307,54 @@ async def wait_for(predicate: Any, timeout: float, poll: float = 0.01) -> bool:
     return True
 
 
-def final_edit(edits: list[tuple[float, str]]) -> tuple[float, str] | None:
+def final_edit(edits: list[Edit]) -> Edit | None:
     """The multi-recipient reply's last edit: its headline ends "in X.X s" (progress edits,
     even one reading "*K of N failed*" while others are still pending, do not)."""
-    for when, text in edits:
-        if re.search(r" in \d+\.\d s$", text.splitlines()[0]):
-            return when, text
+    for edit in edits:
+        if re.search(r" in \d+\.\d s$", edit.text.splitlines()[0]):
+            return edit
     return None
+
+
+@dataclass(frozen=True)
+class Page:
+    """How one group page ended, read from the stand-ins."""
+
+    final: Edit | None
+    started: float
+    headline: str
+
+    @property
+    def took(self) -> float:
+        return self.final.when - self.started if self.final else float("nan")
+
+    @property
+    def all_sent(self) -> bool:
+        return self.headline.startswith("*all sent*")
+
+    def describe(self) -> str:
+        """ "X s to the final edit (app: Y s; *all sent*)" or why there was none."""
+        if self.final is None:
+            return "no final edit"
+        app_says = re.search(r"in (\d+\.\d) s", self.headline)
+        return (
+            f"{self.took:.2f} s to the final thread edit (app: "
+            f"{app_says.group(1) if app_says else '?'} s; {self.headline.split(' — ')[0]})"
+        )
+
+
+PAGE_TEXT = "page bench"
+
+
+async def page(client: Requester, slack: TimedSlack, group: str, timeout: float) -> Page:
+    """POST one ``/sms <group> page bench`` and wait (at most ``timeout``) for its final
+    edit."""
+    before = len(slack.edits)
+    started = time.monotonic()
+    await client.sms(USERS[0], f"{group} {PAGE_TEXT}")
+    await wait_for(lambda: final_edit(slack.edits[before:]), timeout=timeout, poll=0.05)
+    final = final_edit(slack.edits[before:])
+    return Page(final, started, final.text.splitlines()[0] if final else "")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -17,14 +17,15 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import httpx
 
-from bench.harness import ROOT, TWOCHAT_KEY
+from bench.harness import ROOT
+from bench.standins import TWOCHAT_KEY
 
 BODY = {"from_number": "+17137157533", "to_number": "+447700900001", "text": "bench"}
 CALLS = 3000
 
 STAND_IN = (
     "import time\n"
-    "from bench.harness import TimedTwoChat\n"
+    "from bench.standins import TimedTwoChat\n"
     "server = TimedTwoChat().start()\n"
     "print(server.url, flush=True)\n"
     "time.sleep(300)\n"

@@ -16,17 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench.harness import (
-    GROUP,
-    USERS,
-    App,
-    Requester,
-    TimedSlack,
-    TimedTwoChat,
-    final_edit,
-    wait_for,
-)
-from bench.run import session
+from bench.harness import GROUP, App, BenchPolicy, Requester, page, session
+from bench.standins import TimedSlack, TimedTwoChat
 
 
 class ShortTimeoutApp(App):
@@ -44,18 +35,17 @@ async def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="sms-bridge-paced-"))
     slack, twochat = TimedSlack(), TimedTwoChat(delay=0.05)
     try:
-        with slack, twochat, ShortTimeoutApp(work, slack, twochat, requests_per_minute=300) as app:
+        policy = BenchPolicy(requests_per_minute=300)
+        with slack, twochat, ShortTimeoutApp(work, slack, twochat, policy=policy) as app:
             async with session(2) as http:
                 requester = Requester(http, app.url, slack.response_url("paced"))
-                await requester.sms(USERS[0], f"{GROUP} paced page")
-                await wait_for(lambda: final_edit(slack.final_edits), timeout=90)
+                done = await page(requester, slack, GROUP, timeout=90)
                 await asyncio.sleep(1)
             accepted = app.log().count(" queued as ")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     unknown = [text for text in slack.failed_replies if "outcome unknown" in text]
-    last = final_edit(slack.final_edits)
-    final = last[1].splitlines()[0] if last else "no final edit within 90 s"
+    final = done.headline or "no final edit within 90 s"
     print(f"2Chat received {len(twochat.arrivals)} sends and accepted {accepted}")
     print(f"Slack was told: {final}")
     print(f"'outcome unknown' thread replies from the sweeper: {len(unknown)}")

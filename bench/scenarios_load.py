@@ -1,0 +1,291 @@
+"""Scenarios of many single-recipient ``/sms``: ack latency, closed-loop throughput on one
+or two app processes, the floor relay as the peer, and the soak."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.harness import (
+    GROUP,
+    GROUP_NUMBERS,
+    PAGE_TEXT,
+    ROOT,
+    USERS,
+    App,
+    Requester,
+    page,
+    percentile,
+    postgres_schema,
+    process_cpu_self,
+    session,
+    wait_for,
+    warm_up,
+)
+from bench.profiling import start_py_spy, stop_py_spy
+from bench.report import Report, ms
+from bench.standins import TimedSlack, TimedTwoChat
+
+FLOOR = ROOT / "bench" / "floor.py"
+ACK_P99_TARGET = 0.050
+
+
+async def ack_latency(
+    work: Path,
+    report: Report,
+    per_requester: int,
+    delay: float,
+    database: str = "SQLite",
+    database_url: str | None = None,
+) -> None:
+    """/sms acks from closed-loop requesters while every 2Chat call takes ``delay`` s. The
+    ack must not wait on 2Chat, so the same load with a zero-latency 2Chat is the control."""
+    requesters = len(USERS)
+    total = requesters * per_requester
+    label = f"ack, {database}, 2Chat {delay:g} s"
+    slack, twochat = TimedSlack(), TimedTwoChat(delay=delay)
+    app = App(work / f"ack-{database}-{delay:g}", slack, twochat, database_url=database_url)
+    with slack, twochat, app:
+        async with session(requesters) as http:
+            client = Requester(http, app.url, slack.response_url("bench"))
+            await warm_up(client, slack)
+            base, sent_base = slack.outcomes(), len(slack.sent_replies)
+            client.latencies.clear()
+
+            async def requester(i: int) -> None:
+                for k in range(per_requester):
+                    number = GROUP_NUMBERS[(i * per_requester + k) % len(GROUP_NUMBERS)]
+                    await client.sms(USERS[i], f"{number} ack bench {i}-{k}")
+
+            started = time.monotonic()
+            await asyncio.gather(*(requester(i) for i in range(requesters)))
+            acked = time.monotonic() - started
+            finished = await wait_for(lambda: slack.outcomes() - base >= total, timeout=60)
+        report.app_done(app, label)
+    lat = client.latencies
+    p99 = percentile(lat, 99)
+    control = delay == 0
+    report.add(
+        f"/sms ack latency, {database}, {requesters} concurrent requesters, 2Chat {delay:g} "
+        f"s/call{' (control)' if control else ''} ({len(lat)} acks)",
+        f"p50 {ms(percentile(lat, 50))}, p99 {ms(p99)}, max {ms(max(lat))}",
+        "" if control else f"p99 < {ms(ACK_P99_TARGET)}",
+        None if control else p99 < ACK_P99_TARGET,
+    )
+    report.notes.append(
+        f"{label}: {len(lat)} acks in {acked:.2f} s ({len(lat) / acked:.0f}/s); "
+        f"{len(slack.sent_replies) - sent_base}/{total} sends then completed (2Chat accepted, "
+        f"thread reply posted){'' if finished else ' before the 60 s timeout'}; "
+        f"refusals: {len(client.refused)}"
+    )
+
+
+@dataclass
+class Throughput:
+    """One throughput run; ``seconds`` runs from the first request to the last reply."""
+
+    completed: int
+    total: int
+    seconds: float
+    cpu_ms_per_send: float  # of every app process, summed
+    app_cpu_share: float
+    load_cpu_share: float
+    ack_p50: float
+    ack_p99: float
+    completions: list[float]  # when each send's thread reply was posted (time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        return self.completed / self.seconds
+
+    def summary(self) -> str:
+        return (
+            f"{self.rate:.0f} sends/s ({self.completed}/{self.total} in {self.seconds:.1f} s; "
+            f"ack p50 {ms(self.ack_p50)}, p99 {ms(self.ack_p99)})"
+        )
+
+    def quarter_rates(self) -> tuple[float, float]:
+        """Sends per second over the first and the last quarter of the completions: a
+        cost that grows with history shows as a last quarter slower than the first."""
+        times, quarter = self.completions, len(self.completions) // 4
+        if quarter < 2:
+            return float("nan"), float("nan")
+        first = (quarter - 1) / max(times[quarter - 1] - times[0], 1e-9)
+        last = (quarter - 1) / max(times[-1] - times[-quarter], 1e-9)
+        return first, last
+
+
+async def drive(
+    work: Path,
+    report: Report,
+    apps: Sequence[App],
+    slack: TimedSlack,
+    total: int,
+    clients: int,
+    profile: bool = False,
+) -> Throughput:
+    """``total`` sends (text "tput N") from ``clients`` closed-loop requesters, dealt out
+    over ``apps`` in turn; a send counts once its thread reply is posted. The CPU is that of
+    every app process; ``profile`` samples the first with py-spy."""
+    async with session(clients) as http:
+        targets = [Requester(http, app.url, slack.response_url("bench")) for app in apps]
+        for target in targets:
+            await warm_up(target, slack)
+            target.latencies.clear()
+        base, sent_base = slack.outcomes(), len(slack.sent_replies)
+        spies = start_py_spy(apps[0].pid, work) if profile else []
+        cpu_before, load_before = sum(a.cpu_seconds() for a in apps), process_cpu_self()
+        next_index = 0
+
+        async def requester(i: int) -> None:
+            nonlocal next_index
+            client = targets[i % len(targets)]
+            while next_index < total:
+                index, next_index = next_index, next_index + 1
+                number = GROUP_NUMBERS[index % len(GROUP_NUMBERS)]
+                await client.sms(USERS[i % len(USERS)], f"{number} tput {index}")
+
+        started = time.monotonic()
+        await asyncio.gather(*(requester(i) for i in range(clients)))
+        await wait_for(lambda: slack.outcomes() - base >= total, timeout=max(120, total / 20))
+        last = slack.sent_replies[-1] if len(slack.sent_replies) > sent_base else started
+        await asyncio.sleep(0.2)  # the request's last store write follows the reply
+        cpu = sum(a.cpu_seconds() for a in apps) - cpu_before
+        load_cpu = process_cpu_self() - load_before
+        stop_py_spy(spies)
+    completed = len(slack.sent_replies) - sent_base
+    seconds = max(last - started, 1e-9)
+    latencies = [lat for target in targets for lat in target.latencies]
+    refused = [text for target in targets for text in target.refused]
+    if refused:
+        report.notes.append(f"{len(refused)} /sms refused in a throughput run, e.g. {refused[0]}")
+    return Throughput(
+        completed=completed,
+        total=total,
+        seconds=seconds,
+        cpu_ms_per_send=cpu * 1000 / max(completed, 1),
+        app_cpu_share=cpu / seconds,
+        load_cpu_share=load_cpu / seconds,
+        ack_p50=percentile(latencies, 50),
+        ack_p99=percentile(latencies, 99),
+        completions=slack.sent_replies[sent_base:],
+    )
+
+
+async def throughput(
+    work: Path,
+    report: Report,
+    label: str,
+    total: int,
+    clients: int,
+    database_url: str | None = None,
+    profile: bool = False,
+    program: Path | None = None,
+) -> Throughput:
+    """One app process, zero-latency 2Chat. ``program`` runs instead of sms-bridge."""
+    with TimedSlack() as slack, TimedTwoChat() as twochat:
+        app = App(work / label, slack, twochat, database_url=database_url, program=program)
+        with app:
+            result = await drive(work, report, [app], slack, total, clients, profile)
+            report.app_done(app, label)
+    return result
+
+
+def sent_twice(sends: list[tuple[str, str]]) -> int:
+    """How many (number, text) pairs 2Chat received more than once."""
+    return sum(1 for count in Counter(sends).values() if count > 1)
+
+
+async def two_processes(work: Path, report: Report, total: int, clients: int) -> None:
+    """Two app processes on one Postgres database, the closed-loop load split across them,
+    then a page through the first while the second runs: whatever they share through the
+    store (claims, leases, the sweeper) must still send each SMS exactly once."""
+    with postgres_schema() as url, TimedSlack() as slack, TimedTwoChat() as twochat:
+        apps = [App(work / f"pg-two-{name}", slack, twochat, database_url=url) for name in "ab"]
+        with apps[0], apps[1]:
+            res = await drive(work, report, apps, slack, total, clients)
+            twochat.set_delay(0.3)  # a page that lasts, so the other process may interfere
+            async with session(1) as http:
+                client = Requester(http, apps[0].url, slack.response_url("bench"))
+                done = await page(client, slack, GROUP, timeout=30)
+            await asyncio.sleep(1.0)  # a duplicate would come after the final edit
+            for app, name in zip(apps, ("A", "B"), strict=True):
+                report.app_done(app, f"two processes, {name}")
+    sends = twochat.sent_to()
+    load = [send for send in sends if send[1].startswith("tput ")]
+    paged = Counter(number for number, text in sends if text == PAGE_TEXT)
+    once = sum(1 for number in GROUP_NUMBERS if paged[number] == 1)
+    report.add(
+        f"two app processes on one Postgres: {clients} clients split across both, "
+        "zero-latency 2Chat",
+        f"{res.summary()}; CPU {res.cpu_ms_per_send:.2f} ms per send (both processes)",
+    )
+    report.add(
+        "two app processes: each SMS sent once",
+        f"load: {len(load)} 2Chat sends for {total} /sms, {sent_twice(load)} sent twice; "
+        f"page through A: {once}/{len(GROUP_NUMBERS)} members got exactly one SMS "
+        f"({sum(paged.values())} sends; {done.describe()})",
+        "every /sms once, every member once",
+        len(load) == total
+        and not sent_twice(load)
+        and once == len(GROUP_NUMBERS)
+        and sum(paged.values()) == len(GROUP_NUMBERS),
+    )
+
+
+async def soak(work: Path, report: Report, total: int, clients: int) -> None:
+    """``total`` sends on one SQLite database: throughput must not fall as history grows
+    (rate-limit checks, the reply poller's queries and the sweeper all read that history)."""
+    res = await throughput(work, report, "soak-sqlite", total, clients)
+    first, last = res.quarter_rates()
+    report.add(
+        f"soak, SQLite: {total} sends, first vs last quarter",
+        f"{first:.0f} → {last:.0f} sends/s ({last / first - 1:+.0%}); "
+        f"{res.completed}/{res.total} in {res.seconds:.0f} s, "
+        f"CPU {res.cpu_ms_per_send:.2f} ms/send",
+        "last ≥ 90% of first",
+        res.completed == res.total and last >= 0.9 * first,
+    )
+
+
+# CPU per completed send (app process) on each database, at most.
+CPU_TARGET_MS = {"SQLite": 2.0, "Postgres": 2.5}
+FLOOR_CPU_RATIO = 5.0
+
+
+def against_floor(report: Report, results: dict[str, Throughput], floor: Throughput) -> None:
+    """Throughput and CPU per send of each database, read against the floor relay measured
+    in the same run: the ratios say what the policy, the store and pacing cost here."""
+    report.add(
+        "floor relay (bench/floor.py): 20 clients, zero-latency 2Chat",
+        f"{floor.rate:.0f} sends/s, CPU {floor.cpu_ms_per_send:.2f} ms per send, ack p99 "
+        f"{ms(floor.ack_p99)} ({floor.completed}/{floor.total})",
+    )
+    for name, res in results.items():
+        report.add(
+            f"throughput, {name}: 20 clients, zero-latency 2Chat",
+            f"{res.summary()}; {res.rate / floor.rate:.2f} times the floor's",
+        )
+    for name, res in results.items():
+        ratio = res.cpu_ms_per_send / floor.cpu_ms_per_send
+        target = CPU_TARGET_MS[name]
+        report.add(
+            f"CPU per completed send, {name} (app process)",
+            f"{res.cpu_ms_per_send:.2f} ms, {ratio:.1f} times the floor's",
+            f"≤ {target:.1f} ms and ≤ {FLOOR_CPU_RATIO:g} times the floor's",
+            res.completed == res.total
+            and res.cpu_ms_per_send <= target
+            and ratio <= FLOOR_CPU_RATIO,
+        )
+    if "SQLite" in results:
+        ours = results["SQLite"]
+        report.add(
+            "sms-bridge (SQLite) / floor",
+            f"CPU per send {ours.cpu_ms_per_send / floor.cpu_ms_per_send:.1f} times, ack p99 "
+            f"{ours.ack_p99 / floor.ack_p99:.1f} times, throughput {ours.rate / floor.rate:.2f} "
+            "times",
+        )

@@ -1,0 +1,173 @@
+"""The test suite's Slack and 2Chat stand-ins, timed and measured for the benchmark.
+
+They run in threads of the load generator's process; everything they note is appended
+from their own loops and read here with ``list()`` copies, which the GIL keeps whole.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.slack_server import MESSAGE_METHODS, SlackStandIn, _items, _parsed, _text
+from tests.fakes.twochat_server import TwoChatStandIn
+
+TWOCHAT_KEY = "bench-2chat-key-0123456789abcdef"
+# 2Chat's per-minute limit is counted over a trailing window of this many seconds.
+WINDOW_SECONDS = 60.0
+# The 2Chat endpoints the reply poller reads (everything but sending and /open/info).
+POLL_PATHS = ("/open/sms/channels", "/open/sms/conversations/", "/open/sms/messages/")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One chat.update Slack accepted: when, of which message, and its new text."""
+
+    when: float
+    ts: str
+    text: str
+
+
+def section_lengths(blocks: Any) -> Iterator[int]:
+    """The length of every section text and field in a message's blocks (Slack refuses a
+    section over 3,000 characters)."""
+    for block in _items(_parsed(blocks)):
+        if isinstance(block, dict) and block.get("type") == "section":
+            yield len(_text(block.get("text")))
+            yield from (len(_text(item)) for item in _items(block.get("fields")))
+
+
+class TimedSlack(SlackStandIn):
+    """The Slack stand-in, noting when each outcome reaches Slack (a send only counts as
+    completed once its thread reply is posted, as a user would see it), every edit of every
+    message, and the largest text the app tried to post, refused or not."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.sent_replies: list[float] = []  # a ":white_check_mark:" thread reply
+        self.failed_replies: list[str] = []  # any other outcome reply
+        self.relayed: list[str] = []  # an SMS reply the poller posted in a thread
+        self.edits: list[Edit] = []
+        self.update_arrivals: dict[str, list[float]] = {}  # message ts -> each chat.update
+        self.longest_text = 0  # characters in a message's top-level text
+        self.longest_section = 0  # characters in one section block's text or field
+
+    def _answer(
+        self, method: str, args: dict[str, Any], auth: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if method in MESSAGE_METHODS:
+            self._measure(args)
+        if method == "chat.update":
+            ts = str(args.get("ts", ""))
+            self.update_arrivals.setdefault(ts, []).append(time.monotonic())
+        answer = super()._answer(method, args, auth)
+        if answer[1].get("ok"):
+            self._note(method, args)
+        return answer
+
+    async def _response(self, request: web.Request) -> web.Response:
+        self._measure(await request.json())  # aiohttp keeps the body for the base class
+        return await super()._response(request)
+
+    def _measure(self, args: dict[str, Any]) -> None:
+        self.longest_text = max(self.longest_text, len(str(args.get("text") or "")))
+        self.longest_section = max(self.longest_section, *section_lengths(args.get("blocks")), 0)
+
+    def _note(self, method: str, args: dict[str, Any]) -> None:
+        text = str(args.get("text", ""))
+        now = time.monotonic()
+        if method == "chat.postMessage" and args.get("thread_ts"):
+            if text.startswith(":white_check_mark:"):
+                self.sent_replies.append(now)
+            elif text.startswith(":speech_balloon:"):
+                self.relayed.append(text[:200])
+            elif not text.startswith(":hourglass"):
+                self.failed_replies.append(text[:200])
+        elif method == "chat.update":
+            self.edits.append(Edit(now, str(args.get("ts", "")), text))
+
+    def outcomes(self) -> int:
+        """Outcome replies posted so far, sent or not."""
+        return len(self.sent_replies) + len(self.failed_replies)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One request to the 2Chat stand-in, on any endpoint."""
+
+    when: float
+    call: str  # "METHOD /path"
+    refused: bool  # answered 429: over the per-minute cap
+
+
+class TimedTwoChat(TwoChatStandIn):
+    """The 2Chat stand-in, noting every request on every endpoint. With ``cap`` it behaves
+    like a 2Chat account limited to ``cap`` requests a minute: GET /open/info says so, and
+    any request that finds more than ``cap`` in the trailing 60 s is answered 429.
+    Without it, /open/info reports no limit and the app does not pace."""
+
+    def __init__(self, delay: float = 0.0, cap: int | None = None) -> None:
+        super().__init__(api_key=TWOCHAT_KEY)
+        self.requests_per_minute = cap
+        self.cap = cap
+        self.arrivals: list[float] = []  # POST /open/sms/send only
+        self.calls: list[Arrival] = []
+        self._window: deque[float] = deque()
+        self.set_delay(delay)
+
+    def routes(self, app: web.Application) -> None:
+        super().routes(app)
+        app.middlewares.append(self._count)
+
+    @web.middleware
+    async def _count(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Count the request against the trailing minute; refuse it past the cap."""
+        now = time.monotonic()
+        while self._window and now - self._window[0] >= WINDOW_SECONDS:
+            self._window.popleft()
+        self._window.append(now)
+        refused = self.cap is not None and len(self._window) > self.cap
+        self.calls.append(Arrival(now, f"{request.method} {request.path}", refused))
+        if refused:
+            return self._error(429, "Too many requests: the per-minute limit was exceeded")
+        return await handler(request)
+
+    async def _send(self, request: web.Request) -> web.Response:
+        self.arrivals.append(time.monotonic())
+        return await super()._send(request)
+
+    def sent_to(self) -> list[tuple[str, str]]:
+        """(to_number, text) of every send that carried them, in arrival order."""
+        return [
+            (str(body.get("to_number")), str(body.get("text")))
+            for body in list(self.sends)
+            if "to_number" in body
+        ]
+
+    def refused(self) -> int:
+        """Requests answered 429 for going over the cap."""
+        return sum(1 for call in list(self.calls) if call.refused)
+
+    def poll_calls(self) -> list[Arrival]:
+        """Requests to the endpoints the reply poller reads."""
+        return [
+            call for call in list(self.calls) if call.call.split(" ", 1)[1].startswith(POLL_PATHS)
+        ]
+
+
+def most_in_window(times: list[float], seconds: float) -> int:
+    """The most of ``times`` within any span shorter than ``seconds`` (a sliding window
+    anchored on each time in turn)."""
+    ordered, most, first = sorted(times), 0, 0
+    for last, when in enumerate(ordered):
+        while when - ordered[first] >= seconds:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
