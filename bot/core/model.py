@@ -93,6 +93,9 @@ def reply_keyword(text: str) -> str:
 # The share of 2Chat's per-minute budget reply polling may use: polls also wait while any
 # send does, and stopping at half the minute leaves a page that comes next the other half.
 POLL_SHARE = 0.5
+# The share polling still gets while sends wait: a page that takes an hour at the account's
+# cap must not leave its acks and STOP replies unread for that hour.
+POLL_FLOOR_SHARE = 0.1
 
 
 @dataclass(frozen=True)

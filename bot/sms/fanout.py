@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from bot.core.model import POLL_SHARE
+from bot.core.model import POLL_FLOOR_SHARE, POLL_SHARE
 from bot.errors import TwoChatError
 
 logger = logging.getLogger(__name__)
@@ -51,9 +51,11 @@ class RatePacer:
       ``burst + per_minute`` starts in a window, which is exactly the 429 we want to avoid.
 
     Sends (``acquire``) are served first come, first served. Reply polling shares the same
-    2Chat account, so it shares the budget, but yields (``acquire_spare``): a poll starts only
+    2Chat account, so it shares the budget, but yields (``acquire_spare``): a poll starts
     while no send waits and while the last minute holds fewer than ``spare_share`` of the cap,
     so a page that comes right after a busy poll still finds the rest of the minute free.
+    While sends wait, polls still get ``floor_share`` of the cap, queued with the sends, so
+    the replies to a long page (its acks, its STOPs) are read while it is being sent.
 
     ``per_minute=None`` means unlimited: acquire never waits and starts are not recorded.
     ``clock`` and ``sleep`` are injectable so tests can drive time.
@@ -65,6 +67,7 @@ class RatePacer:
         *,
         burst: int = DEFAULT_BURST,
         spare_share: float = POLL_SHARE,
+        floor_share: float = POLL_FLOOR_SHARE,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -72,8 +75,12 @@ class RatePacer:
             raise ValueError(f"burst must be at least 1, not {burst}")
         if not 0 < spare_share <= 1:
             raise ValueError(f"spare_share must be in (0, 1], not {spare_share}")
+        if not 0 < floor_share <= spare_share:
+            raise ValueError(f"floor_share must be in (0, spare_share], not {floor_share}")
         _check_rate(per_minute)
         self._spare_share = spare_share
+        self._floor_share = floor_share
+        self._spare_starts: deque[float] = deque()  # the last minute's spare starts
         self._burst = burst
         self._clock = clock
         self._sleep = sleep
@@ -155,10 +162,18 @@ class RatePacer:
                 self._no_send_waiting.set()
 
     async def acquire_spare(self) -> None:
-        """A slot for work that can wait (reply polling): granted only while no send waits
-        and the last minute holds fewer than ``spare_per_minute()`` starts."""
+        """A slot for work that can wait (reply polling): granted while no send waits and
+        the last minute holds fewer than ``spare_per_minute()`` starts; while sends wait,
+        only up to ``floor_per_minute()`` spare starts a minute, each in line with them."""
         while True:
-            await self._no_send_waiting.wait()
+            if self._sends_waiting:
+                floor_wait = self._floor_wait(self._clock())
+                if floor_wait <= 0:
+                    await self.acquire()  # behind the sends already waiting, not before
+                    self._spare_starts.append(self._clock())
+                    return
+                await self._until_no_send_waits(floor_wait)
+                continue
             async with self._lock:
                 while not self._sends_waiting:
                     now = self._clock()
@@ -166,8 +181,35 @@ class RatePacer:
                     wait = 0.0 if cap is None else self._wait_needed(now, cap)
                     if wait <= 0:
                         self._spend(now)
+                        self._spare_starts.append(now)
                         return
                     await self._pause(max(wait, _MIN_PAUSE))
+
+    def floor_per_minute(self) -> int | None:
+        """The spare starts a minute that go ahead even while sends wait."""
+        if self._per_minute is None:
+            return None
+        return max(1, int(self._per_minute * self._floor_share))
+
+    def _floor_wait(self, now: float) -> float:
+        """Seconds until a spare start fits under ``floor_per_minute()`` (0: now)."""
+        floor = self.floor_per_minute()
+        starts = self._spare_starts
+        while starts and now - starts[0] >= WINDOW_SECONDS:
+            starts.popleft()
+        if floor is None or len(starts) < floor:
+            return 0.0
+        return max(WINDOW_SECONDS - (now - starts[-floor]), _MIN_PAUSE)
+
+    async def _until_no_send_waits(self, timeout: float) -> None:
+        """Sleep until no send waits, or ``timeout`` seconds, whichever comes first."""
+        sleeper = asyncio.ensure_future(self._sleep(timeout))
+        idle = asyncio.ensure_future(self._no_send_waiting.wait())
+        try:
+            await asyncio.wait((sleeper, idle), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            idle.cancel()
 
     def _spend(self, now: float) -> None:
         if self._per_minute is not None:
