@@ -44,6 +44,8 @@ class RawHttpServer:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stopping.set()
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread; close does not
         self.listener.close()
         with self.lock:
             for conn in self.connections:
