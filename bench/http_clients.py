@@ -1,9 +1,11 @@
-"""CPU per 2Chat call with httpx (what bot/twochat.py uses) and with aiohttp (what the app
-already uses for Slack): ``.venv/bin/python -m bench.http_clients``.
+"""CPU per 2Chat send call: raw httpx, raw aiohttp, and the bridge's own client
+(``bot/sms/twochat.py``, on aiohttp): ``.venv/bin/python -m bench.http_clients``.
 
-The profile of the throughput run puts the 2Chat call among the largest costs of a send;
-this isolates the HTTP client. The 2Chat stand-in runs in its own process so only the
-client's CPU time is counted.
+The profile of the throughput run put the 2Chat call among the largest costs of a send;
+this isolates the HTTP client, and checks that ``TwoChatClient.send_sms`` (error mapping,
+whole-call limit and logging included) stays close to a bare aiohttp call. The 2Chat
+stand-in runs in its own process so only the client's CPU time is counted. Logging is left
+unconfigured, so the client's INFO line per send is not written anywhere.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import httpx
 
 from bench.harness import ROOT
 from bench.standins import TWOCHAT_KEY
+from bot.sms.twochat import TwoChatClient
 
 BODY = {"from_number": "+17137157533", "to_number": "+447700900001", "text": "bench"}
 CALLS = 3000
@@ -50,13 +53,15 @@ async def compare(url: str) -> None:
     headers = {"X-User-API-Key": TWOCHAT_KEY}
     limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
     print(
-        "| concurrency | httpx.AsyncClient | aiohttp.ClientSession | new aiohttp session per call |"
+        "| concurrency | httpx.AsyncClient | aiohttp.ClientSession "
+        "| new aiohttp session per call | TwoChatClient.send_sms |"
     )
-    print("|---|---|---|---|")
+    print("|---|---|---|---|---|")
     for concurrency in (1, 20):
         async with (
             httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as client,
             aiohttp.ClientSession(url, headers=headers) as session,
+            TwoChatClient(TWOCHAT_KEY, url) as twochat,
         ):
 
             async def with_httpx() -> None:
@@ -74,9 +79,12 @@ async def compare(url: str) -> None:
                 ):
                     await response.json()
 
+            async def with_twochat() -> None:
+                await twochat.send_sms(BODY["from_number"], BODY["to_number"], BODY["text"])
+
             results = [
                 await cpu_per_call(call, concurrency)
-                for call in (with_httpx, with_aiohttp, with_new_session)
+                for call in (with_httpx, with_aiohttp, with_new_session, with_twochat)
             ]
         cells = " | ".join(f"{seconds * 1e6:.0f} µs" for seconds in results)
         print(f"| {concurrency} | {cells} |", flush=True)

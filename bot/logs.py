@@ -84,5 +84,5 @@ def configure_logging(level: str, secrets: Iterable[str], log_format: str = "tex
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Third-party debug output can include request headers; keep it out unless asked for.
-    for noisy in ("slack_sdk", "slack_bolt", "httpx", "httpcore", "aiohttp.access"):
+    for noisy in ("slack_sdk", "slack_bolt", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.INFO))

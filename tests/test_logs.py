@@ -17,7 +17,7 @@ SECRET = "xoxb-1-very-secret-token"
 NUMBER = "+447700900123"
 MASKED = "+44•••••0123"
 # The loggers configure_logging quietens: put back as they were for the rest of the suite.
-NOISY = ("slack_sdk", "slack_bolt", "httpx", "httpcore", "aiohttp.access")
+NOISY = ("slack_sdk", "slack_bolt", "aiohttp.access")
 GOOD = {
     "SLACK_BOT_TOKEN": "xoxb-1-secret-bot",
     "SLACK_SIGNING_SECRET": "signing-secret-value",

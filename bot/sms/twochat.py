@@ -14,11 +14,12 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from json import loads as json_loads
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 
 from bot.errors import TwoChatError
 from bot.sms.read_models import Conversation, SmsMessage, e164, epoch_seconds, items_of
@@ -60,8 +61,6 @@ _STATUS_MEANINGS: dict[int, tuple[str, bool]] = {
 }
 
 _TAGS = re.compile(r"<[^>]*>")
-# A contact's number in a read endpoint's URL (as httpx logs it), all but its last 4 digits.
-_NUMBER_IN_URL = re.compile(r"(/open/sms/messages/[^/\s]+/)(?:\+|%2B)?[0-9]*([0-9]{4})")
 _SPACES = re.compile(r"\s+")
 
 
@@ -70,10 +69,15 @@ def _tail(number: str) -> str:
     return "…" + number[-4:]
 
 
-def _excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    """A short single-line excerpt of a body (HTML tags dropped), for error messages."""
-    line = _SPACES.sub(" ", _TAGS.sub(" ", text)).strip()
+def _one_line(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    line = _SPACES.sub(" ", text).strip()
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def _excerpt(text: str) -> str:
+    """A short single-line excerpt of a body (HTML tags dropped), for error messages."""
+    return _one_line(_TAGS.sub(" ", text), EXCERPT_CHARS)
 
 
 def _meaning(status: int) -> tuple[str | None, bool]:
@@ -99,6 +103,14 @@ def _error_text(body: Any) -> str | None:
     return None
 
 
+def _text(response: aiohttp.ClientResponse, raw: bytes) -> str:
+    """A body as text, in its declared charset when that is a text encoding."""
+    try:
+        return raw.decode(response.get_encoding(), errors="replace")
+    except LookupError:
+        return raw.decode("utf-8", errors="replace")
+
+
 def _has_error_flag(body: Any) -> bool:
     """True when a JSON body says it failed, whatever the HTTP status was."""
     if not isinstance(body, dict):
@@ -122,18 +134,8 @@ def _maybe(unknown: bool) -> str:
     return "; the message may or may not have been sent" if unknown else ""
 
 
-class _MaskNumbersInUrls(logging.Filter):
-    """httpx logs every request URL at INFO; the messages endpoint's URL holds a phone
-    number, and numbers in logs are masked (README), so mask it there too."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "/open/sms/messages/" in message:
-            record.msg, record.args = _NUMBER_IN_URL.sub(r"\1…\2", message), None
-        return True
-
-
-_HTTPX_FILTER = _MaskNumbersInUrls()
+class _NoConnectionSlot(Exception):
+    """Every connection to 2Chat stayed busy for as long as a call may wait for one."""
 
 
 class TwoChatClient:
@@ -155,26 +157,27 @@ class TwoChatClient:
         self._on_status = on_status
         self._base_url = base_url.rstrip("/")
         self._read_timeout = read_timeout
-        # httpx bounds each read, not the answer: a 2Chat dripping bytes slower than the
+        # aiohttp bounds each read, not the answer: a 2Chat dripping bytes slower than the
         # read timeout would hold a send "sending" for ever. This bounds the whole call, so
         # a send is finished before the sweeper could take it for one a crash cut off.
         self._call_limit = connect_timeout + read_timeout
-        logging.getLogger("httpx").addFilter(_HTTPX_FILTER)  # once: filters are a set
-        self._http = httpx.AsyncClient(
-            base_url=self._base_url + "/",
-            headers={
-                "X-User-API-Key": api_key,
-                "Accept": "application/json",
-                "User-Agent": "sms-bridge",
-            },
-            timeout=httpx.Timeout(
-                connect=connect_timeout, read=read_timeout, write=read_timeout, pool=read_timeout
-            ),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            follow_redirects=False,
+        self._headers = {
+            "X-User-API-Key": api_key,
+            "Accept": "application/json",
+            "User-Agent": "sms-bridge",
+        }
+        # ``connect`` also covers the DNS lookup, which ``sock_connect`` does not.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=connect_timeout,
+            sock_connect=connect_timeout,
+            sock_read=read_timeout,
         )
+        self._max_connections = max_connections
+        # The connector's own wait for a free connection times out like a slow connect (the
+        # same exception); waiting here first tells a busy pool from an unreachable 2Chat.
+        self._slots = asyncio.Semaphore(max_connections)
+        self._http: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"TwoChatClient(base_url={self._base_url!r})"
@@ -191,7 +194,19 @@ class TwoChatClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()
+
+    def _session(self) -> aiohttp.ClientSession:
+        """The one session, made on first use: aiohttp needs a running event loop for it,
+        and a client may be built before the loop runs."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                headers=self._headers,
+                timeout=self._timeout,
+            )
+        return self._http
 
     # --- API ---------------------------------------------------------------------------
     async def send_sms(self, from_number: str, to_number: str, text: str) -> str:
@@ -276,7 +291,7 @@ class TwoChatClient:
 
     # --- plumbing ----------------------------------------------------------------------
     def _safe(self, text: str) -> str:
-        """Belt and braces: the key must not leak even if 2Chat or httpx echo it."""
+        """Belt and braces: the key must not leak even if 2Chat or aiohttp echo it."""
         return text.replace(self._api_key, REDACTED) if self._api_key else text
 
     async def _call(
@@ -295,9 +310,9 @@ class TwoChatClient:
         ``log_path`` stands for ``path`` in logs when the path holds a phone number."""
         started = time.monotonic()
         shown = log_path or path
-        response = await self._send(method, path, json, params, sending, shown + log_context)
+        response, raw = await self._send(method, path, json, params, sending, shown + log_context)
         elapsed = (time.monotonic() - started) * 1000
-        status = response.status_code
+        status = response.status
         if self._on_status is not None:
             self._on_status(path, status, elapsed / 1000)
         level = logging.INFO if sending or status >= 300 else logging.DEBUG
@@ -305,9 +320,9 @@ class TwoChatClient:
             level, "2Chat %s %s%s: HTTP %d in %.0f ms", method, shown, log_context, status, elapsed
         )
         try:
-            body: Any = response.json()
+            body: Any = json_loads(raw)
         except ValueError:
-            raise self._non_json_error(status, response.text[:4000], sending) from None
+            raise self._non_json_error(status, _text(response, raw)[:4000], sending) from None
         if not 200 <= status < 300:
             raise self._status_error(status, body, sending)
         if _has_error_flag(body):
@@ -332,21 +347,26 @@ class TwoChatClient:
         params: dict[str, Any] | None,
         sending: bool,
         shown: str,
-    ) -> httpx.Response:
-        """Make the request within the whole-call limit; a transport failure or the limit
-        becomes a ``TwoChatError`` saying whether the message may have been sent."""
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """Make the request and read the answer within the whole-call limit; a transport
+        failure or the limit becomes a ``TwoChatError`` saying whether it may have been sent."""
         started = time.monotonic()
         try:
             async with asyncio.timeout(self._call_limit):
-                return await self._http.request(method, path.lstrip("/"), json=json, params=params)
-        except TimeoutError as exc:
-            logger.warning("2Chat %s %s: no full answer in time", method, shown)
-            raise TwoChatError(
-                f"2Chat did not finish answering within {self._call_limit:g} s{_maybe(sending)}",
-                temporary=not sending,
-                outcome_unknown=sending,
-            ) from exc
-        except httpx.TransportError as exc:
+                await self._take_slot()
+                try:
+                    async with self._session().request(
+                        method,
+                        self._base_url + path,
+                        json=json,
+                        params=params,
+                        allow_redirects=False,
+                    ) as response:
+                        return response, await response.read()
+                finally:
+                    self._slots.release()
+        except (aiohttp.ClientError, _NoConnectionSlot) as exc:
+            # Before TimeoutError: aiohttp's own timeouts are TimeoutErrors too.
             elapsed = (time.monotonic() - started) * 1000
             error = self._transport_error(exc, sending)
             logger.warning(
@@ -358,6 +378,21 @@ class TwoChatClient:
                 error.temporary,
             )
             raise error from exc
+        except TimeoutError as exc:
+            logger.warning("2Chat %s %s: no full answer in time", method, shown)
+            raise TwoChatError(
+                f"2Chat did not finish answering within {self._call_limit:g} s{_maybe(sending)}",
+                temporary=not sending,
+                outcome_unknown=sending,
+            ) from exc
+
+    async def _take_slot(self) -> None:
+        """Wait for a free connection at most as long as for an answer."""
+        try:
+            async with asyncio.timeout(self._read_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise _NoConnectionSlot from None
 
     def _status_error(self, status: int, body: Any, sending: bool) -> TwoChatError:
         meaning, temporary = _meaning(status)
@@ -389,35 +424,43 @@ class TwoChatClient:
             outcome_unknown=unknown,
         )
 
-    def _transport_error(self, exc: httpx.TransportError, sending: bool) -> TwoChatError:
+    def _transport_error(
+        self, exc: aiohttp.ClientError | _NoConnectionSlot, sending: bool
+    ) -> TwoChatError:
         """Temporary only when the request surely never left (or when it was a read)."""
-        reason = self._safe(_excerpt(str(exc) or type(exc).__name__, 80))
-        maybe_sent = "; the message may or may not have been sent" if sending else ""
-        if isinstance(exc, httpx.ConnectTimeout):
+        maybe_sent = _maybe(sending)
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
             return TwoChatError("Could not connect to 2Chat (timed out)", temporary=True)
-        if isinstance(exc, httpx.ConnectError):
-            return TwoChatError(f"Could not connect to 2Chat: {reason}", temporary=True)
-        if isinstance(exc, httpx.PoolTimeout):
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return TwoChatError(f"Could not connect to 2Chat: {self._reason(exc)}", temporary=True)
+        if isinstance(exc, _NoConnectionSlot):
             return TwoChatError(
                 "Could not get a connection to 2Chat in time (too many requests in flight)",
                 temporary=True,
             )
-        if isinstance(exc, httpx.ReadTimeout):
+        if isinstance(exc, aiohttp.ServerTimeoutError):
             return TwoChatError(
                 f"2Chat did not answer within {self._read_timeout:g} s{maybe_sent}",
                 temporary=not sending,
                 outcome_unknown=sending,
             )
-        if isinstance(exc, httpx.WriteTimeout):
+        if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
             return TwoChatError(
-                f"Sending the request to 2Chat timed out{maybe_sent}",
-                temporary=not sending,
-                outcome_unknown=sending,
+                "Cannot call 2Chat: its API URL must be an absolute http(s) URL", temporary=False
             )
-        if isinstance(exc, httpx.UnsupportedProtocol):
-            return TwoChatError(f"Cannot call 2Chat: {reason}", temporary=False)
         return TwoChatError(
-            f"The connection to 2Chat failed: {reason}{maybe_sent}",
+            f"The connection to 2Chat failed: {self._reason(exc)}{maybe_sent}",
             temporary=not sending,
             outcome_unknown=sending,
         )
+
+    def _reason(self, exc: aiohttp.ClientError) -> str:
+        """A transport failure in a few words and without the key; a malformed answer is
+        told without its URL, which may hold a contact's number."""
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            text = exc.strerror or str(exc)  # the OS's words, without aiohttp's preamble
+        elif isinstance(exc, aiohttp.ClientResponseError):
+            text = exc.message
+        else:
+            text = str(exc)
+        return self._safe(_one_line(text or type(exc).__name__, 80))

@@ -13,11 +13,14 @@ import pytest
 
 from bot.errors import TwoChatError
 from bot.sms.twochat import TwoChatClient
+from tests.fakes.raw_http import RawHttpServer, answer_with
 from tests.fakes.twochat_server import TwoChatStandIn
+from tests.sending.drip import DrippingTwoChat
 
 KEY = "test-2chat-key-s3cr3t-value"
 FROM = "+17137157533"
 TO = "+442079460958"
+MAYBE_SENT = "; the message may or may not have been sent"
 
 
 @pytest.fixture
@@ -43,6 +46,24 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A port whose listener never accepts and whose backlog is full: Linux drops further
+    connection attempts, so a connect hangs as it does to a host that is down."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        fillers = [socket.socket() for _ in range(2)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        time.sleep(0.05)
+        yield port
+        for filler in fillers:
+            filler.close()
 
 
 # --- success ---------------------------------------------------------------------------
@@ -147,6 +168,16 @@ async def test_html_error_page_does_not_crash(
     assert (error.status, error.temporary) == (500, False)
 
 
+async def test_a_charset_that_is_no_text_encoding_does_not_crash(
+    client: TwoChatClient, standin: TwoChatStandIn
+) -> None:
+    standin.respond(502, "<h1>Bad gateway</h1>", content_type="text/html; charset=base64")
+    error = await send_error(client)
+    assert str(error) == (
+        "2Chat server error (bad gateway) (HTTP 502 with a non-JSON body): Bad gateway" + MAYBE_SENT
+    )
+
+
 async def test_empty_503_is_temporary(client: TwoChatClient, standin: TwoChatStandIn) -> None:
     standin.respond(503, None, content_type="text/plain")
     error = await send_error(client)
@@ -193,11 +224,18 @@ async def test_read_timeout_is_not_safe_to_retry(standin: TwoChatStandIn) -> Non
         started = time.monotonic()
         error = await send_error(twochat)
     assert time.monotonic() - started < 0.9
-    assert str(error) == (
-        "2Chat did not answer within 0.2 s; the message may or may not have been sent"
-    )
-    assert error.temporary is False
+    assert str(error) == "2Chat did not answer within 0.2 s" + MAYBE_SENT
+    assert (error.temporary, error.outcome_unknown) == (False, True)
     assert len(standin.wait_for_sends(1)) == 1
+
+
+async def test_read_timeout_of_a_read_is_temporary() -> None:
+    with RawHttpServer() as silent:
+        async with TwoChatClient(KEY, silent.url, read_timeout=0.2) as twochat:
+            with pytest.raises(TwoChatError) as caught:
+                await twochat.account_info()
+    assert str(caught.value) == "2Chat did not answer within 0.2 s"
+    assert (caught.value.temporary, caught.value.outcome_unknown) == (True, False)
 
 
 async def test_hung_2chat_times_out_and_reset_lets_it_go(standin: TwoChatStandIn) -> None:
@@ -211,9 +249,108 @@ async def test_hung_2chat_times_out_and_reset_lets_it_go(standin: TwoChatStandIn
 async def test_connection_refused_is_temporary() -> None:
     async with TwoChatClient(KEY, f"http://127.0.0.1:{closed_port()}") as twochat:
         error = await send_error(twochat)
-    assert str(error).startswith("Could not connect to 2Chat: ")
-    assert error.temporary is True
+    assert str(error).startswith("Could not connect to 2Chat: Connect call failed")
+    assert (error.temporary, error.outcome_unknown) == (True, False)
     assert error.status is None
+
+
+async def test_connect_timeout_is_temporary(unanswered_port: int) -> None:
+    url = f"http://127.0.0.1:{unanswered_port}"
+    async with TwoChatClient(KEY, url, connect_timeout=0.2, read_timeout=5) as twochat:
+        started = time.monotonic()
+        error = await send_error(twochat)
+    assert time.monotonic() - started < 2  # the connect timeout, not the 5.2 s call limit
+    assert str(error) == "Could not connect to 2Chat (timed out)"
+    assert (error.temporary, error.outcome_unknown) == (True, False)
+
+
+async def test_connection_closed_after_the_request_is_not_safe_to_retry() -> None:
+    with RawHttpServer(answer_with(b"")) as closing:
+        async with TwoChatClient(KEY, closing.url) as twochat:
+            error = await send_error(twochat)
+        assert closing.requests == ["POST /open/sms/send"]  # sent once, never resent
+    assert str(error).startswith("The connection to 2Chat failed: ")
+    assert str(error).endswith(MAYBE_SENT)
+    assert (error.temporary, error.outcome_unknown) == (False, True)
+
+
+async def test_connection_closed_mid_answer_is_not_safe_to_retry() -> None:
+    half = (
+        b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"success": true, "mess'
+    )
+    with RawHttpServer(answer_with(half)) as closing:
+        async with TwoChatClient(KEY, closing.url) as twochat:
+            error = await send_error(twochat)
+        assert closing.requests == ["POST /open/sms/send"]
+    assert str(error).startswith("The connection to 2Chat failed: ")
+    assert str(error).endswith(MAYBE_SENT)
+    assert (error.temporary, error.outcome_unknown) == (False, True)
+    assert error.status is None
+
+
+async def test_an_answer_dripping_past_the_call_limit_is_cut_off() -> None:
+    with DrippingTwoChat(gap=0.05) as dripping:
+        async with TwoChatClient(
+            KEY, dripping.url, connect_timeout=0.2, read_timeout=0.3
+        ) as twochat:
+            started = time.monotonic()
+            error = await send_error(twochat)
+            elapsed = time.monotonic() - started
+        assert dripping.sends == 1
+    # every byte came within the read timeout: only the whole-call limit stopped it
+    assert 0.5 <= elapsed < 1.5
+    assert str(error) == "2Chat did not finish answering within 0.5 s" + MAYBE_SENT
+    assert (error.temporary, error.outcome_unknown) == (False, True)
+
+
+async def test_waiting_too_long_for_a_connection_is_temporary() -> None:
+    with DrippingTwoChat(gap=0.05) as dripping:
+        async with TwoChatClient(
+            KEY, dripping.url, connect_timeout=0.5, read_timeout=0.2, max_connections=1
+        ) as twochat:
+            holder = asyncio.create_task(twochat.send_sms(FROM, TO, "holds the connection"))
+            await asyncio.sleep(0.05)
+            error = await send_error(twochat)
+            with pytest.raises(TwoChatError):  # cut off by the call limit
+                await holder
+        assert dripping.sends == 1  # the second send never left
+    assert str(error) == (
+        "Could not get a connection to 2Chat in time (too many requests in flight)"
+    )
+    assert (error.temporary, error.outcome_unknown) == (True, False)
+
+
+async def test_a_redirect_is_not_followed(standin: TwoChatStandIn) -> None:
+    redirect = (
+        f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {standin.url}/open/sms/send\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+    with RawHttpServer(answer_with(redirect)) as redirecting:
+        async with TwoChatClient(KEY, redirecting.url) as twochat:
+            error = await send_error(twochat)
+    assert standin.sends == []
+    assert str(error) == "2Chat answered HTTP 307 with a non-JSON body"
+    assert (error.status, error.temporary, error.outcome_unknown) == (307, False, False)
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1:21", "127.0.0.1:80", ""])
+async def test_a_url_that_is_not_http_is_not_temporary(url: str) -> None:
+    async with TwoChatClient(KEY, url) as twochat:
+        error = await send_error(twochat)
+    assert str(error) == "Cannot call 2Chat: its API URL must be an absolute http(s) URL"
+    assert (error.temporary, error.outcome_unknown) == (False, False)
+
+
+def test_built_outside_an_event_loop(standin: TwoChatStandIn) -> None:
+    """The app builds its parts before the loop runs; the session waits for the first call."""
+    twochat = TwoChatClient(KEY, standin.url)
+
+    async def use() -> str:
+        async with twochat:
+            return await twochat.send_sms(FROM, TO, "hi")
+
+    assert asyncio.run(use()).startswith("SMO")
 
 
 # --- secrets -------------------------------------------------------------------------------
@@ -241,6 +378,17 @@ async def test_api_key_never_in_errors_reprs_or_logs(
     assert KEY not in caplog.text
     assert FROM not in caplog.text and TO not in caplog.text
     assert any("0958" in record.getMessage() for record in caplog.records)
+
+
+async def test_a_contacts_number_in_a_url_is_never_logged(
+    client: TwoChatClient, standin: TwoChatStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    standin.inbound(TO, "hello")
+    assert len(await client.messages("SMS1", TO)) == 1
+    assert standin.api_calls("GET /open/sms/messages/") == [f"GET /open/sms/messages/SMS1/{TO}"]
+    assert TO[1:] not in caplog.text
+    assert "/open/sms/messages/SMS1/…0958" in caplog.text
 
 
 # --- concurrency ---------------------------------------------------------------------------
