@@ -72,6 +72,12 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
+            # Shut both down before closing: closing alone does not wake the other pipe's
+            # thread from its recv, and the connection (a database session holding locks)
+            # would outlive the proxy.
+            with self.lock:
+                for sock in (src, dst):
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
                     sock.close()
+                    self.sockets.discard(sock)
