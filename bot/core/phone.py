@@ -96,6 +96,7 @@ def destination_refusal(e164: str) -> str | None:
     return REFUSED_REGIONS.get(region or "")
 
 
+@functools.lru_cache(maxsize=16384)  # every log line of a send masks its number
 def mask(e164: str) -> str:
     """Hide the middle of a number: "+447700900123" → "+44•••••0123"."""
     try:

@@ -28,6 +28,7 @@ from bot.store.records import (
     RateLimits,
     Recorded,
     RequestState,
+    SendRecord,
     StoredRequest,
 )
 from bot.store.sends import store_thread_in
@@ -177,28 +178,25 @@ class RequestQueries(StoreCore):
         found = []
         if new.dedupe_key is not None:
             found = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
-        inserted, started = None, False
         if not found:
             if opt_outs and opted_out.issuperset(numbers):
                 raise AllOptedOut("every recipient has opted out")
             if limits is not None:
                 check_limits(tx, new.sender, recipients, limits, now)
             started = start is not None and not new.approval_required
-            inserted = self._insert_request(tx, new, now, started=started)
-            if inserted:
+            inserted = self._insert_records(tx, new, now, started=started)
+            if inserted is not None:
+                request, sends = inserted
                 count_request(tx, new.sender, numbers, now)
                 if start is not None and started:
                     holder, ttl = start
-                    acquire_lease_in(tx, request_lease(inserted), holder, ttl, now)
-            else:  # a concurrent request with the same dedupe key committed first
-                started = False
-            where, key = (
-                ("r.id = ?", inserted) if inserted else ("r.dedupe_key = ?", new.dedupe_key)
-            )
-            found = self._request_where(tx, where, (key,))
+                    acquire_lease_in(tx, request_lease(request.id), holder, ttl, now)
+                return Recorded(request, sends, opted_out, fresh=True, started=started)
+            # a concurrent request with the same dedupe key committed first
+            found = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
         request = found[0]
-        sends = self._sends_where(tx, "s.request_id = ?", (request.id,))
-        return Recorded(request, tuple(sends), opted_out, inserted is not None, started)
+        sends = tuple(self._sends_where(tx, "s.request_id = ?", (request.id,)))
+        return Recorded(request, sends, opted_out, fresh=False, started=False)
 
     def _abandon(self, request_id: str) -> None:
         """Expire a request recorded after its caller gave up: the requester was told it
@@ -223,8 +221,18 @@ class RequestQueries(StoreCore):
     ) -> str | None:
         """Insert the request and its queued sends; its id, or None when its dedupe key is
         already taken. ``started`` records it "sending" (its caller delivers it)."""
-        state = "pending_approval" if new.approval_required else "sending" if started else "queued"
+        inserted = self._insert_records(tx, new, now, started=started)
+        return inserted[0].id if inserted else None
+
+    def _insert_records(
+        self, tx: Tx, new: NewRequest, now: datetime, *, started: bool
+    ) -> tuple[StoredRequest, tuple[SendRecord, ...]] | None:
+        """``_insert_request``, handing back the rows as inserted (no second read)."""
+        state: RequestState = (
+            "pending_approval" if new.approval_required else "sending" if started else "queued"
+        )
         request_id = uuid.uuid4().hex
+        expires_at = utc(new.expires_at) if new.expires_at is not None else None
         inserted = tx.rows(
             "INSERT INTO requests (id, kind, sender, channel_id, thread_ts, response_url, "
             "from_name, from_number, text, segments, encoding, state, created_at, "
@@ -246,22 +254,56 @@ class RequestQueries(StoreCore):
                 state,
                 now,
                 now,
-                utc(new.expires_at) if new.expires_at is not None else None,
+                expires_at,
                 new.dedupe_key,
             ),
         )
         if not inserted:
             return None
-        recipients = list(new.recipients)
+        recipients = tuple(new.recipients)
+        ids: list[int] = []
         for i in range(0, len(recipients), _SENDS_PER_INSERT):  # a page may have thousands
             chunk = recipients[i : i + _SENDS_PER_INSERT]
-            tx.run(
-                "INSERT INTO sends (request_id, number, name, state, attempts, "
-                "created_at, updated_at) VALUES "
-                + ", ".join("(?, ?, ?, 'queued', 0, ?, ?)" for _ in chunk),
-                [v for r in chunk for v in (request_id, r.number, r.name, now, now)],
+            ids.extend(
+                int(send_id)
+                for (send_id,) in tx.rows(
+                    "INSERT INTO sends (request_id, number, name, state, attempts, "
+                    "created_at, updated_at) VALUES "
+                    + ", ".join("(?, ?, ?, 'queued', 0, ?, ?)" for _ in chunk)
+                    + " RETURNING id",
+                    [v for r in chunk for v in (request_id, r.number, r.name, now, now)],
+                )
             )
-        return request_id
+        ids.sort()  # ids rise in insertion order; RETURNING's own order is not promised
+        sends = tuple(
+            SendRecord(send_id, request_id, r.number, r.name, "queued", None, None, 0, None, now)
+            for send_id, r in zip(ids, recipients, strict=True)
+        )
+        request = StoredRequest(
+            id=request_id,
+            kind=new.kind,
+            sender=new.sender,
+            channel_id=new.channel_id,
+            thread_ts=new.thread_ts,
+            response_url=new.response_url,
+            from_name=new.from_name,
+            from_number=new.from_number,
+            text=new.text,
+            segments=new.segments,
+            encoding=new.encoding,
+            state=state,
+            created_at=now,
+            updated_at=now,
+            expires_at=expires_at,
+            decided_by=None,
+            decided_at=None,
+            decision_reason=None,
+            approval_channel=None,
+            approval_ts=None,
+            dedupe_key=new.dedupe_key,
+            recipients=recipients,
+        )
+        return request, sends
 
     def get_request(self, request_id: str) -> StoredRequest | None:
         return self._request_by("id", request_id)
