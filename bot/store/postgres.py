@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -16,6 +18,9 @@ from bot.store.base import Store
 from bot.store.core import CommitUnknown, time_left
 from bot.store.records import utcnow
 from bot.store.tx import Tx
+
+# A connection that finished a transaction this recently is lent without a check.
+_TRUSTED_FOR = 1.0
 
 
 class _PgTx(Tx):
@@ -70,6 +75,10 @@ class PostgresStore(Store):
     ) -> None:
         super().__init__(clock=clock)
         self.workers = max_size
+        # When each pooled connection last finished a transaction (see _check_if_idle).
+        self._last_used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
         self.target, self._secrets = _describe_postgres(url)
         # One direct connection first: the pool only reports a timeout, this gives the reason.
         try:
@@ -83,7 +92,7 @@ class PostgresStore(Store):
             open=False,
             timeout=timeout,
             kwargs={"connect_timeout": max(2, int(timeout))},
-            check=ConnectionPool.check_connection,
+            check=self._check_if_idle,
             name="sms-bridge-store",
         )
         try:
@@ -96,6 +105,14 @@ class PostgresStore(Store):
 
     def scrub(self, text: str) -> str:
         return _scrub(text, self._secrets)
+
+    def _check_if_idle(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's check before lending a connection: one that finished a transaction
+        within ``_TRUSTED_FOR`` seconds is lent as it is, one that sat longer (the server
+        may have restarted, a firewall may have dropped it) is tried first. Checking every
+        loan would add a round trip to each of a send's three transactions."""
+        if time.monotonic() - self._last_used.get(conn, float("-inf")) >= _TRUSTED_FOR:
+            ConnectionPool.check_connection(conn)
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Tx]:
@@ -117,6 +134,7 @@ class PostgresStore(Store):
                     conn.commit()
                 except psycopg.OperationalError as exc:
                     raise CommitUnknown(f"{self.target}: {self.scrub(str(exc))}") from exc
+                self._last_used[conn] = time.monotonic()
         except PoolTimeout:
             raise StoreError(f"{self.target}: no database connection available") from None
         except psycopg.OperationalError as exc:
