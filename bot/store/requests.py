@@ -46,6 +46,40 @@ class _Duplicate(Exception):
     """A claim of ``record_request`` was taken already: roll everything back."""
 
 
+def _as_recorded(
+    new: NewRequest,
+    request_id: str,
+    state: RequestState,
+    now: datetime,
+    expires_at: datetime | None,
+) -> StoredRequest:
+    """The request as its insert recorded it, without reading it back."""
+    return StoredRequest(
+        id=request_id,
+        kind=new.kind,
+        sender=new.sender,
+        channel_id=new.channel_id,
+        thread_ts=new.thread_ts,
+        response_url=new.response_url,
+        from_name=new.from_name,
+        from_number=new.from_number,
+        text=new.text,
+        segments=new.segments,
+        encoding=new.encoding,
+        state=state,
+        created_at=now,
+        updated_at=now,
+        expires_at=expires_at,
+        decided_by=None,
+        decided_at=None,
+        decision_reason=None,
+        approval_channel=None,
+        approval_ts=None,
+        dedupe_key=new.dedupe_key,
+        recipients=tuple(new.recipients),
+    )
+
+
 def opted_out_among(tx: Tx, numbers: Sequence[str]) -> frozenset[str]:
     """Which of ``numbers`` have opted out (read in chunks: a page may name thousands)."""
     found: set[str] = set()
@@ -279,30 +313,7 @@ class RequestQueries(StoreCore):
             SendRecord(send_id, request_id, r.number, r.name, "queued", None, None, 0, None, now)
             for send_id, r in zip(ids, recipients, strict=True)
         )
-        request = StoredRequest(
-            id=request_id,
-            kind=new.kind,
-            sender=new.sender,
-            channel_id=new.channel_id,
-            thread_ts=new.thread_ts,
-            response_url=new.response_url,
-            from_name=new.from_name,
-            from_number=new.from_number,
-            text=new.text,
-            segments=new.segments,
-            encoding=new.encoding,
-            state=state,
-            created_at=now,
-            updated_at=now,
-            expires_at=expires_at,
-            decided_by=None,
-            decided_at=None,
-            decision_reason=None,
-            approval_channel=None,
-            approval_ts=None,
-            dedupe_key=new.dedupe_key,
-            recipients=recipients,
-        )
+        request = _as_recorded(new, request_id, state, now, expires_at)
         return request, sends
 
     def get_request(self, request_id: str) -> StoredRequest | None:
