@@ -133,11 +133,15 @@ class PostgresStore(Store):
                 try:
                     conn.commit()
                 except psycopg.OperationalError as exc:
+                    self._last_used.clear()
                     raise CommitUnknown(f"{self.target}: {self.scrub(str(exc))}") from exc
                 self._last_used[conn] = time.monotonic()
         except PoolTimeout:
             raise StoreError(f"{self.target}: no database connection available") from None
         except psycopg.OperationalError as exc:
+            # One broken connection (a server restart) suggests the others are broken too:
+            # each is checked before its next loan, so only the calls in flight fail.
+            self._last_used.clear()
             message = self.scrub(str(exc))
             raise StoreError(f"{self.target}: {message}") from exc
 

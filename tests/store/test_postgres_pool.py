@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from bot.errors import StoreError
 from bot.store import PostgresStore, open_store
 from tests.conftest import POSTGRES
 
@@ -36,6 +37,26 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return checked
 
 
+def server_pid(store: PostgresStore) -> int:
+    """The server session of the connection the pool lends next (one is used at a time)."""
+    with store._transaction(write=False) as tx:
+        row = tx.one("SELECT pg_backend_pid()")
+    assert row is not None
+    return int(row[0])
+
+
+def terminate(pids: list[int]) -> None:
+    """End these server sessions, and wait until they are gone (it is asynchronous)."""
+    with psycopg.connect(POSTGRES, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
+        deadline = time.monotonic() + 5
+        while admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
+        ).fetchone() != (0,):
+            assert time.monotonic() < deadline, "the sessions did not end"
+            time.sleep(0.01)
+
+
 def test_a_connection_used_just_now_is_lent_without_a_check(
     store: PostgresStore, checks: list[int]
 ) -> None:
@@ -50,14 +71,22 @@ def test_a_connection_the_server_dropped_while_idle_is_checked_and_replaced(
     store: PostgresStore, checks: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("bot.store.postgres._TRUSTED_FOR", 0.05)
-    store.schema_version()
-    with psycopg.connect(POSTGRES, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = '' AND pid <> pg_backend_pid() AND pid = ANY(%s)",
-            [list(set(checks))],
-        )
+    terminate([server_pid(store)])
     time.sleep(0.1)  # longer than the trust: the next loan checks the connection
     checks.clear()
     assert store.schema_version() >= 1  # served, by a fresh connection if need be
     assert checks, "an idle connection is checked before it is lent"
+
+
+def test_after_one_broken_connection_every_pooled_one_is_checked_again(
+    store: PostgresStore, checks: list[int]
+) -> None:
+    with store._transaction(write=False) as tx:  # two connections, both used just now
+        row = tx.one("SELECT pg_backend_pid()")
+        pids = [int(row[0]) if row else 0, server_pid(store)]
+    terminate(pids)
+    checks.clear()
+    with pytest.raises(StoreError):  # lent unchecked (it was trusted): this call fails
+        store.schema_version()
+    assert store.schema_version() >= 1  # the next loan checks, and a fresh one serves it
+    assert checks, "the failure made the pool check its connections again"
