@@ -172,7 +172,7 @@ class RatePacer:
                     await self.acquire()  # behind the sends already waiting, not before
                     self._spare_starts.append(self._clock())
                     return
-                await self._until_no_send_waits(floor_wait)
+                await self._pause(floor_wait, until=self._no_send_waiting)
                 continue
             async with self._lock:
                 while not self._sends_waiting:
@@ -200,16 +200,6 @@ class RatePacer:
         if floor is None or len(starts) < floor:
             return 0.0
         return max(WINDOW_SECONDS - (now - starts[-floor]), _MIN_PAUSE)
-
-    async def _until_no_send_waits(self, timeout: float) -> None:
-        """Sleep until no send waits, or ``timeout`` seconds, whichever comes first."""
-        sleeper = asyncio.ensure_future(self._sleep(timeout))
-        idle = asyncio.ensure_future(self._no_send_waiting.wait())
-        try:
-            await asyncio.wait((sleeper, idle), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            idle.cancel()
 
     def _spend(self, now: float) -> None:
         if self._per_minute is not None:
@@ -246,10 +236,11 @@ class RatePacer:
             bucket_wait = (1.0 - self._tokens) * WINDOW_SECONDS / per_minute
         return max(window_wait, bucket_wait)
 
-    async def _pause(self, delay: float) -> None:
-        """Sleep ``delay`` seconds, or less if ``set_rate`` changes the rules meanwhile."""
+    async def _pause(self, delay: float, until: asyncio.Event | None = None) -> None:
+        """Sleep ``delay`` seconds, or less if ``until`` is set meanwhile (by default: the
+        rules changed, ``set_rate``)."""
         sleeper = asyncio.ensure_future(self._sleep(delay))
-        waker = asyncio.ensure_future(self._changed.wait())
+        waker = asyncio.ensure_future((until or self._changed).wait())
         try:
             await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
         finally:

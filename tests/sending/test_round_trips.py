@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import Components, build
 from bot.config.loader import load_policy
-from bot.server import Service
+from bot.server import Service, close
 from bot.settings import load_settings
 from bot.store import SqliteStore
 from tests.appproc import app_env
@@ -70,10 +70,7 @@ async def app(
         yield counted
     finally:
         await client.close()
-        await parts.twochat.aclose()
-        await parts.slack_session.close()
-        parts.workflow.close()
-        parts.store.close()
+        await close(parts)
 
 
 async def test_a_single_recipient_send_takes_three_round_trips(
