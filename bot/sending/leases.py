@@ -89,7 +89,7 @@ class RequestLeases:
         """Renew the lease ``holder`` holds while the block runs, then give it up, unless
         the request's last send gave it up already (``Held.released``)."""
         db, store = self._services.db, self._services.store
-        held = Held(request_id, holder)
+        held = Held(holder)
         name = request_lease(request_id)
 
         async def renew() -> None:
@@ -111,6 +111,5 @@ class RequestLeases:
 class Held:
     """A request lease this process holds; ``released`` once a store call gave it up."""
 
-    request_id: str
     holder: str
     released: bool = False
