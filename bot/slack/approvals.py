@@ -41,7 +41,10 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
     @app.action(ActionId.REJECT)
     async def reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await open_reject_form(bridge, client, BlockAction.parse(body))
+        action = BlockAction.parse(body)
+        bridge.runner.spawn(
+            open_reject_form(bridge, client, action), name=f"reject-form-{action.user_id}"
+        )
 
     @app.view(CallbackId.REJECT_REASON)
     async def reject_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:

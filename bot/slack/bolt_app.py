@@ -6,6 +6,8 @@ import logging
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import (
@@ -43,12 +45,18 @@ def build_app(
         signing_secret=signing_secret or "",
         request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,
+        # Answer Slack when the listener returns: no 10 ms polling for the ack. Listeners
+        # ack, then hand any further work to the bridge's runner and return.
+        process_before_response=True,
     )
     for surface in (commands, approvals, compose_modal, paging, pager_board, shortcuts, home):
         surface.register(app, bridge)
 
     @app.error
-    async def on_error(error: Exception) -> None:
+    async def on_error(error: Exception, request: AsyncBoltRequest) -> BoltResponse | None:
+        """Log the failure; the ack a listener gave before it failed is what Slack gets
+        (Bolt's 500 only when nothing was acked)."""
         describe_error(error)
+        return request.context.ack.response
 
     return app

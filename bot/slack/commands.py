@@ -63,7 +63,9 @@ async def handle_sms_command(
         return
     if parsed.kind == "modal":
         await ack()
-        await open_compose_modal(bridge, client, command, parsed)
+        bridge.runner.spawn(
+            open_compose_modal(bridge, client, command, parsed), name=f"modal-{command.user_id}"
+        )
         return
     targets = split_targets(parsed.to)
     directory = await bridge.directory()

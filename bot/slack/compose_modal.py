@@ -436,7 +436,9 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
         except BadPayload as exc:
             logger.info("not updating the /sms preview: %s", exc)
             return
-        await update_preview(bridge, client, action)
+        bridge.runner.spawn(
+            update_preview(bridge, client, action), name=f"preview-{action.user_id}"
+        )
 
     app.action(ACTION_TEXT)(on_edit)
     app.action(ACTION_CLEANUP)(on_edit)

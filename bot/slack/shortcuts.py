@@ -201,7 +201,9 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
         except BadPayload as exc:
             logger.info("page shortcut ignored: %s", exc)
             return
-        await open_page_form(bridge, client, shortcut)
+        bridge.runner.spawn(
+            open_page_form(bridge, client, shortcut), name=f"page-form-{shortcut.ts}"
+        )
 
     @app.view(CallbackId.PAGE_FORM)
     async def on_submit(ack: AsyncAck, body: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -219,7 +220,8 @@ class SlackStandIn(BackgroundServer):
     to Socket Mode URLs handed out by apps.connections.open. The workspace's people:
     ``user_groups`` (user group id → member user ids, for usergroups.users.list) and
     ``profiles`` (user id → profile fields such as "phone", for users.profile.get and
-    users.info); tests set them, and ``reset`` empties them.
+    users.info); tests set them, and ``reset`` empties them. ``slow(method, seconds)`` delays
+    a method's answers.
     """
 
     token: str = BOT_TOKEN
@@ -233,6 +235,7 @@ class SlackStandIn(BackgroundServer):
     socket_urls: dict[str, str] = field(default_factory=dict)
     user_groups: dict[str, list[str]] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -260,6 +263,10 @@ class SlackStandIn(BackgroundServer):
     ) -> None:
         self.failures.setdefault(method, []).append(Failure(error, status, times, retry_after))
 
+    def slow(self, method: str, seconds: float) -> None:
+        """Answer every call of ``method`` only after ``seconds``, as a slow Slack would."""
+        self.delays[method] = seconds
+
     def reset(self) -> None:
         with self._changed:
             self.calls.clear()
@@ -271,6 +278,7 @@ class SlackStandIn(BackgroundServer):
             self.enforce_update_rate = False
             self.user_groups.clear()
             self.profiles.clear()
+            self.delays.clear()
 
     # --- what tests read -------------------------------------------------------------
     def assert_within_limits(self) -> None:
@@ -363,6 +371,8 @@ class SlackStandIn(BackgroundServer):
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await self._args(request)
+        if method in self.delays:
+            await asyncio.sleep(self.delays[method])
         answer = self._answer(method, args, request.headers.get("Authorization", ""))
         status, body, headers = answer
         args["_ok"] = body.get("ok", False)

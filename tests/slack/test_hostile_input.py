@@ -135,6 +135,30 @@ def test_a_signed_event_of_the_wrong_shape_never_gets_a_500(
     assert twochat.sends == []
 
 
+@pytest.mark.parametrize(
+    "action_id",
+    ["approval_approve", "approval_reject", "send_retry", "ladder_ack", "ladder_stop"],
+)
+def test_a_button_click_without_a_value_is_still_acked(
+    app: AppProcess, twochat: TwoChatStandIn, action_id: str
+) -> None:
+    """The listener acks, then finds the click unusable: Slack still gets that ack, not the
+    500 of the failure after it (which would show the clicker an error)."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U0ADMIN"},
+        "team": {"id": "T0TEAM"},
+        "channel": {"id": CHANNEL},
+        "container": {"type": "message", "channel_id": CHANNEL},
+        "actions": [{"action_id": action_id, "block_id": "b", "type": "button"}],
+    }
+    response = app.interact(payload)
+    assert response.status_code == 200, response.text
+    assert not response.content
+    settle()
+    assert twochat.sends == []
+
+
 # --- NUL bytes and lone surrogates ------------------------------------------------------------
 
 

@@ -352,6 +352,17 @@ def test_sms_alone_opens_an_empty_modal(app: AppProcess, slack: SlackStandIn) ->
     assert [o["value"] for o in block(view, "from")["element"]["options"]] == ["main", "uk"]
 
 
+def test_the_ack_does_not_wait_for_the_form_to_open(app: AppProcess, slack: SlackStandIn) -> None:
+    """Slack waits 3 s for the ack, and views.open may take as long: the form opens after it."""
+    slack.slow("views.open", 2.0)
+    began = time.monotonic()
+    response = app.command("carol", "U0DEV1", CHANNEL, slack.response_url())
+    assert response.status_code == 200
+    assert time.monotonic() - began < 1.0
+    assert calls(slack, "views.open") == []
+    wait_calls(slack, "views.open")
+
+
 def test_non_sender_is_told_privately_and_gets_no_modal(
     app: AppProcess, slack: SlackStandIn
 ) -> None:
