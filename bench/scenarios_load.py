@@ -61,9 +61,10 @@ async def ack_latency(
                     number = GROUP_NUMBERS[(i * per_requester + k) % len(GROUP_NUMBERS)]
                     await client.sms(USERS[i], f"{number} ack bench {i}-{k}")
 
-            started = time.monotonic()
+            started, app_cpu, load_cpu = time.monotonic(), app.cpu_seconds(), process_cpu_self()
             await asyncio.gather(*(requester(i) for i in range(requesters)))
             acked = time.monotonic() - started
+            app_cpu, load_cpu = app.cpu_seconds() - app_cpu, process_cpu_self() - load_cpu
             finished = await wait_for(lambda: slack.outcomes() - base >= total, timeout=60)
         report.app_done(app, label)
     lat = client.latencies
@@ -77,7 +78,9 @@ async def ack_latency(
         None if control else p99 < ACK_P99_TARGET,
     )
     report.notes.append(
-        f"{label}: {len(lat)} acks in {acked:.2f} s ({len(lat) / acked:.0f}/s); "
+        f"{label}: {len(lat)} acks in {acked:.2f} s ({len(lat) / acked:.0f}/s; the app used "
+        f"{app_cpu / acked:.0%} of a core, {app_cpu * 1000 / len(lat):.2f} ms per ack, the "
+        f"load generator and stand-ins {load_cpu / acked:.0%}); "
         f"{len(slack.sent_replies) - sent_base}/{total} sends then completed (2Chat accepted, "
         f"thread reply posted){'' if finished else ' before the 60 s timeout'}; "
         f"refusals: {len(client.refused)}"

@@ -80,7 +80,8 @@ class Service:
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     async def slack_events(self, request: web.Request) -> web.Response:
-        return await dispatch(self.parts.app, request, self.replays)
+        with self.parts.runner.answering():
+            return await dispatch(self.parts.app, request, self.replays)
 
     async def log_readiness(self) -> None:
         """Say at startup what stops this process from working (a revoked token, say)."""
@@ -115,7 +116,9 @@ class Service:
         parts = self.parts
         socket_handler = None
         if self.settings.slack_app_token is not None:
-            socket_handler = await socket_mode.connect(parts.app, self.settings.slack_app_token)
+            socket_handler = await socket_mode.connect(
+                parts.app, self.settings.slack_app_token, parts.runner
+            )
             parts.readiness.socket_connected = socket_handler.client.is_connected
             logger.info("connected to Slack by Socket Mode")
         runner = web.AppRunner(self.web_app(), access_log=None)

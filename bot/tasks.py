@@ -4,20 +4,57 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
+# How long work that waits for Slack's answers to go first may be held back.
+ANSWERS_FIRST_FOR = 0.5
+
 
 class TaskRunner:
     """Spawns tasks, keeps a reference to each (so none is garbage-collected mid-send) and
-    drains them on shutdown within a bounded time."""
+    drains them on shutdown within a bounded time.
 
-    def __init__(self) -> None:
+    Slack gives up on an answer after 3 seconds; a send can start a moment later. So the
+    runner counts the Slack requests being answered (``answering``), and a task spawned
+    ``after_answers`` starts once none is, or after ``ANSWERS_FIRST_FOR`` at most: in a
+    burst of ``/sms`` the acks are not queued behind the sends they started.
+    """
+
+    def __init__(self, answers_first_for: float = ANSWERS_FIRST_FOR) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.answers_first_for = answers_first_for
+        self._answering = 0
+        self._no_answer_due = asyncio.Event()
+        self._no_answer_due.set()
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        """Around the handling of one Slack request, until its answer is given."""
+        self._answering += 1
+        self._no_answer_due.clear()
+        try:
+            yield
+        finally:
+            self._answering -= 1
+            if not self._answering:
+                self._no_answer_due.set()
+
+    async def _after_answers(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        if self._answering:
+            with suppress(TimeoutError):
+                async with asyncio.timeout(self.answers_first_for):
+                    await self._no_answer_due.wait()
+        return await coro
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], name: str, *, after_answers: bool = False
+    ) -> asyncio.Task[Any]:
+        if after_answers:
+            coro = self._after_answers(coro)
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._finished)

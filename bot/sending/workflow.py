@@ -116,7 +116,9 @@ class Workflow(Services):
         if request.state == "pending_approval":
             self._runner.spawn(self.approvals.ask(request), name=f"approval-{request.id}")
         else:
-            self._runner.spawn(self._start(outcome, holder), name=f"deliver-{request.id}")
+            self._runner.spawn(
+                self._start(outcome, holder), name=f"deliver-{request.id}", after_answers=True
+            )
         return None
 
     async def _start(self, recorded: Recorded, holder: str) -> None:

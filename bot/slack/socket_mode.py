@@ -13,8 +13,11 @@ import logging
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.errors import SettingsError
+from bot.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +45,20 @@ def token_problem(error: str) -> str:
     )
 
 
-async def connect(app: AsyncApp, app_token: str) -> AsyncSocketModeHandler:
+class _AnsweringHandler(AsyncSocketModeHandler):
+    """Bolt's handler, with each request counted as being answered until its ack is sent
+    (sends it starts wait for that; see ``TaskRunner.answering``)."""
+
+    def __init__(self, app: AsyncApp, app_token: str, runner: TaskRunner) -> None:
+        super().__init__(app, app_token)
+        self._runner = runner
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        with self._runner.answering():
+            await super().handle(client, req)
+
+
+async def connect(app: AsyncApp, app_token: str, runner: TaskRunner) -> AsyncSocketModeHandler:
     """Open the Socket Mode connection; ``SettingsError`` if Slack refuses the token.
 
     Other failures (Slack down, network) are left to slack-sdk, which keeps retrying."""
@@ -55,7 +71,7 @@ async def connect(app: AsyncApp, app_token: str) -> AsyncSocketModeHandler:
         if error in TOKEN_ERRORS:
             raise SettingsError([token_problem(error)]) from None
         logger.warning("Slack refused a Socket Mode URL (%s); retrying", error or "no error")
-    handler = AsyncSocketModeHandler(app, app_token)
+    handler = _AnsweringHandler(app, app_token, runner)
     handler.client.wss_uri = wss_url
     await handler.connect_async()  # type: ignore[no-untyped-call]
     return handler

@@ -38,6 +38,8 @@ WINDOW_SECONDS = 60.0
 DEFAULT_BURST = 5
 # Shortest pause: float rounding can leave a wait of a few ulps that would not move the clock.
 _MIN_PAUSE = 1e-6
+# Retry jitter needs no secrecy: one generator for every fan-out, seeded once.
+_JITTER = random.Random()
 
 
 class RatePacer:
@@ -312,7 +314,7 @@ async def fan_out(
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     if not items:
         return []
-    run = _FanOut(items, call, pacer, retry, rng if rng is not None else random.Random(), sleep)
+    run = _FanOut(items, call, pacer, retry, rng if rng is not None else _JITTER, sleep)
     return await run.run(concurrency, on_result)
 
 
@@ -342,7 +344,12 @@ class _FanOut(Generic[T, R]):
     async def run(
         self, concurrency: int, on_result: OnResult[T, R] | None
     ) -> list[R | BaseException]:
-        """Start the workers and the reporter; every item's result once all have ended."""
+        """Start the workers and the reporter; every item's result once all have ended.
+        A single item (most texts) needs neither: it is sent, then reported, in place."""
+        if len(self._items) == 1:
+            self._results[0] = await self._attempts(0, self._items[0])
+            await self._report_one(0, on_result)
+            return [self._results[0]]
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(min(concurrency, len(self._items))):
@@ -391,10 +398,12 @@ class _FanOut(Generic[T, R]):
     async def _report(self, on_result: OnResult[T, R] | None) -> None:
         """Hand results to ``on_result`` one at a time, off the workers' path."""
         for _ in range(len(self._items)):
-            index = await self._finished.get()
-            if on_result is None:
-                continue
-            try:
-                await on_result(index, self._items[index], self._results[index])
-            except Exception:
-                logger.exception("fan-out on_result failed for item %d; continuing", index)
+            await self._report_one(await self._finished.get(), on_result)
+
+    async def _report_one(self, index: int, on_result: OnResult[T, R] | None) -> None:
+        if on_result is None:
+            return
+        try:
+            await on_result(index, self._items[index], self._results[index])
+        except Exception:
+            logger.exception("fan-out on_result failed for item %d; continuing", index)
