@@ -69,7 +69,6 @@ class PostgresStore(Store):
         url: str,
         *,
         clock: Callable[[], datetime] = utcnow,
-        min_size: int = 1,
         max_size: int = 10,
         timeout: float = 10.0,
     ) -> None:
@@ -85,9 +84,12 @@ class PostgresStore(Store):
             psycopg.connect(url, connect_timeout=max(2, int(timeout))).close()
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {self.target}: {self.scrub(str(exc))}") from None
+        # Opened full, and kept so: a connection opened while Slack waits for an ack (the
+        # first burst after a start or a quiet spell) costs a connect, and a remote server's
+        # TLS handshake on top.
         self._pool = ConnectionPool(
             url,
-            min_size=min_size,
+            min_size=max_size,
             max_size=max_size,
             open=False,
             timeout=timeout,
@@ -112,7 +114,11 @@ class PostgresStore(Store):
         may have restarted, a firewall may have dropped it) is tried first. Checking every
         loan would add a round trip to each of a send's three transactions."""
         if time.monotonic() - self._last_used.get(conn, float("-inf")) >= _TRUSTED_FOR:
-            ConnectionPool.check_connection(conn)
+            try:
+                ConnectionPool.check_connection(conn)
+            except psycopg.Error:
+                self._recheck_pool()
+                raise
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Tx]:
@@ -133,17 +139,23 @@ class PostgresStore(Store):
                 try:
                     conn.commit()
                 except psycopg.OperationalError as exc:
-                    self._last_used.clear()
+                    self._recheck_pool()
                     raise CommitUnknown(f"{self.target}: {self.scrub(str(exc))}") from exc
                 self._last_used[conn] = time.monotonic()
         except PoolTimeout:
             raise StoreError(f"{self.target}: no database connection available") from None
         except psycopg.OperationalError as exc:
-            # One broken connection (a server restart) suggests the others are broken too:
-            # each is checked before its next loan, so only the calls in flight fail.
-            self._last_used.clear()
+            self._recheck_pool()
             message = self.scrub(str(exc))
             raise StoreError(f"{self.target}: {message}") from exc
+
+    def _recheck_pool(self) -> None:
+        """One broken connection (a server restart) suggests the others are broken too:
+        check every idle one now and replace the broken, so only the calls in flight fail.
+        Left to the loans, the pool would hand out one dead connection after another, with
+        a growing pause between them: seconds of refusals with a full pool."""
+        self._last_used.clear()
+        self._pool.check()
 
     def _lock_migrations(self, tx: Tx) -> None:
         tx.run(

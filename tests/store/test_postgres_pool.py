@@ -17,10 +17,22 @@ from tests.conftest import POSTGRES
 
 @pytest.fixture
 def store(postgres_url: str) -> Iterator[PostgresStore]:
-    store = open_store(postgres_url)
-    assert isinstance(store, PostgresStore)
+    """Two connections: the pool lends the one returned longest ago, so which one serves
+    the next call is known."""
+    store = PostgresStore(postgres_url, max_size=2)
+    store.migrate()
     yield store
     store.close()
+
+
+def test_the_pool_is_opened_full(postgres_url: str) -> None:
+    """A burst after a start or a quiet spell must not wait for connections to open."""
+    store = open_store(postgres_url)
+    try:
+        assert isinstance(store, PostgresStore)
+        assert store._pool.get_stats()["pool_size"] == store.workers == 10
+    finally:
+        store.close()
 
 
 @pytest.fixture
@@ -90,3 +102,39 @@ def test_after_one_broken_connection_every_pooled_one_is_checked_again(
         store.schema_version()
     assert store.schema_version() >= 1  # the next loan checks, and a fresh one serves it
     assert checks, "the failure made the pool check its connections again"
+
+
+def test_a_restart_that_dropped_every_idle_connection_costs_no_call(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first dead connection makes the pool check the others at once: the call is
+    served by a fresh connection, not refused after the pool tried its dead ones in turn."""
+    monkeypatch.setattr("bot.store.postgres._TRUSTED_FOR", 0.05)
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    try:
+        pids = {server_pid(store) for _ in range(store.workers)}  # the pool lends in turn
+        assert len(pids) == store.workers
+        terminate(list(pids))
+        time.sleep(0.1)  # longer than the trust: every loan is checked
+        began = time.monotonic()
+        assert store.schema_version() >= 1
+        assert time.monotonic() - began < 2
+    finally:
+        store.close()
+
+
+def test_a_restart_under_load_fails_only_the_call_in_flight(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresStore)
+    try:
+        pids = {server_pid(store) for _ in range(store.workers)}  # all used just now
+        terminate(list(pids))
+        with pytest.raises(StoreError):
+            store.schema_version()
+        began = time.monotonic()
+        for _ in range(store.workers):
+            assert store.schema_version() >= 1
+        assert time.monotonic() - began < 2
+    finally:
+        store.close()
