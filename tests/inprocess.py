@@ -40,8 +40,8 @@ class InProcessApp:
         if statement.startswith("BEGIN"):
             self.begins += 1
 
-    async def command(self, text: str, slack: SlackStandIn) -> None:
-        body = slash_command_body(text, "U0DEV1", CHANNEL, slack.response_url())
+    async def command(self, text: str, slack: SlackStandIn, user: str = "U0DEV1") -> None:
+        body = slash_command_body(text, user, CHANNEL, slack.response_url())
         response = await self.client.post("/slack/events", data=body, headers=signed_headers(body))
         assert response.status == 200, await response.text()
 

@@ -283,7 +283,7 @@ class Delivery:
         refusal = self.recheck(run.request, await self._services.directory(self._services.policy))
         opted_out = run.opted_out
         if opted_out is None:
-            opted_out = await db(store.opted_out_numbers)
+            opted_out = await db(store.opted_out_numbers, [send.number for send in sends])
         going: list[SendRecord] = []
         for send in sends:
             reason = refusal

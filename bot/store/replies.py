@@ -3,10 +3,12 @@ read, which inbound SMS were handled, opt-outs (STOP/START) and page acknowledge
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from bot.store.core import StoreCore
 from bot.store.records import Acknowledgement, InboundMessage, OptOut, ReplyCursor, StoredRequest
+from bot.store.requests import opted_out_among
 from bot.store.tx import from_db_time, utc
 
 
@@ -142,9 +144,12 @@ class ReplyQueries(StoreCore):
             OptOut(number, from_db_time(since) or self._now(), via) for number, since, via in rows
         ]
 
-    def opted_out_numbers(self) -> frozenset[str]:
-        """The opted-out numbers, as data for the send-time checks."""
+    def opted_out_numbers(self, among: Sequence[str] | None = None) -> frozenset[str]:
+        """The opted-out numbers, as data for the send-time checks: only those ``among``
+        when given (a send reads its recipients' opt-outs, not the whole table)."""
         with self._transaction(write=False) as tx:
+            if among is not None:
+                return opted_out_among(tx, among)
             return frozenset(number for (number,) in tx.rows("SELECT number FROM opt_outs"))
 
     # ---- acknowledgements (pages)

@@ -83,6 +83,8 @@ def test_opt_out_and_back_in(store: Store, clock: FakeClock) -> None:
     clock.advance(minutes=1)
     assert store.opt_out(BOB.number, "replied STOPALL (SMI3)")
     assert store.opted_out_numbers() == frozenset({ALICE.number, BOB.number})
+    assert store.opted_out_numbers([BOB.number, CAROL.number]) == frozenset({BOB.number})
+    assert store.opted_out_numbers([]) == frozenset()
     [alice, bob] = store.opt_outs()
     assert (alice.number, alice.via, bob.number) == (
         ALICE.number,
