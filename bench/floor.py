@@ -45,8 +45,11 @@ def build(env: dict[str, str], http: aiohttp.ClientSession, tasks: set[object]) 
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
     web_app = app.web_app(path="/slack/events")
-    web_app.router.add_get("/healthz", lambda _: web.json_response({"ok": True}))
+    web_app.router.add_get("/healthz", healthz)
     return web_app
 
 

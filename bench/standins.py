@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.slack_server import MESSAGE_METHODS, SlackStandIn, _items, _parsed, _text
+from tests.fakes.slack_server import MESSAGE_METHODS, SlackStandIn, items_of, parsed_json, text_of
 from tests.fakes.twochat_server import TwoChatStandIn
 
 TWOCHAT_KEY = "bench-2chat-key-0123456789abcdef"
@@ -36,10 +36,10 @@ class Edit:
 def section_lengths(blocks: Any) -> Iterator[int]:
     """The length of every section text and field in a message's blocks (Slack refuses a
     section over 3,000 characters)."""
-    for block in _items(_parsed(blocks)):
+    for block in items_of(parsed_json(blocks)):
         if isinstance(block, dict) and block.get("type") == "section":
-            yield len(_text(block.get("text")))
-            yield from (len(_text(item)) for item in _items(block.get("fields")))
+            yield len(text_of(block.get("text")))
+            yield from (len(text_of(item)) for item in items_of(block.get("fields")))
 
 
 class TimedSlack(SlackStandIn):

@@ -39,9 +39,7 @@ class BackgroundServer:
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
             await site.start()
-            server = site._server
-            assert server is not None and server.sockets
-            port = server.sockets[0].getsockname()[1]
+            port = self._runner.addresses[0][1]
             self.url = f"http://127.0.0.1:{port}"
             ready.set()
 

@@ -62,18 +62,18 @@ class Failure:
 
 
 # --- Slack's limits ----------------------------------------------------------------------
-def _items(value: Any) -> list[Any]:
+def items_of(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _text(obj: Any) -> str:
+def text_of(obj: Any) -> str:
     """The text of a text object (or a bare string)."""
     if isinstance(obj, dict):
         return str(obj.get("text") or "")
     return obj if isinstance(obj, str) else ""
 
 
-def _parsed(value: Any) -> Any:
+def parsed_json(value: Any) -> Any:
     """slack-sdk sends some arguments (blocks, view) JSON-encoded inside the request."""
     if isinstance(value, str):
         try:
@@ -95,10 +95,10 @@ def _too_many(path: str, value: Any, limit: int) -> Iterator[str]:
 
 def _option_problems(path: str, options: Any) -> Iterator[str]:
     yield from _too_many(path, options, MAX_OPTIONS)
-    for i, option in enumerate(_items(options)):
+    for i, option in enumerate(items_of(options)):
         if isinstance(option, dict):
             yield from _too_long(
-                f"{path}/{i}/text/text", _text(option.get("text")), MAX_OPTION_TEXT
+                f"{path}/{i}/text/text", text_of(option.get("text")), MAX_OPTION_TEXT
             )
             yield from _too_long(f"{path}/{i}/value", option.get("value"), MAX_OPTION_VALUE)
 
@@ -109,16 +109,16 @@ def element_problems(path: str, element: Any) -> Iterator[str]:
         return
     kind = element.get("type")
     yield from _too_long(f"{path}/action_id", element.get("action_id"), MAX_ACTION_ID)
-    placeholder = _text(element.get("placeholder"))
+    placeholder = text_of(element.get("placeholder"))
     yield from _too_long(f"{path}/placeholder/text", placeholder, MAX_PLACEHOLDER)
     if kind == "button":
-        yield from _too_long(f"{path}/text/text", _text(element.get("text")), MAX_BUTTON_TEXT)
+        yield from _too_long(f"{path}/text/text", text_of(element.get("text")), MAX_BUTTON_TEXT)
         yield from _too_long(f"{path}/value", element.get("value"), MAX_BUTTON_VALUE)
     elif kind in ("static_select", "multi_static_select"):
         yield from _option_problems(f"{path}/options", element.get("options"))
         groups = element.get("option_groups")
         yield from _too_many(f"{path}/option_groups", groups, MAX_OPTIONS)
-        for i, group in enumerate(_items(groups)):
+        for i, group in enumerate(items_of(groups)):
             if isinstance(group, dict):
                 yield from _option_problems(
                     f"{path}/option_groups/{i}/options", group.get("options")
@@ -140,34 +140,34 @@ def block_problems(path: str, block: Any) -> Iterator[str]:
     kind = block.get("type")
     yield from _too_long(f"{path}/block_id", block.get("block_id"), MAX_BLOCK_ID)
     if kind == "section":
-        yield from _too_long(f"{path}/text/text", _text(block.get("text")), MAX_SECTION_TEXT)
+        yield from _too_long(f"{path}/text/text", text_of(block.get("text")), MAX_SECTION_TEXT)
         fields = block.get("fields")
         yield from _too_many(f"{path}/fields", fields, MAX_SECTION_FIELDS)
-        for i, item in enumerate(_items(fields)):
-            yield from _too_long(f"{path}/fields/{i}/text", _text(item), MAX_SECTION_FIELD)
+        for i, item in enumerate(items_of(fields)):
+            yield from _too_long(f"{path}/fields/{i}/text", text_of(item), MAX_SECTION_FIELD)
         yield from element_problems(f"{path}/accessory", block.get("accessory"))
     elif kind == "header":
-        yield from _too_long(f"{path}/text/text", _text(block.get("text")), MAX_HEADER_TEXT)
+        yield from _too_long(f"{path}/text/text", text_of(block.get("text")), MAX_HEADER_TEXT)
     elif kind == "context":
         elements = block.get("elements")
         yield from _too_many(f"{path}/elements", elements, MAX_CONTEXT_ELEMENTS)
-        for i, item in enumerate(_items(elements)):
+        for i, item in enumerate(items_of(elements)):
             if isinstance(item, dict) and item.get("type") in ("mrkdwn", "plain_text"):
-                yield from _too_long(f"{path}/elements/{i}/text", _text(item), MAX_SECTION_TEXT)
+                yield from _too_long(f"{path}/elements/{i}/text", text_of(item), MAX_SECTION_TEXT)
     elif kind == "actions":
         elements = block.get("elements")
         yield from _too_many(f"{path}/elements", elements, MAX_ACTIONS_ELEMENTS)
-        for i, item in enumerate(_items(elements)):
+        for i, item in enumerate(items_of(elements)):
             yield from element_problems(f"{path}/elements/{i}", item)
     elif kind == "input":
-        yield from _too_long(f"{path}/label/text", _text(block.get("label")), MAX_LABEL)
-        yield from _too_long(f"{path}/hint/text", _text(block.get("hint")), MAX_LABEL)
+        yield from _too_long(f"{path}/label/text", text_of(block.get("label")), MAX_LABEL)
+        yield from _too_long(f"{path}/hint/text", text_of(block.get("hint")), MAX_LABEL)
         yield from element_problems(f"{path}/element", block.get("element"))
 
 
 def _blocks_problems(path: str, blocks: Any, limit: int) -> list[str]:
     problems = list(_too_many(path, blocks, limit))
-    for i, block in enumerate(_items(blocks)):
+    for i, block in enumerate(items_of(blocks)):
         problems.extend(block_problems(f"{path}/{i}", block))
     return problems
 
@@ -177,18 +177,18 @@ def message_verdict(args: dict[str, Any]) -> tuple[str, list[str]] | None:
     text = args.get("text")
     if isinstance(text, str) and len(text) > MAX_MESSAGE_TEXT:
         return "msg_too_long", [f"/text: {len(text)} characters, more than {MAX_MESSAGE_TEXT}"]
-    problems = _blocks_problems("/blocks", _parsed(args.get("blocks")), MAX_MESSAGE_BLOCKS)
+    problems = _blocks_problems("/blocks", parsed_json(args.get("blocks")), MAX_MESSAGE_BLOCKS)
     return ("invalid_blocks", problems) if problems else None
 
 
 def view_verdict(args: dict[str, Any]) -> tuple[str, list[str]] | None:
     """What Slack answers a views.* call whose view is over its limits, or None."""
-    view = _parsed(args.get("view"))
+    view = parsed_json(args.get("view"))
     if not isinstance(view, dict):
         return None
     problems = _blocks_problems("/view/blocks", view.get("blocks"), MAX_VIEW_BLOCKS)
     for key in ("title", "submit", "close"):
-        problems.extend(_too_long(f"/view/{key}/text", _text(view.get(key)), MAX_VIEW_TITLE))
+        problems.extend(_too_long(f"/view/{key}/text", text_of(view.get(key)), MAX_VIEW_TITLE))
     metadata = view.get("private_metadata")
     problems.extend(_too_long("/view/private_metadata", metadata, MAX_PRIVATE_METADATA))
     problems.extend(_too_long("/view/callback_id", view.get("callback_id"), MAX_CALLBACK_ID))
@@ -335,25 +335,28 @@ class SlackStandIn(BackgroundServer):
     def wait_for_posts(
         self, n: int, channel: str | None = None, timeout: float = 5
     ) -> list[dict[str, Any]]:
-        return self.wait_until(
+        posts: list[dict[str, Any]] = self.wait_until(
             lambda: (posts := self.posts(channel)) and len(posts) >= n and posts,
             timeout,
             f"{n} posts in {channel or 'any channel'}; got {self.posts(channel)}",
         )
+        return posts
 
     def wait_for_thread_reply(self, channel: str, timeout: float = 5) -> dict[str, Any]:
-        return self.wait_until(
+        reply: dict[str, Any] = self.wait_until(
             lambda: self.thread_replies(channel) and self.thread_replies(channel)[-1],
             timeout,
             f"a thread reply in {channel}; calls: {self.calls}",
         )
+        return reply
 
     def wait_for_response(self, n: int = 1, timeout: float = 5) -> list[dict[str, Any]]:
-        return self.wait_until(
+        responses: list[dict[str, Any]] = self.wait_until(
             lambda: len(self.responses) >= n and list(self.responses),
             timeout,
             f"{n} response_url posts; got {self.responses}",
         )
+        return responses
 
     def all_text(self) -> str:
         """Everything the app sent to Slack, for leak checks."""
@@ -365,7 +368,8 @@ class SlackStandIn(BackgroundServer):
             return dict(request.query)
         body = await request.text()
         if request.content_type == "application/json":
-            return json.loads(body or "{}")
+            parsed: dict[str, Any] = json.loads(body or "{}")
+            return parsed
         return dict(parse_qsl(body))
 
     async def _api(self, request: web.Request) -> web.Response:

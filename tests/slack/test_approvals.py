@@ -46,6 +46,9 @@ def request_approval(app: AppProcess, slack: SlackStandIn, user: str = "U0INTERN
     buttons = [e for block in blocks if block["type"] == "actions" for e in block["elements"]]
     assert [b["action_id"] for b in buttons] == ["approval_approve", "approval_reject"]
     assert "alice (+447700900123)" in post["text"] and f"<@{user}>" in post["text"]
+    # The requester's note comes after the approval message: wait, so that it cannot land
+    # in the next test's Slack.
+    slack.wait_until(lambda: slack.responses, 5, "the note to the requester")
     return str(buttons[0]["value"])
 
 
