@@ -194,7 +194,9 @@ async def drive(send: SendFn, count: int) -> list[float]:
             await send(number, index)
             latencies.append(time.perf_counter() - began)
 
-    await asyncio.gather(*(worker(number) for number in range(IN_FLIGHT)))
+    async with asyncio.TaskGroup() as group:  # one failure stops the rest, reported once
+        for number in range(IN_FLIGHT):
+            group.create_task(worker(number))
     return latencies
 
 
