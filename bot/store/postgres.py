@@ -139,13 +139,13 @@ class PostgresStore(Store):
                 try:
                     conn.commit()
                 except psycopg.OperationalError as exc:
-                    self._recheck_pool()
+                    self._after_failure(exc)
                     raise CommitUnknown(f"{self.target}: {self.scrub(str(exc))}") from exc
                 self._last_used[conn] = time.monotonic()
         except PoolTimeout:
             raise StoreError(f"{self.target}: no database connection available") from None
         except psycopg.OperationalError as exc:
-            self._recheck_pool()
+            self._after_failure(exc)
             message = self.scrub(str(exc))
             raise StoreError(f"{self.target}: {message}") from exc
 
@@ -156,6 +156,16 @@ class PostgresStore(Store):
         a growing pause between them: seconds of refusals with a full pool."""
         self._last_used.clear()
         self._pool.check()
+
+    def _after_failure(self, exc: psycopg.OperationalError) -> None:
+        """A lost connection (no SQLSTATE, class 08, or a server shutting down: 57P…)
+        makes the pool check the others now; a statement's own failure (a timeout, a lock)
+        only has each checked before its next loan."""
+        state = exc.sqlstate
+        if state is None or state.startswith(("08", "57P")):
+            self._recheck_pool()
+        else:
+            self._last_used.clear()
 
     def _lock_migrations(self, tx: Tx) -> None:
         tx.run(

@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 
 from bot.errors import StoreError
 from bot.store import PostgresStore, open_store
+from bot.store.core import answer_within
 from tests.conftest import POSTGRES
 
 
@@ -138,3 +139,15 @@ def test_a_restart_under_load_fails_only_the_call_in_flight(postgres_url: str) -
         assert time.monotonic() - began < 2
     finally:
         store.close()
+
+
+def test_a_statement_timeout_is_no_reason_to_check_the_pool(
+    store: PostgresStore, checks: list[int]
+) -> None:
+    """A statement cancelled for taking too long says nothing about the connections."""
+    store.schema_version()
+    checks.clear()
+    with answer_within(0.05), pytest.raises(StoreError), store._transaction(write=False) as tx:
+        tx.run("SELECT pg_sleep(1)")
+    assert checks == []
+    assert store.schema_version() >= 1
