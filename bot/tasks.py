@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -22,47 +21,33 @@ class TaskRunner:
     Slack gives up on an answer after 3 seconds; a send can start a moment later. So the
     runner counts the Slack requests being answered (``answering``), and a task spawned
     ``after_answers`` starts once none is, or after ``ANSWERS_FIRST_FOR`` at most: in a
-    burst of ``/sms`` the acks are not queued behind the sends they started. Held tasks
-    are let go one per turn of the event loop while no answer is due, so a quiet moment
-    between requests releases no herd for the next request to queue behind.
+    burst of ``/sms`` the acks are not queued behind the sends they started.
     """
 
     def __init__(self, answers_first_for: float = ANSWERS_FIRST_FOR) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.answers_first_for = answers_first_for
         self._answering = 0
-        self._held: deque[asyncio.Future[None]] = deque()
+        self._no_answer_due = asyncio.Event()
+        self._no_answer_due.set()
 
     @contextmanager
     def answering(self) -> Iterator[None]:
         """Around the handling of one Slack request, until its answer is given."""
         self._answering += 1
+        self._no_answer_due.clear()
         try:
             yield
         finally:
             self._answering -= 1
-            if not self._answering and self._held:
-                asyncio.get_running_loop().call_soon(self._let_one_go)
-
-    def _let_one_go(self) -> None:
-        """Start the longest-held task, then come back next turn while still quiet."""
-        while self._held and not self._answering:
-            waiter = self._held.popleft()
-            if not waiter.done():  # not already let go by its time limit
-                waiter.set_result(None)
-                if self._held:
-                    asyncio.get_running_loop().call_soon(self._let_one_go)
-                return
+            if not self._answering:
+                self._no_answer_due.set()
 
     async def _after_answers(self, coro: Coroutine[Any, Any, Any]) -> Any:
         if self._answering:
-            waiter = asyncio.get_running_loop().create_future()
-            self._held.append(waiter)
             with suppress(TimeoutError):
                 async with asyncio.timeout(self.answers_first_for):
-                    await waiter
-            while self._held and self._held[0].done():  # let go by their time limits
-                self._held.popleft()
+                    await self._no_answer_due.wait()
         return await coro
 
     def spawn(

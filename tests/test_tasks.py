@@ -56,37 +56,3 @@ async def test_a_failed_answer_still_lets_the_work_start() -> None:
     except RuntimeError:
         pass
     await asyncio.wait_for(held.wait(), 5)
-
-
-async def test_a_quiet_moment_lets_held_work_go_one_at_a_time() -> None:
-    """Between two Slack requests the loop may be idle for a turn: held work trickles out,
-    and what a new request finds still held stays held."""
-    runner = TaskRunner(answers_first_for=60)
-    ran: list[int] = []
-
-    async def work(n: int) -> None:
-        ran.append(n)
-
-    with runner.answering():
-        for n in range(5):
-            runner.spawn(work(n), name=f"work-{n}", after_answers=True)
-        await asyncio.sleep(0)
-    for _ in range(3):  # a few turns of quiet
-        await asyncio.sleep(0)
-    with runner.answering():  # the next request
-        assert 0 < len(ran) < 5
-        started = len(ran)
-        for _ in range(10):
-            await asyncio.sleep(0)
-        assert len(ran) <= started + 1 < 5  # only the one let go just before it
-    assert await runner.drain(5)
-    assert ran == [0, 1, 2, 3, 4]
-
-
-async def test_work_let_go_by_its_time_limit_is_forgotten() -> None:
-    runner = TaskRunner(answers_first_for=0.01)
-    with runner.answering():
-        for _ in range(3):
-            await started(runner, after_answers=True)
-        assert await runner.drain(5)
-        assert not runner._held
