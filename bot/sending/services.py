@@ -3,15 +3,14 @@ path and by the reply poller."""
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from bot.core.directory import DirectorySource, no_directory
 from bot.core.model import Policy
+from bot.sending.store_calls import store_calls
 from bot.sending.views import plan_of
 from bot.slack.render import request_text
 from bot.slack.reporter import SlackReporter
@@ -30,7 +29,7 @@ class Services:
         self.store = store
         # The store's own threads: as many as it can serve at once (one for SQLite), so
         # calls queue here instead of contending for its locks in many threads.
-        self._db_threads = ThreadPoolExecutor(store.workers, thread_name_prefix="store")
+        self._store_calls = store_calls(store)
         self._policy = policy_source
         self.reporter = reporter
         # Who hears each send's end as (result, reason), e.g. the metrics; lasts the process.
@@ -61,11 +60,12 @@ class Services:
         block the event loop. The caller's context goes along (``answer_within``). Typed
         after ``method``, so every store call is checked."""
         call = functools.partial(contextvars.copy_context().run, method, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._db_threads, call)
+        result: T = await self._store_calls.call(call)
+        return result
 
     def close(self) -> None:
         """Let the store's threads end once the calls queued on them are done."""
-        self._db_threads.shutdown(wait=False)
+        self._store_calls.close()
 
     def masked(self) -> bool:
         """Whether Slack messages show numbers masked (the policy's choice)."""

@@ -92,6 +92,12 @@ def answer_within(seconds: float | None) -> Iterator[None]:
         _ANSWER_BY.reset(token)
 
 
+def answer_by() -> float | None:
+    """The ``time.monotonic()`` by which this context's Slack answer needs the store, or
+    None: what a call queued for another thread carries along (``SqliteStore.run_batch``)."""
+    return _ANSWER_BY.get()
+
+
 def time_left() -> float | None:
     """Seconds left to answer the Slack request being served, or None outside one.
 
@@ -123,6 +129,11 @@ class StoreCore(ABC):
     def scrub(self, text: str) -> str:
         """``text`` fit for a log or a message: one line, no password."""
         return " ".join(text.split())
+
+    def _after_commit(self, step: Callable[[], None]) -> None:
+        """Run ``step`` once the transaction that just ended is durable: at once here, after
+        the batch's commit where calls share one (``SqliteStore.run_batch``)."""
+        step()
 
     # ---- backend hooks
 

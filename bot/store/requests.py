@@ -190,9 +190,14 @@ class RequestQueries(StoreCore):
             if inserted is not None:  # it may have landed, yet the caller hears it failed
                 self._abandon(inserted)
             raise
-        if ticket is not None and not ticket.hand_over(recorded) and inserted:
-            self._abandon(inserted)
+        if ticket is not None:
+            self._after_commit(lambda: self._settle(ticket, recorded, inserted))
         return recorded
+
+    def _settle(self, ticket: Ticket, recorded: Recorded, inserted: str | None) -> None:
+        """Hand a committed request over to its caller; expire it if the caller has gone."""
+        if not ticket.hand_over(recorded) and inserted:
+            self._abandon(inserted)
 
     def _record_in(
         self,

@@ -14,18 +14,38 @@ from typing import Any, ClassVar
 
 from bot.errors import StoreError
 from bot.store.base import Store
+from bot.store.batch import CallOutcome, QueuedCall
 from bot.store.core import time_left
 from bot.store.records import utcnow
 from bot.store.tx import Tx, utc
 
 # How long background work waits for another process's write lock.
 _BUSY_TIMEOUT_MS = 30_000
+# Calls run under one commit at most: a batch holds the write lock while it runs.
+MAX_BATCH = 50
+
+
+class _BatchLost(Exception):
+    """SQLite rolled back the whole batch's transaction (a full disk, an I/O error)."""
 
 
 def _unavailable(exc: sqlite3.Error) -> bool:
     """Errors of the file rather than of our SQL: locked, read-only, I/O, disk full, and
     "not a database" or "malformed" for a file that is no longer ours."""
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Another process holds the lock: a longer wait may get it."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+class _LockNotInTime(Exception):
+    """The write lock did not come before the soonest answer of a batch was due."""
+
+    def __init__(self, error: StoreError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _SqliteTx(Tx):
@@ -58,6 +78,10 @@ class SqliteStore(Store):
         self.path = path
         self.target = f"SQLite database {path}"
         self._lock = threading.RLock()
+        # The thread running a batch (``run_batch``), whose transactions become savepoints,
+        # and what the call being run leaves for after the commit.
+        self._batch_thread: int | None = None
+        self._pending_steps: list[Callable[[], None]] = []
         try:
             self._conn = sqlite3.connect(
                 path, timeout=30.0, isolation_level=None, check_same_thread=False
@@ -100,8 +124,116 @@ class SqliteStore(Store):
                     raise
                 time.sleep(0.05)
 
+    def run_batch(self, calls: Sequence[QueuedCall]) -> list[CallOutcome]:
+        """Run ``calls`` in one write transaction, each in a savepoint of its own, and
+        commit once: one sync of the file for them all. A call that fails rolls back only
+        its own savepoint. Each outcome is final: a call's value is handed back only once
+        the commit succeeded, and its after-commit steps (a request's hand-over to its
+        caller) run only then; a failed commit fails every call. The write lock is waited
+        for only as long as the soonest answer due allows; if that is not enough, the
+        background calls try again with their own long wait."""
+        due = [call.answer_by for call in calls if call.answer_by is not None]
+        try:
+            return self._batch(calls, min(due) if due else None)
+        except _LockNotInTime as exc:
+            outcomes = {id(call): CallOutcome(error=exc.error) for call in calls if call.answer_by}
+            background = [call for call in calls if call.answer_by is None]
+            later = iter(self.run_batch(background) if background else [])
+            return [outcomes.get(id(call)) or next(later) for call in calls]
+
+    def _batch(self, calls: Sequence[QueuedCall], answer_by: float | None) -> list[CallOutcome]:
+        left = None if answer_by is None else max(0.0, answer_by - time.monotonic())
+        if not self._lock.acquire(timeout=-1 if left is None else left):
+            raise _LockNotInTime(StoreError(f"{self.target} is busy: no answer in time"))
+        try:
+            try:
+                self._begin_batch(left)
+            except StoreError as exc:
+                return [CallOutcome(error=exc) for _ in calls]
+            outcomes: list[CallOutcome] = []
+            self._batch_thread = threading.get_ident()
+            try:
+                for call in calls:
+                    outcomes.append(self._run_in_batch(call))
+                self._batch_thread = None
+                self._conn.execute("COMMIT")
+            except (_BatchLost, sqlite3.Error) as exc:
+                self._batch_thread = None
+                self._rollback()
+                cause = exc.__cause__ if isinstance(exc, _BatchLost) else exc
+                lost = StoreError(f"{self.target}: nothing of this batch was kept: {cause}")
+                errors = [outcome.error for outcome in outcomes]
+                errors += [None] * (len(calls) - len(outcomes))
+                return [CallOutcome(error=error or lost) for error in errors]
+        finally:
+            self._batch_thread = None
+            self._lock.release()
+        for outcome in outcomes:
+            outcome.settle()
+        return outcomes
+
+    def _begin_batch(self, left: float | None) -> None:
+        """Take the write lock for a batch, waiting at most ``left`` seconds for another
+        process's (_LockNotInTime past that)."""
+        self._still_the_file()
+        if left is not None:
+            self._conn.execute(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            error = StoreError(f"{self.target} is unavailable: {exc}")
+            if left is not None and _busy(exc):
+                raise _LockNotInTime(error) from exc
+            raise error from exc
+        finally:
+            if left is not None:
+                self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+
+    def _run_in_batch(self, call: QueuedCall) -> CallOutcome:
+        self._pending_steps = []
+        try:
+            value = call.run()
+        except Exception as exc:  # the call's caller gets it
+            if not self._conn.in_transaction:
+                raise _BatchLost from exc
+            return CallOutcome(error=exc)
+        return CallOutcome(value=value, after_commit=self._pending_steps)
+
+    def _in_batch(self) -> bool:
+        return self._batch_thread == threading.get_ident()
+
+    def _after_commit(self, step: Callable[[], None]) -> None:
+        if self._in_batch():
+            self._pending_steps.append(step)
+        else:
+            step()
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[Tx]:
+        """A call's transaction inside a batch."""
+        try:
+            self._conn.execute("SAVEPOINT call")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.target} is unavailable: {exc}") from exc
+        try:
+            yield _SqliteTx(self._conn)
+            time_left()  # still wanted? If not, roll back instead of keeping it
+        except BaseException as exc:
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK TO call")
+                    self._conn.execute("RELEASE call")
+            if isinstance(exc, sqlite3.Error) and _unavailable(exc):
+                raise StoreError(f"{self.target}: {exc}") from exc
+            raise
+        self._conn.execute("RELEASE call")
+
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Tx]:
+        if self._in_batch():
+            with self._savepoint() as tx:
+                yield tx
+            return
         # While Slack waits, this process's lock and another process's write lock are waited
         # for only as long as the answer can wait.
         left = time_left()
