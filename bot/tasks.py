@@ -12,6 +12,11 @@ logger = logging.getLogger(__name__)
 
 # How long work that waits for Slack's answers to go first may be held back.
 ANSWERS_FIRST_FOR = 0.5
+# How long no Slack request must be in hand before held work starts: answers given together
+# (a batch of requests recorded at once) are followed within a few milliseconds by the
+# requests of a burst that go on, which should not find every held send started ahead of
+# them.
+ANSWERS_QUIET_FOR = 0.005
 
 
 class TaskRunner:
@@ -20,34 +25,43 @@ class TaskRunner:
 
     Slack gives up on an answer after 3 seconds; a send can start a moment later. So the
     runner counts the Slack requests being answered (``answering``), and a task spawned
-    ``after_answers`` starts once none is, or after ``ANSWERS_FIRST_FOR`` at most: in a
-    burst of ``/sms`` the acks are not queued behind the sends they started.
+    ``after_answers`` starts once none has been for ``ANSWERS_QUIET_FOR``, or after
+    ``ANSWERS_FIRST_FOR`` at most: in a burst of ``/sms`` the acks are not queued behind
+    the sends they started.
     """
 
-    def __init__(self, answers_first_for: float = ANSWERS_FIRST_FOR) -> None:
+    def __init__(
+        self, answers_first_for: float = ANSWERS_FIRST_FOR, quiet_for: float = ANSWERS_QUIET_FOR
+    ) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.answers_first_for = answers_first_for
+        self._quiet_for = quiet_for
         self._answering = 0
-        self._no_answer_due = asyncio.Event()
-        self._no_answer_due.set()
+        self._quiet = asyncio.Event()  # set once no answer has been due for ``quiet_for``
+        self._quiet.set()
+        self._quiet_timer: asyncio.TimerHandle | None = None
 
     @contextmanager
     def answering(self) -> Iterator[None]:
         """Around the handling of one Slack request, until its answer is given."""
         self._answering += 1
-        self._no_answer_due.clear()
+        self._quiet.clear()
+        if self._quiet_timer is not None:
+            self._quiet_timer.cancel()
+            self._quiet_timer = None
         try:
             yield
         finally:
             self._answering -= 1
             if not self._answering:
-                self._no_answer_due.set()
+                loop = asyncio.get_running_loop()
+                self._quiet_timer = loop.call_later(self._quiet_for, self._quiet.set)
 
     async def _after_answers(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        if self._answering:
+        if not self._quiet.is_set():
             with suppress(TimeoutError):
                 async with asyncio.timeout(self.answers_first_for):
-                    await self._no_answer_due.wait()
+                    await self._quiet.wait()
         return await coro
 
     def spawn(

@@ -40,11 +40,22 @@ async def test_work_after_answers_is_held_back_only_so_long() -> None:
         await asyncio.wait_for(held.wait(), 5)  # still answering: the limit let it start
 
 
-async def test_work_after_answers_starts_at_once_when_nothing_is_answered() -> None:
+async def test_work_after_answers_starts_at_once_when_nothing_was_answered() -> None:
     runner = TaskRunner(answers_first_for=60)
-    with runner.answering():
-        pass
     assert (await started(runner, after_answers=True)).is_set()
+
+
+async def test_work_after_answers_waits_out_a_short_gap_between_answers() -> None:
+    """Answers given together are followed at once by the next requests of a burst: a gap
+    shorter than ``quiet_for`` does not let the held work start ahead of them."""
+    runner = TaskRunner(answers_first_for=60, quiet_for=0.2)
+    with runner.answering():
+        held = await started(runner, after_answers=True)
+    await asyncio.sleep(0.05)  # the gap
+    with runner.answering():
+        await asyncio.sleep(0.3)  # longer than quiet_for, counted from the first answer
+        assert not held.is_set()
+    await asyncio.wait_for(held.wait(), 5)  # quiet_for after the last answer
 
 
 async def test_a_failed_answer_still_lets_the_work_start() -> None:

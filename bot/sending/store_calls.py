@@ -66,23 +66,25 @@ class BatchedCalls:
         self._store = store
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._start = threading.Lock()
+        self._closed = False
+        self._lock = threading.Lock()
 
     async def call(self, run: Callable[[], Any]) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._ensure_thread()
-        self._queue.put(_Waiting(QueuedCall(run, answer_by()), loop, future))
-        return await future
-
-    def close(self) -> None:
-        self._queue.put(None)
-
-    def _ensure_thread(self) -> None:
-        with self._start:
+        with self._lock:
+            if self._closed:  # as a shut-down executor says: nothing would ever answer
+                raise RuntimeError("the store's thread has been closed")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="store", daemon=True)
                 self._thread.start()
+            self._queue.put(_Waiting(QueuedCall(run, answer_by()), loop, future))
+        return await future
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._queue.put(None)
 
     def _work(self) -> None:
         done = False

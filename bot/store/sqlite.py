@@ -157,9 +157,11 @@ class SqliteStore(Store):
                     outcomes.append(self._run_in_batch(call))
                 self._batch_thread = None
                 self._conn.execute("COMMIT")
-            except (_BatchLost, sqlite3.Error) as exc:
+            except BaseException as exc:
                 self._batch_thread = None
                 self._rollback()
+                if not isinstance(exc, _BatchLost | sqlite3.Error):
+                    raise
                 cause = exc.__cause__ if isinstance(exc, _BatchLost) else exc
                 lost = StoreError(f"{self.target}: nothing of this batch was kept: {cause}")
                 errors = [outcome.error for outcome in outcomes]
@@ -211,6 +213,7 @@ class SqliteStore(Store):
     @contextmanager
     def _savepoint(self) -> Iterator[Tx]:
         """A call's transaction inside a batch."""
+        time_left()  # its answer may have come due while it queued
         try:
             self._conn.execute("SAVEPOINT call")
         except sqlite3.Error as exc:

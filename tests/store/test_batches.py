@@ -229,3 +229,21 @@ async def test_an_error_reaches_only_its_own_caller(db_path: Path) -> None:
     finally:
         calls.close()
         store.close()
+
+
+async def test_calls_queued_before_close_are_answered_and_later_ones_refused(
+    db_path: Path,
+) -> None:
+    store = CountingStore(str(db_path))
+    store.migrate()
+    calls = BatchedCalls(store)
+    try:
+        queued = [asyncio.ensure_future(calls.call(lambda i=i: i)) for i in range(3)]
+        await asyncio.sleep(0.05)
+        calls.close()
+        store.release_first.set()
+        assert await asyncio.gather(*queued) == [0, 1, 2]
+        with pytest.raises(RuntimeError, match="closed"):
+            await calls.call(lambda: "too late")
+    finally:
+        store.close()
