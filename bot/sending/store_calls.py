@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.store import Store
-from bot.store.batch import BatchingStore, CallOutcome, QueuedCall
-from bot.store.core import answer_by
+from bot.store.batch import BatchingStore, CallOutcome
 from bot.store.sqlite import MAX_BATCH
 
 
@@ -53,7 +52,7 @@ class PooledCalls:
 
 @dataclass(frozen=True)
 class _Waiting:
-    call: QueuedCall
+    run: Callable[[], Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
 
@@ -78,7 +77,7 @@ class BatchedCalls:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="store", daemon=True)
                 self._thread.start()
-            self._queue.put(_Waiting(QueuedCall(run, answer_by()), loop, future))
+            self._queue.put(_Waiting(run, loop, future))
         return await future
 
     def close(self) -> None:
@@ -106,7 +105,7 @@ class BatchedCalls:
 
     def _run(self, batch: list[_Waiting]) -> None:
         try:
-            outcomes = self._store.run_batch([waiting.call for waiting in batch])
+            outcomes = self._store.run_batch([waiting.run for waiting in batch])
         except BaseException as exc:  # a bug in the batch itself: every caller hears of it
             outcomes = [CallOutcome(error=exc) for _ in batch]
         by_loop: defaultdict[

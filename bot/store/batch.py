@@ -13,15 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 
-@dataclass(frozen=True)
-class QueuedCall:
-    """One store call waiting for the store's thread, and when its Slack answer is due
-    (``answer_by``, None for background work): the batch waits for locks only that long."""
-
-    run: Callable[[], Any]
-    answer_by: float | None = None
-
-
 @dataclass
 class CallOutcome:
     """What one call of a batch came to once the batch was committed (or not)."""
@@ -46,6 +37,6 @@ class CallOutcome:
 class BatchingStore(Protocol):
     """A store whose calls are best run in batches, on one thread."""
 
-    def run_batch(self, calls: Sequence[QueuedCall]) -> list[CallOutcome]:
+    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
         """Run ``calls`` in order; each outcome is final: committed, or an error."""
         ...

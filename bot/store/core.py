@@ -92,12 +92,6 @@ def answer_within(seconds: float | None) -> Iterator[None]:
         _ANSWER_BY.reset(token)
 
 
-def answer_by() -> float | None:
-    """The ``time.monotonic()`` by which this context's Slack answer needs the store, or
-    None: what a call queued for another thread carries along (``SqliteStore.run_batch``)."""
-    return _ANSWER_BY.get()
-
-
 def time_left() -> float | None:
     """Seconds left to answer the Slack request being served, or None outside one.
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from bot.errors import StoreError
 from bot.store.base import Store
-from bot.store.batch import CallOutcome, QueuedCall
+from bot.store.batch import CallOutcome
 from bot.store.core import time_left
 from bot.store.records import utcnow
 from bot.store.tx import Tx, utc
@@ -33,19 +33,6 @@ def _unavailable(exc: sqlite3.Error) -> bool:
     """Errors of the file rather than of our SQL: locked, read-only, I/O, disk full, and
     "not a database" or "malformed" for a file that is no longer ours."""
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
-
-
-def _busy(exc: sqlite3.Error) -> bool:
-    """Another process holds the lock: a longer wait may get it."""
-    return "locked" in str(exc) or "busy" in str(exc)
-
-
-class _LockNotInTime(Exception):
-    """The write lock did not come before the soonest answer of a batch was due."""
-
-    def __init__(self, error: StoreError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 class _SqliteTx(Tx):
@@ -124,39 +111,26 @@ class SqliteStore(Store):
                     raise
                 time.sleep(0.05)
 
-    def run_batch(self, calls: Sequence[QueuedCall]) -> list[CallOutcome]:
-        """Run ``calls`` in one write transaction, each in a savepoint of its own, and
+    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
+        """Run ``calls`` in order in one transaction, each in a savepoint of its own, and
         commit once: one sync of the file for them all. A call that fails rolls back only
-        its own savepoint. Each outcome is final: a call's value is handed back only once
-        the commit succeeded, and its after-commit steps (a request's hand-over to its
-        caller) run only then; a failed commit fails every call. The write lock is waited
-        for only as long as the soonest answer due allows; if that is not enough, the
-        background calls try again with their own long wait."""
-        due = [call.answer_by for call in calls if call.answer_by is not None]
-        try:
-            return self._batch(calls, min(due) if due else None)
-        except _LockNotInTime as exc:
-            outcomes = {id(call): CallOutcome(error=exc.error) for call in calls if call.answer_by}
-            background = [call for call in calls if call.answer_by is None]
-            later = iter(self.run_batch(background) if background else [])
-            return [outcomes.get(id(call)) or next(later) for call in calls]
+        its savepoint. Each outcome is final: a call's value is handed back only once the
+        commit succeeded, and its after-commit steps (a request's hand-over to its caller)
+        run only then; a failed commit fails every call.
 
-    def _batch(self, calls: Sequence[QueuedCall], answer_by: float | None) -> list[CallOutcome]:
-        left = None if answer_by is None else max(0.0, answer_by - time.monotonic())
-        if not self._lock.acquire(timeout=-1 if left is None else left):
-            raise _LockNotInTime(StoreError(f"{self.target} is busy: no answer in time"))
-        try:
-            try:
-                self._begin_batch(left)
-            except StoreError as exc:
-                return [CallOutcome(error=exc) for _ in calls]
-            outcomes: list[CallOutcome] = []
+        The write lock is taken by the first call that writes, waiting for another
+        process's only as long as that call's answer allows: reads before it wait for no
+        one, as outside a batch, and a call refused the lock in time leaves the next one
+        to try with its own wait."""
+        outcomes: list[CallOutcome] = []
+        with self._lock:
             self._batch_thread = threading.get_ident()
             try:
                 for call in calls:
                     outcomes.append(self._run_in_batch(call))
                 self._batch_thread = None
-                self._conn.execute("COMMIT")
+                if self._conn.in_transaction:
+                    self._conn.execute("COMMIT")
             except BaseException as exc:
                 self._batch_thread = None
                 self._rollback()
@@ -167,36 +141,19 @@ class SqliteStore(Store):
                 errors = [outcome.error for outcome in outcomes]
                 errors += [None] * (len(calls) - len(outcomes))
                 return [CallOutcome(error=error or lost) for error in errors]
-        finally:
-            self._batch_thread = None
-            self._lock.release()
+            finally:
+                self._batch_thread = None
         for outcome in outcomes:
             outcome.settle()
         return outcomes
 
-    def _begin_batch(self, left: float | None) -> None:
-        """Take the write lock for a batch, waiting at most ``left`` seconds for another
-        process's (_LockNotInTime past that)."""
-        self._still_the_file()
-        if left is not None:
-            self._conn.execute(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            error = StoreError(f"{self.target} is unavailable: {exc}")
-            if left is not None and _busy(exc):
-                raise _LockNotInTime(error) from exc
-            raise error from exc
-        finally:
-            if left is not None:
-                self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-
-    def _run_in_batch(self, call: QueuedCall) -> CallOutcome:
+    def _run_in_batch(self, call: Callable[[], Any]) -> CallOutcome:
         self._pending_steps = []
+        writing = self._conn.in_transaction
         try:
-            value = call.run()
+            value = call()
         except Exception as exc:  # the call's caller gets it
-            if not self._conn.in_transaction:
+            if writing and not self._conn.in_transaction:
                 raise _BatchLost from exc
             return CallOutcome(error=exc)
         return CallOutcome(value=value, after_commit=self._pending_steps)
@@ -212,9 +169,13 @@ class SqliteStore(Store):
 
     @contextmanager
     def _savepoint(self) -> Iterator[Tx]:
-        """A call's transaction inside a batch."""
-        time_left()  # its answer may have come due while it queued
+        """A call's transaction inside a batch; the first that writes takes the lock."""
+        left = time_left()  # its answer may have come due while it queued
         try:
+            if not self._conn.in_transaction:
+                self._still_the_file()
+                with self._waiting_at_most(left):
+                    self._conn.execute("BEGIN IMMEDIATE")
             self._conn.execute("SAVEPOINT call")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.target} is unavailable: {exc}") from exc
@@ -233,7 +194,7 @@ class SqliteStore(Store):
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Tx]:
-        if self._in_batch():
+        if self._in_batch() and (write or self._conn.in_transaction):
             with self._savepoint() as tx:
                 yield tx
             return
@@ -244,17 +205,24 @@ class SqliteStore(Store):
             raise StoreError(f"{self.target} is busy: no answer in time")
         try:
             self._still_the_file()
-            if left is not None:
-                self._conn.execute(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
-            try:
-                with self._begin(write) as tx:
-                    yield tx
-                    time_left()  # still wanted? If not, roll back instead of committing
-            finally:
-                if left is not None:
-                    self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            with self._waiting_at_most(left), self._begin(write) as tx:
+                yield tx
+                time_left()  # still wanted? If not, roll back instead of committing
         finally:
             self._lock.release()
+
+    @contextmanager
+    def _waiting_at_most(self, left: float | None) -> Iterator[None]:
+        """Another process's write lock is waited for ``left`` seconds at most (None: the
+        long wait of background work)."""
+        if left is None:
+            yield
+            return
+        self._conn.execute(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
+        try:
+            yield
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
     @contextmanager
     def _begin(self, write: bool) -> Iterator[Tx]:

@@ -16,7 +16,8 @@ import pytest
 from bot.errors import StoreError
 from bot.sending.store_calls import BatchedCalls
 from bot.store import NewRequest, Store, open_store
-from bot.store.batch import CallOutcome, QueuedCall
+from bot.store.batch import CallOutcome
+from bot.store.core import answer_within
 from bot.store.requests import Ticket
 from bot.store.sqlite import SqliteStore
 from tests.store.helpers import ALICE
@@ -55,8 +56,24 @@ def texts_committed(db_path: Path) -> list[str]:
         return [text for (text,) in conn.execute("SELECT text FROM requests ORDER BY text")]
 
 
+def text_of(store: Store, request_id: str) -> str:
+    request = store.get_request(request_id)
+    assert request is not None
+    return request.text
+
+
 def record(store: Store, text: str) -> Callable[[], str]:
     return lambda: store.create_request(new_request(text)).id
+
+
+def answering(call: Callable[[], str], within: float) -> Callable[[], str]:
+    """``call`` as a Slack request's store call: its answer is due ``within`` seconds."""
+
+    def run() -> str:
+        with answer_within(within):
+            return call()
+
+    return run
 
 
 def test_a_batch_is_committed_once_for_all_its_calls(store: SqliteStore, db_path: Path) -> None:
@@ -65,9 +82,7 @@ def test_a_batch_is_committed_once_for_all_its_calls(store: SqliteStore, db_path
     def look() -> None:
         seen_mid_batch.append(texts_committed(db_path))
 
-    outcomes = store.run_batch(
-        [QueuedCall(record(store, "a")), QueuedCall(record(store, "b")), QueuedCall(look)]
-    )
+    outcomes = store.run_batch([record(store, "a"), record(store, "b"), look])
 
     assert [o.error for o in outcomes] == [None, None, None]
     assert seen_mid_batch == [[]]  # a and b were not yet committed while the batch ran
@@ -84,9 +99,9 @@ def test_a_call_failing_in_its_transaction_takes_back_only_its_own_writes(
 
     outcomes = store.run_batch(
         [
-            QueuedCall(record(store, "a")),
-            QueuedCall(fail_after_writing),
-            QueuedCall(record(store, "c")),
+            record(store, "a"),
+            fail_after_writing,
+            record(store, "c"),
         ]
     )
 
@@ -109,8 +124,8 @@ def test_a_request_is_handed_over_only_once_committed(store: SqliteStore) -> Non
     handed_over_mid_batch: list[object] = []
     outcomes = store.run_batch(
         [
-            QueuedCall(record_with_ticket),
-            QueuedCall(lambda: handed_over_mid_batch.append(ticket.abandon())),
+            record_with_ticket,
+            lambda: handed_over_mid_batch.append(ticket.abandon()),
         ]
     )
 
@@ -122,9 +137,7 @@ def test_a_request_is_handed_over_only_once_committed(store: SqliteStore) -> Non
 
 def test_a_ticket_is_handed_over_after_the_commit(store: SqliteStore) -> None:
     ticket = Ticket()
-    outcomes = store.run_batch(
-        [QueuedCall(lambda: store.create_request(new_request("a"), ticket=ticket))]
-    )
+    outcomes = store.run_batch([lambda: store.create_request(new_request("a"), ticket=ticket)])
     assert outcomes[0].error is None
     handed = ticket.abandon()  # too late to abandon: it was handed over at the commit
     assert handed is not None and handed.request.id == outcomes[0].value.id
@@ -141,7 +154,7 @@ def test_a_failed_commit_fails_every_call(store: SqliteStore, db_path: Path) -> 
                 "'2025-01-01', '2025-01-01')"
             )
 
-    outcomes = store.run_batch([QueuedCall(record(store, "a")), QueuedCall(orphan_send)])
+    outcomes = store.run_batch([record(store, "a"), orphan_send])
 
     assert all(isinstance(o.error, StoreError) for o in outcomes)
     assert "nothing of this batch was kept" in str(outcomes[0].error)
@@ -162,8 +175,8 @@ def test_a_lock_held_elsewhere_fails_the_answer_due_and_not_the_background(
         began = time.monotonic()
         outcomes = store.run_batch(
             [
-                QueuedCall(record(store, "answer"), answer_by=time.monotonic() + 0.1),
-                QueuedCall(record(store, "background")),
+                answering(record(store, "answer"), within=0.1),
+                record(store, "background"),
             ]
         )
     finally:
@@ -184,7 +197,7 @@ class CountingStore(SqliteStore):
         self.batches: list[int] = []
         self.release_first = threading.Event()
 
-    def run_batch(self, calls: Sequence[QueuedCall]) -> list[CallOutcome]:
+    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
         if not self.batches:
             self.release_first.wait(5)
         self.batches.append(len(calls))
@@ -247,3 +260,17 @@ async def test_calls_queued_before_close_are_answered_and_later_ones_refused(
             await calls.call(lambda: "too late")
     finally:
         store.close()
+
+
+def test_a_read_waits_for_no_other_process(store: SqliteStore, db_path: Path) -> None:
+    """As outside a batch, a read before the batch's first write needs no write lock: it
+    is answered while another process holds that lock."""
+    request_id = store.create_request(new_request("a")).id
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        outcomes = store.run_batch([answering(lambda: text_of(store, request_id), within=0.5)])
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert outcomes[0].error is None and outcomes[0].value == "a"
