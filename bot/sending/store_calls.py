@@ -17,7 +17,9 @@ from typing import Any, Protocol
 
 from bot.store import Store
 from bot.store.batch import BatchingStore, CallOutcome
-from bot.store.sqlite import MAX_BATCH
+
+# Calls run under one commit at most: a batch holds SQLite's write lock while it runs.
+MAX_BATCH = 50
 
 
 class StoreCalls(Protocol):

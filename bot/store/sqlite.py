@@ -21,8 +21,6 @@ from bot.store.tx import Tx, utc
 
 # How long background work waits for another process's write lock.
 _BUSY_TIMEOUT_MS = 30_000
-# Calls run under one commit at most: a batch holds the write lock while it runs.
-MAX_BATCH = 50
 
 
 class _BatchLost(Exception):
@@ -152,6 +150,8 @@ class SqliteStore(Store):
         writing = self._conn.in_transaction
         try:
             value = call()
+        except _BatchLost:
+            raise
         except Exception as exc:  # the call's caller gets it
             if writing and not self._conn.in_transaction:
                 raise _BatchLost from exc
@@ -190,7 +190,11 @@ class SqliteStore(Store):
             if isinstance(exc, sqlite3.Error) and _unavailable(exc):
                 raise StoreError(f"{self.target}: {exc}") from exc
             raise
-        self._conn.execute("RELEASE call")
+        try:
+            self._conn.execute("RELEASE call")
+        except sqlite3.Error as exc:  # the call's writes cannot be told from the batch's
+            self._rollback()
+            raise _BatchLost from exc
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Tx]:
