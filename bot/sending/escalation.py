@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Literal
@@ -73,6 +74,21 @@ class Ladders:
         code = await self._services.db(self._store.reserve_code)
         max_segments = self._services.policy.defaults.max_segments
         return _with_text(new, trim_to_segments(new.text, max_segments, code_suffix(code)))
+
+    async def escalating(
+        self, request: StoredRequest, deliver: Callable[[], Awaitable[object]]
+    ) -> None:
+        """Start the ladder of a page that has one (a no-op for other requests, and for a
+        ladder started already), deliver it, then show the board with whom tier 1 reached.
+        A fresh page and one taken over from a process that died before its ladder started
+        both come this way, so no page that should escalate is sent without its ladder."""
+        opened = False
+        try:
+            opened = await self.begin(request)
+        finally:
+            await deliver()
+        if opened:
+            await self.refresh(request.id)
 
     async def begin(self, request: StoredRequest) -> bool:
         """Start the ladder of a recorded page that carries a reply code, and post its

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 # Hears each send's result as it lands (a message id, or the error).
 Progress = Callable[[str | BaseException], Awaitable[None]]
+# What a request's delivery is run through: (request, deliver) -> runs deliver (see
+# ``Ladders.escalating``, which starts an escalating page's ladder around it).
+Around = Callable[[StoredRequest, Callable[[], Awaitable[object]]], Awaitable[None]]
 
 
 class SendTaken(Exception):
@@ -109,10 +113,11 @@ class Delivery:
             run = Run(recorded.request, recorded.sends, recorded.opted_out, held)
             await self._deliver(run)
 
-    async def resume(self, request_id: str) -> bool:
+    async def resume(self, request_id: str, around: Around) -> bool:
         """Finish a request left "sending" by a process that died (nobody renews its lease):
         sends it claimed become "unknown"; sends it never claimed cannot have reached 2Chat,
-        so they are sent; its live reply is finished. True when this call took it over."""
+        so they are sent, through ``around`` (which starts a page's ladder if that process
+        died before it did); its live reply is finished. True when this call took it over."""
         services, store = self._services, self._services.store
         async with self.leases.hold(request_id) as held:
             request = await services.db(store.get_request, request_id) if held else None
@@ -122,7 +127,7 @@ class Delivery:
             for send in await services.db(store.sends, request_id):
                 if send.state == "sending":  # its process is gone: a late answer still wins
                     await services.db(store.mark_unknown, send.id, UNKNOWN_AFTER_CRASH)
-            await self._deliver(Run(request, held=held))
+            await around(request, functools.partial(self._deliver, Run(request, held=held)))
             return True
 
     async def _deliver(self, run: Run) -> None:

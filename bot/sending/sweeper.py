@@ -77,7 +77,7 @@ class Sweeper:
         for request in await services.db(
             services.store.requests_in_state, "sending", updated_before=cutoff
         ):
-            await self._delivery.resume(request.id)
+            await self._delivery.resume(request.id, around=self._ladders.escalating)
 
     async def _report_stale_sends(self, cutoff: datetime) -> None:
         """A send "sending" since before ``cutoff`` was cut off by a crash: 2Chat may or may

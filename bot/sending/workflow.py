@@ -4,6 +4,7 @@ one up. The work itself is done by the parts this assembles (see the package doc
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -122,18 +123,12 @@ class Workflow(Services):
         return None
 
     async def _start(self, recorded: Recorded, holder: str) -> None:
-        """Start an escalating page's ladder (a no-op for other requests), send it, then
-        show the ladder's board with whom tier 1 reached."""
-        opened = False
-        try:
-            opened = await self.ladders.begin(recorded.request)
-        finally:
-            if recorded.started:
-                await self.delivery.deliver_recorded(recorded, holder)
-            else:  # found by its dedupe key: whoever recorded it started it
-                await self.delivery.deliver(recorded.request.id)
-        if opened:
-            await self.ladders.refresh(recorded.request.id)
+        """Send a recorded request, an escalating page with its ladder."""
+        if recorded.started:
+            deliver = functools.partial(self.delivery.deliver_recorded, recorded, holder)
+        else:  # found by its dedupe key: whoever recorded it started it
+            deliver = functools.partial(self.delivery.deliver, recorded.request.id)
+        await self.ladders.escalating(recorded.request, deliver)
 
     async def _record(
         self, decision: Allow | NeedsApproval, origin: Origin, ticket: Ticket, holder: str

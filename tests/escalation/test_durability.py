@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
-from bot.store import open_store
+from bot.core.escalation import code_suffix
+from bot.core.segments import analyze
+from bot.store import NewRecipient, NewRequest, open_store
 from tests.conftest import StartApp
 from tests.escalation.ladder_app import (
     ALICE,
     BOB,
     CAROL,
+    INCIDENT,
     SWEEP,
     board,
     board_says,
@@ -46,6 +50,49 @@ def test_a_crash_mid_ladder_resumes_without_losing_or_repeating_a_tier(
     settle(3)  # the ladder ran out: nothing more is sent, and tier 1 never again
     assert [sends_to(twochat, n) for n in (ALICE, BOB, CAROL)] == [[tier_one[0]["text"]]] * 3
     second.terminate()
+
+
+def test_a_page_whose_process_died_before_its_ladder_started_still_escalates(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    """What a process leaves when it dies between recording a page and starting its
+    ladder: the page "sending" under a lease nobody renews, with its reply code, and no
+    ladder. The process that takes it over starts the ladder too, so it climbs."""
+    database = f"sqlite:///{tmp_path / 'ladder.db'}"
+    store = open_store(database)
+    try:
+        text = "DB primary is down" + code_suffix(store.reserve_code())
+        segments = analyze(text)
+        store.record_request(
+            NewRequest(
+                kind="page",
+                sender="U0DEV1",
+                channel_id=INCIDENT,
+                thread_ts="1810000000.999999",
+                from_name="main",
+                from_number="+17137157533",
+                recipients=(NewRecipient(ALICE, "alice"), NewRecipient(BOB, "bob")),
+                text=text,
+                segments=segments.segments,
+                encoding=segments.encoding,
+            ),
+            start=("a-process-that-died", timedelta(seconds=1)),
+        )
+    finally:
+        store.close()
+    app = start_app(
+        ladder_config(tmp_path, wait="1s"),
+        DATABASE_URL=database,
+        TWOCHAT_CONNECT_TIMEOUT="0.5",
+        TWOCHAT_READ_TIMEOUT="0.5",
+        **SWEEP,
+    )
+    board(slack, "1810000000.999999", timeout=15)  # taken over once its lease is 3 s old
+    board_says(slack, "1810000000.999999", "tier 1 of 2")
+    [tier_two] = twochat.wait_for_sends(3, timeout=10)[2:]
+    assert tier_two["to_number"] == CAROL and tier_two["text"] == text
+    assert [sends_to(twochat, n) for n in (ALICE, BOB)] == [[text]] * 2
+    app.terminate()
 
 
 def test_concurrent_acks_through_two_processes_have_one_winner_and_one_broadcast(
