@@ -4,7 +4,9 @@ One single-recipient send costs three store round trips (record, claim, finish);
 exactly those calls in a loop, with nothing else in the process, on SQLite (a file on disk,
 every commit synced, as the app runs it) and on the local PostgreSQL, and prints the CPU
 time per send. On SQLite it also runs them as the app's store thread does under load,
-20 sends' records in one batch under one commit, then their claims, then their finishes.
+20 sends' records in one batch under one commit, then their claims, then their finishes;
+and it prints that batched cost block by block over 30,000 sends, to show whether a send
+costs more as history grows.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from bot.store.sqlite import SqliteStore
 
 SENDS = 1000
 IN_FLIGHT = 20  # the app's throughput benchmark: 20 clients
+GROWTH_BLOCK, GROWTH_BLOCKS = 2500, 12
 LIMITS = RateLimits(10**6, 10**6)
 
 
@@ -99,6 +102,24 @@ def measure(name: str, url: str, batched: bool = False) -> None:
         store.close()
 
 
+def growth(url: str, blocks: int = GROWTH_BLOCKS) -> list[float]:
+    """CPU per send (ms) of each block of ``GROWTH_BLOCK`` batched sends on one database,
+    as its history grows: a cost that grows with the tables shows as a rising row, here
+    without the noise of the whole app and its load generator sharing two CPUs."""
+    store = open_store(url)
+    assert isinstance(store, SqliteStore)
+    per_block = []
+    try:
+        for block in range(blocks):
+            began = time.process_time()
+            for first in range(0, GROWTH_BLOCK, IN_FLIGHT):
+                batched_sends(store, block * GROWTH_BLOCK + first)
+            per_block.append((time.process_time() - began) * 1000 / GROWTH_BLOCK)
+    finally:
+        store.close()
+    return per_block
+
+
 def main() -> None:
     print(f"CPU per single-recipient send, store calls only ({SENDS} sends)\n")
     print("| backend | CPU per send |")
@@ -112,6 +133,12 @@ def main() -> None:
         )
     with postgres_schema() as url:
         measure("PostgreSQL on 127.0.0.1", url)
+    with tempfile.TemporaryDirectory() as work:
+        per_block = growth(f"sqlite:///{Path(work) / 'growth.db'}")
+    print(
+        f"\nSQLite, batched, as history grows to {GROWTH_BLOCK * GROWTH_BLOCKS:,} sends, CPU "
+        f"per send by {GROWTH_BLOCK:,}-send block: {', '.join(f'{ms:.2f}' for ms in per_block)} ms"
+    )
 
 
 if __name__ == "__main__":
