@@ -76,22 +76,24 @@ def batched_sends(store: SqliteStore, first: int) -> None:
     store.run_batch([partial(finish, store, recorded) for recorded in started])
 
 
+def timed_sends(store: Store, first: int, count: int, batched: bool) -> float:
+    """Milliseconds of this process's CPU per send for ``count`` sends from ``first``, one
+    call at a time or, ``batched``, as ``batched_sends`` runs them."""
+    began = time.process_time()
+    if batched:
+        assert isinstance(store, SqliteStore)
+        for start in range(first, first + count, IN_FLIGHT):
+            batched_sends(store, start)
+    else:
+        for index in range(first, first + count):
+            one_send(store, index)
+    return (time.process_time() - began) * 1000 / count
+
+
 def cpu_per_send(store: Store, batched: bool = False) -> float:
     """Milliseconds of this process's CPU per send, after a warm-up."""
-
-    def sends(count: int) -> None:
-        if batched:
-            assert isinstance(store, SqliteStore)
-            for first in range(0, count, IN_FLIGHT):
-                batched_sends(store, first)
-        else:
-            for index in range(count):
-                one_send(store, index)
-
-    sends(100)
-    began = time.process_time()
-    sends(SENDS)
-    return (time.process_time() - began) * 1000 / SENDS
+    timed_sends(store, 0, 100, batched)
+    return timed_sends(store, 100, SENDS, batched)
 
 
 def measure(name: str, url: str, batched: bool = False) -> None:
@@ -107,17 +109,13 @@ def growth(url: str, blocks: int = GROWTH_BLOCKS) -> list[float]:
     as its history grows: a cost that grows with the tables shows as a rising row, here
     without the noise of the whole app and its load generator sharing two CPUs."""
     store = open_store(url)
-    assert isinstance(store, SqliteStore)
-    per_block = []
     try:
-        for block in range(blocks):
-            began = time.process_time()
-            for first in range(0, GROWTH_BLOCK, IN_FLIGHT):
-                batched_sends(store, block * GROWTH_BLOCK + first)
-            per_block.append((time.process_time() - began) * 1000 / GROWTH_BLOCK)
+        return [
+            timed_sends(store, block * GROWTH_BLOCK, GROWTH_BLOCK, batched=True)
+            for block in range(blocks)
+        ]
     finally:
         store.close()
-    return per_block
 
 
 def main() -> None:

@@ -88,20 +88,16 @@ class BatchedCalls:
             self._queue.put(None)
 
     def _work(self) -> None:
-        done = False
-        while not done:
-            first = self._queue.get()
-            if first is None:
-                return
+        while (first := self._queue.get()) is not None:
             batch = [first]
             while len(batch) < MAX_BATCH:
                 try:
                     waiting = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if waiting is None:
-                    done = True
-                    break
+                if waiting is None:  # closed: what came before it is still answered
+                    self._run(batch)
+                    return
                 batch.append(waiting)
             self._run(batch)
 

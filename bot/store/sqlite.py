@@ -126,11 +126,9 @@ class SqliteStore(Store):
             try:
                 for call in calls:
                     outcomes.append(self._run_in_batch(call))
-                self._batch_thread = None
                 if self._conn.in_transaction:
                     self._conn.execute("COMMIT")
             except BaseException as exc:
-                self._batch_thread = None
                 self._rollback()
                 if not isinstance(exc, _BatchLost | sqlite3.Error):
                     raise

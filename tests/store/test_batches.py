@@ -15,26 +15,12 @@ import pytest
 
 from bot.errors import StoreError
 from bot.sending.store_calls import BatchedCalls
-from bot.store import NewRequest, Store, open_store
+from bot.store import Store, open_store
 from bot.store.batch import CallOutcome
 from bot.store.core import answer_within
 from bot.store.requests import Ticket
 from bot.store.sqlite import SqliteStore
-from tests.store.helpers import ALICE
-
-
-def new_request(text: str) -> NewRequest:
-    return NewRequest(
-        kind="sms",
-        sender="U1",
-        channel_id="C1",
-        from_name="main",
-        from_number="+17137157533",
-        recipients=(ALICE,),
-        text=text,
-        segments=1,
-        encoding="GSM-7",
-    )
+from tests.store.helpers import new_request
 
 
 @pytest.fixture
@@ -63,7 +49,7 @@ def text_of(store: Store, request_id: str) -> str:
 
 
 def record(store: Store, text: str) -> Callable[[], str]:
-    return lambda: store.create_request(new_request(text)).id
+    return lambda: store.create_request(new_request(text=text)).id
 
 
 def answering(call: Callable[[], str], within: float) -> Callable[[], str]:
@@ -119,7 +105,7 @@ def test_a_request_is_handed_over_only_once_committed(store: SqliteStore) -> Non
     recorded: list[str] = []
 
     def record_with_ticket() -> None:
-        recorded.append(store.create_request(new_request("a"), ticket=ticket).id)
+        recorded.append(store.create_request(new_request(text="a"), ticket=ticket).id)
 
     handed_over_mid_batch: list[object] = []
     outcomes = store.run_batch(
@@ -137,7 +123,7 @@ def test_a_request_is_handed_over_only_once_committed(store: SqliteStore) -> Non
 
 def test_a_ticket_is_handed_over_after_the_commit(store: SqliteStore) -> None:
     ticket = Ticket()
-    outcomes = store.run_batch([lambda: store.create_request(new_request("a"), ticket=ticket)])
+    outcomes = store.run_batch([lambda: store.create_request(new_request(text="a"), ticket=ticket)])
     assert outcomes[0].error is None
     handed = ticket.abandon()  # too late to abandon: it was handed over at the commit
     assert handed is not None and handed.request.id == outcomes[0].value.id
@@ -159,7 +145,7 @@ def test_a_failed_commit_fails_every_call(store: SqliteStore, db_path: Path) -> 
     assert all(isinstance(o.error, StoreError) for o in outcomes)
     assert "nothing of this batch was kept" in str(outcomes[0].error)
     assert texts_committed(db_path) == []
-    assert store.create_request(new_request("after")).text == "after"  # the store goes on
+    assert store.create_request(new_request(text="after")).text == "after"  # the store goes on
 
 
 def test_a_lock_held_elsewhere_fails_the_answer_due_and_not_the_background(
@@ -265,7 +251,7 @@ async def test_calls_queued_before_close_are_answered_and_later_ones_refused(
 def test_a_read_waits_for_no_other_process(store: SqliteStore, db_path: Path) -> None:
     """As outside a batch, a read before the batch's first write needs no write lock: it
     is answered while another process holds that lock."""
-    request_id = store.create_request(new_request("a")).id
+    request_id = store.create_request(new_request(text="a")).id
     other = sqlite3.connect(db_path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
