@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -138,6 +139,7 @@ class Service:
             name="sweeper",
         )
         poller = self.start_reply_poller()
+        exempt_startup_from_gc()
         self.serving = True
         parts.runner.spawn(self.log_readiness(), name="readiness")
         mode = "Socket Mode" if socket_handler else f"HTTP at {SLACK_EVENTS_PATH}"
@@ -185,6 +187,14 @@ async def reload_policy(parts: Components) -> None:
         return
     parts.policy.policy = policy
     logger.info("policy reloaded from %s", path)
+
+
+def exempt_startup_from_gc() -> None:
+    """Move everything built so far (the libraries, phone number metadata, the Slack app)
+    out of the garbage collector's sight. It lives as long as the process, yet every full
+    collection walked it all again: about a quarter of the event loop's CPU under load."""
+    gc.collect()
+    gc.freeze()
 
 
 async def serve(settings: Settings, policy: Policy) -> None:
