@@ -92,6 +92,11 @@ def answer_within(seconds: float | None) -> Iterator[None]:
         _ANSWER_BY.reset(token)
 
 
+def answering() -> bool:
+    """Whether a Slack request waits for this call's answer (``answer_within`` is in force)."""
+    return _ANSWER_BY.get() is not None
+
+
 def time_left() -> float | None:
     """Seconds left to answer the Slack request being served, or None outside one.
 

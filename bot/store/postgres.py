@@ -21,6 +21,10 @@ from bot.store.tx import Tx
 
 # A connection that finished a transaction this recently is lent without a check.
 _TRUSTED_FOR = 1.0
+# Store threads per process. One would leave the CPU idle while it waits on the network;
+# each one more takes turns at the GIL with the event loop, and with ten, those turns cost
+# more CPU than the queries did (see docs/architecture.md).
+WORKERS = 2
 
 
 class _PgTx(Tx):
@@ -55,6 +59,15 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return " ".join(text.split())
 
 
+def _begin(left: float | None) -> bytes:
+    """BEGIN, and with a caller's time limit, the statement timeout: one round trip (the
+    connections are in autocommit mode, so psycopg sends no BEGIN of its own)."""
+    if left is None:
+        return b"BEGIN"
+    timeout_ms = max(1, int(left * 1000))  # 0 would mean no limit
+    return b"BEGIN; SET LOCAL statement_timeout = %d" % timeout_ms
+
+
 class PostgresStore(Store):
     """A PostgreSQL database shared by any number of app processes. Cross-process exclusion
     uses transaction-scoped advisory locks, released by commit or rollback (or a crash)."""
@@ -69,11 +82,14 @@ class PostgresStore(Store):
         url: str,
         *,
         clock: Callable[[], datetime] = utcnow,
-        max_size: int = 10,
+        max_size: int = WORKERS + 1,
         timeout: float = 10.0,
     ) -> None:
         super().__init__(clock=clock)
-        self.workers = max_size
+        # A connection per store thread, and one for callers from outside them (the
+        # readiness probe).
+        self.connections = max_size
+        self.workers = min(WORKERS, max_size)
         # When each pooled connection last finished a transaction (see _check_if_idle).
         self._last_used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
             weakref.WeakKeyDictionary()
@@ -93,7 +109,8 @@ class PostgresStore(Store):
             max_size=max_size,
             open=False,
             timeout=timeout,
-            kwargs={"connect_timeout": max(2, int(timeout))},
+            # Transactions are begun by hand (see _begin); commit and rollback are psycopg's.
+            kwargs={"connect_timeout": max(2, int(timeout)), "autocommit": True},
             check=self._check_if_idle,
             name="sms-bridge-store",
         )
@@ -129,11 +146,7 @@ class PostgresStore(Store):
         try:
             with self._pool.connection(timeout=left) as conn:
                 with conn.cursor() as cursor:
-                    if left is not None:
-                        timeout_ms = str(max(1, int(left * 1000)))  # "0" would mean no limit
-                        cursor.execute(
-                            "SELECT set_config('statement_timeout', %s, true)", [timeout_ms]
-                        )
+                    cursor.execute(_begin(left))
                     yield _PgTx(cursor)
                 time_left()  # still wanted? If not, roll back instead of committing
                 try:

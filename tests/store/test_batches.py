@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot.errors import StoreError
-from bot.sending.store_calls import BatchedCalls
+from bot.sending.store_calls import store_calls
 from bot.store import Store, open_store
 from bot.store.batch import CallOutcome
 from bot.store.core import answer_within
@@ -193,7 +193,7 @@ class CountingStore(SqliteStore):
 async def test_calls_that_queue_up_run_as_one_batch(db_path: Path) -> None:
     store = CountingStore(str(db_path))
     store.migrate()
-    calls = BatchedCalls(store)
+    calls = store_calls(store)
     try:
         first = asyncio.ensure_future(calls.call(lambda: "first"))
         await asyncio.sleep(0.05)  # the thread has taken the first call and holds it
@@ -214,7 +214,7 @@ async def test_calls_that_queue_up_run_as_one_batch(db_path: Path) -> None:
 async def test_an_error_reaches_only_its_own_caller(db_path: Path) -> None:
     store = open_store(f"sqlite:///{db_path}")
     assert isinstance(store, SqliteStore)
-    calls = BatchedCalls(store)
+    calls = store_calls(store)
 
     def fail() -> None:
         raise LookupError("not there")
@@ -235,7 +235,7 @@ async def test_calls_queued_before_close_are_answered_and_later_ones_refused(
 ) -> None:
     store = CountingStore(str(db_path))
     store.migrate()
-    calls = BatchedCalls(store)
+    calls = store_calls(store)
     try:
         queued = [asyncio.ensure_future(calls.call(lambda i=i: i)) for i in range(3)]
         await asyncio.sleep(0.05)

@@ -31,7 +31,7 @@ def test_the_pool_is_opened_full(postgres_url: str) -> None:
     store = open_store(postgres_url)
     try:
         assert isinstance(store, PostgresStore)
-        assert store._pool.get_stats()["pool_size"] == store.workers == 10
+        assert store._pool.get_stats()["pool_size"] == store.connections == store.workers + 1
     finally:
         store.close()
 
@@ -114,8 +114,8 @@ def test_a_restart_that_dropped_every_idle_connection_costs_no_call(
     store = open_store(postgres_url)
     assert isinstance(store, PostgresStore)
     try:
-        pids = {server_pid(store) for _ in range(store.workers)}  # the pool lends in turn
-        assert len(pids) == store.workers
+        pids = {server_pid(store) for _ in range(store.connections)}  # the pool lends in turn
+        assert len(pids) == store.connections
         terminate(list(pids))
         time.sleep(0.1)  # longer than the trust: every loan is checked
         began = time.monotonic()
@@ -129,12 +129,12 @@ def test_a_restart_under_load_fails_only_the_call_in_flight(postgres_url: str) -
     store = open_store(postgres_url)
     assert isinstance(store, PostgresStore)
     try:
-        pids = {server_pid(store) for _ in range(store.workers)}  # all used just now
+        pids = {server_pid(store) for _ in range(store.connections)}  # all used just now
         terminate(list(pids))
         with pytest.raises(StoreError):
             store.schema_version()
         began = time.monotonic()
-        for _ in range(store.workers):
+        for _ in range(store.connections):
             assert store.schema_version() >= 1
         assert time.monotonic() - began < 2
     finally:
@@ -151,3 +151,16 @@ def test_a_statement_timeout_is_no_reason_to_check_the_pool(
         tx.run("SELECT pg_sleep(1)")
     assert checks == []
     assert store.schema_version() >= 1
+
+
+def test_a_slack_answer_s_time_limit_is_the_transaction_s_statement_timeout(
+    store: PostgresStore,
+) -> None:
+    """Set with BEGIN, in its round trip; background work keeps the server's default."""
+    with answer_within(0.3), store._transaction(write=False) as tx:
+        limited = tx.one("SELECT current_setting('statement_timeout')")
+    with store._transaction(write=False) as tx:
+        unlimited = tx.one("SELECT current_setting('statement_timeout')")
+    assert limited is not None and limited[0].endswith("ms")
+    assert 200 <= int(limited[0].removesuffix("ms")) <= 300
+    assert unlimited == ("0",)
