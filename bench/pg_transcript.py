@@ -14,7 +14,7 @@ import contextlib
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from bot.store import AllOptedOut, NewRequest, RateLimited, RateLimits, Recorded
 from bot.store.core import time_left
 from bot.store.leases import request_lease
 from bot.store.limits import _BUCKET, RATE_WINDOW, _checks, _deltas, _frees_up, bucket_of, rate_keys
-from bot.store.postgres import _TRUSTED_FOR
+from bot.store.postgres import _TRUSTED_FOR, _begin
 from bot.store.requests import Ticket, _as_recorded
 from bot.store.tx import placeholders, utc
 
@@ -66,7 +66,7 @@ class AsyncTranscript:
             max_size=size,
             open=False,
             timeout=10.0,
-            kwargs={"connect_timeout": 10},
+            kwargs={"connect_timeout": 10, "autocommit": True},
             check=self._check_if_idle,
             name="bench-async",
         )
@@ -77,16 +77,13 @@ class AsyncTranscript:
             await AsyncConnectionPool.check_connection(conn)
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_AsyncTx]:
-        """Mirrors ``PostgresStore._transaction``: budget, statement_timeout, commit."""
+    async def _transaction(self, locks: Collection[str] = ()) -> AsyncIterator[_AsyncTx]:
+        """Mirrors ``PostgresStore._transaction``: budget, BEGIN with the statement timeout
+        and the locks, commit."""
         left = time_left()
         async with self.pool.connection(timeout=left) as conn:
             async with conn.cursor() as cursor:
-                if left is not None:
-                    timeout_ms = str(max(1, int(left * 1000)))
-                    await cursor.execute(
-                        "SELECT set_config('statement_timeout', %s, true)", [timeout_ms]
-                    )
+                await cursor.execute(_begin(conn, left, locks))
                 yield _AsyncTx(cursor)
             time_left()
             await conn.commit()
@@ -106,7 +103,8 @@ class AsyncTranscript:
         approval): the claims, then the request, in one transaction."""
         now = utc(utcnow())
         try:
-            async with self._transaction() as tx:
+            locks = rate_keys(new.sender, tuple(new.recipients), limits)
+            async with self._transaction(locks) as tx:
                 for key, ttl in claims:
                     if not await tx.rows(
                         "INSERT INTO dedupe_keys (key, claimed_at, expires_at) VALUES (?, ?, ?) "
@@ -135,12 +133,6 @@ class AsyncTranscript:
         """Mirrors ``RequestQueries._record_in`` with ``check_limits``, ``_insert_records``,
         ``count_request`` and ``acquire_lease_in`` inlined; refusals are raised unworded."""
         recipients, numbers = tuple(new.recipients), [r.number for r in new.recipients]
-        await tx.rows(
-            "SELECT count(pg_advisory_xact_lock(h)) FROM ("
-            "SELECT DISTINCT hashtext(k)::bigint AS h FROM unnest(?::text[]) AS k ORDER BY h"
-            ") AS ordered",
-            (sorted(rate_keys(new.sender, recipients, limits)),),
-        )
         unique = sorted(set(numbers))
         opted_out = frozenset(
             n

@@ -137,17 +137,16 @@ class StoreCore(ABC):
     # ---- backend hooks
 
     @abstractmethod
-    def _transaction(self, *, write: bool) -> AbstractContextManager[Tx]:
+    def _transaction(
+        self, *, write: bool, locks: Collection[str] = ()
+    ) -> AbstractContextManager[Tx]:
         """One transaction, committed on success, rolled back on error. ``write`` lets SQLite
-        take its write lock up front."""
+        take its write lock up front. ``locks`` are held from the start to the end, so that
+        rate-limited inserts sharing a key are serialised across processes."""
 
     @abstractmethod
     def _lock_migrations(self, tx: Tx) -> None:
         """Serialise migrate() across processes for the rest of ``tx``."""
-
-    @abstractmethod
-    def _lock_rate_keys(self, tx: Tx, keys: Collection[str]) -> None:
-        """Serialise rate-limited inserts that share a key, for the rest of ``tx``."""
 
     @abstractmethod
     def close(self) -> None:

@@ -11,6 +11,8 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+from psycopg import sql
+from psycopg.abc import AdaptContext
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.errors import StoreError
@@ -59,13 +61,28 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return " ".join(text.split())
 
 
-def _begin(left: float | None) -> bytes:
-    """BEGIN, and with a caller's time limit, the statement timeout: one round trip (the
-    connections are in autocommit mode, so psycopg sends no BEGIN of its own)."""
-    if left is None:
-        return b"BEGIN"
-    timeout_ms = max(1, int(left * 1000))  # 0 would mean no limit
-    return b"BEGIN; SET LOCAL statement_timeout = %d" % timeout_ms
+def _begin(conn: AdaptContext, left: float | None, locks: Collection[str]) -> bytes:
+    """BEGIN, with a caller's time limit the statement timeout, and the transaction's
+    advisory locks: one round trip (the connections are in autocommit mode, so psycopg
+    sends no BEGIN of its own; the keys are quoted by psycopg)."""
+    statements = [b"BEGIN"]
+    if left is not None:
+        timeout_ms = max(1, int(left * 1000))  # 0 would mean no limit
+        statements.append(b"SET LOCAL statement_timeout = %d" % timeout_ms)
+    if locks:
+        # Taken in hash order, the same in every process, so two requests with overlapping
+        # recipients cannot deadlock; one statement for a page's thousands of keys (the
+        # aggregate takes them row by row in the subquery's order).
+        statements.append(
+            sql.SQL(
+                "SELECT count(pg_advisory_xact_lock(h)) FROM ("
+                "SELECT DISTINCT hashtext(k)::bigint AS h FROM unnest({}::text[]) AS k "
+                "ORDER BY h) AS ordered"
+            )
+            .format(sql.Literal(sorted(locks)))
+            .as_bytes(conn)
+        )
+    return b"; ".join(statements)
 
 
 class PostgresStore(Store):
@@ -138,7 +155,7 @@ class PostgresStore(Store):
                 raise
 
     @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Tx]:
+    def _transaction(self, *, write: bool, locks: Collection[str] = ()) -> Iterator[Tx]:
         # While Slack waits, the connection, every statement and any lock wait get only the
         # time left, and the server gives up on its side too: a transaction that outlives its
         # caller is cancelled rather than committed late.
@@ -146,7 +163,7 @@ class PostgresStore(Store):
         try:
             with self._pool.connection(timeout=left) as conn:
                 with conn.cursor() as cursor:
-                    cursor.execute(_begin(left))
+                    cursor.execute(_begin(conn, left, locks))
                     yield _PgTx(cursor)
                 time_left()  # still wanted? If not, roll back instead of committing
                 try:
@@ -184,20 +201,6 @@ class PostgresStore(Store):
         tx.run(
             "SELECT pg_advisory_xact_lock(hashtext('sms-bridge:migrate:' "
             "|| COALESCE(current_schema(), '')))"
-        )
-
-    def _lock_rate_keys(self, tx: Tx, keys: Collection[str]) -> None:
-        # Locks are taken in hash order, the same in every process, so two requests with
-        # overlapping recipients cannot deadlock.
-        if not keys:
-            return
-        # One statement for a page's thousands of keys: the aggregate takes the locks row by
-        # row in the subquery's order.
-        tx.rows(
-            "SELECT count(pg_advisory_xact_lock(h)) FROM ("
-            "SELECT DISTINCT hashtext(k)::bigint AS h FROM unnest(?::text[]) AS k ORDER BY h"
-            ") AS ordered",
-            (sorted(keys),),
         )
 
     def close(self) -> None:

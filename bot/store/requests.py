@@ -177,7 +177,8 @@ class RequestQueries(StoreCore):
         now = self._now()
         inserted: str | None = None
         try:
-            with self._transaction(write=True) as tx:
+            locks = rate_keys(new.sender, recipients, limits) if limits is not None else ()
+            with self._transaction(write=True, locks=locks) as tx:
                 if not all(claim_key_in(tx, key, ttl, now) for key, ttl in claims):
                     raise _Duplicate
                 recorded = self._record_in(tx, new, now, limits, start, opt_outs)
@@ -210,8 +211,6 @@ class RequestQueries(StoreCore):
     ) -> Recorded:
         """``record_request``'s work inside its transaction."""
         recipients = tuple(new.recipients)
-        if limits is not None:
-            self._lock_rate_keys(tx, rate_keys(new.sender, recipients, limits))
         numbers = [r.number for r in recipients]
         opted_out = opted_out_among(tx, numbers) if opt_outs else frozenset()
         found = []

@@ -195,7 +195,8 @@ class SqliteStore(Store):
             raise _BatchLost from exc
 
     @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Tx]:
+    def _transaction(self, *, write: bool, locks: Collection[str] = ()) -> Iterator[Tx]:
+        # ``locks`` need nothing more: one writer at a time holds the file's write lock.
         if self._in_batch() and (write or self._conn.in_transaction):
             with self._savepoint() as tx:
                 yield tx
@@ -254,9 +255,6 @@ class SqliteStore(Store):
                 self._conn.execute("ROLLBACK")
 
     def _lock_migrations(self, tx: Tx) -> None:
-        """BEGIN IMMEDIATE already excludes other writers."""
-
-    def _lock_rate_keys(self, tx: Tx, keys: Collection[str]) -> None:
         """BEGIN IMMEDIATE already excludes other writers."""
 
     def close(self) -> None:
