@@ -127,7 +127,14 @@ class PostgresStore(Store):
             open=False,
             timeout=timeout,
             # Transactions are begun by hand (see _begin); commit and rollback are psycopg's.
-            kwargs={"connect_timeout": max(2, int(timeout)), "autocommit": True},
+            # Every statement is prepared on its first use: a burst after a start would
+            # otherwise have the server parse and plan the first five of each, per
+            # connection (psycopg's default), and its acks wait for that.
+            kwargs={
+                "connect_timeout": max(2, int(timeout)),
+                "autocommit": True,
+                "prepare_threshold": 0,
+            },
             check=self._check_if_idle,
             name="sms-bridge-store",
         )
@@ -163,7 +170,8 @@ class PostgresStore(Store):
         try:
             with self._pool.connection(timeout=left) as conn:
                 with conn.cursor() as cursor:
-                    cursor.execute(_begin(conn, left, locks))
+                    # Several statements in one, which the server cannot prepare.
+                    cursor.execute(_begin(conn, left, locks), prepare=False)
                     yield _PgTx(cursor)
                 time_left()  # still wanted? If not, roll back instead of committing
                 try:
