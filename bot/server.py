@@ -192,7 +192,7 @@ async def reload_policy(parts: Components) -> None:
 def exempt_startup_from_gc() -> None:
     """Move everything built so far (the libraries, phone number metadata, the Slack app)
     out of the garbage collector's sight. It lives as long as the process, yet every full
-    collection walked it all again: about a quarter of the event loop's CPU under load."""
+    collection walked it all again: up to a quarter of the event loop's CPU under load."""
     gc.collect()
     gc.freeze()
 

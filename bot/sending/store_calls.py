@@ -152,6 +152,7 @@ class StoreCalls:
                     outcomes = [CallOutcome(error=exc) for _ in taken]
                 done.extend(zip(taken, outcomes, strict=True))
                 urgent = urgent or any(waiting.urgent for waiting in taken)
+            # self._urgent is read without the lock: a stale answer moves a post by a call.
             if not taken or len(done) >= MAX_BATCH or (urgent and not self._urgent):
                 self._post(done)
                 done, urgent = [], False

@@ -151,26 +151,3 @@ def test_a_statement_timeout_is_no_reason_to_check_the_pool(
         tx.run("SELECT pg_sleep(1)")
     assert checks == []
     assert store.schema_version() >= 1
-
-
-def test_a_slack_answer_s_time_limit_is_the_transaction_s_statement_timeout(
-    store: PostgresStore,
-) -> None:
-    """Set with BEGIN, in its round trip; background work keeps the server's default."""
-    with answer_within(0.3), store._transaction(write=False) as tx:
-        limited = tx.one("SELECT current_setting('statement_timeout')")
-    with store._transaction(write=False) as tx:
-        unlimited = tx.one("SELECT current_setting('statement_timeout')")
-    assert limited is not None and limited[0].endswith("ms")
-    assert 200 <= int(limited[0].removesuffix("ms")) <= 300
-    assert unlimited == ("0",)
-
-
-def test_transactions_with_the_same_time_limit_run_again_and_again(
-    store: PostgresStore,
-) -> None:
-    """Statements are prepared on first use, but BEGIN with its statement timeout is
-    several statements in one, which the server refuses to prepare."""
-    for _ in range(6):
-        with answer_within(30.0), store._transaction(write=False) as tx:  # 29999 ms each
-            assert tx.one("SELECT 1") == (1,)
