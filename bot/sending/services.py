@@ -27,8 +27,8 @@ class Services:
         self, store: Store, policy_source: Callable[[], Policy], reporter: SlackReporter
     ) -> None:
         self.store = store
-        # The store's own threads: as many as it can serve at once (one for SQLite), so
-        # calls queue here instead of contending for its locks in many threads.
+        # The store's own threads (one for SQLite, two for Postgres): calls queue for them
+        # instead of contending for the store's locks and the GIL in many threads.
         self._store_calls = store_calls(store)
         self._policy = policy_source
         self.reporter = reporter

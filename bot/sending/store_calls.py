@@ -35,7 +35,7 @@ RunCalls = Callable[[Sequence[Callable[[], Any]]], list[CallOutcome]]
 def store_calls(store: Store) -> StoreCalls:
     """The way to the store that suits its backend."""
     if isinstance(store, BatchingStore):
-        return StoreCalls(store.run_batch, threads=1, batch=MAX_BATCH)
+        return StoreCalls(store.run_batch, threads=store.workers, batch=MAX_BATCH)
     return StoreCalls(each_alone, threads=store.workers, batch=1)
 
 
