@@ -25,6 +25,7 @@ class Metrics:
     """Every metric the bridge exposes; README's "Metrics" table lists them."""
 
     def __init__(self) -> None:
+        """Long because it declares every metric, with its help text, in one place."""
         self.registry = CollectorRegistry()
         self.sms = Counter(
             "sms_bridge_sms",
@@ -48,6 +49,13 @@ class Metrics:
         self.twochat_rate_limited = Counter(
             "sms_bridge_twochat_rate_limited",
             "2Chat answers with HTTP 429",
+            registry=self.registry,
+        )
+        self.twochat_failures = Counter(
+            "sms_bridge_twochat_connection_failures",
+            "2Chat calls that got no answer, by kind and reason (connect, connect_timeout, "
+            "read_timeout, disconnected, busy)",
+            ["kind", "reason"],
             registry=self.registry,
         )
         self.slack_errors = Counter(
@@ -92,6 +100,10 @@ class Metrics:
         self.twochat_latency.labels(kind).observe(seconds)
         if status == 429:
             self.twochat_rate_limited.inc()
+
+    def observe_twochat_failure(self, path: str, reason: str) -> None:
+        kind = "send" if path == SEND_PATH else "read"
+        self.twochat_failures.labels(kind, reason).inc()
 
     def observe_sms(self, result: str, reason: str) -> None:
         self.sms.labels(result, reason).inc()

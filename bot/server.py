@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 SLACK_EVENTS_PATH = "/slack/events"
 # How long a scrape may wait for the database.
 METRICS_DB_SECONDS = 2.0
+# How often readiness is re-checked for the log (its checks are cached about as long).
+READINESS_WATCH_SECONDS = 2.0
 
 
 class Service:
@@ -81,13 +83,10 @@ class Service:
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     async def slack_events(self, request: web.Request) -> web.Response:
+        if not self.serving:  # Slack retries elsewhere, or later, what a 503 refused
+            return web.json_response({"ok": False, "error": "shutting down"}, status=503)
         with self.parts.runner.answering():
             return await dispatch(self.parts.app, request, self.replays)
-
-    async def log_readiness(self) -> None:
-        """Say at startup what stops this process from working (a revoked token, say)."""
-        for name, problem in (await self.parts.readiness.problems()).items():
-            logger.error("not ready (%s): %s", name, problem)
 
     async def learn_rate_limit(self) -> None:
         """Pace 2Chat calls under the account's own per-minute limit (GET /open/info)."""
@@ -113,15 +112,12 @@ class Service:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set, then stop taking requests and let sends finish."""
+        """Serve until ``stop`` is set, then stop taking requests and let sends finish.
+
+        The probes answer from the start and to the end of the shutdown grace (``/healthz``
+        then says 503), so an orchestrator sees why the process is not ready yet, or why
+        it is going away, instead of a refused connection."""
         parts = self.parts
-        socket_handler = None
-        if self.settings.slack_app_token is not None:
-            socket_handler = await socket_mode.connect(
-                parts.app, self.settings.slack_app_token, parts.runner
-            )
-            parts.readiness.socket_connected = socket_handler.client.is_connected
-            logger.info("connected to Slack by Socket Mode")
         runner = web.AppRunner(self.web_app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "0.0.0.0", self.settings.port)
@@ -132,6 +128,12 @@ class Service:
             raise SettingsError(
                 [f"PORT {self.settings.port} cannot be used: {exc.strerror}"]
             ) from None
+        link = connecting = None
+        if self.settings.slack_app_token is not None:
+            link, connecting = socket_mode.start(
+                parts.app, self.settings.slack_app_token, parts.runner
+            )
+            parts.readiness.socket_problem = link.problem
         if parts.policy.current().limits.requests_per_minute is None:
             parts.runner.spawn(self.learn_rate_limit(), name="rate-limit")
         sweeper = asyncio.get_running_loop().create_task(
@@ -141,21 +143,19 @@ class Service:
         poller = self.start_reply_poller()
         exempt_startup_from_gc()
         self.serving = True
-        parts.runner.spawn(self.log_readiness(), name="readiness")
-        mode = "Socket Mode" if socket_handler else f"HTTP at {SLACK_EVENTS_PATH}"
-        logger.info("sms-bridge ready on port %d (%s)", self.settings.port, mode)
+        watcher = asyncio.get_running_loop().create_task(self.watch_readiness(), name="readiness")
         try:
-            await stop.wait()
+            await wait_for_stop(stop, connecting)
         finally:
             stop.set()  # also when leaving by an error: the sweeper must end too
             self.serving = False
+            watcher.cancel()
             if poller is not None:
                 poller.cancel()
                 await parts.replies.release()
             logger.info("shutting down: no new requests, finishing in-flight sends")
-            if socket_handler is not None:
-                await socket_mode.close(socket_handler)
-            await site.stop()
+            if link is not None and connecting is not None:
+                await socket_mode.close(link, connecting)
             await parts.runner.drain(self.settings.shutdown_grace_seconds)
             try:  # stop is set: the sweeper ends after its current sweep
                 await asyncio.wait_for(sweeper, self.settings.shutdown_grace_seconds)
@@ -163,6 +163,47 @@ class Service:
                 logger.warning("sweeper still busy at shutdown; abandoning it")
             await runner.cleanup()
             logger.info("stopped")
+
+    async def watch_readiness(self, interval: float = READINESS_WATCH_SECONDS) -> None:
+        """Log what stops this process from working each time it changes, and "ready"
+        once readiness first passes (then "ready again" after each recovery)."""
+        reported: dict[str, str] | None = None
+        was_ready = False
+        while True:
+            problems = await self.parts.readiness.problems()
+            if problems != reported:
+                for name, problem in problems.items():
+                    if (reported or {}).get(name) != problem:
+                        logger.error("not ready (%s): %s", name, problem)
+                if not problems:
+                    if was_ready:
+                        logger.info("ready again")
+                    else:
+                        port, mode = self.settings.port, self.mode
+                        logger.info("sms-bridge ready on port %d (%s)", port, mode)
+                    was_ready = True
+                reported = problems
+            await asyncio.sleep(interval)
+
+    @property
+    def mode(self) -> str:
+        return "Socket Mode" if self.settings.socket_mode else f"HTTP at {SLACK_EVENTS_PATH}"
+
+
+async def wait_for_stop(stop: asyncio.Event, connecting: asyncio.Task[None] | None) -> None:
+    """Until ``stop`` is set; raises what ends ``connecting`` in failure (a rejected
+    SLACK_APP_TOKEN) so that the process stops with that one line."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        if connecting is not None:
+            await asyncio.wait({stopping, connecting}, return_when=asyncio.FIRST_COMPLETED)
+            if connecting.done() and not connecting.cancelled():
+                failure = connecting.exception()
+                if failure is not None:
+                    raise failure
+        await stopping
+    finally:
+        stopping.cancel()
 
 
 async def close(parts: Components) -> None:
