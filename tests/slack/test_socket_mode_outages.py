@@ -109,9 +109,7 @@ def test_connections_open_500_backs_off_then_connects(
 ) -> None:
     failing_slack.failures_left = 2
     with SocketModeStandIn(failing_slack) as link:
-        app = start_app(
-            policy_file(tmp_path), SLACK_API_URL=failing_slack.api_url, **socket_env()
-        )
+        app = start_app(policy_file(tmp_path), SLACK_API_URL=failing_slack.api_url, **socket_env())
         readiness_problem(app, "apps.connections.open answered HTTP 500 (internal_error)")
         link.wait_connected(timeout=15)
         deadline = time.monotonic() + 10
