@@ -2,8 +2,9 @@
 
 Every failure becomes a ``TwoChatError`` whose message is safe to show in Slack and whose
 ``temporary`` flag says whether retrying is safe and may help. A send that may have reached
-2Chat (read timeout, lost connection, 5xx, a 2xx without a readable message id) is never
-marked temporary, since retrying it could text someone twice: it is ``outcome_unknown``.
+2Chat (read timeout, lost connection, a 5xx other than the 503 and 504 that 2Chat documents
+as "retry", a 2xx without a readable message id) is never marked temporary, since retrying
+it could text someone twice: it is ``outcome_unknown``. docs/2chat.md lists every status.
 The API key never appears in an error message, a repr or a log line.
 """
 
