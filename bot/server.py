@@ -6,6 +6,8 @@ import asyncio
 import gc
 import logging
 import signal
+import time
+import uuid
 
 from aiohttp import web
 
@@ -13,10 +15,12 @@ from bot.app import Components, build
 from bot.config import load_policy
 from bot.core.model import Policy
 from bot.errors import BridgeError, ConfigError, SettingsError, StoreError
+from bot.logs import log_context
 from bot.metrics import CONTENT_TYPE
 from bot.settings import Settings
 from bot.slack import socket_mode
 from bot.slack.http import dispatch
+from bot.slack.observe import describe_http
 from bot.slack.replays import ReplayGuard
 from bot.store.core import answer_within
 
@@ -40,14 +44,26 @@ class Service:
         self.replays = ReplayGuard(secret) if secret else None
 
     def web_app(self) -> web.Application:
-        """The probes always; /slack/events only in HTTP mode (Socket Mode needs none)."""
+        """/healthz always; /slack/events only in HTTP mode (Socket Mode needs none); the
+        operator's endpoints too unless METRICS_PORT gives them a port of their own."""
         web_app = web.Application(client_max_size=256 * 1024)
         web_app.router.add_get("/healthz", self.healthz)
-        web_app.router.add_get("/readyz", self.readyz)
-        web_app.router.add_get("/metrics", self.metrics)
         if not self.settings.socket_mode:
             web_app.router.add_post(SLACK_EVENTS_PATH, self.slack_events)
+        if self.settings.metrics_port is None:
+            self.add_operator_routes(web_app)
         return web_app
+
+    def operator_app(self) -> web.Application:
+        """What METRICS_PORT serves: the probes and the metrics, none of them authenticated."""
+        web_app = web.Application()
+        web_app.router.add_get("/healthz", self.healthz)
+        self.add_operator_routes(web_app)
+        return web_app
+
+    def add_operator_routes(self, web_app: web.Application) -> None:
+        web_app.router.add_get("/readyz", self.readyz)
+        web_app.router.add_get("/metrics", self.metrics)
 
     async def healthz(self, _: web.Request) -> web.Response:
         if not self.serving:
@@ -69,6 +85,7 @@ class Service:
         """Prometheus exposition; state kept in the database is read now, within 2 s."""
         parts, metrics = self.parts, self.parts.metrics
         metrics.pacer_waiting.set(parts.workflow.pacer.sends_waiting)
+        metrics.observe_readiness(await parts.readiness.problems() if self.serving else {})
         try:
             with answer_within(METRICS_DB_SECONDS):
                 pending = await parts.workflow.db(parts.store.count_in_state, "pending_approval")
@@ -83,10 +100,17 @@ class Service:
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     async def slack_events(self, request: web.Request) -> web.Response:
+        """Hand a request to Bolt, timed from its arrival to its answer, with its Slack
+        context on every log record it (and the work it starts) writes."""
+        started = time.monotonic()
         if not self.serving:  # Slack retries elsewhere, or later, what a 503 refused
             return web.json_response({"ok": False, "error": "shutting down"}, status=503)
-        with self.parts.runner.answering():
-            return await dispatch(self.parts.app, request, self.replays)
+        fields = describe_http(await request.text())
+        with log_context(request_id=uuid.uuid4().hex[:12], **fields):
+            with self.parts.runner.answering():
+                response = await dispatch(self.parts.app, request, self.replays)
+            self.parts.metrics.observe_slack_request(fields["kind"], time.monotonic() - started)
+        return response
 
     async def learn_rate_limit(self) -> None:
         """Pace 2Chat calls under the account's own per-minute limit (GET /open/info)."""
@@ -118,20 +142,19 @@ class Service:
         then says 503), so an orchestrator sees why the process is not ready yet, or why
         it is going away, instead of a refused connection."""
         parts = self.parts
-        runner = web.AppRunner(self.web_app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "0.0.0.0", self.settings.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise SettingsError(
-                [f"PORT {self.settings.port} cannot be used: {exc.strerror}"]
-            ) from None
+        runners = [await serve_on(self.web_app(), self.settings.port, "PORT")]
+        if self.settings.metrics_port is not None:
+            try:
+                runners.append(
+                    await serve_on(self.operator_app(), self.settings.metrics_port, "METRICS_PORT")
+                )
+            except SettingsError:
+                await runners[0].cleanup()
+                raise
         link = connecting = None
         if self.settings.slack_app_token is not None:
             link, connecting = socket_mode.start(
-                parts.app, self.settings.slack_app_token, parts.runner
+                parts.app, self.settings.slack_app_token, parts.runner, parts.metrics
             )
             parts.readiness.socket_problem = link.problem
         if parts.policy.current().limits.requests_per_minute is None:
@@ -161,7 +184,8 @@ class Service:
                 await asyncio.wait_for(sweeper, self.settings.shutdown_grace_seconds)
             except TimeoutError:
                 logger.warning("sweeper still busy at shutdown; abandoning it")
-            await runner.cleanup()
+            for runner in runners:
+                await runner.cleanup()
             logger.info("stopped")
 
     async def watch_readiness(self, interval: float = READINESS_WATCH_SECONDS) -> None:
@@ -188,6 +212,19 @@ class Service:
     @property
     def mode(self) -> str:
         return "Socket Mode" if self.settings.socket_mode else f"HTTP at {SLACK_EVENTS_PATH}"
+
+
+async def serve_on(web_app: web.Application, port: int, setting: str) -> web.AppRunner:
+    """Serve ``web_app`` on every address at ``port``; a port in use stops the start-up
+    with one line naming ``setting``."""
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "0.0.0.0", port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise SettingsError([f"{setting} {port} cannot be used: {exc.strerror}"]) from None
+    return runner
 
 
 async def wait_for_stop(stop: asyncio.Event, connecting: asyncio.Task[None] | None) -> None:

@@ -24,6 +24,9 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.errors import SettingsError
+from bot.logs import log_context
+from bot.metrics import Metrics
+from bot.slack.observe import describe_envelope
 from bot.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)
@@ -177,17 +180,24 @@ class SocketModeLink(AsyncSocketModeHandler):
 
     client: BackoffSocketModeClient
 
-    def __init__(self, app: AsyncApp, app_token: str, runner: TaskRunner) -> None:
+    def __init__(self, app: AsyncApp, app_token: str, runner: TaskRunner, metrics: Metrics) -> None:
         # Not Bolt's __init__: it would build (and leave running) a client of its own.
         self.app = app
         self.app_token = app_token
         self.client = BackoffSocketModeClient(app, app_token)
         self.client.socket_mode_request_listeners.append(self.handle)  # type: ignore[arg-type]
         self._runner = runner
+        self._metrics = metrics
 
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
-        with self._runner.answering():
-            await super().handle(client, req)
+        """Bolt's handling, timed until the ack is sent, with the envelope's Slack context
+        on every log record it (and the work it starts) writes."""
+        started = time.monotonic()
+        fields = describe_envelope(req.type, req.payload)
+        with log_context(request_id=req.envelope_id, **fields):
+            with self._runner.answering():
+                await super().handle(client, req)
+            self._metrics.observe_slack_request(fields["kind"], time.monotonic() - started)
 
     async def problem(self) -> str | None:
         """What ``/readyz`` reports: None while connected."""
@@ -197,11 +207,11 @@ class SocketModeLink(AsyncSocketModeHandler):
 
 
 def start(
-    app: AsyncApp, app_token: str, runner: TaskRunner
+    app: AsyncApp, app_token: str, runner: TaskRunner, metrics: Metrics
 ) -> tuple[SocketModeLink, asyncio.Task[None]]:
     """Start connecting in the background; the task fails with ``SettingsError`` if Slack
     rejects the token before the first connection, and ends once connected."""
-    link = SocketModeLink(app, app_token, runner)
+    link = SocketModeLink(app, app_token, runner, metrics)
     task = asyncio.get_running_loop().create_task(link.client.connect(), name="socket-mode")
     return link, task
 

@@ -147,14 +147,14 @@ UNREACHABLE_REASONS = frozenset(FAILURE_REASONS[:2])
 
 def failure_reason(exc: BaseException) -> str:
     """One of ``FAILURE_REASONS`` for a transport failure."""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return "connect_timeout"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connect"
-    if isinstance(exc, _NoConnectionSlot):
-        return "busy"
-    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
-        return "read_timeout"
+    for kind, reason in (
+        (aiohttp.ConnectionTimeoutError, "connect_timeout"),
+        (aiohttp.ClientConnectorError, "connect"),
+        (_NoConnectionSlot, "busy"),
+        (TimeoutError, "read_timeout"),  # aiohttp's ServerTimeoutError is one too
+    ):
+        if isinstance(exc, kind):
+            return reason
     return "disconnected"
 
 
@@ -339,10 +339,12 @@ class TwoChatClient:
         status = response.status
         if self._on_status is not None:
             self._on_status(path, status, elapsed / 1000)
-        level = logging.INFO if sending or status >= 300 else logging.DEBUG
-        logger.log(
-            level, "2Chat %s %s%s: HTTP %d in %.0f ms", method, shown, log_context, status, elapsed
-        )
+        # A send's outcome is logged once, at INFO, by whoever made it; reads have no
+        # such line, so their failures are logged here.
+        level = logging.INFO if status >= 300 and not sending else logging.DEBUG
+        fields = {"twochat_status": status, "latency_ms": round(elapsed)}
+        message = "2Chat %s %s%s: HTTP %d in %.0f ms"
+        logger.log(level, message, method, shown, log_context, status, elapsed, extra=fields)
         try:
             body: Any = json_loads(raw)
         except ValueError:
