@@ -166,7 +166,10 @@ class Service:
         poller = self.start_reply_poller()
         exempt_startup_from_gc()
         self.serving = True
-        watcher = asyncio.get_running_loop().create_task(self.watch_readiness(), name="readiness")
+        first_attempt = link.client.first_attempt if link is not None else None
+        watcher = asyncio.get_running_loop().create_task(
+            self.watch_readiness(first_attempt), name="readiness"
+        )
         try:
             await wait_for_stop(stop, connecting)
         finally:
@@ -188,9 +191,14 @@ class Service:
                 await runner.cleanup()
             logger.info("stopped")
 
-    async def watch_readiness(self, interval: float = READINESS_WATCH_SECONDS) -> None:
+    async def watch_readiness(
+        self, after: asyncio.Event | None, interval: float = READINESS_WATCH_SECONDS
+    ) -> None:
         """Log what stops this process from working each time it changes, and "ready"
-        once readiness first passes (then "ready again" after each recovery)."""
+        once readiness first passes (then "ready again" after each recovery). Starts
+        once ``after`` is set (the first Socket Mode attempt has ended)."""
+        if after is not None:
+            await after.wait()
         reported: dict[str, str] | None = None
         was_ready = False
         while True:

@@ -95,6 +95,9 @@ class BackoffSocketModeClient(SocketModeClient):
         )
         self.problem: str | None = "not connected to Slack yet"
         self.ever_connected = False
+        # Set once the first attempt has ended either way: until then "not connected yet"
+        # is no news for an operator.
+        self.first_attempt = asyncio.Event()
 
     async def connect(self) -> None:
         """Attempt after attempt until connected or closed. ``SettingsError`` when Slack
@@ -115,7 +118,7 @@ class BackoffSocketModeClient(SocketModeClient):
                     if not self.ever_connected:
                         raise SettingsError([self.problem]) from None
                 else:
-                    self.problem = f"cannot connect by Socket Mode: {describe_failure(exc)}"
+                    self.problem = f"Socket Mode is down: {describe_failure(exc)}"
                 wait = backoff(attempt)
                 logger.warning(
                     "Socket Mode attempt %d failed: %s; next attempt in %.1fs",
@@ -124,9 +127,11 @@ class BackoffSocketModeClient(SocketModeClient):
                     wait,
                 )
                 self.wss_uri = None  # a URL is good for one connection: ask for a new one
+                self.first_attempt.set()
                 await asyncio.sleep(wait)
             else:
                 self.problem = None
+                self.first_attempt.set()
                 verb = "reconnected" if self.ever_connected else "connected"
                 self.ever_connected = True
                 logger.info("%s to Slack by Socket Mode (attempt %d)", verb, attempt)
