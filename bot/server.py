@@ -40,6 +40,7 @@ class Service:
         self.parts = parts
         self.settings = parts.settings
         self.serving = False
+        self.stopping = False  # from SIGTERM on: Slack's requests are refused
         secret = parts.settings.slack_signing_secret
         self.replays = ReplayGuard(secret) if secret else None
 
@@ -103,7 +104,7 @@ class Service:
         """Hand a request to Bolt, timed from its arrival to its answer, with its Slack
         context on every log record it (and the work it starts) writes."""
         started = time.monotonic()
-        if not self.serving:  # Slack retries elsewhere, or later, what a 503 refused
+        if self.stopping:  # Slack retries elsewhere, or later, what a 503 refused
             return web.json_response({"ok": False, "error": "shutting down"}, status=503)
         fields = describe_http(await request.text())
         with log_context(request_id=uuid.uuid4().hex[:12], **fields):
@@ -174,7 +175,7 @@ class Service:
             await wait_for_stop(stop, connecting)
         finally:
             stop.set()  # also when leaving by an error: the sweeper must end too
-            self.serving = False
+            self.serving, self.stopping = False, True
             watcher.cancel()
             if poller is not None:
                 poller.cancel()
