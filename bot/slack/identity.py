@@ -21,6 +21,13 @@ SLACK_TOKEN_ERRORS = frozenset(
 )
 
 
+def slack_error(exc: SlackApiError) -> str:
+    """Slack's error code; "unknown" when the answer was no JSON (a proxy's error page)."""
+    data = exc.response.data
+    error = data.get("error") if isinstance(data, dict) else None
+    return str(error or "unknown")
+
+
 def unreachable(exc: BaseException, timeout: float) -> str:
     """Why a Slack call got no answer, in the operator's terms (not "TimeoutError")."""
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -45,7 +52,7 @@ class SlackIdentity:
         try:
             response = await asyncio.wait_for(self.client.auth_test(), self.timeout)
         except SlackApiError as exc:
-            error = str(exc.response.get("error", "unknown"))
+            error = slack_error(exc)
             if error in SLACK_TOKEN_ERRORS:
                 return f"Slack rejected the bot token ({error}): check SLACK_BOT_TOKEN"
             return f"Slack auth.test failed (HTTP {exc.response.status_code}, {error})"

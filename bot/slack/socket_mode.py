@@ -26,6 +26,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from bot.errors import SettingsError
 from bot.logs import log_context
 from bot.metrics import Metrics
+from bot.slack.identity import slack_error
 from bot.slack.observe import describe_envelope
 from bot.tasks import TaskRunner
 
@@ -70,9 +71,8 @@ def backoff(attempt: int) -> float:
 def describe_failure(exc: BaseException) -> str:
     """A failed attempt in a few words: which step failed and the cause, never a token."""
     if isinstance(exc, SlackApiError):
-        error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
         status = exc.response.status_code
-        return f"apps.connections.open answered HTTP {status} ({error or 'no error'})"
+        return f"apps.connections.open answered HTTP {status} ({slack_error(exc)})"
     if isinstance(exc, aiohttp.WSServerHandshakeError):
         return f"the WebSocket was refused (HTTP {exc.status})"
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -112,7 +112,7 @@ class BackoffSocketModeClient(SocketModeClient):
             except Exception as exc:
                 if self.closed:
                     return
-                error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
+                error = slack_error(exc) if isinstance(exc, SlackApiError) else None
                 if error in TOKEN_ERRORS:
                     self.problem = token_problem(str(error))
                     if not self.ever_connected:
