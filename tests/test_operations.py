@@ -11,8 +11,11 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
+from bot.errors import SettingsError
+from bot.settings import load_settings
 from tests.appproc import ROOT, free_port, hermetic_env
 from tests.conftest import StartApp
 from tests.fakes.slack_server import SlackStandIn
@@ -141,3 +144,19 @@ def test_a_refusal_to_start_is_json_too(tmp_path: Path) -> None:
     [record] = json_lines(done.stderr)
     assert record["level"] == "ERROR"
     assert "SLACK_BOT_TOKEN must start with 'xoxb-'" in str(record["message"])
+
+
+def test_metrics_port_is_checked_with_the_other_settings() -> None:
+    good = {
+        "SLACK_BOT_TOKEN": "xoxb-1-secret-bot",
+        "SLACK_SIGNING_SECRET": "signing-secret-value",
+        "TWOCHAT_API_KEY": "UAK-secret-key",
+    }
+    assert load_settings(good).metrics_port is None
+    assert load_settings({**good, "METRICS_PORT": "9090"}).metrics_port == 9090
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**good, "PORT": "9090", "METRICS_PORT": "9090"})
+    assert caught.value.problems == ["METRICS_PORT must differ from PORT"]
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**good, "METRICS_PORT": "metrics"})
+    assert caught.value.problems == ["METRICS_PORT must be a whole number"]
