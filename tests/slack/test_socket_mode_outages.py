@@ -16,6 +16,7 @@ from tests.conftest import StartApp, policy_file
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.socket_mode import SocketModeStandIn
 from tests.slack.test_socket_mode import socket_env
+from tests.test_metrics import sample, scrape
 
 ATTEMPT_LINE = "Socket Mode attempt"
 
@@ -121,4 +122,9 @@ def test_connections_open_500_backs_off_then_connects(
         assert "next attempt in" in attempts[0] and "Traceback" not in app.log()
         assert "connected to Slack by Socket Mode (attempt 3)" in app.log()
         assert app.wait_for_log("sms-bridge ready on port").count("ready on port") == 1
+        # Requests by Socket Mode are counted and timed like those by HTTP.
+        link.wait_for_ack(link.command("help", "U0DEV1", "C0GENERAL", failing_slack.response_url()))
+        text = scrape(app)
+        assert sample(text, "sms_bridge_slack_requests_total", kind="command") == 1
+        assert sample(text, "sms_bridge_slack_ack_seconds_bucket", kind="command", le="3.0") == 1
         assert app.terminate() == 0
