@@ -39,11 +39,14 @@ class CachedCheck:
     ttl: float
     problem: str | None = None
     checked_at: float = field(default=-1e18)
+    # Callers at the same moment (the log's watch, a probe, a scrape) share one check.
+    _checking: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def current(self, now: float) -> str | None:
-        if now - self.checked_at >= self.ttl:
-            self.problem = await self.check()
-            self.checked_at = now
+        async with self._checking:
+            if now - self.checked_at >= self.ttl:
+                self.problem = await self.check()
+                self.checked_at = now
         return self.problem
 
 

@@ -167,6 +167,8 @@ class Service:
         poller = self.start_reply_poller()
         exempt_startup_from_gc()
         self.serving = True
+        # Readiness asks Slack who the bot is: at once, not at the first request's need.
+        parts.runner.spawn(parts.readiness.problems(), name="first-readiness")
         first_attempt = link.client.first_attempt if link is not None else None
         watcher = asyncio.get_running_loop().create_task(
             self.watch_readiness(first_attempt), name="readiness"
