@@ -22,6 +22,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import SettingsError
 from bot.logs import log_context
@@ -87,11 +88,17 @@ class BackoffSocketModeClient(SocketModeClient):
     failed attempt, and the state readiness reports."""
 
     def __init__(self, app: AsyncApp, app_token: str) -> None:
+        # The app's client would retry a refused connection itself, with lines of its own:
+        # here each attempt is one request, and this loop does the retrying.
+        client = app.client
+        once = AsyncWebClient(
+            base_url=client.base_url,
+            timeout=client.timeout,
+            session=client.session,
+            retry_handlers=[],
+        )
         super().__init__(
-            app_token=app_token,
-            logger=app.logger,
-            web_client=app.client,
-            ping_interval=PING_INTERVAL,
+            app_token=app_token, logger=app.logger, web_client=once, ping_interval=PING_INTERVAL
         )
         self.problem: str | None = "not connected to Slack yet"
         self.ever_connected = False

@@ -68,6 +68,7 @@ def assert_quiet_and_quick_to_stop(app: AppProcess) -> None:
     assert app.http.get("/healthz").status_code == 200
     log = app.log()
     assert "Traceback" not in log, log[-3000:]
+    assert "retry handler" not in log  # no retries of its own inside an attempt
     loud = [
         line
         for line in log.splitlines()
