@@ -60,6 +60,7 @@ def interpolated(value: str) -> str:
     return re.sub(r"\$\{\w+[^}]*\}", "secret1", value)
 
 
+@pytest.mark.app
 def test_the_image_runs_a_declared_console_script() -> None:
     (cmd,) = arguments("CMD")
     command = json.loads(cmd)  # exec form, so the app itself gets SIGTERM as PID 1
