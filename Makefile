@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint check-config clean
+.PHONY: run demo test test-fast lint check-config clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,12 +15,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m bot run
 
+# The bridge at work with no Slack or 2Chat account: a guided tour, then a prompt.
+demo: $(STAMP)
+	$(BIN)/python -m demo
+
 # Postgres first: without it the suite cannot pass, so say how to start it within seconds
 # (and create the `test` database when the server has none) before the slow steps.
 test: $(STAMP)
 	$(BIN)/python -m tests.postgres_server
-	$(BIN)/ruff check bot tests bench
-	$(BIN)/ruff format --check bot tests bench
+	$(BIN)/ruff check bot tests bench demo
+	$(BIN)/ruff format --check bot tests bench demo
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
