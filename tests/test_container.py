@@ -76,18 +76,45 @@ def test_the_image_runs_a_declared_console_script() -> None:
     )
 
 
-def test_the_image_installs_the_package_and_runs_as_a_created_non_root_user() -> None:
-    assert arguments("FROM") == ["python:3.11-slim"]
-    assert any(re.search(r"\bpip install \.(\s|$)", run) for run in arguments("RUN"))
+# An exact release, or a digest: never a tag that moves (python:3.11-slim gets every patch
+# release; Postgres numbers its releases major.minor).
+RELEASE = {"python": r"\d+\.\d+\.\d+", "postgres": r"\d+\.\d+"}
+
+
+def pinned(image: str) -> bool:
+    name, _, tag = image.partition(":")
+    if re.search(r"@sha256:[0-9a-f]{64}$", image):
+        return True
+    return bool(re.match(RELEASE[name] + r"(-[\w.-]+)?$", tag))
+
+
+def test_the_image_installs_the_locked_dependencies_then_the_package() -> None:
+    runs = arguments("RUN")
+    locked = [i for i, run in enumerate(runs) if "--require-hashes -r requirements.txt" in run]
+    package = [i for i, run in enumerate(runs) if re.search(r"\bpip install --no-deps \.", run)]
+    assert locked and package and locked[0] < package[0]
+    assert not any(re.search(r"\bpip install \.", run) for run in runs), "would re-resolve"
+
+
+def test_the_image_runs_as_a_created_numeric_non_root_user() -> None:
     users = arguments("USER")
     assert users, "the image would run as root"
-    user = users[-1]
-    assert user not in ("root", "0") and not user.startswith(("root:", "0:"))
-    assert any(
-        re.search(rf"useradd [^&]* {re.escape(user)}(\s|$)", run) for run in arguments("RUN")
-    )
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit() and int(uid) != 0, "runAsNonRoot can only verify a numeric user"
+    assert not gid or (gid.isdigit() and int(gid) != 0)
+    assert any(re.search(rf"useradd [^&]*--uid {uid}\b", run) for run in arguments("RUN"))
     names = [name for name, _ in instructions()]
     assert names.index("USER") < names.index("CMD")
+
+
+def test_base_images_are_pinned_to_a_release() -> None:
+    services = compose()["services"].values()
+    images = [*arguments("FROM"), *(service["image"] for service in services if "image" in service)]
+    assert [image.partition(":")[0] for image in images] == ["python", "postgres"]
+    for image in images:
+        assert pinned(image), f"{image} moves: pin a release or a digest"
+    for moving in ("python:3.11-slim", "postgres:16", "python:latest"):
+        assert not pinned(moving)
 
 
 def test_the_healthcheck_asks_healthz_on_the_apps_default_port() -> None:
@@ -172,7 +199,7 @@ def test_compose_points_the_app_at_its_postgres_and_waits_for_it() -> None:
     assert app["env_file"] == ".env"
     url = urlsplit(interpolated(app["environment"]["DATABASE_URL"]))
     db = services[url.hostname]
-    assert db["image"] == "postgres:16"
+    assert db["image"].startswith("postgres:16.")
     assert url.username == db["environment"]["POSTGRES_USER"]
     assert url.path == "/" + db["environment"]["POSTGRES_DB"]
     assert url.password == interpolated(db["environment"]["POSTGRES_PASSWORD"])
