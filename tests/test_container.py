@@ -219,3 +219,15 @@ def test_compose_serves_the_apps_port_and_waits_out_its_shutdown_grace() -> None
     assert port == DEFAULTS.port  # what the image's HEALTHCHECK asks when PORT is unset
     grace = re.fullmatch(r"(\d+)s", app["stop_grace_period"])
     assert grace and int(grace.group(1)) > DEFAULTS.shutdown_grace_seconds
+
+
+def test_the_compose_pitfalls_are_documented_with_the_names_compose_uses() -> None:
+    """Placeholders left in .env make compose restart the app in a loop, and a password
+    changed after the first `up` needs ALTER USER: the container docs say both, with the
+    user and database compose really creates."""
+    docs = " ".join((ROOT / "docs" / "operations.md").read_text().split())
+    db = compose()["services"]["postgres"]["environment"]
+    user, name = db["POSTGRES_USER"], db["POSTGRES_DB"]
+    assert f'psql -U {user} -d {name} -c "ALTER USER {user} PASSWORD' in docs
+    assert "unless-stopped` starts it again, in a loop" in docs
+    assert compose()["services"]["app"]["restart"] == "unless-stopped"
