@@ -31,7 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     with running_workspace() as workspace:
         print(f"(the app is up after {time.monotonic() - started:.1f} s)", flush=True)
         if not args.shell:
-            run_tour(workspace)
+            try:
+                run_tour(workspace)
+            except AssertionError as exc:  # a step's outcome never reached Slack
+                log = workspace.app.log().splitlines()[-20:]
+                print(f"\nThe tour stopped: {exc}\nThe app's last log lines:", *log, sep="\n")
+                return 1
             print(f"\nThe tour took {time.monotonic() - started:.1f} s.", flush=True)
         if args.shell or (not args.no_shell and sys.stdin.isatty()):
             print("\nNow try it yourself (the same workspace; quit or Ctrl-D to stop):")

@@ -164,8 +164,8 @@ class Workspace:
             reply = Shown("private", channel, str(answer.get("text") or ""), answer.get("blocks"))
             self.slack.record(lambda: self.slack.shown.append(reply))
 
-    def mention(self, text: str, user: str, channel: str = INCIDENT) -> str:
-        """``@sms-bridge <text>`` posted in ``channel``; returns the message's ts."""
+    def mention(self, text: str, user: str, channel: str = INCIDENT) -> None:
+        """``@sms-bridge <text>`` posted in ``channel``."""
         ts = f"1810000000.{next(self._ids):06d}"
         event = {
             "type": "app_mention",
@@ -176,7 +176,6 @@ class Workspace:
             "event_ts": ts,
         }
         self.app.event(event, f"EvDemo{next(self._ids):06d}").raise_for_status()
-        return ts
 
     def click(self, user: str, action_id: str, value: str, channel: str) -> None:
         """A button pressed by ``user`` on a message in ``channel``."""

@@ -3,9 +3,10 @@
 ``app``: the test starts the app (``python -m bot``, or the app served in this process).
 ``postgres``: the test uses the Postgres server at ``SMS_BRIDGE_TEST_POSTGRES``.
 ``make test-fast`` runs the tests with neither, as the inner loop. Tests get the markers
-from the fixtures they use; a test that starts the app or connects to Postgres some other
-way must say so itself. Every run, fast or full, fails such a test when it does not, so the
-fast selection cannot quietly grow slow or start needing a server.
+from the fixtures they use; a test that runs ``python -m bot`` (or ``sms-bridge``) or
+connects to the test server some other way must say so itself. Every run, fast or full,
+fails such a test when it does not, so the fast selection cannot quietly grow slow or start
+needing a server.
 """
 
 from __future__ import annotations
