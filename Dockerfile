@@ -1,6 +1,7 @@
 # sms-bridge as a container: `docker compose up` (with Postgres) or `docker build -t sms-bridge .`
-# An exact release, so a rebuild gets the same Python and Debian (bump it on purpose).
-FROM python:3.11.14-slim-bookworm
+# An exact release and its digest (the multi-architecture index), so a rebuild gets the same
+# Python and Debian on any platform; bump both on purpose.
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
