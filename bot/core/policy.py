@@ -104,10 +104,24 @@ def resolve(policy: Policy, target: str, directory: Directory = EMPTY_DIRECTORY)
         return Resolved((_mentioned_user(policy, user.group(1), directory),))
     if target in policy.contacts or target in policy.contact_slack:
         return Resolved((_contact(policy, target, directory),))
+    if target.startswith(("@", "#")):
+        raise UnknownRecipient(_plain_mention(target))
     if not any(char.isdigit() for char in target):
         raise UnknownRecipient(f"'{target}' is not a contact, a group or a phone number")
     number = parse_number(target, policy.defaults.region)
     return Resolved((Recipient(number, policy.contact_name(number)),))
+
+
+def _plain_mention(target: str) -> str:
+    """Why "@name" or "#channel" is no recipient: Slack sent a name as plain text (its
+    command was not set to escape mentions, or the name was typed without picking the
+    person), and a name alone could be anyone's; a channel has no phone."""
+    if target.startswith("#"):
+        return f"`{target}` is a channel; the bridge texts people, not channels"
+    return (
+        f"`{target}` arrived as plain text, not as a Slack mention, so the bridge cannot "
+        "tell who it is: pick the person from Slack's @ menu, or use a contact name"
+    )
 
 
 def resolve_target(

@@ -11,12 +11,12 @@ live thread reply are the workflow's. Parsing and text extraction are pure funct
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
-from bot.core.alerts import alert_key, auto_page_text
+from bot.core.alerts import alert_key, auto_page_text, message_text
 from bot.core.model import Policy
 from bot.core.page_command import parse_page
 from bot.core.policy import Refuse, auto_page_sender, decide, decide_auto_page
@@ -53,7 +53,8 @@ async def page_from_mention(
     """``@bot page …``: check it like ``/sms``, page into the mention's thread, and answer
     every refusal privately."""
     policy, channel = bridge.policy, mention.channel_id
-    command = parse_page(policy, mention.text, bot_user_id)
+    names = await bridge.names_in(mention.text)
+    command = parse_page(policy, mention.text, bot_user_id, names)
     if command is None:
         await bridge.reporter.whisper(channel, user, usage_text(policy, channel, bot_user_id))
         return
@@ -86,9 +87,12 @@ async def page_from_mention(
         await bridge.reporter.whisper(channel, user, refusal)
 
 
-async def auto_page(bridge: Bridge, alert: MessageEvent, text: str) -> None:
-    """Page a channel's group for an alert: once per identical alert within the rule's
-    dedupe window and once per event, both held in the store (so across processes)."""
+async def auto_page(
+    bridge: Bridge, alert: MessageEvent, text: str, message: Mapping[str, Any]
+) -> None:
+    """Page a channel's group for an alert (``text``, read from ``message``): once per
+    identical alert within the rule's dedupe window and once per event, both held in the
+    store (so across processes). The SMS names mentioned people as Slack shows them."""
     channel, policy = alert.channel_id, bridge.policy
     rule = policy.channels.get(channel)
     if rule is None or rule.auto_page is None:
@@ -98,7 +102,9 @@ async def auto_page(bridge: Bridge, alert: MessageEvent, text: str) -> None:
     if not await workflow.db(workflow.store.claim_key, key, rule.auto_page.dedupe_window):
         logger.info("auto-page in %s: same alert already paged within the window", channel)
         return
-    decision = decide_auto_page(policy, channel, gsm7_cleanup(text))
+    names = await bridge.names_in(message)
+    sms = message_text(message, names) if names else text
+    decision = decide_auto_page(policy, channel, gsm7_cleanup(sms))
     if isinstance(decision, Refuse):
         refusal: str | None = refusal_text(decision.reason)
     else:
@@ -136,4 +142,4 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
         text = auto_page_text(bridge.policy, event, context.bot_user_id, context.bot_id)
         if text is not None:
             alert = MessageEvent.parse(body)
-            bridge.runner.spawn(auto_page(bridge, alert, text), name=f"auto-page-{alert.ts}")
+            bridge.runner.spawn(auto_page(bridge, alert, text, event), name=f"auto-page-{alert.ts}")
