@@ -76,13 +76,16 @@ def test_an_escaped_mention_texts_the_linked_person(
         ("@alice db is back", "`@alice` arrived as plain text, not as a Slack mention, so"),
         ("bob, @alice db is back", "`@alice` arrived as plain text"),
         ("@Alice Smith db is back", "`@Alice` arrived as plain text"),
-        ("#general db is back", "`#general` is a channel"),
+        ("#general db is back", "`#general` is a channel, not a person"),
+        ("<#C0GENERAL|general> db is back", "`#general` is a channel, not a person"),
+        ("<!here> db is back", "`@here` is a channel, not a person"),
     ],
 )
-def test_an_unescaped_mention_is_explained_privately_and_texts_nobody(
+def test_a_name_or_channel_as_recipient_is_explained_privately_and_texts_nobody(
     app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn, typed: str, says: str
 ) -> None:
-    """With escaping off Slack sends a name, which could be anyone's: never a recipient."""
+    """With escaping off Slack sends a name, which could be anyone's: never a recipient;
+    nor is a channel, escaped or not."""
     answer = sms(app, slack, typed)
     assert says in answer, answer
     settle()
