@@ -61,6 +61,7 @@ BLOCKS = "https://api.slack.com/reference/block-kit/blocks"
 ELEMENTS = "https://api.slack.com/reference/block-kit/block-elements"
 OBJECTS = "https://api.slack.com/reference/block-kit/composition-objects"
 VIEWS = "https://api.slack.com/reference/surfaces/views"
+POST_MESSAGE = "https://api.slack.com/methods/chat.postMessage"
 MAX_MESSAGE_TEXT, MAX_SECTION_TEXT = 40_000, 3000
 
 
@@ -74,13 +75,7 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule(
-        "message",
-        "text",
-        MAX_MESSAGE_TEXT,
-        "https://api.slack.com/methods/chat.postMessage#truncating",
-        "msg_too_long",
-    ),
+    Rule("message", "text", MAX_MESSAGE_TEXT, POST_MESSAGE + "#truncating", "msg_too_long"),
     Rule("message", "blocks", 50, BLOCKS),  # "up to 50 blocks in each message"
     Rule("view", "blocks", 100, BLOCKS),  # "up to 100 blocks in modals or Home tabs"
     Rule("view", "title", 24, VIEWS + "#modal"),
@@ -89,7 +84,7 @@ RULES: tuple[Rule, ...] = (
     Rule("view", "private_metadata", 3000, VIEWS + "#modal"),
     Rule("view", "callback_id", 255, VIEWS + "#modal"),
     Rule("text", "text", 3000, OBJECTS + "#text"),
-    Rule("block", "block_id", 255, BLOCKS + "#section"),
+    Rule("block", "block_id", 255, BLOCKS),  # every block
     Rule("section", "text", MAX_SECTION_TEXT, BLOCKS + "#section"),
     Rule("section", "fields", 10, BLOCKS + "#section"),
     Rule("field", "text", 2000, BLOCKS + "#section"),  # each of a section's fields
@@ -98,7 +93,7 @@ RULES: tuple[Rule, ...] = (
     Rule("actions", "elements", 25, BLOCKS + "#actions"),
     Rule("input", "label", 2000, BLOCKS + "#input"),
     Rule("input", "hint", 2000, BLOCKS + "#input"),
-    Rule("element", "action_id", 255, ELEMENTS + "#button"),
+    Rule("element", "action_id", 255, ELEMENTS),  # every interactive element
     Rule("element", "placeholder", 150, ELEMENTS + "#static_select"),
     Rule("button", "text", 75, ELEMENTS + "#button"),
     Rule("button", "value", 2000, ELEMENTS + "#button"),
@@ -140,10 +135,13 @@ NESTED: dict[tuple[str, str], str] = {
     ("element", "confirm"): "confirm",
     ("option_group", "options"): "option",
 }
-# Objects whose own "type" names a further kind; text objects are all "text".
+# An object's own "type" names a further kind (a block or element type); text objects,
+# whatever their type, are the kind "text", and so is any object in one of TEXT_FIELDS.
 TEXT_TYPES = frozenset({"plain_text", "mrkdwn"})
-TEXT_FIELDS = frozenset({"text", "title", "submit", "close", "label", "hint", "placeholder"})
-TEXT_FIELDS |= {"description", "confirm", "deny"}
+TEXT_FIELDS = frozenset(
+    {"text", "title", "submit", "close", "label", "hint", "placeholder", "description"}
+    | {"confirm", "deny"}
+)
 
 
 def items_of(value: Any) -> list[Any]:
@@ -169,6 +167,8 @@ def parsed_json(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Problem:
+    """One rule a request breaks, where, and by how much."""
+
     path: str  # a JSON pointer into the request, as Slack names it
     size: int
     unit: str  # "characters" or "items"
@@ -184,6 +184,7 @@ class Problem:
 
 
 def kinds_of(hint: str, obj: dict[str, Any]) -> tuple[str, ...]:
+    """The kinds whose rules apply to ``obj``: where it sits (``hint``) and its own type."""
     kind = obj.get("type")
     if kind in TEXT_TYPES:
         return (hint, "text")
