@@ -21,9 +21,12 @@ from bot.slack.reporter import SLACK_ERRORS
 logger = logging.getLogger(__name__)
 
 NAME_TTL = 3600.0
-# Lookups run before Slack's 3-second answer is due; a slower one falls back to "someone".
+# Lookups run before Slack's 3-second answer is due: all of a text's names within this, and
+# at most LOOKUPS_AT_ONCE at a time (users.info is rate-limited); a name not found by then
+# reads "@someone".
 LOOKUP_DEADLINE = 1.5
-_LOOKUP_ERRORS = (*SLACK_ERRORS, aiohttp.ClientError, TimeoutError)
+LOOKUPS_AT_ONCE = 8
+_LOOKUP_ERRORS = (*SLACK_ERRORS, aiohttp.ClientError)
 
 
 class SlackNames:
@@ -33,28 +36,35 @@ class SlackNames:
         self._client = client
         self._ttl = ttl
         self._names: dict[str, tuple[float, str]] = {}
+        self._lookups = asyncio.Semaphore(LOOKUPS_AT_ONCE)
 
     async def names(self, user_ids: Iterable[str]) -> Mapping[str, str]:
-        """The names of those users Slack could tell; a failed lookup is left out (and not
-        cached), so the text reads "@someone" rather than an id."""
+        """The names of those users Slack could tell within the deadline; a failed lookup
+        is left out (and not cached), so the text reads "@someone" rather than an id."""
         wanted = sorted(set(user_ids))
-        found = await asyncio.gather(*(self._name(user) for user in wanted))
-        return {user: name for user, name in zip(wanted, found, strict=True) if name}
-
-    async def _name(self, user_id: str) -> str | None:
-        now = time.monotonic()
-        hit = self._names.get(user_id)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
+        missing = [user for user in wanted if self._cached(user) is None]
         try:
-            answer = await asyncio.wait_for(self._client.users_info(user=user_id), LOOKUP_DEADLINE)
+            await asyncio.wait_for(
+                asyncio.gather(*(self._look_up(user) for user in missing)), LOOKUP_DEADLINE
+            )
+        except TimeoutError:
+            logger.warning("Slack name lookups took over %gs; some read @someone", LOOKUP_DEADLINE)
+        return {user: name for user in wanted if (name := self._cached(user)) is not None}
+
+    def _cached(self, user_id: str) -> str | None:
+        hit = self._names.get(user_id)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < self._ttl else None
+
+    async def _look_up(self, user_id: str) -> None:
+        try:
+            async with self._lookups:
+                answer = await self._client.users_info(user=user_id)
         except _LOOKUP_ERRORS as exc:
             logger.warning("Slack name lookup for %s failed: %s", user_id, exc)
-            return None
+            return
         name = shown_name(answer.get("user"))
         if name:
-            self._names[user_id] = (now, name)
-        return name
+            self._names[user_id] = (time.monotonic(), name)
 
 
 def shown_name(user: object) -> str | None:
