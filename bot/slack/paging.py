@@ -99,12 +99,12 @@ async def auto_page(
         return
     workflow = bridge.workflow
     key = alert_key(channel, text)
+    names = await bridge.names_in(message)
+    text = message_text(message, names) if names else text  # "@Dana", not "@someone"
     if not await workflow.db(workflow.store.claim_key, key, rule.auto_page.dedupe_window):
         logger.info("auto-page in %s: same alert already paged within the window", channel)
         return
-    names = await bridge.names_in(message)
-    sms = message_text(message, names) if names else text
-    decision = decide_auto_page(policy, channel, gsm7_cleanup(sms))
+    decision = decide_auto_page(policy, channel, gsm7_cleanup(text))
     if isinstance(decision, Refuse):
         refusal: str | None = refusal_text(decision.reason)
     else:
