@@ -29,8 +29,8 @@ from bot.settings import Settings
 from bot.slack.bolt_app import build_app
 from bot.slack.deps import Bridge
 from bot.slack.directory import SlackDirectory
-from bot.slack.names import SlackNames
 from bot.slack.reporter import SlackReporter
+from bot.slack.user_names import SlackNames
 from bot.sms.dry_run import DryRunTwoChatClient
 from bot.sms.replies import ReplyRelay
 from bot.sms.twochat import TwoChatClient

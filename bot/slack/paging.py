@@ -11,7 +11,7 @@ live thread reply are the workflow's. Parsing and text extraction are pure funct
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
@@ -87,20 +87,22 @@ async def page_from_mention(
         await bridge.reporter.whisper(channel, user, refusal)
 
 
-async def auto_page(
-    bridge: Bridge, alert: MessageEvent, text: str, message: Mapping[str, Any]
-) -> None:
-    """Page a channel's group for an alert (``text``, read from ``message``): once per
-    identical alert within the rule's dedupe window and once per event, both held in the
-    store (so across processes). The SMS names mentioned people as Slack shows them."""
+async def page_alert(bridge: Bridge, alert: MessageEvent, text: str, event: dict[str, Any]) -> None:
+    """``auto_page`` with the alert as Slack shows it: people its ``event`` mentions by id
+    alone read "@Dana" (looked up), not "@someone"."""
+    names = await bridge.names_in(event)
+    await auto_page(bridge, alert, message_text(event, names) if names else text)
+
+
+async def auto_page(bridge: Bridge, alert: MessageEvent, text: str) -> None:
+    """Page a channel's group for an alert: once per identical alert within the rule's
+    dedupe window and once per event, both held in the store (so across processes)."""
     channel, policy = alert.channel_id, bridge.policy
     rule = policy.channels.get(channel)
     if rule is None or rule.auto_page is None:
         return
     workflow = bridge.workflow
     key = alert_key(channel, text)
-    names = await bridge.names_in(message)
-    text = message_text(message, names) if names else text  # "@Dana", not "@someone"
     if not await workflow.db(workflow.store.claim_key, key, rule.auto_page.dedupe_window):
         logger.info("auto-page in %s: same alert already paged within the window", channel)
         return
@@ -142,4 +144,6 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
         text = auto_page_text(bridge.policy, event, context.bot_user_id, context.bot_id)
         if text is not None:
             alert = MessageEvent.parse(body)
-            bridge.runner.spawn(auto_page(bridge, alert, text, event), name=f"auto-page-{alert.ts}")
+            bridge.runner.spawn(
+                page_alert(bridge, alert, text, event), name=f"auto-page-{alert.ts}"
+            )
