@@ -22,8 +22,9 @@ _ANY_SCHEME = re.compile(r"^(?:https?://|tel:|mailto:)", re.IGNORECASE)
 _NOT_DIALLED = re.compile(r"[^\d+]")
 # A mention of a Slack user or user group, which names a recipient by id.
 _SLACK_RECIPIENT = re.compile(r"@[UW][A-Z0-9]+|!subteam\^S[A-Z0-9]+")
-# A user mention without a label ("<@U…>"): Slack shows the person's name, so it is looked up.
-_UNLABELLED_USER = re.compile(r"<@([UW][A-Z0-9]+)>")
+# A user mention without a label ("<@U…>", or "<@U…|>" with an empty one): Slack shows the
+# person's name, so it is looked up.
+_UNLABELLED_USER = re.compile(r"<@([UW][A-Z0-9]+)\|?>")
 # What a mention reads as when its name cannot be looked up; never a raw user id.
 SOMEONE = "someone"
 # Slack's special mentions (<!here>, <!channel>, <!everyone>), as Slack shows them.

@@ -152,6 +152,7 @@ def test_links_are_spelled_out_unless_only_the_bare_url_fits() -> None:
         ("ask <!subteam^S0DB|db-oncall>", "ask @db-oncall"),
         ("at <!date^1392734382^{date}|Feb 18, 2014>", "at Feb 18, 2014"),
         ("ask <@U0OTHER>", "ask @Dana Scully"),
+        ("ask <@U0OTHER|>", "ask @Dana Scully"),
         ("ask <@U0GONE>", "ask @someone"),
         ("ask <@U0OTHER|dana>", "ask @dana"),
     ],
@@ -163,10 +164,10 @@ def test_mentions_read_as_slack_shows_them_never_as_markup_or_ids(mrkdwn: str, s
 
 def test_unnamed_users_are_found_in_text_and_rich_text() -> None:
     message = {
-        "text": "<@U0A> and <@U0B|bee> and <@W0C>",
+        "text": "<@U0A> and <@U0B|bee> and <@W0C> and <@U0E|>",
         "blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": "U0D"}]}],
     }
-    assert unnamed_users(message) == {"U0A", "W0C", "U0D"}
+    assert unnamed_users(message) == {"U0A", "W0C", "U0D", "U0E"}
     assert unnamed_users("no one") == set()
 
 
