@@ -136,6 +136,7 @@ def test_json_logs_have_fields_and_one_info_line_per_send(
         assert isinstance(record["request_id"], str)
 
 
+@pytest.mark.app
 def test_a_refusal_to_start_is_json_too(tmp_path: Path) -> None:
     env = hermetic_env(LOG_FORMAT="json", SLACK_BOT_TOKEN="not-a-bot-token")
     command = [sys.executable, "-m", "bot"]
