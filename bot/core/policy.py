@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.core.access import Action, permission
 from bot.core.directory import (
     EMPTY_DIRECTORY,
     GROUP_MENTION,
@@ -88,11 +89,13 @@ class Resolved:
     unreachable: tuple[str, ...] = ()
 
 
-def resolve(policy: Policy, target: str, directory: Directory = EMPTY_DIRECTORY) -> Resolved:
-    """A contact, group, Slack mention or number → its recipients.
+def resolve(policy: Policy, target: str, directory: Directory) -> Resolved:
+    """A contact, group, Slack mention or number → its recipients: the one roster
+    resolution of every path that texts people (sends, pages, auto-pages, every ladder
+    tier and repeat, and the re-reads at send time).
 
-    Raises InvalidNumber / UnknownRecipient. Slack user groups are read from ``directory``,
-    which the caller looked up beforehand.
+    Raises InvalidNumber / UnknownRecipient. Slack user groups and profile phones are read
+    from ``directory``, which the caller looked up beforehand.
     """
     if group_mention := GROUP_MENTION.fullmatch(target):
         target = _group_of(policy, group_mention.group(1))
@@ -110,21 +113,49 @@ def resolve(policy: Policy, target: str, directory: Directory = EMPTY_DIRECTORY)
     return Resolved((Recipient(number, policy.contact_name(number)),))
 
 
-def resolve_target(
-    policy: Policy, target: str, directory: Directory = EMPTY_DIRECTORY
-) -> tuple[Recipient, ...]:
+def resolve_target(policy: Policy, target: str, directory: Directory) -> tuple[Recipient, ...]:
     """A target's recipients (see ``resolve``)."""
     return resolve(policy, target, directory).recipients
 
 
-def names_known_slack_target(policy: Policy, target: str) -> bool:
-    """Whether ``target`` is a mention of a linked contact or of a group the policy knows,
-    which needs no Slack lookup to be recognised as a recipient."""
+def resolve_all(policy: Policy, targets: Sequence[str], directory: Directory) -> Resolved:
+    """Several targets' distinct recipients and unreachable people, for a page that names
+    no person to refuse to (an auto-page, a ladder's tier): a target that cannot be
+    resolved is skipped, and UnknownRecipient names why when none could be."""
+    recipients: dict[str, Recipient] = {}
+    unreachable: dict[str, None] = {}
+    problems: list[str] = []
+    for target in targets:
+        try:
+            resolved = resolve(policy, target, directory)
+        except (InvalidNumber, UnknownRecipient) as exc:
+            problems.append(str(exc))
+            continue
+        unreachable.update(dict.fromkeys(resolved.unreachable))
+        for recipient in resolved.recipients:
+            recipients.setdefault(recipient.number, recipient)
+    if not recipients:
+        raise UnknownRecipient("; ".join(problems) or "nobody to text")
+    return Resolved(tuple(recipients.values()), tuple(unreachable))
+
+
+def names_recipient(policy: Policy, target: str) -> bool:
+    """Whether ``target`` names a recipient the policy knows (a group, a Slack user group,
+    a contact, a mention of a linked contact or known user group) or is a phone number.
+    Decided without Slack: a roster's members are read only once the send is decided."""
+    if target in policy.groups or target in policy.slack_groups:
+        return True
+    if target in policy.contacts or target in policy.contact_slack:
+        return True
     if user := USER_MENTION.fullmatch(target):
         return policy.contact_of_user(user.group(1)) is not None
     if group := GROUP_MENTION.fullmatch(target):
         return group.group(1) in policy.slack_groups.values()
-    return False
+    try:
+        parse_number(target, policy.defaults.region)
+    except InvalidNumber:
+        return False
+    return any(char.isdigit() for char in target)
 
 
 def _group_of(policy: Policy, group_id: str) -> str:
@@ -179,9 +210,11 @@ def _contact(policy: Policy, name: str, directory: Directory) -> Recipient:
 def _slack_group(policy: Policy, name: str, directory: Directory) -> Resolved:
     """A group kept in Slack: its members as Slack lists them now, each with a number from
     the file (or profile), and the members with none as unreachable."""
-    members = directory.members.get(policy.slack_groups[name])
+    group_id = policy.slack_groups[name]
+    members = directory.members.get(group_id)
     if members is None:
-        raise UnknownRecipient(f"could not read {name}'s members from Slack; try again")
+        why = directory.unread.get(group_id, "not read")
+        raise UnknownRecipient(f"could not read {name}'s members from Slack ({why}); try again")
     recipients: list[Recipient] = []
     unreachable: list[str] = []
     for user_id in sorted(members):
@@ -196,20 +229,14 @@ def _slack_group(policy: Policy, name: str, directory: Directory) -> Resolved:
     return Resolved(tuple(recipients), tuple(unreachable))
 
 
-def sender_rule(
-    policy: Policy, user_id: str, directory: Directory = EMPTY_DIRECTORY
-) -> SenderRule | None:
+def sender_rule(policy: Policy, user_id: str, directory: Directory) -> SenderRule | None:
     """The senders entry of a user, listed by id or through a Slack user group (the first
-    entry that matches); None: they may not send."""
+    entry that matches); None: they may not send, or ``permission`` cannot tell."""
     for rule in policy.senders:
-        if directory.matches(user_id, rule.users):
-            return rule
+        listed = directory.matches(user_id, rule.users)
+        if listed is not False:
+            return rule if listed else None
     return None
-
-
-def is_approver(policy: Policy, user_id: str, directory: Directory = EMPTY_DIRECTORY) -> bool:
-    """Whether a user may approve, listed by id or through a Slack user group."""
-    return directory.matches(user_id, policy.approvals.approvers)
 
 
 def _allowed_numbers(
@@ -229,9 +256,7 @@ def _allowed_numbers(
     return numbers, tuple(prefixes)
 
 
-def may_reach(
-    policy: Policy, rule: SenderRule, number: str, directory: Directory = EMPTY_DIRECTORY
-) -> bool:
+def may_reach(policy: Policy, rule: SenderRule, number: str, directory: Directory) -> bool:
     """Whether a senders entry allows texting this E.164 number."""
     if WILDCARD in rule.to:
         return True
@@ -295,9 +320,10 @@ def decide(
     Every problem is reported at once, each tied to its field, so a user fixes all in one go.
     ``directory`` holds the Slack user groups and profile phones, looked up by the caller.
     """
+    verdict = permission(policy, directory, sender, Action.SEND)
     rule = sender_rule(policy, sender, directory)
-    if rule is None:
-        return Refuse((Problem("sender", "you are not allowed to send SMS from Slack"),))
+    if rule is None or not verdict.allowed:
+        return Refuse((Problem("sender", verdict.refusal() or "you may not send"),))
 
     problems: list[Problem] = []
     recipients, unreachable = _recipients(policy, rule, targets, directory, problems)
@@ -363,20 +389,37 @@ def trim_to_segments(text: str, max_segments: int, suffix: str = "") -> str:
     return text[:low].rstrip() + "…" + suffix
 
 
-def decide_auto_page(policy: Policy, channel_id: str, text: str) -> Allow | Refuse:
-    """An automatic page from a channel's ``auto_page`` rule: its ``page`` target, the
-    default from-number, the text trimmed to fit. Allowed by the rule itself (admins wrote
-    it), but US numbers and empty texts are still refused."""
+def page_targets(policy: Policy, channel_id: str) -> tuple[str, ...]:
+    """Whom a page in a channel reaches when it names nobody: its ladder's first tier when
+    the channel escalates, else its ``page`` target (nobody: no such channel rule)."""
     rule = policy.channels.get(channel_id)
-    if rule is None or rule.auto_page is None or rule.page is None:
+    if rule is None:
+        return ()
+    ladder = policy.escalations.get(rule.escalation) if rule.escalation else None
+    return ladder.tiers[0].page if ladder else tuple(filter(None, (rule.page,)))
+
+
+def decide_auto_page(
+    policy: Policy, channel_id: str, text: str, directory: Directory
+) -> Allow | Refuse:
+    """An automatic page from a channel's ``auto_page`` rule: whom a page there reaches, the
+    default from-number, the text trimmed to fit. Allowed by the rule itself (admins wrote
+    it), but US numbers and empty texts are still refused, and a roster that cannot be read
+    is refused with why rather than paging nobody."""
+    rule = policy.channels.get(channel_id)
+    targets = page_targets(policy, channel_id)
+    if rule is None or rule.auto_page is None or not targets:
         return Refuse((Problem("sender", "this channel has no auto_page rule"),))
     trimmed = trim_to_segments(text.strip(), policy.defaults.max_segments)
     if not trimmed:
         return Refuse((Problem("text", "the message is empty"),))
-    recipients = resolve_target(policy, rule.page)
+    try:
+        resolved = resolve_all(policy, targets, directory)
+    except (InvalidNumber, UnknownRecipient) as exc:
+        return Refuse((Problem("to", str(exc)),))
     refusals = [
         Problem("to", f"{r.label}: {why}")
-        for r in recipients
+        for r in resolved.recipients
         if (why := destination_refusal(r.number))
     ]
     if refusals:
@@ -386,8 +429,9 @@ def decide_auto_page(policy: Policy, channel_id: str, text: str) -> Allow | Refu
             sender=auto_page_sender(channel_id),
             from_name=policy.defaults.from_name,
             from_number=policy.from_numbers[policy.defaults.from_name],
-            recipients=recipients,
+            recipients=resolved.recipients,
             text=trimmed,
             segments=analyze(trimmed),
+            unreachable=resolved.unreachable,
         )
     )

@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Literal
 
+from bot.core.access import Action, Subject, Verdict
 from bot.core.escalation import (
     DEFAULT_ACKED_SMS,
     Escalation,
@@ -31,7 +32,7 @@ from bot.core.escalation import (
     request_key,
 )
 from bot.core.model import reply_keyword
-from bot.core.policy import resolve_target, trim_to_segments
+from bot.core.policy import resolve_all, trim_to_segments
 from bot.core.segments import analyze
 from bot.errors import BridgeError
 from bot.sending.sends import Delivery
@@ -123,7 +124,7 @@ class Ladders:
             logger.warning("escalation %r is no longer in the policy", escalation.name)
         send, next_at = None, None
         if step is not None and ladder is not None and page is not None:
-            send = self._rung_request(page, ladder, *step)
+            send = await self._rung_request(page, ladder, *step)
             next_at = store.now() + ladder.wait_after(step[0])
         request_id = await db(store.climb, escalation, Climb(step, send, next_at, actor))
         if request_id is None:
@@ -133,27 +134,22 @@ class Ladders:
         await self.refresh(escalation.id)
         return True
 
-    def _rung_request(
+    async def _rung_request(
         self, page: StoredRequest, ladder: Escalation, tier: int, round_: int
     ) -> NewRequest | None:
-        """The page's text to a rung's people, or None when none of them can be texted."""
+        """The page's text to a rung's people, resolved like every other roster (Slack user
+        groups as they are now), or None when none of them can be texted."""
         policy = self._services.policy
-        recipients: dict[str, NewRecipient] = {}
-        for target in ladder.tiers[tier].page:
-            try:
-                found = resolve_target(policy, target)
-            except BridgeError as exc:
-                logger.warning("escalation tier %d: %s", tier + 1, exc)
-                continue
-            for recipient in found:
-                recipients.setdefault(
-                    recipient.number, NewRecipient(recipient.number, recipient.name)
-                )
-        if not recipients:
+        try:
+            found = resolve_all(
+                policy, ladder.tiers[tier].page, await self._services.directory(policy)
+            )
+        except BridgeError as exc:
+            logger.warning("escalation tier %d: %s", tier + 1, exc)
             return None
+        recipients = tuple(NewRecipient(r.number, r.name) for r in found.recipients)
         return replace(
-            _like(page, request_key(page.id, f"r{round_}t{tier}")),
-            recipients=tuple(recipients.values()),
+            _like(page, request_key(page.id, f"r{round_}t{tier}")), recipients=recipients
         )
 
     # ------------------------------------------------------------------ acks and commands
@@ -194,8 +190,10 @@ class Ladders:
         page = await db(store.get_request, escalation_id)
         if escalation is None or page is None:
             return "this page is unknown to the bridge"
-        if user != page.sender and user not in self._services.policy.approvals.approvers:
-            return "only the person who paged or an approver can escalate or stop this page"
+        action = Action.STOP if what == "stop" else Action.ESCALATE
+        verdict = await self._services.may(user, action, Subject(requester=page.sender))
+        if not verdict.allowed:
+            return verdict.refusal()
         if escalation.state != "open":
             return f"this page is already {escalation.state}"
         ladder = self.ladder(escalation.name)
@@ -209,10 +207,14 @@ class Ladders:
             done = await self.climb(escalation, actor=user)
         return None if done else "someone else moved this page at the same moment; see the board"
 
-    def may_ack(self, user: str) -> bool:
-        """Anyone allowed to send SMS, or an approver, may ack from Slack."""
-        policy = self._services.policy
-        return policy.rule_for(user) is not None or user in policy.approvals.approvers
+    async def may_ack(self, escalation_id: str, actor: str, action: Action) -> Verdict:
+        """Whether ``actor`` (a Slack user, or the number that replied) may ack this page:
+        ``bot.core.access`` says, knowing the page's requester and whom it texted."""
+        db, store = self._services.db, self._store
+        page = await db(store.get_request, escalation_id)
+        texted = frozenset(t.number for t in await db(store.texted_by, escalation_id))
+        subject = Subject(requester=page.sender if page else None, texted=texted)
+        return await self._services.may(actor, action, subject)
 
     async def on_reply(self, contact: str, text: str) -> str | None:
         """An SMS reply that acks a ladder: its code, or an ack word from someone with one
@@ -236,6 +238,9 @@ class Ladders:
         if not found:
             return None
         escalation = found[0]
+        action = Action.ACK_CODE if code is not None else Action.ACK_WORD
+        if not (await self.may_ack(escalation.id, contact, action)).allowed:
+            return None
         if await self.ack(escalation.id, contact, "sms", label, contact):
             return f":white_check_mark: {label} acked page {escalation.code}: paging stopped."
         return f":information_source: {label} acked page {escalation.code} late; it was handled."

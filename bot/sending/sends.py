@@ -348,7 +348,7 @@ class Delivery:
             return None  # a tier or "acked" SMS of a ladder: the policy's ladder is its rule
         if request.sender.startswith(AUTO_PAGE_PREFIX):
             auto = decide_auto_page(
-                policy, request.sender.removeprefix(AUTO_PAGE_PREFIX), request.text
+                policy, request.sender.removeprefix(AUTO_PAGE_PREFIX), request.text, directory
             )
             return auto.reason if isinstance(auto, Refuse) else None
         decision = decide(

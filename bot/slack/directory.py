@@ -3,8 +3,9 @@
 The policy is pure, so listeners and the send path ask ``SlackDirectory.snapshot`` first and
 pass the ``Directory`` it returns into ``decide``. Answers are cached for ``ttl`` seconds:
 people @-mention a roster far more often than it changes, and Slack rate-limits these
-methods. A failed lookup is not cached, and its group is left out of the snapshot, so
-the decision says the roster could not be read instead of texting nobody.
+methods. A failed lookup is not cached; its group is left out of the snapshot's members
+and put in its ``unread`` with the cause, so the decision says the roster could not be read
+(and why) instead of texting nobody or calling someone "not allowed".
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import aiohttp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.directory import EMPTY_DIRECTORY, USER_ID, Directory
@@ -53,19 +56,29 @@ class SlackDirectory:
         profiles = policy.defaults.slack_profile_numbers
         if not groups and not (profiles and policy.contact_slack):
             return EMPTY_DIRECTORY  # a policy that names no Slack people costs no calls
-        found = await asyncio.gather(*(self._members(group) for group in groups))
-        members = {
-            group: users for group, users in zip(groups, found, strict=True) if users is not None
-        }
+        members: dict[str, frozenset[str]] = {}
+        unread: dict[str, str] = {}
+        for group, found in zip(
+            groups, await asyncio.gather(*(self._members(group) for group in groups)), strict=True
+        ):
+            if found.value is None:
+                unread[group] = found.failed or "not read"
+            else:
+                members[group] = found.value
         phones: dict[str, str] = {}
+        phones_unread: dict[str, str] = {}
         if profiles:
             rosters = [members.get(group, frozenset()) for group in policy.slack_groups.values()]
             wanted = sorted(_numberless(policy, rosters))
             numbers = await asyncio.gather(*(self._phone(user, policy) for user in wanted))
-            phones = {user: number for user, number in zip(wanted, numbers, strict=True) if number}
-        return Directory(members, phones)
+            for user, number in zip(wanted, numbers, strict=True):
+                if number.value is not None:
+                    phones[user] = number.value
+                elif number.failed:
+                    phones_unread[user] = number.failed
+        return Directory(members, phones, unread, phones_unread)
 
-    async def _members(self, group: str) -> frozenset[str] | None:
+    async def _members(self, group: str) -> Lookup[frozenset[str]]:
         async def fetch() -> frozenset[str]:
             answer = await self._client.usergroups_users_list(usergroup=group)
             users = answer.get("users") or []
@@ -73,7 +86,7 @@ class SlackDirectory:
 
         return await self._cached(self._groups, group, fetch)
 
-    async def _phone(self, user: str, policy: Policy) -> str | None:
+    async def _phone(self, user: str, policy: Policy) -> Lookup[str]:
         async def fetch() -> str:
             async with self._lookups:
                 answer = await self._client.users_profile_get(user=user)
@@ -81,29 +94,48 @@ class SlackDirectory:
             return str(profile.get("phone") or "") if isinstance(profile, dict) else ""
 
         raw = await self._cached(self._phones, user, fetch)
-        if not raw:
-            return None
+        if not raw.value:  # no phone on the profile, or the lookup failed (and why)
+            return Lookup(None, raw.failed)
         try:
-            return parse_number(raw, policy.defaults.region)
+            return Lookup(parse_number(raw.value, policy.defaults.region))
         except InvalidNumber:
             logger.info("Slack profile phone of %s is not a phone number; not used", user)
-            return None
+            return Lookup(None)
 
     async def _cached(
         self, cache: dict[str, tuple[float, T]], key: str, fetch: Callable[[], Awaitable[T]]
-    ) -> T | None:
-        """``fetch``'s answer, reused for ``ttl`` seconds; None (not cached) on failure."""
+    ) -> Lookup[T]:
+        """``fetch``'s answer, reused for ``ttl`` seconds; on failure (not cached) why."""
         now = time.monotonic()
         hit = cache.get(key)
         if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
+            return Lookup(hit[1])
         try:
             value = await asyncio.wait_for(fetch(), LOOKUP_DEADLINE)
         except _LOOKUP_ERRORS as exc:
-            logger.warning("Slack lookup for %s failed: %s", key, exc)
-            return None
+            why = lookup_failure(exc)
+            logger.warning("Slack lookup for %s failed: %s", key, why)
+            return Lookup(None, why)
         cache[key] = (now, value)
-        return value
+        return Lookup(value)
+
+
+@dataclass(frozen=True)
+class Lookup(Generic[T]):
+    """One lookup's answer, or why there is none (``failed``)."""
+
+    value: T | None
+    failed: str = ""
+
+
+def lookup_failure(exc: BaseException) -> str:
+    """Why a Slack lookup failed, in words for a log line and a refusal (a timeout's own
+    message is empty)."""
+    if isinstance(exc, TimeoutError):
+        return f"Slack did not answer within {LOOKUP_DEADLINE:g} s"
+    if isinstance(exc, SlackApiError):
+        return f"Slack answered {exc.response.get('error') or exc.response.status_code}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _numberless(policy: Policy, rosters: Iterable[frozenset[str]]) -> set[str]:

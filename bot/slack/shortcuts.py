@@ -16,9 +16,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.access import Action
 from bot.core.alerts import message_text, prefill_text
 from bot.core.model import Policy
-from bot.core.policy import Field, Refuse, decide, sender_rule
+from bot.core.policy import Field, Refuse, decide
 from bot.core.segments import analyze
 from bot.slack.deps import BadPayload, Bridge
 from bot.slack.forms import (
@@ -140,10 +141,9 @@ async def open_page_form(bridge: Bridge, client: AsyncWebClient, shortcut: Messa
     """The message shortcut (already acked): open the pre-filled form at once; the trigger
     expires in 3 seconds, so only in-memory work (and cached Slack user groups) comes first."""
     policy, user, channel = bridge.policy, shortcut.user_id, shortcut.channel_id
-    if sender_rule(policy, user, await bridge.directory()) is None:
-        await bridge.reporter.whisper(
-            channel, user, refusal_text("you are not allowed to send SMS from Slack")
-        )
+    verdict = await bridge.workflow.may(user, Action.SEND)
+    if not verdict.allowed:
+        await bridge.reporter.whisper(channel, user, refusal_text(verdict.refusal() or ""))
         return
     link = permalink(shortcut.team_domain, channel, shortcut.ts, shortcut.thread_ts)
     text = prefill_text(message_text(shortcut.message), link, policy.defaults.max_segments)
@@ -183,7 +183,7 @@ async def submit_page_form(bridge: Bridge, body: dict[str, Any]) -> dict[str, st
     directory = await bridge.directory()
     return await submit_form(
         bridge,
-        lambda: decide(bridge.policy, user, targets, text, directory=directory),
+        lambda: decide(bridge.policy, user, targets, text, None, directory),
         origin,
         form_errors,
         BLOCK_TEXT,
