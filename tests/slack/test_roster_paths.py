@@ -1,0 +1,315 @@
+"""Slack user groups wherever a person or a list works, end to end with the shipped
+``config/oncall-example.yaml``: the app runs as ``python -m bot`` against the Slack and
+2Chat stand-ins, and every path that texts people or asks "may this user do this" reads the
+rosters the same way."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.appproc import AppProcess
+from tests.conftest import ROOT, StartApp
+from tests.escalation.ladder_app import (
+    board,
+    board_says,
+    click,
+    code_in,
+    escalation_id,
+    eventually,
+    sends_to,
+)
+from tests.fakes.slack_server import SlackStandIn
+from tests.fakes.twochat_server import TwoChatStandIn
+
+EXAMPLE = ROOT / "config" / "oncall-example.yaml"
+INCIDENT, GENERAL = "C0INCIDENT", "C0GENERAL"
+ALICE, BOB, CAROL, DAVE = "+447700900123", "+447700900456", "+34600000001", "+447700900789"
+ERIN = "+447700900321"
+TTL = "0.3"
+FAST = {"SLACK_DIRECTORY_TTL_SECONDS": TTL, "SWEEP_INTERVAL_SECONDS": "0.1"}
+# Who is in which Slack user group (the example's and the ones the variations add).
+WORKSPACE = {
+    "S0DBONCALL": ["U0ALICE", "U0BOB"],
+    "S0SRE": ["U0SRE1", "U0SRE2"],
+    "S0LEADS": ["U0LEAD2"],
+    "S0WEB": ["U0ERIN"],
+}
+TIER_ONE = "      - page: db-oncall\n        wait: 5m"
+TIER_TWO = "      - page: db-leads\n        wait: 10m"
+_ids = itertools.count(1)
+
+
+def oncall(tmp: Path, replacements: dict[str, str] | None = None) -> Path:
+    """The shipped example with limits a test module does not hit, replies polled fast, the
+    approvers' user group S0LEADS, a second on-call group kept in Slack (web-oncall: erin),
+    and an intern whose texts need approval; plus ``replacements`` (old -> new)."""
+    text = EXAMPLE.read_text()
+    base = {
+        "per_sender_per_hour: 30": "per_sender_per_hour: 10000",
+        "per_recipient_per_hour: 10": "per_recipient_per_hour: 10000",
+        "requests_per_minute: 80": "requests_per_minute: 6000",
+        "poll_interval: 60s": "poll_interval: 0.2s",
+        "page_poll_interval: 15s": "page_poll_interval: 0.1s",
+        "approvers: [U0LEAD]": "approvers: [U0LEAD, S0LEADS]",
+        "  db-leads: [carol, dave]": (
+            "  db-leads: [carol, dave]\n  web-oncall: {slack_group: S0WEB}"
+        ),
+        '  dave: {number: "+447700900789", slack: U0DAVE}': (
+            '  dave: {number: "+447700900789", slack: U0DAVE}\n'
+            f'  erin: {{number: "{ERIN}", slack: U0ERIN}}'
+        ),
+        "approvals:": '  - users: [U0INTERN]\n    to: ["*"]\n    approval: required\napprovals:',
+    }
+    for old, new in {**base, **(replacements or {})}.items():
+        assert old in text, f"{old!r} is not in the example"
+        text = text.replace(old, new)
+    path = tmp / "oncall.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def workspace(slack: SlackStandIn) -> SlackStandIn:
+    """The Slack stand-in with the user groups, once the app's cached rosters expired."""
+    slack.user_groups.update({group: list(users) for group, users in WORKSPACE.items()})
+    time.sleep(float(TTL))
+    return slack
+
+
+@pytest.fixture(scope="module")
+def app(start_app: StartApp, tmp_path_factory: pytest.TempPathFactory) -> AppProcess:
+    return start_app(oncall(tmp_path_factory.mktemp("oncall")), **FAST)
+
+
+def new_ts() -> str:
+    return f"1830000000.{next(_ids):06d}"
+
+
+def deliver(app: AppProcess, event: dict[str, Any]) -> str:
+    response = app.event(event, f"EvRoster{next(_ids):06d}")
+    assert response.status_code == 200, response.text
+    return str(event["ts"])
+
+
+def alert(app: AppProcess, text: str, channel: str = INCIDENT) -> str:
+    """A monitoring bot's message in ``channel``; its ts (the page's thread)."""
+    ts = new_ts()
+    return deliver(
+        app,
+        {
+            "type": "message",
+            "subtype": "bot_message",
+            "bot_id": "B0ALERTS",
+            "text": text,
+            "ts": ts,
+            "channel": channel,
+            "event_ts": ts,
+            "channel_type": "channel",
+        },
+    )
+
+
+def mention(app: AppProcess, text: str, user: str = "U0SRE1", channel: str = INCIDENT) -> str:
+    """``@sms-bridge <text>`` in ``channel``; the mention's ts (the page's thread)."""
+    ts = new_ts()
+    event = {
+        "type": "app_mention",
+        "user": user,
+        "text": f"<@UBOT> {text}",
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+    }
+    return deliver(app, event)
+
+
+def sms(app: AppProcess, slack: SlackStandIn, text: str, user: str) -> str:
+    """Run /sms; the ack's text ("" for an accepted send)."""
+    response = app.command(text, user, GENERAL, slack.response_url())
+    assert response.status_code == 200, response.text
+    return str(response.json()["text"]) if response.content else ""
+
+
+def numbers(twochat: TwoChatStandIn, n: int) -> list[str]:
+    return sorted(str(send["to_number"]) for send in twochat.wait_for_sends(n))
+
+
+def ephemerals(slack: SlackStandIn, user: str) -> list[str]:
+    return [
+        str(call.args.get("text"))
+        for call in list(slack.calls)
+        if call.method == "chat.postEphemeral" and call.args.get("user") == user
+    ]
+
+
+def told(slack: SlackStandIn, user: str, words: str) -> str:
+    """The private message to ``user`` that says ``words``, once it comes."""
+    found: str = slack.wait_until(
+        lambda: next((text for text in ephemerals(slack, user) if words in text), None),
+        5,
+        f"{user} being told {words!r}; told {ephemerals(slack, user)}",
+    )
+    return found
+
+
+def settle() -> None:
+    """Time for something that must NOT happen to have had its chance."""
+    time.sleep(0.5)
+
+
+# --- 1. auto_page to a user group --------------------------------------------------------
+
+
+def test_an_auto_page_to_a_user_group_pages_its_members(
+    app: AppProcess, workspace: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    thread = alert(app, "CRITICAL: db-1 replication stopped")
+    assert numbers(twochat, 2) == [ALICE, BOB]
+    code = code_in(str(twochat.sends[0]["text"]))
+    assert twochat.sends[0]["text"] == f"CRITICAL: db-1 replication stopped Reply {code} to ack"
+    assert "Next: tier 2" in board(workspace, thread)["text"]
+
+
+def test_an_auto_page_whose_roster_slack_could_not_read_says_so_and_the_next_alert_pages(
+    app: AppProcess, workspace: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    workspace.fail("usergroups.users.list", "fatal_error", times=len(WORKSPACE))
+    thread = alert(app, "CRITICAL: disk full on db-2")
+    refusal = workspace.wait_until(
+        lambda: [p for p in workspace.thread_replies(INCIDENT) if p.get("thread_ts") == thread],
+        5,
+        "the auto-page's refusal in the alert's thread",
+    )[0]["text"]
+    assert "could not read db-oncall's members from Slack" in refusal
+    assert "fatal_error" in refusal and "try again" in refusal
+    assert twochat.sends == []
+    alert(app, "CRITICAL: disk full on db-2")  # the same alert again: Slack answers now
+    assert numbers(twochat, 2) == [ALICE, BOB]
+
+
+# --- 2. a page naming a user group --------------------------------------------------------
+
+
+def test_a_page_naming_a_user_group_pages_that_group_not_the_channels(
+    app: AppProcess, workspace: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    mention(app, "page web-oncall checkout is failing")
+    assert numbers(twochat, 1) == [ERIN]
+    assert str(twochat.sends[0]["text"]).startswith("checkout is failing")
+
+
+def test_a_page_naming_a_user_group_works_in_a_channel_without_a_default(
+    app: AppProcess, workspace: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    mention(app, "page db-oncall replica lag 5 min", channel=GENERAL)
+    assert numbers(twochat, 2) == [ALICE, BOB]
+    assert twochat.sends[0]["text"] == "replica lag 5 min"
+    assert not ephemerals(workspace, "U0SRE1")
+
+
+# --- 3. ladder tiers and repeats naming a user group -----------------------------------
+
+
+def test_ladder_tiers_and_repeats_naming_a_user_group_text_its_members(
+    start_app: StartApp,
+    workspace: SlackStandIn,
+    twochat: TwoChatStandIn,
+    tmp_path: Path,
+) -> None:
+    swapped = {
+        TIER_ONE: "      - page: db-leads\n        wait: 1s",
+        TIER_TWO: "      - page: [web-oncall, db-oncall]\n        wait: 1s",
+    }
+    ladder = start_app(oncall(tmp_path, swapped), **FAST)
+    thread = mention(ladder, "page db-1 is down")
+    assert numbers(twochat, 2) == [CAROL, DAVE]  # tier 1: a list group
+    assert numbers(twochat, 5) == sorted([CAROL, DAVE, ALICE, BOB, ERIN])  # tier 2: Slack
+    board_says(workspace, thread, "tier 2 of 2")
+    assert "nobody to text" not in board(workspace, thread)["text"]
+    # The repeat round climbs the same ladder and reads the roster again.
+    workspace.user_groups["S0DBONCALL"] = ["U0ALICE"]
+    eventually(lambda: len(sends_to(twochat, ALICE)) == 2, 8, "round 2 reaching tier 2")
+    settle()
+    assert len(sends_to(twochat, ERIN)) == 2 and len(sends_to(twochat, BOB)) == 1
+
+
+# --- 6. user group members may do everything their group may ---------------------------
+
+
+def test_members_of_a_sender_group_may_ack_and_approver_group_members_escalate_and_stop(
+    start_app: StartApp,
+    workspace: SlackStandIn,
+    twochat: TwoChatStandIn,
+    tmp_path: Path,
+) -> None:
+    ladder = start_app(oncall(tmp_path, {"wait: 5m": "wait: 30s"}), **FAST)
+    first = mention(ladder, "page db-1 is down", user="U0SRE1")
+    numbers(twochat, 2)
+    page = escalation_id(board(workspace, first))
+    click(ladder, "U0LEAD2", "ladder_escalate", page)  # an approver through S0LEADS
+    assert numbers(twochat, 4) == sorted([ALICE, BOB, CAROL, DAVE])
+    click(ladder, "U0SRE2", "ladder_ack", page)  # a sender through S0SRE, not the pager
+    board_says(workspace, first, "*Acked* by <@U0SRE2> with the Ack button")
+    second = mention(ladder, "page db-2 is down", user="U0SRE1")
+    numbers(twochat, 8)  # tier 1 again, and the "acked" SMS to the three not acking
+    second_page = escalation_id(board(workspace, second))
+    click(ladder, "U0STRANGER", "ladder_ack", second_page)
+    assert "can ack it" in told(workspace, "U0STRANGER", "can ack it")
+    click(ladder, "U0LEAD2", "ladder_stop", second_page)
+    board_says(workspace, second, "*Paging stopped* by <@U0LEAD2>")
+    assert not [text for text in ephemerals(workspace, "U0SRE2") if "no_entry" in text]
+    assert not [text for text in ephemerals(workspace, "U0LEAD2") if "no_entry" in text]
+
+
+def test_members_of_a_sender_group_get_help_and_status_like_listed_senders(
+    app: AppProcess, workspace: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    help_text = sms(app, workspace, "help", "U0SRE1")
+    assert "You may text: anyone" in help_text and "not in the SMS allowlist" not in help_text
+    assert sms(app, workspace, "status SMOnothing", "U0SRE1") == ""
+    [answer] = workspace.wait_for_response(1)
+    assert "has no SMS with message_id `SMOnothing`" in answer["text"]
+    assert sms(app, workspace, "status SMOnothing", "U0STRANGER") == ""
+    answer = workspace.wait_for_response(2)[1]
+    assert "only people who may send SMS can look up sends" in answer["text"]
+
+
+def test_app_home_shows_approvals_waiting_to_members_of_an_approver_group(
+    app: AppProcess, workspace: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    assert sms(app, workspace, "alice please call the DC", "U0INTERN") == ""
+    workspace.wait_until(
+        lambda: [p for p in workspace.posts(GENERAL) if "Approve" in json.dumps(p)],
+        5,
+        "the approval request",
+    )
+    deliver(app, {"type": "app_home_opened", "user": "U0LEAD2", "tab": "home", "ts": new_ts()})
+    views = workspace.wait_until(
+        lambda: [c for c in list(workspace.calls) if c.method == "views.publish"],
+        5,
+        "the Home tab",
+    )
+    home = json.dumps(views[-1].args)
+    assert "Waiting for approval (1)" in home and "please call the DC" in home
+
+
+# --- 7. a Slack lookup that fails during a decision -------------------------------------
+
+
+def test_a_roster_slack_does_not_answer_in_time_is_reported_not_as_a_refusal(
+    app: AppProcess, workspace: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    workspace.slow("usergroups.users.list", 2.5)
+    answer = sms(app, workspace, "alice db-1 is down", "U0SRE1")
+    assert "not allowed" not in answer
+    assert "could not read user group S0SRE" in answer and "try again" in answer
+    assert "did not answer within" in answer
+    log = app.wait_for_log("Slack lookup for S0SRE failed: Slack did not answer within")
+    assert "failed: \n" not in log
+    assert twochat.sends == []
