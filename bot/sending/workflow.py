@@ -22,6 +22,7 @@ from bot.sending.services import Services
 from bot.sending.sweeper import Sweeper
 from bot.slack.render import (
     inbound_status_text,
+    not_permitted_text,
     opted_out_reason,
     refusal_text,
     send_status_text,
@@ -236,7 +237,7 @@ class Workflow(Services):
         2Chat's GET /open/sms/message says (asked only for the bridge's own messages)."""
         verdict = await self.may(user, Action.STATUS)
         if not verdict.allowed:
-            return f":no_entry: Not looked up: {verdict.refusal()}."
+            return not_permitted_text(verdict.refusal() or "")
         policy = self.policy
         send = await self.db(self.store.send_by_message_id, message_id)
         inbound = None if send else await self.db(self.store.inbound_message, message_id)

@@ -222,6 +222,11 @@ def refusal_text(reason: str, masked: bool = False) -> str:
     return f":no_entry: Not sent: {shown(reason, masked)}. Nothing was sent to 2Chat."
 
 
+def not_permitted_text(reason: str) -> str:
+    """An action someone may not take (or that could not be checked), as a sentence."""
+    return f":no_entry: {reason[:1].upper()}{reason[1:]}."
+
+
 def unposted_approval_text(channel: str) -> str:
     """A request that needs approval but could not be shown to the approvers."""
     return (

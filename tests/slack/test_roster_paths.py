@@ -277,7 +277,7 @@ def test_members_of_a_sender_group_get_help_and_status_like_listed_senders(
     assert "has no SMS with message_id `SMOnothing`" in answer["text"]
     assert sms(app, workspace, "status SMOnothing", "U0STRANGER") == ""
     answer = workspace.wait_for_response(2)[1]
-    assert "only people who may send SMS can look up sends" in answer["text"]
+    assert "Only people who may send SMS can look up sends" in answer["text"]
 
 
 def test_app_home_shows_approvals_waiting_to_members_of_an_approver_group(
