@@ -313,3 +313,41 @@ def test_a_roster_slack_does_not_answer_in_time_is_reported_not_as_a_refusal(
     log = app.wait_for_log("Slack lookup for S0SRE failed: Slack did not answer within")
     assert "failed: \n" not in log
     assert twochat.sends == []
+
+
+# --- the shipped example, end to end ----------------------------------------------------
+
+
+def test_the_shipped_oncall_example_auto_pages_escalates_and_is_acked_by_code(
+    start_app: StartApp,
+    workspace: SlackStandIn,
+    twochat: TwoChatStandIn,
+    tmp_path: Path,
+) -> None:
+    text = EXAMPLE.read_text()
+    for old, new in {
+        "wait: 5m": "wait: 1s",
+        "wait: 10m": "wait: 30s",
+        "poll_interval: 60s": "poll_interval: 0.2s",
+        "page_poll_interval: 15s": "page_poll_interval: 0.1s",
+    }.items():
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / "example.yaml").write_text(text)
+    example = start_app(tmp_path / "example.yaml", **FAST)
+    thread = alert(example, "SEV1: payments db unreachable")
+    assert numbers(twochat, 2) == [ALICE, BOB]  # tier 1: the Slack user group
+    code = code_in(str(twochat.sends[0]["text"]))
+    opened = board(workspace, thread)["text"]
+    assert "Next: tier 2 (db-leads)" in opened and "+44" not in opened
+    assert numbers(twochat, 4) == sorted([ALICE, BOB, CAROL, DAVE])  # nobody acked: tier 2
+    board_says(workspace, thread, ": carol, dave")
+    twochat.inbound(DAVE, code.lower())
+    board_says(workspace, thread, "*Acked* by dave by SMS", timeout=10)  # sends paced at 80/min
+    acked = twochat.wait_for_sends(7, timeout=10)[4:]
+    assert sorted(s["to_number"] for s in acked) == sorted([ALICE, BOB, CAROL])
+    assert all(str(s["text"]).startswith("Acked by dave at ") for s in acked)
+    settle()
+    assert len(twochat.sends) == 7  # no round 2 after the ack
+    shown = json.dumps([workspace.latest(post) for post in workspace.posts(INCIDENT)])
+    assert not [number for number in (ALICE, BOB, CAROL, DAVE) if number in shown]
