@@ -6,8 +6,8 @@ command, a modal submission and a send that is about to happen.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.core.access import Action, permission
@@ -46,6 +46,9 @@ class SendPlan:
     segments: SegmentInfo
     # Slack users a roster named who have no number: not texted, and the outcome says so.
     unreachable: tuple[str, ...] = ()
+    # The recipients as named ("db-oncall", "<@U…>"): a send that runs later (after an
+    # approval) resolves them again, so it texts a roster as it is then.
+    targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -320,27 +323,13 @@ def decide(
     Every problem is reported at once, each tied to its field, so a user fixes all in one go.
     ``directory`` holds the Slack user groups and profile phones, looked up by the caller.
     """
-    verdict = permission(policy, directory, sender, Action.SEND)
-    rule = sender_rule(policy, sender, directory)
-    if rule is None or not verdict.allowed:
-        return Refuse((Problem("sender", verdict.refusal() or "you may not send"),))
+    rule, refusal = _sender(policy, sender, directory)
+    if rule is None:
+        return Refuse((Problem("sender", refusal),))
 
     problems: list[Problem] = []
     recipients, unreachable = _recipients(policy, rule, targets, directory, problems)
-
-    usable = allowed_from_names(policy, rule)
-    chosen_from = from_name or (usable[0] if usable else policy.defaults.from_name)
-    if chosen_from not in policy.from_numbers:
-        problems.append(Problem("from", f"'{chosen_from}' is not one of the bridge's numbers"))
-    elif chosen_from not in usable:
-        problems.append(Problem("from", f"you may not send from '{chosen_from}'"))
-
-    segments = analyze(text)
-    if not text.strip():
-        problems.append(Problem("text", "the message is empty"))
-    elif segments.segments > policy.defaults.max_segments:
-        problems.append(Problem("text", too_long_message(segments, policy.defaults.max_segments)))
-
+    chosen_from = _check_from_and_text(policy, rule, text, from_name, problems)
     if problems:
         return Refuse(tuple(problems))
     plan = SendPlan(
@@ -349,10 +338,89 @@ def decide(
         from_number=policy.from_numbers[chosen_from],
         recipients=recipients,
         text=text,
-        segments=segments,
+        segments=analyze(text),
         unreachable=unreachable,
+        targets=tuple(targets),
     )
     return NeedsApproval(plan) if rule.approval_required else Allow(plan)
+
+
+def _sender(policy: Policy, sender: str, directory: Directory) -> tuple[SenderRule | None, str]:
+    """The sender's ``senders`` entry, or None and why not (``permission`` says)."""
+    verdict = permission(policy, directory, sender, Action.SEND)
+    rule = sender_rule(policy, sender, directory)
+    if rule is None or not verdict.allowed:
+        return None, verdict.refusal() or "you may not send"
+    return rule, ""
+
+
+def _check_from_and_text(
+    policy: Policy, rule: SenderRule, text: str, from_name: str | None, problems: list[Problem]
+) -> str:
+    """The from-number to use (by name); its problems and the text's go to ``problems``."""
+    usable = allowed_from_names(policy, rule)
+    chosen_from = from_name or (usable[0] if usable else policy.defaults.from_name)
+    if chosen_from not in policy.from_numbers:
+        problems.append(Problem("from", f"'{chosen_from}' is not one of the bridge's numbers"))
+    elif chosen_from not in usable:
+        problems.append(Problem("from", f"you may not send from '{chosen_from}'"))
+    segments = analyze(text)
+    if not text.strip():
+        problems.append(Problem("text", "the message is empty"))
+    elif segments.segments > policy.defaults.max_segments:
+        problems.append(Problem("text", too_long_message(segments, policy.defaults.max_segments)))
+    return chosen_from
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """A recorded request checked again when it is sent: why none of it may go (``whole``),
+    else why each recipient that may not go (by number) may not."""
+
+    whole: str | None = None
+    held: Mapping[str, str] = field(default_factory=dict)
+    needs_approval: bool = False  # the sender's texts wait for an approver
+
+    def reason(self, number: str) -> str | None:
+        return self.whole or self.held.get(number)
+
+
+def recheck(
+    policy: Policy,
+    sender: str,
+    targets: Sequence[str],
+    numbers: Sequence[str],
+    text: str,
+    from_name: str,
+    directory: Directory,
+) -> Recheck:
+    """Authorize a recorded request again at send time, with the policy and Slack user groups
+    as they are now: the sender, the from-number and the text for the whole request; each
+    recipient on its own, so one who left a roster named in ``targets`` (read again now) is
+    not texted and the others still are."""
+    rule, refusal = _sender(policy, sender, directory)
+    if rule is None:
+        return Recheck(refusal)
+    problems: list[Problem] = []
+    _check_from_and_text(policy, rule, text, from_name, problems)
+    if problems:
+        return Recheck("; ".join(problem.message for problem in problems))
+    current: set[str] = set()
+    unread: list[str] = []
+    for target in targets:
+        try:
+            current.update(r.number for r in resolve_target(policy, target, directory))
+        except (InvalidNumber, UnknownRecipient) as exc:
+            unread.append(str(exc))
+    held: dict[str, str] = {}
+    for number in numbers:
+        if number not in current:
+            held[number] = "; ".join(unread) or "no longer on the roster it was texted through"
+        elif why := destination_refusal(number):
+            held[number] = why
+        elif not may_reach(policy, rule, number, directory):
+            held[number] = "the sender may no longer text this number"
+    return Recheck(None, held, rule.approval_required)
 
 
 def too_long_message(segments: SegmentInfo, max_segments: int) -> str:
@@ -433,5 +501,6 @@ def decide_auto_page(
             text=trimmed,
             segments=analyze(trimmed),
             unreachable=resolved.unreachable,
+            targets=targets,
         )
     )

@@ -20,6 +20,7 @@ from bot.sending.leases import RequestLeases
 from bot.sending.sends import Delivery, Run
 from bot.sending.services import Services
 from bot.sending.sweeper import Sweeper
+from bot.sending.views import recorded_targets
 from bot.slack.render import (
     inbound_status_text,
     not_permitted_text,
@@ -199,6 +200,7 @@ class Workflow(Services):
             response_url=origin.response_url,
             thread_ts=origin.thread_ts,
             dedupe_key=origin.dedupe_key,
+            targets=recorded_targets(plan.targets),
         )
 
     async def decide_request(

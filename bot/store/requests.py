@@ -77,6 +77,7 @@ def _as_recorded(
         approval_ts=None,
         dedupe_key=new.dedupe_key,
         recipients=tuple(new.recipients),
+        targets=new.targets,
     )
 
 
@@ -274,8 +275,8 @@ class RequestQueries(StoreCore):
         inserted = tx.rows(
             "INSERT INTO requests (id, kind, sender, channel_id, thread_ts, response_url, "
             "from_name, from_number, text, segments, encoding, state, created_at, "
-            "updated_at, expires_at, dedupe_key) "
-            f"VALUES ({placeholders(16)}) "
+            "updated_at, expires_at, dedupe_key, targets) "
+            f"VALUES ({placeholders(17)}) "
             "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
             (
                 request_id,
@@ -294,6 +295,7 @@ class RequestQueries(StoreCore):
                 now,
                 expires_at,
                 new.dedupe_key,
+                new.targets,
             ),
         )
         if not inserted:

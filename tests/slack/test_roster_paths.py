@@ -64,7 +64,10 @@ def oncall(tmp: Path, replacements: dict[str, str] | None = None) -> Path:
             '  dave: {number: "+447700900789", slack: U0DAVE}\n'
             f'  erin: {{number: "{ERIN}", slack: U0ERIN}}'
         ),
-        "approvals:": '  - users: [U0INTERN]\n    to: ["*"]\n    approval: required\napprovals:',
+        "approvals:": (
+            '  - users: [U0INTERN]\n    to: ["*"]\n    approval: required\n'
+            "  - users: [U0TRAINEE]\n    to: [db-oncall]\n    approval: required\napprovals:"
+        ),
     }
     for old, new in {**base, **(replacements or {})}.items():
         assert old in text, f"{old!r} is not in the example"
@@ -237,6 +240,61 @@ def test_ladder_tiers_and_repeats_naming_a_user_group_text_its_members(
     eventually(lambda: len(sends_to(twochat, ALICE)) == 2, 8, "round 2 reaching tier 2")
     settle()
     assert len(sends_to(twochat, ERIN)) == 2 and len(sends_to(twochat, BOB)) == 1
+
+
+# --- 4. a roster change while a text waits for approval -------------------------------
+
+
+def approval_request(app: AppProcess, slack: SlackStandIn, user: str, text: str) -> str:
+    """/sms by a sender whose texts need approval; the request id its Approve button holds."""
+    assert sms(app, slack, text, user) == ""
+    post = slack.wait_until(
+        lambda: [p for p in slack.posts(GENERAL) if "approval_approve" in json.dumps(p)],
+        5,
+        "the approval request",
+    )[-1]
+    blocks = post["blocks"]
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    return str(next(e["value"] for b in blocks if b["type"] == "actions" for e in b["elements"]))
+
+
+def approve(app: AppProcess, user: str, request_id: str) -> None:
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user},
+        "team": {"id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "channel": {"id": GENERAL},
+        "container": {"type": "message", "channel_id": GENERAL},
+        "actions": [
+            {
+                "action_id": "approval_approve",
+                "block_id": "a",
+                "value": request_id,
+                "type": "button",
+            }
+        ],
+    }
+    assert app.interact(payload).status_code == 200
+
+
+@pytest.mark.parametrize("sender", ["U0TRAINEE", "U0INTERN"])  # to: [db-oncall], and "*"
+def test_a_roster_member_removed_before_approval_is_not_texted_and_the_others_are(
+    app: AppProcess, workspace: SlackStandIn, twochat: TwoChatStandIn, sender: str
+) -> None:
+    request_id = approval_request(app, workspace, sender, "db-oncall rotate the db-1 keys")
+    workspace.user_groups["S0DBONCALL"] = ["U0ALICE"]  # bob leaves the on-call group
+    time.sleep(float(TTL) + 0.1)
+    approve(app, "U0LEAD", request_id)
+    assert numbers(twochat, 1) == [ALICE]
+    outcome = workspace.wait_until(
+        lambda: [p for p in workspace.thread_replies(GENERAL) if "bob" in p["text"]],
+        5,
+        "the outcome naming bob",
+    )[-1]["text"]
+    assert "not sent: no longer on the roster" in outcome
+    settle()
+    assert [s["to_number"] for s in twochat.sends] == [ALICE]
 
 
 # --- 6. user group members may do everything their group may ---------------------------
