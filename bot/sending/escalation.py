@@ -282,6 +282,7 @@ class Ladders:
             tuple(await db(store.escalation_steps, escalation_id)),
             tuple(await db(store.texted_by, escalation_id)),
             self._who,
+            self._services.masked(),
         )
         text, blocks = board_text(board), board_blocks(board)
         if escalation.board_ts is not None:

@@ -409,3 +409,30 @@ def test_the_shipped_oncall_example_auto_pages_escalates_and_is_acked_by_code(
     assert len(twochat.sends) == 7  # no round 2 after the ack
     shown = json.dumps([workspace.latest(post) for post in workspace.posts(INCIDENT)])
     assert not [number for number in (ALICE, BOB, CAROL, DAVE) if number in shown]
+
+
+# --- 10. mask_numbers on the pager board ---------------------------------------------------
+
+
+def test_the_pager_board_masks_the_numbers_a_tier_names(
+    start_app: StartApp,
+    workspace: SlackStandIn,
+    twochat: TwoChatStandIn,
+    tmp_path: Path,
+) -> None:
+    erik = "+447700900777"
+    tiers = {TIER_TWO: f'      - page: [dave, "{erik}"]\n        wait: 10m'}
+    masked = start_app(oncall(tmp_path, tiers), **FAST)
+    thread = mention(masked, "page db-1 is down")
+    numbers(twochat, 2)
+    first = board(workspace, thread)["text"]
+    assert "Next: tier 2 (dave, +44•••••0777)" in first
+    click(masked, "U0LEAD", "ladder_escalate", escalation_id(board(workspace, thread)))
+    board_says(workspace, thread, "+44•••••0777")  # the edit: who tier 2 texted
+    assert erik in [s["to_number"] for s in twochat.wait_for_sends(4)]
+    shown = [
+        str(call.args.get("text")) + json.dumps(call.args.get("blocks"))
+        for call in list(workspace.calls)
+        if call.method in ("chat.postMessage", "chat.update", "chat.postEphemeral")
+    ]
+    assert not [text for text in shown if erik in text]
