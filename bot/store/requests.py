@@ -272,11 +272,13 @@ class RequestQueries(StoreCore):
         )
         request_id = uuid.uuid4().hex
         expires_at = utc(new.expires_at) if new.expires_at is not None else None
+        # Requests that name no targets (a ladder's) leave the column out, as schema 5 had it.
+        targets = ", targets" if new.targets is not None else ""
         inserted = tx.rows(
             "INSERT INTO requests (id, kind, sender, channel_id, thread_ts, response_url, "
             "from_name, from_number, text, segments, encoding, state, created_at, "
-            "updated_at, expires_at, dedupe_key, targets) "
-            f"VALUES ({placeholders(17)}) "
+            f"updated_at, expires_at, dedupe_key{targets}) "
+            f"VALUES ({placeholders(17 if targets else 16)}) "
             "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
             (
                 request_id,
@@ -295,7 +297,7 @@ class RequestQueries(StoreCore):
                 now,
                 expires_at,
                 new.dedupe_key,
-                new.targets,
+                *([new.targets] if targets else []),
             ),
         )
         if not inserted:
