@@ -216,9 +216,11 @@ class Ladders:
         subject = Subject(requester=page.sender if page else None, texted=texted)
         return await self._services.may(actor, action, subject)
 
-    async def on_reply(self, contact: str, text: str) -> str | None:
+    async def on_reply(self, contact: str, text: str) -> tuple[str | None, bool]:
         """An SMS reply that acks a ladder: its code, or an ack word from someone with one
-        open page. A note for the reply posted in Slack, or None when it acks no ladder."""
+        open page. A note for the reply posted in Slack (None when it acks no ladder), and
+        whether it was an ack word that could not say which page: then nothing is acked, and
+        the replier is asked by SMS for the code."""
         db, store = self._services.db, self._store
         keyword = reply_keyword(text)
         ack_words = self._services.policy.replies.ack_words
@@ -230,20 +232,45 @@ class Ladders:
             found = await db(store.open_escalations_to, contact)
             if len(found) > 1:
                 codes = ", ".join(e.code for e in found)
-                return (
-                    f":grey_question: {label} has {len(found)} open pages; reply a code ({codes})."
-                )
+                await self._ask_for_code(contact, found)
+                note = f":grey_question: {label} has {len(found)} open pages; asked by SMS to "
+                return f"{note}reply a code ({codes}). Nothing was acked.", True
         else:
-            return None
+            return None, False
         if not found:
-            return None
+            return None, False
         escalation = found[0]
         action = Action.ACK_CODE if code is not None else Action.ACK_WORD
         if not (await self.may_ack(escalation.id, contact, action)).allowed:
-            return None
+            return None, False
         if await self.ack(escalation.id, contact, "sms", label, contact):
-            return f":white_check_mark: {label} acked page {escalation.code}: paging stopped."
-        return f":information_source: {label} acked page {escalation.code} late; it was handled."
+            return (
+                f":white_check_mark: {label} acked page {escalation.code}: paging stopped.",
+                False,
+            )
+        return (
+            f":information_source: {label} acked page {escalation.code} late; it was handled.",
+            False,
+        )
+
+    async def _ask_for_code(self, contact: str, open_pages: list[EscalationRecord]) -> None:
+        """Text someone who answered several open pages with a bare ack word which codes
+        to reply, once per those pages (the newest page's thread shows it went)."""
+        db, store = self._services.db, self._store
+        newest = await db(store.get_request, open_pages[0].id)
+        if newest is None:
+            return
+        codes = " or ".join(e.code for e in open_pages)
+        ask = f"You have {len(open_pages)} open pages. Reply {codes} to ack the one you take."
+        pages = "-".join(sorted(e.id[:8] for e in open_pages))
+        base = _with_text(_like(newest, request_key(newest.id, f"ask:{contact}:{pages}")), ask)
+        recorded = await db(
+            store.record_request,
+            replace(base, kind="sms", recipients=(NewRecipient(contact, None),)),
+            opt_outs=False,
+        )
+        if recorded is not None:
+            await self._delivery.deliver(recorded.request.id)
 
     async def pause(self, seconds: float) -> None:
         """The reply poller's wait between polls, cut short to ``replies.page_poll_interval``

@@ -436,3 +436,35 @@ def test_the_pager_board_masks_the_numbers_a_tier_names(
         if call.method in ("chat.postMessage", "chat.update", "chat.postEphemeral")
     ]
     assert not [text for text in shown if erik in text]
+
+
+# --- 8. an ack word from someone with several open pages ------------------------------
+
+
+def test_an_ack_word_with_several_open_pages_asks_by_sms_for_the_code_and_acks_nothing(
+    start_app: StartApp,
+    workspace: SlackStandIn,
+    twochat: TwoChatStandIn,
+    tmp_path: Path,
+) -> None:
+    ladder = start_app(oncall(tmp_path, {"wait: 5m": "wait: 30s"}), **FAST)
+    first = mention(ladder, "page disk full on db-1")
+    first_code = code_in(str(twochat.wait_for_sends(2)[0]["text"]))
+    second = mention(ladder, "page replica lag on db-2")
+    second_code = code_in(str(twochat.wait_for_sends(4)[2]["text"]))
+    board_says(workspace, second, ": alice, bob")
+    twochat.inbound(ALICE, "ok")
+    asked = eventually(lambda: sends_to(twochat, ALICE)[2:], 5, "the SMS asking alice for a code")
+    assert asked == [
+        f"You have 2 open pages. Reply {second_code} or {first_code} to ack the one you take."
+    ] or asked == [
+        f"You have 2 open pages. Reply {first_code} or {second_code} to ack the one you take."
+    ]
+    settle()
+    threads = json.dumps([workspace.latest(p) for p in workspace.posts(INCIDENT)])
+    assert "Acknowledged by" not in threads and "Acked" not in threads
+    assert "reply code" in board(workspace, first)["text"]
+    assert "reply code" in board(workspace, second)["text"]
+    twochat.inbound(ALICE, first_code)
+    board_says(workspace, first, "*Acked* by alice by SMS")
+    assert "reply code" in board(workspace, second)["text"]
