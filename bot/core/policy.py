@@ -18,6 +18,7 @@ from bot.core.directory import (
     Directory,
     user_mention,
 )
+from bot.core.escalation import CODE_LENGTHS, code_suffix
 from bot.core.model import WILDCARD, Policy, Recipient, SenderRule
 from bot.core.phone import destination_refusal, parse_number
 from bot.core.segments import SegmentInfo, analyze
@@ -49,6 +50,7 @@ class SendPlan:
     # The recipients as named ("db-oncall", "<@U…>"): a send that runs later (after an
     # approval) resolves them again, so it texts a roster as it is then.
     targets: tuple[str, ...] = ()
+    shortened: bool = False  # an alert's text cut to fit max_segments (the thread says so)
 
 
 @dataclass(frozen=True)
@@ -443,18 +445,20 @@ def auto_page_sender(channel_id: str) -> str:
 
 
 def trim_to_segments(text: str, max_segments: int, suffix: str = "") -> str:
-    """The longest prefix of ``text`` (ending in "…" when cut), followed by ``suffix``,
-    within ``max_segments``."""
+    """The longest prefix of ``text``, marked as cut, followed by ``suffix``, within
+    ``max_segments``. The mark keeps the text's alphabet: "..." for a GSM-7 text, since
+    "…" is not GSM-7 and would make it UCS-2, halving what fits."""
     if analyze(text + suffix).segments <= max_segments:
         return text + suffix
+    mark = "..." if analyze(text + suffix).encoding == "GSM-7" else "…"
     low, high = 0, len(text)
     while low < high:
         middle = (low + high + 1) // 2
-        if analyze(text[:middle].rstrip() + "…" + suffix).segments <= max_segments:
+        if analyze(text[:middle].rstrip() + mark + suffix).segments <= max_segments:
             low = middle
         else:
             high = middle - 1
-    return text[:low].rstrip() + "…" + suffix
+    return text[:low].rstrip() + mark + suffix
 
 
 def page_targets(policy: Policy, channel_id: str) -> tuple[str, ...]:
@@ -478,7 +482,10 @@ def decide_auto_page(
     targets = page_targets(policy, channel_id)
     if rule is None or rule.auto_page is None or not targets:
         return Refuse((Problem("sender", "this channel has no auto_page rule"),))
-    trimmed = trim_to_segments(text.strip(), policy.defaults.max_segments)
+    # Room for the longest reply code a ladder may add, so the page is cut only here, once.
+    room = code_suffix("A" * max(CODE_LENGTHS)) if rule.escalation else ""
+    trimmed = trim_to_segments(text.strip(), policy.defaults.max_segments, room)
+    trimmed = trimmed.removesuffix(room) if room else trimmed
     if not trimmed:
         return Refuse((Problem("text", "the message is empty"),))
     try:
@@ -502,5 +509,6 @@ def decide_auto_page(
             segments=analyze(trimmed),
             unreachable=resolved.unreachable,
             targets=targets,
+            shortened=trimmed != text.strip(),
         )
     )

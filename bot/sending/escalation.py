@@ -32,7 +32,7 @@ from bot.core.escalation import (
     request_key,
 )
 from bot.core.model import reply_keyword
-from bot.core.policy import resolve_all, trim_to_segments
+from bot.core.policy import resolve_all, too_long_message
 from bot.core.segments import analyze
 from bot.errors import BridgeError
 from bot.sending.sends import Delivery
@@ -67,14 +67,20 @@ class Ladders:
         return (rule.escalation, ladder) if ladder else None
 
     # ------------------------------------------------------------------ starting
-    async def prepare(self, new: NewRequest) -> NewRequest:
+    async def prepare(self, new: NewRequest) -> NewRequest | str:
         """A page about to be recorded in a channel with a ladder gets its reply code; an
-        approval-bound page does not escalate (nobody may text before it is approved)."""
+        approval-bound page does not escalate (nobody may text before it is approved). A
+        text the code would push over ``max_segments`` is refused (why), never cut: what
+        someone typed goes whole or not at all (an alert was cut to leave it room)."""
         if new.kind != "page" or new.approval_required or not self._ladder_of(new.channel_id):
             return new
         code = await self._services.db(self._store.reserve_code)
         max_segments = self._services.policy.defaults.max_segments
-        return _with_text(new, trim_to_segments(new.text, max_segments, code_suffix(code)))
+        coded = _with_text(new, new.text + code_suffix(code))
+        if coded.segments > max_segments:
+            too_long = too_long_message(analyze(coded.text), max_segments)
+            return f"{too_long} once the page's reply code ({code_suffix(code).strip()}) is added"
+        return coded
 
     async def escalating(
         self, request: StoredRequest, deliver: Callable[[], Awaitable[object]]

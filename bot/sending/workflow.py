@@ -145,6 +145,8 @@ class Workflow(Services):
         if signature is not None:
             claims.append(signature)
         new = await self.ladders.prepare(self._new_request(decision, origin, policy))
+        if isinstance(new, str):
+            return refusal_text(new, self.masked())
         limits = policy.limits
         try:
             recorded = await self.db(

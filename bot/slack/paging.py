@@ -105,6 +105,10 @@ async def auto_page(bridge: Bridge, alert: MessageEvent, text: str) -> None:
         sender = auto_page_sender(channel)
         origin = Origin(channel, sender, thread_ts=alert.ts, dedupe_key=alert.dedupe_key, kind=KIND)
         refusal = await bridge.submit(decision, origin)
+        if refusal is None and decision.plan.shortened:
+            limit = policy.defaults.max_segments
+            note = f":scissors: *Auto-page:* the alert was shortened to fit {limit} SMS segments."
+            await bridge.reporter.post(channel, note, thread_ts=alert.ts)
     if refusal:
         logger.warning("auto-page in %s not sent: %s", channel, refusal)
         await bridge.reporter.post(channel, f"*Auto-page:* {refusal}", thread_ts=alert.ts)

@@ -126,7 +126,7 @@ def test_auto_page_pages_the_channels_group_with_trimmed_text(policy: Policy) ->
     assert isinstance(decision, Allow)
     assert [r.label for r in decision.plan.recipients] == ["alice", "bob"]
     assert decision.plan.sender == "auto-page:C0INCIDENT"
-    assert decision.plan.segments.segments == 3 and decision.plan.text.endswith("…")
+    assert decision.plan.segments.segments == 3 and decision.plan.text.endswith("...")
     assert isinstance(decide_auto_page(policy, "C0OTHER", "CRITICAL", EMPTY_DIRECTORY), Refuse)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bot.core.segments import analyze
 from tests.appproc import AppProcess
 from tests.conftest import ROOT, StartApp
 from tests.escalation.ladder_app import (
@@ -468,3 +469,34 @@ def test_an_ack_word_with_several_open_pages_asks_by_sms_for_the_code_and_acks_n
     twochat.inbound(ALICE, first_code)
     board_says(workspace, first, "*Acked* by alice by SMS")
     assert "reply code" in board(workspace, second)["text"]
+
+
+# --- 9. the page text and its reply code within max_segments ----------------------------
+
+
+def test_a_typed_page_the_reply_code_would_push_over_the_limit_is_refused_not_cut(
+    app: AppProcess, workspace: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    typed = "db-1 is down: " + "x" * 436  # 450 characters: 3 GSM-7 segments on its own
+    mention(app, f"page {typed}")
+    refusal = told(workspace, "U0SRE1", "Not sent")
+    assert "4 SMS segments" in refusal and "reply code" in refusal and "limit is 3" in refusal
+    settle()
+    assert twochat.sends == []
+
+
+def test_a_long_alert_is_cut_in_its_own_alphabet_and_the_thread_says_so(
+    app: AppProcess, workspace: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    thread = alert(app, "CRITICAL: db-1 " + "lag " * 200)
+    sent = twochat.wait_for_sends(2)[0]["text"]
+    code = code_in(str(sent))
+    assert str(sent).endswith(f"... Reply {code} to ack")
+    assert analyze(str(sent)).encoding == "GSM-7" and analyze(str(sent)).segments == 3
+    assert len(str(sent)) > 400  # not halved by a UCS-2 ellipsis
+    note = workspace.wait_until(
+        lambda: [p for p in workspace.thread_replies(INCIDENT) if "shortened" in p["text"]],
+        5,
+        "the note that the alert was shortened",
+    )[0]
+    assert note["thread_ts"] == thread and "3 SMS segments" in note["text"]
