@@ -8,8 +8,9 @@ whole decision (the sender's groups and the recipients' groups read at the same 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.core.model import Policy
 
@@ -69,12 +70,16 @@ class Directory:
 
 EMPTY_DIRECTORY = Directory()
 
-# Builds the directory a policy needs: policy → snapshot. The send path takes one of these
-# so it can re-authorize at send time with membership as it is then.
-DirectorySource = Callable[[Policy], Awaitable[Directory]]
+
+class DirectorySource(Protocol):
+    """Builds the directory a policy needs: policy → snapshot. The send path takes one of
+    these so it can re-authorize at send time with membership as it is then; ``patient``
+    work (no Slack request waits for it) lets slow or rate-limited lookups finish."""
+
+    def __call__(self, policy: Policy, *, patient: bool = False) -> Awaitable[Directory]: ...
 
 
-async def no_directory(policy: Policy) -> Directory:
+async def no_directory(policy: Policy, *, patient: bool = False) -> Directory:
     """The source for a policy that names no Slack users or groups (and for tests)."""
     return EMPTY_DIRECTORY
 

@@ -47,6 +47,8 @@ class SendPlan:
     segments: SegmentInfo
     # Slack users a roster named who have no number: not texted, and the outcome says so.
     unreachable: tuple[str, ...] = ()
+    # Slack users whose profile phone could not be read (never "no number"): not texted.
+    unread: tuple[str, ...] = ()
     # The recipients as named ("db-oncall", "<@U…>"): a send that runs later (after an
     # approval) resolves them again, so it texts a roster as it is then.
     targets: tuple[str, ...] = ()
@@ -92,6 +94,7 @@ class Resolved:
 
     recipients: tuple[Recipient, ...]
     unreachable: tuple[str, ...] = ()
+    unread: tuple[str, ...] = ()  # members whose Slack profile could not be read
 
 
 def resolve(policy: Policy, target: str, directory: Directory) -> Resolved:
@@ -127,9 +130,21 @@ def resolve_all(policy: Policy, targets: Sequence[str], directory: Directory) ->
     """Several targets' distinct recipients and unreachable people, for a page that names
     no person to refuse to (an auto-page, a ladder's tier): a target that cannot be
     resolved is skipped, and UnknownRecipient names why when none could be."""
+    problems: list[str] = []
+    merged = _merge(policy, targets, directory, problems)
+    if not merged.recipients:
+        raise UnknownRecipient("; ".join(problems) or "nobody to text")
+    return merged
+
+
+def _merge(
+    policy: Policy, targets: Sequence[str], directory: Directory, problems: list[str]
+) -> Resolved:
+    """The targets' distinct recipients, unreachable and unread people; a target that
+    cannot be resolved adds why to ``problems``."""
     recipients: dict[str, Recipient] = {}
     unreachable: dict[str, None] = {}
-    problems: list[str] = []
+    unread: dict[str, None] = {}
     for target in targets:
         try:
             resolved = resolve(policy, target, directory)
@@ -137,11 +152,10 @@ def resolve_all(policy: Policy, targets: Sequence[str], directory: Directory) ->
             problems.append(str(exc))
             continue
         unreachable.update(dict.fromkeys(resolved.unreachable))
+        unread.update(dict.fromkeys(resolved.unread))
         for recipient in resolved.recipients:
             recipients.setdefault(recipient.number, recipient)
-    if not recipients:
-        raise UnknownRecipient("; ".join(problems) or "nobody to text")
-    return Resolved(tuple(recipients.values()), tuple(unreachable))
+    return Resolved(tuple(recipients.values()), tuple(unreachable), tuple(unread))
 
 
 def names_recipient(policy: Policy, target: str) -> bool:
@@ -185,7 +199,11 @@ def _user_recipient(policy: Policy, user_id: str, directory: Directory) -> Recip
     return Recipient(number, name or policy.contact_name(number)) if number else None
 
 
-def _no_number(policy: Policy, who: str) -> UnknownRecipient:
+def _no_number(policy: Policy, who: str, user_id: str, directory: Directory) -> UnknownRecipient:
+    """Why a linked Slack user cannot be texted: no number, or a profile Slack did not give."""
+    if user_id in directory.phones_unread:
+        why = directory.phones_unread[user_id]
+        return UnknownRecipient(f"could not read the Slack profile of {who} ({why}); try again")
     where = " or their Slack profile" if policy.defaults.slack_profile_numbers else ""
     return UnknownRecipient(f"{who} has no phone number in the policy{where}")
 
@@ -198,7 +216,7 @@ def _mentioned_user(policy: Policy, user_id: str, directory: Directory) -> Recip
         )
     recipient = _user_recipient(policy, user_id, directory)
     if recipient is None:
-        raise _no_number(policy, user_mention(user_id))
+        raise _no_number(policy, user_mention(user_id), user_id, directory)
     return recipient
 
 
@@ -208,7 +226,7 @@ def _contact(policy: Policy, name: str, directory: Directory) -> Recipient:
     user_id = policy.contact_slack[name]
     recipient = _user_recipient(policy, user_id, directory)
     if recipient is None:
-        raise _no_number(policy, f"{name} ({user_mention(user_id)})")
+        raise _no_number(policy, f"{name} ({user_mention(user_id)})", user_id, directory)
     return recipient
 
 
@@ -222,16 +240,24 @@ def _slack_group(policy: Policy, name: str, directory: Directory) -> Resolved:
         raise UnknownRecipient(f"could not read {name}'s members from Slack ({why}); try again")
     recipients: list[Recipient] = []
     unreachable: list[str] = []
+    unread: list[str] = []
     for user_id in sorted(members):
         recipient = _user_recipient(policy, user_id, directory)
-        if recipient is None:
-            unreachable.append(user_mention(user_id))
-        else:
+        if recipient is not None:
             recipients.append(recipient)
+        elif user_id in directory.phones_unread:
+            unread.append(user_mention(user_id))
+        else:
+            unreachable.append(user_mention(user_id))
+    if not recipients and unread:
+        why = next(iter(directory.phones_unread.values()))
+        raise UnknownRecipient(
+            f"could not read the Slack profiles of {name}'s members ({why}); try again"
+        )
     if not recipients:
         nobody = ", ".join(unreachable) or "it has no members"
         raise UnknownRecipient(f"nobody in {name} has a phone number ({nobody})")
-    return Resolved(tuple(recipients), tuple(unreachable))
+    return Resolved(tuple(recipients), tuple(unreachable), tuple(unread))
 
 
 def sender_rule(policy: Policy, user_id: str, directory: Directory) -> SenderRule | None:
@@ -286,30 +312,22 @@ def _recipients(
     targets: Sequence[str],
     directory: Directory,
     problems: list[Problem],
-) -> tuple[tuple[Recipient, ...], tuple[str, ...]]:
+) -> Resolved:
     """The distinct recipients of ``targets`` and the unreachable Slack users among them;
     every target that fails and every recipient the rule may not reach goes to
     ``problems``."""
-    recipients: dict[str, Recipient] = {}
-    unreachable: dict[str, None] = {}
     if not targets:
         problems.append(Problem("to", "say who to text: a contact, a group or a phone number"))
-    for target in targets:
-        try:
-            resolved = resolve(policy, target, directory)
-        except (InvalidNumber, UnknownRecipient) as exc:
-            problems.append(Problem("to", str(exc)))
-            continue
-        unreachable.update(dict.fromkeys(resolved.unreachable))
-        for recipient in resolved.recipients:
-            recipients.setdefault(recipient.number, recipient)
-    for recipient in recipients.values():
+    failed: list[str] = []
+    resolved = _merge(policy, targets, directory, failed)
+    problems.extend(Problem("to", why) for why in failed)
+    for recipient in resolved.recipients:
         refusal = destination_refusal(recipient.number)
         if refusal:
             problems.append(Problem("to", f"{recipient.label}: {refusal}"))
         elif not may_reach(policy, rule, recipient.number, directory):
             problems.append(Problem("to", f"you may not text {recipient.label}"))
-    return tuple(recipients.values()), tuple(unreachable)
+    return resolved
 
 
 def decide(
@@ -330,7 +348,7 @@ def decide(
         return Refuse((Problem("sender", refusal),))
 
     problems: list[Problem] = []
-    recipients, unreachable = _recipients(policy, rule, targets, directory, problems)
+    resolved = _recipients(policy, rule, targets, directory, problems)
     chosen_from = _check_from_and_text(policy, rule, text, from_name, problems)
     if problems:
         return Refuse(tuple(problems))
@@ -338,10 +356,11 @@ def decide(
         sender=sender,
         from_name=chosen_from,
         from_number=policy.from_numbers[chosen_from],
-        recipients=recipients,
+        recipients=resolved.recipients,
         text=text,
         segments=analyze(text),
-        unreachable=unreachable,
+        unreachable=resolved.unreachable,
+        unread=resolved.unread,
         targets=tuple(targets),
     )
     return NeedsApproval(plan) if rule.approval_required else Allow(plan)
@@ -508,6 +527,7 @@ def decide_auto_page(
             text=trimmed,
             segments=analyze(trimmed),
             unreachable=resolved.unreachable,
+            unread=resolved.unread,
             targets=targets,
             shortened=trimmed != text.strip(),
         )

@@ -148,7 +148,9 @@ class Ladders:
         policy = self._services.policy
         try:
             found = resolve_all(
-                policy, ladder.tiers[tier].page, await self._services.directory(policy)
+                policy,
+                ladder.tiers[tier].page,
+                await self._services.directory(policy, patient=True),
             )
         except BridgeError as exc:
             logger.warning("escalation tier %d: %s", tier + 1, exc)

@@ -285,7 +285,8 @@ class Delivery:
         """The sends that may go; the others (policy refuses, number opted out) are marked
         failed with the reason."""
         db, store = self._services.db, self._services.store
-        checked = self.recheck(run.request, await self._services.directory(self._services.policy))
+        directory = await self._services.directory(self._services.policy, patient=True)
+        checked = self.recheck(run.request, directory)
         opted_out = run.opted_out
         if opted_out is None:
             opted_out = await db(store.opted_out_numbers, [send.number for send in sends])

@@ -5,7 +5,14 @@ pass the ``Directory`` it returns into ``decide``. Answers are cached for ``ttl`
 people @-mention a roster far more often than it changes, and Slack rate-limits these
 methods. A failed lookup is not cached; its group is left out of the snapshot's members
 and put in its ``unread`` with the cause, so the decision says the roster could not be read
-(and why) instead of texting nobody or calling someone "not allowed".
+(and why) instead of texting nobody or calling someone "not allowed"; a profile that could
+not be read is "lookup failed", never "no phone number".
+
+A lookup runs to its end even when the decision that asked stopped waiting (Slack's answer
+is due in 3 seconds): at most ``LOOKUPS_AT_ONCE`` profiles are read at a time, a rate limit
+(HTTP 429) is waited out for its Retry-After by the client, and what comes back is cached,
+so the next page of the same roster finds it. Work that no Slack request waits for (an
+auto-page, a ladder's tier, a send after its approval) waits ``PATIENCE`` seconds for it.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -33,8 +40,12 @@ T = TypeVar("T")
 DEFAULT_TTL = 60.0
 # Profile lookups at once: a large roster must not burst past users.profile.get's limit.
 LOOKUPS_AT_ONCE = 8
-# Lookups run before Slack's 3-second answer is due; one that takes longer fails instead.
+# Lookups run before Slack's 3-second answer is due: a snapshot waits this long in all.
 LOOKUP_DEADLINE = 1.5
+# How long a snapshot for work no Slack request waits for may take (rate limits waited out).
+PATIENCE = 30.0
+# No lookup runs longer than this, Retry-After waits included.
+LOOKUP_LIMIT = 300.0
 _LOOKUP_ERRORS = (*SLACK_ERRORS, aiohttp.ClientError, TimeoutError)
 
 
@@ -48,10 +59,15 @@ class SlackDirectory:
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._phones: dict[str, tuple[float, str]] = {}
         self._lookups = asyncio.Semaphore(LOOKUPS_AT_ONCE)
+        # Lookups under way, by cache key: shared by every snapshot that wants them, and
+        # kept running (and referenced) past the deadline of the one that started them.
+        self._running: dict[str, asyncio.Task[Lookup[Any]]] = {}
 
-    async def snapshot(self, policy: Policy) -> Directory:
+    async def snapshot(self, policy: Policy, *, patient: bool = False) -> Directory:
         """What ``policy`` needs from Slack now: the members of every user group it names,
-        and profile phones for the linked people the file gives no number."""
+        and profile phones for the linked people the file gives no number; within
+        ``LOOKUP_DEADLINE`` in all, or ``PATIENCE`` when ``patient``."""
+        deadline = time.monotonic() + (PATIENCE if patient else LOOKUP_DEADLINE)
         groups = sorted(policy.user_groups())
         profiles = policy.defaults.slack_profile_numbers
         if not groups and not (profiles and policy.contact_slack):
@@ -59,7 +75,9 @@ class SlackDirectory:
         members: dict[str, frozenset[str]] = {}
         unread: dict[str, str] = {}
         for group, found in zip(
-            groups, await asyncio.gather(*(self._members(group) for group in groups)), strict=True
+            groups,
+            await asyncio.gather(*(self._members(group, deadline) for group in groups)),
+            strict=True,
         ):
             if found.value is None:
                 unread[group] = found.failed or "not read"
@@ -70,7 +88,9 @@ class SlackDirectory:
         if profiles:
             rosters = [members.get(group, frozenset()) for group in policy.slack_groups.values()]
             wanted = sorted(_numberless(policy, rosters))
-            numbers = await asyncio.gather(*(self._phone(user, policy) for user in wanted))
+            numbers = await asyncio.gather(
+                *(self._phone(user, policy, deadline) for user in wanted)
+            )
             for user, number in zip(wanted, numbers, strict=True):
                 if number.value is not None:
                     phones[user] = number.value
@@ -78,22 +98,22 @@ class SlackDirectory:
                     phones_unread[user] = number.failed
         return Directory(members, phones, unread, phones_unread)
 
-    async def _members(self, group: str) -> Lookup[frozenset[str]]:
+    async def _members(self, group: str, deadline: float) -> Lookup[frozenset[str]]:
         async def fetch() -> frozenset[str]:
             answer = await self._client.usergroups_users_list(usergroup=group)
             users = answer.get("users") or []
             return frozenset(u for u in users if isinstance(u, str) and USER_ID.fullmatch(u))
 
-        return await self._cached(self._groups, group, fetch)
+        return await self._cached(self._groups, group, fetch, deadline)
 
-    async def _phone(self, user: str, policy: Policy) -> Lookup[str]:
+    async def _phone(self, user: str, policy: Policy, deadline: float) -> Lookup[str]:
         async def fetch() -> str:
             async with self._lookups:
                 answer = await self._client.users_profile_get(user=user)
             profile = answer.get("profile") or {}
             return str(profile.get("phone") or "") if isinstance(profile, dict) else ""
 
-        raw = await self._cached(self._phones, user, fetch)
+        raw = await self._cached(self._phones, user, fetch, deadline)
         if not raw.value:  # no phone on the profile, or the lookup failed (and why)
             return Lookup(None, raw.failed)
         try:
@@ -103,20 +123,45 @@ class SlackDirectory:
             return Lookup(None)
 
     async def _cached(
+        self,
+        cache: dict[str, tuple[float, T]],
+        key: str,
+        fetch: Callable[[], Awaitable[T]],
+        deadline: float,
+    ) -> Lookup[T]:
+        """``fetch``'s answer, reused for ``ttl`` seconds; if it is not in by ``deadline``
+        (it goes on, and is cached when it comes) or failed (not cached), why not."""
+        hit = cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
+            return Lookup(hit[1])
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.create_task(self._fill(cache, key, fetch), name=f"slack-lookup-{key}")
+            self._running[key] = task
+        try:
+            found: Lookup[T] = await asyncio.wait_for(
+                asyncio.shield(task), max(0.0, deadline - time.monotonic())
+            )
+        except TimeoutError:
+            why = "Slack did not answer in time; still asking"
+            logger.warning("Slack lookup for %s failed: %s", key, why)
+            return Lookup(None, why)
+        return found
+
+    async def _fill(
         self, cache: dict[str, tuple[float, T]], key: str, fetch: Callable[[], Awaitable[T]]
     ) -> Lookup[T]:
-        """``fetch``'s answer, reused for ``ttl`` seconds; on failure (not cached) why."""
-        now = time.monotonic()
-        hit = cache.get(key)
-        if hit is not None and now - hit[0] < self._ttl:
-            return Lookup(hit[1])
+        """One lookup to its end, its answer cached for everyone; a failure, and why."""
+        started = time.monotonic()
         try:
-            value = await asyncio.wait_for(fetch(), LOOKUP_DEADLINE)
+            value = await asyncio.wait_for(fetch(), LOOKUP_LIMIT)
         except _LOOKUP_ERRORS as exc:
             why = lookup_failure(exc)
             logger.warning("Slack lookup for %s failed: %s", key, why)
             return Lookup(None, why)
-        cache[key] = (now, value)
+        finally:
+            self._running.pop(key, None)
+        cache[key] = (started, value)
         return Lookup(value)
 
 
@@ -132,7 +177,7 @@ def lookup_failure(exc: BaseException) -> str:
     """Why a Slack lookup failed, in words for a log line and a refusal (a timeout's own
     message is empty)."""
     if isinstance(exc, TimeoutError):
-        return f"Slack did not answer within {LOOKUP_DEADLINE:g} s"
+        return f"Slack did not answer within {LOOKUP_LIMIT:g} s"
     if isinstance(exc, SlackApiError):
         return f"Slack answered {exc.response.get('error') or exc.response.status_code}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

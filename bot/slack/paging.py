@@ -70,7 +70,8 @@ async def page_from_mention(
             channel, user, refusal_text("say what is happening after who to page")
         )
         return
-    decision = decide(policy, user, targets, command.text, None, await bridge.directory())
+    directory = await bridge.directory(patient=True)  # Slack had its answer
+    decision = decide(policy, user, targets, command.text, None, directory)
     if isinstance(decision, Refuse):
         await bridge.reporter.whisper(channel, user, refusal_text(decision.reason))
         return
@@ -94,7 +95,7 @@ async def auto_page(bridge: Bridge, alert: MessageEvent, text: str) -> None:
     if not await workflow.db(workflow.store.claim_key, key, rule.auto_page.dedupe_window):
         logger.info("auto-page in %s: same alert already paged within the window", channel)
         return
-    directory = await bridge.directory()
+    directory = await bridge.directory(patient=True)
     decision = decide_auto_page(policy, channel, gsm7_cleanup(text), directory)
     if isinstance(decision, Refuse) and directory.unread:
         # Slack could not tell who is on call: the next identical alert must try again.

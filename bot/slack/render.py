@@ -490,8 +490,18 @@ def request_status_texts(
     return split_text("\n".join(lines), MAX_MESSAGE_TEXT)
 
 
-def unreachable_text(mentions: Sequence[str]) -> str:
-    """Roster members the text did not reach for want of a number. ``mentions`` are
-    "<@U…>" built from ids Slack returned, so they show as names without escaping."""
-    who = listing(list(mentions), most=SHOWN_ENTRIES)
-    return f":warning: Not reachable, no phone number: {who}. They were not texted."
+def unreachable_text(mentions: Sequence[str], unread: Sequence[str] = ()) -> str:
+    """Roster members the text did not reach: for want of a number, or because Slack did
+    not give their profile (never called "no number"). Mentions are "<@U…>" built from ids
+    Slack returned, so they show as names without escaping."""
+    lines = []
+    if mentions:
+        who = listing(list(mentions), most=SHOWN_ENTRIES)
+        lines.append(f":warning: Not reachable, no phone number: {who}. They were not texted.")
+    if unread:
+        who = listing(list(unread), most=SHOWN_ENTRIES)
+        lines.append(
+            f":warning: Not reachable, Slack profile lookup failed: {who}. They were not "
+            "texted; page again to retry them."
+        )
+    return "\n".join(lines)
