@@ -293,7 +293,7 @@ def compose_view(
             _from_block(policy, usable, chosen),
             recipients_block(
                 policy,
-                user_id,
+                sender_rule(policy, user_id, directory),
                 (BLOCK_TO, ACTION_TO),
                 "To",
                 "alice, db-oncall or +447700900123",
