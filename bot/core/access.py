@@ -61,6 +61,11 @@ class Verdict:
     def allowed(self) -> bool:
         return self.answer == "yes"
 
+    def sentence(self) -> str:
+        """The refusal as a sentence of its own ("" for a yes)."""
+        refusal = self.refusal() or ""
+        return f"{refusal[:1].upper()}{refusal[1:]}." if refusal else ""
+
     def refusal(self) -> str | None:
         """What to tell the person when it is not a yes, or None."""
         if self.answer == "yes":

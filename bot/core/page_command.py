@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from bot.core.commands import sms_text, take_recipients, unslack
 from bot.core.model import Policy
-from bot.core.policy import names_recipient, split_targets
+from bot.core.policy import split_targets
+from bot.core.rosters import names_recipient
 
 _FIRST_WORD = re.compile(r"\s*(\S+)(.*)", re.DOTALL)
 

@@ -32,7 +32,8 @@ from bot.core.escalation import (
     request_key,
 )
 from bot.core.model import reply_keyword
-from bot.core.policy import resolve_all, too_long_message
+from bot.core.policy import too_long_message
+from bot.core.rosters import resolve_all
 from bot.core.segments import analyze
 from bot.errors import BridgeError
 from bot.sending.sends import Delivery

@@ -23,7 +23,6 @@ from bot.sending.sweeper import Sweeper
 from bot.sending.views import recorded_targets
 from bot.slack.render import (
     inbound_status_text,
-    not_permitted_text,
     opted_out_reason,
     refusal_text,
     send_status_text,
@@ -241,7 +240,7 @@ class Workflow(Services):
         2Chat's GET /open/sms/message says (asked only for the bridge's own messages)."""
         verdict = await self.may(user, Action.STATUS)
         if not verdict.allowed:
-            return not_permitted_text(verdict.refusal() or "")
+            return f":no_entry: {verdict.sentence()}"
         policy = self.policy
         send = await self.db(self.store.send_by_message_id, message_id)
         inbound = None if send else await self.db(self.store.inbound_message, message_id)

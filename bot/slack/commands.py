@@ -22,7 +22,6 @@ from bot.slack.payloads import SlashCommand
 from bot.slack.render import (
     STATUS_USAGE,
     help_text,
-    not_permitted_text,
     refusal_text,
     request_status_texts,
     request_text,
@@ -131,7 +130,7 @@ async def request_status(bridge: Bridge, request_id: str, user_id: str) -> list[
     policy, workflow = bridge.policy, bridge.workflow
     verdict = await workflow.may(user_id, Action.STATUS)
     if not verdict.allowed:
-        return [not_permitted_text(verdict.refusal() or "")]
+        return [f":no_entry: {verdict.sentence()}"]
     request = await workflow.db(workflow.store.get_request, request_id)
     if request is None:
         return [f":grey_question: The bridge has no text with id `{request_id}`."]

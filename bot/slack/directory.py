@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -154,7 +154,7 @@ class SlackDirectory:
         """One lookup to its end, its answer cached for everyone; a failure, and why."""
         started = time.monotonic()
         try:
-            value = await asyncio.wait_for(fetch(), LOOKUP_LIMIT)
+            value = await asyncio.wait_for(_waiting_out_rate_limits(fetch), LOOKUP_LIMIT)
         except _LOOKUP_ERRORS as exc:
             why = lookup_failure(exc)
             logger.warning("Slack lookup for %s failed: %s", key, why)
@@ -171,6 +171,27 @@ class Lookup(Generic[T]):
 
     value: T | None
     failed: str = ""
+
+
+async def _waiting_out_rate_limits(fetch: Callable[[], Awaitable[T]]) -> T:
+    """``fetch``, called again after each ``ratelimited`` answer's Retry-After (the client
+    retries a few times itself; a big roster can outlast that), until ``LOOKUP_LIMIT``."""
+    while True:
+        try:
+            return await fetch()
+        except SlackApiError as exc:
+            if exc.response.status_code != 429:
+                raise
+            await asyncio.sleep(_retry_after(exc.response.headers))
+
+
+def _retry_after(headers: Mapping[str, Any]) -> float:
+    """Slack's Retry-After in seconds (header names and value shapes vary by client)."""
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            text = str(value[0] if isinstance(value, list) and value else value)
+            return float(text) if text.isdigit() else 1.0
+    return 1.0
 
 
 def lookup_failure(exc: BaseException) -> str:

@@ -222,11 +222,6 @@ def refusal_text(reason: str, masked: bool = False) -> str:
     return f":no_entry: Not sent: {shown(reason, masked)}. Nothing was sent to 2Chat."
 
 
-def not_permitted_text(reason: str) -> str:
-    """An action someone may not take (or that could not be checked), as a sentence."""
-    return f":no_entry: {reason[:1].upper()}{reason[1:]}."
-
-
 def unposted_approval_text(channel: str) -> str:
     """A request that needs approval but could not be shown to the approvers."""
     return (
@@ -491,17 +486,12 @@ def request_status_texts(
 
 
 def unreachable_text(mentions: Sequence[str], unread: Sequence[str] = ()) -> str:
-    """Roster members the text did not reach: for want of a number, or because Slack did
-    not give their profile (never called "no number"). Mentions are "<@U…>" built from ids
-    Slack returned, so they show as names without escaping."""
-    lines = []
-    if mentions:
-        who = listing(list(mentions), most=SHOWN_ENTRIES)
-        lines.append(f":warning: Not reachable, no phone number: {who}. They were not texted.")
-    if unread:
-        who = listing(list(unread), most=SHOWN_ENTRIES)
-        lines.append(
-            f":warning: Not reachable, Slack profile lookup failed: {who}. They were not "
-            "texted; page again to retry them."
-        )
-    return "\n".join(lines)
+    """Roster members not texted: no number, or a Slack profile that could not be read
+    (never called "no number"). ``<@U…>`` mentions of ids from Slack: shown unescaped."""
+    parts = (("no phone number", mentions), ("Slack profile lookup failed", unread))
+    return "\n".join(
+        f":warning: Not reachable, {why}: {listing(list(who), most=SHOWN_ENTRIES)}. "
+        "They were not texted."
+        for why, who in parts
+        if who
+    )
