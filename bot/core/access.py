@@ -113,10 +113,16 @@ def is_approver(policy: Policy, user: str, directory: Directory) -> Membership:
     return directory.matches(user, policy.approvals.approvers)
 
 
-def _linked_and_texted(policy: Policy, user: str, subject: Subject) -> Membership:
-    """A Slack user linked to a contact whose number this page texted: they got the page."""
+def _linked_and_texted(
+    policy: Policy, user: str, directory: Directory, subject: Subject
+) -> Membership:
+    """A Slack user linked to a contact whose number (in the file, or their profile phone)
+    this page texted: they got the page."""
     name = policy.contact_of_user(user)
-    return name is not None and policy.contacts.get(name) in subject.texted
+    if name is None:
+        return False
+    number = policy.contacts.get(name) or directory.phones.get(user)
+    return number in subject.texted
 
 
 Rule = Callable[[Policy, str, Directory, Subject], Membership]
@@ -134,8 +140,8 @@ def _approver(policy: Policy, user: str, directory: Directory, _: Subject) -> Me
     return is_approver(policy, user, directory)
 
 
-def _linked(policy: Policy, user: str, _: Directory, subject: Subject) -> Membership:
-    return _linked_and_texted(policy, user, subject)
+def _linked(policy: Policy, user: str, directory: Directory, subject: Subject) -> Membership:
+    return _linked_and_texted(policy, user, directory, subject)
 
 
 def _texted(_: Policy, number: str, __: Directory, subject: Subject) -> Membership:

@@ -182,3 +182,15 @@ def test_the_first_senders_entry_decides_so_an_unreadable_group_before_it_leaves
     assert permission(later, Directory({"S0TEAM": frozenset()}), "U0LATER", Action.SEND).allowed
     unread = Directory({}, unread={"S0TEAM": "ratelimited"})
     assert permission(later, unread, "U0LATER", Action.SEND).answer == U
+
+
+@pytest.mark.parametrize("action", [Action.ACK_BUTTON, Action.ACK_REACTION])
+def test_a_linked_user_texted_at_their_profile_phone_may_ack_in_slack(action: Action) -> None:
+    text = POLICY_TEXT.format(lin=LINKED, listed="U0LISTED, ").replace(
+        '  ann: "+447700900333"', '  ann: "+447700900333"\n  pat: {slack: U0PAT}'
+    )
+    current = load_policy_text(text)
+    profile = Directory({"S0TEAM": frozenset()}, phones={"U0PAT": "+447700900444"})
+    texted = Subject(requester="U0PAGER", texted=frozenset({"+447700900444"}))
+    assert permission(current, profile, "U0PAT", action, texted).allowed
+    assert not permission(current, profile, "U0PAT", action, SUBJECT).allowed
