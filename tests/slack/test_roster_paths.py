@@ -561,3 +561,32 @@ def test_a_profile_slack_would_not_give_is_reported_as_a_failed_lookup_not_as_no
         "the note on who was not reached",
     )[0]["text"]
     assert "Slack profile lookup failed: <@U0NEW>" in note and "no phone number" not in note
+
+
+def test_a_member_of_an_approver_group_may_retry_a_send_whose_outcome_is_unknown(
+    app: AppProcess, workspace: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    twochat.respond(202, {"success": True})  # queued with no message id: outcome unknown
+    assert sms(app, workspace, "carol the db-1 disk is full", "U0SRE1") == ""
+    reply = workspace.wait_until(
+        lambda: [p for p in workspace.thread_replies(GENERAL) if "send_retry" in json.dumps(p)],
+        5,
+        "the outcome with its Retry button",
+    )[0]
+    blocks = reply["blocks"]
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    send_id = next(
+        e["value"] for b in blocks if b.get("block_id") == "retry" for e in b["elements"]
+    )
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": "U0LEAD2"},  # an approver through S0LEADS, not the requester
+        "team": {"id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "channel": {"id": GENERAL},
+        "container": {"type": "message", "channel_id": GENERAL},
+        "actions": [{"action_id": "send_retry", "block_id": "retry", "value": send_id}],
+    }
+    assert app.interact(payload).status_code == 200
+    eventually(lambda: len(sends_to(twochat, CAROL)) == 2, 5, "the retried send")
+    assert not [text for text in ephemerals(workspace, "U0LEAD2") if "no_entry" in text]
