@@ -39,7 +39,7 @@ from bot.errors import BridgeError
 from bot.sending.sends import Delivery
 from bot.sending.services import Services
 from bot.slack.board_render import Board, board_blocks, board_text
-from bot.slack.render import show_number
+from bot.slack.render import show_number, unreachable_text
 from bot.store import NewRecipient, NewRequest, StoredRequest
 from bot.store.escalations import Climb, EscalationRecord
 
@@ -129,23 +129,26 @@ class Ladders:
         step = ladder.step_after(escalation.tier, escalation.round) if ladder else None
         if ladder is None:
             logger.warning("escalation %r is no longer in the policy", escalation.name)
-        send, next_at = None, None
+        send, missed, next_at = None, "", None
         if step is not None and ladder is not None and page is not None:
-            send = await self._rung_request(page, ladder, *step)
+            send, missed = await self._rung_request(page, ladder, *step)
             next_at = store.now() + ladder.wait_after(step[0])
         request_id = await db(store.climb, escalation, Climb(step, send, next_at, actor))
         if request_id is None:
             return False
         if request_id:
             await self._delivery.deliver(request_id)
+        if missed and page is not None:  # the roster members this rung could not text
+            await self._services.reporter.post(page.channel_id, missed, thread_ts=page.thread_ts)
         await self.refresh(escalation.id)
         return True
 
     async def _rung_request(
         self, page: StoredRequest, ladder: Escalation, tier: int, round_: int
-    ) -> NewRequest | None:
+    ) -> tuple[NewRequest | None, str]:
         """The page's text to a rung's people, resolved like every other roster (Slack user
-        groups as they are now), or None when none of them can be texted."""
+        groups as they are now), or None when none of them can be texted; and who on its
+        rosters it cannot text (no number, or a profile Slack did not give), to say so."""
         policy = self._services.policy
         try:
             found = resolve_all(
@@ -155,11 +158,11 @@ class Ladders:
             )
         except BridgeError as exc:
             logger.warning("escalation tier %d: %s", tier + 1, exc)
-            return None
+            return None, ""
+        missed = unreachable_text(found.unreachable, found.unread)
         recipients = tuple(NewRecipient(r.number, r.name) for r in found.recipients)
-        return replace(
-            _like(page, request_key(page.id, f"r{round_}t{tier}")), recipients=recipients
-        )
+        rung = _like(page, request_key(page.id, f"r{round_}t{tier}"))
+        return replace(rung, recipients=recipients), missed
 
     # ------------------------------------------------------------------ acks and commands
     async def ack(

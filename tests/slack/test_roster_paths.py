@@ -230,12 +230,19 @@ def test_ladder_tiers_and_repeats_naming_a_user_group_text_its_members(
         TIER_ONE: "      - page: db-leads\n        wait: 1s",
         TIER_TWO: "      - page: [web-oncall, db-oncall]\n        wait: 1s",
     }
+    workspace.user_groups["S0WEB"] = ["U0ERIN", "U0NONUM"]  # U0NONUM has no number
     ladder = start_app(oncall(tmp_path, swapped), **FAST)
     thread = mention(ladder, "page db-1 is down")
     assert numbers(twochat, 2) == [CAROL, DAVE]  # tier 1: a list group
     assert numbers(twochat, 5) == sorted([CAROL, DAVE, ALICE, BOB, ERIN])  # tier 2: Slack
     board_says(workspace, thread, "tier 2 of 2")
     assert "nobody to text" not in board(workspace, thread)["text"]
+    missed = workspace.wait_until(
+        lambda: [p for p in workspace.thread_replies(INCIDENT) if "Not reachable" in p["text"]],
+        5,
+        "the note on whom tier 2 could not text",
+    )[0]
+    assert missed["thread_ts"] == thread and "no phone number: <@U0NONUM>" in missed["text"]
     # The repeat round climbs the same ladder and reads the roster again.
     workspace.user_groups["S0DBONCALL"] = ["U0ALICE"]
     eventually(lambda: len(sends_to(twochat, ALICE)) == 2, 8, "round 2 reaching tier 2")
