@@ -36,10 +36,6 @@ class Action(StrEnum):
     HOME = "home"  # the approvals waiting, in App Home
 
 
-# The actions taken by replying to an SMS: the actor is the phone number that replied.
-BY_SMS = frozenset({Action.ACK_CODE, Action.ACK_WORD})
-
-
 @dataclass(frozen=True)
 class Subject:
     """What an action is about, where the answer depends on it: who asked for the request
@@ -77,19 +73,20 @@ class Verdict:
 
 YES = Verdict("yes")
 
+_ACK_IN_SLACK = "only people allowed to send SMS, approvers, or people this page texted can ack it"
+_MOVE_PAGE = "only the person who paged or an approver can escalate or stop this page"
+_DECIDE = "only approvers can approve or reject texts"
 # Why each action is refused, in the words the person reads.
 REFUSALS: dict[Action, str] = {
     Action.SEND: "you are not allowed to send SMS from Slack",
-    Action.APPROVE: "only approvers can approve or reject texts",
-    Action.REJECT: "only approvers can approve or reject texts",
-    Action.ACK_BUTTON: "only people allowed to send SMS, approvers, or people this page texted "
-    "can ack it",
-    Action.ACK_REACTION: "only people allowed to send SMS, approvers, or people this page "
-    "texted can ack it",
+    Action.APPROVE: _DECIDE,
+    Action.REJECT: _DECIDE,
+    Action.ACK_BUTTON: _ACK_IN_SLACK,
+    Action.ACK_REACTION: _ACK_IN_SLACK,
     Action.ACK_CODE: "this number was not texted by that page",
     Action.ACK_WORD: "this number was not texted by that page",
-    Action.ESCALATE: "only the person who paged or an approver can escalate or stop this page",
-    Action.STOP: "only the person who paged or an approver can escalate or stop this page",
+    Action.ESCALATE: _MOVE_PAGE,
+    Action.STOP: _MOVE_PAGE,
     Action.RETRY: "only the requester or an approver can retry this text",
     Action.STATUS: "only people who may send SMS can look up sends",
     Action.HELP: "only people who may send SMS see the opt-out list",
@@ -113,18 +110,6 @@ def is_approver(policy: Policy, user: str, directory: Directory) -> Membership:
     return directory.matches(user, policy.approvals.approvers)
 
 
-def _linked_and_texted(
-    policy: Policy, user: str, directory: Directory, subject: Subject
-) -> Membership:
-    """A Slack user linked to a contact whose number (in the file, or their profile phone)
-    this page texted: they got the page."""
-    name = policy.contact_of_user(user)
-    if name is None:
-        return False
-    number = policy.contacts.get(name) or directory.phones.get(user)
-    return number in subject.texted
-
-
 Rule = Callable[[Policy, str, Directory, Subject], Membership]
 
 
@@ -141,7 +126,13 @@ def _approver(policy: Policy, user: str, directory: Directory, _: Subject) -> Me
 
 
 def _linked(policy: Policy, user: str, directory: Directory, subject: Subject) -> Membership:
-    return _linked_and_texted(policy, user, directory, subject)
+    """A Slack user linked to a contact whose number (in the file, or their profile phone)
+    this page texted: they got the page."""
+    name = policy.contact_of_user(user)
+    if name is None:
+        return False
+    number = policy.contacts.get(name) or directory.phones.get(user)
+    return number in subject.texted
 
 
 def _texted(_: Policy, number: str, __: Directory, subject: Subject) -> Membership:
