@@ -133,7 +133,7 @@ CELLS = [
 @pytest.mark.parametrize(("action", "way", "index", "state"), CELLS)
 def test_permission(action: Action, way: Way, index: int, state: State) -> None:
     expected = TABLE[action][way][index]
-    actors = SMS_ACTOR if action in (Action.ACK_CODE, Action.ACK_WORD) else SLACK_ACTOR  # by SMS
+    actors = SMS_ACTOR if action in (Action.ACK_CODE, Action.ACK_WORD) else SLACK_ACTOR
     actor = actors[way]
     if state == "outsider":
         actor = NOBODY if actors is SMS_ACTOR else "U0STRANGER"
