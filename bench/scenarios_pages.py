@@ -24,7 +24,7 @@ from bench.harness import (
 )
 from bench.report import Report
 from bench.standins import WINDOW_SECONDS, Edit, TimedSlack, TimedTwoChat, most_in_window
-from bot.sms.fanout import DEFAULT_BURST
+from bot.core.budget import DEFAULT_BURST
 from tests.fakes.slack_server import MAX_MESSAGE_TEXT, MAX_SECTION_TEXT
 from tests.fakes.twochat_server import DEFAULT_CHANNEL
 
@@ -78,10 +78,10 @@ async def fan_out(work: Path, report: Report, cap: int | None) -> None:
     report.add(
         f"fan-out with requests_per_minute: {cap} ({len(arrivals)} sends)",
         f"{rate:.0f}/min after the {DEFAULT_BURST}-call burst ({deviation:+.1%}); "
-        f"{over_cap} over the cap in any 60 s; {twochat.refused()} HTTP 429; "
+        f"{over_cap} over the cap in any 60 s; {twochat.refusals()} HTTP 429; "
         f"{done.headline.split(' — ')[0]}",
         "within 5% of cap, no 429",
-        abs(deviation) <= 0.05 and over_cap == 0 and twochat.refused() == 0 and all_sent,
+        abs(deviation) <= 0.05 and over_cap == 0 and twochat.refusals() == 0 and all_sent,
     )
 
 
@@ -204,7 +204,7 @@ async def polling_page(work: Path, report: Report, cap: int = POLL_CAP) -> None:
     took = time.monotonic() - started
     calls = list(twochat.calls)
     most = most_in_window([call.when for call in calls], WINDOW_SECONDS)
-    refused = twochat.refused()
+    refused = twochat.refusals()
     scenario = f"reply polling ({len(names)} from-numbers, every 1 s) and a page"
     report.add(
         f"{scenario}, requests_per_minute {cap}: 2Chat calls",

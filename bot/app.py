@@ -21,6 +21,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.budget import BudgetRule
 from bot.core.model import Policy
 from bot.health import Readiness
 from bot.metrics import Metrics
@@ -30,6 +31,7 @@ from bot.slack.bolt_app import build_app
 from bot.slack.deps import Bridge
 from bot.slack.directory import SlackDirectory
 from bot.slack.reporter import SlackReporter
+from bot.sms.budget import Ledger, Priority, RatePacer, SharedLedger
 from bot.sms.dry_run import DryRunTwoChatClient
 from bot.sms.replies import ReplyRelay
 from bot.sms.twochat import TwoChatClient
@@ -110,6 +112,20 @@ def slack_client(
     )
 
 
+def twochat_budget(
+    settings: Settings, policy: Policy, store: Store, workflow: Callable[[], Workflow]
+) -> RatePacer:
+    """The deployment's one 2Chat budget: kept in the database when processes share it
+    (``workflow`` runs the store calls), unlimited in a dry run, which calls no 2Chat."""
+
+    async def take_shared(priority: Priority, rule: BudgetRule, floor: bool) -> float:
+        return await workflow().db(store.take_twochat_call, priority, rule, floor)
+
+    ledger: Ledger | None = SharedLedger(take_shared) if store.shared else None
+    limit = None if settings.twochat_dry_run else policy.limits.requests_per_minute
+    return RatePacer(limit, ledger=ledger)
+
+
 def build(settings: Settings, policy: Policy) -> Components:
     """Build every component; must run inside the event loop (aiohttp needs one)."""
     store = open_store(settings.database_url)  # first: it is what most often fails to open
@@ -128,6 +144,7 @@ def build(settings: Settings, policy: Policy) -> Components:
 
     client = slack_client(settings, session, slack_error)
     readiness = Readiness(store, client)  # the two callbacks above find it when called
+    pacer = twochat_budget(settings, policy, store, lambda: workflow)
     client_class = DryRunTwoChatClient if settings.twochat_dry_run else TwoChatClient
     twochat = client_class(
         settings.twochat_api_key,
@@ -136,14 +153,17 @@ def build(settings: Settings, policy: Policy) -> Components:
         read_timeout=settings.twochat_read_timeout,
         max_connections=FANOUT_CONCURRENCY,
         on_status=twochat_answer,
+        pacer=pacer,
     )
-    api_host = urlsplit(settings.slack_api_url).hostname or ""
-    reporter = SlackReporter(client, SLACK_RESPONSE_HOSTS | {api_host})
+    hosts = SLACK_RESPONSE_HOSTS | {urlsplit(settings.slack_api_url).hostname or ""}
+    reporter = SlackReporter(client, hosts, dry_run=settings.twochat_dry_run)
     # A send still "sending" after the longest a 2Chat call can take was cut off by a crash.
     stale_after = timedelta(
         seconds=settings.twochat_connect_timeout + settings.twochat_read_timeout + 2
     )
-    workflow = Workflow(store, holder.current, twochat, reporter, runner, stale_after=stale_after)
+    workflow = Workflow(
+        store, holder.current, twochat, reporter, runner, stale_after=stale_after, pacer=pacer
+    )
     workflow.outcome_listeners.append(metrics.observe_sms)
     workflow.ack_listeners.append(metrics.observe_page_ack)
     workflow.directory = SlackDirectory(client, settings.slack_directory_ttl_seconds).snapshot
@@ -160,7 +180,7 @@ def build(settings: Settings, policy: Policy) -> Components:
         client=client,
         store=store,
         workflow=workflow,
-        replies=ReplyRelay(workflow, twochat, workflow.pacer, ladders=workflow.ladders),
+        replies=ReplyRelay(workflow, twochat, ladders=workflow.ladders),
         readiness=readiness,
         metrics=metrics,
         app=app,

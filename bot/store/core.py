@@ -121,6 +121,9 @@ class StoreCore(ABC):
     target: str = "database"
     # How many calls the backend serves at once: the async side runs that many threads.
     workers: int = 1
+    # Whether several app processes may use this database at once (and so must share
+    # budgets, such as 2Chat's calls a minute, through it).
+    shared: bool = False
 
     def __init__(self, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._clock = clock

@@ -23,6 +23,9 @@ from tests.fakes.signing import interaction_body
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
+# The policies here raise requests_per_minute to 600000: so does the account.
+pytestmark = pytest.mark.twochat_limit(600000)
+
 SIZE, FROM_COUNT = 500, 150
 CHANNEL, APPROVALS = "C0GENERAL", "C0APPROVALS"
 # Over 3000 characters once & < > are escaped for Slack: one section cannot hold it.

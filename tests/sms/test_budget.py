@@ -15,7 +15,8 @@ from collections import deque
 import pytest
 
 from bot.errors import TwoChatError
-from bot.sms.fanout import WINDOW_SECONDS, RatePacer, RetryPolicy, fan_out
+from bot.sms.budget import WINDOW_SECONDS, Priority, RatePacer
+from bot.sms.fanout import RetryPolicy, fan_out
 
 CAP = 60
 FROM_NUMBERS = 20
@@ -78,7 +79,7 @@ async def poll_forever(pacer: RatePacer, twochat: LimitedTwoChat) -> None:
     """A reply poller with many from-numbers: one conversations call each, back to back."""
     while True:
         for index in range(FROM_NUMBERS):
-            await pacer.acquire_spare()
+            await pacer.acquire(Priority.POLL)
             await twochat.call(f"poll-{index}")
 
 
