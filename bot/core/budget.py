@@ -78,16 +78,12 @@ def wait_needed(
     calls: Sequence[Call], now: float, priority: Priority, rule: BudgetRule, *, floor: bool
 ) -> float:
     """Seconds until a call of ``priority`` may start at ``now`` (0: now), given the calls
-    made (any order; older than a minute ignored). ``floor``: a poll asking for its
-    guaranteed share while texts wait, so the window's spare limit does not apply to it."""
+    made (any order; older than a minute ignored). ``floor``: a poll taking its guaranteed
+    share while texts wait (the pacer counts that share; one process polls), so the spare
+    limit does not apply to it."""
     recent = sorted(at for at, _ in calls if now - at < WINDOW_SECONDS)
     cap = rule.per_minute if priority <= Priority.SEND or floor else rule.spare
     wait = _until_fewer(recent, now, cap, WINDOW_SECONDS)
-    if floor:
-        polls = sorted(
-            at for at, kind in calls if kind == Priority.POLL and now - at < WINDOW_SECONDS
-        )
-        wait = max(wait, _until_fewer(polls, now, rule.floor, WINDOW_SECONDS))
     return max(wait, _until_paced(recent, now, rule))
 
 
@@ -100,6 +96,12 @@ def _until_paced(times: Sequence[float], now: float, rule: BudgetRule) -> float:
         due = max(due, at) + rule.spacing
     tolerance = (min(rule.burst, rule.per_minute) - 1) * rule.spacing
     return max(due - tolerance - now, 0.0)
+
+
+def floor_wait(polls: Sequence[float], now: float, rule: BudgetRule) -> float:
+    """Seconds until the polls started at ``polls`` leave room for one more within the
+    floor (0: now)."""
+    return _until_fewer(sorted(polls), now, rule.floor, WINDOW_SECONDS)
 
 
 def _until_fewer(times: Sequence[float], now: float, cap: int, span: float) -> float:

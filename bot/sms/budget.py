@@ -30,6 +30,7 @@ from bot.core.budget import (
     BudgetRule,
     Call,
     Priority,
+    floor_wait,
     wait_needed,
 )
 
@@ -107,6 +108,8 @@ class RatePacer:
         self._order = itertools.count()
         self._lock = asyncio.Lock()
         self._held_until = 0.0
+        self._polls: deque[float] = deque()  # this process's poll starts, for the floor
+        self._last_head: tuple[Priority, int] | None = None
         self._refusals = 0
         # Called when 2Chat says the budget is not what we thought (429, 402).
         self.relearn: Callable[[], object] | None = None
@@ -161,25 +164,47 @@ class RatePacer:
         try:
             while self._rule is not None:
                 rule = self._rule
-                head = self._queue[0] == ticket
-                floor = not head and self._first_poll_behind_texts(ticket)
                 wait: float | None = None
-                if head or floor:
+                head = self._head(rule)
+                if head != self._last_head:  # the floor freed up or filled: tell the new head
+                    self._last_head = head
+                    self._wake()
+                if head != ticket and ticket[0] == Priority.POLL:
+                    wait = self._floor_wait(rule) or None  # a poll's floor may come first
+                elif head == ticket:
                     wait = self._held_until - self._clock()
                     if wait <= 0:
+                        floor = self._queue[0] != ticket  # a poll ahead of texts
                         async with self._lock:
                             wait = await self._ledger.take(priority, rule, floor=floor)
                         if wait <= 0:
+                            if priority == Priority.POLL:
+                                self._polls.append(self._clock())
                             return
                 await self._pause(wait)
         finally:
             self._queue.remove(ticket)
             self._wake()
 
-    def _first_poll_behind_texts(self, ticket: tuple[Priority, int]) -> bool:
-        if ticket[0] != Priority.POLL or self._queue[0][0] > Priority.SEND:
-            return False
-        return next(t for t in self._queue if t[0] == Priority.POLL) == ticket
+    def _head(self, rule: BudgetRule) -> tuple[Priority, int]:
+        """Who asks for the next start: the most urgent waiter, except that while texts
+        wait, the first poll goes ahead of them as long as the polls of the last minute
+        are within their floor (only the process holding the poller lease polls, so its
+        own count is the deployment's)."""
+        first = self._queue[0]
+        if first[0] > Priority.SEND:
+            return first
+        poll = next((t for t in self._queue if t[0] == Priority.POLL), None)
+        if poll is None:
+            return first
+        return poll if self._floor_wait(rule) <= 0 else first
+
+    def _floor_wait(self, rule: BudgetRule) -> float:
+        """Seconds until the polls' floor has room for one more (0: now)."""
+        now = self._clock()
+        while self._polls and now - self._polls[0] >= WINDOW_SECONDS:
+            self._polls.popleft()
+        return floor_wait(self._polls, now, rule)
 
     def _wake(self) -> None:
         """Make every pausing waiter re-check now."""
