@@ -37,7 +37,7 @@ class Service:
         self.parts = parts
         self.settings = parts.settings
         self.serving = False
-        self.learned_at = -RELEARN_EVERY
+        self.relearned_at = -RELEARN_EVERY
         secret = parts.settings.slack_signing_secret
         self.replays = ReplayGuard(secret) if secret else None
 
@@ -95,7 +95,6 @@ class Service:
 
     async def learn_rate_limit(self) -> None:
         """Pace 2Chat calls under the account's own per-minute limit (GET /open/info)."""
-        self.learned_at = time.monotonic()
         try:
             per_minute = await self.parts.twochat.requests_per_minute()
         except BridgeError as exc:
@@ -108,8 +107,8 @@ class Service:
     def relearn_rate_limit(self) -> None:
         """2Chat answered 429 or 402: its limit may have changed (a trial ended, a plan
         changed), so read it again; at most once a minute, as the read costs a credit."""
-        if time.monotonic() - self.learned_at >= RELEARN_EVERY:
-            self.learned_at = time.monotonic()
+        if time.monotonic() - self.relearned_at >= RELEARN_EVERY:
+            self.relearned_at = time.monotonic()
             self.parts.runner.spawn(self.learn_rate_limit(), name="rate-limit")
 
     def start_reply_poller(self) -> asyncio.Task[None] | None:

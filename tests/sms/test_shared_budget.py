@@ -224,3 +224,18 @@ def test_pace_and_state_texts() -> None:
     assert pace_text(None, False, 10) == ""
     assert status_line(5, 0, 0) == ":white_check_mark: *Done: all 5 sent*"
     assert status_line(5, 1, 2) == ":warning: *Done: 1 failed, 2 outcome unknown* of 5"
+
+
+def test_a_429_makes_the_bridge_read_the_accounts_limit_again(
+    start_app: StartApp, tmp_path: Path, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    """The plan changed under the bridge (a trial's 30, here 3): its 429s make the bridge ask
+    GET /open/info again, and pace under what 2Chat says now."""
+    app = start_app(budget_config(tmp_path, per_minute=None, roster=5))
+    app.wait_for_log("pacing 2Chat calls under 80 per minute")
+    twochat.limit(3, window=2.0)
+    twochat.refusals_expected = True
+    sms(app, slack, "roster plan changed")
+    app.wait_for_log("pacing 2Chat calls under 3 per minute", timeout=15)
+    assert len(twochat.api_calls("GET /open/info")) == 2
+    app.kill()
