@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -33,8 +34,11 @@ from bot.core.budget import (
     floor_wait,
     wait_needed,
 )
+from bot.errors import BridgeError
 
 __all__ = ["WINDOW_SECONDS", "Ledger", "MemoryLedger", "Priority", "RatePacer", "SharedLedger"]
+
+logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[object]]
@@ -69,13 +73,23 @@ class MemoryLedger:
 
 class SharedLedger:
     """The log kept in a database every process uses (``Store.take_twochat_call``, run by
-    ``take``): one budget for the deployment, not one per process."""
+    ``take``): one budget for the deployment, not one per process. While the database
+    cannot answer, this process paces alone by its own log rather than stop texting."""
 
-    def __init__(self, take: Callable[[Priority, BudgetRule, bool], Awaitable[float]]) -> None:
+    def __init__(
+        self,
+        take: Callable[[Priority, BudgetRule, bool], Awaitable[float]],
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._take = take
+        self._alone = MemoryLedger(clock)
 
     async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> float:
-        return await self._take(priority, rule, floor)
+        try:
+            return await self._take(priority, rule, floor)
+        except BridgeError as exc:
+            logger.warning("2Chat budget: the database did not answer, pacing alone: %s", exc)
+            return await self._alone.take(priority, rule, floor=floor)
 
 
 class RatePacer:

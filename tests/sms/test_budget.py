@@ -14,8 +14,9 @@ from collections import deque
 
 import pytest
 
-from bot.errors import TwoChatError
-from bot.sms.budget import WINDOW_SECONDS, Priority, RatePacer
+from bot.core.budget import BudgetRule
+from bot.errors import StoreError, TwoChatError
+from bot.sms.budget import WINDOW_SECONDS, Priority, RatePacer, SharedLedger
 from bot.sms.fanout import RetryPolicy, fan_out
 
 CAP = 60
@@ -156,3 +157,26 @@ def test_a_page_after_busy_polling_starts_at_once() -> None:
     sends = [t for t, who in twochat.calls if who.startswith("send")]
     assert sends[0] == pytest.approx(1120.0, abs=1.0)
     assert sum(1 for t in sends if t < sends[0] + 1) >= 5  # the burst, not one by one
+
+
+def test_a_shared_budget_paces_alone_while_its_database_is_down() -> None:
+    """A database outage must not stop texts: the process keeps its own log meanwhile."""
+    time = SimulatedTime()
+
+    async def down(priority: Priority, rule: BudgetRule, floor: bool) -> float:
+        raise StoreError("the database is unreachable")
+
+    pacer = RatePacer(
+        60, burst=2, clock=time.clock, sleep=time.sleep, ledger=SharedLedger(down, time.clock)
+    )
+
+    async def starts() -> list[float]:
+        driver = asyncio.create_task(time.drive())
+        made = []
+        for _ in range(4):
+            await pacer.acquire(Priority.PAGE)
+            made.append(time.now)
+        driver.cancel()
+        return made
+
+    assert asyncio.run(starts()) == [1000.0, 1000.0, 1001.0, 1002.0]
