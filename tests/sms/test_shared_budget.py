@@ -118,7 +118,7 @@ def test_a_429_waits_for_budget_and_the_send_goes_once(
     """2Chat allows less than the policy thinks: its 429s (with Retry-After) hold the send
     as long as it takes, its claim kept alive, so the sweeper never calls it cut off by a
     crash and offers no Retry that would text twice."""
-    twochat.limit(1, window=6.0, retry_after=1)
+    twochat.limit(1, window=6.0, retry_after=5)  # longer than a claim lasts unrenewed
     twochat.refusals_expected = True
     app = start_app(budget_config(tmp_path, per_minute=60), SWEEP_INTERVAL_SECONDS="0.2")
     request = sms(app, slack, "db-oncall hello")
