@@ -31,6 +31,7 @@ from bot.slack.bolt_app import build_app
 from bot.slack.deps import Bridge
 from bot.slack.directory import SlackDirectory
 from bot.slack.reporter import SlackReporter
+from bot.slack.user_names import SlackNames
 from bot.sms.budget import Ledger, Priority, RatePacer, SharedLedger
 from bot.sms.dry_run import DryRunTwoChatClient
 from bot.sms.replies import ReplyRelay
@@ -112,6 +113,23 @@ def slack_client(
     )
 
 
+def twochat_client(
+    settings: Settings, pacer: RatePacer, on_status: Callable[[str, int, float], None]
+) -> TwoChatClient:
+    """The 2Chat client, paced by the deployment's budget; a dry run's calls 2Chat for
+    nothing."""
+    client_class = DryRunTwoChatClient if settings.twochat_dry_run else TwoChatClient
+    return client_class(
+        settings.twochat_api_key,
+        settings.twochat_api_url,
+        connect_timeout=settings.twochat_connect_timeout,
+        read_timeout=settings.twochat_read_timeout,
+        max_connections=FANOUT_CONCURRENCY,
+        on_status=on_status,
+        pacer=pacer,
+    )
+
+
 def twochat_budget(
     settings: Settings, policy: Policy, store: Store, workflow: Callable[[], Workflow]
 ) -> RatePacer:
@@ -145,16 +163,7 @@ def build(settings: Settings, policy: Policy) -> Components:
     client = slack_client(settings, session, slack_error)
     readiness = Readiness(store, client)  # the two callbacks above find it when called
     pacer = twochat_budget(settings, policy, store, lambda: workflow)
-    client_class = DryRunTwoChatClient if settings.twochat_dry_run else TwoChatClient
-    twochat = client_class(
-        settings.twochat_api_key,
-        settings.twochat_api_url,
-        connect_timeout=settings.twochat_connect_timeout,
-        read_timeout=settings.twochat_read_timeout,
-        max_connections=FANOUT_CONCURRENCY,
-        on_status=twochat_answer,
-        pacer=pacer,
-    )
+    twochat = twochat_client(settings, pacer, twochat_answer)
     hosts = SLACK_RESPONSE_HOSTS | {urlsplit(settings.slack_api_url).hostname or ""}
     reporter = SlackReporter(client, hosts, dry_run=settings.twochat_dry_run)
     # A send still "sending" after the longest a 2Chat call can take was cut off by a crash.
@@ -168,7 +177,11 @@ def build(settings: Settings, policy: Policy) -> Components:
     workflow.ack_listeners.append(metrics.observe_page_ack)
     workflow.directory = SlackDirectory(client, settings.slack_directory_ttl_seconds).snapshot
     bridge = Bridge(
-        policy_source=holder.current, workflow=workflow, reporter=reporter, runner=runner
+        policy_source=holder.current,
+        workflow=workflow,
+        reporter=reporter,
+        runner=runner,
+        user_names=SlackNames(client).names,
     )
     app = build_app(bridge, client, settings.slack_signing_secret, settings.socket_mode)
     return Components(
