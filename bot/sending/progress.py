@@ -23,19 +23,20 @@ Outcome = Callable[..., Awaitable[tuple[str, list[int]]]]
 SENDING = ":hourglass_flowing_sand: *Sending…*"
 
 
-def pace_text(per_minute: int | None, from_policy: bool, left: int) -> str:
-    """``paced at 80/min by your 2Chat plan``, and the time the ``left`` sends will take."""
+def pace_text(per_minute: int | None, from_policy: bool) -> str:
+    """``paced at 80/min by your 2Chat plan`` (empty when 2Chat calls are not paced)."""
     if per_minute is None:
         return ""
     by = "the policy's limits" if from_policy else "your 2Chat plan"
+    return f"paced at {per_minute}/min by {by}"
+
+
+def time_left(per_minute: int | None, left: int) -> str:
+    """How long ``left`` sends take at the pace: ``about 6 min left`` (empty: unknown)."""
+    if per_minute is None or left == 0:
+        return ""
     minutes = left / per_minute
-    if left == 0:
-        eta = ""
-    elif minutes < 1:
-        eta = ", under a minute left"
-    else:
-        eta = f", about {math.ceil(minutes)} min left"
-    return f"paced at {per_minute}/min by {by}{eta}"
+    return "under a minute left" if minutes < 1 else f"about {math.ceil(minutes)} min left"
 
 
 def status_line(total: int, failed: int, unknown: int) -> str:
@@ -68,14 +69,17 @@ class Tally:
         else:
             self.unknown += 1
 
-    def text(self, pace: str = "") -> str:
-        """``Sending… paced at 80/min by your 2Chat plan — 73 of 500 done, about …``."""
+    def text(self, per_minute: int | None = None, from_policy: bool = False) -> str:
+        """``Sending… paced at 80/min by your 2Chat plan — 73 of 500 done, about 6 min
+        left: 73 queued by 2Chat``."""
         parts = [f"{self.queued} queued by 2Chat"]
         parts += [f"{self.failed} failed"] if self.failed else []
         parts += [f"{self.unknown} outcome unknown"] if self.unknown else []
-        paced = f" {pace} —" if pace else ""
-        done = f"{self.done} of {self.total} done"
-        return f":hourglass_flowing_sand: Sending…{paced} {done}: {', '.join(parts)}"
+        pace = pace_text(per_minute, from_policy)
+        eta = time_left(per_minute, self.total - self.done)
+        head = f"Sending… {pace} —" if pace else "Sending…"
+        done = f"{self.done} of {self.total} done" + (f", {eta}" if eta else "")
+        return f":hourglass_flowing_sand: {head} {done}: {', '.join(parts)}"
 
 
 class LiveReply:
@@ -113,10 +117,6 @@ class LiveReply:
         self._own = own
         self._tally = Tally(total)
 
-    def _pace_text(self) -> str:
-        left = self._tally.total - self._tally.done
-        return pace_text(self._per_minute, self._from_policy, left)
-
     async def start(self, existing: str | None = None) -> None:
         """Post the progress reply, or take over ``existing`` (a resumed request's); its ts
         is stored so whoever finishes the request edits this one. The request message says
@@ -125,7 +125,9 @@ class LiveReply:
             self._ts = existing
             return
         count = len(self._request.recipients)
-        pace = self._pace_text()
+        pace = pace_text(self._per_minute, self._from_policy)
+        eta = time_left(self._per_minute, self._tally.total)
+        pace += f", {eta}" if pace and eta else ""
         self._ts = await self._reporter.post(
             self._request.channel_id,
             f":hourglass_flowing_sand: Sending to {count} recipients…"
@@ -146,7 +148,9 @@ class LiveReply:
         if self._ts is None or not self._pace.ready(channel):
             return
         async with self._pace.turn(channel):
-            await self._reporter.update(channel, self._ts, self._tally.text(self._pace_text()))
+            await self._reporter.update(
+                channel, self._ts, self._tally.text(self._per_minute, self._from_policy)
+            )
 
     async def finish(self, elapsed: float) -> bool:
         """The final edit, and the request message's final state; False when there is no

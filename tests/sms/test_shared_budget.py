@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.sending.progress import pace_text, status_line
+from bot.sending.progress import Tally, pace_text, status_line, time_left
 from tests.appproc import AppProcess
 from tests.conftest import StartApp, policy_file
 from tests.fakes.slack_server import SlackStandIn
@@ -219,9 +219,19 @@ def test_a_long_send_shows_its_pace_and_the_request_message_its_state(
 
 
 def test_pace_and_state_texts() -> None:
-    assert pace_text(80, False, 427) == "paced at 80/min by your 2Chat plan, about 6 min left"
-    assert pace_text(30, True, 10) == "paced at 30/min by the policy's limits, under a minute left"
-    assert pace_text(None, False, 10) == ""
+    assert pace_text(80, False) == "paced at 80/min by your 2Chat plan"
+    assert pace_text(None, False) == ""
+    assert time_left(80, 427) == "about 6 min left"
+    assert time_left(30, 10) == "under a minute left"
+    assert time_left(None, 10) == time_left(30, 0) == ""
+    tally = Tally(500)
+    for _ in range(73):
+        tally.add("SMO1")
+    assert tally.text(80, False) == (
+        ":hourglass_flowing_sand: Sending… paced at 80/min by your 2Chat plan — 73 of 500 "
+        "done, about 6 min left: 73 queued by 2Chat"
+    )
+    assert tally.text() == ":hourglass_flowing_sand: Sending… 73 of 500 done: 73 queued by 2Chat"
     assert status_line(5, 0, 0) == ":white_check_mark: *Done: all 5 sent*"
     assert status_line(5, 1, 2) == ":warning: *Done: 1 failed, 2 outcome unknown* of 5"
 
