@@ -96,8 +96,9 @@ class RatePacer:
     """Hands out 2Chat call starts by priority, under the account's per-minute limit.
 
     The most urgent waiter (lowest ``Priority``, then first come) asks the ledger for a
-    start; the others wait for it. The first poll waiting behind texts also asks, for its
-    floor only. ``per_minute=None`` means unlimited: acquire never waits.
+    start; the others wait for it. While texts wait, the first poll goes ahead of them as
+    long as the polls stay within their floor. ``per_minute=None`` means unlimited: acquire
+    waits only while 2Chat's 429 holds every start.
     """
 
     def __init__(
