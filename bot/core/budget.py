@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 WINDOW_SECONDS = 60.0
+# A call counts against the window a little longer than 2Chat's minute: the moment it
+# reaches 2Chat differs from the moment it was granted by network and scheduling jitter, so a
+# start granted exactly a minute after another may reach 2Chat a few ms inside its minute.
+COUNTED_SECONDS = WINDOW_SECONDS + 1.0
 DEFAULT_BURST = 5
 # The share of 2Chat's per-minute budget polls and lookups may use while nothing waits, and
 # the share polls keep while texts wait.
@@ -81,9 +85,9 @@ def wait_needed(
     made (any order; older than a minute ignored). ``floor``: a poll taking its guaranteed
     share while texts wait (the pacer counts that share; one process polls), so the spare
     limit does not apply to it."""
-    recent = sorted(at for at, _ in calls if now - at < WINDOW_SECONDS)
+    recent = sorted(at for at, _ in calls if now - at < COUNTED_SECONDS)
     cap = rule.per_minute if priority <= Priority.SEND or floor else rule.spare
-    wait = _until_fewer(recent, now, cap, WINDOW_SECONDS)
+    wait = _until_fewer(recent, now, cap, COUNTED_SECONDS)
     return max(wait, _until_paced(recent, now, rule))
 
 

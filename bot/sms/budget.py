@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from bot.core.budget import (
+    COUNTED_SECONDS,
     DEFAULT_BURST,
     FLOOR_SHARE,
     SPARE_SHARE,
@@ -63,7 +64,7 @@ class MemoryLedger:
 
     async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> float:
         now = self._clock()
-        while self._calls and now - self._calls[0][0] >= WINDOW_SECONDS:
+        while self._calls and now - self._calls[0][0] >= COUNTED_SECONDS:
             self._calls.popleft()
         wait = wait_needed(self._calls, now, priority, rule, floor=floor)
         if wait <= 0:

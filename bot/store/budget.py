@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.core.budget import WINDOW_SECONDS, BudgetRule, Priority, wait_needed
+from bot.core.budget import COUNTED_SECONDS, BudgetRule, Priority, wait_needed
 from bot.store.core import StoreCore
 from bot.store.tx import from_db_time
 
 BUDGET_LOCK = "sms-bridge:twochat-budget"
-_WINDOW = timedelta(seconds=WINDOW_SECONDS)
+_WINDOW = timedelta(seconds=COUNTED_SECONDS)
 
 
 class BudgetQueries(StoreCore):
