@@ -52,6 +52,7 @@ REQUEST_COLUMNS = (
     "approval_channel",
     "approval_ts",
     "dedupe_key",
+    "targets",
 )
 SEND_COLUMNS = (
     "id",
