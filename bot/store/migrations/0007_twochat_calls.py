@@ -1,4 +1,4 @@
-"""Schema 6: the log of 2Chat calls, so every process sharing the database shares one budget.
+"""Schema 7: the log of 2Chat calls, so every process sharing the database shares one budget.
 
 2Chat limits an account's calls per minute. ``twochat_calls`` holds the calls of the last
 minute (when, and their priority); a process takes its next start by reading it and adding a
