@@ -18,16 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from bot.core.model import POLL_FLOOR_SHARE, POLL_SHARE
+
 WINDOW_SECONDS = 60.0
 # A call counts against the window a little longer than 2Chat's minute: the moment it
 # reaches 2Chat differs from the moment it was granted by network and scheduling jitter, so a
 # start granted exactly a minute after another may reach 2Chat a few ms inside its minute.
 COUNTED_SECONDS = WINDOW_SECONDS + 1.0
 DEFAULT_BURST = 5
-# The share of 2Chat's per-minute budget polls and lookups may use while nothing waits, and
-# the share polls keep while texts wait.
-SPARE_SHARE = 0.5
-FLOOR_SHARE = 0.1
 
 
 class Priority(IntEnum):
@@ -45,8 +43,8 @@ class BudgetRule:
 
     per_minute: int
     burst: int = DEFAULT_BURST
-    spare_share: float = SPARE_SHARE
-    floor_share: float = FLOOR_SHARE
+    spare_share: float = POLL_SHARE  # polls and lookups, while nothing more urgent waits
+    floor_share: float = POLL_FLOOR_SHARE  # polls, while texts wait
 
     def __post_init__(self) -> None:
         if isinstance(self.per_minute, bool) or self.per_minute < 1:

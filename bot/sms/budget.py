@@ -26,8 +26,6 @@ from typing import Protocol
 from bot.core.budget import (
     COUNTED_SECONDS,
     DEFAULT_BURST,
-    FLOOR_SHARE,
-    SPARE_SHARE,
     WINDOW_SECONDS,
     BudgetRule,
     Call,
@@ -35,6 +33,7 @@ from bot.core.budget import (
     floor_wait,
     wait_needed,
 )
+from bot.core.model import POLL_FLOOR_SHARE, POLL_SHARE
 from bot.errors import BridgeError
 
 __all__ = ["WINDOW_SECONDS", "Ledger", "MemoryLedger", "Priority", "RatePacer", "SharedLedger"]
@@ -107,8 +106,8 @@ class RatePacer:
         per_minute: int | None,
         *,
         burst: int = DEFAULT_BURST,
-        spare_share: float = SPARE_SHARE,
-        floor_share: float = FLOOR_SHARE,
+        spare_share: float = POLL_SHARE,
+        floor_share: float = POLL_FLOOR_SHARE,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         ledger: Ledger | None = None,
