@@ -67,6 +67,12 @@ class BudgetRule:
         return max(1, int(self.per_minute * self.floor_share))
 
     @property
+    def floor_spacing(self) -> float:
+        """Seconds between two polls that go ahead of waiting texts: the floor, spread
+        evenly, so it never holds up a page for more than one call at a time."""
+        return WINDOW_SECONDS / self.floor
+
+    @property
     def spacing(self) -> float:
         """Seconds between calls at the limit's pace, once a burst is spent."""
         return WINDOW_SECONDS / self.per_minute
@@ -98,12 +104,6 @@ def _until_paced(times: Sequence[float], now: float, rule: BudgetRule) -> float:
         due = max(due, at) + rule.spacing
     tolerance = (min(rule.burst, rule.per_minute) - 1) * rule.spacing
     return max(due - tolerance - now, 0.0)
-
-
-def floor_wait(polls: Sequence[float], now: float, rule: BudgetRule) -> float:
-    """Seconds until the polls started at ``polls`` leave room for one more within the
-    floor (0: now)."""
-    return _until_fewer(sorted(polls), now, rule.floor, WINDOW_SECONDS)
 
 
 def _until_fewer(times: Sequence[float], now: float, cap: int, span: float) -> float:

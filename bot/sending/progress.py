@@ -21,6 +21,9 @@ from bot.store import StoredRequest
 Outcome = Callable[..., Awaitable[tuple[str, list[int]]]]
 
 SENDING = ":hourglass_flowing_sand: *Sending…*"
+# A send expected to take at least this long says "Sending…" on its request message too; a
+# quicker one would only spend the channel's edit slot that its progress reply needs.
+LONG_SEND_SECONDS = 10.0
 
 
 def pace_text(per_minute: int | None, from_policy: bool) -> str:
@@ -138,7 +141,8 @@ class LiveReply:
             await self._services.db(
                 self._services.store.set_progress_message, self._request.id, self._ts
             )
-        await self._mark_request(SENDING)
+        if self._per_minute and count * 60 / self._per_minute >= LONG_SEND_SECONDS:
+            await self._mark_request(SENDING)
 
     async def refresh(self, result: str | BaseException) -> None:
         """Count one result and edit the counts in, unless the channel's last edit was too

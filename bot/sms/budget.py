@@ -30,7 +30,6 @@ from bot.core.budget import (
     BudgetRule,
     Call,
     Priority,
-    floor_wait,
     wait_needed,
 )
 from bot.core.model import POLL_FLOOR_SHARE, POLL_SHARE
@@ -96,9 +95,9 @@ class RatePacer:
     """Hands out 2Chat call starts by priority, under the account's per-minute limit.
 
     The most urgent waiter (lowest ``Priority``, then first come) asks the ledger for a
-    start; the others wait for it. While texts wait, the first poll goes ahead of them as
-    long as the polls stay within their floor. ``per_minute=None`` means unlimited: acquire
-    waits only while 2Chat's 429 holds every start.
+    start; the others wait for it. While texts wait, the first poll goes ahead of them
+    once every ``floor_spacing`` seconds (a tenth of the limit, spread evenly).
+    ``per_minute=None`` means unlimited: acquire waits only while a 429 holds every start.
     """
 
     def __init__(
@@ -123,7 +122,7 @@ class RatePacer:
         self._order = itertools.count()
         self._lock = asyncio.Lock()
         self._held_until = 0.0
-        self._polls: deque[float] = deque()  # this process's poll starts, for the floor
+        self._floor_at = float("-inf")  # when a poll last went ahead of waiting texts
         self._last_head: tuple[Priority, int] | None = None
         self._refusals = 0
         # Called when 2Chat says the budget is not what we thought (429, 402).
@@ -193,8 +192,8 @@ class RatePacer:
                         async with self._lock:
                             wait = await self._ledger.take(priority, rule, floor=floor)
                         if wait <= 0:
-                            if priority == Priority.POLL:
-                                self._polls.append(self._clock())
+                            if floor:
+                                self._floor_at = self._clock()
                             return
                 await self._pause(wait)
         finally:
@@ -203,9 +202,8 @@ class RatePacer:
 
     def _head(self, rule: BudgetRule) -> tuple[Priority, int]:
         """Who asks for the next start: the most urgent waiter, except that while texts
-        wait, the first poll goes ahead of them as long as the polls of the last minute
-        are within their floor (only the process holding the poller lease polls, so its
-        own count is the deployment's)."""
+        wait, the first poll goes ahead of them once every ``floor_spacing`` (only the
+        process holding the poller lease polls, so its own floor is the deployment's)."""
         first = self._queue[0]
         if first[0] > Priority.SEND:
             return first
@@ -215,11 +213,8 @@ class RatePacer:
         return poll if self._floor_wait(rule) <= 0 else first
 
     def _floor_wait(self, rule: BudgetRule) -> float:
-        """Seconds until the polls' floor has room for one more (0: now)."""
-        now = self._clock()
-        while self._polls and now - self._polls[0] >= WINDOW_SECONDS:
-            self._polls.popleft()
-        return floor_wait(self._polls, now, rule)
+        """Seconds until a poll may go ahead of waiting texts again (0: now)."""
+        return max(0.0, self._floor_at + rule.floor_spacing - self._clock())
 
     def _wake(self) -> None:
         """Make every pausing waiter re-check now."""

@@ -156,7 +156,8 @@ def test_a_page_after_busy_polling_starts_at_once() -> None:
     _, twochat = run()
     sends = [t for t, who in twochat.calls if who.startswith("send")]
     assert sends[0] == pytest.approx(1120.0, abs=1.0)
-    assert sum(1 for t in sends if t < sends[0] + 1) >= 5  # the burst, not one by one
+    # The burst, not one by one (one of its calls may be a poll taking its floor).
+    assert sum(1 for t in sends if t < sends[0] + 1) >= 4
 
 
 def test_a_shared_budget_paces_alone_while_its_database_is_down() -> None:
