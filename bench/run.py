@@ -41,7 +41,7 @@ from bench.scenarios_load import (
     throughput,
     two_processes,
 )
-from bench.scenarios_pages import big_page, fan_out, polling_page
+from bench.scenarios_pages import big_page, fan_out, polling_page, shared_page
 
 PROFILE_SVG = ROOT / "bench" / "profile.svg"
 PROFILE_TXT = ROOT / "bench" / "profile.txt"
@@ -133,8 +133,9 @@ async def scenarios(work: Path, report: Report, quick: bool, soak_sends: int) ->
     )
     say("fan-out to 100, 2Chat 300 ms, no cap")
     await fan_out(work, report, cap=None)
-    say("fan-out to 100, requests_per_minute 600")
+    say("fan-out to 100, requests_per_minute 600; then 2 x 100 from two processes at 120")
     await fan_out(work, report, cap=600)
+    await on_postgres(report, "shared page", lambda url: shared_page(work, report, url, cap=120))
     say("a 5,000-member page, 2Chat 300 ms, no cap")
     await big_page(work, report)
     say("reply polling from 50 numbers and a page, requests_per_minute 300")

@@ -24,7 +24,7 @@ from bench.harness import (
 )
 from bench.report import Report
 from bench.standins import WINDOW_SECONDS, Edit, TimedSlack, TimedTwoChat, most_in_window
-from bot.sms.fanout import DEFAULT_BURST
+from bot.core.budget import DEFAULT_BURST
 from tests.fakes.slack_server import MAX_MESSAGE_TEXT, MAX_SECTION_TEXT
 from tests.fakes.twochat_server import DEFAULT_CHANNEL
 
@@ -78,10 +78,10 @@ async def fan_out(work: Path, report: Report, cap: int | None) -> None:
     report.add(
         f"fan-out with requests_per_minute: {cap} ({len(arrivals)} sends)",
         f"{rate:.0f}/min after the {DEFAULT_BURST}-call burst ({deviation:+.1%}); "
-        f"{over_cap} over the cap in any 60 s; {twochat.refused()} HTTP 429; "
+        f"{over_cap} over the cap in any 60 s; {twochat.refusals()} HTTP 429; "
         f"{done.headline.split(' — ')[0]}",
         "within 5% of cap, no 429",
-        abs(deviation) <= 0.05 and over_cap == 0 and twochat.refused() == 0 and all_sent,
+        abs(deviation) <= 0.05 and over_cap == 0 and twochat.refusals() == 0 and all_sent,
     )
 
 
@@ -204,7 +204,7 @@ async def polling_page(work: Path, report: Report, cap: int = POLL_CAP) -> None:
     took = time.monotonic() - started
     calls = list(twochat.calls)
     most = most_in_window([call.when for call in calls], WINDOW_SECONDS)
-    refused = twochat.refused()
+    refused = twochat.refusals()
     scenario = f"reply polling ({len(names)} from-numbers, every 1 s) and a page"
     report.add(
         f"{scenario}, requests_per_minute {cap}: 2Chat calls",
@@ -230,4 +230,34 @@ async def polling_page(work: Path, report: Report, cap: int = POLL_CAP) -> None:
         outcome,
         "*all sent*",
         done.all_sent,
+    )
+
+
+async def shared_page(work: Path, report: Report, url: str, cap: int) -> None:
+    """Two app processes on one Postgres page the 100-member group at the same moment under
+    an account limit of ``cap`` a minute, which the 2Chat stand-in enforces with 429s: they
+    share one budget, so the 200 texts take (200 / cap) minutes, no less and not much more."""
+    slack, twochat = TimedSlack(), TimedTwoChat(cap=cap)
+    policy = BenchPolicy(requests_per_minute=cap)
+    apps = [App(work / f"shared-{name}", slack, twochat, url, policy) for name in "ab"]
+    with slack, twochat, apps[0], apps[1]:
+        async with session(2) as http:
+            clients = [Requester(http, app.url, slack.response_url("bench")) for app in apps]
+            started = time.monotonic()
+            total = 2 * len(GROUP_NUMBERS)
+            budget = 30 + total * 60 / cap
+            done = await asyncio.gather(*(page(c, slack, GROUP, budget) for c in clients))
+            await wait_for(lambda: len(twochat.arrivals) >= total, timeout=budget, poll=0.05)
+        for app, name in zip(apps, "ab", strict=True):
+            report.app_done(app, f"shared page, {name}")
+    arrivals = twochat.arrivals
+    took = (arrivals[-1] - started) if arrivals else float("inf")
+    floor_s = total * 60 / cap
+    all_sent = all(d.all_sent for d in done) and len(arrivals) == total
+    report.add(
+        f"two processes page {total} under an enforced {cap}/min (N/L = {floor_s:.0f} s)",
+        f"last text {took:.1f} s after the pages ({took / floor_s - 1:+.1%} of N/L); "
+        f"{twochat.refusals()} HTTP 429; {len(arrivals)} texts",
+        "within N/L + 5 %, no 429",
+        took <= floor_s * 1.05 and twochat.refusals() == 0 and all_sent,
     )

@@ -7,7 +7,6 @@ from their own loops and read here with ``list()`` copies, which the GIL keeps w
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -113,11 +112,10 @@ class TimedTwoChat(TwoChatStandIn):
 
     def __init__(self, delay: float = 0.0, cap: int | None = None) -> None:
         super().__init__(api_key=TWOCHAT_KEY)
-        self.requests_per_minute = cap
+        self.limit(cap)  # the stand-in's own sliding window enforces it
         self.cap = cap
         self.arrivals: list[float] = []  # POST /open/sms/send only
         self.calls: list[Arrival] = []
-        self._window: deque[float] = deque()
         self.set_delay(delay)
 
     def routes(self, app: web.Application) -> None:
@@ -128,16 +126,11 @@ class TimedTwoChat(TwoChatStandIn):
     async def _count(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        """Count the request against the trailing minute; refuse it past the cap."""
+        """Note the request, and whether the account's limit refused it."""
         now = time.monotonic()
-        while self._window and now - self._window[0] >= WINDOW_SECONDS:
-            self._window.popleft()
-        self._window.append(now)
-        refused = self.cap is not None and len(self._window) > self.cap
-        self.calls.append(Arrival(now, f"{request.method} {request.path}", refused))
-        if refused:
-            return self._error(429, "Too many requests: the per-minute limit was exceeded")
-        return await handler(request)
+        response = await handler(request)
+        self.calls.append(Arrival(now, f"{request.method} {request.path}", response.status == 429))
+        return response
 
     async def _send(self, request: web.Request) -> web.Response:
         self.arrivals.append(time.monotonic())
@@ -151,7 +144,7 @@ class TimedTwoChat(TwoChatStandIn):
             if "to_number" in body
         ]
 
-    def refused(self) -> int:
+    def refusals(self) -> int:
         """Requests answered 429 for going over the cap."""
         return sum(1 for call in list(self.calls) if call.refused)
 

@@ -21,6 +21,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.budget import BudgetRule
 from bot.core.model import Policy
 from bot.health import Readiness
 from bot.metrics import Metrics
@@ -32,6 +33,7 @@ from bot.slack.directory import SlackDirectory
 from bot.slack.identity import SlackIdentity
 from bot.slack.reporter import SlackReporter
 from bot.slack.user_names import SlackNames
+from bot.sms.budget import Ledger, Priority, RatePacer, SharedLedger
 from bot.sms.dry_run import DryRunTwoChatClient
 from bot.sms.replies import ReplyRelay
 from bot.sms.twochat import UNREACHABLE_REASONS, TwoChatClient
@@ -112,9 +114,12 @@ def slack_client(
     )
 
 
-def twochat_client(settings: Settings, metrics: Metrics, readiness: Readiness) -> TwoChatClient:
-    """The 2Chat client (or its dry run), telling metrics and readiness of every answer
-    and of every call that got none."""
+def twochat_client(
+    settings: Settings, metrics: Metrics, readiness: Readiness, pacer: RatePacer
+) -> TwoChatClient:
+    """The 2Chat client (or its dry run, which calls 2Chat for nothing), paced by the
+    deployment's budget, telling metrics and readiness of every answer and of every call
+    that got none."""
 
     def answered(path: str, status: int, seconds: float) -> None:
         metrics.observe_twochat(path, status, seconds)
@@ -134,7 +139,22 @@ def twochat_client(settings: Settings, metrics: Metrics, readiness: Readiness) -
         max_connections=FANOUT_CONCURRENCY,
         on_status=answered,
         on_failure=failed,
+        pacer=pacer,
     )
+
+
+def twochat_budget(
+    settings: Settings, policy: Policy, store: Store, workflow: Callable[[], Workflow]
+) -> RatePacer:
+    """The deployment's one 2Chat budget: kept in the database when processes share it
+    (``workflow`` runs the store calls), unlimited in a dry run, which calls no 2Chat."""
+
+    async def take_shared(priority: Priority, rule: BudgetRule, floor: bool) -> float:
+        return await workflow().db(store.take_twochat_call, priority, rule, floor)
+
+    ledger: Ledger | None = SharedLedger(take_shared) if store.shared else None
+    limit = None if settings.twochat_dry_run else policy.limits.requests_per_minute
+    return RatePacer(limit, ledger=ledger)
 
 
 def build(settings: Settings, policy: Policy) -> Components:
@@ -160,14 +180,19 @@ def build(settings: Settings, policy: Policy) -> Components:
         )
     )
     readiness = Readiness(store, identity.check)  # slack_error finds it when called
-    twochat = twochat_client(settings, metrics, readiness)
+    pacer = twochat_budget(settings, policy, store, lambda: workflow)
+    twochat = twochat_client(settings, metrics, readiness, pacer)
     api_host = urlsplit(settings.slack_api_url).hostname or ""
-    reporter = SlackReporter(client, SLACK_RESPONSE_HOSTS | {api_host})
+    reporter = SlackReporter(
+        client, SLACK_RESPONSE_HOSTS | {api_host}, dry_run=settings.twochat_dry_run
+    )
     # A send still "sending" after the longest a 2Chat call can take was cut off by a crash.
     stale_after = timedelta(
         seconds=settings.twochat_connect_timeout + settings.twochat_read_timeout + 2
     )
-    workflow = Workflow(store, holder.current, twochat, reporter, runner, stale_after=stale_after)
+    workflow = Workflow(
+        store, holder.current, twochat, reporter, runner, stale_after=stale_after, pacer=pacer
+    )
     workflow.outcome_listeners.append(metrics.observe_sms)
     workflow.ack_listeners.append(metrics.observe_page_ack)
     workflow.directory = SlackDirectory(client, settings.slack_directory_ttl_seconds).snapshot
@@ -188,7 +213,7 @@ def build(settings: Settings, policy: Policy) -> Components:
         client=client,
         store=store,
         workflow=workflow,
-        replies=ReplyRelay(workflow, twochat, workflow.pacer, ladders=workflow.ladders),
+        replies=ReplyRelay(workflow, twochat, ladders=workflow.ladders),
         readiness=readiness,
         metrics=metrics,
         app=app,

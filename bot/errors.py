@@ -53,11 +53,18 @@ class TwoChatError(BridgeError):
         status: int | None = None,
         temporary: bool = False,
         outcome_unknown: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         self.status = status
         self.temporary = temporary
         self.outcome_unknown = outcome_unknown
+        self.retry_after = retry_after  # seconds, when 2Chat said so
         super().__init__(message)
+
+    @property
+    def rate_limited(self) -> bool:
+        """2Chat answered 429: it did nothing, and the call may go once there is budget."""
+        return self.status == 429
 
 
 class StoreError(BridgeError):

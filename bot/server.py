@@ -27,6 +27,8 @@ from bot.store.core import answer_within
 logger = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
+# The least time between two reads of 2Chat's limit after 429s or 402s.
+RELEARN_EVERY = 60.0
 # How long a scrape may wait for the database.
 METRICS_DB_SECONDS = 2.0
 # How often readiness is re-checked for the log (its checks are cached about as long).
@@ -41,6 +43,7 @@ class Service:
         self.settings = parts.settings
         self.serving = False
         self.stopping = False  # from SIGTERM on: Slack's requests are refused
+        self.relearned_at = -RELEARN_EVERY
         secret = parts.settings.slack_signing_secret
         self.replays = ReplayGuard(secret) if secret else None
 
@@ -120,15 +123,22 @@ class Service:
         except BridgeError as exc:
             logger.warning("could not read 2Chat's rate limit, not pacing: %s", exc)
             return
-        if per_minute:
+        if per_minute and per_minute != self.parts.workflow.pacer.per_minute:
             self.parts.workflow.pacer.set_rate(per_minute)
             logger.info("pacing 2Chat calls under %d per minute", per_minute)
+
+    def relearn_rate_limit(self) -> None:
+        """2Chat answered 429 or 402: its limit may have changed (a trial ended, a plan
+        changed), so read it again; at most once a minute, as the read costs a credit."""
+        if time.monotonic() - self.relearned_at >= RELEARN_EVERY:
+            self.relearned_at = time.monotonic()
+            self.parts.runner.spawn(self.learn_rate_limit(), name="rate-limit")
 
     def start_reply_poller(self) -> asyncio.Task[None] | None:
         """Poll 2Chat for SMS replies when ``replies.poll_interval`` is set (off by default:
         every poll costs credits). Every process runs one; a lease lets one of them poll."""
         interval = self.parts.policy.current().replies.poll_interval
-        if interval is None:
+        if interval is None or self.parts.twochat.dry_run:  # a dry run reads no replies
             return None
         seconds = interval.total_seconds()
         logger.info("relaying SMS replies: polling 2Chat every %gs while texts are recent", seconds)
@@ -158,7 +168,8 @@ class Service:
                 parts.app, self.settings.slack_app_token, parts.runner, parts.metrics
             )
             parts.readiness.socket_problem = link.problem
-        if parts.policy.current().limits.requests_per_minute is None:
+        if parts.policy.current().limits.requests_per_minute is None and not parts.twochat.dry_run:
+            parts.workflow.pacer.relearn = self.relearn_rate_limit
             parts.runner.spawn(self.learn_rate_limit(), name="rate-limit")
         sweeper = asyncio.get_running_loop().create_task(
             parts.workflow.sweep_forever(self.settings.sweep_interval_seconds, stop),

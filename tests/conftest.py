@@ -54,10 +54,19 @@ def slack(slack_server: SlackStandIn) -> Iterator[SlackStandIn]:
 
 
 @pytest.fixture
-def twochat(twochat_server: TwoChatStandIn) -> Iterator[TwoChatStandIn]:
+def twochat(
+    twochat_server: TwoChatStandIn, request: pytest.FixtureRequest
+) -> Iterator[TwoChatStandIn]:
+    """The 2Chat stand-in, reset, enforcing the account's limit (80 a minute, or the test's
+    ``twochat_limit`` mark); a test fails if the app overran it, unless it expected 429s."""
     twochat_server.reset()
+    marker = request.node.get_closest_marker("twochat_limit")
+    if marker is not None:
+        twochat_server.limit(marker.args[0])
     yield twochat_server
+    refused, expected = list(twochat_server.refused), twochat_server.refusals_expected
     twochat_server.reset()
+    assert expected or not refused, f"2Chat's rate limit was overrun: 429 to {refused}"
 
 
 @pytest.fixture

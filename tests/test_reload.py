@@ -7,6 +7,8 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests.appproc import AppProcess
 from tests.conftest import StartApp, policy_file
 from tests.fakes.slack_server import SlackStandIn
@@ -46,6 +48,7 @@ def test_valid_policy_is_swapped_in_and_invalid_one_refused(
     assert "You may text: db-oncall, alice, +447700900*." in help_text(app, slack)
 
 
+@pytest.mark.twochat_limit(6000)
 def test_reloads_under_load_drop_nothing(
     start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -16,6 +17,7 @@ from bot.core.policy import AUTO_PAGE_PREFIX, Recheck, Refuse, decide_auto_page,
 from bot.errors import TwoChatError
 from bot.sending.leases import Held, RequestLeases, heartbeat
 from bot.sending.pace import EditPace
+from bot.sending.progress import LiveReply
 from bot.sending.services import Services
 from bot.sending.views import UNKNOWN_AFTER_CRASH, origin_of, outcome_of, targets_of
 from bot.slack.render import (
@@ -23,9 +25,9 @@ from bot.slack.render import (
     opted_out_reason,
     outcome_blocks,
     outcome_text,
-    progress_text,
 )
-from bot.sms.fanout import RatePacer, RetryPolicy, fan_out
+from bot.sms.budget import Priority, RatePacer
+from bot.sms.fanout import RetryPolicy, fan_out
 from bot.sms.twochat import TwoChatClient
 from bot.store import Recorded, SendRecord, SendState, StoredRequest
 from bot.store.sends import Thread
@@ -141,7 +143,7 @@ class Delivery:
                 thread_ts = await services.reporter.post(request.channel_id, context)
                 if thread_ts:
                     run.thread = (request.channel_id, thread_ts)
-            await self._send_and_report(run, thread_ts, context)
+            await self._send_and_report(run, thread_ts, context, own=run.thread is not None)
             if request.approval_ts:  # the requester is told every outcome of an approval
                 text, _ = await self.outcome(request, run=run)
                 await services.reporter.tell_requester(origin, f"{context}\n\n{text}")
@@ -163,8 +165,12 @@ class Delivery:
         if not run.completed:
             await db(store.complete_request_if_done, run.request.id)
 
-    async def _send_and_report(self, run: Run, thread_ts: str | None, context: str) -> None:
-        """Send the queued sends; a reply edited live for several, one outcome for one."""
+    async def _send_and_report(
+        self, run: Run, thread_ts: str | None, context: str, *, own: bool
+    ) -> None:
+        """Send the queued sends; a reply edited live for several, one outcome for one.
+        ``own``: the thread's message is the request message this run posted, so its status
+        line may be edited in."""
         db, store, request = self._services.db, self._services.store, run.request
         sends = run.recorded if run.recorded is not None else await db(store.sends, request.id)
         queued = [send for send in sends if send.state == "queued"]
@@ -175,7 +181,16 @@ class Delivery:
             None if run.recorded is not None else await db(store.progress_message, request.id)
         )
         if thread_ts and (progress_ts or len(queued) > 1):
-            live = LiveReply(self._services, self, run, thread_ts, len(queued))
+            live = LiveReply(
+                self._services,
+                request,
+                thread_ts,
+                len(queued),
+                pace=self.pace,
+                per_minute=self._pacer.per_minute,
+                own=own,
+                outcome=functools.partial(self.outcome, request, run=run),
+            )
             await live.start(progress_ts)
         await self.run_sends(run, queued, live.refresh if live else None)
         elapsed = time.monotonic() - started
@@ -248,23 +263,29 @@ class Delivery:
         the account's rate, temporary errors retried, every result recorded as it lands."""
         db, store, request = self._services.db, self._services.store, run.request
         going = await self._hold_back(run, sends)
-        attempted: set[int] = set()
+        # A claimed send's heartbeat, from its claim to its recorded end: a retry waiting
+        # for budget (after a 429, for as long as it takes) is live work, not a crash.
+        beats: dict[int, contextlib.AsyncExitStack] = {}
         left = len(going)
 
         async def call(send: SendRecord) -> str:
             # Claimed only once the pacer lets it go: a send waiting its turn in a long page
             # stays "queued", so the sweeper never mistakes it for one a crash cut off.
-            if send.id in attempted:
+            if send.id in beats:
                 await db(store.touch_send, send.id)
-            elif not await db(store.claim_send, send.id, thread=run.take_thread()):
+            elif await db(store.claim_send, send.id, thread=run.take_thread()):
+                beats[send.id] = beat = contextlib.AsyncExitStack()
+                renew = functools.partial(db, store.keep_claim, send.id)
+                await beat.enter_async_context(heartbeat(renew, self.leases.beat_every))
+            else:
                 raise SendTaken(send.id)
-            attempted.add(send.id)
-            async with heartbeat(lambda: db(store.keep_claim, send.id), self.leases.beat_every):
-                return await self._twochat.send_sms(request.from_number, send.number, request.text)
+            return await self._twochat.send_sms(request.from_number, send.number, request.text)
 
         async def record(_: int, send: SendRecord, result: str | BaseException) -> None:
             nonlocal left
             left -= 1
+            if send.id in beats:
+                await beats.pop(send.id).aclose()
             if isinstance(result, SendTaken):
                 run.taken_elsewhere = True  # another worker has it and will report it
                 return
@@ -272,14 +293,19 @@ class Delivery:
             if progress is not None:
                 await progress(result)
 
-        await fan_out(
-            going,
-            call,
-            concurrency=self._concurrency,
-            pacer=self._pacer,
-            retry=self._retry,
-            on_result=record,
-        )
+        try:
+            await fan_out(
+                going,
+                call,
+                concurrency=self._concurrency,
+                pacer=self._pacer,
+                retry=self._retry,
+                on_result=record,
+                priority=priority_of(request),
+            )
+        finally:
+            for beat in beats.values():
+                await beat.aclose()
 
     async def _hold_back(self, run: Run, sends: list[SendRecord]) -> list[SendRecord]:
         """The sends that may go; the others (policy refuses, number opted out) are marked
@@ -372,88 +398,8 @@ class Delivery:
         return checked
 
 
-class LiveReply:
-    """One thread reply for a multi-recipient send, edited in place as results arrive.
-
-    At most one edit a second per channel (Slack's chat.update limit; slack-sdk waits out a
-    429's Retry-After). Progress edits show running counts kept here, so each costs the
-    same for 5 recipients or 5,000; only the final edit reads every send back.
-    """
-
-    def __init__(
-        self,
-        services: Services,
-        delivery: Delivery,
-        run: Run,
-        thread_ts: str,
-        total: int,
-    ) -> None:
-        self._services = services
-        self._reporter = services.reporter
-        self._delivery = delivery
-        self._run = run
-        self._request = run.request
-        self._thread_ts = thread_ts
-        self._ts: str | None = None
-        self._pace = delivery.pace
-        self._tally = Tally(total)
-
-    async def start(self, existing: str | None = None) -> None:
-        """Post the progress reply, or take over ``existing`` (a resumed request's); its ts
-        is stored so whoever finishes the request edits this one."""
-        if existing is not None:
-            self._ts = existing
-            return
-        count = len(self._request.recipients)
-        self._ts = await self._reporter.post(
-            self._request.channel_id,
-            f":hourglass_flowing_sand: Sending to {count} recipients…",
-            thread_ts=self._thread_ts,
-        )
-        if self._ts is not None:
-            await self._services.db(
-                self._services.store.set_progress_message, self._request.id, self._ts
-            )
-
-    async def refresh(self, result: str | BaseException) -> None:
-        """Count one result and edit the counts in, unless the channel's last edit was too
-        recent: the next result (or ``finish``) brings this one's news too."""
-        self._tally.add(result)
-        channel = self._request.channel_id
-        if self._ts is None or not self._pace.ready(channel):
-            return
-        async with self._pace.turn(channel):
-            await self._reporter.update(channel, self._ts, self._tally.text())
-
-    async def finish(self, elapsed: float) -> bool:
-        """The final edit; False when there is no reply to edit (then post one instead)."""
-        if self._ts is None:
-            return False
-        text, retry_ids = await self._delivery.outcome(
-            self._request, elapsed=elapsed, run=self._run
-        )
-        async with self._pace.turn(self._request.channel_id):
-            return await self._reporter.update(
-                self._request.channel_id, self._ts, text, outcome_blocks(text, retry_ids)
-            )
-
-
-class Tally:
-    """Running counts of one run's results, for progress edits that cost O(1)."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.queued = 0
-        self.failed = 0
-        self.unknown = 0
-
-    def add(self, result: str | BaseException) -> None:
-        if isinstance(result, str):
-            self.queued += 1
-        elif isinstance(result, TwoChatError) and not result.outcome_unknown:
-            self.failed += 1
-        else:
-            self.unknown += 1
-
-    def text(self) -> str:
-        return progress_text(self.total, self.queued, self.failed, self.unknown)
+def priority_of(request: StoredRequest) -> Priority:
+    """Pages and escalation tiers go before every other text."""
+    if request.kind == "page" or is_ladder_request(request.dedupe_key):
+        return Priority.PAGE
+    return Priority.SEND

@@ -29,7 +29,8 @@ from bot.slack.render import (
 )
 from bot.slack.replays import take_signature
 from bot.slack.reporter import Origin, SlackReporter
-from bot.sms.fanout import RatePacer, RetryPolicy
+from bot.sms.budget import RatePacer
+from bot.sms.fanout import RetryPolicy
 from bot.sms.twochat import TwoChatClient
 from bot.store import (
     AllOptedOut,
@@ -55,6 +56,8 @@ ANSWER_WITHIN = 1.5
 # 2Chat calls in flight at once for one request. A 5,000-member page at 300 ms a call takes
 # 15 s; with a per-minute cap the pacer, not this, sets the pace.
 FANOUT_CONCURRENCY = 100
+# How long ``/sms status`` waits for its turn at 2Chat (the lowest priority) and its answer.
+LOOKUP_WAIT = 20.0
 # How long a Slack event or form submission stays claimed against Slack's retries.
 DEDUPE_TTL = timedelta(days=1)
 
@@ -75,13 +78,14 @@ class Workflow(Services):
         concurrency: int = FANOUT_CONCURRENCY,
         retry: RetryPolicy | None = None,
         answer_within: float = ANSWER_WITHIN,
+        pacer: RatePacer | None = None,
     ) -> None:
         super().__init__(store, policy_source, reporter)
         self.answer_within = answer_within
         self._twochat = twochat
         self._runner = runner
-        # One pacer for the whole process keeps every fan-out under 2Chat's per-minute cap.
-        self.pacer = RatePacer(policy_source().limits.requests_per_minute)
+        # The deployment's 2Chat budget, the one the client's reads wait for too.
+        self.pacer = pacer or RatePacer(policy_source().limits.requests_per_minute)
         # A lease nobody renewed for as long as a send may take marks a process that died.
         leases = RequestLeases(self, stale_after)
         self.delivery = Delivery(
@@ -253,9 +257,12 @@ class Workflow(Services):
         request = await self.db(self.store.get_request, request_id) if request_id else None
         remote, remote_error = None, None
         try:
-            remote = await self._twochat.message(message_id)
+            async with asyncio.timeout(LOOKUP_WAIT):  # behind every text and poll
+                remote = await self._twochat.message(message_id)
         except TwoChatError as exc:
             remote_error = exc.user_message
+        except TimeoutError:
+            remote_error = "2Chat was not asked: its per-minute budget is busy with texts now"
         if send is not None:
             acks = await self.db(self.store.acknowledgements, send.request_id)
             at = next((ack.at for ack in acks if ack.number == send.number), None)

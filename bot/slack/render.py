@@ -208,15 +208,6 @@ def outcome_text(
     return "\n".join(lines)
 
 
-def progress_text(total: int, queued: int, failed: int, unknown: int) -> str:
-    """A big send while it runs: counts only, the same size for 5 recipients or 5,000."""
-    done = queued + failed + unknown
-    parts = [f"{queued} queued by 2Chat"]
-    parts += [f"{failed} failed"] if failed else []
-    parts += [f"{unknown} outcome unknown"] if unknown else []
-    return f":hourglass_flowing_sand: Sending… {done} of {total} done: {', '.join(parts)}"
-
-
 def refusal_text(reason: str, masked: bool = False) -> str:
     """A refusal; the reason may quote what the user typed, so it is shown escaped."""
     return f":no_entry: Not sent: {shown(reason, masked)}. Nothing was sent to 2Chat."

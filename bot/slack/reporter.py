@@ -25,6 +25,31 @@ logger = logging.getLogger(__name__)
 SLACK_ERRORS = (SlackApiError, SlackClientError)
 Blocks = list[dict[str, Any]]
 
+# What a dry run's every message says, and what it says instead of claiming a send.
+DRY_RUN_BANNER = ":test_tube: _Dry run: nothing is sent to 2Chat._"
+_CLAIMS = (("queued by 2Chat", "not sent (dry run)"),)
+
+
+def dry_run_text(text: str) -> str:
+    """A message as a dry run shows it: marked, and never claiming 2Chat queued anything."""
+    for claim, truth in _CLAIMS:
+        text = text.replace(claim, truth)
+    return text if text.endswith(DRY_RUN_BANNER) else f"{text}\n{DRY_RUN_BANNER}"
+
+
+def _dry_run_blocks(blocks: Blocks | None) -> Blocks | None:
+    """Blocks with their first text marked like ``dry_run_text`` (Slack shows the blocks,
+    not the text, when there are some)."""
+    if not blocks:
+        return blocks
+    marked = [dict(block) for block in blocks]
+    for block in marked:
+        inner = block.get("text")
+        if isinstance(inner, dict) and isinstance(inner.get("text"), str):
+            block["text"] = {**inner, "text": dry_run_text(inner["text"])}
+            break
+    return marked
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -51,14 +76,27 @@ class SlackReporter:
     """Posts and updates messages, falling back to private replies so that nothing a user
     must hear is lost when the bot cannot post in a channel."""
 
-    def __init__(self, client: AsyncWebClient, response_url_hosts: frozenset[str]) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        response_url_hosts: frozenset[str],
+        *,
+        dry_run: bool = False,
+    ) -> None:
         self._client = client
         self._response_url_hosts = response_url_hosts
+        self._dry_run = dry_run  # every message says so
+
+    def _marked(self, text: str, blocks: Blocks | None) -> tuple[str, Blocks | None]:
+        if not self._dry_run:
+            return text, blocks
+        return dry_run_text(text), _dry_run_blocks(blocks)
 
     async def post(
         self, channel: str, text: str, *, blocks: Blocks | None = None, thread_ts: str | None = None
     ) -> str | None:
         """Post a message; its ts, or None when Slack refuses (e.g. not_in_channel)."""
+        text, blocks = self._marked(text, blocks)
         try:
             response = await self._client.chat_postMessage(
                 channel=channel,
@@ -74,6 +112,7 @@ class SlackReporter:
         return str(response["ts"])
 
     async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> bool:
+        text, blocks = self._marked(text, blocks)
         try:
             await self._client.chat_update(
                 channel=channel, ts=ts, text=within_text_limit(text), blocks=blocks or []
@@ -106,6 +145,7 @@ class SlackReporter:
 
     async def tell_requester(self, origin: Origin, text: str) -> None:
         """Reach the requester privately: the command's response_url, else a DM."""
+        text, _ = self._marked(text, None)
         url = self._usable_response_url(origin.response_url)
         if url:
             try:

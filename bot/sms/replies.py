@@ -6,8 +6,9 @@ every call costs a credit. The poller is therefore frugal by construction:
 - it calls nothing while no SMS went out within the reply window (a database query decides);
 - it makes one conversations call per from-number that texted someone within the window;
 - it reads a conversation's messages only when its last message moved and is inbound;
-- every call waits for the process's 2Chat pacer, behind any send (``RatePacer.acquire_spare``),
-  so polling never pushes the account past its per-minute limit nor delays a page;
+- every call waits for the deployment's 2Chat budget behind every text, with a guaranteed
+  floor (the client's pacer, ``Priority.POLL``), so polling never pushes the account past its
+  per-minute limit, never delays a page, and is never starved by one;
 - only one process polls at a time (a lease in the store), and each inbound message is
   claimed in the store before it is posted, so no reply is ever posted twice.
 
@@ -39,7 +40,6 @@ from bot.slack.render import (
     show_number,
     unknown_reply_text,
 )
-from bot.sms.fanout import RatePacer
 from bot.sms.twochat import Conversation, SmsMessage, TwoChatClient, e164
 from bot.store import ReplyCursor, StoredRequest
 
@@ -75,7 +75,6 @@ class ReplyRelay:
         self,
         services: Services,
         twochat: TwoChatClient,
-        pacer: RatePacer,
         *,
         holder: str | None = None,
         ladders: Ladders | None = None,
@@ -84,7 +83,6 @@ class ReplyRelay:
         self._ladders = ladders  # escalating pages: acked by reply, polled faster
         self._store = services.store
         self._twochat = twochat
-        self._pacer = pacer
         self.holder = holder or uuid.uuid4().hex
         self._channels: dict[str, str] = {}  # from_number -> 2Chat channel uuid
         self._channels_read_at: float | None = None
@@ -160,7 +158,6 @@ class ReplyRelay:
         )
         if missing and stale:
             self._channels_read_at = time.monotonic()
-            await self._pacer.acquire_spare()
             for channel in await self._twochat.list_channels():
                 phone, channel_uuid = channel.get("phone_number"), channel.get("uuid")
                 if isinstance(phone, str) and isinstance(channel_uuid, str) and channel_uuid:
@@ -176,7 +173,6 @@ class ReplyRelay:
         unknown_channel = self.policy.replies.unknown_numbers_channel
         since_ts = int(since.timestamp())
         handled = 0
-        await self._pacer.acquire_spare()
         for conversation in await self._twochat.conversations(channel):
             contact = e164(conversation.contact)
             if conversation.last_ts is not None and conversation.last_ts < since_ts:
@@ -188,7 +184,6 @@ class ReplyRelay:
             cursor = await self._services.db(self._store.reply_cursor, channel, contact)
             if cursor is not None and cursor.marker == conversation.marker:
                 continue
-            await self._pacer.acquire_spare()
             messages = await self._twochat.messages(channel, conversation.contact)
             handled += await self._read_conversation(
                 channel, from_number, contact, conversation, cursor, messages, since_ts

@@ -23,7 +23,15 @@ from urllib.parse import quote
 import aiohttp
 
 from bot.errors import TwoChatError
-from bot.sms.read_models import Conversation, SmsMessage, e164, epoch_seconds, items_of
+from bot.sms.budget import Priority, RatePacer
+from bot.sms.read_models import (
+    Conversation,
+    SmsMessage,
+    e164,
+    epoch_seconds,
+    items_of,
+    retry_after_seconds,
+)
 
 __all__ = ["Conversation", "SmsMessage", "TwoChatClient", "TwoChatError", "e164", "epoch_seconds"]
 
@@ -161,6 +169,8 @@ def failure_reason(exc: BaseException) -> str:
 class TwoChatClient:
     """One shared connection pool to 2Chat; safe to use from many tasks at once."""
 
+    dry_run = False  # a dry run's client (``bot.sms.dry_run``) calls 2Chat for nothing
+
     def __init__(
         self,
         api_key: str,
@@ -171,12 +181,16 @@ class TwoChatClient:
         max_connections: int = 50,
         on_status: Callable[[str, int, float], None] | None = None,
         on_failure: Callable[[str, str, str], None] | None = None,
+        pacer: RatePacer | None = None,
     ) -> None:
         """``on_status(path, status, seconds)`` hears every answer: readiness learns from it
         whether the key or the credits ran out (no probe spends a credit), metrics count it.
         ``on_failure(path, reason, message)`` hears every call that got no answer, ``reason``
-        one of ``FAILURE_REASONS``."""
+        one of ``FAILURE_REASONS``. ``pacer`` is the deployment's 2Chat budget: every read
+        waits for it here, by its priority, and it hears every answer (429s hold it); a
+        send's caller takes the send's start itself, before claiming it."""
         self._api_key = api_key
+        self._pacer = pacer
         self._on_status = on_status
         self._on_failure = on_failure
         self._base_url = base_url.rstrip("/")
@@ -234,10 +248,12 @@ class TwoChatClient:
 
     # --- API ---------------------------------------------------------------------------
     async def send_sms(self, from_number: str, to_number: str, text: str) -> str:
-        """Queue one SMS; returns 2Chat's message id (202 means queued, not delivered)."""
+        """Queue one SMS; returns 2Chat's message id (202 means queued, not delivered). The
+        caller has its start from the pacer already."""
         body = await self._call(
             "POST",
             SEND_PATH,
+            priority=None,
             json={"from_number": from_number, "to_number": to_number, "text": text},
             sending=True,
             log_context=f" from {_tail(from_number)} to {_tail(to_number)}",
@@ -253,7 +269,7 @@ class TwoChatClient:
 
     async def account_info(self) -> dict[str, Any]:
         """GET /open/info: the account, including its rate limits."""
-        return await self._call("GET", INFO_PATH)
+        return await self._call("GET", INFO_PATH, priority=Priority.PAGE)
 
     async def requests_per_minute(self) -> int | None:
         """The account's rate limit (80, or 30 on trials), or None if 2Chat does not say."""
@@ -272,7 +288,10 @@ class TwoChatClient:
     async def list_channels(self) -> list[dict[str, Any]]:
         """The account's SMS numbers; the shape is undocumented, so accept both envelopes."""
         body = await self._call(
-            "GET", CHANNELS_PATH, params={"page_number": 0, "results_per_page": 200}
+            "GET",
+            CHANNELS_PATH,
+            params={"page_number": 0, "results_per_page": 200},
+            priority=Priority.POLL,
         )
         channels: Any = body.get("channels")
         if channels is None and isinstance(body.get("data"), dict):
@@ -286,7 +305,7 @@ class TwoChatClient:
     async def conversations(self, channel_uuid: str) -> list[Conversation]:
         """A channel's SMS conversations, newest first (one credit per call)."""
         path = CONVERSATIONS_PATH.format(channel=quote(channel_uuid, safe=""))
-        body = await self._call("GET", path)
+        body = await self._call("GET", path, priority=Priority.POLL)
         parsed = (Conversation.parse(item) for item in items_of(body, "conversations"))
         return [conversation for conversation in parsed if conversation is not None]
 
@@ -299,14 +318,17 @@ class TwoChatClient:
         )
         params = {"before_ts": before_ts} if before_ts is not None else None
         log_path = MESSAGES_PATH.format(channel=channel_uuid, contact=_tail(contact))
-        body = await self._call("GET", path, params=params, log_path=log_path)
+        body = await self._call(
+            "GET", path, params=params, log_path=log_path, priority=Priority.POLL
+        )
         parsed = (SmsMessage.parse(item) for item in items_of(body, "messages"))
         found = [message for message in parsed if message is not None]
         return sorted(found, key=lambda message: message.timestamp or 0)
 
     async def message(self, uuid: str) -> dict[str, Any]:
         """What 2Chat knows of one SMS (GET /open/sms/message/{uuid}); shape undocumented."""
-        body = await self._call("GET", MESSAGE_PATH.format(uuid=quote(uuid, safe="")))
+        path = MESSAGE_PATH.format(uuid=quote(uuid, safe=""))
+        body = await self._call("GET", path, priority=Priority.LOOKUP)
         for holder in (body, body.get("data")):
             found = holder.get("message") if isinstance(holder, dict) else None
             if isinstance(found, dict):
@@ -323,6 +345,7 @@ class TwoChatClient:
         method: str,
         path: str,
         *,
+        priority: Priority | None,
         json: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
         sending: bool = False,
@@ -331,14 +354,20 @@ class TwoChatClient:
     ) -> dict[str, Any]:
         """Make one request and return its JSON object, or raise a ``TwoChatError``.
 
+        The call first waits for the pacer at ``priority`` (None: the caller did).
         ``log_path`` stands for ``path`` in logs when the path holds a phone number."""
+        if self._pacer is not None and priority is not None:
+            await self._pacer.acquire(priority)
         started = time.monotonic()
         shown = log_path or path
         response, raw = await self._send(method, path, json, params, sending, shown + log_context)
         elapsed = (time.monotonic() - started) * 1000
         status = response.status
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         if self._on_status is not None:
             self._on_status(path, status, elapsed / 1000)
+        if self._pacer is not None:
+            self._pacer.heard(status, retry_after)
         # A send's outcome is logged once, at INFO, by whoever made it; reads have no
         # such line, so their failures are logged here.
         level = logging.INFO if status >= 300 and not sending else logging.DEBUG
@@ -350,7 +379,7 @@ class TwoChatClient:
         except ValueError:
             raise self._non_json_error(status, _text(response, raw)[:4000], sending) from None
         if not 200 <= status < 300:
-            raise self._status_error(status, body, sending)
+            raise self._status_error(status, body, sending, retry_after)
         if _has_error_flag(body):
             detail = _error_text(body)
             message = f"2Chat refused the request (HTTP {status})"
@@ -427,11 +456,15 @@ class TwoChatClient:
         except TimeoutError:
             raise _NoConnectionSlot from None
 
-    def _status_error(self, status: int, body: Any, sending: bool) -> TwoChatError:
+    def _status_error(
+        self, status: int, body: Any, sending: bool, wait: float | None
+    ) -> TwoChatError:
         meaning, temporary = _meaning(status)
         unknown = sending and _may_have_sent(status, temporary)
         message = f"{meaning} (HTTP {status})" if meaning else f"2Chat answered HTTP {status}"
-        return self._failure(message, _error_text(body), status, temporary, unknown)
+        error = self._failure(message, _error_text(body), status, temporary, unknown)
+        error.retry_after = wait
+        return error
 
     def _non_json_error(self, status: int, text: str, sending: bool) -> TwoChatError:
         """HTML error pages and the like: say so, with a short excerpt and never headers."""

@@ -6,6 +6,7 @@ A backend subclasses it and supplies only connections, column types and locks (s
 
 from __future__ import annotations
 
+from bot.store.budget import BudgetQueries
 from bot.store.escalations import EscalationQueries
 from bot.store.leases import LeaseQueries
 from bot.store.replies import ReplyQueries
@@ -23,5 +24,6 @@ class Store(
     ReportQueries,
     LeaseQueries,
     RetentionQueries,
+    BudgetQueries,
 ):
     """Every query of the bridge; subclasses supply connections, types and locks."""

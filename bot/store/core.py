@@ -126,6 +126,9 @@ class StoreCore(ABC):
     # error, a read-only file), and when (time.monotonic); None after a write succeeds.
     # Readiness reports it: reads alone would not notice that every request is refused.
     write_failure: tuple[str, float] | None = None
+    # Whether several app processes may use this database at once (and so must share
+    # budgets, such as 2Chat's calls a minute, through it).
+    shared: bool = False
 
     def __init__(self, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._clock = clock

@@ -1,9 +1,11 @@
 """A local stand-in for 2Chat's HTTP API as documented, on 127.0.0.1 in a background thread.
 
 It checks the API key, the JSON and E.164 numbers like 2Chat does, records every send, and
-can be scripted to fail, to answer slowly or never. It also keeps each channel's SMS
-conversations (every accepted send is an outbound message; ``inbound`` adds a reply) and
-serves them on 2Chat's read endpoints. Because it runs in its own thread and
+can be scripted to fail, to answer slowly or never. It enforces the account's rate limit as
+2Chat does: more than ``requests_per_minute`` calls (any endpoint) within a sliding window
+are answered 429 with 2Chat's error body, and counted in ``refused``. It also keeps each
+channel's SMS conversations (every accepted send is an outbound message; ``inbound`` adds a
+reply) and serves them on 2Chat's read endpoints. Because it runs in its own thread and
 loop, it serves sync tests, async tests and a separate app process alike.
 """
 
@@ -16,6 +18,7 @@ import json
 import re
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +27,8 @@ from aiohttp import web
 from tests.fakes.background import BackgroundServer
 
 API_KEY = "test-2chat-key"
+# 2Chat counts its rate limit per minute.
+WINDOW_SECONDS = 60.0
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 DEFAULT_CHANNEL: dict[str, Any] = {
     "uuid": "SMS1",
@@ -70,6 +75,11 @@ class TwoChatStandIn(BackgroundServer):
         self.records: list[SendRecord] = []
         self.requests: list[str] = []
         self.requests_per_minute: int | None = 80
+        self.window = WINDOW_SECONDS
+        self.retry_after: float | None = None
+        self.refused: list[str] = []  # "METHOD /path" of every call answered 429
+        self.refusals_expected = False  # a test that means to overrun the limit says so
+        self._recent: deque[float] = deque()  # when the window's calls arrived
         self.channels: list[dict[str, Any]] = [copy.deepcopy(DEFAULT_CHANNEL)]
         self.channels_envelope: Literal["channels", "data"] = "channels"
         # channel uuid -> contact -> messages, oldest first, as GET /open/sms/messages has them
@@ -94,6 +104,22 @@ class TwoChatStandIn(BackgroundServer):
         with self._changed:
             self._scripts.append(Script(status, raw, content_type, times))
 
+    def limit(
+        self,
+        per_minute: int | None,
+        *,
+        window: float = WINDOW_SECONDS,
+        retry_after: float | None = None,
+    ) -> None:
+        """The account's limit: at most ``per_minute`` calls in any ``window`` seconds (60
+        at 2Chat; shorter here lets a test see a minute's worth in seconds), None for none.
+        ``retry_after`` adds a Retry-After header to the 429s (2Chat documents none)."""
+        with self._changed:
+            self.requests_per_minute = per_minute
+            self.window = window
+            self.retry_after = retry_after
+            self._recent.clear()
+
     def set_delay(self, seconds: float) -> None:
         """Delay every send answer; an async sleep, so many sends can be in flight."""
         with self._changed:
@@ -111,6 +137,11 @@ class TwoChatStandIn(BackgroundServer):
             self.records.clear()
             self.requests.clear()
             self.requests_per_minute = 80
+            self.window = WINDOW_SECONDS
+            self.retry_after = None
+            self.refused.clear()
+            self.refusals_expected = False
+            self._recent.clear()
             self.channels = [copy.deepcopy(DEFAULT_CHANNEL)]
             self.channels_envelope = "channels"
             self.conversations.clear()
@@ -203,11 +234,41 @@ class TwoChatStandIn(BackgroundServer):
     def _error(status: int, message: str) -> web.Response:
         return web.json_response({"error": True, "error_message": message}, status=status)
 
-    def _note(self, request: web.Request) -> None:
-        self.record(lambda: self.requests.append(f"{request.method} {request.path}"))
+    def _note(self, request: web.Request) -> web.Response | None:
+        """Log a call and count it against the account's limit; a 429 answer beyond it.
+
+        https://developers.2chat.co/docs/API/api-response-codes: "429 Too many requests in
+        too short a time. Check the API for your plan ... Trial accounts are limited to 30
+        requests per minute"; the limit is the account's, so every endpoint counts (GET
+        /open/info reports it as ``limits.requests_per_minute``). Errors carry a
+        description in a message field; 2Chat's body is ``{"error": true,
+        "error_message": ...}``, as for every other error here. No Retry-After is
+        documented, so none is sent unless a test asks for one."""
+        call = f"{request.method} {request.path}"
+        now = time.monotonic()
+        with self._changed:
+            self.requests.append(call)
+            while self._recent and now - self._recent[0] >= self.window:
+                self._recent.popleft()
+            limit = self.requests_per_minute
+            if limit is not None and len(self._recent) >= limit:
+                self.refused.append(call)
+                self._changed.notify_all()
+                headers = (
+                    {} if self.retry_after is None else {"Retry-After": f"{self.retry_after:g}"}
+                )
+                return web.json_response(
+                    {"error": True, "error_message": "Too many requests: rate limit exceeded"},
+                    status=429,
+                    headers=headers,
+                )
+            self._recent.append(now)
+            self._changed.notify_all()
+        return None
 
     async def _send(self, request: web.Request) -> web.Response:
-        self._note(request)
+        if (refused := self._note(request)) is not None:
+            return refused
         raw = await request.text()
         try:
             parsed: Any = json.loads(raw)
@@ -276,7 +337,8 @@ class TwoChatStandIn(BackgroundServer):
         return web.json_response({"success": True, "message_id": message["uuid"]}, status=202)
 
     async def _info(self, request: web.Request) -> web.Response:
-        self._note(request)
+        if (refused := self._note(request)) is not None:
+            return refused
         if not self._key_ok(request):
             return self._error(401, "Invalid API key")
         body: dict[str, Any] = {
@@ -288,7 +350,8 @@ class TwoChatStandIn(BackgroundServer):
         return web.json_response(body)
 
     async def _channels(self, request: web.Request) -> web.Response:
-        self._note(request)
+        if (refused := self._note(request)) is not None:
+            return refused
         if not self._key_ok(request):
             return self._error(401, "Invalid API key")
         channels = copy.deepcopy(self.channels)
@@ -301,7 +364,8 @@ class TwoChatStandIn(BackgroundServer):
         return web.json_response(body)
 
     async def _conversations(self, request: web.Request) -> web.Response:
-        self._note(request)
+        if (refused := self._note(request)) is not None:
+            return refused
         if not self._key_ok(request):
             return self._error(401, "Invalid API key")
         channel = request.match_info["channel"]
@@ -321,7 +385,8 @@ class TwoChatStandIn(BackgroundServer):
         return web.json_response({"success": True, "conversations": found})
 
     async def _messages(self, request: web.Request) -> web.Response:
-        self._note(request)
+        if (refused := self._note(request)) is not None:
+            return refused
         if not self._key_ok(request):
             return self._error(401, "Invalid API key")
         channel, contact = request.match_info["channel"], request.match_info["contact"]
@@ -333,7 +398,8 @@ class TwoChatStandIn(BackgroundServer):
         return web.json_response({"success": True, "messages": messages[-50:]})
 
     async def _message(self, request: web.Request) -> web.Response:
-        self._note(request)
+        if (refused := self._note(request)) is not None:
+            return refused
         if not self._key_ok(request):
             return self._error(401, "Invalid API key")
         wanted = request.match_info["uuid"]

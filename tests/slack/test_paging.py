@@ -24,6 +24,9 @@ from tests.fakes.signing import interaction_body
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
+# The policies here raise requests_per_minute to 6000: so does the account.
+pytestmark = pytest.mark.twochat_limit(6000)
+
 INCIDENT = "C0INCIDENT"
 GENERAL = "C0GENERAL"
 ALICE, BOB = "+447700900123", "+447700900456"

@@ -28,6 +28,9 @@ from tests.escalation.ladder_app import (
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
+# The policies here raise requests_per_minute to 6000: so does the account.
+pytestmark = pytest.mark.twochat_limit(6000)
+
 EXAMPLE = ROOT / "config" / "oncall-example.yaml"
 INCIDENT, GENERAL = "C0INCIDENT", "C0GENERAL"
 ALICE, BOB, CAROL, DAVE = "+447700900123", "+447700900456", "+34600000001", "+447700900789"

@@ -20,6 +20,9 @@ from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.socket_mode import APP_TOKEN, SocketModeStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
+# The policies here raise requests_per_minute to 6000: so does the account.
+pytestmark = pytest.mark.twochat_limit(6000)
+
 CHANNEL, APPROVALS, INCIDENT = "C0GENERAL", "C0APPROVALS", "C0INCIDENT"
 ALICE, BOB, CAROL = "+447700900123", "+447700900456", "+34600000001"
 _ids = itertools.count(1)

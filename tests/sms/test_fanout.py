@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import TwoChatError
-from bot.sms.fanout import RatePacer, RetryPolicy, fan_out
+from bot.sms.budget import Priority, RatePacer
+from bot.sms.fanout import RetryPolicy, fan_out
 
 
 class FakeTime:
@@ -56,11 +57,11 @@ class CountingPacer(RatePacer):
         self.acquired = 0
         self.events = events
 
-    async def acquire(self) -> None:
+    async def acquire(self, priority: Priority = Priority.SEND) -> None:
         self.acquired += 1
         if self.events is not None:
             self.events.append("acquire")
-        await super().acquire()
+        await super().acquire(priority)
 
 
 def temporary(status: int = 429) -> TwoChatError:
@@ -147,20 +148,22 @@ async def test_set_rate_changes_the_pace() -> None:
     await pacer.acquire()
     assert fake.now == pytest.approx(1001.0)
 
-    pacer.set_rate(6)  # one start per 10 s
+    pacer.set_rate(6)  # one start per 10 s, counting the starts made at the old pace
     assert pacer.per_minute == 6
-    before = fake.now
     await pacer.acquire()
-    assert fake.now - before == pytest.approx(10.0, abs=1e-5)
+    assert fake.now == pytest.approx(1020.0, abs=1e-5)
+    await pacer.acquire()
+    assert fake.now == pytest.approx(1030.0, abs=1e-5)
 
     pacer.set_rate(None)
     before = fake.now
     await acquire_times(pacer, fake, 100)
     assert fake.now == before
 
-    pacer.set_rate(60)  # back from unlimited: a fresh bucket, paced again
+    pacer.set_rate(60)  # back from unlimited: paced again, from what the minute held
+    fake.now += 60
     starts = await acquire_times(pacer, fake, 5)
-    assert starts[0] == before
+    assert starts[0] == before + 60
     assert starts[-1] - starts[0] == pytest.approx(4.0, abs=1e-4)
 
 
@@ -362,7 +365,32 @@ async def test_429_twice_then_success_sends_exactly_once_per_item() -> None:
     assert pacer.acquired == 36
     # Every attempt, retries included, was preceded by its own pacer slot.
     assert events == ["acquire", "call"] * 36
-    assert len(fake.sleeps) == 24  # one backoff per retry, on the injected sleep
+    assert fake.sleeps == []  # a 429 waits in the pacer (which 2Chat's 429 holds), no backoff
+
+
+async def test_429_is_retried_past_the_attempts_for_other_errors() -> None:
+    """A 429 means "no budget now", not a failure: the call waits and goes, however many
+    429s come first; other temporary errors still give up after ``attempts``."""
+    answers = [temporary(429)] * 9 + ["id"]
+    others = [temporary(503)] * 4
+
+    async def send(item: str) -> str:
+        answer = (answers if item == "page" else others).pop(0)
+        if isinstance(answer, TwoChatError):
+            raise answer
+        return answer
+
+    fake = FakeTime()
+    results = await fan_out(
+        ["page", "other"],
+        send,
+        concurrency=2,
+        pacer=RatePacer(None),
+        retry=RetryPolicy(),
+        sleep=fake.sleep,
+    )
+    assert results[0] == "id"
+    assert isinstance(results[1], TwoChatError) and results[1].status == 503
 
 
 @pytest.mark.parametrize(
@@ -620,7 +648,7 @@ async def test_cancellation_during_backoff_propagates() -> None:
     async def send(item: int) -> int:
         nonlocal calls
         calls += 1
-        raise temporary(429)
+        raise temporary(503)
 
     task = asyncio.create_task(
         fan_out(
@@ -669,8 +697,8 @@ def test_every_item_gets_exactly_one_final_result_within_the_attempt_budget(
         if outcome == "ok":
             return f"ok-{index}-{attempt}"
         error: Exception
-        if outcome == "temporary":
-            error = temporary(429)
+        if outcome == "temporary":  # a 429 is not limited by attempts: see above
+            error = temporary(503)
         elif outcome == "permanent":
             error = TwoChatError("refused", status=422)
         else:

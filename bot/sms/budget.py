@@ -1,0 +1,241 @@
+"""The one 2Chat budget of a deployment: every 2Chat call waits here for its turn.
+
+2Chat answers 429 to an account that makes more than ``requests_per_minute`` calls in a
+minute, and every call costs a credit, so texts, reply polls and lookups share one budget.
+``RatePacer`` queues the calls of this process by ``Priority`` and asks a ``Ledger`` whether
+the next may start: ``MemoryLedger`` for a lone process (SQLite), or a ledger in the shared
+database (Postgres: ``Store.take_twochat_call``), so two processes together stay under the
+limit instead of each spending all of it.
+
+When 2Chat answers 429 all the same (another client of the account, a lower limit than we
+knew), every start waits: for ``Retry-After`` when 2Chat sends one, else a pause that grows
+while 429s keep coming; and the limit is read again (``relearn``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from bot.core.budget import (
+    COUNTED_SECONDS,
+    DEFAULT_BURST,
+    WINDOW_SECONDS,
+    BudgetRule,
+    Call,
+    Priority,
+    wait_needed,
+)
+from bot.core.model import POLL_FLOOR_SHARE, POLL_SHARE
+from bot.errors import BridgeError
+
+__all__ = ["WINDOW_SECONDS", "Ledger", "MemoryLedger", "Priority", "RatePacer", "SharedLedger"]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[object]]
+
+# The longest pause after 429s without a Retry-After: 2Chat's window is a minute.
+MAX_HOLD_SECONDS = WINDOW_SECONDS
+
+
+class Ledger(Protocol):
+    """The log of calls the budget is counted on."""
+
+    async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> float:
+        """Record a call and return 0 if one may start now; else how long to wait."""
+
+
+class MemoryLedger:
+    """The last minute's calls of this process: the whole budget when it is the only one."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._calls: deque[Call] = deque()
+
+    async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> float:
+        now = self._clock()
+        while self._calls and now - self._calls[0][0] >= COUNTED_SECONDS:
+            self._calls.popleft()
+        wait = wait_needed(self._calls, now, priority, rule, floor=floor)
+        if wait <= 0:
+            self._calls.append((now, priority))
+        return wait
+
+
+class SharedLedger:
+    """The log kept in a database every process uses (``Store.take_twochat_call``, run by
+    ``take``): one budget for the deployment, not one per process. While the database
+    cannot answer, this process paces alone by its own log rather than stop texting."""
+
+    def __init__(
+        self,
+        take: Callable[[Priority, BudgetRule, bool], Awaitable[float]],
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._take = take
+        self._alone = MemoryLedger(clock)
+
+    async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> float:
+        try:
+            return await self._take(priority, rule, floor)
+        except BridgeError as exc:
+            logger.warning("2Chat budget: the database did not answer, pacing alone: %s", exc)
+            return await self._alone.take(priority, rule, floor=floor)
+
+
+class RatePacer:
+    """Hands out 2Chat call starts by priority, under the account's per-minute limit.
+
+    The most urgent waiter (lowest ``Priority``, then first come) asks the ledger for a
+    start; the others wait for it. While texts wait, the first poll goes ahead of them
+    once every ``floor_spacing`` seconds (a tenth of the limit, spread evenly).
+    ``per_minute=None`` means unlimited: acquire waits only while a 429 holds every start.
+    """
+
+    def __init__(
+        self,
+        per_minute: int | None,
+        *,
+        burst: int = DEFAULT_BURST,
+        spare_share: float = POLL_SHARE,
+        floor_share: float = POLL_FLOOR_SHARE,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self._shape = BudgetRule(1, burst, spare_share, floor_share)  # checks them now
+        self._rule: BudgetRule | None = None
+        self._changed = asyncio.Event()
+        self.set_rate(per_minute)
+        self._clock = clock
+        self._sleep = sleep
+        self._ledger = ledger or MemoryLedger(clock)
+        self._queue: list[tuple[Priority, int]] = []
+        self._order = itertools.count()
+        self._lock = asyncio.Lock()
+        self._held_until = 0.0
+        self._floor_at = float("-inf")  # when a poll last went ahead of waiting texts
+        self._last_head: tuple[Priority, int] | None = None
+        self._refusals = 0
+        # Called when 2Chat says the budget is not what we thought (429, 402).
+        self.relearn: Callable[[], object] | None = None
+
+    def __repr__(self) -> str:
+        return f"RatePacer(per_minute={self.per_minute!r}, burst={self._shape.burst})"
+
+    @property
+    def per_minute(self) -> int | None:
+        """The current limit, or None when unlimited."""
+        return self._rule.per_minute if self._rule else None
+
+    @property
+    def sends_waiting(self) -> int:
+        """How many texts wait for a start right now (a metric)."""
+        return sum(1 for priority, _ in self._queue if priority <= Priority.SEND)
+
+    def set_rate(self, per_minute: int | None) -> None:
+        """Change the limit at run time (e.g. once GET /open/info reports the account's).
+        Calls already made count against the new limit; waiters re-check at once."""
+        if per_minute is not None and (isinstance(per_minute, bool) or per_minute < 1):
+            raise ValueError(f"per_minute must be a positive integer or None, not {per_minute!r}")
+        shape = self._shape
+        self._rule = None
+        if per_minute is not None:
+            self._rule = BudgetRule(per_minute, shape.burst, shape.spare_share, shape.floor_share)
+        self._wake()
+
+    def heard(self, status: int, retry_after: float | None = None) -> None:
+        """What 2Chat answered a call: a 429 holds every start (for ``retry_after`` if
+        given, else longer at each 429 in a row) and, like a 402, asks for the limit anew."""
+        if status == 429:
+            self._refusals += 1
+            if retry_after is None:
+                spacing = WINDOW_SECONDS / (self.per_minute or 60)
+                retry_after = min(MAX_HOLD_SECONDS, spacing * 2 ** min(self._refusals, 10))
+            self._held_until = max(self._held_until, self._clock() + retry_after)
+        elif 200 <= status < 300:
+            self._refusals = 0
+        if status in (402, 429) and self.relearn is not None:
+            self.relearn()
+
+    async def acquire(self, priority: Priority = Priority.SEND) -> None:
+        """Wait for a start; it is spent when this returns."""
+        if self._rule is None:
+            while (held := self._held_until - self._clock()) > 0:  # after a 429, even so
+                await self._pause(held)
+            return
+        ticket = (priority, next(self._order))
+        bisect.insort(self._queue, ticket)
+        self._wake()  # a less urgent waiter at the head steps back
+        try:
+            while self._rule is not None:
+                rule = self._rule
+                wait: float | None = None
+                head = self._head(rule)
+                if head != self._last_head:  # the floor freed up or filled: tell the new head
+                    self._last_head = head
+                    self._wake()
+                if head != ticket and ticket[0] == Priority.POLL:
+                    wait = self._floor_wait(rule) or None  # a poll's floor may come first
+                elif head == ticket:
+                    wait = self._held_until - self._clock()
+                    if wait <= 0:
+                        floor = self._queue[0] != ticket  # a poll ahead of texts
+                        async with self._lock:
+                            wait = await self._ledger.take(priority, rule, floor=floor)
+                        if wait <= 0:
+                            if floor:
+                                self._floor_at = self._clock()
+                            return
+                await self._pause(wait)
+        finally:
+            self._queue.remove(ticket)
+            self._wake()
+
+    def _head(self, rule: BudgetRule) -> tuple[Priority, int]:
+        """Who asks for the next start: the most urgent waiter, except that while texts
+        wait, the first poll goes ahead of them once every ``floor_spacing`` (only the
+        process holding the poller lease polls, so its own floor is the deployment's)."""
+        first = self._queue[0]
+        if first[0] > Priority.SEND:
+            return first
+        poll = next((t for t in self._queue if t[0] == Priority.POLL), None)
+        if poll is None:
+            return first
+        return poll if self._floor_wait(rule) <= 0 else first
+
+    def _floor_wait(self, rule: BudgetRule) -> float:
+        """Seconds until a poll may go ahead of waiting texts again (0: now)."""
+        return max(0.0, self._floor_at + rule.floor_spacing - self._clock())
+
+    def _wake(self) -> None:
+        """Make every pausing waiter re-check now."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def _pause(self, delay: float | None) -> None:
+        """Sleep ``delay`` seconds (None: until woken), or less if the queue or the limit
+        changes meanwhile."""
+        waker = asyncio.ensure_future(self._changed.wait())
+        if delay is None:
+            try:
+                await waker
+            finally:
+                waker.cancel()
+            return
+        sleeper = asyncio.ensure_future(self._sleep(max(delay, 1e-6)))
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+        if sleeper.done() and not sleeper.cancelled():
+            sleeper.result()  # surface a failing sleep instead of spinning on it
