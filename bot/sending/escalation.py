@@ -27,6 +27,7 @@ from bot.core.escalation import (
     acked_text,
     code_of,
     code_suffix,
+    is_ladder_request,
     reply_code,
     request_key,
 )
@@ -97,6 +98,8 @@ class Ladders:
         code = code_of(request.text)
         if request.kind != "page" or found is None or code is None:
             return False
+        if is_ladder_request(request.dedupe_key):
+            return False  # a tier of a ladder (taken over after a crash), not a new page
         name, ladder = found
         due = self._store.now() + ladder.wait_after(0)
         if not await self._services.db(self._store.open_escalation, request.id, name, code, due):

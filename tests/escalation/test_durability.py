@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.core.escalation import code_suffix
 from bot.core.segments import analyze
 from bot.store import NewRecipient, NewRequest, open_store
@@ -31,6 +33,9 @@ from tests.escalation.ladder_app import (
 )
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
+
+# A lease or claim nobody renews is taken over once 3 s old (connect + read + 2 s).
+FAST_LADDER = {**SWEEP, "TWOCHAT_CONNECT_TIMEOUT": "0.5", "TWOCHAT_READ_TIMEOUT": "0.5"}
 
 
 def test_a_crash_mid_ladder_resumes_without_losing_or_repeating_a_tier(
@@ -140,3 +145,50 @@ def test_concurrent_acks_through_two_processes_have_one_winner_and_one_broadcast
     told = [s for s in list(twochat.sends) if str(s["text"]).startswith("Acked by")]
     assert sorted(s["to_number"] for s in told) == sorted(expected)  # one broadcast, once
     assert sends_to(twochat, CAROL) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_crash_while_a_tier_is_sent_starts_no_second_ladder(
+    start_app: StartApp,
+    slack: SlackStandIn,
+    twochat: TwoChatStandIn,
+    tmp_path: Path,
+    backend: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """kill -9 while tier 2's SMS is with 2Chat: the process that takes the tier's request
+    over reports that send "unknown" and must not take the tier's request (which carries the
+    page's reply code) for a new page: no second ladder, nobody texted twice."""
+    database = (
+        request.getfixturevalue("postgres_url")
+        if backend == "postgres"
+        else f"sqlite:///{tmp_path / 'ladder.db'}"
+    )
+    config = ladder_config(tmp_path, wait="1s")
+    first = start_app(config, DATABASE_URL=database, **FAST_LADDER)
+    thread = page(first)
+    code = code_in(twochat.wait_for_sends(2)[0]["text"])
+    twochat.hang()  # tier 2's SMS reaches 2Chat and is never answered
+    [tier_two] = twochat.wait_for_sends(3, timeout=6)[2:]
+    assert tier_two["to_number"] == CAROL
+    first.kill()
+    twochat.reset()  # 2Chat answers again; what it got before is in tier_two
+    second = start_app(config, DATABASE_URL=database, **FAST_LADDER)
+    slack.wait_until(
+        lambda: any(
+            "outcome unknown" in str(slack.latest(post).get("text"))
+            for post in slack.posts(INCIDENT)
+            if post.get("thread_ts") == thread
+        ),
+        15,
+        "tier 2's send reported as outcome unknown",
+    )
+    settle(3)  # a second ladder would have texted its next tier by now
+    assert twochat.sends == []
+    store = open_store(database)
+    try:
+        ladders = store.escalations_with_code(code, CAROL)
+    finally:
+        store.close()
+    assert len(ladders) == 1 and ladders[0].state == "exhausted"
+    assert second.terminate() == 0
