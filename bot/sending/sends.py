@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
@@ -18,6 +19,7 @@ from bot.sending.leases import Held, RequestLeases, heartbeat
 from bot.sending.pace import EditPace
 from bot.sending.services import Services
 from bot.sending.views import UNKNOWN_AFTER_CRASH, origin_of, outcome_of
+from bot.slack.ids import RetryOffer
 from bot.slack.render import (
     describe_error,
     opted_out_reason,
@@ -194,9 +196,9 @@ class Delivery:
         """Post the outcome of a request's sends (or of ``only`` those) in its thread. When
         Slack refuses, the requester hears privately at once, and a full outcome is owed to
         the thread: the sweeper posts it there later (``post_owed_report``)."""
-        text, retry_ids = await self.outcome(request, only, elapsed, run)
+        text, retry_offers = await self.outcome(request, only, elapsed, run)
         reporter = self._services.reporter
-        blocks = outcome_blocks(text, retry_ids)
+        blocks = outcome_blocks(text, retry_offers)
         if thread_ts is not None and await reporter.post(
             request.channel_id, text, blocks=blocks, thread_ts=thread_ts
         ):
@@ -215,11 +217,11 @@ class Delivery:
                 return
             if request.state != "completed" or not await services.db(store.report_owed, request_id):
                 return
-            text, retry_ids = await self.outcome(request)
+            text, retry_offers = await self.outcome(request)
             if await services.reporter.post(
                 request.channel_id,
                 text,
-                blocks=outcome_blocks(text, retry_ids),
+                blocks=outcome_blocks(text, retry_offers),
                 thread_ts=request.thread_ts,
             ):
                 await services.db(store.set_report_pending, request_id, False)
@@ -230,7 +232,7 @@ class Delivery:
         only: set[int] | None = None,
         elapsed: float | None = None,
         run: Run | None = None,
-    ) -> tuple[str, list[int]]:
+    ) -> tuple[str, list[RetryOffer]]:
         """The outcome text of a request's sends, and the sends a Retry button should offer;
         from what ``run`` saw when it saw every send end, else read back."""
         services = self._services
@@ -239,7 +241,7 @@ class Delivery:
         sends = [send for send in every if not only or send.id in only]
         outcomes = [outcome_of(send) for send in sends]
         text = outcome_text(outcomes, services.masked(), elapsed, request.id)
-        return text, [send.id for send in sends if send.state == "unknown"]
+        return text, [(send.id, send.attempts) for send in sends if send.state == "unknown"]
 
     async def run_sends(
         self, run: Run, sends: list[SendRecord], progress: Progress | None = None
@@ -248,17 +250,17 @@ class Delivery:
         the account's rate, temporary errors retried, every result recorded as it lands."""
         db, store, request = self._services.db, self._services.store, run.request
         going = await self._hold_back(run, sends)
-        attempted: set[int] = set()
+        calls: Counter[int] = Counter()  # 2Chat calls per send: each counts as an attempt
         left = len(going)
 
         async def call(send: SendRecord) -> str:
             # Claimed only once the pacer lets it go: a send waiting its turn in a long page
             # stays "queued", so the sweeper never mistakes it for one a crash cut off.
-            if send.id in attempted:
+            if calls[send.id]:
                 await db(store.touch_send, send.id)
             elif not await db(store.claim_send, send.id, thread=run.take_thread()):
                 raise SendTaken(send.id)
-            attempted.add(send.id)
+            calls[send.id] += 1
             async with heartbeat(lambda: db(store.keep_claim, send.id), self.leases.beat_every):
                 return await self._twochat.send_sms(request.from_number, send.number, request.text)
 
@@ -268,7 +270,8 @@ class Delivery:
             if isinstance(result, SendTaken):
                 run.taken_elsewhere = True  # another worker has it and will report it
                 return
-            await self._finish(run, send, result, last=left == 0)
+            tried = replace(send, attempts=send.attempts + calls[send.id])
+            await self._finish(run, tried, result, last=left == 0)
             if progress is not None:
                 await progress(result)
 
@@ -423,12 +426,12 @@ class LiveReply:
         """The final edit; False when there is no reply to edit (then post one instead)."""
         if self._ts is None:
             return False
-        text, retry_ids = await self._delivery.outcome(
+        text, retry_offers = await self._delivery.outcome(
             self._request, elapsed=elapsed, run=self._run
         )
         async with self._pace.turn(self._request.channel_id):
             return await self._reporter.update(
-                self._request.channel_id, self._ts, text, outcome_blocks(text, retry_ids)
+                self._request.channel_id, self._ts, text, outcome_blocks(text, retry_offers)
             )
 
 

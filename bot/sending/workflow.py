@@ -211,8 +211,9 @@ class Workflow(Services):
         directory = await self.directory(self.policy)
         return self.approvals.may_decide(request, user, directory)
 
-    async def retry(self, send_id: int, user: str) -> str | None:
-        """Retry one send whose outcome is unknown (or failed): requester or approver only."""
+    async def retry(self, send_id: int, user: str, attempts: int | None = None) -> str | None:
+        """Retry one send whose outcome is unknown (or failed): requester or approver only;
+        once for the attempt the button was offered for (``attempts``)."""
         send = await self.db(self.store.get_send, send_id)
         if send is None:
             return "this send is unknown to the bridge"
@@ -221,7 +222,7 @@ class Workflow(Services):
             return "this send is unknown to the bridge"
         if user != request.sender and user not in self.policy.approvals.approvers:
             return "only the requester or an approver can retry this text"
-        if not await self.db(self.store.retry_send, send_id):
+        if not await self.db(self.store.retry_send, send_id, attempts):
             return "this send was already retried"
         fresh = await self.db(self.store.get_send, send_id)
         if fresh is not None:

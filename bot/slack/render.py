@@ -30,7 +30,7 @@ from bot.slack.blocks import (
     sections,
     split_text,
 )
-from bot.slack.ids import ActionId
+from bot.slack.ids import ActionId, RetryOffer, retry_value
 
 if TYPE_CHECKING:
     from bot.store import InboundMessage, SendRecord, StoredRequest
@@ -380,14 +380,26 @@ def decided_blocks(body: str, verdict: str) -> list[Block]:
     return [*sections(body), context(verdict)]
 
 
-def outcome_blocks(text: str, retry_send_ids: list[int]) -> list[Block] | None:
+# Slack's confirm dialog on every Retry: the first try may have reached the person.
+RETRY_CONFIRM: Block = {
+    "title": {"type": "plain_text", "text": "Text this person again?"},
+    "text": {
+        "type": "plain_text",
+        "text": "2Chat may already have this SMS: retrying may text the person twice.",
+    },
+    "confirm": {"type": "plain_text", "text": "Retry"},
+    "deny": {"type": "plain_text", "text": "Cancel"},
+}
+
+
+def outcome_blocks(text: str, retry_offers: list[RetryOffer]) -> list[Block] | None:
     """Outcome text, plus a Retry button per send whose outcome is unknown (the first 25:
-    Slack allows no more in one actions block)."""
-    if not retry_send_ids:
+    Slack allows no more in one actions block), each for the attempt shown."""
+    if not retry_offers:
         return None
     buttons = [
-        button("Retry", ActionId.RETRY, str(send_id))
-        for send_id in retry_send_ids[:MAX_ACTIONS_ELEMENTS]
+        button("Retry", ActionId.RETRY, retry_value(*offer), confirm=RETRY_CONFIRM)
+        for offer in retry_offers[:MAX_ACTIONS_ELEMENTS]
     ]
     return [*sections(text), {"type": "actions", "block_id": "retry", "elements": buttons}]
 
