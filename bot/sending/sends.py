@@ -95,6 +95,8 @@ class Delivery:
         self._concurrency = concurrency
         self._retry = retry
         self.pace = EditPace()  # every edit this process makes in a channel, spaced
+        # send id -> (request id, 2Chat message id) of accepted sends not recorded yet.
+        self._unrecorded: dict[int, tuple[str, str]] = {}
 
     async def deliver(self, request_id: str) -> None:
         """Send a queued or approved request: exactly one process wins the right to, and
@@ -326,22 +328,46 @@ class Delivery:
             ended = replace(send, state="unknown", message_id=None, error=describe_error(result))
             self._services.outcome_seen("unknown", "internal_error")
         run.finished[send.id] = ended
+        try:
+            await self._record(run, ended, last=last)
+        except Exception:
+            if ended.message_id is not None:
+                self._unrecorded[send.id] = (run.request.id, ended.message_id)
+                logger.warning(
+                    "send %d: 2Chat accepted it but the database did not record it; "
+                    "held until the database is back",
+                    send.id,
+                )
+            raise
+
+    async def _record(self, run: Run, ended: SendRecord, *, last: bool) -> None:
         db, store = self._services.db, self._services.store
         message_id, error, unknown = ended.message_id, ended.error, ended.state == "unknown"
         if not last or run.held is None:
             await db(
-                store.finish_send, send.id, message_id=message_id, error=error, unknown=unknown
+                store.finish_send, ended.id, message_id=message_id, error=error, unknown=unknown
             )
             return
         _, run.completed = await db(
             store.finish_last_send,
-            send.id,
+            ended.id,
             (run.request.id, run.held.holder),
             message_id=message_id,
             error=error,
             unknown=unknown,
         )
         run.held.released = run.completed
+
+    async def record_held(self) -> None:
+        """Record the sends 2Chat accepted while the database was failing (the sweeper's
+        first step, so none of them is taken for one a crash cut off and offered for a
+        Retry that would text again); raises while the database still fails."""
+        db, store = self._services.db, self._services.store
+        for send_id, (request_id, message_id) in list(self._unrecorded.items()):
+            await db(store.finish_send, send_id, message_id=message_id)
+            del self._unrecorded[send_id]
+            logger.info("send %d: its held 2Chat acceptance is recorded", send_id)
+            await db(store.complete_request_if_done, request_id)
 
     def recheck(self, request: StoredRequest, directory: Directory = EMPTY_DIRECTORY) -> str | None:
         """Authorize again at send time against the current policy and Slack user groups as

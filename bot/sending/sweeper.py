@@ -48,6 +48,7 @@ class Sweeper:
 
     async def sweep(self) -> None:
         """One pass over everything that may be left behind."""
+        await self._delivery.record_held()
         await self._approvals.expire_overdue()
         cutoff = self._services.store.now() - self._stale_after
         await self._take_over_abandoned(cutoff)
