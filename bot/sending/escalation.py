@@ -76,6 +76,13 @@ class Ladders:
         max_segments = self._services.policy.defaults.max_segments
         return _with_text(new, trim_to_segments(new.text, max_segments, code_suffix(code)))
 
+    async def release(self, new: NewRequest) -> None:
+        """A prepared page was refused (rate limit, everyone opted out) or was a repeat: its
+        reply code goes back, so refusals never use up the codes."""
+        code = code_of(new.text)
+        if code is not None and new.kind == "page" and self._ladder_of(new.channel_id):
+            await self._services.db(self._store.release_code, code)
+
     async def escalating(
         self, request: StoredRequest, deliver: Callable[[], Awaitable[object]]
     ) -> None:

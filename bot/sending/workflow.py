@@ -153,12 +153,15 @@ class Workflow(Services):
                 start=(holder, self.delivery.leases.ttl),
             )
         except RateLimited as exc:
+            await self.ladders.release(new)
             return refusal_text(exc.user_message)
         except AllOptedOut:
             # Numbers that replied STOP get nothing; a request that only reaches them is
             # refused (others in a group still get theirs; those sends fail with the reason).
+            await self.ladders.release(new)
             return refusal_text(opted_out_reason(plan.recipients), self.masked())
         if recorded is None:
+            await self.ladders.release(new)
             logger.info("repeated delivery of %s ignored", origin.dedupe_key or "a signed request")
         return recorded
 

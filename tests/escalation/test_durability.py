@@ -3,6 +3,8 @@ and concurrent acks through two processes on one Postgres have exactly one winne
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -191,3 +193,26 @@ def test_a_crash_while_a_tier_is_sent_starts_no_second_ladder(
         store.close()
     assert len(ladders) == 1 and ladders[0].state == "exhausted"
     assert second.terminate() == 0
+
+
+def test_a_refused_page_gives_its_reply_code_back(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    """Codes are kept from reuse for 72 hours once issued; a page refused by the rate limit
+    never texted its code, so keeping it would let refusals use up every code."""
+    config = ladder_config(tmp_path, wait="30s")
+    config.write_text(
+        config.read_text().replace("per_sender_per_hour: 10000", "per_sender_per_hour: 2")
+    )
+    database = f"sqlite:///{tmp_path / 'ladder.db'}"
+    app = start_app(config, DATABASE_URL=database)
+    page(app)
+    twochat.wait_for_sends(2)
+    for n in range(3):
+        page(app, f"refused page {n}")
+    slack.wait_until(lambda: str(slack.calls).count("rate limit") >= 3, 5, "three pages refused")
+    with contextlib.closing(sqlite3.connect(tmp_path / "ladder.db")) as conn:
+        codes = conn.execute("SELECT code FROM escalation_codes").fetchall()
+    assert len(codes) == 1
+    assert len(twochat.sends) == 2
+    app.terminate()
