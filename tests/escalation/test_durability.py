@@ -216,3 +216,32 @@ def test_a_refused_page_gives_its_reply_code_back(
     assert len(codes) == 1
     assert len(twochat.sends) == 2
     app.terminate()
+
+
+def test_a_sweep_step_that_fails_stops_no_other_step(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    """A pending approval whose deadline the database cannot read (a row written by hand)
+    breaks approval expiry on every sweep; tiers must still fire."""
+    database = tmp_path / "ladder.db"
+    app = start_app(
+        ladder_config(tmp_path, wait="1s"), DATABASE_URL=f"sqlite:///{database}", **SWEEP
+    )
+    response = app.command("alice please call me", "U0INTERN", "C0GENERAL", slack.response_url())
+    assert response.status_code == 200 and not response.content
+    with contextlib.closing(sqlite3.connect(database)) as conn, conn:
+        eventually(
+            lambda: (
+                conn.execute(
+                    "UPDATE requests SET expires_at = '0001-not-a-time' "
+                    "WHERE state = 'pending_approval'"
+                ).rowcount
+            ),
+            5,
+            "the approval recorded",
+        )
+    settle(0.5)  # a few sweeps, each failing to read that deadline
+    page(app)
+    [tier_two] = twochat.wait_for_sends(3, timeout=6)[2:]
+    assert tier_two["to_number"] == CAROL
+    assert app.terminate() == 0
