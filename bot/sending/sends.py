@@ -56,6 +56,7 @@ class Run:
     opted_out: frozenset[str] | None = None
     held: Held | None = None
     thread: tuple[str, str] | None = None  # (channel, ts) posted, not stored yet
+    message_owed: bool = False  # Slack was down for the request message: posted later
     finished: dict[int, SendRecord] = field(default_factory=dict)
     completed: bool = False
     taken_elsewhere: bool = False
@@ -142,7 +143,8 @@ class Delivery:
         try:
             thread_ts = request.thread_ts
             if thread_ts is None:
-                thread_ts = await services.reporter.post(request.channel_id, context)
+                posted = await services.reporter.try_post(request.channel_id, context)
+                thread_ts, run.message_owed = posted.ts, posted.passing
                 if thread_ts:
                     run.thread = (request.channel_id, thread_ts)
             await self._send_and_report(run, thread_ts, context)
@@ -206,19 +208,27 @@ class Delivery:
         ):
             return
         await reporter.tell_requester(origin_of(request), f"{context}\n\n{text}")
-        if thread_ts is not None and only is None:
+        owed = thread_ts is not None or (run is not None and run.message_owed)
+        if owed and only is None:
             await self._services.db(self._services.store.set_report_pending, request.id, True)
 
     async def post_owed_report(self, request_id: str) -> None:
         """Post a request's outcome that Slack refused before, once, by whoever holds its
-        lease; it stays owed (and is tried again) while Slack keeps refusing."""
+        lease, under its request message (posted first when Slack refused that too); it
+        stays owed (and is tried again) while Slack keeps refusing."""
         services, store = self._services, self._services.store
         async with self.leases.hold(request_id) as held:
             request = await services.db(store.get_request, request_id) if held else None
-            if request is None or request.thread_ts is None:
+            if request is None or request.state != "completed":
                 return
-            if request.state != "completed" or not await services.db(store.report_owed, request_id):
+            if not await services.db(store.report_owed, request_id):
                 return
+            if request.thread_ts is None:
+                ts = await services.reporter.post(request.channel_id, services.describe(request))
+                if ts is None:
+                    return
+                await services.db(store.set_thread, request.id, request.channel_id, ts)
+                request = replace(request, thread_ts=ts)
             text, retry_offers = await self.outcome(request)
             if await services.reporter.post(
                 request.channel_id,
