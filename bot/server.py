@@ -89,27 +89,12 @@ class Service:
         for name, problem in (await self.parts.readiness.problems()).items():
             logger.error("not ready (%s): %s", name, problem)
 
-    async def learn_rate_limit(self) -> None:
-        """Pace 2Chat calls under the account's own per-minute limit (GET /open/info)."""
-        try:
-            per_minute = await self.parts.twochat.requests_per_minute()
-        except BridgeError as exc:
-            logger.warning("could not read 2Chat's rate limit, not pacing: %s", exc)
-            return
-        if per_minute:
-            self.parts.workflow.pacer.set_rate(per_minute)
-            logger.info("pacing 2Chat calls under %d per minute", per_minute)
-
-    def start_reply_poller(self) -> asyncio.Task[None] | None:
-        """Poll 2Chat for SMS replies when ``replies.poll_interval`` is set (off by default:
-        every poll costs credits). Every process runs one; a lease lets one of them poll."""
-        interval = self.parts.policy.current().replies.poll_interval
-        if interval is None:
-            return None
-        seconds = interval.total_seconds()
-        logger.info("relaying SMS replies: polling 2Chat every %gs while texts are recent", seconds)
+    def start_reply_poller(self) -> asyncio.Task[None]:
+        """Poll 2Chat for SMS replies while ``replies.poll_interval`` is set (off by default:
+        every poll costs credits; a reload turns it on or off). Every process runs one; a
+        lease lets one of them poll."""
         return asyncio.get_running_loop().create_task(
-            self.parts.replies.run_forever(seconds), name="reply-poller"
+            self.parts.replies.run_forever(), name="reply-poller"
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -133,7 +118,7 @@ class Service:
                 [f"PORT {self.settings.port} cannot be used: {exc.strerror}"]
             ) from None
         if parts.policy.current().limits.requests_per_minute is None:
-            parts.runner.spawn(self.learn_rate_limit(), name="rate-limit")
+            parts.runner.spawn(learn_rate_limit(parts), name="rate-limit")
         sweeper = asyncio.get_running_loop().create_task(
             parts.workflow.sweep_forever(self.settings.sweep_interval_seconds, stop),
             name="sweeper",
@@ -149,9 +134,8 @@ class Service:
         finally:
             stop.set()  # also when leaving by an error: the sweeper must end too
             self.serving = False
-            if poller is not None:
-                poller.cancel()
-                await parts.replies.release()
+            poller.cancel()
+            await parts.replies.release()
             logger.info("shutting down: no new requests, finishing in-flight sends")
             if socket_handler is not None:
                 await socket_mode.close(socket_handler)
@@ -185,8 +169,27 @@ async def reload_policy(parts: Components) -> None:
     except ConfigError as exc:
         logger.error("policy not reloaded, keeping the one in force: %s", exc)
         return
-    parts.policy.policy = policy
+    old, parts.policy.policy = parts.policy.policy, policy
+    rate = policy.limits.requests_per_minute
+    if rate != old.limits.requests_per_minute:  # the reply poller follows the policy itself
+        if rate is None:
+            await learn_rate_limit(parts)
+        else:
+            parts.workflow.pacer.set_rate(rate)
+            logger.info("pacing 2Chat calls under %d per minute", rate)
     logger.info("policy reloaded from %s", path)
+
+
+async def learn_rate_limit(parts: Components) -> None:
+    """Pace 2Chat calls under the account's own per-minute limit (GET /open/info)."""
+    try:
+        per_minute = await parts.twochat.requests_per_minute()
+    except BridgeError as exc:
+        logger.warning("could not read 2Chat's rate limit, not pacing: %s", exc)
+        return
+    if per_minute:
+        parts.workflow.pacer.set_rate(per_minute)
+        logger.info("pacing 2Chat calls under %d per minute", per_minute)
 
 
 def exempt_startup_from_gc() -> None:

@@ -54,6 +54,8 @@ CLOCK_SKEW = timedelta(minutes=2)
 # How often, at most, to ask 2Chat again for the channel list when a from-number is missing.
 CHANNELS_REFRESH_SECONDS = 300.0
 MAX_BACKOFF_SECONDS = 300.0
+# While replies are off, how often the poller looks whether a reloaded policy turned them on.
+POLICY_CHECK_SECONDS = 1.0
 
 ReplyKind = Literal["stop", "start", "ack", "reply"]
 
@@ -110,10 +112,20 @@ class ReplyRelay:
         return self._services.policy
 
     # ------------------------------------------------------------------ the loop
-    async def run_forever(self, interval: float) -> None:
-        """Poll every ``interval`` seconds, backing off while 2Chat or the database fail."""
+    async def run_forever(self) -> None:
+        """Poll every ``replies.poll_interval`` of the policy in force (a reload turns polling
+        on, off or to another pace), backing off while 2Chat or the database fail."""
         failures = 0
+        polling: float | None = None
         while True:
+            interval = self._interval(polling)
+            if interval is None:
+                if polling is not None:
+                    await self.release()  # another process may poll at once
+                polling = None
+                await asyncio.sleep(POLICY_CHECK_SECONDS)
+                continue
+            polling = interval
             try:
                 await self.poll_once(interval)
                 failures = 0
@@ -128,6 +140,22 @@ class ReplyRelay:
                 await self._ladders.pause(delay)
             else:
                 await asyncio.sleep(delay)
+
+    def _interval(self, polling: float | None) -> float | None:
+        """The poll interval in force, in seconds (None: replies are off); says so when it
+        changed since ``polling``."""
+        setting = self.policy.replies.poll_interval
+        interval = setting.total_seconds() if setting is not None else None
+        if interval != polling:
+            if interval is None:
+                logger.info(
+                    "SMS replies no longer relayed: the policy has no replies.poll_interval"
+                )
+            else:
+                logger.info(
+                    "relaying SMS replies: polling 2Chat every %gs while texts are recent", interval
+                )
+        return interval
 
     async def release(self) -> None:
         """Give up the lease at shutdown so another process takes over at once."""
