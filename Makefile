@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint check-config clean
+.PHONY: run test lint check-config clean simulate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,13 @@ test: $(STAMP)
 	$(BIN)/ruff format --check bot tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The seeded fault simulation: SEEDS seeds from FIRST (default 1), or one SEED replayed.
+SEEDS ?= 20
+FIRST ?= 1
+STEPS ?= 20
+simulate: $(STAMP)
+	$(BIN)/python -m tests.simulation --steps $(STEPS) $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --first $(FIRST))
 
 check-config: $(STAMP)
 	$(BIN)/python -m bot check-config

@@ -95,6 +95,17 @@ def button(
     return element
 
 
+def confirm_dialog(title: str, text: str, yes: str = "Retry", no: str = "Cancel") -> Block:
+    """A confirmation dialog for a button
+    (https://api.slack.com/reference/block-kit/composition-objects#confirm)."""
+    return {
+        "title": {"type": "plain_text", "text": title},
+        "text": {"type": "plain_text", "text": text},
+        "confirm": {"type": "plain_text", "text": yes},
+        "deny": {"type": "plain_text", "text": no},
+    }
+
+
 def fit_items(items: Sequence[list[Block]], room: int) -> tuple[list[Block], int]:
     """Whole items (each a few blocks) in order while they fit in ``room`` blocks; the
     blocks, and how many items did not fit (to be named in a "…and N more" line)."""

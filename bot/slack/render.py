@@ -26,6 +26,7 @@ from bot.slack.blocks import (
     MAX_MESSAGE_TEXT,
     Block,
     button,
+    confirm_dialog,
     context,
     sections,
     split_text,
@@ -380,16 +381,10 @@ def decided_blocks(body: str, verdict: str) -> list[Block]:
     return [*sections(body), context(verdict)]
 
 
-# Slack's confirm dialog on every Retry: the first try may have reached the person.
-RETRY_CONFIRM: Block = {
-    "title": {"type": "plain_text", "text": "Text this person again?"},
-    "text": {
-        "type": "plain_text",
-        "text": "2Chat may already have this SMS: retrying may text the person twice.",
-    },
-    "confirm": {"type": "plain_text", "text": "Retry"},
-    "deny": {"type": "plain_text", "text": "Cancel"},
-}
+# Asked before every Retry counts: the first try may have reached the person.
+RETRY_CONFIRM = confirm_dialog(
+    "Text this person again?", "2Chat may already have this SMS: it may text them twice."
+)
 
 
 def outcome_blocks(text: str, retry_offers: list[RetryOffer]) -> list[Block] | None:

@@ -1,0 +1,31 @@
+"""A bounded run of the fault simulation in the normal suite: a few seeds of a few dozen
+steps (about a minute). ``make simulate SEEDS=N`` runs many more outside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.simulation.world import Step, Violation, draw_steps, run_steps
+
+SEEDS = (1, 2)
+STEPS = 20
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_every_invariant_holds_through_random_faults(seed: int, tmp_path: Path) -> None:
+    steps = draw_steps(seed, STEPS)
+    try:
+        run_steps(seed, steps, tmp_path)
+    except Violation as violation:
+        pytest.fail(
+            f"seed {seed}: {violation}\nsteps: {', '.join(map(str, steps))}\n"
+            f"replay and shrink: python -m tests.simulation --seed {seed} --steps {STEPS}"
+        )
+
+
+def test_a_seed_draws_the_same_steps_every_time() -> None:
+    assert draw_steps(7, 30) == draw_steps(7, 30)
+    assert draw_steps(7, 30) != draw_steps(8, 30)
+    assert all(isinstance(step, Step) for step in draw_steps(7, 30))
