@@ -16,18 +16,18 @@ from pathlib import Path
 from tests.simulation.world import Step, Violation, draw_steps, run_steps, shrink
 
 
-def fails(seed: int, steps: list[Step]) -> Violation | None:
+def fails(seed: int, steps: list[Step], backend: str) -> Violation | None:
     """The violation ``steps`` end in, or None when every invariant held."""
     with tempfile.TemporaryDirectory(prefix=f"sim{seed}-") as tmp:
         try:
-            run_steps(seed, steps, Path(tmp))
+            run_steps(seed, steps, Path(tmp), backend)
         except Violation as violation:
             return violation
     return None
 
 
-def _still_fails(seed: int, steps: list[Step]) -> bool:
-    return fails(seed, steps) is not None
+def _still_fails(seed: int, backend: str, steps: list[Step]) -> bool:
+    return fails(seed, steps, backend) is not None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="run this one seed only")
     parser.add_argument("--steps", type=int, default=20, help="steps per seed")
     parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="one process on SQLite, or two on one Postgres database (with database cuts)",
+    )
+    parser.add_argument(
         "--shrink-seconds", type=float, default=600, help="time to look for a shorter failure"
     )
     args = parser.parse_args(argv)
@@ -44,18 +50,21 @@ def main(argv: list[str] | None = None) -> int:
     for seed in seeds:
         started = time.monotonic()
         steps = draw_steps(seed, args.steps)
-        violation = fails(seed, steps)
+        violation = fails(seed, steps, args.backend)
         took = time.monotonic() - started
         if violation is None:
             print(f"seed {seed}: ok ({len(steps)} steps, {took:.0f}s)", flush=True)
             continue
         print(f"seed {seed}: FAILED: {violation}", flush=True)
-        still_fails = functools.partial(_still_fails, seed)
+        still_fails = functools.partial(_still_fails, seed, args.backend)
         shortest = shrink(steps, still_fails, args.shrink_seconds)
         print(f"seed {seed}: the shortest failing steps found ({len(shortest)}):")
         for step in shortest:
             print(f"  {step}")
-        print(f"replay: python -m tests.simulation --seed {seed} --steps {args.steps}")
+        print(
+            f"replay: python -m tests.simulation --seed {seed} --steps {args.steps} "
+            f"--backend {args.backend}"
+        )
         return 1
     return 0
 

@@ -9,19 +9,22 @@ import pytest
 
 from tests.simulation.world import Step, Violation, draw_steps, run_steps
 
-SEEDS = (1, 2)
 STEPS = 20
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_every_invariant_holds_through_random_faults(seed: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("seed", "backend"), [(1, "sqlite"), (2, "sqlite"), (3, "postgres")])
+def test_every_invariant_holds_through_random_faults(
+    seed: int, backend: str, tmp_path: Path
+) -> None:
+    """One process on SQLite; two processes on one Postgres database, which is also cut."""
     steps = draw_steps(seed, STEPS)
     try:
-        run_steps(seed, steps, tmp_path)
+        run_steps(seed, steps, tmp_path, backend)
     except Violation as violation:
         pytest.fail(
-            f"seed {seed}: {violation}\nsteps: {', '.join(map(str, steps))}\n"
-            f"replay and shrink: python -m tests.simulation --seed {seed} --steps {STEPS}"
+            f"seed {seed} ({backend}): {violation}\nsteps: {', '.join(map(str, steps))}\n"
+            "replay and shrink: python -m tests.simulation "
+            f"--seed {seed} --steps {STEPS} --backend {backend}"
         )
 
 

@@ -26,13 +26,18 @@ import json
 import random
 import sqlite3
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
 
 from tests.appproc import TWOCHAT_KEY, AppProcess, app_env
+from tests.conftest import POSTGRES
 from tests.escalation.ladder_app import (
     ALICE,
     BOB,
@@ -43,6 +48,7 @@ from tests.escalation.ladder_app import (
     ladder_config,
 )
 from tests.fakes.slack_server import SlackStandIn
+from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.twochat_server import TwoChatStandIn
 
 GENERAL = "C0GENERAL"
@@ -71,6 +77,7 @@ KINDS = (
     ("kill", 2),
     ("sigterm", 1),
     ("slack_down", 1),
+    ("db_cut", 1),
     ("twochat_uncertain", 1),
     ("twochat_slow", 1),
     ("wait", 3),
@@ -115,14 +122,39 @@ class Sent:
 
 
 @dataclass
+class Database:
+    """Where the app processes keep their state, and how the invariants read it: a SQLite
+    file (one process), or a Postgres schema behind a proxy the steps can cut (two)."""
+
+    url: str
+    processes: int
+    proxy: TcpProxy | None = None
+    direct: str | None = None  # Postgres without the proxy, for the checks
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.direct is not None:
+            with psycopg.connect(self.direct) as conn:
+                return list(conn.execute(sql.replace("?", "%s")).fetchall())
+        path = self.url.removeprefix("sqlite:///")
+        if not Path(path).exists():
+            return []
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return list(conn.execute(sql).fetchall())
+        finally:
+            conn.close()
+
+
+@dataclass
 class World:
-    """The app, its stand-ins and what the steps did, for the invariants."""
+    """The app processes, their stand-ins and what the steps did, for the invariants."""
 
     tmp: Path
     slack: SlackStandIn
     twochat: TwoChatStandIn
     seed: int
-    app: AppProcess | None = None
+    database: Database
+    apps: list[AppProcess | None] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
     pages: list[tuple[str, str]] = field(default_factory=list)  # (thread ts, text)
     inbound: list[str] = field(default_factory=list)  # uuids of SMS to the bridge
@@ -130,12 +162,13 @@ class World:
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _apps: int = 0
 
-    @property
-    def database(self) -> Path:
-        return self.tmp / "sim.db"
+    # ------------------------------------------------------------------ the apps
+    def start_all(self) -> None:
+        self.apps = [None] * self.database.processes
+        for index in range(self.database.processes):
+            self.start(index)
 
-    # ------------------------------------------------------------------ the app
-    def start(self) -> None:
+    def start(self, index: int) -> None:
         self._apps += 1
         run = self.tmp / f"app{self._apps}"
         run.mkdir()
@@ -145,20 +178,24 @@ class World:
             self.twochat.url,
             config,
             run,
-            DATABASE_URL=f"sqlite:///{self.database}",
+            DATABASE_URL=self.database.url,
             **FAST,
         )
-        self.app = AppProcess(env, run / "app.log")
-        self.app.wait_ready()
+        app = AppProcess(env, run / "app.log")
+        self.apps[index] = app
+        app.wait_ready(timeout=30)
 
-    def running(self) -> AppProcess:
-        assert self.app is not None
-        return self.app
+    def running(self, pick: int = 0) -> AppProcess:
+        """One of the processes, as ``pick`` chooses."""
+        app = self.apps[pick % len(self.apps)]
+        assert app is not None
+        return app
 
-    def stop(self) -> None:
-        if self.app is not None:
-            self.app.terminate()
-            self.app = None
+    def stop_all(self) -> None:
+        for index, app in enumerate(self.apps):
+            if app is not None:
+                app.terminate()
+                self.apps[index] = None
 
     # ------------------------------------------------------------------ steps
     def run(self, step: Step) -> None:
@@ -168,7 +205,7 @@ class World:
         target = sorted(TARGETS)[step.pick % len(TARGETS)]
         text = f"sim {self.seed} text {next(self._ids)}"
         try:
-            response = self.running().command(
+            response = self.running(step.pick).command(
                 f"{target} {text}", "U0ADMIN", GENERAL, self.slack.response_url()
             )
         except OSError:
@@ -189,14 +226,14 @@ class World:
             "event_ts": ts,
         }
         with contextlib.suppress(OSError):
-            self.running().event(event, f"EvSim{self.seed}x{next(self._ids)}")
+            self.running(step.pick).event(event, f"EvSim{self.seed}x{next(self._ids)}")
         self.pages.append((ts, text))
 
     def _ack_button(self, step: Step) -> None:
         escalation = self._page_id(step)
         if escalation is not None:
             with contextlib.suppress(OSError, AssertionError):
-                click(self.running(), "U0ADMIN", "ladder_ack", escalation)
+                click(self.running(step.pick), "U0ADMIN", "ladder_ack", escalation)
 
     def _ack_code(self, step: Step) -> None:
         codes = [
@@ -248,17 +285,25 @@ class World:
             ],
         }
         with contextlib.suppress(OSError):
-            self.running().interact(payload)
+            self.running(step.pick).interact(payload)
 
     def _kill(self, step: Step) -> None:
         time.sleep(step.amount / 3)  # somewhere in the middle of what the last steps started
-        self.running().kill()
-        self.app = None
-        self.start()
+        index = step.pick % len(self.apps)
+        self.running(index).kill()
+        self.start(index)
 
     def _sigterm(self, step: Step) -> None:
-        self.stop()
-        self.start()
+        index = step.pick % len(self.apps)
+        self.running(index).terminate()
+        self.start(index)
+
+    def _db_cut(self, step: Step) -> None:
+        """The database unreachable for a while (Postgres only: SQLite is a local file)."""
+        if self.database.proxy is not None:
+            self.database.proxy.cut()
+            time.sleep(1 + step.amount * 2)
+            self.database.proxy.restore()
 
     def _slack_down(self, step: Step) -> None:
         calls = 1 + step.pick % 8
@@ -278,18 +323,10 @@ class World:
 
     def _page_id(self, step: Step) -> str | None:
         """The escalation id of one of the pages (the page's request id, on its board)."""
-        with self._db() as db:
-            rows = db.execute("SELECT id FROM escalations ORDER BY created_at").fetchall()
+        rows = self.database.rows("SELECT id FROM escalations ORDER BY created_at")
         return str(rows[step.pick % len(rows)][0]) if rows else None
 
     # ------------------------------------------------------------------ invariants
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5)
-        try:
-            yield conn
-        finally:
-            conn.close()
 
     def accepted(self) -> Counter[tuple[str, str]]:
         """(text, number) -> how many times 2Chat accepted it."""
@@ -304,17 +341,14 @@ class World:
         twice = [key for key, n in self.accepted().items() if n > 1 and "Acked by" not in key[0]]
         if twice:
             raise Violation(f"I1/I5: texted more than once: {twice}")
-        if not self.database.exists():
-            return
-        with self._db() as db:
-            codes = db.execute(
-                "SELECT code, COUNT(*) FROM escalations GROUP BY code HAVING COUNT(*) > 1"
-            ).fetchall()
-            late = db.execute(
-                "SELECT t.escalation_id FROM escalation_steps t JOIN escalation_steps a "
-                "ON a.escalation_id = t.escalation_id AND a.kind = 'ack' "
-                "WHERE t.kind = 'tier' AND t.id > a.id"
-            ).fetchall()
+        codes = self.database.rows(
+            "SELECT code, COUNT(*) FROM escalations GROUP BY code HAVING COUNT(*) > 1"
+        )
+        late = self.database.rows(
+            "SELECT t.escalation_id FROM escalation_steps t JOIN escalation_steps a "
+            "ON a.escalation_id = t.escalation_id AND a.kind = 'ack' "
+            "WHERE t.kind = 'tier' AND t.id > a.id"
+        )
         if codes:
             raise Violation(f"I2: several ladders share a reply code: {codes}")
         if late:
@@ -340,8 +374,7 @@ class World:
                         f"I1/I4: {number} neither texted {sent.text!r} nor told why in the "
                         f"thread:\n{thread}"
                     )
-        with self._db() as db:
-            read = {uuid for (uuid,) in db.execute("SELECT uuid FROM inbound_messages")}
+        read = {uuid for (uuid,) in self.database.rows("SELECT uuid FROM inbound_messages")}
         unread = [uuid for uuid in self.inbound if uuid not in read]
         if unread:
             raise Violation(f"I3: inbound SMS never read: {unread}")
@@ -362,8 +395,6 @@ class World:
         everything settled hold (or the time is up: then the last violation is raised)."""
         self.slack.failures.clear()
         self.twochat.set_delay(0)
-        if self.app is None:
-            self.start()
         deadline = time.monotonic() + QUIESCENCE_SECONDS
         while True:
             try:
@@ -380,18 +411,46 @@ def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
     return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
 
 
-def run_steps(seed: int, steps: list[Step], tmp: Path) -> None:
-    """Run ``steps`` in a fresh world; raises Violation naming the broken invariant."""
-    with SlackStandIn() as slack, TwoChatStandIn(api_key=TWOCHAT_KEY) as twochat:
-        world = World(tmp, slack, twochat, seed)
-        world.start()
+def run_steps(seed: int, steps: list[Step], tmp: Path, backend: str = "sqlite") -> None:
+    """Run ``steps`` in a fresh world: one process on SQLite, or two on one Postgres
+    database; raises Violation naming the broken invariant."""
+    with contextlib.ExitStack() as stack:
+        slack = stack.enter_context(SlackStandIn())
+        twochat = stack.enter_context(TwoChatStandIn(api_key=TWOCHAT_KEY))
+        if backend == "postgres":
+            database = stack.enter_context(postgres_database())
+        else:
+            database = Database(f"sqlite:///{tmp / 'sim.db'}", processes=1)
+        world = World(tmp, slack, twochat, seed, database)
         try:
+            world.start_all()
             for step in steps:
                 world.run(step)
                 world.check_always()
             world.quiesce()
         finally:
-            world.stop()
+            world.stop_all()
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[Database]:
+    """A fresh schema in the test Postgres, reached by the apps through a cuttable proxy."""
+    schema = f"sim_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    direct = f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    target = urlsplit(POSTGRES)
+    try:
+        with TcpProxy(target.hostname or "127.0.0.1", target.port or 5432) as proxy:
+            proxied = urlunsplit(
+                target._replace(netloc=f"{target.username}@127.0.0.1:{proxy.port}")
+            )
+            yield Database(
+                f"{proxied}?options=-csearch_path%3D{schema}", 2, proxy=proxy, direct=direct
+            )
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def shrink(steps: list[Step], fails: Callable[[list[Step]], bool], budget: float) -> list[Step]:
