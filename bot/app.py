@@ -30,6 +30,7 @@ from bot.slack.bolt_app import build_app
 from bot.slack.deps import Bridge
 from bot.slack.directory import SlackDirectory
 from bot.slack.reporter import SlackReporter
+from bot.slack.user_names import SlackNames
 from bot.sms.dry_run import DryRunTwoChatClient
 from bot.sms.replies import ReplyRelay
 from bot.sms.twochat import TwoChatClient
@@ -148,7 +149,11 @@ def build(settings: Settings, policy: Policy) -> Components:
     workflow.ack_listeners.append(metrics.observe_page_ack)
     workflow.directory = SlackDirectory(client, settings.slack_directory_ttl_seconds).snapshot
     bridge = Bridge(
-        policy_source=holder.current, workflow=workflow, reporter=reporter, runner=runner
+        policy_source=holder.current,
+        workflow=workflow,
+        reporter=reporter,
+        runner=runner,
+        user_names=SlackNames(client).names,
     )
     app = build_app(bridge, client, settings.slack_signing_secret, settings.socket_mode)
     return Components(

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from bot.config import parse_duration
 from bot.store import Store
+from bot.store.requests import AUDIT_COLUMNS
 
 
 def parse_since(text: str, now: datetime) -> datetime:
@@ -34,8 +35,9 @@ def export(store: Store, out: TextIO, *, since: datetime | None, fmt: str) -> in
     if fmt == "json":
         json.dump(rows, out, indent=2)
         out.write("\n")
-    elif rows:
-        columns = list(dict.fromkeys(column for row in rows for column in row))
+    else:
+        # An empty export still says what it would hold: a header and no rows.
+        columns = list(dict.fromkeys(column for row in rows for column in row)) or AUDIT_COLUMNS
         writer = csv.DictWriter(out, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)

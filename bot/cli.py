@@ -18,7 +18,7 @@ from bot.config import load_policy, summarize
 from bot.core.model import Policy
 from bot.errors import ConfigError, SettingsError, StoreError, TwoChatError
 from bot.logs import configure_logging
-from bot.settings import load_settings
+from bot.settings import DEFAULT_CONFIG_PATH, load_settings
 from bot.sms.twochat import e164
 
 
@@ -29,6 +29,10 @@ def run_app() -> int:
     except SettingsError as exc:
         print(exc.user_message, file=sys.stderr)
         print("Set them in the environment or in .env (see config/.env.example).", file=sys.stderr)
+        return 2
+    missing = no_policy_file(settings.config_path)
+    if missing:
+        print(f"sms-bridge cannot start: {missing}", file=sys.stderr)
         return 2
     try:
         policy = load_policy(settings.config_path)
@@ -57,7 +61,12 @@ def check_config(path: str | None, online: bool = False, strict: bool = False) -
     Warnings (likely mistakes in a policy that still works) keep the exit status 0 unless
     ``strict``, for CI pipelines that want a clean file.
     """
-    path = path or os.environ.get("SMS_BRIDGE_CONFIG") or "config/bridge.yaml"
+    if path is None:  # a path typed on the command line is named by the loader's error
+        path = os.environ.get("SMS_BRIDGE_CONFIG", "").strip() or DEFAULT_CONFIG_PATH
+        missing = no_policy_file(path)
+        if missing:
+            print(missing, file=sys.stderr)
+            return 1
     try:
         policy = load_policy(path)
     except ConfigError as exc:
@@ -70,6 +79,17 @@ def check_config(path: str | None, online: bool = False, strict: bool = False) -
     if strict and policy.warnings:
         return 1
     return check_online(policy) if online else 0
+
+
+def no_policy_file(path: str) -> str | None:
+    """One line for a policy path with no file there, naming the setting that picks it (a
+    bare "invalid policy" would send a newcomer looking for a syntax error)."""
+    if os.path.isfile(path):
+        return None
+    where = f"{path} (in {os.getcwd()})" if not os.path.isabs(path) else path
+    if os.environ.get("SMS_BRIDGE_CONFIG", "").strip():
+        return f"no policy file at {where}, the path in SMS_BRIDGE_CONFIG"
+    return f"no policy file at {where}: set SMS_BRIDGE_CONFIG to the path of your policy file"
 
 
 def channel_problems(
@@ -199,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser("run", help="run the Slack app (the default)")
     check = commands.add_parser("check-config", help="validate the policy file")
-    check.add_argument("path", nargs="?", help="policy file (default: $SMS_BRIDGE_CONFIG)")
+    check.add_argument(
+        "path",
+        nargs="?",
+        help=f"policy file (default: $SMS_BRIDGE_CONFIG, or {DEFAULT_CONFIG_PATH} if unset)",
+    )
     check.add_argument(
         "--online",
         action="store_true",

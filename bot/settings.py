@@ -54,10 +54,17 @@ class Settings:
         return tuple(value for value in values if value)
 
 
+DEFAULT_CONFIG_PATH = "config/bridge.yaml"  # the policy file when SMS_BRIDGE_CONFIG is not set
+
 # The values config/.env.example ships with: left unchanged they mean "not set yet".
 PLACEHOLDERS = frozenset(
     {"xoxb-your-bot-token", "your-signing-secret", "xapp-your-app-token", "your-2chat-api-key"}
 )
+
+FLAG_VALUES = {
+    **dict.fromkeys(("1", "true", "yes", "on"), True),
+    **dict.fromkeys(("0", "false", "no", "off"), False),
+}
 
 
 class _Environment:
@@ -74,11 +81,17 @@ class _Environment:
             return None
         return value or None
 
+    def missing(self, name: str, why: str = "") -> None:
+        """Note that a required setting has no value, unless a problem already names it (a
+        value left as in config/.env.example is reported once, as that)."""
+        if not any(problem.startswith(f"{name} ") for problem in self.problems):
+            self.problems.append(f"{name} is not set{why}")
+
     def token(self, name: str, prefix: str, required: bool) -> str | None:
         value = self.text(name)
         if value is None:
-            if required and not any(p.startswith(name) for p in self.problems):
-                self.problems.append(f"{name} is not set")
+            if required:
+                self.missing(name)
             return None
         if not value.startswith(prefix):
             self.problems.append(f"{name} must start with {prefix!r}")
@@ -104,6 +117,17 @@ class _Environment:
             self.problems.append(f"{name} must be an http(s) URL")
         return value
 
+    def flag(self, name: str, default: bool) -> bool:
+        """A yes/no setting: true/false, yes/no, on/off or 1/0, in any case."""
+        raw = self.text(name)
+        if raw is None:
+            return default
+        value = FLAG_VALUES.get(raw.casefold())
+        if value is None:
+            self.problems.append(f"{name} must be true or false (or yes/no, on/off, 1/0)")
+            return default
+        return value
+
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
         """One of ``allowed``, matched without regard to case and spelled as listed."""
         value = (self.text(name) or default).casefold()
@@ -124,10 +148,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     bot_token = env.token("SLACK_BOT_TOKEN", "xoxb-", required=True)
     signing_secret = env.text("SLACK_SIGNING_SECRET")
     if app_token is None and signing_secret is None:
-        env.problems.append("SLACK_SIGNING_SECRET is not set (required in HTTP mode)")
+        env.missing("SLACK_SIGNING_SECRET", " (required in HTTP mode)")
     api_key = env.text("TWOCHAT_API_KEY")
     if api_key is None:
-        env.problems.append("TWOCHAT_API_KEY is not set")
+        env.missing("TWOCHAT_API_KEY")
 
     database_url = env.text("DATABASE_URL") or DEFAULT_DATABASE_URL
     if not re.match(r"^(sqlite:///.+|postgres(ql)?://.+)$", database_url):
@@ -143,7 +167,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         slack_signing_secret=signing_secret,
         slack_app_token=app_token,
         twochat_api_key=api_key or "",
-        config_path=env.text("SMS_BRIDGE_CONFIG") or "config/bridge.yaml",
+        config_path=env.text("SMS_BRIDGE_CONFIG") or DEFAULT_CONFIG_PATH,
         database_url=database_url,
         port=port,
         slack_api_url=slack_api_url if slack_api_url.endswith("/") else slack_api_url + "/",
@@ -154,7 +178,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         sweep_interval_seconds=env.number("SWEEP_INTERVAL_SECONDS", 10.0, float),
         log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         log_format=env.choice("LOG_FORMAT", "text", LOG_FORMATS),
-        twochat_dry_run=env.choice("TWOCHAT_DRY_RUN", "0", ("0", "1")) == "1",
+        twochat_dry_run=env.flag("TWOCHAT_DRY_RUN", False),
         slack_directory_ttl_seconds=env.number("SLACK_DIRECTORY_TTL_SECONDS", 60.0, float),
     )
     if env.problems:

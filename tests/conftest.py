@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,9 +12,12 @@ import pytest
 from tests.appproc import TWOCHAT_KEY, AppProcess, app_env
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
+from tests.postgres_server import POSTGRES
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "config" / "bridge.yaml"
+# The ``app`` and ``postgres`` markers (``make test-fast`` runs the tests with neither).
+pytest_plugins = ["tests.needs"]
 
 
 def policy_file(tmp: Path, replacements: dict[str, str] | None = None) -> Path:
@@ -56,9 +58,6 @@ def twochat(twochat_server: TwoChatStandIn) -> Iterator[TwoChatStandIn]:
     twochat_server.reset()
     yield twochat_server
     twochat_server.reset()
-
-
-POSTGRES = os.environ.get("SMS_BRIDGE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture

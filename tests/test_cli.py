@@ -15,6 +15,7 @@ from bot.store import NewRecipient, NewRequest, open_store
 from tests.appproc import ROOT, hermetic_env
 
 SHIPPED = str(ROOT / "config" / "bridge.yaml")
+pytestmark = pytest.mark.app  # every test here runs the program as a user does
 
 
 def run(

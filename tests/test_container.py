@@ -60,6 +60,7 @@ def interpolated(value: str) -> str:
     return re.sub(r"\$\{\w+[^}]*\}", "secret1", value)
 
 
+@pytest.mark.app
 def test_the_image_runs_a_declared_console_script() -> None:
     (cmd,) = arguments("CMD")
     command = json.loads(cmd)  # exec form, so the app itself gets SIGTERM as PID 1
@@ -75,18 +76,45 @@ def test_the_image_runs_a_declared_console_script() -> None:
     )
 
 
-def test_the_image_installs_the_package_and_runs_as_a_created_non_root_user() -> None:
-    assert arguments("FROM") == ["python:3.11-slim"]
-    assert any(re.search(r"\bpip install \.(\s|$)", run) for run in arguments("RUN"))
+# An exact release and its digest: never a tag that moves (python:3.11-slim gets every patch
+# release, and a release tag is rebuilt on every Debian update; Postgres numbers its releases
+# major.minor).
+RELEASE = {"python": r"\d+\.\d+\.\d+", "postgres": r"\d+\.\d+"}
+
+
+def pinned(image: str) -> bool:
+    match = re.fullmatch(r"([\w./-]+):([\w.-]+)@sha256:[0-9a-f]{64}", image)
+    return bool(match and re.match(RELEASE[match[1]] + r"(-[\w.-]+)?$", match[2]))
+
+
+def test_the_image_installs_the_locked_dependencies_then_the_package() -> None:
+    runs = arguments("RUN")
+    locked = [i for i, run in enumerate(runs) if "--require-hashes -r requirements.txt" in run]
+    package = [i for i, run in enumerate(runs) if re.search(r"\bpip install --no-deps \.", run)]
+    assert locked and package and locked[0] < package[0]
+    assert not any(re.search(r"\bpip install \.", run) for run in runs), "would re-resolve"
+
+
+def test_the_image_runs_as_a_created_numeric_non_root_user() -> None:
     users = arguments("USER")
     assert users, "the image would run as root"
-    user = users[-1]
-    assert user not in ("root", "0") and not user.startswith(("root:", "0:"))
-    assert any(
-        re.search(rf"useradd [^&]* {re.escape(user)}(\s|$)", run) for run in arguments("RUN")
-    )
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit() and int(uid) != 0, "runAsNonRoot can only verify a numeric user"
+    assert not gid or (gid.isdigit() and int(gid) != 0)
+    assert any(re.search(rf"useradd [^&]*--uid {uid}\b", run) for run in arguments("RUN"))
     names = [name for name, _ in instructions()]
     assert names.index("USER") < names.index("CMD")
+
+
+def test_base_images_are_pinned_to_a_release() -> None:
+    services = compose()["services"].values()
+    images = [*arguments("FROM"), *(service["image"] for service in services if "image" in service)]
+    assert [image.partition(":")[0] for image in images] == ["python", "postgres"]
+    for image in images:
+        assert pinned(image), f"{image} moves: pin a release or a digest"
+    digest = "@sha256:" + "0" * 64
+    for moving in ("python:3.11-slim", "postgres:16" + digest, "python:3.11.14-slim-bookworm"):
+        assert not pinned(moving)
 
 
 def test_the_healthcheck_asks_healthz_on_the_apps_default_port() -> None:
@@ -171,7 +199,7 @@ def test_compose_points_the_app_at_its_postgres_and_waits_for_it() -> None:
     assert app["env_file"] == ".env"
     url = urlsplit(interpolated(app["environment"]["DATABASE_URL"]))
     db = services[url.hostname]
-    assert db["image"] == "postgres:16"
+    assert db["image"].startswith("postgres:16.")
     assert url.username == db["environment"]["POSTGRES_USER"]
     assert url.path == "/" + db["environment"]["POSTGRES_DB"]
     assert url.password == interpolated(db["environment"]["POSTGRES_PASSWORD"])
@@ -191,3 +219,15 @@ def test_compose_serves_the_apps_port_and_waits_out_its_shutdown_grace() -> None
     assert port == DEFAULTS.port  # what the image's HEALTHCHECK asks when PORT is unset
     grace = re.fullmatch(r"(\d+)s", app["stop_grace_period"])
     assert grace and int(grace.group(1)) > DEFAULTS.shutdown_grace_seconds
+
+
+def test_the_compose_pitfalls_are_documented_with_the_names_compose_uses() -> None:
+    """Placeholders left in .env make compose restart the app in a loop, and a password
+    changed after the first `up` needs ALTER USER: the container docs say both, with the
+    user and database compose really creates."""
+    docs = " ".join((ROOT / "docs" / "operations.md").read_text().split())
+    db = compose()["services"]["postgres"]["environment"]
+    user, name = db["POSTGRES_USER"], db["POSTGRES_DB"]
+    assert f'psql -U {user} -d {name} -c "ALTER USER {user} PASSWORD' in docs
+    assert "unless-stopped` starts it again, in a loop" in docs
+    assert compose()["services"]["app"]["restart"] == "unless-stopped"

@@ -15,7 +15,7 @@ from typing import Any, Protocol, cast
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 
-from bot.core.commands import clean_text, unslack
+from bot.core.commands import NO_NAMES, clean_text, unslack
 from bot.core.model import Policy
 from bot.core.policy import trim_to_segments
 from bot.core.segments import analyze, gsm7_cleanup
@@ -93,10 +93,12 @@ def _rich_text(element: object) -> str:
         return text_field(element.get("text"))
     if kind == "link":
         return text_field(element.get("text")) or text_field(element.get("url"))
-    if kind == "user":
-        return "@" + text_field(element.get("user_id"))
+    if kind == "user":  # as markup, so it reads as the person's name like any mention
+        return f"<@{text_field(element.get('user_id'))}>"
     if kind == "channel":
-        return "#" + text_field(element.get("channel_id"))
+        return f"<#{text_field(element.get('channel_id'))}>"
+    if kind == "broadcast":
+        return f"<!{text_field(element.get('range'))}>"
     if kind == "emoji":
         return f":{text_field(element.get('name'))}:"
     children = element.get("elements")
@@ -140,10 +142,10 @@ def _attachment_text(attachment: Mapping[str, Any]) -> str:
     return text or text_field(attachment.get("fallback")) or blocks_text(attachment.get("blocks"))
 
 
-def message_text(message: Mapping[str, Any]) -> str:
+def message_text(message: Mapping[str, Any], names: Mapping[str, str] = NO_NAMES) -> str:
     """The plain text of a message as a person reads it, alert bots included: ``text``, then
     attachments (link unfurls left out), then blocks when there is nothing else. Slack's
-    escaping and <link|label> wrappers are undone."""
+    escaping and <link|label> wrappers are undone; ``names`` names mentioned users."""
     parts = [text_field(message.get("text"))]
     attachments = message.get("attachments")
     for attachment in attachments if isinstance(attachments, list) else []:
@@ -152,7 +154,7 @@ def message_text(message: Mapping[str, Any]) -> str:
     if not any(part.strip() for part in parts):
         parts.append(blocks_text(message.get("blocks")))
     unique: list[str] = []
-    for part in (unslack(part).strip() for part in parts):
+    for part in (unslack(part, names).strip() for part in parts):
         if part and part not in unique:
             unique.append(part)
     return "\n".join(unique)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +22,14 @@ _ANY_SCHEME = re.compile(r"^(?:https?://|tel:|mailto:)", re.IGNORECASE)
 _NOT_DIALLED = re.compile(r"[^\d+]")
 # A mention of a Slack user or user group, which names a recipient by id.
 _SLACK_RECIPIENT = re.compile(r"@[UW][A-Z0-9]+|!subteam\^S[A-Z0-9]+")
+# A user mention without a label ("<@U…>", or "<@U…|>" with an empty one): Slack shows the
+# person's name, so it is looked up.
+_UNLABELLED_USER = re.compile(r"<@([UW][A-Z0-9]+)\|?>")
+# What a mention reads as when its name cannot be looked up; never a raw user id.
+SOMEONE = "someone"
+# Slack's special mentions (<!here>, <!channel>, <!everyone>), as Slack shows them.
+_SPECIAL_MENTIONS = frozenset({"here", "channel", "everyone"})
+NO_NAMES: Mapping[str, str] = {}
 _HELP_WORDS = ("help", "-h", "--help", "?")
 # Control characters other than tab and newline: no phone shows them, and Postgres refuses a
 # NUL in text outright, which failed the whole request.
@@ -68,30 +77,69 @@ def _repeats_target(label: str, target: str) -> bool:
     return bare(label) == bare(target)
 
 
-def _link_text(target: str, label: str | None, bare: bool = False) -> tuple[str, bool]:
-    """One <target|label> as plain text, and whether its URL had to be spelled out: a label
-    alone would hide where a link goes, so it becomes "label (URL)" (``bare``: the URL)."""
+def _mention_text(target: str, label: str | None, names: Mapping[str, str]) -> str:
+    """A user, channel or special mention as Slack shows it: "@name", "#channel",
+    "@here"; an unlabelled user by the name ``names`` gives them."""
     if target.startswith("@"):
-        return ("@" + label if label else target), False
-    if target.startswith(("#", "!")):
-        return label or target, False
+        return "@" + (label or names.get(target[1:], SOMEONE))
+    if target.startswith("#"):
+        return "#" + (label or "channel")
+    keyword = target[1:].split("^", 1)[0]
+    if keyword in _SPECIAL_MENTIONS:
+        return "@" + keyword
+    if keyword == "subteam":
+        return "@" + (label or "group").removeprefix("@")
+    return label or ""  # <!date^…|fallback> and the like: the text Slack would show
+
+
+def _link_text(
+    target: str, label: str | None, bare: bool = False, names: Mapping[str, str] = NO_NAMES
+) -> tuple[str, bool]:
+    """One <target|label> as plain text, and whether its URL had to be spelled out: a label
+    alone would hide where a link goes, so it becomes "label (URL)" (``bare``: the URL). A
+    label that only repeats its web address gives way to the address, scheme and all, so a
+    phone opens it as it was linked."""
+    if target.startswith(("@", "#", "!")):
+        return _mention_text(target, label, names), False
     address = _ADDRESS_SCHEME.sub("", target)
     if not label:
         return address, False
     if _repeats_target(label, target):
-        return label, False
+        return (label if target.lower().startswith("tel:") else address), False
     return (address if bare else f"{label} ({address})"), True
 
 
-def read_slack_text(mrkdwn: str, bare_links: bool = False) -> SmsText:
+def unnamed_users(value: object) -> set[str]:
+    """The users mentioned without a name in Slack text, or anywhere in a message's text,
+    attachments and rich-text blocks: the ones to look up so they read as "@name"."""
+    return set(_unnamed(value))
+
+
+def _unnamed(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield from _UNLABELLED_USER.findall(value)
+    elif isinstance(value, dict):
+        if value.get("type") == "user" and isinstance(value.get("user_id"), str):
+            yield value["user_id"]
+        for item in value.values():
+            yield from _unnamed(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _unnamed(item)
+
+
+def read_slack_text(
+    mrkdwn: str, bare_links: bool = False, names: Mapping[str, str] = NO_NAMES
+) -> SmsText:
     """Slack message or command text as an SMS carries it: &amp;/&lt;/&gt; undone, mentions
-    as @name, numbers and addresses as written, and links as "label (URL)" (or, with
-    ``bare_links``, the URL alone)."""
+    as Slack shows them (@name, #channel, @here; ``names`` names unlabelled users), numbers
+    and addresses as written, and links as "label (URL)" (or, with ``bare_links``, the URL
+    alone)."""
     spelled_out = False
 
     def replace(match: re.Match[str]) -> str:
         nonlocal spelled_out
-        text, spelled = _link_text(match.group(1), match.group(2), bare_links)
+        text, spelled = _link_text(match.group(1), match.group(2), bare_links, names)
         spelled_out = spelled_out or spelled
         return text
 
@@ -99,21 +147,23 @@ def read_slack_text(mrkdwn: str, bare_links: bool = False) -> SmsText:
     return SmsText(clean_text(html.unescape(_SLACK_LINK.sub(replace, mrkdwn))), spelled_out)
 
 
-def sms_text(mrkdwn: str, max_segments: int | None = None) -> SmsText:
+def sms_text(
+    mrkdwn: str, max_segments: int | None = None, names: Mapping[str, str] = NO_NAMES
+) -> SmsText:
     """The SMS text of Slack markup: links as "label (URL)", or as the bare URL when only
     that keeps the text within ``max_segments`` (a longer text would be refused)."""
-    spelled = read_slack_text(mrkdwn)
+    spelled = read_slack_text(mrkdwn, names=names)
     if not spelled.links_spelled_out or max_segments is None:
         return spelled
     if analyze(spelled.text.strip()).segments <= max_segments:
         return spelled
-    bare = read_slack_text(mrkdwn, bare_links=True)
+    bare = read_slack_text(mrkdwn, bare_links=True, names=names)
     return bare if analyze(bare.text.strip()).segments <= max_segments else spelled
 
 
-def unslack(text: str) -> str:
+def unslack(text: str, names: Mapping[str, str] = NO_NAMES) -> str:
     """The plain text of Slack markup (see ``read_slack_text``)."""
-    return read_slack_text(text).text
+    return read_slack_text(text, names=names).text
 
 
 def _recipient_text(word: str) -> str:
@@ -146,9 +196,12 @@ def take_recipients(raw: str) -> tuple[str, str]:
     return "".join(to_parts).strip(", "), rest
 
 
-def parse_sms_command(raw: str, max_segments: int | None = None) -> SmsCommand:
+def parse_sms_command(
+    raw: str, max_segments: int | None = None, names: Mapping[str, str] = NO_NAMES
+) -> SmsCommand:
     """Parse "[from:NAME] <to>[, <to>…] <text>", "help", or nothing (→ modal); links in
-    the text are read as ``sms_text`` reads them under ``max_segments``."""
+    the text are read as ``sms_text`` reads them under ``max_segments``, unlabelled user
+    mentions by ``names``."""
     if unslack(raw).strip().lower() in _HELP_WORDS:
         return SmsCommand("help")
     from_name = None
@@ -158,7 +211,7 @@ def parse_sms_command(raw: str, max_segments: int | None = None) -> SmsCommand:
         from_name = option.group(1)
         rest = first.group(2)
     to, rest = take_recipients(rest)
-    message = sms_text(rest, max_segments)
+    message = sms_text(rest, max_segments, names)
     text = message.text.strip()
     if not text:
         return SmsCommand("modal", to=to, from_name=from_name)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.core.commands import sms_text, take_recipients, unslack
+from bot.core.commands import NO_NAMES, sms_text, take_recipients, unslack
 from bot.core.model import Policy
 from bot.core.policy import names_known_slack_target, resolve_target, split_targets
 from bot.errors import InvalidNumber, UnknownRecipient
@@ -48,8 +49,11 @@ def _names_someone(first_word: str) -> bool:
     return first_word.startswith("<tel:") or bool(re.match(r"^\+\d", first_word))
 
 
-def parse_page(policy: Policy, text: str, bot_user_id: str | None) -> PageCommand | None:
-    """Parse "<@bot> page [targets] <text>"; None when it is not a page command.
+def parse_page(
+    policy: Policy, text: str, bot_user_id: str | None, names: Mapping[str, str] = NO_NAMES
+) -> PageCommand | None:
+    """Parse "<@bot> page [targets] <text>"; None when it is not a page command. ``names``
+    names the users mentioned without a label in the text.
 
     The first word (a comma list continues over "alice, bob") is a target when it resolves:
     a contact, a group or a phone number; a list counts when any item resolves, so a typo in
@@ -69,5 +73,5 @@ def parse_page(policy: Policy, text: str, bot_user_id: str | None) -> PageComman
     if any(_resolves(policy, target) for target in targets) or (
         head is not None and _names_someone(head.group(1))
     ):
-        return PageCommand(tuple(targets), sms_text(rest, max_segments).text.strip())
-    return PageCommand((), sms_text(args, max_segments).text.strip())
+        return PageCommand(tuple(targets), sms_text(rest, max_segments, names).text.strip())
+    return PageCommand((), sms_text(args, max_segments, names).text.strip())

@@ -74,6 +74,23 @@ class Refuse:
 Decision = Allow | NeedsApproval | Refuse
 
 
+# Slack's mentions of everyone in a channel, as the bridge reads them ("<!here>" is "@here").
+_WHOLE_CHANNEL = frozenset({"@here", "@channel", "@everyone"})
+
+
+def _plain_mention(target: str) -> str:
+    """Why "@name", "#channel" or "@here" is no recipient: a name Slack sent as plain text
+    (its command was not set to escape mentions, or the name was typed without picking the
+    person) could be anyone's, and a channel has no phone."""
+    if target.startswith("#") or target in _WHOLE_CHANNEL:
+        return f"`{target}` is a channel, not a person; the bridge texts people"
+    return (
+        f"`{target}` arrived as plain text, not as a Slack mention, so the bridge cannot "
+        "tell who it is: pick the person in Slack (the @ menu, or the form's people "
+        "picker), or use a contact name"
+    )
+
+
 def split_targets(to_text: str) -> list[str]:
     """Split "alice, db-oncall,+4477…" into names/numbers, dropping empty items."""
     return [item.strip() for item in to_text.split(",") if item.strip()]
@@ -104,6 +121,8 @@ def resolve(policy: Policy, target: str, directory: Directory = EMPTY_DIRECTORY)
         return Resolved((_mentioned_user(policy, user.group(1), directory),))
     if target in policy.contacts or target in policy.contact_slack:
         return Resolved((_contact(policy, target, directory),))
+    if target.startswith(("@", "#")):
+        raise UnknownRecipient(_plain_mention(target))
     if not any(char.isdigit() for char in target):
         raise UnknownRecipient(f"'{target}' is not a contact, a group or a phone number")
     number = parse_number(target, policy.defaults.region)

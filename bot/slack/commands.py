@@ -57,7 +57,8 @@ async def handle_sms_command(
     if status_id is not None:
         await answer_status(bridge, ack, command, status_id)
         return
-    parsed = parse_sms_command(command.text, policy.defaults.max_segments)
+    names = await bridge.names_in(command.text)
+    parsed = parse_sms_command(command.text, policy.defaults.max_segments, names)
     if parsed.kind == "help":
         await ack(response_type="ephemeral", text=await help_for(bridge, user_id))
         return

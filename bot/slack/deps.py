@@ -7,9 +7,10 @@ the listener modules free of import cycles.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from bot.core.commands import NO_NAMES, unnamed_users
 from bot.core.directory import Directory
 from bot.core.model import Policy
 from bot.core.policy import Allow, NeedsApproval
@@ -28,6 +29,11 @@ class BadPayload(BridgeError):
     """A Slack payload without a field we need, or with the wrong type."""
 
 
+async def no_names(user_ids: Iterable[str]) -> Mapping[str, str]:
+    """Names for nobody: mentions without a label read "@someone" (tests, no Slack)."""
+    return NO_NAMES
+
+
 @dataclass
 class Bridge:
     """Everything the handlers need, passed in (never module globals)."""
@@ -36,6 +42,8 @@ class Bridge:
     workflow: Workflow
     reporter: SlackReporter
     runner: TaskRunner
+    # Display names by user id, looked up in Slack (``SlackNames.names``).
+    user_names: Callable[[Iterable[str]], Awaitable[Mapping[str, str]]] = no_names
 
     @property
     def policy(self) -> Policy:
@@ -45,6 +53,12 @@ class Bridge:
         """Slack user groups and profile phones for the current policy, looked up before a
         decision so that ``decide`` stays pure."""
         return await self.workflow.directory(self.policy)
+
+    async def names_in(self, value: object) -> Mapping[str, str]:
+        """The names of the users mentioned without one in ``value`` (command text or a
+        whole message), so an SMS reads "@Dana" where Slack shows Dana's name."""
+        wanted = unnamed_users(value)
+        return await self.user_names(wanted) if wanted else NO_NAMES
 
     async def submit(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
         """Take an accepted request from any entry point; a refusal text, or None if taken.

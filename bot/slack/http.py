@@ -68,10 +68,16 @@ def malformed_event(raw: str) -> str | None:
 async def dispatch(
     app: AsyncApp, request: web.Request, replays: ReplayGuard | None = None
 ) -> web.Response:
-    """Hand the request to Bolt (which verifies the signature). A payload so malformed that
-    Bolt itself trips over it gets a 400, never a 500 with a traceback; a replayed request
-    gets a 200 and does nothing."""
+    """Hand a request Slack signed to Bolt. One it did not sign gets a 401 and a log line
+    saying why (Bolt's own logs its whole body, response_url and all); a payload so
+    malformed that Bolt itself trips over it gets a 400, never a 500 with a traceback; a
+    replayed request gets a 200 and does nothing."""
     raw = await request.text()
+    if replays is not None:
+        refusal = replays.refusal(raw, request.headers)
+        if refusal is not None:
+            logger.warning("Slack request refused: %s", refusal)
+            return web.json_response({"error": "invalid request"}, status=401)
     problem = malformed_event(raw)
     if problem is not None:
         logger.warning("malformed Slack event rejected: %s", problem)

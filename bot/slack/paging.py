@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
-from bot.core.alerts import alert_key, auto_page_text
+from bot.core.alerts import alert_key, auto_page_text, message_text
 from bot.core.model import Policy
 from bot.core.page_command import parse_page
 from bot.core.policy import Refuse, auto_page_sender, decide, decide_auto_page
@@ -59,7 +59,8 @@ async def page_from_mention(
     """``@bot page …``: check it like ``/sms``, page into the mention's thread, and answer
     every refusal privately."""
     policy, channel = bridge.policy, mention.channel_id
-    command = parse_page(policy, mention.text, bot_user_id)
+    names = await bridge.names_in(mention.text)
+    command = parse_page(policy, mention.text, bot_user_id, names)
     if command is None:
         await bridge.reporter.whisper(channel, user, usage_text(policy, channel, bot_user_id))
         return
@@ -90,6 +91,13 @@ async def page_from_mention(
     refusal = await bridge.submit(decision, origin)
     if refusal:
         await bridge.reporter.whisper(channel, user, refusal)
+
+
+async def page_alert(bridge: Bridge, alert: MessageEvent, text: str, event: dict[str, Any]) -> None:
+    """``auto_page`` with the alert as Slack shows it: people its ``event`` mentions by id
+    alone read "@Dana" (looked up), not "@someone"."""
+    names = await bridge.names_in(event)
+    await auto_page(bridge, alert, message_text(event, names) if names else text)
 
 
 async def auto_page(bridge: Bridge, alert: MessageEvent, text: str) -> None:
@@ -198,4 +206,6 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
         text = auto_page_text(bridge.policy, event, context.bot_user_id, context.bot_id)
         if text is not None:
             alert = MessageEvent.parse(body)
-            bridge.runner.spawn(auto_page(bridge, alert, text), name=f"auto-page-{alert.ts}")
+            bridge.runner.spawn(
+                page_alert(bridge, alert, text, event), name=f"auto-page-{alert.ts}"
+            )

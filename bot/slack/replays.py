@@ -53,6 +53,28 @@ def take_signature() -> tuple[str, timedelta] | None:
     return (key, REPLAY_WINDOW) if key is not None else None
 
 
+# Slack signs with the time of sending and its verifier refuses a request older than this.
+SIGNATURE_MAX_AGE = timedelta(minutes=5)
+
+
+def signature_problem(
+    verifier: SignatureVerifier, raw: str, headers: Mapping[str, str], now: float
+) -> str | None:
+    """Why a request is not one Slack signed, in words safe to log (never the body, which
+    can carry a response_url that posts into a channel); None when it is Slack's."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not timestamp or not signature:
+        return "no X-Slack-Signature or X-Slack-Request-Timestamp header"
+    if not timestamp.isdigit():
+        return "the request timestamp is not a number"
+    if abs(now - int(timestamp)) > SIGNATURE_MAX_AGE.total_seconds():
+        return "the request timestamp is more than 5 minutes from now (stale or replayed)"
+    if not verifier.is_valid(raw, timestamp, signature):
+        return "the signature does not match the body (wrong signing secret, or altered)"
+    return None
+
+
 class ReplayGuard:
     """Refuses a second delivery of the same signed request (see the module docstring)."""
 
@@ -72,7 +94,7 @@ class ReplayGuard:
     def serving(self, raw: str, headers: Mapping[str, str]) -> Iterator[bool]:
         """Yields True for a replay of a verified request this process served; otherwise
         the request is served with its signature ready to be claimed (``take_signature``).
-        Unverified requests are Bolt's to refuse and are not remembered."""
+        Requests Slack did not sign are refused before (``refusal``) and never remembered."""
         key = self._verified_key(raw, headers)
         if key is None:
             yield False
@@ -86,14 +108,15 @@ class ReplayGuard:
         finally:
             _SERVING.reset(token)
 
+    def refusal(self, raw: str, headers: Mapping[str, str]) -> str | None:
+        """Why this request is not Slack's (see ``signature_problem``), or None."""
+        return signature_problem(self.verifier, raw, headers, time.time())
+
     def _verified_key(self, raw: str, headers: Mapping[str, str]) -> str | None:
-        timestamp = headers.get("X-Slack-Request-Timestamp", "")
-        signature = headers.get("X-Slack-Signature", "")
-        if not timestamp.isdigit() or not signature:
-            return None  # unsigned or malformed: Bolt answers it with 401
-        if not self.verifier.is_valid(raw, timestamp, signature):
-            return None
-        return f"slack-signature:{timestamp}:{signature}"
+        if self.refusal(raw, headers) is not None:
+            return None  # not Slack's: refused before it is served
+        timestamp = headers["X-Slack-Request-Timestamp"]
+        return f"slack-signature:{timestamp}:{headers['X-Slack-Signature']}"
 
     def _first_sight(self, key: str) -> bool:
         """Remember ``key``; False if it was seen within the window. Oldest first, so

@@ -138,7 +138,8 @@ def form_errors(refusal: Refuse) -> dict[str, str]:
 
 async def open_page_form(bridge: Bridge, client: AsyncWebClient, shortcut: MessageShortcut) -> None:
     """The message shortcut (already acked): open the pre-filled form at once; the trigger
-    expires in 3 seconds, so only in-memory work (and cached Slack user groups) comes first."""
+    expires in 3 seconds, so only in-memory work (and cached Slack user groups, and the
+    names of people mentioned without one) comes first."""
     policy, user, channel = bridge.policy, shortcut.user_id, shortcut.channel_id
     if sender_rule(policy, user, await bridge.directory()) is None:
         await bridge.reporter.whisper(
@@ -146,7 +147,8 @@ async def open_page_form(bridge: Bridge, client: AsyncWebClient, shortcut: Messa
         )
         return
     link = permalink(shortcut.team_domain, channel, shortcut.ts, shortcut.thread_ts)
-    text = prefill_text(message_text(shortcut.message), link, policy.defaults.max_segments)
+    names = await bridge.names_in(shortcut.message)
+    text = prefill_text(message_text(shortcut.message, names), link, policy.defaults.max_segments)
     rule = policy.channels.get(channel)
     response_url = bridge.reporter.trusted_response_url(shortcut.response_url)
     meta = PageMeta(channel, shortcut.thread_ts, response_url)

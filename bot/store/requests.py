@@ -34,6 +34,27 @@ from bot.store.records import (
 from bot.store.sends import store_thread_in
 from bot.store.tx import Tx, from_db_time, iso, placeholders, utc
 
+# The audit export's columns for requests and their sends, so an empty export still has
+# its header. The response_url is left out: it lets anyone holding it post into the
+# requester's conversation.
+_AUDIT_REQUEST_COLUMNS = tuple(
+    c for c in REQUEST_COLUMNS if c not in ("id", "state", "response_url")
+)
+AUDIT_COLUMNS = (
+    "request_id",
+    "request_state",
+    *_AUDIT_REQUEST_COLUMNS,
+    "send_id",
+    "number",
+    "name",
+    "send_state",
+    "message_id",
+    "error",
+    "attempts",
+    "claimed_at",
+    "send_updated_at",
+)
+
 _KINDS = frozenset({"sms", "page"})
 # Rows per multi-row INSERT: few round trips, well inside every backend's parameter limit.
 _SENDS_PER_INSERT = 500
@@ -432,16 +453,14 @@ class RequestQueries(StoreCore):
 
     def audit_rows(self, since: datetime | None = None) -> list[dict[str, Any]]:
         """One row per send with its request (a request without sends gets one row), oldest
-        first; values are JSON-ready (ISO-8601 UTC times). The response_url is left out: it
-        lets anyone holding it post into the requester's conversation."""
+        first, with ``AUDIT_COLUMNS``; values are JSON-ready (ISO-8601 UTC times)."""
         where, params = "", []
         if since is not None:
             where, params = "WHERE r.created_at >= ?", [utc(since)]
-        request_cols = [c for c in REQUEST_COLUMNS if c not in ("id", "state", "response_url")]
         with self._transaction(write=False) as tx:
             rows = tx.rows(
                 "SELECT r.id, r.state, "
-                + ", ".join(f"r.{c}" for c in request_cols)
+                + ", ".join(f"r.{c}" for c in _AUDIT_REQUEST_COLUMNS)
                 + ", s.id, s.number, s.name, s.state, s.message_id, s.error, s.attempts, "
                 "s.claimed_at, s.updated_at, "
                 "(SELECT MIN(f.id) FROM sends f WHERE f.request_id = r.id) AS first_send "
@@ -449,24 +468,10 @@ class RequestQueries(StoreCore):
                 f"{where} ORDER BY r.created_at, first_send, r.id, s.id",
                 params,
             )
-        names = [
-            "request_id",
-            "request_state",
-            *request_cols,
-            "send_id",
-            "number",
-            "name",
-            "send_state",
-            "message_id",
-            "error",
-            "attempts",
-            "claimed_at",
-            "send_updated_at",
-        ]
         times = {*REQUEST_TIMES, "claimed_at", "send_updated_at"}
         out: list[dict[str, Any]] = []
         for row in rows:
-            record = dict(zip(names, row[:-1], strict=True))
+            record = dict(zip(AUDIT_COLUMNS, row[:-1], strict=True))
             for name in times:
                 record[name] = iso(from_db_time(record[name]))
             out.append(record)

@@ -183,6 +183,7 @@ def test_other_yaml_syntax_errors_keep_their_message() -> None:
 # What check-config prints.
 
 
+@pytest.mark.app
 def test_check_config_prints_warnings_under_ok_and_still_succeeds(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(BASE + "  carol: '+447700900123'\n", encoding="utf-8")
@@ -198,12 +199,14 @@ def test_check_config_prints_warnings_under_ok_and_still_succeeds(tmp_path: Path
     assert run("check-config", "--strict", str(path)).returncode == 1
 
 
+@pytest.mark.app
 def test_check_config_without_warnings_prints_none() -> None:
     result = run("check-config", str(SHIPPED_CONFIG))
     assert result.returncode == 0, result.stderr
     assert "warning:" not in result.stdout
 
 
+@pytest.mark.app
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

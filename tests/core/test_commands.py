@@ -7,6 +7,7 @@ from bot.core.commands import (
     read_slack_text,
     sms_text,
     take_recipients,
+    unnamed_users,
     unslack,
 )
 
@@ -39,8 +40,8 @@ def test_unslack_undoes_slack_escaping_and_link_wrappers() -> None:
     assert unslack("<tel:+447700900123>") == "+447700900123"
     assert unslack("<mailto:ops@x.test|ops@x.test>") == "ops@x.test"
     assert unslack("ask <@U0DEV1|dev> now") == "ask @dev now"
-    assert unslack("ask <@U0DEV1> now") == "ask @U0DEV1 now"
-    assert unslack("in <#C0OPS|ops> and <!here>") == "in ops and !here"
+    assert unslack("ask <@U0DEV1> now", {"U0DEV1": "Dana"}) == "ask @Dana now"
+    assert unslack("in <#C0OPS|ops> and <!here>") == "in #ops and @here"
     assert unslack("see <https://x.test/a>") == "see https://x.test/a"
 
 
@@ -77,9 +78,9 @@ def test_user_and_group_mentions_as_recipients_keep_their_ids() -> None:
     assert parsed.text == "hi @bob"
 
 
-def test_channels_and_addresses_as_recipients_read_as_before() -> None:
-    assert parse_sms_command("<!here> hi").to == "!here"
-    assert parse_sms_command("<#C0OPS|ops> hi").to == "ops"
+def test_channels_and_addresses_as_recipients_read_as_slack_shows_them() -> None:
+    assert parse_sms_command("<!here> hi").to == "@here"
+    assert parse_sms_command("<#C0OPS|ops> hi").to == "#ops"
     assert parse_sms_command("<mailto:ops@x.test|ops@x.test> hi").to == "ops@x.test"
 
 
@@ -111,7 +112,7 @@ def test_link_labels_are_followed_by_their_url(mrkdwn: str, sms: str) -> None:
     [
         ("see <https://x.test/a|https://x.test/a>", "see https://x.test/a"),
         ("see <https://x.test/a>", "see https://x.test/a"),
-        ("see <http://x.test|x.test>", "see x.test"),
+        ("see <http://x.test|x.test>", "see http://x.test"),
         ("call <tel:+447700900999|+44 7700 900999>", "call +44 7700 900999"),
         ("ask <@U0DEV1|dev>", "ask @dev"),
         ("plain text", "plain text"),
@@ -136,3 +137,52 @@ def test_links_are_spelled_out_unless_only_the_bare_url_fits() -> None:
     too_long = "x" * 600  # over the limit either way: the clearer text, for the refusal
     assert sms_text(f"{too_long} {link}", 3).text.endswith("(https://grafana.example/d/1)")
     assert sms_text(f"{long} {link}").text.endswith("the dashboard (https://grafana.example/d/1)")
+
+
+@pytest.mark.parametrize(
+    ("mrkdwn", "sms"),
+    [
+        ("<!channel> db down", "@channel db down"),
+        ("<!here> db down", "@here db down"),
+        ("<!everyone> db down", "@everyone db down"),
+        ("<!here|here> old style", "@here old style"),
+        ("see <#C0INC42|inc-42>", "see #inc-42"),
+        ("see <#C0INC42>", "see #channel"),
+        ("ask <!subteam^S0DB|@db-oncall>", "ask @db-oncall"),
+        ("ask <!subteam^S0DB|db-oncall>", "ask @db-oncall"),
+        ("at <!date^1392734382^{date}|Feb 18, 2014>", "at Feb 18, 2014"),
+        ("ask <@U0OTHER>", "ask @Dana Scully"),
+        ("ask <@U0OTHER|>", "ask @Dana Scully"),
+        ("ask <@U0GONE>", "ask @someone"),
+        ("ask <@U0OTHER|dana>", "ask @dana"),
+    ],
+)
+def test_mentions_read_as_slack_shows_them_never_as_markup_or_ids(mrkdwn: str, sms: str) -> None:
+    """What a person reads in Slack is what the phone shows: no "!channel", no raw ids."""
+    assert unslack(mrkdwn, {"U0OTHER": "Dana Scully"}) == sms
+
+
+def test_unnamed_users_are_found_in_text_and_rich_text() -> None:
+    message = {
+        "text": "<@U0A> and <@U0B|bee> and <@W0C> and <@U0E|>",
+        "blocks": [{"type": "rich_text", "elements": [{"type": "user", "user_id": "U0D"}]}],
+    }
+    assert unnamed_users(message) == {"U0A", "W0C", "U0D", "U0E"}
+    assert unnamed_users("no one") == set()
+
+
+@pytest.mark.parametrize(
+    ("mrkdwn", "sms"),
+    [
+        (
+            "<https://status.example.com/x|status.example.com/x>",
+            "https://status.example.com/x",
+        ),
+        ("<http://status.example.com|status.example.com>", "http://status.example.com"),
+        ("<https://x.test/a/|x.test/a>", "https://x.test/a/"),
+        ("<mailto:ops@x.test|ops@x.test>", "ops@x.test"),
+    ],
+)
+def test_a_link_labelled_with_its_own_address_keeps_its_scheme(mrkdwn: str, sms: str) -> None:
+    """A phone opens "status.example.com/x" as http, if at all: the SMS has the link."""
+    assert read_slack_text(mrkdwn) == SmsText(sms, links_spelled_out=False)

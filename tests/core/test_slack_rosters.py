@@ -146,6 +146,6 @@ def test_a_page_treats_a_mention_as_a_target_only_when_the_policy_knows_it() -> 
     assert linked == PageCommand(("<@U0ALICE>",), "db down")
     group = parse_page(p, "<@UBOT> page <!subteam^S0DBONCALL|@db-oncall> db down", "UBOT")
     assert group == PageCommand(("<!subteam^S0DBONCALL>",), "db down")
-    assert parse_page(p, "<@UBOT> page <@U0SOMEONE> is on it", "UBOT") == PageCommand(
-        (), "@U0SOMEONE is on it"
+    assert parse_page(p, "<@UBOT> page <@U0SOMEONE> is on it", "UBOT", {"U0SOMEONE": "Sam"}) == (
+        PageCommand((), "@Sam is on it")
     )

@@ -21,17 +21,8 @@ BOT_USER_ID = "UBOT"
 
 MESSAGE_METHODS = frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral"})
 VIEW_METHODS = frozenset({"views.open", "views.update", "views.push", "views.publish"})
-# Slack's documented Block Kit limits (characters unless said otherwise).
-MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS = 50, 100
-MAX_MESSAGE_TEXT = 40_000
-MAX_SECTION_TEXT, MAX_SECTION_FIELD, MAX_SECTION_FIELDS = 3000, 2000, 10
-MAX_CONTEXT_ELEMENTS, MAX_ACTIONS_ELEMENTS = 10, 25
-MAX_HEADER_TEXT, MAX_BUTTON_TEXT, MAX_BUTTON_VALUE = 150, 75, 2000
-MAX_OPTIONS, MAX_OPTION_TEXT, MAX_OPTION_VALUE = 100, 75, 150
-MAX_INPUT_VALUE, MAX_LABEL, MAX_PLACEHOLDER = 3000, 2000, 150
-MAX_BLOCK_ID, MAX_ACTION_ID = 255, 255
-MAX_VIEW_TITLE, MAX_PRIVATE_METADATA, MAX_CALLBACK_ID = 24, 3000, 255
-# chat.update: about one edit per second per channel before Slack answers "ratelimited".
+# chat.update: about one edit per second per channel before Slack answers "ratelimited"
+# (https://api.slack.com/apis/rate-limits#special-rate-limits: one message a second per channel).
 UPDATE_INTERVAL = 1.0
 
 
@@ -62,6 +53,97 @@ class Failure:
 
 
 # --- Slack's limits ----------------------------------------------------------------------
+# Every size limit Slack documents for the surfaces the app uses, in one table. A rule says
+# that ``field`` of one kind of object holds at most ``most`` characters (a string, or the
+# text of a text object) or items (a list); ``most`` may name a sibling field instead (an
+# input's initial value within its own max_length). ``ref`` is the page that says so.
+BLOCKS = "https://api.slack.com/reference/block-kit/blocks"
+ELEMENTS = "https://api.slack.com/reference/block-kit/block-elements"
+OBJECTS = "https://api.slack.com/reference/block-kit/composition-objects"
+VIEWS = "https://api.slack.com/reference/surfaces/views"
+POST_MESSAGE = "https://api.slack.com/methods/chat.postMessage"
+MAX_MESSAGE_TEXT, MAX_SECTION_TEXT = 40_000, 3000
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str  # "message", "view", "block" or "element" (any), a block or element type, …
+    field: str
+    most: int | str
+    ref: str
+    error: str | None = None  # Slack's error when not its usual one for the surface
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("message", "text", MAX_MESSAGE_TEXT, POST_MESSAGE + "#truncating", "msg_too_long"),
+    Rule("message", "blocks", 50, BLOCKS),  # "up to 50 blocks in each message"
+    Rule("view", "blocks", 100, BLOCKS),  # "up to 100 blocks in modals or Home tabs"
+    Rule("view", "title", 24, VIEWS + "#modal"),
+    Rule("view", "submit", 24, VIEWS + "#modal"),
+    Rule("view", "close", 24, VIEWS + "#modal"),
+    Rule("view", "private_metadata", 3000, VIEWS + "#modal"),
+    Rule("view", "callback_id", 255, VIEWS + "#modal"),
+    Rule("text", "text", 3000, OBJECTS + "#text"),
+    Rule("block", "block_id", 255, BLOCKS),  # every block
+    Rule("section", "text", MAX_SECTION_TEXT, BLOCKS + "#section"),
+    Rule("section", "fields", 10, BLOCKS + "#section"),
+    Rule("field", "text", 2000, BLOCKS + "#section"),  # each of a section's fields
+    Rule("header", "text", 150, BLOCKS + "#header"),
+    Rule("context", "elements", 10, BLOCKS + "#context"),
+    Rule("actions", "elements", 25, BLOCKS + "#actions"),
+    Rule("input", "label", 2000, BLOCKS + "#input"),
+    Rule("input", "hint", 2000, BLOCKS + "#input"),
+    Rule("element", "action_id", 255, ELEMENTS),  # every interactive element
+    Rule("element", "placeholder", 150, ELEMENTS + "#static_select"),
+    Rule("button", "text", 75, ELEMENTS + "#button"),
+    Rule("button", "value", 2000, ELEMENTS + "#button"),
+    Rule("button", "url", 3000, ELEMENTS + "#button"),
+    Rule("static_select", "options", 100, ELEMENTS + "#static_select"),
+    Rule("static_select", "option_groups", 100, ELEMENTS + "#static_select"),
+    Rule("multi_static_select", "options", 100, ELEMENTS + "#static_multi_select"),
+    Rule("multi_static_select", "option_groups", 100, ELEMENTS + "#static_multi_select"),
+    Rule("checkboxes", "options", 10, ELEMENTS + "#checkboxes"),
+    Rule("radio_buttons", "options", 10, ELEMENTS + "#radio"),
+    Rule("plain_text_input", "max_length", 3000, ELEMENTS + "#input"),
+    Rule("plain_text_input", "initial_value", 3000, ELEMENTS + "#input"),
+    Rule("plain_text_input", "initial_value", "max_length", ELEMENTS + "#input"),
+    Rule("option", "text", 75, OBJECTS + "#option"),
+    Rule("option", "description", 75, OBJECTS + "#option"),
+    Rule("option", "value", 150, OBJECTS + "#option"),
+    Rule("option", "url", 3000, OBJECTS + "#option"),
+    Rule("option_group", "label", 75, OBJECTS + "#option_group"),
+    Rule("option_group", "options", 100, OBJECTS + "#option_group"),
+    Rule("confirm", "title", 100, OBJECTS + "#confirm"),
+    Rule("confirm", "text", 300, OBJECTS + "#confirm"),
+    Rule("confirm", "confirm", 30, OBJECTS + "#confirm"),
+    Rule("confirm", "deny", 30, OBJECTS + "#confirm"),
+)
+
+# Where objects nest: (kind, field) → the kind of the object (or of each item) found there.
+NESTED: dict[tuple[str, str], str] = {
+    ("message", "blocks"): "block",
+    ("view", "blocks"): "block",
+    ("section", "fields"): "field",
+    ("section", "accessory"): "element",
+    ("context", "elements"): "element",
+    ("actions", "elements"): "element",
+    ("input", "element"): "element",
+    ("element", "options"): "option",
+    ("element", "initial_options"): "option",
+    ("element", "initial_option"): "option",
+    ("element", "option_groups"): "option_group",
+    ("element", "confirm"): "confirm",
+    ("option_group", "options"): "option",
+}
+# An object's own "type" names a further kind (a block or element type); text objects,
+# whatever their type, are the kind "text", and so is any object in one of TEXT_FIELDS.
+TEXT_TYPES = frozenset({"plain_text", "mrkdwn"})
+TEXT_FIELDS = frozenset(
+    {"text", "title", "submit", "close", "label", "hint", "placeholder", "description"}
+    | {"confirm", "deny"}
+)
+
+
 def items_of(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
@@ -83,127 +165,116 @@ def parsed_json(value: Any) -> Any:
     return value
 
 
-def _too_long(path: str, value: Any, limit: int) -> Iterator[str]:
-    if isinstance(value, str) and len(value) > limit:
-        yield f"{path}: {len(value)} characters, more than {limit}"
+@dataclass(frozen=True)
+class Problem:
+    """One rule a request breaks, where, and by how much."""
+
+    path: str  # a JSON pointer into the request, as Slack names it
+    size: int
+    unit: str  # "characters" or "items"
+    most: int
+    error: str | None
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.size} {self.unit}, more than {self.most}"
+
+    def slack_message(self) -> str:
+        """As Slack words it in ``response_metadata.messages``."""
+        return f"[ERROR] must be no more than {self.most} {self.unit} [json-pointer:{self.path}]"
 
 
-def _too_many(path: str, value: Any, limit: int) -> Iterator[str]:
-    if isinstance(value, list) and len(value) > limit:
-        yield f"{path}: {len(value)} items, more than {limit}"
+def kinds_of(hint: str, obj: dict[str, Any]) -> tuple[str, ...]:
+    """The kinds whose rules apply to ``obj``: where it sits (``hint``) and its own type."""
+    kind = obj.get("type")
+    if kind in TEXT_TYPES:
+        return (hint, "text")
+    return (hint, kind) if isinstance(kind, str) else (hint,)
 
 
-def _option_problems(path: str, options: Any) -> Iterator[str]:
-    yield from _too_many(path, options, MAX_OPTIONS)
-    for i, option in enumerate(items_of(options)):
-        if isinstance(option, dict):
-            yield from _too_long(
-                f"{path}/{i}/text/text", text_of(option.get("text")), MAX_OPTION_TEXT
-            )
-            yield from _too_long(f"{path}/{i}/value", option.get("value"), MAX_OPTION_VALUE)
+def _measured(path: str, value: Any) -> tuple[str, int, str] | None:
+    """(path, size, unit) of a field: a list counts items, a text object its text."""
+    if isinstance(value, list):
+        return path, len(value), "items"
+    if isinstance(value, dict) and isinstance(value.get("text"), str):
+        return f"{path}/text", len(value["text"]), "characters"
+    if isinstance(value, str):
+        return path, len(value), "characters"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return path, value, "characters"  # a max_length is itself a number of characters
+    return None
 
 
-def element_problems(path: str, element: Any) -> Iterator[str]:
-    """Limits of one interactive element (button, select menu, text input)."""
-    if not isinstance(element, dict):
+def problems_in(hint: str, obj: Any, path: str) -> Iterator[Problem]:
+    """Every rule ``obj`` (of kind ``hint``) and the objects inside it break."""
+    if not isinstance(obj, dict):
         return
-    kind = element.get("type")
-    yield from _too_long(f"{path}/action_id", element.get("action_id"), MAX_ACTION_ID)
-    placeholder = text_of(element.get("placeholder"))
-    yield from _too_long(f"{path}/placeholder/text", placeholder, MAX_PLACEHOLDER)
-    if kind == "button":
-        yield from _too_long(f"{path}/text/text", text_of(element.get("text")), MAX_BUTTON_TEXT)
-        yield from _too_long(f"{path}/value", element.get("value"), MAX_BUTTON_VALUE)
-    elif kind in ("static_select", "multi_static_select"):
-        yield from _option_problems(f"{path}/options", element.get("options"))
-        groups = element.get("option_groups")
-        yield from _too_many(f"{path}/option_groups", groups, MAX_OPTIONS)
-        for i, group in enumerate(items_of(groups)):
-            if isinstance(group, dict):
-                yield from _option_problems(
-                    f"{path}/option_groups/{i}/options", group.get("options")
-                )
-    elif kind == "plain_text_input":
-        initial = element.get("initial_value")
-        yield from _too_long(f"{path}/initial_value", initial, MAX_INPUT_VALUE)
-        max_length = element.get("max_length")
-        if isinstance(max_length, int) and max_length > MAX_INPUT_VALUE:
-            yield f"{path}/max_length: {max_length}, more than {MAX_INPUT_VALUE}"
-        if isinstance(max_length, int) and isinstance(initial, str) and len(initial) > max_length:
-            yield f"{path}/initial_value: {len(initial)} characters, more than its max_length"
+    kinds = kinds_of(hint, obj)
+    for rule in RULES:
+        if rule.kind not in kinds or rule.field not in obj:
+            continue
+        most = obj.get(rule.most) if isinstance(rule.most, str) else rule.most
+        measured = _measured(f"{path}/{rule.field}", obj[rule.field])
+        if isinstance(most, int) and measured is not None and measured[1] > most:
+            yield Problem(*measured, most, rule.error)
+    for key, value in obj.items():
+        child = next((NESTED[k, key] for k in kinds if (k, key) in NESTED), None)
+        if child is None and key in TEXT_FIELDS and isinstance(value, dict):
+            child = "text"
+        if child is None:
+            continue
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                yield from problems_in(child, item, f"{path}/{key}/{i}")
+        else:
+            yield from problems_in(child, value, f"{path}/{key}")
 
 
-def block_problems(path: str, block: Any) -> Iterator[str]:
-    """Limits of one layout block and the elements inside it."""
-    if not isinstance(block, dict):
-        return
-    kind = block.get("type")
-    yield from _too_long(f"{path}/block_id", block.get("block_id"), MAX_BLOCK_ID)
-    if kind == "section":
-        yield from _too_long(f"{path}/text/text", text_of(block.get("text")), MAX_SECTION_TEXT)
-        fields = block.get("fields")
-        yield from _too_many(f"{path}/fields", fields, MAX_SECTION_FIELDS)
-        for i, item in enumerate(items_of(fields)):
-            yield from _too_long(f"{path}/fields/{i}/text", text_of(item), MAX_SECTION_FIELD)
-        yield from element_problems(f"{path}/accessory", block.get("accessory"))
-    elif kind == "header":
-        yield from _too_long(f"{path}/text/text", text_of(block.get("text")), MAX_HEADER_TEXT)
-    elif kind == "context":
-        elements = block.get("elements")
-        yield from _too_many(f"{path}/elements", elements, MAX_CONTEXT_ELEMENTS)
-        for i, item in enumerate(items_of(elements)):
-            if isinstance(item, dict) and item.get("type") in ("mrkdwn", "plain_text"):
-                yield from _too_long(f"{path}/elements/{i}/text", text_of(item), MAX_SECTION_TEXT)
-    elif kind == "actions":
-        elements = block.get("elements")
-        yield from _too_many(f"{path}/elements", elements, MAX_ACTIONS_ELEMENTS)
-        for i, item in enumerate(items_of(elements)):
-            yield from element_problems(f"{path}/elements/{i}", item)
-    elif kind == "input":
-        yield from _too_long(f"{path}/label/text", text_of(block.get("label")), MAX_LABEL)
-        yield from _too_long(f"{path}/hint/text", text_of(block.get("hint")), MAX_LABEL)
-        yield from element_problems(f"{path}/element", block.get("element"))
+def _strictest(problems: Iterator[Problem]) -> list[Problem]:
+    """One problem per path, the strictest rule's (a section's text is also a text object)."""
+    found: dict[str, Problem] = {}
+    for problem in problems:
+        if problem.path not in found or problem.most < found[problem.path].most:
+            found[problem.path] = problem
+    return list(found.values())
 
 
-def _blocks_problems(path: str, blocks: Any, limit: int) -> list[str]:
-    problems = list(_too_many(path, blocks, limit))
-    for i, block in enumerate(items_of(blocks)):
-        problems.extend(block_problems(f"{path}/{i}", block))
-    return problems
+Verdict = tuple[str, list[Problem]]
 
 
-def message_verdict(args: dict[str, Any]) -> tuple[str, list[str]] | None:
+def message_verdict(args: dict[str, Any]) -> Verdict | None:
     """What Slack answers a message (chat.* or response_url) over its limits, or None."""
-    text = args.get("text")
-    if isinstance(text, str) and len(text) > MAX_MESSAGE_TEXT:
-        return "msg_too_long", [f"/text: {len(text)} characters, more than {MAX_MESSAGE_TEXT}"]
-    problems = _blocks_problems("/blocks", parsed_json(args.get("blocks")), MAX_MESSAGE_BLOCKS)
-    return ("invalid_blocks", problems) if problems else None
-
-
-def view_verdict(args: dict[str, Any]) -> tuple[str, list[str]] | None:
-    """What Slack answers a views.* call whose view is over its limits, or None."""
-    view = parsed_json(args.get("view"))
-    if not isinstance(view, dict):
+    message = {**args, "blocks": parsed_json(args.get("blocks"))}
+    problems = _strictest(problems_in("message", message, ""))
+    if not problems:
         return None
-    problems = _blocks_problems("/view/blocks", view.get("blocks"), MAX_VIEW_BLOCKS)
-    for key in ("title", "submit", "close"):
-        problems.extend(_too_long(f"/view/{key}/text", text_of(view.get(key)), MAX_VIEW_TITLE))
-    metadata = view.get("private_metadata")
-    problems.extend(_too_long("/view/private_metadata", metadata, MAX_PRIVATE_METADATA))
-    problems.extend(_too_long("/view/callback_id", view.get("callback_id"), MAX_CALLBACK_ID))
+    return next((p.error for p in problems if p.error), "invalid_blocks"), problems
+
+
+def view_verdict(args: dict[str, Any]) -> Verdict | None:
+    """What Slack answers a views.* call whose view is over its limits, or None."""
+    problems = _strictest(problems_in("view", parsed_json(args.get("view")), "/view"))
     return ("invalid_arguments", problems) if problems else None
 
 
 PEOPLE_METHODS = frozenset({"usergroups.users.list", "users.profile.get", "users.info"})
 
 
-def limit_verdict(method: str, args: dict[str, Any]) -> tuple[str, list[str]] | None:
+def limit_verdict(method: str, args: dict[str, Any]) -> Verdict | None:
     if method in MESSAGE_METHODS:
         return message_verdict(args)
     if method in VIEW_METHODS:
         return view_verdict(args)
     return None
+
+
+def refusal_body(error: str, problems: list[Problem]) -> dict[str, Any]:
+    """Slack's answer to a request over its limits: the error, and each problem's path."""
+    return {
+        "ok": False,
+        "error": error,
+        "errors": [str(p) for p in problems],
+        "response_metadata": {"messages": [p.slack_message() for p in problems]},
+    }
 
 
 @dataclass
@@ -405,10 +476,9 @@ class SlackStandIn(BackgroundServer):
         verdict = limit_verdict(method, args)
         if verdict is not None:
             error, problems = verdict
-            self.record(
-                lambda: self.limit_violations.append(Violation(method, error, tuple(problems)))
-            )
-            return 200, {"ok": False, "error": error, "errors": problems}, {}
+            violation = Violation(method, error, tuple(str(p) for p in problems))
+            self.record(lambda: self.limit_violations.append(violation))
+            return 200, refusal_body(error, problems), {}
         if method == "chat.update":
             return self._update(args)
         if method in PEOPLE_METHODS:
@@ -502,7 +572,7 @@ class SlackStandIn(BackgroundServer):
         verdict = message_verdict(payload)
         if verdict is not None:
             error, problems = verdict
-            violation = Violation("response_url", error, tuple(problems))
+            violation = Violation("response_url", error, tuple(str(p) for p in problems))
             self.record(lambda: self.limit_violations.append(violation))
             return web.Response(status=400, text=error)
         payload["_name"] = request.match_info["name"]

@@ -19,7 +19,7 @@ def clock() -> FakeClock:
     return FakeClock(datetime(2025, 3, 3, 14, 0, tzinfo=UTC))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
     url = (
         f"sqlite:///{tmp_path / 'bridge.db'}"

@@ -432,6 +432,20 @@ def test_cleanup_checkbox_previews_the_cleaned_text(app: AppProcess, slack: Slac
     assert "initial_options" in block(updated, "cleanup")["element"]
 
 
+def test_slack_accepts_the_form_and_its_preview_updates(
+    app: AppProcess, slack: SlackStandIn
+) -> None:
+    """Slack refuses a whole view for one option description over 75 characters: the form
+    (with the clean-up box ticked) must open and update, not be answered invalid_arguments."""
+    app.command("alice", "U0ADMIN", CHANNEL, slack.response_url())
+    opened = wait_calls(slack, "views.open")[0]
+    _, updated = type_and_get_update(app, slack, "“Hi”", cleanup=True)
+    assert opened.args["_ok"] and slack.limit_violations == []
+    [option] = block(updated, "cleanup")["element"]["initial_options"]
+    assert len(option["description"]["text"]) <= 75
+    assert "UCS-2" in block(updated, "cleanup")["hint"]["text"]
+
+
 @pytest.mark.parametrize("error", ["hash_conflict", "not_found"])
 def test_failed_update_does_not_break_the_app(
     app: AppProcess, slack: SlackStandIn, error: str

@@ -283,6 +283,7 @@ def test_mention_pages_and_its_redelivery_pages_nobody_twice(
 # --- startup and shutdown (these need bot.slack.socket_mode wired into the server) ----------
 
 
+@pytest.mark.app
 def test_rejected_app_token_stops_the_app_with_one_line(
     slack_server: SlackStandIn, twochat_server: TwoChatStandIn, tmp_path: Path
 ) -> None:

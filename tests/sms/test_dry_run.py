@@ -24,9 +24,22 @@ def test_dry_run_reports_every_recipient_and_calls_no_send(
     assert twochat.sends == []
 
 
-def test_dry_run_value_must_be_0_or_1() -> None:
+@pytest.mark.parametrize(
+    ("value", "dry_run"),
+    [
+        *[("1", True), ("true", True), ("Yes", True), ("on", True)],
+        *[("0", False), ("FALSE", False), ("no", False), ("off", False), ("", False)],
+    ],
+)
+def test_dry_run_takes_any_usual_yes_or_no(value: str, dry_run: bool) -> None:
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "TWOCHAT_API_KEY": "k"}
+    assert load_settings({**env, "TWOCHAT_DRY_RUN": value}).twochat_dry_run is dry_run
+
+
+def test_dry_run_refuses_anything_else() -> None:
     env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "TWOCHAT_API_KEY": "k"}
     with pytest.raises(SettingsError) as raised:
-        load_settings({**env, "TWOCHAT_DRY_RUN": "yes"})
-    assert "TWOCHAT_DRY_RUN must be one of 0, 1" in raised.value.problems
-    assert load_settings({**env, "TWOCHAT_DRY_RUN": "1"}).twochat_dry_run
+        load_settings({**env, "TWOCHAT_DRY_RUN": "maybe"})
+    assert raised.value.problems == [
+        "TWOCHAT_DRY_RUN must be true or false (or yes/no, on/off, 1/0)"
+    ]

@@ -607,6 +607,7 @@ def uk_channel(**changes: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.app
 def test_check_config_online_good(twochat: TwoChatStandIn) -> None:
     twochat.channels.append(uk_channel())
     result = check_online(twochat)
@@ -617,6 +618,7 @@ def test_check_config_online_good(twochat: TwoChatStandIn) -> None:
     assert twochat.api_calls("GET") == ["GET /open/sms/channels"]  # one credit
 
 
+@pytest.mark.app
 def test_check_config_online_bad(twochat: TwoChatStandIn) -> None:
     result = check_online(twochat)
     assert result.returncode == 1

@@ -18,7 +18,7 @@ def clock() -> FakeClock:
     return FakeClock(datetime(2025, 3, 3, 14, 0, 0, 123456, tzinfo=UTC))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[Backend]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'bridge.db'}"
