@@ -1,5 +1,5 @@
 """A bounded run of the fault simulation in the normal suite: a few seeds of a few dozen
-steps (about a minute). ``make simulate SEEDS=N`` runs many more outside it."""
+steps (a minute or so). ``make simulate SEEDS=N`` runs many more outside it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ from tests.simulation.world import Step, Violation, draw_steps, run_steps
 STEPS = 20
 
 
-@pytest.mark.parametrize(("seed", "backend"), [(1, "sqlite"), (2, "sqlite"), (3, "postgres")])
+@pytest.mark.app
+@pytest.mark.parametrize(
+    ("seed", "backend"),
+    [(1, "sqlite"), (2, "sqlite"), pytest.param(3, "postgres", marks=pytest.mark.postgres)],
+)
 def test_every_invariant_holds_through_random_faults(
     seed: int, backend: str, tmp_path: Path
 ) -> None:

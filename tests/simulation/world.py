@@ -37,7 +37,6 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from tests.appproc import TWOCHAT_KEY, AppProcess, app_env
-from tests.conftest import POSTGRES
 from tests.escalation.ladder_app import (
     ALICE,
     BOB,
@@ -50,6 +49,7 @@ from tests.escalation.ladder_app import (
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.twochat_server import TwoChatStandIn
+from tests.postgres_server import POSTGRES
 
 GENERAL = "C0GENERAL"
 TARGETS = {"alice": (ALICE,), "bob": (BOB,), "carol": (CAROL,), "db-oncall": (ALICE, BOB)}
