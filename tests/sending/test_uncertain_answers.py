@@ -138,3 +138,29 @@ def ephemeral_texts(slack: SlackStandIn) -> list[str]:
         for call in list(slack.calls)
         if call.method == "chat.postEphemeral"
     ]
+
+
+def test_a_retry_first_asks_2chat_and_never_texts_a_send_it_accepted(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    """The call times out (outcome unknown) but 2Chat accepted the SMS: a Retry finds it in
+    the number's conversation, records it as sent and texts nobody again."""
+    twochat.set_delay(1.5)  # past the app's 1 s read timeout; 2Chat still takes it
+    ask(app, slack)
+    reply = slack.wait_for_thread_reply(CHANNEL, timeout=10)
+    [retry] = [b for b in blocks_of(reply) if b.get("block_id") == "retry"]
+    slack.wait_until(lambda: twochat.records[0].status == 202, 5, "2Chat's late 202")
+    twochat.set_delay(0)
+    click_retry(app, retry["elements"][0]["value"])
+    slack.wait_until(
+        lambda: any("2Chat had this SMS already" in t for t in ephemeral_texts(slack)),
+        5,
+        "the clicker told 2Chat had it",
+    )
+    outcome = slack.wait_until(
+        lambda: [r for r in slack.thread_replies(CHANNEL) if "message_id" in str(r["text"])],
+        5,
+        "the send shown as sent in the thread",
+    )
+    assert str(twochat.records[0].body["to_number"]) in outcome[0]["text"]
+    assert len(twochat.sends) == 1
