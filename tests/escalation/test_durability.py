@@ -148,7 +148,9 @@ def test_concurrent_acks_through_two_processes_have_one_winner_and_one_broadcast
     assert sends_to(twochat, CAROL) == []
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_a_crash_while_a_tier_is_sent_starts_no_second_ladder(
     start_app: StartApp,
     slack: SlackStandIn,

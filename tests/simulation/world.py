@@ -380,15 +380,22 @@ class World:
             raise Violation(f"I3: inbound SMS never read: {unread}")
 
     def _thread_of(self, text: str) -> str | None:
-        """Everything said in the thread of the request message quoting ``text``."""
-        for post in self.slack.posts(GENERAL):
-            if not post.get("thread_ts") and str(post.get("text")).endswith(f"> {text}"):
-                return "\n".join(
-                    str(self.slack.latest(reply).get("text"))
-                    for reply in self.slack.posts(GENERAL)
-                    if reply.get("thread_ts") == post["_ts"]
-                )
-        return None
+        """Everything said in the threads of the request messages quoting ``text`` (a
+        process that dies between posting one and recording it leaves it without replies:
+        the process that takes over posts another), or None when there is none."""
+        posts = self.slack.posts(GENERAL)
+        threads = [
+            post["_ts"]
+            for post in posts
+            if not post.get("thread_ts") and str(post.get("text")).endswith(f"> {text}")
+        ]
+        if not threads:
+            return None
+        return "\n".join(
+            str(self.slack.latest(reply).get("text"))
+            for reply in posts
+            if reply.get("thread_ts") in threads
+        )
 
     def quiesce(self) -> None:
         """Stop every fault, make sure an app runs, and wait until the invariants that need
