@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
+    failed: list[int] = []
     for seed in seeds:
         started = time.monotonic()
         steps = draw_steps(seed, args.steps)
@@ -63,10 +64,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {step}")
         print(
             f"replay: python -m tests.simulation --seed {seed} --steps {args.steps} "
-            f"--backend {args.backend}"
+            f"--backend {args.backend}",
+            flush=True,
         )
-        return 1
-    return 0
+        failed.append(seed)
+    print(f"{len(seeds) - len(failed)} of {len(seeds)} seeds passed; failed: {failed or 'none'}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
