@@ -138,7 +138,9 @@ class Database:
         path = self.url.removeprefix("sqlite:///")
         if not Path(path).exists():
             return []
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        # Read-write, never ``mode=ro``: a read-only reader may miss what is still in the
+        # write-ahead log while an app process restarts.
+        conn = sqlite3.connect(path, timeout=5)
         try:
             return list(conn.execute(sql).fetchall())
         finally:
