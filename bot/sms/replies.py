@@ -136,10 +136,18 @@ class ReplyRelay:
                 failures += 1
                 logger.exception("reply poll failed unexpectedly (%d in a row)", failures)
             delay = min(interval * 2 ** min(failures, 10), max(interval, MAX_BACKOFF_SECONDS))
-            if failures == 0 and self._ladders is not None:
+            await self._wait(delay, fast=failures == 0)
+
+    async def _wait(self, delay: float, *, fast: bool) -> None:
+        """The wait before the next poll, cut short while a page awaits its ack (``fast``);
+        the database failing meanwhile only ends the wait, never the poller."""
+        try:
+            if fast and self._ladders is not None:
                 await self._ladders.pause(delay)
             else:
                 await asyncio.sleep(delay)
+        except (BridgeError, OSError) as exc:
+            logger.warning("reply poller: wait between polls cut short: %s", exc)
 
     def _interval(self, polling: float | None) -> float | None:
         """The poll interval in force, in seconds (None: replies are off); says so when it

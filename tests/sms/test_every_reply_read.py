@@ -3,11 +3,14 @@ bridge sent next, a message no clock can hold, a flood of SMS from strangers."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.appproc import AppProcess
+from tests.conftest import StartApp
+from tests.escalation.ladder_app import ladder_config
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 from tests.sms.test_replies import (
@@ -94,3 +97,22 @@ def test_a_flood_of_sms_from_strangers_does_not_hold_up_a_stop(
     slack.wait_until(lambda: opted_out(slack, request["_ts"]), 6, "alice's STOP read")
     assert time.monotonic() - stopped < 6
     assert len(slack.posts(UNKNOWN)) < len(strangers)  # strangers still waiting: STOP first
+
+
+def test_a_database_failure_between_polls_does_not_stop_reading_replies(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    """Between polls the poller asks the database whether a page awaits its ack (to poll
+    faster); the database failing then used to end the poller for good."""
+    database = tmp_path / "bridge.db"
+    app = start_app(ladder_config(tmp_path, poll="1s"), DATABASE_URL=f"sqlite:///{database}")
+    request = send(app, slack, "alice hello")
+    twochat.wait_for_sends(1)
+    aside = tmp_path / "aside.db"
+    os.replace(database, aside)  # the database file swapped for one that is not a database
+    database.write_bytes(b"not a database " * 100)
+    app.wait_for_log("database", timeout=5)
+    time.sleep(1.5)  # a poll and the wait after it, both failing
+    os.replace(aside, database)  # back
+    twochat.inbound(ALICE, "STOP")
+    slack.wait_until(lambda: opted_out(slack, request["_ts"]), 15, "alice's STOP read")
