@@ -29,11 +29,12 @@ from bot.settings import Settings
 from bot.slack.bolt_app import build_app
 from bot.slack.deps import Bridge
 from bot.slack.directory import SlackDirectory
+from bot.slack.identity import SlackIdentity
 from bot.slack.reporter import SlackReporter
 from bot.slack.user_names import SlackNames
 from bot.sms.dry_run import DryRunTwoChatClient
 from bot.sms.replies import ReplyRelay
-from bot.sms.twochat import TwoChatClient
+from bot.sms.twochat import UNREACHABLE_REASONS, TwoChatClient
 from bot.store import Store, open_store
 from bot.tasks import TaskRunner
 
@@ -86,7 +87,7 @@ class ObservedWebClient(AsyncWebClient):
             error = data.get("error") if isinstance(data, dict) else None
             self._on_error(api_method, str(error or "unknown"))
             raise
-        except SlackClientError as exc:
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             self._on_error(api_method, type(exc).__name__)
             raise
 
@@ -111,6 +112,31 @@ def slack_client(
     )
 
 
+def twochat_client(settings: Settings, metrics: Metrics, readiness: Readiness) -> TwoChatClient:
+    """The 2Chat client (or its dry run), telling metrics and readiness of every answer
+    and of every call that got none."""
+
+    def answered(path: str, status: int, seconds: float) -> None:
+        metrics.observe_twochat(path, status, seconds)
+        readiness.record_twochat_status(status)
+
+    def failed(path: str, reason: str, message: str) -> None:
+        metrics.observe_twochat_failure(path, reason)
+        if reason in UNREACHABLE_REASONS:
+            readiness.record_twochat_unreachable(message)
+
+    client_class = DryRunTwoChatClient if settings.twochat_dry_run else TwoChatClient
+    return client_class(
+        settings.twochat_api_key,
+        settings.twochat_api_url,
+        connect_timeout=settings.twochat_connect_timeout,
+        read_timeout=settings.twochat_read_timeout,
+        max_connections=FANOUT_CONCURRENCY,
+        on_status=answered,
+        on_failure=failed,
+    )
+
+
 def build(settings: Settings, policy: Policy) -> Components:
     """Build every component; must run inside the event loop (aiohttp needs one)."""
     store = open_store(settings.database_url)  # first: it is what most often fails to open
@@ -123,21 +149,18 @@ def build(settings: Settings, policy: Policy) -> Components:
         metrics.observe_slack_error(method, error)
         readiness.record_slack_error(error)
 
-    def twochat_answer(path: str, status: int, seconds: float) -> None:
-        metrics.observe_twochat(path, status, seconds)
-        readiness.record_twochat_status(status)
-
     client = slack_client(settings, session, slack_error)
-    readiness = Readiness(store, client)  # the two callbacks above find it when called
-    client_class = DryRunTwoChatClient if settings.twochat_dry_run else TwoChatClient
-    twochat = client_class(
-        settings.twochat_api_key,
-        settings.twochat_api_url,
-        connect_timeout=settings.twochat_connect_timeout,
-        read_timeout=settings.twochat_read_timeout,
-        max_connections=FANOUT_CONCURRENCY,
-        on_status=twochat_answer,
+    # Its own client without retries: auth.test must answer readiness within its 2 s.
+    identity = SlackIdentity(
+        AsyncWebClient(
+            token=settings.slack_bot_token,
+            base_url=settings.slack_api_url,
+            session=session,
+            retry_handlers=[],
+        )
     )
+    readiness = Readiness(store, identity.check)  # slack_error finds it when called
+    twochat = twochat_client(settings, metrics, readiness)
     api_host = urlsplit(settings.slack_api_url).hostname or ""
     reporter = SlackReporter(client, SLACK_RESPONSE_HOSTS | {api_host})
     # A send still "sending" after the longest a 2Chat call can take was cut off by a crash.
@@ -155,7 +178,7 @@ def build(settings: Settings, policy: Policy) -> Components:
         runner=runner,
         user_names=SlackNames(client).names,
     )
-    app = build_app(bridge, client, settings.slack_signing_secret, settings.socket_mode)
+    app = build_app(bridge, client, settings.slack_signing_secret, settings.socket_mode, identity)
     return Components(
         settings=settings,
         policy=holder,

@@ -17,7 +17,7 @@ from dotenv import load_dotenv
 from bot.config import load_policy, summarize
 from bot.core.model import Policy
 from bot.errors import ConfigError, SettingsError, StoreError, TwoChatError
-from bot.logs import configure_logging
+from bot.logs import configure_logging, startup_failure
 from bot.settings import DEFAULT_CONFIG_PATH, load_settings
 from bot.sms.twochat import e164
 
@@ -27,17 +27,17 @@ def run_app() -> int:
     try:
         settings = load_settings(os.environ)
     except SettingsError as exc:
-        print(exc.user_message, file=sys.stderr)
-        print("Set them in the environment or in .env (see config/.env.example).", file=sys.stderr)
+        hint = "Set them in the environment or in .env (see config/.env.example)."
+        startup_failure(f"{exc.user_message}\n{hint}", os.environ)
         return 2
     missing = no_policy_file(settings.config_path)
     if missing:
-        print(f"sms-bridge cannot start: {missing}", file=sys.stderr)
+        startup_failure(f"sms-bridge cannot start: {missing}", os.environ)
         return 2
     try:
         policy = load_policy(settings.config_path)
     except ConfigError as exc:
-        print(f"sms-bridge cannot start: the policy file is invalid\n{exc}", file=sys.stderr)
+        startup_failure(f"sms-bridge cannot start: the policy file is invalid\n{exc}", os.environ)
         return 2
     configure_logging(settings.log_level, settings.secrets, settings.log_format)
     for warning in policy.warnings:
@@ -47,10 +47,10 @@ def run_app() -> int:
     try:
         asyncio.run(serve(settings, policy))
     except SettingsError as exc:  # a busy PORT, or Slack refused SLACK_APP_TOKEN
-        print(f"sms-bridge cannot start: {'; '.join(exc.problems)}", file=sys.stderr)
+        startup_failure(f"sms-bridge cannot start: {'; '.join(exc.problems)}", os.environ)
         return 1
     except StoreError as exc:
-        print(f"sms-bridge cannot start: {database_message(exc)}", file=sys.stderr)
+        startup_failure(f"sms-bridge cannot start: {database_message(exc)}", os.environ)
         return 2
     return 0
 

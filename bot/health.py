@@ -1,8 +1,9 @@
 """Readiness: can this process do its job right now? Liveness is just "the loop answers".
 
 Each check is cached so that a probe every few seconds costs next to nothing, and none of
-them calls 2Chat: its account state (key rejected, credits exhausted) is learnt from the
-answers to real sends, which the client reports here.
+them calls 2Chat: its account state (key rejected, credits exhausted) and whether it can be
+reached are learnt from real calls, which the client reports here. Likewise a database that
+answers reads but refuses writes (a full disk) is learnt from the store's last write.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.web.async_client import AsyncWebClient
-
+from bot.errors import StoreError
+from bot.slack.identity import SLACK_TOKEN_ERRORS
 from bot.store import Store
 
 logger = logging.getLogger(__name__)
@@ -25,9 +25,10 @@ TWOCHAT_ACCOUNT_PROBLEMS = {
     401: "2Chat rejected the API key (HTTP 401): check TWOCHAT_API_KEY",
     402: "2Chat says the account is out of credits (HTTP 402)",
 }
-SLACK_TOKEN_ERRORS = frozenset(
-    {"invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired"}
-)
+# How long a write the database refused (a full disk) keeps the process unready when no
+# later write succeeds: long enough to be seen, short enough that with no traffic to retry
+# (an unready process gets none) it comes back to try.
+WRITE_FAILURE_FOR = 60.0
 
 
 @dataclass
@@ -38,11 +39,14 @@ class CachedCheck:
     ttl: float
     problem: str | None = None
     checked_at: float = field(default=-1e18)
+    # Callers at the same moment (the log's watch, a probe, a scrape) share one check.
+    _checking: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def current(self, now: float) -> str | None:
-        if now - self.checked_at >= self.ttl:
-            self.problem = await self.check()
-            self.checked_at = now
+        async with self._checking:
+            if now - self.checked_at >= self.ttl:
+                self.problem = await self.check()
+                self.checked_at = now
         return self.problem
 
 
@@ -52,28 +56,34 @@ class Readiness:
     def __init__(
         self,
         store: Store,
-        slack: AsyncWebClient,
+        slack_check: Callable[[], Awaitable[str | None]],
         *,
         timeout: float = 2.0,
         ttl: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``slack_check`` asks Slack who the bot is (``SlackIdentity.check``)."""
         self.store = store
-        self.slack = slack
         self.timeout = timeout
         self.clock = clock
-        self.twochat_problem: str | None = None
-        self.socket_connected: Callable[[], Awaitable[bool]] | None = None
+        self.twochat_account: str | None = None
+        self.twochat_unreachable: str | None = None
+        self.socket_problem: Callable[[], Awaitable[str | None]] | None = None
         self.database = CachedCheck(self._check_database, ttl)
-        self.slack_token = CachedCheck(self._check_slack, ttl * 30)
+        self.slack_token = CachedCheck(slack_check, ttl * 30)
 
     def record_twochat_status(self, status: int) -> None:
         """Called with the HTTP status of every 2Chat answer: 401/402 make the process
-        unready until a later call succeeds."""
+        unready until a later call succeeds; any answer shows 2Chat can be reached."""
+        self.twochat_unreachable = None
         if status in TWOCHAT_ACCOUNT_PROBLEMS:
-            self.twochat_problem = TWOCHAT_ACCOUNT_PROBLEMS[status]
+            self.twochat_account = TWOCHAT_ACCOUNT_PROBLEMS[status]
         elif 200 <= status < 300:
-            self.twochat_problem = None
+            self.twochat_account = None
+
+    def record_twochat_unreachable(self, message: str) -> None:
+        """A 2Chat call could not connect: unready until 2Chat answers a call again."""
+        self.twochat_unreachable = message
 
     def record_slack_error(self, error: str) -> None:
         """A Slack call failed; a token error forces the next probe to re-check the token."""
@@ -85,20 +95,13 @@ class Readiness:
             await asyncio.wait_for(asyncio.to_thread(self.store.schema_version), self.timeout)
         except TimeoutError:
             return f"the database did not answer within {self.timeout:g}s"
+        except StoreError as exc:  # its message names the database, never a password
+            return f"the database cannot be reached: {exc}"
         except Exception as exc:  # any driver error means "cannot work"
             return f"the database cannot be reached: {type(exc).__name__}"
-        return None
-
-    async def _check_slack(self) -> str | None:
-        try:
-            await asyncio.wait_for(self.slack.auth_test(), self.timeout)
-        except SlackApiError as exc:
-            error = str(exc.response.get("error", "unknown"))
-            if error in SLACK_TOKEN_ERRORS:
-                return f"Slack rejected the bot token ({error}): check SLACK_BOT_TOKEN"
-            return f"Slack auth.test failed ({error})"
-        except (SlackClientError, OSError, TimeoutError) as exc:
-            return f"Slack cannot be reached: {type(exc).__name__}"
+        failure = self.store.write_failure
+        if failure is not None and self.clock() - failure[1] < WRITE_FAILURE_FOR:
+            return f"the database refuses writes: {failure[0]}"
         return None
 
     async def problems(self) -> dict[str, str]:
@@ -107,8 +110,8 @@ class Readiness:
         found = {
             "database": await self.database.current(now),
             "slack": await self.slack_token.current(now),
-            "twochat": self.twochat_problem,
+            "twochat": self.twochat_account or self.twochat_unreachable,
         }
-        if self.socket_connected is not None and not await self.socket_connected():
-            found["socket_mode"] = "the Socket Mode connection to Slack is down"
+        if self.socket_problem is not None:
+            found["socket_mode"] = await self.socket_problem()
         return {name: problem for name, problem in found.items() if problem}

@@ -7,7 +7,9 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from bot.core.phone import mask
@@ -20,6 +22,30 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # the ones that slip through (an exception message, a library's log line). Bare digit runs
 # are left alone: they are far more often ids and timestamps than phone numbers.
 _E164 = re.compile(r"(?<![\w+])\+[1-9][0-9]{6,14}(?![0-9])")
+
+# Fields a JSON record carries besides its message: from ``log_context`` (the Slack request
+# being handled, inherited by the tasks it starts) or from a call's ``extra=``.
+FIELDS = (
+    "request_id",
+    "kind",
+    "slack_user",
+    "channel",
+    "event_type",
+    "send_id",
+    "twochat_status",
+    "latency_ms",
+)
+_context: ContextVar[Mapping[str, object] | None] = ContextVar("log_context", default=None)
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Every record logged inside (and in tasks started inside) carries ``fields``."""
+    token = _context.set({**(_context.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 class ScrubbingFilter(logging.Filter):
@@ -44,6 +70,12 @@ class ScrubbingFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         record.msg, record.args = self.scrub(message), None
+        fields = {**(_context.get() or {})}
+        fields.update({name: getattr(record, name) for name in FIELDS if hasattr(record, name)})
+        record.fields = {
+            name: self.scrub(value) if isinstance(value, str) else value
+            for name, value in fields.items()
+        }
         if record.exc_text:
             record.exc_text = self.scrub(record.exc_text)
         if record.stack_info:
@@ -59,12 +91,13 @@ class JsonFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        entry.update(getattr(record, "fields", {}))
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -72,6 +105,16 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack_info"] = record.stack_info
         return json.dumps(entry)
+
+
+def startup_failure(message: str, environ: Mapping[str, str]) -> None:
+    """A refusal to start, on stderr before logging is set up: one JSON record when
+    LOG_FORMAT asks for JSON (whatever else is wrong with the settings), else the text."""
+    if environ.get("LOG_FORMAT", "").strip().casefold() != "json":
+        print(message, file=sys.stderr)
+        return
+    record = logging.LogRecord("bot", logging.ERROR, __file__, 0, message, None, None)
+    print(JsonFormatter().format(record), file=sys.stderr)
 
 
 def configure_logging(level: str, secrets: Iterable[str], log_format: str = "text") -> None:

@@ -6,6 +6,8 @@ import asyncio
 import gc
 import logging
 import signal
+import time
+import uuid
 
 from aiohttp import web
 
@@ -13,10 +15,12 @@ from bot.app import Components, build
 from bot.config import load_policy
 from bot.core.model import Policy
 from bot.errors import BridgeError, ConfigError, SettingsError, StoreError
+from bot.logs import log_context
 from bot.metrics import CONTENT_TYPE
 from bot.settings import Settings
 from bot.slack import socket_mode
 from bot.slack.http import dispatch
+from bot.slack.observe import describe_http
 from bot.slack.replays import ReplayGuard
 from bot.store.core import answer_within
 
@@ -25,6 +29,8 @@ logger = logging.getLogger(__name__)
 SLACK_EVENTS_PATH = "/slack/events"
 # How long a scrape may wait for the database.
 METRICS_DB_SECONDS = 2.0
+# How often readiness is re-checked for the log (its checks are cached about as long).
+READINESS_WATCH_SECONDS = 2.0
 
 
 class Service:
@@ -34,18 +40,31 @@ class Service:
         self.parts = parts
         self.settings = parts.settings
         self.serving = False
+        self.stopping = False  # from SIGTERM on: Slack's requests are refused
         secret = parts.settings.slack_signing_secret
         self.replays = ReplayGuard(secret) if secret else None
 
     def web_app(self) -> web.Application:
-        """The probes always; /slack/events only in HTTP mode (Socket Mode needs none)."""
+        """/healthz always; /slack/events only in HTTP mode (Socket Mode needs none); the
+        operator's endpoints too unless METRICS_PORT gives them a port of their own."""
         web_app = web.Application(client_max_size=256 * 1024)
         web_app.router.add_get("/healthz", self.healthz)
-        web_app.router.add_get("/readyz", self.readyz)
-        web_app.router.add_get("/metrics", self.metrics)
         if not self.settings.socket_mode:
             web_app.router.add_post(SLACK_EVENTS_PATH, self.slack_events)
+        if self.settings.metrics_port is None:
+            self.add_operator_routes(web_app)
         return web_app
+
+    def operator_app(self) -> web.Application:
+        """What METRICS_PORT serves: the probes and the metrics, none of them authenticated."""
+        web_app = web.Application()
+        web_app.router.add_get("/healthz", self.healthz)
+        self.add_operator_routes(web_app)
+        return web_app
+
+    def add_operator_routes(self, web_app: web.Application) -> None:
+        web_app.router.add_get("/readyz", self.readyz)
+        web_app.router.add_get("/metrics", self.metrics)
 
     async def healthz(self, _: web.Request) -> web.Response:
         if not self.serving:
@@ -67,6 +86,7 @@ class Service:
         """Prometheus exposition; state kept in the database is read now, within 2 s."""
         parts, metrics = self.parts, self.parts.metrics
         metrics.pacer_waiting.set(parts.workflow.pacer.sends_waiting)
+        metrics.observe_readiness(await parts.readiness.problems() if self.serving else {})
         try:
             with answer_within(METRICS_DB_SECONDS):
                 pending = await parts.workflow.db(parts.store.count_in_state, "pending_approval")
@@ -81,13 +101,17 @@ class Service:
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     async def slack_events(self, request: web.Request) -> web.Response:
-        with self.parts.runner.answering():
-            return await dispatch(self.parts.app, request, self.replays)
-
-    async def log_readiness(self) -> None:
-        """Say at startup what stops this process from working (a revoked token, say)."""
-        for name, problem in (await self.parts.readiness.problems()).items():
-            logger.error("not ready (%s): %s", name, problem)
+        """Hand a request to Bolt, timed from its arrival to its answer, with its Slack
+        context on every log record it (and the work it starts) writes."""
+        started = time.monotonic()
+        if self.stopping:  # Slack retries elsewhere, or later, what a 503 refused
+            return web.json_response({"ok": False, "error": "shutting down"}, status=503)
+        fields = describe_http(await request.text())
+        with log_context(request_id=uuid.uuid4().hex[:12], **fields):
+            with self.parts.runner.answering():
+                response = await dispatch(self.parts.app, request, self.replays)
+            self.parts.metrics.observe_slack_request(fields["kind"], time.monotonic() - started)
+        return response
 
     def start_reply_poller(self) -> asyncio.Task[None]:
         """Poll 2Chat for SMS replies while ``replies.poll_interval`` is set (off by default:
@@ -98,25 +122,27 @@ class Service:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set, then stop taking requests and let sends finish."""
+        """Serve until ``stop`` is set, then stop taking requests and let sends finish.
+
+        The probes answer from the start and to the end of the shutdown grace (``/healthz``
+        then says 503), so an orchestrator sees why the process is not ready yet, or why
+        it is going away, instead of a refused connection."""
         parts = self.parts
-        socket_handler = None
+        runners = [await serve_on(self.web_app(), self.settings.port, "PORT")]
+        if self.settings.metrics_port is not None:
+            try:
+                runners.append(
+                    await serve_on(self.operator_app(), self.settings.metrics_port, "METRICS_PORT")
+                )
+            except SettingsError:
+                await runners[0].cleanup()
+                raise
+        link = connecting = None
         if self.settings.slack_app_token is not None:
-            socket_handler = await socket_mode.connect(
-                parts.app, self.settings.slack_app_token, parts.runner
+            link, connecting = socket_mode.start(
+                parts.app, self.settings.slack_app_token, parts.runner, parts.metrics
             )
-            parts.readiness.socket_connected = socket_handler.client.is_connected
-            logger.info("connected to Slack by Socket Mode")
-        runner = web.AppRunner(self.web_app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "0.0.0.0", self.settings.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise SettingsError(
-                [f"PORT {self.settings.port} cannot be used: {exc.strerror}"]
-            ) from None
+            parts.readiness.socket_problem = link.problem
         if parts.policy.current().limits.requests_per_minute is None:
             parts.runner.spawn(learn_rate_limit(parts), name="rate-limit")
         sweeper = asyncio.get_running_loop().create_task(
@@ -126,27 +152,90 @@ class Service:
         poller = self.start_reply_poller()
         exempt_startup_from_gc()
         self.serving = True
-        parts.runner.spawn(self.log_readiness(), name="readiness")
-        mode = "Socket Mode" if socket_handler else f"HTTP at {SLACK_EVENTS_PATH}"
-        logger.info("sms-bridge ready on port %d (%s)", self.settings.port, mode)
+        # Readiness asks Slack who the bot is: at once, not at the first request's need.
+        parts.runner.spawn(parts.readiness.problems(), name="first-readiness")
+        first_attempt = link.client.first_attempt if link is not None else None
+        watcher = asyncio.get_running_loop().create_task(
+            self.watch_readiness(first_attempt), name="readiness"
+        )
         try:
-            await stop.wait()
+            await wait_for_stop(stop, connecting)
         finally:
             stop.set()  # also when leaving by an error: the sweeper must end too
-            self.serving = False
+            self.serving, self.stopping = False, True
+            watcher.cancel()
             poller.cancel()
             await parts.replies.release()
             logger.info("shutting down: no new requests, finishing in-flight sends")
-            if socket_handler is not None:
-                await socket_mode.close(socket_handler)
-            await site.stop()
+            if link is not None and connecting is not None:
+                await socket_mode.close(link, connecting)
             await parts.runner.drain(self.settings.shutdown_grace_seconds)
             try:  # stop is set: the sweeper ends after its current sweep
                 await asyncio.wait_for(sweeper, self.settings.shutdown_grace_seconds)
             except TimeoutError:
                 logger.warning("sweeper still busy at shutdown; abandoning it")
-            await runner.cleanup()
+            for runner in runners:
+                await runner.cleanup()
             logger.info("stopped")
+
+    async def watch_readiness(
+        self, after: asyncio.Event | None, interval: float = READINESS_WATCH_SECONDS
+    ) -> None:
+        """Log what stops this process from working each time it changes, and "ready"
+        once readiness first passes (then "ready again" after each recovery). Starts
+        once ``after`` is set (the first Socket Mode attempt has ended)."""
+        if after is not None:
+            await after.wait()
+        reported: dict[str, str] | None = None
+        was_ready = False
+        while True:
+            problems = await self.parts.readiness.problems()
+            if problems != reported:
+                for name, problem in problems.items():
+                    if (reported or {}).get(name) != problem:
+                        logger.error("not ready (%s): %s", name, problem)
+                if not problems:
+                    if was_ready:
+                        logger.info("ready again")
+                    else:
+                        port, mode = self.settings.port, self.mode
+                        logger.info("sms-bridge ready on port %d (%s)", port, mode)
+                    was_ready = True
+                reported = problems
+            await asyncio.sleep(interval)
+
+    @property
+    def mode(self) -> str:
+        return "Socket Mode" if self.settings.socket_mode else f"HTTP at {SLACK_EVENTS_PATH}"
+
+
+async def serve_on(web_app: web.Application, port: int, setting: str) -> web.AppRunner:
+    """Serve ``web_app`` on every address at ``port``; a port in use stops the start-up
+    with one line naming ``setting``."""
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "0.0.0.0", port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise SettingsError([f"{setting} {port} cannot be used: {exc.strerror}"]) from None
+    return runner
+
+
+async def wait_for_stop(stop: asyncio.Event, connecting: asyncio.Task[None] | None) -> None:
+    """Until ``stop`` is set; raises what ends ``connecting`` in failure (a rejected
+    SLACK_APP_TOKEN) so that the process stops with that one line."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        if connecting is not None:
+            await asyncio.wait({stopping, connecting}, return_when=asyncio.FIRST_COMPLETED)
+            if connecting.done() and not connecting.cancelled():
+                failure = connecting.exception()
+                if failure is not None:
+                    raise failure
+        await stopping
+    finally:
+        stopping.cancel()
 
 
 async def close(parts: Components) -> None:

@@ -26,6 +26,8 @@ class Settings:
     config_path: str = "config/bridge.yaml"
     database_url: str = DEFAULT_DATABASE_URL
     port: int = 3000
+    # When set, /metrics and /readyz are served on this port only, not next to /slack/events.
+    metrics_port: int | None = None
     slack_api_url: str = DEFAULT_SLACK_API_URL
     twochat_api_url: str = DEFAULT_TWOCHAT_API_URL
     twochat_connect_timeout: float = 5.0
@@ -161,6 +163,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     port = int(env.number("PORT", 3000, int))
     if port > 65535:
         env.problems.append("PORT must be at most 65535")
+    metrics_port = int(env.number("METRICS_PORT", 0, int)) or None
+    if metrics_port is not None and metrics_port > 65535:
+        env.problems.append("METRICS_PORT must be at most 65535")
+    if metrics_port == port:
+        env.problems.append("METRICS_PORT must differ from PORT")
     slack_api_url = env.url("SLACK_API_URL", DEFAULT_SLACK_API_URL)
     settings = Settings(
         slack_bot_token=bot_token or "",
@@ -170,6 +177,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         config_path=env.text("SMS_BRIDGE_CONFIG") or DEFAULT_CONFIG_PATH,
         database_url=database_url,
         port=port,
+        metrics_port=metrics_port,
         slack_api_url=slack_api_url if slack_api_url.endswith("/") else slack_api_url + "/",
         twochat_api_url=env.url("TWOCHAT_API_URL", DEFAULT_TWOCHAT_API_URL),
         twochat_connect_timeout=env.number("TWOCHAT_CONNECT_TIMEOUT", 5.0, float),

@@ -24,7 +24,14 @@ ROOT = Path(__file__).resolve().parent.parent
 TWOCHAT_KEY = "test-2chat-key-s3cr3t-value"
 # Every variable the app reads besides the SLACK_/TWOCHAT_/SMS_BRIDGE_ ones: a developer's
 # own values (in the shell or in a .env) must never change a test's result.
-OTHER_SETTINGS = ("DATABASE_URL", "PORT", "LOG_LEVEL", "LOG_FORMAT", "SHUTDOWN_GRACE_SECONDS")
+OTHER_SETTINGS = (
+    "DATABASE_URL",
+    "PORT",
+    "METRICS_PORT",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "SHUTDOWN_GRACE_SECONDS",
+)
 SETTINGS_PREFIXES = ("SLACK_", "TWOCHAT_", "SMS_BRIDGE_", "SWEEP_")
 
 

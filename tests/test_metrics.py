@@ -48,10 +48,11 @@ def test_sends_refusals_and_slack_errors_are_counted(
 
     def counted() -> str | None:
         text = scrape(app)
-        return text if sample(text, "sms_bridge_sms_total", result="sent", reason="") == 3 else None
+        return text if sample(text, "sms_bridge_sms_total", result="sent") == 3 else None
 
     text = slack.wait_until(counted, 5, "3 sent SMS in /metrics")
-    assert sample(text, "sms_bridge_sms_total", result="failed", reason="http_402") == 1
+    assert sample(text, "sms_bridge_sms_total", result="failed") == 1
+    assert sample(text, "sms_bridge_sms_failures_total", result="failed", reason="http_402") == 1
     assert sample(text, "sms_bridge_twochat_requests_total", kind="send", status="202") == 3
     assert sample(text, "sms_bridge_twochat_requests_total", kind="send", status="402") == 1
     assert sample(text, "sms_bridge_twochat_latency_seconds_count", kind="send") == 4

@@ -8,10 +8,15 @@ whole decision (the sender's groups and the recipients' groups read at the same 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.core.model import Policy
+
+# Whether someone is in a list of users and user groups: True, False, or None when a user
+# group of the list could not be read from Slack (so nobody can say).
+Membership = bool | None
 
 # A Slack user id as Slack writes it (W… for Enterprise Grid users).
 USER_ID = re.compile(r"[UW][A-Z0-9]+")
@@ -30,33 +35,63 @@ def user_mention(user_id: str) -> str:
 class Directory:
     """Slack user group id → its member user ids, and user id → profile phone (E.164).
 
-    A group missing from ``members`` could not be read (Slack failed, or nobody asked);
-    that is not the same as a group with no members, and refusals say which.
+    A group missing from ``members`` could not be read; ``unread`` says why (Slack failed,
+    was rate-limited, or timed out), and a group in neither was never asked for. That is
+    not the same as a group with no members, and refusals say which. ``phones_unread``
+    likewise holds the users whose profile could not be read, so they are reported as
+    "lookup failed", never as having no number.
     """
 
     members: Mapping[str, frozenset[str]] = field(default_factory=dict)
     phones: Mapping[str, str] = field(default_factory=dict)
+    unread: Mapping[str, str] = field(default_factory=dict)
+    phones_unread: Mapping[str, str] = field(default_factory=dict)
 
-    def in_group(self, user_id: str, group_id: str) -> bool:
-        return user_id in self.members.get(group_id, frozenset())
+    def in_group(self, user_id: str, group_id: str) -> Membership:
+        """Whether the user is in the group; None when its members could not be read."""
+        members = self.members.get(group_id)
+        return None if members is None else user_id in members
 
-    def matches(self, user_id: str, listed: Sequence[str] | frozenset[str]) -> bool:
-        """Whether ``user_id`` is one of ``listed``, directly or through a user group."""
-        return user_id in listed or any(
-            self.in_group(user_id, entry) for entry in listed if is_user_group(entry)
-        )
+    def matches(self, user_id: str, listed: Sequence[str] | frozenset[str]) -> Membership:
+        """Whether ``user_id`` is one of ``listed``, directly or through a user group; None
+        when they are not listed directly and a listed group could not be read."""
+        if user_id in listed:
+            return True
+        return any_of(self.in_group(user_id, entry) for entry in listed if is_user_group(entry))
+
+    def unread_among(self, listed: Iterable[str]) -> dict[str, str]:
+        """The listed user groups that could not be read, each with why."""
+        return {
+            entry: self.unread.get(entry, "not read")
+            for entry in listed
+            if is_user_group(entry) and entry not in self.members
+        }
 
 
 EMPTY_DIRECTORY = Directory()
 
-# Builds the directory a policy needs: policy → snapshot. The send path takes one of these
-# so it can re-authorize at send time with membership as it is then.
-DirectorySource = Callable[[Policy], Awaitable[Directory]]
+
+class DirectorySource(Protocol):
+    """Builds the directory a policy needs: policy → snapshot. The send path takes one of
+    these so it can re-authorize at send time with membership as it is then; ``patient``
+    work (no Slack request waits for it) lets slow or rate-limited lookups finish."""
+
+    def __call__(self, policy: Policy, *, patient: bool = False) -> Awaitable[Directory]: ...
 
 
-async def no_directory(policy: Policy) -> Directory:
+async def no_directory(policy: Policy, *, patient: bool = False) -> Directory:
     """The source for a policy that names no Slack users or groups (and for tests)."""
     return EMPTY_DIRECTORY
+
+
+def any_of(answers: Iterable[Membership]) -> Membership:
+    """True when any answer is True; else None when any is unknown; else False."""
+    unknown = False
+    for answer in answers:
+        if answer:
+            return True
+        unknown = unknown or answer is None
+    return None if unknown else False
 
 
 def is_user_group(entry: str) -> bool:

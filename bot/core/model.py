@@ -147,14 +147,6 @@ class Policy:
     # so they are for check-config and the startup log to show, not reasons to refuse it.
     warnings: tuple[str, ...] = ()
 
-    def rule_for(self, user_id: str) -> SenderRule | None:
-        """The senders entry of a Slack user listed by id, or None. User groups in
-        ``users`` need their members, so decisions use ``policy.sender_rule`` with them."""
-        for rule in self.senders:
-            if user_id in rule.users:
-                return rule
-        return None
-
     def contact_of_user(self, user_id: str) -> str | None:
         """The contact linked to a Slack user, if any."""
         for name, linked in self.contact_slack.items():

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from bot.core.commands import NO_NAMES, sms_text, take_recipients, unslack
 from bot.core.model import Policy
-from bot.core.policy import names_known_slack_target, resolve_target, split_targets
-from bot.errors import InvalidNumber, UnknownRecipient
+from bot.core.policy import split_targets
+from bot.core.rosters import names_recipient
 
 _FIRST_WORD = re.compile(r"\s*(\S+)(.*)", re.DOTALL)
 
@@ -20,18 +20,6 @@ class PageCommand:
 
     targets: tuple[str, ...]
     text: str
-
-
-def _resolves(policy: Policy, target: str) -> bool:
-    """Whether ``target`` names a recipient; a Slack user group is recognised by id, since
-    its members are only read from Slack once the page is decided."""
-    if names_known_slack_target(policy, target):
-        return True
-    try:
-        resolve_target(policy, target)
-    except (InvalidNumber, UnknownRecipient):
-        return False
-    return True
 
 
 def after_mention(text: str, bot_user_id: str | None) -> str:
@@ -55,10 +43,11 @@ def parse_page(
     """Parse "<@bot> page [targets] <text>"; None when it is not a page command. ``names``
     names the users mentioned without a label in the text.
 
-    The first word (a comma list continues over "alice, bob") is a target when it resolves:
-    a contact, a group or a phone number; a list counts when any item resolves, so a typo in
-    it is reported rather than texted. A phone number or tel: link is always a target, so a
-    wrong number is refused instead of silently paging the channel's default roster.
+    The first word (a comma list continues over "alice, bob") is a target when it names a
+    recipient: a contact, a group (one kept in Slack too) or a phone number; a list counts
+    when any item does, so a typo in it is reported rather than texted. A phone number or
+    tel: link is always a target, so a wrong number is refused instead of silently paging
+    the channel's default roster.
     Otherwise the first word is the start of the text. Recipients come from link targets,
     never from a link's label; links in the text are read as ``sms_text`` reads them.
     """
@@ -70,7 +59,7 @@ def parse_page(
     to, rest = take_recipients(args)
     targets = split_targets(to)
     head = _FIRST_WORD.match(args)
-    if any(_resolves(policy, target) for target in targets) or (
+    if any(names_recipient(policy, target) for target in targets) or (
         head is not None and _names_someone(head.group(1))
     ):
         return PageCommand(tuple(targets), sms_text(rest, max_segments, names).text.strip())

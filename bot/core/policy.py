@@ -6,19 +6,16 @@ command, a modal submission and a send that is about to happen.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.core.directory import (
-    EMPTY_DIRECTORY,
-    GROUP_MENTION,
-    USER_MENTION,
-    Directory,
-    user_mention,
-)
+from bot.core.access import Action, permission
+from bot.core.directory import EMPTY_DIRECTORY, Directory
+from bot.core.escalation import CODE_LENGTHS, code_suffix
 from bot.core.model import WILDCARD, Policy, Recipient, SenderRule
-from bot.core.phone import destination_refusal, parse_number
+from bot.core.phone import destination_refusal
+from bot.core.rosters import Resolved, merge, resolve_all, resolve_target
 from bot.core.segments import SegmentInfo, analyze
 from bot.errors import InvalidNumber, UnknownRecipient
 
@@ -45,6 +42,12 @@ class SendPlan:
     segments: SegmentInfo
     # Slack users a roster named who have no number: not texted, and the outcome says so.
     unreachable: tuple[str, ...] = ()
+    # Slack users whose profile phone could not be read (never "no number"): not texted.
+    unread: tuple[str, ...] = ()
+    # The recipients as named ("db-oncall", "<@U…>"): a send that runs later (after an
+    # approval) resolves them again, so it texts a roster as it is then.
+    targets: tuple[str, ...] = ()
+    shortened: bool = False  # an alert's text cut to fit max_segments (the thread says so)
 
 
 @dataclass(frozen=True)
@@ -74,161 +77,19 @@ class Refuse:
 Decision = Allow | NeedsApproval | Refuse
 
 
-# Slack's mentions of everyone in a channel, as the bridge reads them ("<!here>" is "@here").
-_WHOLE_CHANNEL = frozenset({"@here", "@channel", "@everyone"})
-
-
-def _plain_mention(target: str) -> str:
-    """Why "@name", "#channel" or "@here" is no recipient: a name Slack sent as plain text
-    (its command was not set to escape mentions, or the name was typed without picking the
-    person) could be anyone's, and a channel has no phone."""
-    if target.startswith("#") or target in _WHOLE_CHANNEL:
-        return f"`{target}` is a channel, not a person; the bridge texts people"
-    return (
-        f"`{target}` arrived as plain text, not as a Slack mention, so the bridge cannot "
-        "tell who it is: pick the person in Slack (the @ menu, or the form's people "
-        "picker), or use a contact name"
-    )
-
-
 def split_targets(to_text: str) -> list[str]:
     """Split "alice, db-oncall,+4477…" into names/numbers, dropping empty items."""
     return [item.strip() for item in to_text.split(",") if item.strip()]
 
 
-@dataclass(frozen=True)
-class Resolved:
-    """A target's recipients, and the Slack users it names who have no number (shown as
-    not reachable, so a roster member without a number never silently drops out)."""
-
-    recipients: tuple[Recipient, ...]
-    unreachable: tuple[str, ...] = ()
-
-
-def resolve(policy: Policy, target: str, directory: Directory = EMPTY_DIRECTORY) -> Resolved:
-    """A contact, group, Slack mention or number → its recipients.
-
-    Raises InvalidNumber / UnknownRecipient. Slack user groups are read from ``directory``,
-    which the caller looked up beforehand.
-    """
-    if group_mention := GROUP_MENTION.fullmatch(target):
-        target = _group_of(policy, group_mention.group(1))
-    if target in policy.slack_groups:
-        return _slack_group(policy, target, directory)
-    if target in policy.groups:
-        return Resolved(policy.groups[target])
-    if user := USER_MENTION.fullmatch(target):
-        return Resolved((_mentioned_user(policy, user.group(1), directory),))
-    if target in policy.contacts or target in policy.contact_slack:
-        return Resolved((_contact(policy, target, directory),))
-    if target.startswith(("@", "#")):
-        raise UnknownRecipient(_plain_mention(target))
-    if not any(char.isdigit() for char in target):
-        raise UnknownRecipient(f"'{target}' is not a contact, a group or a phone number")
-    number = parse_number(target, policy.defaults.region)
-    return Resolved((Recipient(number, policy.contact_name(number)),))
-
-
-def resolve_target(
-    policy: Policy, target: str, directory: Directory = EMPTY_DIRECTORY
-) -> tuple[Recipient, ...]:
-    """A target's recipients (see ``resolve``)."""
-    return resolve(policy, target, directory).recipients
-
-
-def names_known_slack_target(policy: Policy, target: str) -> bool:
-    """Whether ``target`` is a mention of a linked contact or of a group the policy knows,
-    which needs no Slack lookup to be recognised as a recipient."""
-    if user := USER_MENTION.fullmatch(target):
-        return policy.contact_of_user(user.group(1)) is not None
-    if group := GROUP_MENTION.fullmatch(target):
-        return group.group(1) in policy.slack_groups.values()
-    return False
-
-
-def _group_of(policy: Policy, group_id: str) -> str:
-    """The policy's group for a mentioned Slack user group."""
-    for name, linked in policy.slack_groups.items():
-        if linked == group_id:
-            return name
-    raise UnknownRecipient(f"{group_mention_text(group_id)} is not a group in the policy")
-
-
-def group_mention_text(group_id: str) -> str:
-    return f"<!subteam^{group_id}>"
-
-
-def _user_recipient(policy: Policy, user_id: str, directory: Directory) -> Recipient | None:
-    """A Slack user's number: their contact's in the file, else (when the policy allows
-    it) their Slack profile phone; None when there is neither."""
-    name = policy.contact_of_user(user_id)
-    number = policy.contacts.get(name) if name else None
-    if number is None and policy.defaults.slack_profile_numbers:
-        number = directory.phones.get(user_id)
-    return Recipient(number, name or policy.contact_name(number)) if number else None
-
-
-def _no_number(policy: Policy, who: str) -> UnknownRecipient:
-    where = " or their Slack profile" if policy.defaults.slack_profile_numbers else ""
-    return UnknownRecipient(f"{who} has no phone number in the policy{where}")
-
-
-def _mentioned_user(policy: Policy, user_id: str, directory: Directory) -> Recipient:
-    if policy.contact_of_user(user_id) is None:
-        raise UnknownRecipient(
-            f"{user_mention(user_id)} is not linked to a contact in the policy "
-            "(a contact's `slack:` names their user), so the bridge has no number for them"
-        )
-    recipient = _user_recipient(policy, user_id, directory)
-    if recipient is None:
-        raise _no_number(policy, user_mention(user_id))
-    return recipient
-
-
-def _contact(policy: Policy, name: str, directory: Directory) -> Recipient:
-    if name in policy.contacts:
-        return Recipient(policy.contacts[name], name)
-    user_id = policy.contact_slack[name]
-    recipient = _user_recipient(policy, user_id, directory)
-    if recipient is None:
-        raise _no_number(policy, f"{name} ({user_mention(user_id)})")
-    return recipient
-
-
-def _slack_group(policy: Policy, name: str, directory: Directory) -> Resolved:
-    """A group kept in Slack: its members as Slack lists them now, each with a number from
-    the file (or profile), and the members with none as unreachable."""
-    members = directory.members.get(policy.slack_groups[name])
-    if members is None:
-        raise UnknownRecipient(f"could not read {name}'s members from Slack; try again")
-    recipients: list[Recipient] = []
-    unreachable: list[str] = []
-    for user_id in sorted(members):
-        recipient = _user_recipient(policy, user_id, directory)
-        if recipient is None:
-            unreachable.append(user_mention(user_id))
-        else:
-            recipients.append(recipient)
-    if not recipients:
-        nobody = ", ".join(unreachable) or "it has no members"
-        raise UnknownRecipient(f"nobody in {name} has a phone number ({nobody})")
-    return Resolved(tuple(recipients), tuple(unreachable))
-
-
-def sender_rule(
-    policy: Policy, user_id: str, directory: Directory = EMPTY_DIRECTORY
-) -> SenderRule | None:
+def sender_rule(policy: Policy, user_id: str, directory: Directory) -> SenderRule | None:
     """The senders entry of a user, listed by id or through a Slack user group (the first
-    entry that matches); None: they may not send."""
+    entry that matches); None: they may not send, or ``permission`` cannot tell."""
     for rule in policy.senders:
-        if directory.matches(user_id, rule.users):
-            return rule
+        listed = directory.matches(user_id, rule.users)
+        if listed is not False:
+            return rule if listed else None
     return None
-
-
-def is_approver(policy: Policy, user_id: str, directory: Directory = EMPTY_DIRECTORY) -> bool:
-    """Whether a user may approve, listed by id or through a Slack user group."""
-    return directory.matches(user_id, policy.approvals.approvers)
 
 
 def _allowed_numbers(
@@ -248,9 +109,7 @@ def _allowed_numbers(
     return numbers, tuple(prefixes)
 
 
-def may_reach(
-    policy: Policy, rule: SenderRule, number: str, directory: Directory = EMPTY_DIRECTORY
-) -> bool:
+def may_reach(policy: Policy, rule: SenderRule, number: str, directory: Directory) -> bool:
     """Whether a senders entry allows texting this E.164 number."""
     if WILDCARD in rule.to:
         return True
@@ -275,30 +134,22 @@ def _recipients(
     targets: Sequence[str],
     directory: Directory,
     problems: list[Problem],
-) -> tuple[tuple[Recipient, ...], tuple[str, ...]]:
+) -> Resolved:
     """The distinct recipients of ``targets`` and the unreachable Slack users among them;
     every target that fails and every recipient the rule may not reach goes to
     ``problems``."""
-    recipients: dict[str, Recipient] = {}
-    unreachable: dict[str, None] = {}
     if not targets:
         problems.append(Problem("to", "say who to text: a contact, a group or a phone number"))
-    for target in targets:
-        try:
-            resolved = resolve(policy, target, directory)
-        except (InvalidNumber, UnknownRecipient) as exc:
-            problems.append(Problem("to", str(exc)))
-            continue
-        unreachable.update(dict.fromkeys(resolved.unreachable))
-        for recipient in resolved.recipients:
-            recipients.setdefault(recipient.number, recipient)
-    for recipient in recipients.values():
+    failed: list[str] = []
+    resolved = merge(policy, targets, directory, failed)
+    problems.extend(Problem("to", why) for why in failed)
+    for recipient in resolved.recipients:
         refusal = destination_refusal(recipient.number)
         if refusal:
             problems.append(Problem("to", f"{recipient.label}: {refusal}"))
         elif not may_reach(policy, rule, recipient.number, directory):
             problems.append(Problem("to", f"you may not text {recipient.label}"))
-    return tuple(recipients.values()), tuple(unreachable)
+    return resolved
 
 
 def decide(
@@ -314,38 +165,105 @@ def decide(
     Every problem is reported at once, each tied to its field, so a user fixes all in one go.
     ``directory`` holds the Slack user groups and profile phones, looked up by the caller.
     """
-    rule = sender_rule(policy, sender, directory)
+    rule, refusal = _sender(policy, sender, directory)
     if rule is None:
-        return Refuse((Problem("sender", "you are not allowed to send SMS from Slack"),))
+        return Refuse((Problem("sender", refusal),))
 
     problems: list[Problem] = []
-    recipients, unreachable = _recipients(policy, rule, targets, directory, problems)
-
-    usable = allowed_from_names(policy, rule)
-    chosen_from = from_name or (usable[0] if usable else policy.defaults.from_name)
-    if chosen_from not in policy.from_numbers:
-        problems.append(Problem("from", f"'{chosen_from}' is not one of the bridge's numbers"))
-    elif chosen_from not in usable:
-        problems.append(Problem("from", f"you may not send from '{chosen_from}'"))
-
-    segments = analyze(text)
-    if not text.strip():
-        problems.append(Problem("text", "the message is empty"))
-    elif segments.segments > policy.defaults.max_segments:
-        problems.append(Problem("text", too_long_message(segments, policy.defaults.max_segments)))
-
+    resolved = _recipients(policy, rule, targets, directory, problems)
+    chosen_from = _check_from_and_text(policy, rule, text, from_name, problems)
     if problems:
         return Refuse(tuple(problems))
     plan = SendPlan(
         sender=sender,
         from_name=chosen_from,
         from_number=policy.from_numbers[chosen_from],
-        recipients=recipients,
+        recipients=resolved.recipients,
         text=text,
-        segments=segments,
-        unreachable=unreachable,
+        segments=analyze(text),
+        unreachable=resolved.unreachable,
+        unread=resolved.unread,
+        targets=tuple(targets),
     )
     return NeedsApproval(plan) if rule.approval_required else Allow(plan)
+
+
+def _sender(policy: Policy, sender: str, directory: Directory) -> tuple[SenderRule | None, str]:
+    """The sender's ``senders`` entry, or None and why not (``permission`` says)."""
+    verdict = permission(policy, directory, sender, Action.SEND)
+    rule = sender_rule(policy, sender, directory)
+    if rule is None or not verdict.allowed:
+        return None, verdict.refusal() or "you may not send"
+    return rule, ""
+
+
+def _check_from_and_text(
+    policy: Policy, rule: SenderRule, text: str, from_name: str | None, problems: list[Problem]
+) -> str:
+    """The from-number to use (by name); its problems and the text's go to ``problems``."""
+    usable = allowed_from_names(policy, rule)
+    chosen_from = from_name or (usable[0] if usable else policy.defaults.from_name)
+    if chosen_from not in policy.from_numbers:
+        problems.append(Problem("from", f"'{chosen_from}' is not one of the bridge's numbers"))
+    elif chosen_from not in usable:
+        problems.append(Problem("from", f"you may not send from '{chosen_from}'"))
+    segments = analyze(text)
+    if not text.strip():
+        problems.append(Problem("text", "the message is empty"))
+    elif segments.segments > policy.defaults.max_segments:
+        problems.append(Problem("text", too_long_message(segments, policy.defaults.max_segments)))
+    return chosen_from
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """A recorded request checked again when it is sent: why none of it may go (``whole``),
+    else why each recipient that may not go (by number) may not."""
+
+    whole: str | None = None
+    held: Mapping[str, str] = field(default_factory=dict)
+    needs_approval: bool = False  # the sender's texts wait for an approver
+
+    def reason(self, number: str) -> str | None:
+        return self.whole or self.held.get(number)
+
+
+def recheck(
+    policy: Policy,
+    sender: str,
+    targets: Sequence[str],
+    numbers: Sequence[str],
+    text: str,
+    from_name: str,
+    directory: Directory,
+) -> Recheck:
+    """Authorize a recorded request again at send time, with the policy and Slack user groups
+    as they are now: the sender, the from-number and the text for the whole request; each
+    recipient on its own, so one who left a roster named in ``targets`` (read again now) is
+    not texted and the others still are."""
+    rule, refusal = _sender(policy, sender, directory)
+    if rule is None:
+        return Recheck(refusal)
+    problems: list[Problem] = []
+    _check_from_and_text(policy, rule, text, from_name, problems)
+    if problems:
+        return Recheck("; ".join(problem.message for problem in problems))
+    current: set[str] = set()
+    unread: list[str] = []
+    for target in targets:
+        try:
+            current.update(r.number for r in resolve_target(policy, target, directory))
+        except (InvalidNumber, UnknownRecipient) as exc:
+            unread.append(str(exc))
+    held: dict[str, str] = {}
+    for number in numbers:
+        if number not in current:
+            held[number] = "; ".join(unread) or "no longer on the roster it was texted through"
+        elif why := destination_refusal(number):
+            held[number] = why
+        elif not may_reach(policy, rule, number, directory):
+            held[number] = "the sender may no longer text this number"
+    return Recheck(None, held, rule.approval_required)
 
 
 def too_long_message(segments: SegmentInfo, max_segments: int) -> str:
@@ -368,34 +286,56 @@ def auto_page_sender(channel_id: str) -> str:
 
 
 def trim_to_segments(text: str, max_segments: int, suffix: str = "") -> str:
-    """The longest prefix of ``text`` (ending in "…" when cut), followed by ``suffix``,
-    within ``max_segments``."""
+    """The longest prefix of ``text``, marked as cut, followed by ``suffix``, within
+    ``max_segments``. The mark keeps the text's alphabet: "..." for a GSM-7 text, since
+    "…" is not GSM-7 and would make it UCS-2, halving what fits."""
     if analyze(text + suffix).segments <= max_segments:
         return text + suffix
+    mark = "..." if analyze(text + suffix).encoding == "GSM-7" else "…"
     low, high = 0, len(text)
     while low < high:
         middle = (low + high + 1) // 2
-        if analyze(text[:middle].rstrip() + "…" + suffix).segments <= max_segments:
+        if analyze(text[:middle].rstrip() + mark + suffix).segments <= max_segments:
             low = middle
         else:
             high = middle - 1
-    return text[:low].rstrip() + "…" + suffix
+    return text[:low].rstrip() + mark + suffix
 
 
-def decide_auto_page(policy: Policy, channel_id: str, text: str) -> Allow | Refuse:
-    """An automatic page from a channel's ``auto_page`` rule: its ``page`` target, the
-    default from-number, the text trimmed to fit. Allowed by the rule itself (admins wrote
-    it), but US numbers and empty texts are still refused."""
+def page_targets(policy: Policy, channel_id: str) -> tuple[str, ...]:
+    """Whom a page in a channel reaches when it names nobody: its ladder's first tier when
+    the channel escalates, else its ``page`` target (nobody: no such channel rule)."""
     rule = policy.channels.get(channel_id)
-    if rule is None or rule.auto_page is None or rule.page is None:
+    if rule is None:
+        return ()
+    ladder = policy.escalations.get(rule.escalation) if rule.escalation else None
+    return ladder.tiers[0].page if ladder else tuple(filter(None, (rule.page,)))
+
+
+def decide_auto_page(
+    policy: Policy, channel_id: str, text: str, directory: Directory
+) -> Allow | Refuse:
+    """An automatic page from a channel's ``auto_page`` rule: whom a page there reaches, the
+    default from-number, the text trimmed to fit. Allowed by the rule itself (admins wrote
+    it), but US numbers and empty texts are still refused, and a roster that cannot be read
+    is refused with why rather than paging nobody."""
+    rule = policy.channels.get(channel_id)
+    targets = page_targets(policy, channel_id)
+    if rule is None or rule.auto_page is None or not targets:
         return Refuse((Problem("sender", "this channel has no auto_page rule"),))
-    trimmed = trim_to_segments(text.strip(), policy.defaults.max_segments)
+    # Room for the longest reply code a ladder may add, so the page is cut only here, once.
+    room = code_suffix("A" * max(CODE_LENGTHS)) if rule.escalation else ""
+    trimmed = trim_to_segments(text.strip(), policy.defaults.max_segments, room)
+    trimmed = trimmed.removesuffix(room) if room else trimmed
     if not trimmed:
         return Refuse((Problem("text", "the message is empty"),))
-    recipients = resolve_target(policy, rule.page)
+    try:
+        resolved = resolve_all(policy, targets, directory)
+    except (InvalidNumber, UnknownRecipient) as exc:
+        return Refuse((Problem("to", str(exc)),))
     refusals = [
         Problem("to", f"{r.label}: {why}")
-        for r in recipients
+        for r in resolved.recipients
         if (why := destination_refusal(r.number))
     ]
     if refusals:
@@ -405,8 +345,12 @@ def decide_auto_page(policy: Policy, channel_id: str, text: str) -> Allow | Refu
             sender=auto_page_sender(channel_id),
             from_name=policy.defaults.from_name,
             from_number=policy.from_numbers[policy.defaults.from_name],
-            recipients=recipients,
+            recipients=resolved.recipients,
             text=trimmed,
             segments=analyze(trimmed),
+            unreachable=resolved.unreachable,
+            unread=resolved.unread,
+            targets=targets,
+            shortened=trimmed != text.strip(),
         )
     )

@@ -6,8 +6,7 @@ click's payload; the first decision wins by one conditional update in the store.
 
 from __future__ import annotations
 
-from bot.core.directory import EMPTY_DIRECTORY, Directory
-from bot.core.policy import is_approver
+from bot.core.access import Action, Subject
 from bot.sending.sends import Delivery
 from bot.sending.services import Services
 from bot.sending.views import already_decided, origin_of
@@ -53,19 +52,13 @@ class Approvals:
             f":hourglass: Your text needs an approver's OK; the request is in <#{channel}>.",
         )
 
-    def may_decide(
-        self, request: StoredRequest, user: str, directory: Directory = EMPTY_DIRECTORY
-    ) -> str | None:
+    async def may_decide(self, request: StoredRequest, user: str, *, approve: bool) -> str | None:
         """Why ``user`` may not decide this request, or None. Checked against the store's
-        record, the current policy and Slack user groups as ``directory`` has them, never
-        the payload."""
-        policy = self._services.policy
-        approvals = policy.approvals
-        if not is_approver(policy, user, directory):
-            return "only approvers can approve or reject texts"
-        if user == request.sender and not approvals.allow_self_approval:
-            return "you cannot approve or reject your own text"
-        return None
+        record, the current policy and Slack user groups as they are now, never the
+        payload."""
+        action = Action.APPROVE if approve else Action.REJECT
+        verdict = await self._services.may(user, action, Subject(requester=request.sender))
+        return verdict.refusal()
 
     async def decide(
         self, request_id: str, user: str, *, approve: bool, reason: str | None = None
@@ -75,8 +68,7 @@ class Approvals:
         request = await services.db(store.get_request, request_id)
         if request is None:
             return "this approval request is unknown to the bridge"
-        directory = await services.directory(services.policy)
-        refusal = self.may_decide(request, user, directory)
+        refusal = await self.may_decide(request, user, approve=approve)
         if refusal:
             return refusal
         won = await services.db(

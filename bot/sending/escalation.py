@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Literal
 
+from bot.core.access import Action, Subject, Verdict
 from bot.core.escalation import (
     DEFAULT_ACKED_SMS,
     Escalation,
@@ -32,13 +33,14 @@ from bot.core.escalation import (
     request_key,
 )
 from bot.core.model import reply_keyword
-from bot.core.policy import resolve_target, trim_to_segments
+from bot.core.policy import too_long_message
+from bot.core.rosters import resolve_all
 from bot.core.segments import analyze
 from bot.errors import BridgeError
 from bot.sending.sends import Delivery
 from bot.sending.services import Services
 from bot.slack.board_render import Board, board_blocks, board_text
-from bot.slack.render import show_number
+from bot.slack.render import show_number, unreachable_text
 from bot.store import NewRecipient, NewRequest, StoredRequest
 from bot.store.escalations import Climb, EscalationRecord
 
@@ -67,14 +69,20 @@ class Ladders:
         return (rule.escalation, ladder) if ladder else None
 
     # ------------------------------------------------------------------ starting
-    async def prepare(self, new: NewRequest) -> NewRequest:
+    async def prepare(self, new: NewRequest) -> NewRequest | str:
         """A page about to be recorded in a channel with a ladder gets its reply code; an
-        approval-bound page does not escalate (nobody may text before it is approved)."""
+        approval-bound page does not escalate (nobody may text before it is approved). A
+        text the code would push over ``max_segments`` is refused (why), never cut: what
+        someone typed goes whole or not at all (an alert was cut to leave it room)."""
         if new.kind != "page" or new.approval_required or not self._ladder_of(new.channel_id):
             return new
         code = await self._services.db(self._store.reserve_code)
         max_segments = self._services.policy.defaults.max_segments
-        return _with_text(new, trim_to_segments(new.text, max_segments, code_suffix(code)))
+        coded = _with_text(new, new.text + code_suffix(code))
+        if coded.segments > max_segments:
+            too_long = too_long_message(analyze(coded.text), max_segments)
+            return f"{too_long} once the page's reply code ({code_suffix(code).strip()}) is added"
+        return coded
 
     async def release(self, new: NewRequest) -> None:
         """A prepared page was refused (rate limit, everyone opted out) or was a repeat: its
@@ -131,40 +139,40 @@ class Ladders:
         step = ladder.step_after(escalation.tier, escalation.round) if ladder else None
         if ladder is None:
             logger.warning("escalation %r is no longer in the policy", escalation.name)
-        send, next_at = None, None
+        send, missed, next_at = None, "", None
         if step is not None and ladder is not None and page is not None:
-            send = self._rung_request(page, ladder, *step)
+            send, missed = await self._rung_request(page, ladder, *step)
             next_at = store.now() + ladder.wait_after(step[0])
         request_id = await db(store.climb, escalation, Climb(step, send, next_at, actor))
         if request_id is None:
             return False
         if request_id:
             await self._delivery.deliver(request_id)
+        if missed and page is not None:  # the roster members this rung could not text
+            await self._services.reporter.post(page.channel_id, missed, thread_ts=page.thread_ts)
         await self.refresh(escalation.id)
         return True
 
-    def _rung_request(
+    async def _rung_request(
         self, page: StoredRequest, ladder: Escalation, tier: int, round_: int
-    ) -> NewRequest | None:
-        """The page's text to a rung's people, or None when none of them can be texted."""
+    ) -> tuple[NewRequest | None, str]:
+        """The page's text to a rung's people, resolved like every other roster (Slack user
+        groups as they are now), or None when none of them can be texted; and who on its
+        rosters it cannot text (no number, or a profile Slack did not give), to say so."""
         policy = self._services.policy
-        recipients: dict[str, NewRecipient] = {}
-        for target in ladder.tiers[tier].page:
-            try:
-                found = resolve_target(policy, target)
-            except BridgeError as exc:
-                logger.warning("escalation tier %d: %s", tier + 1, exc)
-                continue
-            for recipient in found:
-                recipients.setdefault(
-                    recipient.number, NewRecipient(recipient.number, recipient.name)
-                )
-        if not recipients:
-            return None
-        return replace(
-            _like(page, request_key(page.id, f"r{round_}t{tier}")),
-            recipients=tuple(recipients.values()),
-        )
+        try:
+            found = resolve_all(
+                policy,
+                ladder.tiers[tier].page,
+                await self._services.directory(policy, patient=True),
+            )
+        except BridgeError as exc:
+            logger.warning("escalation tier %d: %s", tier + 1, exc)
+            return None, ""
+        missed = unreachable_text(found.unreachable, found.unread)
+        recipients = tuple(NewRecipient(r.number, r.name) for r in found.recipients)
+        rung = _like(page, request_key(page.id, f"r{round_}t{tier}"))
+        return replace(rung, recipients=recipients), missed
 
     # ------------------------------------------------------------------ acks and commands
     async def ack(
@@ -204,8 +212,10 @@ class Ladders:
         page = await db(store.get_request, escalation_id)
         if escalation is None or page is None:
             return "this page is unknown to the bridge"
-        if user != page.sender and user not in self._services.policy.approvals.approvers:
-            return "only the person who paged or an approver can escalate or stop this page"
+        action = Action.STOP if what == "stop" else Action.ESCALATE
+        verdict = await self._services.may(user, action, Subject(requester=page.sender))
+        if not verdict.allowed:
+            return verdict.refusal()
         if escalation.state != "open":
             return f"this page is already {escalation.state}"
         ladder = self.ladder(escalation.name)
@@ -219,14 +229,20 @@ class Ladders:
             done = await self.climb(escalation, actor=user)
         return None if done else "someone else moved this page at the same moment; see the board"
 
-    def may_ack(self, user: str) -> bool:
-        """Anyone allowed to send SMS, or an approver, may ack from Slack."""
-        policy = self._services.policy
-        return policy.rule_for(user) is not None or user in policy.approvals.approvers
+    async def may_ack(self, escalation_id: str, actor: str, action: Action) -> Verdict:
+        """Whether ``actor`` (a Slack user, or the number that replied) may ack this page:
+        ``bot.core.access`` says, knowing the page's requester and whom it texted."""
+        db, store = self._services.db, self._store
+        page = await db(store.get_request, escalation_id)
+        texted = frozenset(t.number for t in await db(store.texted_by, escalation_id))
+        subject = Subject(requester=page.sender if page else None, texted=texted)
+        return await self._services.may(actor, action, subject)
 
-    async def on_reply(self, contact: str, text: str) -> str | None:
+    async def on_reply(self, contact: str, text: str) -> tuple[str | None, bool]:
         """An SMS reply that acks a ladder: its code, or an ack word from someone with one
-        open page. A note for the reply posted in Slack, or None when it acks no ladder."""
+        open page. A note for the reply posted in Slack (None when it acks no ladder), and
+        whether it was an ack word that could not say which page: then nothing is acked, and
+        the replier is asked by SMS for the code."""
         db, store = self._services.db, self._store
         keyword = reply_keyword(text)
         ack_words = self._services.policy.replies.ack_words
@@ -238,17 +254,45 @@ class Ladders:
             found = await db(store.open_escalations_to, contact)
             if len(found) > 1:
                 codes = ", ".join(e.code for e in found)
-                return (
-                    f":grey_question: {label} has {len(found)} open pages; reply a code ({codes})."
-                )
+                await self._ask_for_code(contact, found)
+                note = f":grey_question: {label} has {len(found)} open pages; asked by SMS to "
+                return f"{note}reply a code ({codes}). Nothing was acked.", True
         else:
-            return None
+            return None, False
         if not found:
-            return None
+            return None, False
         escalation = found[0]
+        action = Action.ACK_CODE if code is not None else Action.ACK_WORD
+        if not (await self.may_ack(escalation.id, contact, action)).allowed:
+            return None, False
         if await self.ack(escalation.id, contact, "sms", label, contact):
-            return f":white_check_mark: {label} acked page {escalation.code}: paging stopped."
-        return f":information_source: {label} acked page {escalation.code} late; it was handled."
+            return (
+                f":white_check_mark: {label} acked page {escalation.code}: paging stopped.",
+                False,
+            )
+        return (
+            f":information_source: {label} acked page {escalation.code} late; it was handled.",
+            False,
+        )
+
+    async def _ask_for_code(self, contact: str, open_pages: list[EscalationRecord]) -> None:
+        """Text someone who answered several open pages with a bare ack word which codes
+        to reply, once per those pages (the newest page's thread shows it went)."""
+        db, store = self._services.db, self._store
+        newest = await db(store.get_request, open_pages[0].id)
+        if newest is None:
+            return
+        codes = " or ".join(e.code for e in open_pages)
+        ask = f"You have {len(open_pages)} open pages. Reply {codes} to ack the one you take."
+        pages = "-".join(sorted(e.id[:8] for e in open_pages))
+        base = _with_text(_like(newest, request_key(newest.id, f"ask:{contact}:{pages}")), ask)
+        recorded = await db(
+            store.record_request,
+            replace(base, kind="sms", recipients=(NewRecipient(contact, None),)),
+            opt_outs=False,
+        )
+        if recorded is not None:
+            await self._delivery.deliver(recorded.request.id)
 
     async def pause(self, seconds: float) -> None:
         """The reply poller's wait between polls, cut short to ``replies.page_poll_interval``
@@ -287,6 +331,7 @@ class Ladders:
             tuple(await db(store.escalation_steps, escalation_id)),
             tuple(await db(store.texted_by, escalation_id)),
             self._who,
+            self._services.masked(),
         )
         text, blocks = board_text(board), board_blocks(board)
         if escalation.board_ts is not None:

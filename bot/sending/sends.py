@@ -9,16 +9,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-from bot.core.directory import EMPTY_DIRECTORY, Directory
+from bot.core.directory import Directory
 from bot.core.escalation import is_ladder_request
 from bot.core.model import Recipient
 from bot.core.phone import mask
-from bot.core.policy import AUTO_PAGE_PREFIX, NeedsApproval, Refuse, decide, decide_auto_page
+from bot.core.policy import AUTO_PAGE_PREFIX, Recheck, Refuse, decide_auto_page, recheck
 from bot.errors import TwoChatError
 from bot.sending.leases import Held, RequestLeases, heartbeat
 from bot.sending.pace import EditPace
 from bot.sending.services import Services
-from bot.sending.views import UNKNOWN_AFTER_CRASH, origin_of, outcome_of
+from bot.sending.views import UNKNOWN_AFTER_CRASH, origin_of, outcome_of, targets_of
 from bot.slack.ids import RetryOffer
 from bot.slack.render import (
     describe_error,
@@ -300,13 +300,14 @@ class Delivery:
         """The sends that may go; the others (policy refuses, number opted out) are marked
         failed with the reason."""
         db, store = self._services.db, self._services.store
-        refusal = self.recheck(run.request, await self._services.directory(self._services.policy))
+        directory = await self._services.directory(self._services.policy, patient=True)
+        checked = self.recheck(run.request, directory)
         opted_out = run.opted_out
         if opted_out is None:
             opted_out = await db(store.opted_out_numbers, [send.number for send in sends])
         going: list[SendRecord] = []
         for send in sends:
-            reason = refusal
+            reason = checked.reason(send.number)
             if reason is None and send.number in opted_out:
                 reason = opted_out_reason([Recipient(send.number, send.name)])
             if reason is None:
@@ -379,30 +380,35 @@ class Delivery:
             logger.info("send %d: its held 2Chat acceptance is recorded", send_id)
             await db(store.complete_request_if_done, request_id)
 
-    def recheck(self, request: StoredRequest, directory: Directory = EMPTY_DIRECTORY) -> str | None:
+    def recheck(self, request: StoredRequest, directory: Directory) -> Recheck:
         """Authorize again at send time against the current policy and Slack user groups as
-        they are now (``directory``); None means go."""
+        they are now (``directory``): rosters the request named are read again, so someone
+        who left one is not texted and the others still are."""
         policy = self._services.policy
         if is_ladder_request(request.dedupe_key):
-            return None  # a tier or "acked" SMS of a ladder: the policy's ladder is its rule
+            return Recheck()  # a tier or "acked" SMS of a ladder: the policy's ladder is its rule
         if request.sender.startswith(AUTO_PAGE_PREFIX):
             auto = decide_auto_page(
-                policy, request.sender.removeprefix(AUTO_PAGE_PREFIX), request.text
+                policy, request.sender.removeprefix(AUTO_PAGE_PREFIX), request.text, directory
             )
-            return auto.reason if isinstance(auto, Refuse) else None
-        decision = decide(
+            if isinstance(auto, Refuse):
+                return Recheck(auto.reason)
+            now = {recipient.number for recipient in auto.plan.recipients}
+            gone = "no longer on the roster it was texted through"
+            return Recheck(held={r.number: gone for r in request.recipients if r.number not in now})
+        numbers = [recipient.number for recipient in request.recipients]
+        checked = recheck(
             policy,
             request.sender,
-            [recipient.number for recipient in request.recipients],
+            targets_of(request) or numbers,
+            numbers,
             request.text,
             request.from_name,
             directory,
         )
-        if isinstance(decision, Refuse):
-            return decision.reason
-        if isinstance(decision, NeedsApproval) and request.decided_by is None:
-            return "approval required: an approver must OK this text first"
-        return None
+        if checked.needs_approval and request.decided_by is None:
+            return Recheck("approval required: an approver must OK this text first")
+        return checked
 
 
 class LiveReply:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import logging
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
+from bot.core.access import Action, Subject, Verdict, permission
 from bot.core.directory import DirectorySource, no_directory
 from bot.core.model import Policy
 from bot.sending.store_calls import store_calls
@@ -16,6 +18,7 @@ from bot.slack.render import request_text
 from bot.slack.reporter import SlackReporter
 from bot.store import Store, StoredRequest
 
+logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -39,6 +42,17 @@ class Services:
         # Slack user groups and profile phones for a decision; the app sets Slack's reader
         # (``bot.slack.directory``), and a policy that names no Slack people needs none.
         self.directory: DirectorySource = no_directory
+
+    async def may(self, actor: str, action: Action, subject: Subject | None = None) -> Verdict:
+        """Whether ``actor`` may take ``action`` (``bot.core.access.permission``) with Slack
+        user groups as they are now; a roster that could not be read is logged with why."""
+        policy = self.policy
+        verdict = permission(policy, await self.directory(policy), actor, action, subject)
+        if verdict.answer == "unknown":
+            logger.warning(
+                "cannot tell whether %s may %s: could not read %s", actor, action, verdict.why
+            )
+        return verdict
 
     def ack_seen(self, via: str) -> None:
         """Tell the listeners a page was acknowledged (the first ack only)."""

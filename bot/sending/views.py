@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from bot.core.model import Recipient
 from bot.core.policy import SendPlan
 from bot.core.segments import analyze
@@ -50,3 +52,16 @@ def already_decided(request: StoredRequest | None) -> str:
     verdict = request.state if request.state in ("rejected", "expired") else "approved"
     who = f" by <@{request.decided_by}>" if request.decided_by else ""
     return f"this text was already {verdict}{who}"
+
+
+def targets_of(request: StoredRequest) -> tuple[str, ...]:
+    """The recipients a request named, as recorded (none for older or ladder requests)."""
+    if not request.targets:
+        return ()
+    found = json.loads(request.targets)
+    return tuple(str(target) for target in found) if isinstance(found, list) else ()
+
+
+def recorded_targets(targets: tuple[str, ...]) -> str | None:
+    """How ``NewRequest.targets`` keeps a plan's targets."""
+    return json.dumps(list(targets)) if targets else None

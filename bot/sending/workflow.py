@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import ParamSpec, TypeVar
 
+from bot.core.access import Action, Subject
 from bot.core.model import Policy, Recipient
 from bot.core.policy import Allow, NeedsApproval
 from bot.errors import StoreError, TwoChatError
@@ -20,6 +21,7 @@ from bot.sending.reconcile import sent_like
 from bot.sending.sends import Delivery, Run
 from bot.sending.services import Services
 from bot.sending.sweeper import Sweeper
+from bot.sending.views import recorded_targets
 from bot.slack.render import (
     inbound_status_text,
     opted_out_reason,
@@ -144,6 +146,8 @@ class Workflow(Services):
         if signature is not None:
             claims.append(signature)
         new = await self.ladders.prepare(self._new_request(decision, origin, policy))
+        if isinstance(new, str):
+            return refusal_text(new, self.masked())
         limits = policy.limits
         try:
             recorded = await self.db(
@@ -202,6 +206,7 @@ class Workflow(Services):
             response_url=origin.response_url,
             thread_ts=origin.thread_ts,
             dedupe_key=origin.dedupe_key,
+            targets=recorded_targets(plan.targets),
         )
 
     async def decide_request(
@@ -210,11 +215,10 @@ class Workflow(Services):
         """Approve or reject; the first decision wins. A message for the clicker, or None."""
         return await self.approvals.decide(request_id, user, approve=approve, reason=reason)
 
-    async def may_decide(self, request: StoredRequest, user: str) -> str | None:
+    async def may_decide(self, request: StoredRequest, user: str, *, approve: bool) -> str | None:
         """Why ``user`` may not decide this request, or None (the approvals say, with
         Slack user groups as they are now)."""
-        directory = await self.directory(self.policy)
-        return self.approvals.may_decide(request, user, directory)
+        return await self.approvals.may_decide(request, user, approve=approve)
 
     async def retry(self, send_id: int, user: str, attempts: int | None = None) -> str | None:
         """Retry one send whose outcome is unknown (or failed): requester or approver only;
@@ -225,8 +229,9 @@ class Workflow(Services):
         request = await self.db(self.store.get_request, send.request_id)
         if request is None:
             return "this send is unknown to the bridge"
-        if user != request.sender and user not in self.policy.approvals.approvers:
-            return "only the requester or an approver can retry this text"
+        verdict = await self.may(user, Action.RETRY, Subject(requester=request.sender))
+        if not verdict.allowed:
+            return verdict.refusal()
         if not await self.db(self.store.retry_send, send_id, attempts):
             return "this send was already retried"
         note = None
@@ -268,9 +273,10 @@ class Workflow(Services):
     async def status(self, message_id: str, user: str) -> str:
         """``/sms status``: what the bridge knows of one SMS it sent or read, and what
         2Chat's GET /open/sms/message says (asked only for the bridge's own messages)."""
+        verdict = await self.may(user, Action.STATUS)
+        if not verdict.allowed:
+            return f":no_entry: {verdict.sentence()}"
         policy = self.policy
-        if policy.rule_for(user) is None and user not in policy.approvals.approvers:
-            return ":no_entry: Only people who may send SMS can look up sends."
         send = await self.db(self.store.send_by_message_id, message_id)
         inbound = None if send else await self.db(self.store.inbound_message, message_id)
         if send is None and inbound is None:

@@ -94,7 +94,10 @@ async def open_reject_form(bridge: Bridge, client: AsyncWebClient, action: Block
     """A Reject click: the reason form, for someone who may decide this request."""
     request_id, channel, user = action.button_value(), action.answer_channel(), action.user_id
     request = await bridge.workflow.db(bridge.workflow.store.get_request, request_id)
-    refusal = await bridge.workflow.may_decide(request, user) if request else "unknown request"
+    workflow = bridge.workflow
+    refusal = (
+        await workflow.may_decide(request, user, approve=False) if request else "unknown request"
+    )
     if refusal:
         await bridge.tell_clicker(channel, user, f":no_entry: {refusal}")
         return

@@ -14,7 +14,7 @@ from datetime import datetime
 from bot.core.escalation import Escalation
 from bot.slack.blocks import Block, button, sections
 from bot.slack.ids import ActionId
-from bot.slack.render import untrusted
+from bot.slack.render import shown, untrusted
 from bot.store.escalations import EscalationRecord, EscalationStep, Texted
 
 _VIA = {"sms": "by SMS", "button": "with the Ack button", "reaction": "with :white_check_mark:"}
@@ -22,13 +22,15 @@ _VIA = {"sms": "by SMS", "button": "with the Ack button", "reaction": "with :whi
 
 @dataclass(frozen=True)
 class Board:
-    """What the board shows; ``who`` names an actor (a Slack user or a phone number)."""
+    """What the board shows; ``who`` names an actor (a Slack user or a phone number), and
+    ``masked`` is the policy's ``mask_numbers`` for numbers the ladder's tiers name."""
 
     escalation: EscalationRecord
     ladder: Escalation | None
     steps: tuple[EscalationStep, ...]
     texted: tuple[Texted, ...]
     who: Callable[[str], str]
+    masked: bool = False
 
 
 def slack_time(at: datetime, token: str = "{time}") -> str:
@@ -115,7 +117,7 @@ def _next(board: Board) -> str | None:
     step = ladder.step_after(esc.tier, esc.round)
     if step is None:
         return f"No ack by {countdown}: the ladder ends (nobody is left to text)."
-    targets = ", ".join(untrusted(t) for t in ladder.tiers[step[0]].page)
+    targets = ", ".join(shown(t, board.masked) for t in ladder.tiers[step[0]].page)
     return f"Next: tier {step[0] + 1} ({targets}) {countdown} unless someone acks."
 
 

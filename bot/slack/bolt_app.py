@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import (
+    warning_client_prioritized_and_token_skipped,
+    warning_token_skipped,
+)
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
@@ -20,21 +25,42 @@ from bot.slack import (
     shortcuts,
 )
 from bot.slack.deps import Bridge
+from bot.slack.identity import SlackIdentity
 from bot.slack.render import describe_error
 
 
 class _SameTokenWarning(logging.Filter):
     """Bolt reads SLACK_BOT_TOKEN from the environment by itself, then warns at every start
-    that the client's token wins over it: they are the same token, so the warning is noise."""
+    that the client's token wins over it, and that ``authorize`` wins over both: it is the
+    same token each time, so the warnings are noise."""
+
+    NOISE = frozenset({warning_client_prioritized_and_token_skipped(), warning_token_skipped()})
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+        return record.getMessage() not in self.NOISE
+
+
+def bolt_authorize(identity: SlackIdentity) -> Callable[..., Awaitable[AuthorizeResult]]:
+    """``identity.authorize`` as Bolt calls it: Bolt passes arguments by the names it reads
+    from the function, and would take a method's ``self`` for one of them."""
+
+    async def authorize(
+        enterprise_id: str | None, team_id: str | None, user_id: str | None
+    ) -> AuthorizeResult:
+        return await identity.authorize(enterprise_id, team_id, user_id)
+
+    return authorize
 
 
 def build_app(
-    bridge: Bridge, client: AsyncWebClient, signing_secret: str | None, socket_mode: bool
+    bridge: Bridge,
+    client: AsyncWebClient,
+    signing_secret: str | None,
+    socket_mode: bool,
+    identity: SlackIdentity,
 ) -> AsyncApp:
-    """The Bolt app with every listener. Bolt verifies each HTTP request's signature."""
+    """The Bolt app with every listener. Bolt verifies each HTTP request's signature;
+    ``identity`` authorizes each request without a call to Slack."""
     # Bolt logs whole request and response bodies at DEBUG, phone numbers included.
     bolt_logger = logging.getLogger("slack_bolt.AsyncApp")
     bolt_logger.setLevel(max(logging.getLogger().getEffectiveLevel(), logging.INFO))
@@ -42,6 +68,7 @@ def build_app(
     app = AsyncApp(
         logger=bolt_logger,
         client=client,
+        authorize=bolt_authorize(identity),
         signing_secret=signing_secret or "",
         request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,

@@ -10,9 +10,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.access import Action, permission
 from bot.core.commands import parse_sms_command
 from bot.core.model import Policy
-from bot.core.policy import Refuse, decide, split_targets
+from bot.core.policy import Refuse, decide, sender_rule, split_targets
 from bot.errors import BridgeError, StoreError
 from bot.sending.views import outcome_of, plan_of
 from bot.slack.compose_modal import open_compose_modal
@@ -128,8 +129,9 @@ async def request_status(bridge: Bridge, request_id: str, user_id: str) -> list[
     """Every failed send of one request (the thread names only the first few), for the
     people who may look up sends; one or more messages."""
     policy, workflow = bridge.policy, bridge.workflow
-    if policy.rule_for(user_id) is None and user_id not in policy.approvals.approvers:
-        return [":no_entry: Only people who may send SMS can look up sends."]
+    verdict = await workflow.may(user_id, Action.STATUS)
+    if not verdict.allowed:
+        return [f":no_entry: {verdict.sentence()}"]
     request = await workflow.db(workflow.store.get_request, request_id)
     if request is None:
         return [f":grey_question: The bridge has no text with id `{request_id}`."]
@@ -141,13 +143,14 @@ async def request_status(bridge: Bridge, request_id: str, user_id: str) -> list[
 
 async def help_for(bridge: Bridge, user_id: str) -> str:
     """``/sms help``, with the opt-out list for people who may send."""
-    policy = bridge.policy
+    policy, workflow = bridge.policy, bridge.workflow
+    directory = await bridge.directory()
     opted_out: list[tuple[str, datetime]] = []
-    if policy.rule_for(user_id) is not None or user_id in policy.approvals.approvers:
+    if permission(policy, directory, user_id, Action.HELP).allowed:
         try:
-            opt_outs = await bridge.workflow.answering(bridge.workflow.store.opt_outs)
+            opt_outs = await workflow.answering(workflow.store.opt_outs)
         except StoreError as exc:  # help must still answer within Slack's 3 seconds
             logger.warning("opt-out list unavailable for /sms help: %s", exc)
             opt_outs = []
         opted_out = [(o.number, o.since) for o in opt_outs]
-    return help_text(policy, user_id, opted_out)
+    return help_text(policy, sender_rule(policy, user_id, directory), opted_out)

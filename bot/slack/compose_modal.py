@@ -26,6 +26,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.access import Action
 from bot.core.commands import SmsCommand
 from bot.core.directory import EMPTY_DIRECTORY, Directory, user_mention
 from bot.core.model import Policy
@@ -294,7 +295,7 @@ def compose_view(
             _from_block(policy, usable, chosen),
             recipients_block(
                 policy,
-                user_id,
+                sender_rule(policy, user_id, directory),
                 (BLOCK_TO, ACTION_TO),
                 "To",
                 "alice, db-oncall or +447700900123",
@@ -381,6 +382,10 @@ async def open_compose_modal(
     origin = Origin(command.channel_id, command.user_id, response_url=response_url)
     meta = ComposeMeta(command.channel_id, response_url, parsed.from_name)
     values = ComposeValues(from_name=parsed.from_name, to=parsed.to)
+    verdict = await bridge.workflow.may(command.user_id, Action.SEND)
+    if verdict.answer == "unknown":
+        await bridge.reporter.tell_requester(origin, f":warning: {verdict.refusal()}.")
+        return
     try:
         directory = await bridge.directory()
         view = compose_view(bridge.policy, command.user_id, values, meta, directory)

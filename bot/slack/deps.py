@@ -49,10 +49,10 @@ class Bridge:
     def policy(self) -> Policy:
         return self.policy_source()
 
-    async def directory(self) -> Directory:
+    async def directory(self, *, patient: bool = False) -> Directory:
         """Slack user groups and profile phones for the current policy, looked up before a
-        decision so that ``decide`` stays pure."""
-        return await self.workflow.directory(self.policy)
+        decision so that ``decide`` stays pure; ``patient`` when no Slack request waits."""
+        return await self.workflow.directory(self.policy, patient=patient)
 
     async def names_in(self, value: object) -> Mapping[str, str]:
         """The names of the users mentioned without one in ``value`` (command text or a
@@ -76,14 +76,14 @@ class Bridge:
         """``submit``, raising StoreError during a database outage (for a caller that can
         wait for the database rather than refuse)."""
         refusal = await self.workflow.submit(decision, origin)
-        if refusal is None and decision.plan.unreachable:
+        if refusal is None and (decision.plan.unreachable or decision.plan.unread):
             self.runner.spawn(self._say_unreachable(decision, origin), name="unreachable")
         return refusal
 
     async def _say_unreachable(self, decision: Allow | NeedsApproval, origin: Origin) -> None:
         """Roster members with no number are not texted; say who, where the outcome goes
         (a page's thread, else the requester), so nobody assumes they were reached."""
-        text = unreachable_text(decision.plan.unreachable)
+        text = unreachable_text(decision.plan.unreachable, decision.plan.unread)
         if origin.thread_ts is not None:
             await self.reporter.post(origin.channel_id, text, thread_ts=origin.thread_ts)
         else:

@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncAck
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.model import WILDCARD, Policy
+from bot.core.model import WILDCARD, Policy, SenderRule
 from bot.core.policy import Decision, Refuse, split_targets
 from bot.slack.deps import BadPayload, Bridge
 from bot.slack.payloads import GarbledField
@@ -49,10 +49,10 @@ async def open_view(
     return None
 
 
-def to_hint(policy: Policy, user_id: str) -> str:
-    """Who this user may text, under a recipients field: the first names of long lists and
-    how many more, so the hint stays within Slack's limit however big the policy is."""
-    rule = policy.rule_for(user_id)
+def to_hint(policy: Policy, rule: SenderRule | None) -> str:
+    """Who a user with this ``senders`` entry may text, under a recipients field: the first
+    names of long lists and how many more, so the hint stays within Slack's limit however
+    big the policy is."""
     if rule is None:
         return ""
     if WILDCARD in rule.to:
@@ -70,7 +70,7 @@ def to_hint(policy: Policy, user_id: str) -> str:
 
 def recipients_block(
     policy: Policy,
-    user_id: str,
+    rule: SenderRule | None,
     ids: tuple[str, str],
     label: str,
     placeholder: str,
@@ -95,7 +95,7 @@ def recipients_block(
         "optional": optional,
         "element": element,
     }
-    hint = to_hint(policy, user_id)
+    hint = to_hint(policy, rule)
     if hint:
         block["hint"] = plain(hint)
     return block

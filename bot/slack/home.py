@@ -18,7 +18,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.model import Policy
+from bot.core.access import Action, permission
+from bot.core.model import Policy, SenderRule
+from bot.core.policy import sender_rule
 from bot.sending.views import outcome_of, plan_of
 from bot.slack.blocks import (
     MAX_VIEW_BLOCKS,
@@ -70,17 +72,20 @@ def request_summary(request: StoredRequest, sends: Sequence[SendRecord], masked:
 def home_view(
     policy: Policy,
     user: str,
+    rule: SenderRule | None,
     recent: Sequence[tuple[StoredRequest, Sequence[SendRecord]]],
     pending: Sequence[StoredRequest] | None,
     opted_out: Sequence[tuple[str, datetime]] = (),
 ) -> dict[str, Any]:
-    """The Home tab for ``user``; ``pending`` is None for someone who is not an approver.
+    """The Home tab for ``user``, whose ``senders`` entry is ``rule``; ``pending`` is None
+    for someone who may not see the approvals, ``opted_out`` empty for someone who may not
+    see the opt-out list (``bot.core.access`` decides both).
 
     Slack refuses a view of more than 100 blocks, so whole items are taken while they fit
     (approvals first, leaving ``RECENT_ROOM`` for the recent texts) and the rest counted."""
     masked = policy.defaults.mask_numbers
-    blocks: list[Block] = [header("SMS Bridge"), *sections(permissions_text(policy, user))]
-    if opted_out and policy.rule_for(user) is not None:
+    blocks: list[Block] = [header("SMS Bridge"), *sections(permissions_text(policy, rule))]
+    if opted_out:
         blocks.append(context(opted_out_text(policy, opted_out)))
     if pending is not None:
         blocks.append(header(f"Waiting for approval ({len(pending)})"))
@@ -131,16 +136,20 @@ async def build_home(bridge: Bridge, user: str) -> dict[str, Any]:
     policy = bridge.policy
     requests = await workflow.db(store.recent_requests, user, RECENT_LIMIT)
     recent = [(request, await workflow.db(store.sends, request.id)) for request in requests]
+    directory = await bridge.directory()
     pending: list[StoredRequest] | None = None
-    if user in policy.approvals.approvers:
+    if permission(policy, directory, user, Action.HOME).allowed:
         now = store.now()
         pending = [
             request
             for request in await workflow.db(store.requests_in_state, "pending_approval")
             if request.expires_at is None or request.expires_at > now
         ]
-    opted_out = [(o.number, o.since) for o in await workflow.db(store.opt_outs)]
-    return home_view(policy, user, recent, pending, opted_out)
+    opted_out: list[tuple[str, datetime]] = []
+    if permission(policy, directory, user, Action.HELP).allowed:
+        opted_out = [(o.number, o.since) for o in await workflow.db(store.opt_outs)]
+    rule = sender_rule(policy, user, directory)
+    return home_view(policy, user, rule, recent, pending, opted_out)
 
 
 async def publish_home(bridge: Bridge, client: AsyncWebClient, user: str) -> None:

@@ -1,8 +1,9 @@
 """The pager board's controls: **Ack**, **Escalate now** and **Stop paging** buttons, and a
 :white_check_mark: reaction on the board, which acks like the button.
 
-Anyone allowed to send SMS (or an approver) may ack; only the person who paged and the
-approvers may escalate or stop. Everyone else is told so privately. The board itself is
+Who may ack (people allowed to send SMS, approvers, people the page texted), escalate or
+stop (the person who paged, approvers) is ``bot.core.access``'s answer, as for every action;
+everyone else is told so privately. The board itself is
 drawn by ``board_render`` and kept current by ``sending.escalation``.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.access import Action
 from bot.sending.escalation import Command, Via
 from bot.slack.deps import BadPayload, Bridge
 from bot.slack.ids import ActionId
@@ -23,7 +25,6 @@ from bot.slack.payloads import BlockAction, ReactionAdded, optional
 logger = logging.getLogger(__name__)
 
 ACK_REACTION = "white_check_mark"
-NOT_ALLOWED = "only people allowed to send SMS, or approvers, can ack a page"
 
 
 async def ack_from_slack(
@@ -37,8 +38,10 @@ async def ack_from_slack(
 ) -> None:
     """Ack for a Slack user; a refusal or a late ack is told to them privately."""
     ladders = bridge.workflow.ladders
-    if not ladders.may_ack(user):
-        await bridge.tell_clicker(channel, user, f":no_entry: {NOT_ALLOWED}")
+    action = Action.ACK_REACTION if via == "reaction" else Action.ACK_BUTTON
+    verdict = await ladders.may_ack(escalation_id, user, action)
+    if not verdict.allowed:
+        await bridge.tell_clicker(channel, user, f":no_entry: {verdict.refusal()}")
         return
     label = await _name_of(client, user)
     if not await ladders.ack(escalation_id, user, via, label):

@@ -21,7 +21,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from bot.core.alerts import alert_key, auto_page_text, message_text
 from bot.core.model import Policy
 from bot.core.page_command import parse_page
-from bot.core.policy import Refuse, auto_page_sender, decide, decide_auto_page
+from bot.core.policy import Refuse, auto_page_sender, decide, decide_auto_page, page_targets
 from bot.core.segments import gsm7_cleanup
 from bot.errors import StoreError
 from bot.slack.deps import DATABASE_UNAVAILABLE, BadPayload, Bridge
@@ -64,24 +64,21 @@ async def page_from_mention(
     if command is None:
         await bridge.reporter.whisper(channel, user, usage_text(policy, channel, bot_user_id))
         return
-    targets: Sequence[str] = command.targets
+    targets: Sequence[str] = command.targets or page_targets(policy, channel)
     if not targets:
-        rule = policy.channels.get(channel)
-        if rule is None or not (rule.page or rule.escalation):
-            await bridge.reporter.whisper(
-                channel,
-                user,
-                refusal_text("this channel has no page group; say who, e.g. `page db-oncall …`"),
-            )
-            return
-        ladder = policy.escalations.get(rule.escalation) if rule.escalation else None
-        targets = ladder.tiers[0].page if ladder else tuple(filter(None, (rule.page,)))
+        await bridge.reporter.whisper(
+            channel,
+            user,
+            refusal_text("this channel has no page group; say who, e.g. `page db-oncall …`"),
+        )
+        return
     if not command.text:
         await bridge.reporter.whisper(
             channel, user, refusal_text("say what is happening after who to page")
         )
         return
-    decision = decide(policy, user, targets, command.text, directory=await bridge.directory())
+    directory = await bridge.directory(patient=True)  # Slack had its answer
+    decision = decide(policy, user, targets, command.text, None, directory)
     if isinstance(decision, Refuse):
         await bridge.reporter.whisper(channel, user, refusal_text(decision.reason))
         return
@@ -120,11 +117,16 @@ async def auto_page(bridge: Bridge, alert: MessageEvent, text: str) -> None:
         if not await outage.wait(lambda: workflow.db(workflow.store.claim_key, key, window)):
             logger.info("auto-page in %s: same alert already paged within the window", channel)
             return
-        decision = decide_auto_page(bridge.policy, channel, gsm7_cleanup(text))
+        directory = await bridge.directory(patient=True)
+        decision = decide_auto_page(policy, channel, gsm7_cleanup(text), directory)
+        if isinstance(decision, Refuse) and directory.unread:
+            # Slack could not tell who is on call: the next identical alert must try again.
+            await outage.wait(lambda: workflow.db(workflow.store.release_key, key))
         if isinstance(decision, Refuse):
             refusal: str | None = refusal_text(decision.reason)
         else:
             sender = auto_page_sender(channel)
+            accepted = decision
 
             def origin() -> Origin:
                 # A try the database recorded too late was expired, not sent, yet holds the
@@ -132,7 +134,13 @@ async def auto_page(bridge: Bridge, alert: MessageEvent, text: str) -> None:
                 key = f"{alert.dedupe_key}#{outage.tries}" if outage.tries else alert.dedupe_key
                 return Origin(channel, sender, thread_ts=alert.ts, dedupe_key=key, kind=KIND)
 
-            refusal = await outage.wait(lambda: bridge.accept(decision, origin()))
+            refusal = await outage.wait(lambda: bridge.accept(accepted, origin()))
+            if refusal is None and decision.plan.shortened:
+                limit = policy.defaults.max_segments
+                note = (
+                    f":scissors: *Auto-page:* the alert was shortened to fit {limit} SMS segments."
+                )
+                await bridge.reporter.post(channel, note, thread_ts=alert.ts)
     except StoreError as exc:
         logger.warning("auto-page in %s not sent, database unavailable: %s", channel, exc)
         refusal = refusal_text(DATABASE_UNAVAILABLE)

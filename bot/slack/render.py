@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.core.model import WILDCARD, Policy, Recipient
+from bot.core.model import WILDCARD, Policy, Recipient, SenderRule
 from bot.core.phone import mask
 from bot.core.policy import AUTO_PAGE_PREFIX, SendPlan, allowed_from_names
 from bot.core.segments import SegmentInfo
@@ -231,9 +231,9 @@ def unposted_approval_text(channel: str) -> str:
     )
 
 
-def permissions_text(policy: Policy, user_id: str) -> str:
-    """What this user may send to and from, for ``/sms help``."""
-    rule = policy.rule_for(user_id)
+def permissions_text(policy: Policy, rule: SenderRule | None) -> str:
+    """What a user may send to and from (their ``senders`` entry, listed by id or through a
+    user group), for ``/sms help`` and App Home."""
     if rule is None:
         return "You are not in the SMS allowlist, so you cannot send. Ask an admin to add you."
     masked = policy.defaults.mask_numbers
@@ -265,9 +265,11 @@ def target_label(target: str, masked: bool) -> str:
     return show_number(target, masked) if _E164.fullmatch(target) else untrusted(target)
 
 
-def help_text(policy: Policy, user_id: str, opted_out: Sequence[tuple[str, datetime]] = ()) -> str:
+def help_text(
+    policy: Policy, rule: SenderRule | None, opted_out: Sequence[tuple[str, datetime]] = ()
+) -> str:
     """``/sms help``: usage, what this user may send, and who has opted out (replied STOP)."""
-    text = USAGE + "\n\n" + permissions_text(policy, user_id)
+    text = USAGE + "\n\n" + permissions_text(policy, rule)
     if opted_out:
         text += "\n" + opted_out_text(policy, opted_out)
     return text
@@ -490,8 +492,13 @@ def request_status_texts(
     return split_text("\n".join(lines), MAX_MESSAGE_TEXT)
 
 
-def unreachable_text(mentions: Sequence[str]) -> str:
-    """Roster members the text did not reach for want of a number. ``mentions`` are
-    "<@U…>" built from ids Slack returned, so they show as names without escaping."""
-    who = listing(list(mentions), most=SHOWN_ENTRIES)
-    return f":warning: Not reachable, no phone number: {who}. They were not texted."
+def unreachable_text(mentions: Sequence[str], unread: Sequence[str] = ()) -> str:
+    """Roster members not texted: no number, or a Slack profile that could not be read
+    (never called "no number"). ``<@U…>`` mentions of ids from Slack: shown unescaped."""
+    parts = (("no phone number", mentions), ("Slack profile lookup failed", unread))
+    return "\n".join(
+        f":warning: Not reachable, {why}: {listing(list(who), most=SHOWN_ENTRIES)}. "
+        "They were not texted."
+        for why, who in parts
+        if who
+    )

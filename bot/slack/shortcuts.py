@@ -16,8 +16,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.access import Action
 from bot.core.alerts import message_text, prefill_text
-from bot.core.model import Policy
+from bot.core.model import Policy, SenderRule
 from bot.core.policy import Field, Refuse, decide, sender_rule
 from bot.core.segments import analyze
 from bot.slack.deps import BadPayload, Bridge
@@ -84,8 +85,11 @@ def permalink(domain: str | None, channel_id: str, ts: str, thread_ts: str | Non
     return link
 
 
-def page_view(policy: Policy, user_id: str, meta: PageMeta, to: str, text: str) -> dict[str, Any]:
-    """The shortcut's form: who to page (the channel's group by default) and the text."""
+def page_view(
+    policy: Policy, rule: SenderRule | None, meta: PageMeta, to: str, text: str
+) -> dict[str, Any]:
+    """The shortcut's form for a sender with ``rule``: who to page (the channel's group by
+    default) and the text."""
     text_element: dict[str, Any] = {
         "type": "plain_text_input",
         "action_id": ACTION_TEXT,
@@ -95,7 +99,7 @@ def page_view(policy: Policy, user_id: str, meta: PageMeta, to: str, text: str) 
     if text:
         text_element["initial_value"] = text[:MAX_INPUT]
     to_block = recipients_block(
-        policy, user_id, (BLOCK_TO, ACTION_TO), "Page", "db-oncall, alice or +447700900123", to
+        policy, rule, (BLOCK_TO, ACTION_TO), "Page", "db-oncall, alice or +447700900123", to
     )
     limit = policy.defaults.max_segments
     about = (
@@ -141,10 +145,9 @@ async def open_page_form(bridge: Bridge, client: AsyncWebClient, shortcut: Messa
     expires in 3 seconds, so only in-memory work (and cached Slack user groups, and the
     names of people mentioned without one) comes first."""
     policy, user, channel = bridge.policy, shortcut.user_id, shortcut.channel_id
-    if sender_rule(policy, user, await bridge.directory()) is None:
-        await bridge.reporter.whisper(
-            channel, user, refusal_text("you are not allowed to send SMS from Slack")
-        )
+    verdict = await bridge.workflow.may(user, Action.SEND)
+    if not verdict.allowed:
+        await bridge.reporter.whisper(channel, user, refusal_text(verdict.refusal() or ""))
         return
     link = permalink(shortcut.team_domain, channel, shortcut.ts, shortcut.thread_ts)
     names = await bridge.names_in(shortcut.message)
@@ -152,7 +155,8 @@ async def open_page_form(bridge: Bridge, client: AsyncWebClient, shortcut: Messa
     rule = policy.channels.get(channel)
     response_url = bridge.reporter.trusted_response_url(shortcut.response_url)
     meta = PageMeta(channel, shortcut.thread_ts, response_url)
-    view = page_view(policy, user, meta, rule.page if rule and rule.page else "", text)
+    sender = sender_rule(policy, user, await bridge.directory())
+    view = page_view(policy, sender, meta, rule.page if rule and rule.page else "", text)
     error = await open_view(client, shortcut.trigger_id, view)
     if error is None:
         return
@@ -185,7 +189,7 @@ async def submit_page_form(bridge: Bridge, body: dict[str, Any]) -> dict[str, st
     directory = await bridge.directory()
     return await submit_form(
         bridge,
-        lambda: decide(bridge.policy, user, targets, text, directory=directory),
+        lambda: decide(bridge.policy, user, targets, text, None, directory),
         origin,
         form_errors,
         BLOCK_TEXT,

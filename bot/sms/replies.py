@@ -371,10 +371,10 @@ class ReplyRelay:
             if await db(self._store.opt_in, contact):
                 return f":bell: {name} opted back in: texts to them are allowed again."
             return None
-        ladder_note = None
+        ladder_note, undecided = None, False
         if kind in ("ack", "reply") and self._ladders is not None:
-            ladder_note = await self._ladders.on_reply(contact, message.text)
-        if kind == "ack" and request is not None:
+            ladder_note, undecided = await self._ladders.on_reply(contact, message.text)
+        if kind == "ack" and request is not None and not undecided:
             await db(self._store.acknowledge, request.id, contact, sent_at, message.uuid)
             return ladder_note or f":white_check_mark: {name} acknowledged the page."
         return ladder_note
@@ -424,6 +424,8 @@ class ReplyRelay:
         db = self._services.db
         reporter = self._services.reporter
         acks = {ack.number: ack.at for ack in await db(self._store.acknowledgements, request.id)}
+        if not acks:  # an ack word that named no page (several were open) acked nothing
+            return
         recipients = [Recipient(r.number, r.name) for r in request.recipients]
         text = ack_summary_text(recipients, acks, self._services.masked())
         existing = await db(self._store.ack_summary, request.id)

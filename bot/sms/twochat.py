@@ -2,8 +2,9 @@
 
 Every failure becomes a ``TwoChatError`` whose message is safe to show in Slack and whose
 ``temporary`` flag says whether retrying is safe and may help. A send that may have reached
-2Chat (read timeout, lost connection, 5xx, a 2xx without a readable message id) is never
-marked temporary, since retrying it could text someone twice: it is ``outcome_unknown``.
+2Chat (read timeout, lost connection, a 5xx other than the 503 and 504 that 2Chat documents
+as "retry", a 2xx without a readable message id) is never marked temporary, since retrying
+it could text someone twice: it is ``outcome_unknown``. docs/2chat.md lists every status.
 The API key never appears in an error message, a repr or a log line.
 """
 
@@ -138,6 +139,25 @@ class _NoConnectionSlot(Exception):
     """Every connection to 2Chat stayed busy for as long as a call may wait for one."""
 
 
+# Why a call got no answer, as ``on_failure`` hears it: the first two mean 2Chat cannot be
+# reached at all; the others that it (or this process) is too slow.
+FAILURE_REASONS = ("connect", "connect_timeout", "read_timeout", "disconnected", "busy")
+UNREACHABLE_REASONS = frozenset(FAILURE_REASONS[:2])
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One of ``FAILURE_REASONS`` for a transport failure."""
+    for kind, reason in (
+        (aiohttp.ConnectionTimeoutError, "connect_timeout"),
+        (aiohttp.ClientConnectorError, "connect"),
+        (_NoConnectionSlot, "busy"),
+        (TimeoutError, "read_timeout"),  # aiohttp's ServerTimeoutError is one too
+    ):
+        if isinstance(exc, kind):
+            return reason
+    return "disconnected"
+
+
 class TwoChatClient:
     """One shared connection pool to 2Chat; safe to use from many tasks at once."""
 
@@ -150,11 +170,15 @@ class TwoChatClient:
         read_timeout: float = 15.0,
         max_connections: int = 50,
         on_status: Callable[[str, int, float], None] | None = None,
+        on_failure: Callable[[str, str, str], None] | None = None,
     ) -> None:
         """``on_status(path, status, seconds)`` hears every answer: readiness learns from it
-        whether the key or the credits ran out (no probe spends a credit), metrics count it."""
+        whether the key or the credits ran out (no probe spends a credit), metrics count it.
+        ``on_failure(path, reason, message)`` hears every call that got no answer, ``reason``
+        one of ``FAILURE_REASONS``."""
         self._api_key = api_key
         self._on_status = on_status
+        self._on_failure = on_failure
         self._base_url = base_url.rstrip("/")
         self._read_timeout = read_timeout
         # aiohttp bounds each read, not the answer: a 2Chat dripping bytes slower than the
@@ -315,10 +339,12 @@ class TwoChatClient:
         status = response.status
         if self._on_status is not None:
             self._on_status(path, status, elapsed / 1000)
-        level = logging.INFO if sending or status >= 300 else logging.DEBUG
-        logger.log(
-            level, "2Chat %s %s%s: HTTP %d in %.0f ms", method, shown, log_context, status, elapsed
-        )
+        # A send's outcome is logged once, at INFO, by whoever made it; reads have no
+        # such line, so their failures are logged here.
+        level = logging.INFO if status >= 300 and not sending else logging.DEBUG
+        fields = {"twochat_status": status, "latency_ms": round(elapsed)}
+        message = "2Chat %s %s%s: HTTP %d in %.0f ms"
+        logger.log(level, message, method, shown, log_context, status, elapsed, extra=fields)
         try:
             body: Any = json_loads(raw)
         except ValueError:
@@ -369,6 +395,7 @@ class TwoChatClient:
             # Before TimeoutError: aiohttp's own timeouts are TimeoutErrors too.
             elapsed = (time.monotonic() - started) * 1000
             error = self._transport_error(exc, sending)
+            self._failed(path, exc, error)
             logger.warning(
                 "2Chat %s %s failed after %.0f ms: %s (temporary=%s)",
                 method,
@@ -380,11 +407,17 @@ class TwoChatClient:
             raise error from exc
         except TimeoutError as exc:
             logger.warning("2Chat %s %s: no full answer in time", method, shown)
-            raise TwoChatError(
+            error = TwoChatError(
                 f"2Chat did not finish answering within {self._call_limit:g} s{_maybe(sending)}",
                 temporary=not sending,
                 outcome_unknown=sending,
-            ) from exc
+            )
+            self._failed(path, exc, error)
+            raise error from exc
+
+    def _failed(self, path: str, exc: BaseException, error: TwoChatError) -> None:
+        if self._on_failure is not None:
+            self._on_failure(path, failure_reason(exc), str(error))
 
     async def _take_slot(self) -> None:
         """Wait for a free connection at most as long as for an answer."""

@@ -52,6 +52,7 @@ REQUEST_COLUMNS = (
     "approval_channel",
     "approval_ts",
     "dedupe_key",
+    "targets",
 )
 SEND_COLUMNS = (
     "id",
@@ -121,6 +122,10 @@ class StoreCore(ABC):
     target: str = "database"
     # How many calls the backend serves at once: the async side runs that many threads.
     workers: int = 1
+    # Why the last write failed for a reason of the database's own (a full disk, an I/O
+    # error, a read-only file), and when (time.monotonic); None after a write succeeds.
+    # Readiness reports it: reads alone would not notice that every request is refused.
+    write_failure: tuple[str, float] | None = None
 
     def __init__(self, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._clock = clock

@@ -66,6 +66,8 @@ class NewRequest:
     response_url: str | None = None
     thread_ts: str | None = None  # pages answer in the thread of the message that triggered them
     dedupe_key: str | None = None  # idempotency guard for Slack retries
+    # The recipients as named (a JSON list): a send that runs later reads rosters again.
+    targets: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class StoredRequest:
     approval_ts: str | None
     dedupe_key: str | None
     recipients: tuple[NewRecipient, ...]
+    targets: str | None = None  # as NewRequest.targets
 
 
 @dataclass(frozen=True)

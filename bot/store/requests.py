@@ -98,6 +98,7 @@ def _as_recorded(
         approval_ts=None,
         dedupe_key=new.dedupe_key,
         recipients=tuple(new.recipients),
+        targets=new.targets,
     )
 
 
@@ -292,11 +293,13 @@ class RequestQueries(StoreCore):
         )
         request_id = uuid.uuid4().hex
         expires_at = utc(new.expires_at) if new.expires_at is not None else None
+        # Requests that name no targets (a ladder's) leave the column out, as schema 5 had it.
+        targets = ", targets" if new.targets is not None else ""
         inserted = tx.rows(
             "INSERT INTO requests (id, kind, sender, channel_id, thread_ts, response_url, "
             "from_name, from_number, text, segments, encoding, state, created_at, "
-            "updated_at, expires_at, dedupe_key) "
-            f"VALUES ({placeholders(16)}) "
+            f"updated_at, expires_at, dedupe_key{targets}) "
+            f"VALUES ({placeholders(17 if targets else 16)}) "
             "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
             (
                 request_id,
@@ -315,6 +318,7 @@ class RequestQueries(StoreCore):
                 now,
                 expires_at,
                 new.dedupe_key,
+                *([new.targets] if targets else []),
             ),
         )
         if not inserted:

@@ -128,11 +128,13 @@ class SqliteStore(Store):
                     outcomes.append(self._run_in_batch(call))
                 if self._conn.in_transaction:
                     self._conn.execute("COMMIT")
+                    self.write_failure = None
             except BaseException as exc:
                 self._rollback()
                 if not isinstance(exc, _BatchLost | sqlite3.Error):
                     raise
                 cause = exc.__cause__ if isinstance(exc, _BatchLost) else exc
+                self._write_failed(True, cause)
                 lost = StoreError(f"{self.target}: nothing of this batch was kept: {cause}")
                 errors = [outcome.error for outcome in outcomes]
                 errors += [None] * (len(calls) - len(outcomes))
@@ -186,6 +188,7 @@ class SqliteStore(Store):
                     self._conn.execute("ROLLBACK TO call")
                     self._conn.execute("RELEASE call")
             if isinstance(exc, sqlite3.Error) and _unavailable(exc):
+                self._write_failed(True, exc)
                 raise StoreError(f"{self.target}: {exc}") from exc
             raise
         try:
@@ -240,13 +243,22 @@ class SqliteStore(Store):
         except BaseException as exc:
             self._rollback()
             if isinstance(exc, sqlite3.Error) and _unavailable(exc):
+                self._write_failed(write, exc)
                 raise StoreError(f"{self.target}: {exc}") from exc
             raise
         try:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
+            self._write_failed(write, exc)
             raise StoreError(f"{self.target}: commit failed: {exc}") from exc
+        if write:
+            self.write_failure = None
+
+    def _write_failed(self, write: bool, exc: BaseException | None) -> None:
+        """Remember a write refused by the file itself; another writer's lock is no fault."""
+        if write and isinstance(exc, sqlite3.Error) and "locked" not in str(exc):
+            self.write_failure = (str(exc), time.monotonic())
 
     def _rollback(self) -> None:
         """Roll back what is open; a failing rollback must not hide the error that caused it."""

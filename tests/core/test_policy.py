@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_policy
+from bot.core.directory import EMPTY_DIRECTORY
 from bot.core.model import Policy
 from bot.core.policy import (
     Allow,
@@ -121,12 +122,12 @@ def test_max_segments_comes_from_the_policy(policy: Policy) -> None:
 
 
 def test_auto_page_pages_the_channels_group_with_trimmed_text(policy: Policy) -> None:
-    decision = decide_auto_page(policy, "C0INCIDENT", "CRITICAL " + "x" * 600)
+    decision = decide_auto_page(policy, "C0INCIDENT", "CRITICAL " + "x" * 600, EMPTY_DIRECTORY)
     assert isinstance(decision, Allow)
     assert [r.label for r in decision.plan.recipients] == ["alice", "bob"]
     assert decision.plan.sender == "auto-page:C0INCIDENT"
-    assert decision.plan.segments.segments == 3 and decision.plan.text.endswith("…")
-    assert isinstance(decide_auto_page(policy, "C0OTHER", "CRITICAL"), Refuse)
+    assert decision.plan.segments.segments == 3 and decision.plan.text.endswith("...")
+    assert isinstance(decide_auto_page(policy, "C0OTHER", "CRITICAL", EMPTY_DIRECTORY), Refuse)
 
 
 def test_trim_to_segments_keeps_short_text() -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from bot.config import load_policy_text
-from bot.core.directory import Directory
+from bot.core.access import is_approver
+from bot.core.directory import EMPTY_DIRECTORY, Directory
 from bot.core.model import Policy, Recipient
 from bot.core.page_command import PageCommand, parse_page
-from bot.core.policy import Allow, NeedsApproval, Refuse, decide, is_approver, sender_rule
+from bot.core.policy import Allow, NeedsApproval, Refuse, decide, sender_rule
 
 ALICE, BOB = "+447700900123", "+447700900456"
 POLICY_TEXT = """\
@@ -119,8 +120,9 @@ def test_senders_may_reach_a_slack_roster_only_as_its_members_are_now() -> None:
 def test_senders_and_approvers_may_be_user_groups(user: str, rule_index: int) -> None:
     p = policy()
     assert sender_rule(p, user, directory()) is p.senders[rule_index]
-    assert sender_rule(p, user) is None  # without the snapshot nobody is in a group
-    assert is_approver(p, "U0DEPUTY", directory()) and is_approver(p, "U0LEAD")
+    # without the snapshot nobody is in a group
+    assert sender_rule(p, user, EMPTY_DIRECTORY) is None
+    assert is_approver(p, "U0DEPUTY", directory()) and is_approver(p, "U0LEAD", EMPTY_DIRECTORY)
     assert not is_approver(p, "U0OPS", directory())
     decision = decide(p, "U0INTERN", ["bob"], "hi", directory=directory())
     assert isinstance(decision, NeedsApproval)

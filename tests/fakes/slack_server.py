@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -257,6 +258,12 @@ def view_verdict(args: dict[str, Any]) -> Verdict | None:
 
 
 PEOPLE_METHODS = frozenset({"usergroups.users.list", "users.profile.get", "users.info"})
+# The people methods' documented rate limits, calls per minute per workspace:
+# https://api.slack.com/methods/usergroups.users.list (Tier 2: 20+ per minute) and
+# https://api.slack.com/methods/users.profile.get (Tier 4: 100+ per minute). Past them Slack
+# answers HTTP 429 with a Retry-After header in seconds and {"ok": false, "error":
+# "ratelimited"}: https://api.slack.com/apis/rate-limits
+PEOPLE_PER_MINUTE = {"usergroups.users.list": 20, "users.profile.get": 100}
 
 
 def limit_verdict(method: str, args: dict[str, Any]) -> Verdict | None:
@@ -292,7 +299,9 @@ class SlackStandIn(BackgroundServer):
     ``user_groups`` (user group id → member user ids, for usergroups.users.list) and
     ``profiles`` (user id → profile fields such as "phone", for users.profile.get and
     users.info); tests set them, and ``reset`` empties them. ``slow(method, seconds)`` delays
-    a method's answers.
+    a method's answers. With ``enforce_people_rate`` set, the people methods keep Slack's
+    per-minute limits (``PEOPLE_PER_MINUTE``) over a minute ``people_minute`` seconds long
+    (shortened so a test need not wait a real minute), answering 429 with Retry-After.
     """
 
     token: str = BOT_TOKEN
@@ -307,6 +316,9 @@ class SlackStandIn(BackgroundServer):
     user_groups: dict[str, list[str]] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
+    enforce_people_rate: bool = False
+    people_minute: float = 60.0
+    people_times: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -350,6 +362,9 @@ class SlackStandIn(BackgroundServer):
             self.user_groups.clear()
             self.profiles.clear()
             self.delays.clear()
+            self.enforce_people_rate = False
+            self.people_minute = 60.0
+            self.people_times.clear()
 
     # --- what tests read -------------------------------------------------------------
     def assert_within_limits(self) -> None:
@@ -525,8 +540,13 @@ class SlackStandIn(BackgroundServer):
     def _people(
         self, method: str, args: dict[str, Any]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """The directory methods, answered from ``user_groups`` and ``profiles`` with the
-        errors Slack gives for an unknown group or user."""
+        """The directory methods, answered from ``user_groups`` and ``profiles`` in the shapes
+        and with the errors Slack documents for an unknown group or user, within their rate
+        limits when ``enforce_people_rate`` is set."""
+        limited = self._people_rate(method)
+        if limited is not None:
+            return limited
+        # https://api.slack.com/methods/usergroups.users.list: {"ok": true, "users": [ids]}
         if method == "usergroups.users.list":
             members = self.user_groups.get(str(args.get("usergroup", "")))
             if members is None:
@@ -536,10 +556,28 @@ class SlackStandIn(BackgroundServer):
         profile = self.profiles.get(user)
         if profile is None:
             return 200, {"ok": False, "error": "user_not_found"}, {}
+        # https://api.slack.com/methods/users.profile.get: {"ok": true, "profile": {...}}
         if method == "users.profile.get":
             return 200, {"ok": True, "profile": dict(profile)}, {}
         name = profile.get("real_name", user)
         return 200, {"ok": True, "user": {"id": user, "name": name, "profile": dict(profile)}}, {}
+
+    def _people_rate(self, method: str) -> tuple[int, dict[str, Any], dict[str, str]] | None:
+        """Slack's 429 for a people method called more often than its tier allows in the
+        last minute (https://api.slack.com/apis/rate-limits), with the whole seconds until
+        the oldest call leaves the minute as Retry-After; None when the call may go."""
+        per_minute = PEOPLE_PER_MINUTE.get(method)
+        if not self.enforce_people_rate or per_minute is None:
+            return None
+        now = time.monotonic()
+        with self._changed:
+            times = self.people_times.setdefault(method, [])
+            times[:] = [at for at in times if now - at < self.people_minute]
+            if len(times) >= per_minute:
+                wait = max(1, math.ceil(self.people_minute - (now - times[0])))
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(wait)}
+            times.append(now)
+        return None
 
     def _connections_open(self, auth: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         """Socket Mode's URL, for an app-level token only (as Slack: not the bot token)."""

@@ -286,7 +286,7 @@ class StubBridge:
     def policy(self) -> Policy:
         return POLICY
 
-    async def directory(self) -> Directory:
+    async def directory(self, *, patient: bool = False) -> Directory:
         return EMPTY_DIRECTORY  # POLICY names no Slack users or groups
 
     async def submit(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:

@@ -263,7 +263,7 @@ def test_prefill_trims_to_the_limit_and_links_back_when_it_fits() -> None:
     assert permalink(None, INCIDENT, "1.2") == ""
     assert prefill_text("db “down”", link, 3) == f'db "down"\n{link}'
     long = prefill_text("x " * 400, link, 3)
-    assert analyze(long).segments == 3 and long.endswith("…") and link not in long
+    assert analyze(long).segments == 3 and long.endswith("...") and link not in long
 
 
 # --- @bot page ----------------------------------------------------------------------------------
