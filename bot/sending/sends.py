@@ -19,14 +19,13 @@ from bot.sending.leases import Held, RequestLeases, heartbeat
 from bot.sending.pace import EditPace
 from bot.sending.services import Services
 from bot.sending.views import UNKNOWN_AFTER_CRASH, origin_of, outcome_of, targets_of
-from bot.slack.ids import RetryOffer
 from bot.slack.render import (
     describe_error,
     opted_out_reason,
-    outcome_blocks,
     outcome_text,
     progress_text,
 )
+from bot.slack.retry import RetryOffer, outcome_blocks
 from bot.sms.fanout import RatePacer, RetryPolicy, fan_out
 from bot.sms.twochat import TwoChatClient
 from bot.store import Recorded, SendRecord, SendState, StoredRequest

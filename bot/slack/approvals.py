@@ -15,8 +15,9 @@ from bot.errors import StoreError
 from bot.slack.deps import DATABASE_UNAVAILABLE, BadPayload, Bridge
 from bot.slack.forms import answer_form, open_view
 from bot.slack.home import publish_home
-from bot.slack.ids import ActionId, CallbackId, parse_retry_value
+from bot.slack.ids import ActionId, CallbackId
 from bot.slack.payloads import BlockAction, ViewSubmission, json_object
+from bot.slack.retry import parse_retry_value
 
 logger = logging.getLogger(__name__)
 

@@ -31,20 +31,3 @@ class CallbackId(StrEnum):
     REJECT_REASON = "approval_reject_reason"
     PAGE_FORM = "page_oncall_form"
     PAGE_SHORTCUT = "page_oncall"
-
-
-# What a Retry button is offered for: (send id, the attempts made when its outcome was shown).
-RetryOffer = tuple[int, int]
-
-
-def retry_value(send_id: int, attempts: int) -> str:
-    """A Retry button's value: the send and the attempt its outcome was shown for, so the
-    button acts once for that attempt however often it is clicked."""
-    return f"{send_id}:{attempts}"
-
-
-def parse_retry_value(value: str) -> tuple[int, int | None]:
-    """(send id, attempt) from a Retry button; the attempt is None on a button posted
-    before buttons carried it. ValueError when the value is neither."""
-    send_id, _, attempts = value.partition(":")
-    return int(send_id), int(attempts) if attempts else None

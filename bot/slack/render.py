@@ -22,16 +22,14 @@ from bot.core.policy import AUTO_PAGE_PREFIX, SendPlan, allowed_from_names
 from bot.core.segments import SegmentInfo
 from bot.errors import BridgeError
 from bot.slack.blocks import (
-    MAX_ACTIONS_ELEMENTS,
     MAX_MESSAGE_TEXT,
     Block,
     button,
-    confirm_dialog,
     context,
     sections,
     split_text,
 )
-from bot.slack.ids import ActionId, RetryOffer, retry_value
+from bot.slack.ids import ActionId
 
 if TYPE_CHECKING:
     from bot.store import InboundMessage, SendRecord, StoredRequest
@@ -381,24 +379,6 @@ def approval_blocks(request_id: str, body: str) -> list[Block]:
 def decided_blocks(body: str, verdict: str) -> list[Block]:
     """The approval message once decided: buttons gone, the decision shown."""
     return [*sections(body), context(verdict)]
-
-
-# Asked before every Retry counts: the first try may have reached the person.
-RETRY_CONFIRM = confirm_dialog(
-    "Text this person again?", "2Chat may already have this SMS: it may text them twice."
-)
-
-
-def outcome_blocks(text: str, retry_offers: list[RetryOffer]) -> list[Block] | None:
-    """Outcome text, plus a Retry button per send whose outcome is unknown (the first 25:
-    Slack allows no more in one actions block), each for the attempt shown."""
-    if not retry_offers:
-        return None
-    buttons = [
-        button("Retry", ActionId.RETRY, retry_value(*offer), confirm=RETRY_CONFIRM)
-        for offer in retry_offers[:MAX_ACTIONS_ELEMENTS]
-    ]
-    return [*sections(text), {"type": "actions", "block_id": "retry", "elements": buttons}]
 
 
 def _remote_text(remote: Mapping[str, Any] | None, remote_error: str | None, masked: bool) -> str:
