@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test test-fast lock check-config clean
+.PHONY: run demo test test-fast lock check-config clean simulate
 
 # The dependencies exactly as locked (requirements-dev.txt: versions and hashes), then the
 # package itself, editable, with nothing left to resolve.
@@ -43,6 +43,13 @@ test: $(STAMP)
 	$(BIN)/ruff format --check bot tests bench demo
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The seeded fault simulation: SEEDS seeds from FIRST (default 1), or one SEED replayed.
+SEEDS ?= 20
+FIRST ?= 1
+STEPS ?= 20
+simulate: $(STAMP)
+	$(BIN)/python -m tests.simulation --steps $(STEPS) $(if $(SEED),--seed $(SEED),--seeds $(SEEDS) --first $(FIRST))
 
 # The inner loop: the tests that start no app process and need no Postgres (see tests/needs.py).
 test-fast: $(STAMP)

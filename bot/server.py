@@ -116,34 +116,21 @@ class Service:
             self.parts.metrics.observe_slack_request(fields["kind"], time.monotonic() - started)
         return response
 
-    async def learn_rate_limit(self) -> None:
-        """Pace 2Chat calls under the account's own per-minute limit (GET /open/info)."""
-        try:
-            per_minute = await self.parts.twochat.requests_per_minute()
-        except BridgeError as exc:
-            logger.warning("could not read 2Chat's rate limit, not pacing: %s", exc)
-            return
-        if per_minute and per_minute != self.parts.workflow.pacer.per_minute:
-            self.parts.workflow.pacer.set_rate(per_minute)
-            logger.info("pacing 2Chat calls under %d per minute", per_minute)
-
     def relearn_rate_limit(self) -> None:
         """2Chat answered 429 or 402: its limit may have changed (a trial ended, a plan
         changed), so read it again; at most once a minute, as the read costs a credit."""
         if time.monotonic() - self.relearned_at >= RELEARN_EVERY:
             self.relearned_at = time.monotonic()
-            self.parts.runner.spawn(self.learn_rate_limit(), name="rate-limit")
+            self.parts.runner.spawn(learn_rate_limit(self.parts), name="rate-limit")
 
     def start_reply_poller(self) -> asyncio.Task[None] | None:
-        """Poll 2Chat for SMS replies when ``replies.poll_interval`` is set (off by default:
-        every poll costs credits). Every process runs one; a lease lets one of them poll."""
-        interval = self.parts.policy.current().replies.poll_interval
-        if interval is None or self.parts.twochat.dry_run:  # a dry run reads no replies
+        """Poll 2Chat for SMS replies while ``replies.poll_interval`` is set (off by default:
+        every poll costs credits; a reload turns it on or off). Every process runs one; a
+        lease lets one of them poll. A dry run reads no replies."""
+        if self.parts.twochat.dry_run:
             return None
-        seconds = interval.total_seconds()
-        logger.info("relaying SMS replies: polling 2Chat every %gs while texts are recent", seconds)
         return asyncio.get_running_loop().create_task(
-            self.parts.replies.run_forever(seconds), name="reply-poller"
+            self.parts.replies.run_forever(), name="reply-poller"
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -170,7 +157,7 @@ class Service:
             parts.readiness.socket_problem = link.problem
         if parts.policy.current().limits.requests_per_minute is None and not parts.twochat.dry_run:
             parts.workflow.pacer.relearn = self.relearn_rate_limit
-            parts.runner.spawn(self.learn_rate_limit(), name="rate-limit")
+            parts.runner.spawn(learn_rate_limit(parts), name="rate-limit")
         sweeper = asyncio.get_running_loop().create_task(
             parts.workflow.sweep_forever(self.settings.sweep_interval_seconds, stop),
             name="sweeper",
@@ -285,8 +272,27 @@ async def reload_policy(parts: Components) -> None:
     except ConfigError as exc:
         logger.error("policy not reloaded, keeping the one in force: %s", exc)
         return
-    parts.policy.policy = policy
+    old, parts.policy.policy = parts.policy.policy, policy
+    rate = policy.limits.requests_per_minute
+    if rate != old.limits.requests_per_minute:  # the reply poller follows the policy itself
+        if rate is None:
+            await learn_rate_limit(parts)
+        else:
+            parts.workflow.pacer.set_rate(rate)
+            logger.info("pacing 2Chat calls under %d per minute", rate)
     logger.info("policy reloaded from %s", path)
+
+
+async def learn_rate_limit(parts: Components) -> None:
+    """Pace 2Chat calls under the account's own per-minute limit (GET /open/info)."""
+    try:
+        per_minute = await parts.twochat.requests_per_minute()
+    except BridgeError as exc:
+        logger.warning("could not read 2Chat's rate limit, not pacing: %s", exc)
+        return
+    if per_minute and per_minute != parts.workflow.pacer.per_minute:
+        parts.workflow.pacer.set_rate(per_minute)
+        logger.info("pacing 2Chat calls under %d per minute", per_minute)
 
 
 def exempt_startup_from_gc() -> None:

@@ -15,6 +15,10 @@ _UNIT_SECONDS: dict[str, int] = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION_HINT = "use e.g. 30s, 10m, 2h, 1d or 1h30m"
 # A poll interval may be a fraction of a second ("0.5s"), which tests and demos use.
 _FRACTIONAL_SECONDS_RE = re.compile(r"([0-9]+\.[0-9]+)s?")
+# The longest duration any setting may have: ten years keeps every "now ± duration" the
+# bridge computes (retention cutoffs, tier and approval deadlines) far inside what dates
+# and databases can hold; no wait, window or retention needs more.
+MAX_DURATION = timedelta(days=3650)
 
 
 def shorten(text: str, limit: int = 40) -> str:
@@ -49,10 +53,17 @@ def parse_duration(text: str | int) -> timedelta:
             )
     if seconds <= 0:
         raise ValueError(f"{text!r}: a duration must be longer than zero")
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValueError(f"{shorten(str(text))!r} is too long a duration") from None
+    return _bounded(text, seconds)
+
+
+def _bounded(text: str | int, seconds: float) -> timedelta:
+    """``seconds`` as a duration, refused past ``MAX_DURATION``."""
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(
+            f"{shorten(str(text))!r} is too long a duration: at most "
+            f"{format_duration(MAX_DURATION)} (10 years)"
+        )
+    return timedelta(seconds=seconds)
 
 
 def parse_interval(text: str) -> timedelta:
@@ -64,7 +75,7 @@ def parse_interval(text: str) -> timedelta:
     seconds = float(match.group(1))
     if seconds <= 0:
         raise ValueError(f"{text!r}: a duration must be longer than zero")
-    return timedelta(seconds=seconds)
+    return _bounded(text, seconds)
 
 
 def format_duration(duration: timedelta) -> str:

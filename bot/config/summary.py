@@ -114,7 +114,7 @@ def _replies_line(policy: Policy) -> str:
     return (
         f"replies: polled every {interval} while a send is younger than "
         f"{format_duration(replies.window)} (up to {per_hour:,.0f} 2Chat credits an hour per "
-        f"from_number, plus one per new reply); {_polling_budget(policy, seconds)}; "
+        f"from_number, plus one per text sent and per reply); {_polling_budget(policy, seconds)}; "
         f"ack words: {', '.join(replies.ack_words)}; replies from unknown numbers: {unknown}"
         f"{_page_polling(policy)}"
     )

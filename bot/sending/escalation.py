@@ -28,6 +28,7 @@ from bot.core.escalation import (
     acked_text,
     code_of,
     code_suffix,
+    is_ladder_request,
     reply_code,
     request_key,
 )
@@ -83,6 +84,13 @@ class Ladders:
             return f"{too_long} once the page's reply code ({code_suffix(code).strip()}) is added"
         return coded
 
+    async def release(self, new: NewRequest) -> None:
+        """A prepared page was refused (rate limit, everyone opted out) or was a repeat: its
+        reply code goes back, so refusals never use up the codes."""
+        code = code_of(new.text)
+        if code is not None and new.kind == "page" and self._ladder_of(new.channel_id):
+            await self._services.db(self._store.release_code, code)
+
     async def escalating(
         self, request: StoredRequest, deliver: Callable[[], Awaitable[object]]
     ) -> None:
@@ -105,6 +113,8 @@ class Ladders:
         code = code_of(request.text)
         if request.kind != "page" or found is None or code is None:
             return False
+        if is_ladder_request(request.dedupe_key):
+            return False  # a tier of a ladder (taken over after a crash), not a new page
         name, ladder = found
         due = self._store.now() + ladder.wait_after(0)
         if not await self._services.db(self._store.open_escalation, request.id, name, code, due):

@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable
 from bot.errors import TwoChatError
 from bot.sending.pace import EditPace
 from bot.sending.services import Services
-from bot.slack.render import outcome_blocks
+from bot.slack.retry import RetryOffer, outcome_blocks
 from bot.store import StoredRequest
 
 # The outcome text of the request's sends and the sends to offer a Retry for, when done.
-Outcome = Callable[..., Awaitable[tuple[str, list[int]]]]
+Outcome = Callable[..., Awaitable[tuple[str, list[RetryOffer]]]]
 
 SENDING = ":hourglass_flowing_sand: *Sending…*"
 # A send expected to take at least this long says "Sending…" on its request message too; a
@@ -163,10 +163,10 @@ class LiveReply:
         await self._mark_request(status_line(tally.total, tally.failed, tally.unknown))
         if self._ts is None:
             return False
-        text, retry_ids = await self._outcome(elapsed=elapsed)
+        text, retry_offers = await self._outcome(elapsed=elapsed)
         async with self._pace.turn(self._request.channel_id):
             return await self._reporter.update(
-                self._request.channel_id, self._ts, text, outcome_blocks(text, retry_ids)
+                self._request.channel_id, self._ts, text, outcome_blocks(text, retry_offers)
             )
 
     async def _mark_request(self, line: str) -> None:

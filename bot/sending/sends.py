@@ -6,6 +6,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
@@ -23,9 +24,9 @@ from bot.sending.views import UNKNOWN_AFTER_CRASH, origin_of, outcome_of, target
 from bot.slack.render import (
     describe_error,
     opted_out_reason,
-    outcome_blocks,
     outcome_text,
 )
+from bot.slack.retry import RetryOffer, outcome_blocks
 from bot.sms.budget import Priority, RatePacer
 from bot.sms.fanout import RetryPolicy, fan_out
 from bot.sms.twochat import TwoChatClient
@@ -56,6 +57,7 @@ class Run:
     opted_out: frozenset[str] | None = None
     held: Held | None = None
     thread: tuple[str, str] | None = None  # (channel, ts) posted, not stored yet
+    message_owed: bool = False  # Slack was down for the request message: posted later
     finished: dict[int, SendRecord] = field(default_factory=dict)
     completed: bool = False
     taken_elsewhere: bool = False
@@ -95,6 +97,8 @@ class Delivery:
         self._concurrency = concurrency
         self._retry = retry
         self.pace = EditPace()  # every edit this process makes in a channel, spaced
+        # send id -> (request id, 2Chat message id) of accepted sends not recorded yet.
+        self._unrecorded: dict[int, tuple[str, str]] = {}
 
     async def deliver(self, request_id: str) -> None:
         """Send a queued or approved request: exactly one process wins the right to, and
@@ -140,7 +144,8 @@ class Delivery:
         try:
             thread_ts = request.thread_ts
             if thread_ts is None:
-                thread_ts = await services.reporter.post(request.channel_id, context)
+                posted = await services.reporter.try_post(request.channel_id, context)
+                thread_ts, run.message_owed = posted.ts, posted.passing
                 if thread_ts:
                     run.thread = (request.channel_id, thread_ts)
             await self._send_and_report(run, thread_ts, context, own=run.thread is not None)
@@ -209,32 +214,40 @@ class Delivery:
         """Post the outcome of a request's sends (or of ``only`` those) in its thread. When
         Slack refuses, the requester hears privately at once, and a full outcome is owed to
         the thread: the sweeper posts it there later (``post_owed_report``)."""
-        text, retry_ids = await self.outcome(request, only, elapsed, run)
+        text, retry_offers = await self.outcome(request, only, elapsed, run)
         reporter = self._services.reporter
-        blocks = outcome_blocks(text, retry_ids)
+        blocks = outcome_blocks(text, retry_offers)
         if thread_ts is not None and await reporter.post(
             request.channel_id, text, blocks=blocks, thread_ts=thread_ts
         ):
             return
         await reporter.tell_requester(origin_of(request), f"{context}\n\n{text}")
-        if thread_ts is not None and only is None:
+        owed = thread_ts is not None or (run is not None and run.message_owed)
+        if owed and only is None:
             await self._services.db(self._services.store.set_report_pending, request.id, True)
 
     async def post_owed_report(self, request_id: str) -> None:
         """Post a request's outcome that Slack refused before, once, by whoever holds its
-        lease; it stays owed (and is tried again) while Slack keeps refusing."""
+        lease, under its request message (posted first when Slack refused that too); it
+        stays owed (and is tried again) while Slack keeps refusing."""
         services, store = self._services, self._services.store
         async with self.leases.hold(request_id) as held:
             request = await services.db(store.get_request, request_id) if held else None
-            if request is None or request.thread_ts is None:
+            if request is None or request.state != "completed":
                 return
-            if request.state != "completed" or not await services.db(store.report_owed, request_id):
+            if not await services.db(store.report_owed, request_id):
                 return
-            text, retry_ids = await self.outcome(request)
+            if request.thread_ts is None:
+                ts = await services.reporter.post(request.channel_id, services.describe(request))
+                if ts is None:
+                    return
+                await services.db(store.set_thread, request.id, request.channel_id, ts)
+                request = replace(request, thread_ts=ts)
+            text, retry_offers = await self.outcome(request)
             if await services.reporter.post(
                 request.channel_id,
                 text,
-                blocks=outcome_blocks(text, retry_ids),
+                blocks=outcome_blocks(text, retry_offers),
                 thread_ts=request.thread_ts,
             ):
                 await services.db(store.set_report_pending, request_id, False)
@@ -245,7 +258,7 @@ class Delivery:
         only: set[int] | None = None,
         elapsed: float | None = None,
         run: Run | None = None,
-    ) -> tuple[str, list[int]]:
+    ) -> tuple[str, list[RetryOffer]]:
         """The outcome text of a request's sends, and the sends a Retry button should offer;
         from what ``run`` saw when it saw every send end, else read back."""
         services = self._services
@@ -254,7 +267,7 @@ class Delivery:
         sends = [send for send in every if not only or send.id in only]
         outcomes = [outcome_of(send) for send in sends]
         text = outcome_text(outcomes, services.masked(), elapsed, request.id)
-        return text, [send.id for send in sends if send.state == "unknown"]
+        return text, [(send.id, send.attempts) for send in sends if send.state == "unknown"]
 
     async def run_sends(
         self, run: Run, sends: list[SendRecord], progress: Progress | None = None
@@ -266,6 +279,7 @@ class Delivery:
         # A claimed send's heartbeat, from its claim to its recorded end: a retry waiting
         # for budget (after a 429, for as long as it takes) is live work, not a crash.
         beats: dict[int, contextlib.AsyncExitStack] = {}
+        calls: Counter[int] = Counter()  # 2Chat calls per send: each counts as an attempt
         left = len(going)
 
         async def call(send: SendRecord) -> str:
@@ -279,6 +293,7 @@ class Delivery:
                 await beat.enter_async_context(heartbeat(renew, self.leases.beat_every))
             else:
                 raise SendTaken(send.id)
+            calls[send.id] += 1
             return await self._twochat.send_sms(request.from_number, send.number, request.text)
 
         async def record(_: int, send: SendRecord, result: str | BaseException) -> None:
@@ -289,7 +304,8 @@ class Delivery:
             if isinstance(result, SendTaken):
                 run.taken_elsewhere = True  # another worker has it and will report it
                 return
-            await self._finish(run, send, result, last=left == 0)
+            tried = replace(send, attempts=send.attempts + calls[send.id])
+            await self._finish(run, tried, result, last=left == 0)
             if progress is not None:
                 await progress(result)
 
@@ -350,22 +366,46 @@ class Delivery:
             ended = replace(send, state="unknown", message_id=None, error=describe_error(result))
             self._services.outcome_seen("unknown", "internal_error")
         run.finished[send.id] = ended
+        try:
+            await self._record(run, ended, last=last)
+        except Exception:
+            if ended.message_id is not None:
+                self._unrecorded[send.id] = (run.request.id, ended.message_id)
+                logger.warning(
+                    "send %d: 2Chat accepted it but the database did not record it; "
+                    "held until the database is back",
+                    send.id,
+                )
+            raise
+
+    async def _record(self, run: Run, ended: SendRecord, *, last: bool) -> None:
         db, store = self._services.db, self._services.store
         message_id, error, unknown = ended.message_id, ended.error, ended.state == "unknown"
         if not last or run.held is None:
             await db(
-                store.finish_send, send.id, message_id=message_id, error=error, unknown=unknown
+                store.finish_send, ended.id, message_id=message_id, error=error, unknown=unknown
             )
             return
         _, run.completed = await db(
             store.finish_last_send,
-            send.id,
+            ended.id,
             (run.request.id, run.held.holder),
             message_id=message_id,
             error=error,
             unknown=unknown,
         )
         run.held.released = run.completed
+
+    async def record_held(self) -> None:
+        """Record the sends 2Chat accepted while the database was failing (the sweeper's
+        first step, so none of them is taken for one a crash cut off and offered for a
+        Retry that would text again); raises while the database still fails."""
+        db, store = self._services.db, self._services.store
+        for send_id, (request_id, message_id) in list(self._unrecorded.items()):
+            await db(store.finish_send, send_id, message_id=message_id)
+            del self._unrecorded[send_id]
+            logger.info("send %d: its held 2Chat acceptance is recorded", send_id)
+            await db(store.complete_request_if_done, request_id)
 
     def recheck(self, request: StoredRequest, directory: Directory) -> Recheck:
         """Authorize again at send time against the current policy and Slack user groups as

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from bot.errors import BridgeError
@@ -47,16 +49,34 @@ class Sweeper:
         self._purged_at = -PURGE_EVERY
 
     async def sweep(self) -> None:
-        """One pass over everything that may be left behind."""
-        await self._approvals.expire_overdue()
+        """One pass over everything that may be left behind. Sends 2Chat accepted that are
+        not recorded yet come first (until they are, nothing else is swept); then each step
+        runs even when another fails, so no fault in one (a bad row, a bug) stops tiers,
+        crash recovery or approval expiry."""
+        await self._delivery.record_held()
         cutoff = self._services.store.now() - self._stale_after
-        await self._take_over_abandoned(cutoff)
-        await self._report_stale_sends(cutoff)
-        await self._resume(cutoff)
-        await self._ladders.fire_due()
+        steps: list[Callable[[], Awaitable[None]]] = [
+            self._approvals.expire_overdue,
+            functools.partial(self._take_over_abandoned, cutoff),
+            functools.partial(self._report_stale_sends, cutoff),
+            functools.partial(self._resume, cutoff),
+            self._ladders.fire_due,
+            self._post_owed_reports,
+            self._purge_history,
+        ]
+        for step in steps:
+            try:
+                await step()
+            except (BridgeError, OSError) as exc:
+                logger.warning("sweep: %s failed, will retry: %s", _name(step), exc)
+            except Exception:
+                logger.exception(
+                    "sweep: %s failed unexpectedly; the other steps go on", _name(step)
+                )
+
+    async def _post_owed_reports(self) -> None:
         for request in await self._services.db(self._services.store.pending_reports):
             await self._delivery.post_owed_report(request.id)
-        await self._purge_history()
 
     async def _purge_history(self) -> None:
         """Delete what ``retention.keep`` no longer covers, at most every PURGE_EVERY
@@ -110,5 +130,12 @@ class Sweeper:
                 await self.sweep()
             except (BridgeError, OSError) as exc:
                 logger.warning("sweep failed, will retry: %s", exc)
+            except Exception:  # nothing may stop the sweeper
+                logger.exception("sweep failed unexpectedly, will retry")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
+
+
+def _name(step: Callable[[], Awaitable[None]]) -> str:
+    func = step.func if isinstance(step, functools.partial) else step
+    return getattr(func, "__name__", repr(func))

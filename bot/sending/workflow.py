@@ -17,6 +17,7 @@ from bot.errors import StoreError, TwoChatError
 from bot.sending.approvals import Approvals
 from bot.sending.escalation import Ladders
 from bot.sending.leases import RequestLeases
+from bot.sending.reconcile import sent_like
 from bot.sending.sends import Delivery, Run
 from bot.sending.services import Services
 from bot.sending.sweeper import Sweeper
@@ -39,6 +40,7 @@ from bot.store import (
     RateLimited,
     RateLimits,
     Recorded,
+    SendRecord,
     Store,
     StoredRequest,
 )
@@ -161,12 +163,15 @@ class Workflow(Services):
                 start=(holder, self.delivery.leases.ttl),
             )
         except RateLimited as exc:
+            await self.ladders.release(new)
             return refusal_text(exc.user_message)
         except AllOptedOut:
             # Numbers that replied STOP get nothing; a request that only reaches them is
             # refused (others in a group still get theirs; those sends fail with the reason).
+            await self.ladders.release(new)
             return refusal_text(opted_out_reason(plan.recipients), self.masked())
         if recorded is None:
+            await self.ladders.release(new)
             logger.info("repeated delivery of %s ignored", origin.dedupe_key or "a signed request")
         return recorded
 
@@ -219,8 +224,9 @@ class Workflow(Services):
         Slack user groups as they are now)."""
         return await self.approvals.may_decide(request, user, approve=approve)
 
-    async def retry(self, send_id: int, user: str) -> str | None:
-        """Retry one send whose outcome is unknown (or failed): requester or approver only."""
+    async def retry(self, send_id: int, user: str, attempts: int | None = None) -> str | None:
+        """Retry one send whose outcome is unknown (or failed): requester or approver only;
+        once for the attempt the button was offered for (``attempts``)."""
         send = await self.db(self.store.get_send, send_id)
         if send is None:
             return "this send is unknown to the bridge"
@@ -230,13 +236,42 @@ class Workflow(Services):
         verdict = await self.may(user, Action.RETRY, Subject(requester=request.sender))
         if not verdict.allowed:
             return verdict.refusal()
-        if not await self.db(self.store.retry_send, send_id):
+        if not await self.db(self.store.retry_send, send_id, attempts):
             return "this send was already retried"
+        note = None
+        if send.state == "unknown":
+            note = await self._settle_from_2chat(request, send)
         fresh = await self.db(self.store.get_send, send_id)
-        if fresh is not None:
+        if note is None and fresh is not None:
             await self.delivery.run_sends(Run(request), [fresh])
         context = self.describe(request)
         await self.delivery.report(request, request.thread_ts, context, only={send_id})
+        return note
+
+    async def _settle_from_2chat(self, request: StoredRequest, send: SendRecord) -> str | None:
+        """Before a retried unknown send goes out again: if 2Chat has its SMS already, it is
+        recorded as sent; if 2Chat cannot say, it stays unknown. A note for the clicker
+        then, or None: send it."""
+        db, store = self.db, self.store
+        try:
+            found = await self._accepted_already(request, send)
+        except TwoChatError as exc:
+            error = f"2Chat could not say whether it has this SMS already: {exc.user_message}"
+            if await db(store.claim_send, send.id):
+                await db(store.finish_send, send.id, error=error, unknown=True)
+            return f"not retried: {error}"
+        if found is None:
+            return None
+        if await db(store.claim_send, send.id):
+            await db(store.finish_send, send.id, message_id=found)
+        return "2Chat had this SMS already: it was not sent again"
+
+    async def _accepted_already(self, request: StoredRequest, send: SendRecord) -> str | None:
+        """2Chat's id of this unknown send's SMS if 2Chat has it, and no other send of the
+        bridge recorded it (``bot.sending.reconcile``)."""
+        for message_id in await sent_like(self._twochat, request, send):
+            if await self.db(self.store.send_by_message_id, message_id) is None:
+                return message_id
         return None
 
     async def status(self, message_id: str, user: str) -> str:

@@ -17,6 +17,7 @@ from bot.slack.forms import answer_form, open_view
 from bot.slack.home import publish_home
 from bot.slack.ids import ActionId, CallbackId
 from bot.slack.payloads import BlockAction, ViewSubmission, json_object
+from bot.slack.retry import parse_retry_value
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +63,10 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
         action = BlockAction.parse(body)
         channel, user = action.answer_channel(), action.user_id
         try:
-            send_id = int(action.button_value())
+            send_id, attempts = parse_retry_value(action.button_value())
         except ValueError as exc:
             raise BadPayload("the request from Slack has no valid send id") from exc
-        work = bridge.workflow.retry(send_id, user)
+        work = bridge.workflow.retry(send_id, user, attempts)
         bridge.runner.spawn(answer_clicker(bridge, channel, user, work), name=f"retry-{send_id}")
 
 

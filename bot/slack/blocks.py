@@ -77,7 +77,11 @@ def header(text: str) -> Block:
     return {"type": "header", "text": {"type": "plain_text", "text": text}}
 
 
-def button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
+def button(
+    text: str, action_id: str, value: str, style: str | None = None, confirm: Block | None = None
+) -> Block:
+    """A button; ``confirm`` is a confirmation dialog Slack shows before the click counts
+    (https://api.slack.com/reference/block-kit/composition-objects#confirm)."""
     element: Block = {
         "type": "button",
         "text": {"type": "plain_text", "text": text},
@@ -86,7 +90,20 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> B
     }
     if style:
         element["style"] = style
+    if confirm:
+        element["confirm"] = confirm
     return element
+
+
+def confirm_dialog(title: str, text: str, yes: str = "Retry", no: str = "Cancel") -> Block:
+    """A confirmation dialog for a button
+    (https://api.slack.com/reference/block-kit/composition-objects#confirm)."""
+    return {
+        "title": {"type": "plain_text", "text": title},
+        "text": {"type": "plain_text", "text": text},
+        "confirm": {"type": "plain_text", "text": yes},
+        "deny": {"type": "plain_text", "text": no},
+    }
 
 
 def fit_items(items: Sequence[list[Block]], room: int) -> tuple[list[Block], int]:

@@ -67,10 +67,15 @@ class Bridge:
         refusal like any other: nothing was recorded, so nothing will be sent.
         """
         try:
-            refusal = await self.workflow.submit(decision, origin)
+            return await self.accept(decision, origin)
         except StoreError as exc:
             logger.warning("request refused, database unavailable: %s", exc)
             return refusal_text(DATABASE_UNAVAILABLE)
+
+    async def accept(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
+        """``submit``, raising StoreError during a database outage (for a caller that can
+        wait for the database rather than refuse)."""
+        refusal = await self.workflow.submit(decision, origin)
         if refusal is None and (decision.plan.unreachable or decision.plan.unread):
             self.runner.spawn(self._say_unreachable(decision, origin), name="unreachable")
         return refusal

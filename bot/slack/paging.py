@@ -10,9 +10,11 @@ live thread reply are the workflow's. Parsing and text extraction are pure funct
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 
@@ -21,7 +23,8 @@ from bot.core.model import Policy
 from bot.core.page_command import parse_page
 from bot.core.policy import Refuse, auto_page_sender, decide, decide_auto_page, page_targets
 from bot.core.segments import gsm7_cleanup
-from bot.slack.deps import BadPayload, Bridge
+from bot.errors import StoreError
+from bot.slack.deps import DATABASE_UNAVAILABLE, BadPayload, Bridge
 from bot.slack.payloads import MessageEvent
 from bot.slack.render import refusal_text
 from bot.slack.reporter import Origin
@@ -29,6 +32,9 @@ from bot.slack.reporter import Origin
 logger = logging.getLogger(__name__)
 
 KIND = "page"
+# How long an alert that came during a database outage waits for the database (seconds).
+ALERT_WAITS_FOR_DATABASE = 900.0
+T = TypeVar("T")
 
 
 def usage_text(policy: Policy, channel_id: str, bot_user_id: str | None) -> str:
@@ -93,34 +99,93 @@ async def page_alert(bridge: Bridge, alert: MessageEvent, text: str, event: dict
 
 async def auto_page(bridge: Bridge, alert: MessageEvent, text: str) -> None:
     """Page a channel's group for an alert: once per identical alert within the rule's
-    dedupe window and once per event, both held in the store (so across processes)."""
+    dedupe window and once per event, both held in the store (so across processes).
+
+    Slack was answered at once and will not send the alert again, so a database outage
+    does not drop it: the alert's thread says the page waits, and it goes out as soon as
+    the database answers (or the thread says why not, after ``ALERT_WAITS_FOR_DATABASE``).
+    """
     channel, policy = alert.channel_id, bridge.policy
     rule = policy.channels.get(channel)
     if rule is None or rule.auto_page is None:
         return
     workflow = bridge.workflow
-    key = alert_key(channel, text)
-    if not await workflow.db(workflow.store.claim_key, key, rule.auto_page.dedupe_window):
-        logger.info("auto-page in %s: same alert already paged within the window", channel)
-        return
-    directory = await bridge.directory(patient=True)
-    decision = decide_auto_page(policy, channel, gsm7_cleanup(text), directory)
-    if isinstance(decision, Refuse) and directory.unread:
-        # Slack could not tell who is on call: the next identical alert must try again.
-        await workflow.db(workflow.store.release_key, key)
-    if isinstance(decision, Refuse):
-        refusal: str | None = refusal_text(decision.reason)
-    else:
-        sender = auto_page_sender(channel)
-        origin = Origin(channel, sender, thread_ts=alert.ts, dedupe_key=alert.dedupe_key, kind=KIND)
-        refusal = await bridge.submit(decision, origin)
-        if refusal is None and decision.plan.shortened:
-            limit = policy.defaults.max_segments
-            note = f":scissors: *Auto-page:* the alert was shortened to fit {limit} SMS segments."
-            await bridge.reporter.post(channel, note, thread_ts=alert.ts)
+    outage = _Outage(bridge, alert)
+    try:
+        key = alert_key(channel, text)
+        window = rule.auto_page.dedupe_window
+        if not await outage.wait(lambda: workflow.db(workflow.store.claim_key, key, window)):
+            logger.info("auto-page in %s: same alert already paged within the window", channel)
+            return
+        directory = await bridge.directory(patient=True)
+        decision = decide_auto_page(policy, channel, gsm7_cleanup(text), directory)
+        if isinstance(decision, Refuse) and directory.unread:
+            # Slack could not tell who is on call: the next identical alert must try again.
+            await outage.wait(lambda: workflow.db(workflow.store.release_key, key))
+        if isinstance(decision, Refuse):
+            refusal: str | None = refusal_text(decision.reason)
+        else:
+            sender = auto_page_sender(channel)
+            accepted = decision
+
+            def origin() -> Origin:
+                # A try the database recorded too late was expired, not sent, yet holds the
+                # event's key: each later try has a key of its own.
+                key = f"{alert.dedupe_key}#{outage.tries}" if outage.tries else alert.dedupe_key
+                return Origin(channel, sender, thread_ts=alert.ts, dedupe_key=key, kind=KIND)
+
+            refusal = await outage.wait(lambda: bridge.accept(accepted, origin()))
+            if refusal is None and decision.plan.shortened:
+                limit = policy.defaults.max_segments
+                note = (
+                    f":scissors: *Auto-page:* the alert was shortened to fit {limit} SMS segments."
+                )
+                await bridge.reporter.post(channel, note, thread_ts=alert.ts)
+    except StoreError as exc:
+        logger.warning("auto-page in %s not sent, database unavailable: %s", channel, exc)
+        refusal = refusal_text(DATABASE_UNAVAILABLE)
     if refusal:
         logger.warning("auto-page in %s not sent: %s", channel, refusal)
         await bridge.reporter.post(channel, f"*Auto-page:* {refusal}", thread_ts=alert.ts)
+
+
+class _Outage:
+    """Runs an alert's store calls until the database answers, saying once in the alert's
+    thread that its page waits for it."""
+
+    def __init__(self, bridge: Bridge, alert: MessageEvent) -> None:
+        self._bridge = bridge
+        self._alert = alert
+        self._deadline = time.monotonic() + ALERT_WAITS_FOR_DATABASE
+        self._told = False
+        self.tries = 0  # failed tries so far
+
+    async def wait(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``'s answer; StoreError once the database failed past the deadline."""
+        delay = 0.5
+        while True:
+            try:
+                return await call()
+            except StoreError as exc:
+                if time.monotonic() + delay > self._deadline:
+                    raise
+                logger.warning("auto-page waits for the database: %s", exc)
+                self.tries += 1
+                await self._tell()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15.0)
+
+    async def _tell(self) -> None:
+        if self._told:
+            return
+        self._told = True
+        alert = self._alert
+        await self._bridge.reporter.post(
+            alert.channel_id,
+            "*Auto-page:* :hourglass_flowing_sand: the bridge's database is unavailable; "
+            "this alert is paged as soon as it is back.",
+            thread_ts=alert.ts,
+        )
 
 
 def register(app: AsyncApp, bridge: Bridge) -> None:

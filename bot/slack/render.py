@@ -22,7 +22,6 @@ from bot.core.policy import AUTO_PAGE_PREFIX, SendPlan, allowed_from_names
 from bot.core.segments import SegmentInfo
 from bot.errors import BridgeError
 from bot.slack.blocks import (
-    MAX_ACTIONS_ELEMENTS,
     MAX_MESSAGE_TEXT,
     Block,
     button,
@@ -371,18 +370,6 @@ def approval_blocks(request_id: str, body: str) -> list[Block]:
 def decided_blocks(body: str, verdict: str) -> list[Block]:
     """The approval message once decided: buttons gone, the decision shown."""
     return [*sections(body), context(verdict)]
-
-
-def outcome_blocks(text: str, retry_send_ids: list[int]) -> list[Block] | None:
-    """Outcome text, plus a Retry button per send whose outcome is unknown (the first 25:
-    Slack allows no more in one actions block)."""
-    if not retry_send_ids:
-        return None
-    buttons = [
-        button("Retry", ActionId.RETRY, str(send_id))
-        for send_id in retry_send_ids[:MAX_ACTIONS_ELEMENTS]
-    ]
-    return [*sections(text), {"type": "actions", "block_id": "retry", "elements": buttons}]
 
 
 def _remote_text(remote: Mapping[str, Any] | None, remote_error: str | None, masked: bool) -> str:

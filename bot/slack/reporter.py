@@ -51,6 +51,22 @@ def _dry_run_blocks(blocks: Blocks | None) -> Blocks | None:
     return marked
 
 
+# Slack errors that say "not now" rather than "never"
+# (https://api.slack.com/methods/chat.postMessage#errors).
+_PASSING = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What a post got: the message's ts, or why not: ``passing`` when Slack was down or
+    busy (worth trying again later), not when it refused for good."""
+
+    ts: str | None
+    passing: bool
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where a request came from, and how to reach its requester privately."""
@@ -96,6 +112,13 @@ class SlackReporter:
         self, channel: str, text: str, *, blocks: Blocks | None = None, thread_ts: str | None = None
     ) -> str | None:
         """Post a message; its ts, or None when Slack refuses (e.g. not_in_channel)."""
+        return (await self.try_post(channel, text, blocks=blocks, thread_ts=thread_ts)).ts
+
+    async def try_post(
+        self, channel: str, text: str, *, blocks: Blocks | None = None, thread_ts: str | None = None
+    ) -> Posted:
+        """``post``, also saying whether a refusal may pass (Slack down or busy) or will
+        not (not_in_channel, channel_not_found…)."""
         text, blocks = self._marked(text, blocks)
         try:
             response = await self._client.chat_postMessage(
@@ -106,10 +129,16 @@ class SlackReporter:
                 unfurl_links=False,
                 unfurl_media=False,
             )
-        except SLACK_ERRORS as exc:
+        except SlackApiError as exc:
             logger.info("cannot post in %s: %s", channel, exc)
-            return None
-        return str(response["ts"])
+            answer = exc.response
+            status = answer.status_code if answer is not None else 0
+            error = answer.get("error") if answer is not None else None
+            return Posted(None, status >= 500 or error in _PASSING)
+        except SlackClientError as exc:  # no answer at all: Slack unreachable
+            logger.info("cannot post in %s: %s", channel, exc)
+            return Posted(None, True)
+        return Posted(str(response["ts"]), False)
 
     async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> bool:
         text, blocks = self._marked(text, blocks)

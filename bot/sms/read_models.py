@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+# Timestamps from 3000 on are garbage (and past 9999 Python's datetime cannot hold them):
+# such a message is read as one without a timestamp rather than break reading replies.
+LATEST_TIMESTAMP = 32503680000
+
 
 def epoch_seconds(value: Any) -> int | None:
     """A 2Chat timestamp as whole epoch seconds: seconds or milliseconds, as a number or
@@ -25,9 +29,10 @@ def epoch_seconds(value: Any) -> int | None:
                 return None
             if parsed.tzinfo is None:
                 return None
-            return int(parsed.timestamp())
-    if isinstance(value, int | float) and value > 0:
-        return int(value / 1000) if value > 10**12 else int(value)
+            value = parsed.timestamp()
+    if isinstance(value, int | float) and 0 < value < LATEST_TIMESTAMP * 1000:
+        seconds = value / 1000 if value > 10**12 else value
+        return int(seconds) if seconds < LATEST_TIMESTAMP else None
     return None
 
 

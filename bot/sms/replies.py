@@ -5,7 +5,8 @@ every call costs a credit. The poller is therefore frugal by construction:
 
 - it calls nothing while no SMS went out within the reply window (a database query decides);
 - it makes one conversations call per from-number that texted someone within the window;
-- it reads a conversation's messages only when its last message moved and is inbound;
+- it reads a conversation's messages only when it moved since it was last read (an SMS the
+  bridge sent after a reply does not hide the reply);
 - every call waits for the deployment's 2Chat budget behind every text, with a guaranteed
   floor (the client's pacer, ``Priority.POLL``), so polling never pushes the account past its
   per-minute limit, never delays a page, and is never starved by one;
@@ -25,6 +26,7 @@ import logging
 import time
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -52,8 +54,23 @@ CLOCK_SKEW = timedelta(minutes=2)
 # How often, at most, to ask 2Chat again for the channel list when a from-number is missing.
 CHANNELS_REFRESH_SECONDS = 300.0
 MAX_BACKOFF_SECONDS = 300.0
+# While replies are off, how often the poller looks whether a reloaded policy turned them on.
+POLICY_CHECK_SECONDS = 1.0
 
 ReplyKind = Literal["stop", "start", "ack", "reply"]
+
+
+@dataclass(frozen=True)
+class _Moved:
+    """A conversation that moved since it was last read, and whether the bridge texted its
+    number within the reply window (``known``)."""
+
+    channel: str
+    from_number: str
+    contact: str
+    conversation: Conversation
+    cursor: ReplyCursor | None
+    known: bool
 
 
 def classify(text: str, ack_words: Collection[str], *, page: bool) -> ReplyKind:
@@ -93,10 +110,20 @@ class ReplyRelay:
         return self._services.policy
 
     # ------------------------------------------------------------------ the loop
-    async def run_forever(self, interval: float) -> None:
-        """Poll every ``interval`` seconds, backing off while 2Chat or the database fail."""
+    async def run_forever(self) -> None:
+        """Poll every ``replies.poll_interval`` of the policy in force (a reload turns polling
+        on, off or to another pace), backing off while 2Chat or the database fail."""
         failures = 0
+        polling: float | None = None
         while True:
+            interval = self._interval(polling)
+            if interval is None:
+                if polling is not None:
+                    await self.release()  # another process may poll at once
+                polling = None
+                await asyncio.sleep(POLICY_CHECK_SECONDS)
+                continue
+            polling = interval
             try:
                 await self.poll_once(interval)
                 failures = 0
@@ -107,10 +134,34 @@ class ReplyRelay:
                 failures += 1
                 logger.exception("reply poll failed unexpectedly (%d in a row)", failures)
             delay = min(interval * 2 ** min(failures, 10), max(interval, MAX_BACKOFF_SECONDS))
-            if failures == 0 and self._ladders is not None:
+            await self._wait(delay, fast=failures == 0)
+
+    async def _wait(self, delay: float, *, fast: bool) -> None:
+        """The wait before the next poll, cut short while a page awaits its ack (``fast``);
+        the database failing meanwhile only ends the wait, never the poller."""
+        try:
+            if fast and self._ladders is not None:
                 await self._ladders.pause(delay)
             else:
                 await asyncio.sleep(delay)
+        except (BridgeError, OSError) as exc:
+            logger.warning("reply poller: wait between polls cut short: %s", exc)
+
+    def _interval(self, polling: float | None) -> float | None:
+        """The poll interval in force, in seconds (None: replies are off); says so when it
+        changed since ``polling``."""
+        setting = self.policy.replies.poll_interval
+        interval = setting.total_seconds() if setting is not None else None
+        if interval != polling:
+            if interval is None:
+                logger.info(
+                    "SMS replies no longer relayed: the policy has no replies.poll_interval"
+                )
+            else:
+                logger.info(
+                    "relaying SMS replies: polling 2Chat every %gs while texts are recent", interval
+                )
+        return interval
 
     async def release(self) -> None:
         """Give up the lease at shutdown so another process takes over at once."""
@@ -121,32 +172,49 @@ class ReplyRelay:
 
     async def poll_once(self, interval: float) -> int:
         """One poll: the number of inbound messages handled. No 2Chat call is made unless an
-        SMS went out within the window and this process holds the poller lease."""
+        SMS went out within the window and this process holds the poller lease.
+
+        Conversations with numbers the bridge texted (acks, STOPs, replies to a request)
+        are read first, on every from-number; numbers it did not text come last, and only
+        while the poll's ``interval`` lasts (one at least): the next poll starts with the
+        known ones again, so a flood of SMS from strangers never holds up an ack or a STOP."""
+        started = time.monotonic()
         db = self._services.db
-        window = self.policy.replies.window
-        since = self._store.now() - window
+        since = self._store.now() - self.policy.replies.window
         texted = await db(self._store.texted_since, since)
         if not texted:
             return 0
         ttl = timedelta(seconds=max(3 * interval, 10.0))
         if not await db(self._store.acquire_lease, LEASE_NAME, self.holder, ttl):
             return 0
-        channels = await self._channel_uuids(texted.keys())
+        moved: list[_Moved] = []
+        for from_number, channel in (await self._channels_of(texted)).items():
+            moved += await self._moved(channel, from_number, texted[from_number], since)
+            await db(self._store.acquire_lease, LEASE_NAME, self.holder, ttl)
         handled = 0
-        for from_number, numbers in texted.items():
-            channel = channels.get(from_number)
-            if channel is None:
-                if from_number not in self._warned:
-                    self._warned.add(from_number)
-                    logger.warning(
-                        "from_number %s is not one of the 2Chat account's SMS numbers; its "
-                        "replies cannot be read (check with: sms-bridge check-config --online)",
-                        mask(from_number),
-                    )
-                continue
-            handled += await self._poll_channel(channel, from_number, numbers, since)
+        for found in [m for m in moved if m.known]:
+            handled += await self._read(found, since)
+            await db(self._store.acquire_lease, LEASE_NAME, self.holder, ttl)
+        for n, found in enumerate(m for m in moved if not m.known):
+            if n and time.monotonic() - started > interval:
+                break  # the rest wait for the next poll, behind any new ack
+            handled += await self._read(found, since)
             await db(self._store.acquire_lease, LEASE_NAME, self.holder, ttl)
         return handled
+
+    async def _channels_of(self, texted: dict[str, frozenset[str]]) -> dict[str, str]:
+        """from-number -> its 2Chat channel, for the from-numbers 2Chat lists (the others
+        are logged once: their replies cannot be read)."""
+        channels = await self._channel_uuids(texted.keys())
+        for from_number in texted:
+            if from_number not in channels and from_number not in self._warned:
+                self._warned.add(from_number)
+                logger.warning(
+                    "from_number %s is not one of the 2Chat account's SMS numbers; its "
+                    "replies cannot be read (check with: sms-bridge check-config --online)",
+                    mask(from_number),
+                )
+        return {number: channels[number] for number in texted if number in channels}
 
     async def _channel_uuids(self, from_numbers: Collection[str]) -> dict[str, str]:
         """2Chat channel uuids of the from-numbers, read once and again only when one is
@@ -164,46 +232,56 @@ class ReplyRelay:
                     self._channels[e164(phone)] = channel_uuid
         return self._channels
 
-    async def _poll_channel(
+    async def _moved(
         self, channel: str, from_number: str, numbers: frozenset[str], since: datetime
-    ) -> int:
-        """One conversations call; a messages call only for a conversation that moved with an
-        inbound last message, from a number texted lately (or any, when unknown numbers go
-        to a channel)."""
+    ) -> list[_Moved]:
+        """One conversations call: the conversations that moved since they were last read,
+        with a number texted lately (or any, when unknown numbers go to a channel).
+
+        A conversation that ends with an outbound SMS is read too: the bridge may have
+        texted that number again after a reply it has not read yet (a STOP, an ack)."""
         unknown_channel = self.policy.replies.unknown_numbers_channel
         since_ts = int(since.timestamp())
-        handled = 0
+        moved: list[_Moved] = []
         for conversation in await self._twochat.conversations(channel):
             contact = e164(conversation.contact)
             if conversation.last_ts is not None and conversation.last_ts < since_ts:
                 continue
-            if conversation.last_direction == "outbound":
-                continue
-            if contact not in numbers and unknown_channel is None:
-                continue
+            known = contact in numbers
+            if not known and (unknown_channel is None or conversation.last_direction != "inbound"):
+                continue  # nobody the bridge texted: only a new inbound SMS is news
             cursor = await self._services.db(self._store.reply_cursor, channel, contact)
             if cursor is not None and cursor.marker == conversation.marker:
                 continue
-            messages = await self._twochat.messages(channel, conversation.contact)
-            handled += await self._read_conversation(
-                channel, from_number, contact, conversation, cursor, messages, since_ts
+            moved.append(_Moved(channel, from_number, contact, conversation, cursor, known))
+        return moved
+
+    async def _read(self, found: _Moved, since: datetime) -> int:
+        """Read one conversation that moved and act on its new inbound SMS. Anything but a
+        2Chat or database failure (which the poll loop backs off from) is logged and
+        leaves this conversation for the next poll, never the others."""
+        try:
+            messages = await self._twochat.messages(found.channel, found.conversation.contact)
+            return await self._read_conversation(found, messages, int(since.timestamp()))
+        except BridgeError:
+            raise
+        except Exception:
+            logger.exception(
+                "replies from %s could not be read; the others go on", mask(found.contact)
             )
-        return handled
+            return 0
 
     async def _read_conversation(
-        self,
-        channel: str,
-        from_number: str,
-        contact: str,
-        conversation: Conversation,
-        cursor: ReplyCursor | None,
-        messages: list[SmsMessage],
-        since_ts: int,
+        self, found: _Moved, messages: list[SmsMessage], since_ts: int
     ) -> int:
-        """Relay the conversation's inbound messages newer than the cursor, then move it."""
+        """Relay the conversation's inbound messages newer than the cursor, then move it.
+        A timestamp later than now (a wrong clock) never moves the cursor past SMS still
+        to come."""
+        cursor = found.cursor
         floor = max(since_ts, (cursor.last_message_ts or 0) if cursor else 0)
         last_uuid = cursor.last_message_uuid if cursor else None
         last_ts = cursor.last_message_ts if cursor else None
+        now_ts = int((self._store.now() + CLOCK_SKEW).timestamp())
         handled = 0
         for message in messages:
             if message.direction != "inbound":
@@ -212,26 +290,22 @@ class ReplyRelay:
                 message.timestamp is not None and message.timestamp < floor
             ):
                 continue
-            if await self._handle(channel, from_number, contact, conversation, message):
+            if await self._handle(found, message):
                 handled += 1
             last_uuid = message.uuid
-            last_ts = max(last_ts or 0, message.timestamp or 0) or None
+            last_ts = max(last_ts or 0, min(message.timestamp or 0, now_ts)) or None
         await self._services.db(
             self._store.save_reply_cursor,
-            ReplyCursor(channel, contact, conversation.marker, last_uuid, last_ts),
+            ReplyCursor(
+                found.channel, found.contact, found.conversation.marker, last_uuid, last_ts
+            ),
         )
         return handled
 
     # ------------------------------------------------------------------ one reply
-    async def _handle(
-        self,
-        channel: str,
-        from_number: str,
-        contact: str,
-        conversation: Conversation,
-        message: SmsMessage,
-    ) -> bool:
+    async def _handle(self, found: _Moved, message: SmsMessage) -> bool:
         """Claim one inbound SMS (so it is handled once), act on it, and post it."""
+        channel, from_number, contact = found.channel, found.from_number, found.contact
         db = self._services.db
         replies = self.policy.replies
         sent_at = (
@@ -260,7 +334,7 @@ class ReplyRelay:
         ):
             return False
         note = await self._act(kind, contact, from_number, message, request, sent_at)
-        sender = self._sender(contact, request, conversation)
+        sender = self._sender(contact, request, found.conversation)
         if request is None:
             await self._post_unknown(sender, from_number, message.text, note)
         else:

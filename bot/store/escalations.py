@@ -132,6 +132,17 @@ class EscalationQueries(RequestQueries):
                     return code
         raise StoreError("no free escalation reply code; too many pages are open")
 
+    def release_code(self, code: str) -> None:
+        """Give back a code reserved for a page that was then refused: no ladder started
+        with it since it was issued, so nobody can have been texted it."""
+        with self._transaction(write=True) as tx:
+            tx.run(
+                "DELETE FROM escalation_codes WHERE code = ? AND NOT EXISTS (SELECT 1 FROM "
+                "escalations e WHERE e.code = escalation_codes.code "
+                "AND e.created_at >= escalation_codes.issued_at)",
+                (code,),
+            )
+
     def open_escalation(
         self, request_id: str, name: str, code: str, next_tier_at: datetime
     ) -> bool:

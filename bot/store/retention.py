@@ -5,10 +5,11 @@ database grows for ever. ``purge_before`` deletes what no feature reads any more
 each its own short transaction, so a purge of months of history never holds the write lock
 (SQLite) or row locks (Postgres) long enough to delay a send.
 
-Only finished requests go (completed, rejected, expired), with everything that hangs off them
-(sends, acknowledgements, the ack summary, the thread's progress report, by ``ON DELETE
-CASCADE``; inbound messages matched to them, by hand). Opt-outs are never purged: a number
-that replied STOP stays opted out however old the reply.
+Only finished requests go (completed, rejected, expired) that no open escalation ladder
+still needs (a page can await its ack longer than ``retention.keep``), with everything that
+hangs off them (sends, acknowledgements, the ack summary, the thread's progress report, by
+``ON DELETE CASCADE``; inbound messages matched to them, by hand). Opt-outs are never
+purged: a number that replied STOP stays opted out however old the reply.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from bot.store.limits import RATE_WINDOW
 from bot.store.tx import Tx, placeholders, utc
 
 _FINISHED = "('completed', 'rejected', 'expired')"
+# A request of a ladder still open (its page or a tier it texted): open work, however old.
+_OPEN_LADDER = (
+    "SELECT 1 FROM escalations e WHERE e.state = 'open' AND (e.id = r.id OR EXISTS "
+    "(SELECT 1 FROM escalation_steps t WHERE t.escalation_id = e.id AND t.request_id = r.id))"
+)
 _BUCKET_SLACK = RATE_WINDOW / 60  # a counter's minute may hold SMS up to a minute after it
 
 
@@ -75,8 +81,8 @@ def _purge_requests(tx: Tx, cutoff: datetime, batch: int) -> int:
     ids = [
         request_id
         for (request_id,) in tx.rows(
-            f"SELECT id FROM requests WHERE state IN {_FINISHED} AND updated_at < ? "
-            "ORDER BY updated_at LIMIT ?",
+            f"SELECT id FROM requests r WHERE state IN {_FINISHED} AND updated_at < ? "
+            f"AND NOT EXISTS ({_OPEN_LADDER}) ORDER BY updated_at LIMIT ?",
             (cutoff, batch),
         )
     ]

@@ -106,14 +106,22 @@ class SendQueries(StoreCore):
                 release_lease_in(tx, request_lease(request_id), holder)
         return finished, completed
 
-    def retry_send(self, send_id: int) -> bool:
-        """unknown|failed -> queued, for a person's explicit Retry; the old outcome is cleared."""
-        return self._update_send(
-            "state = 'queued', message_id = NULL, error = NULL, claimed_at = NULL, updated_at = ?",
-            (self._now(),),
-            send_id,
-            ("unknown", "failed"),
+    def retry_send(self, send_id: int, attempts: int | None = None) -> bool:
+        """unknown|failed -> queued, for a person's explicit Retry; the old outcome is cleared.
+        With ``attempts``, only while the send has made that many (the attempt the Retry was
+        offered for): a second click, or a click on an older outcome, changes nothing."""
+        assignments = (
+            "state = 'queued', message_id = NULL, error = NULL, claimed_at = NULL, updated_at = ?"
         )
+        if attempts is None:
+            return self._update_send(assignments, (self._now(),), send_id, ("unknown", "failed"))
+        with self._transaction(write=True) as tx:
+            changed = tx.run(
+                f"UPDATE sends SET {assignments} WHERE id = ? "
+                "AND state IN ('unknown', 'failed') AND attempts = ?",
+                (self._now(), send_id, attempts),
+            )
+        return changed == 1
 
     def mark_unknown(
         self, send_id: int, reason: str, *, claimed_before: datetime | None = None

@@ -152,3 +152,27 @@ def test_a_rung_request_is_recorded_once_even_if_asked_twice(store: Store) -> No
     assert store.climb(escalation, climb) == ""  # the ladder moves, texting nobody twice
     key = request_key(escalation.id, "r0t1")
     assert store.find_request_by_dedupe_key(key) == earlier
+
+
+def test_retention_never_purges_an_open_ladder(store: Store, clock: FakeClock) -> None:
+    """A ladder that lasts longer than ``retention.keep`` keeps its page, its tiers and who
+    they texted (an "ok" from them must still ack it); once closed, it goes like any
+    other history."""
+    escalation = open_page(store)
+    request_id = store.climb(escalation, tier_two(escalation, store))
+    assert request_id
+    texted(store, store.get_request(request_id) or _missing(request_id))
+    for done in (escalation.id, request_id):
+        store.transition(done, "sending", from_states=["queued"])
+        assert store.complete_request_if_done(done)
+    clock.advance(days=2)
+    assert store.purge_before(store.now() - timedelta(days=1)) == 0
+    assert store.get_escalation(escalation.id) is not None
+    assert [e.id for e in store.open_escalations_to(CAROL.number)] == [escalation.id]
+    assert store.stop_escalation(escalation.id, "U0ADMIN")
+    assert store.purge_before(store.now() - timedelta(days=1)) == 2
+    assert store.get_escalation(escalation.id) is None
+
+
+def _missing(request_id: str) -> StoredRequest:
+    raise AssertionError(f"no request {request_id}")

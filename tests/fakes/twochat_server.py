@@ -178,6 +178,28 @@ class TwoChatStandIn(BackgroundServer):
             self._changed.notify_all()
             return str(message["uuid"])
 
+    def exchange(
+        self,
+        contact: str,
+        *turns: tuple[Literal["inbound", "outbound"], str],
+        channel: str = "SMS1",
+    ) -> list[str]:
+        """Several SMS between ``contact`` and ``channel``'s number added at once, so no
+        reader sees only some of them (a reply and the text that followed it before the
+        next poll); their uuids. Sent and received SMS alike are entries of the
+        conversation, as GET /open/sms/messages lists them."""
+        with self._changed:
+            phone = next((c["phone_number"] for c in self.channels if c.get("uuid") == channel), "")
+            uuids = []
+            for direction, text in turns:
+                source, destination = (
+                    (contact, phone) if direction == "inbound" else (phone, contact)
+                )
+                message = self._add_message(channel, contact, direction, source, destination, text)
+                uuids.append(str(message["uuid"]))
+            self._changed.notify_all()
+            return uuids
+
     def _add_message(
         self,
         channel: str,

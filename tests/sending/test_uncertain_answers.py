@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -79,4 +80,87 @@ def test_a_definite_refusal_stays_a_failure(
     reply = slack.wait_for_thread_reply(CHANNEL)
     assert "may or may not" not in reply["text"]
     assert not [b for b in blocks_of(reply) if b.get("block_id") == "retry"]
+    assert len(twochat.sends) == 1
+
+
+def test_a_retry_button_acts_once_for_the_attempt_it_was_offered_for(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    """Three clicks at once and one after the retry's own uncertain outcome: one 2Chat call
+    more, not two. The button asks Slack to confirm first: it may text twice."""
+    twochat.respond(500, {"message": "boom"}, times=2)  # the send and its retry: unknown
+    ask(app, slack)
+    reply = slack.wait_for_thread_reply(CHANNEL)
+    [retry] = [b for b in blocks_of(reply) if b.get("block_id") == "retry"]
+    button = retry["elements"][0]
+    assert "twice" in button["confirm"]["text"]["text"]
+    barrier = threading.Barrier(3)
+
+    def click() -> None:
+        barrier.wait()
+        click_retry(app, button["value"])
+
+    clickers = [threading.Thread(target=click) for _ in range(3)]
+    for clicker in clickers:
+        clicker.start()
+    for clicker in clickers:
+        clicker.join(10)
+    twochat.wait_for_sends(2)
+    slack.wait_until(
+        lambda: len(slack.thread_replies(CHANNEL)) == 2, 5, "the retry's outcome in the thread"
+    )
+    assert "may or may not have been sent" in str(slack.thread_replies(CHANNEL)[1]["text"])
+    click_retry(app, button["value"])  # the first outcome's button, once more
+    slack.wait_until(
+        lambda: sum("already retried" in t for t in ephemeral_texts(slack)) == 3,
+        5,
+        "three clickers told it was already retried",
+    )
+    assert len(twochat.sends) == 2
+
+
+def click_retry(app: AppProcess, value: str) -> None:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U0ADMIN"},
+        "team": {"id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "channel": {"id": CHANNEL},
+        "container": {"type": "message", "channel_id": CHANNEL},
+        "actions": [{"action_id": "send_retry", "block_id": "retry", "value": value}],
+    }
+    assert app.interact(payload).status_code == 200
+
+
+def ephemeral_texts(slack: SlackStandIn) -> list[str]:
+    return [
+        str(call.args.get("text"))
+        for call in list(slack.calls)
+        if call.method == "chat.postEphemeral"
+    ]
+
+
+def test_a_retry_first_asks_2chat_and_never_texts_a_send_it_accepted(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    """The call times out (outcome unknown) but 2Chat accepted the SMS: a Retry finds it in
+    the number's conversation, records it as sent and texts nobody again."""
+    twochat.set_delay(1.5)  # past the app's 1 s read timeout; 2Chat still takes it
+    ask(app, slack)
+    reply = slack.wait_for_thread_reply(CHANNEL, timeout=10)
+    [retry] = [b for b in blocks_of(reply) if b.get("block_id") == "retry"]
+    slack.wait_until(lambda: twochat.records[0].status == 202, 5, "2Chat's late 202")
+    twochat.set_delay(0)
+    click_retry(app, retry["elements"][0]["value"])
+    slack.wait_until(
+        lambda: any("2Chat had this SMS already" in t for t in ephemeral_texts(slack)),
+        5,
+        "the clicker told 2Chat had it",
+    )
+    outcome = slack.wait_until(
+        lambda: [r for r in slack.thread_replies(CHANNEL) if "message_id" in str(r["text"])],
+        5,
+        "the send shown as sent in the thread",
+    )
+    assert str(twochat.records[0].body["to_number"]) in outcome[0]["text"]
     assert len(twochat.sends) == 1

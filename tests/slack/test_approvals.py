@@ -239,11 +239,14 @@ def test_crash_mid_send_is_reported_unknown_and_never_resent(
     click(revived, "U0DEV1", "send_retry", send_id, channel=CHANNEL)
     note = slack.wait_until(lambda: ephemerals(slack, "U0DEV1"), 5, "refusal")
     assert note == [":no_entry: only the requester or an approver can retry this text"]
+    # 2Chat took the SMS after all (the hung call was let go): the Retry finds it in
+    # carol's conversation and records it as sent, texting nobody again.
     click(revived, "U0ADMIN", "send_retry", send_id, channel=CHANNEL)
-    twochat.wait_for_sends(1)
     slack.wait_until(lambda: len(slack.thread_replies(CHANNEL)) == 2, 5, "the retry's outcome")
     assert "message_id `SMO" in slack.thread_replies(CHANNEL)[1]["text"]
-    assert len(twochat.sends) == 1
+    told = slack.wait_until(lambda: ephemerals(slack, "U0ADMIN"), 5, "the admin told")
+    assert told == [":no_entry: 2Chat had this SMS already: it was not sent again"]
+    assert twochat.sends == []
 
 
 def test_rate_limit_refusal_says_when_to_try_again(

@@ -1,0 +1,118 @@
+"""Every inbound SMS 2Chat lists is read and acted on, whatever came after it: a text the
+bridge sent next, a message no clock can hold, a flood of SMS from strangers."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.appproc import AppProcess
+from tests.conftest import StartApp
+from tests.escalation.ladder_app import ladder_config
+from tests.fakes.slack_server import SlackStandIn
+from tests.fakes.twochat_server import TwoChatStandIn
+from tests.sms.test_replies import (
+    ALICE,
+    CHANNEL,
+    STRANGER,
+    UNKNOWN,
+    relay_app,
+    replies_config,
+    replies_in,
+    send,
+    wait_replies,
+)
+
+__all__ = ["relay_app"]
+
+
+def opted_out(slack: SlackStandIn, thread: str, name: str = "alice") -> bool:
+    return any(f"{name} has opted out" in r["text"] for r in replies_in(slack, CHANNEL, thread))
+
+
+def test_a_stop_followed_by_another_text_before_the_poll_is_still_read(
+    relay_app: Callable[..., AppProcess], slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    app = relay_app()
+    request = send(app, slack, "alice hello")
+    twochat.wait_for_sends(1)
+    # Alice replies STOP and the bridge texts her again before the poller reads her reply:
+    # her conversation now ends with an outbound SMS.
+    twochat.exchange(ALICE, ("inbound", "STOP"), ("outbound", "are you there?"))
+    [reply] = wait_replies(slack, CHANNEL, request["_ts"], 1)
+    assert "alice has opted out" in reply["text"]
+    refused = app.command("alice one more", "U0ADMIN", CHANNEL, slack.response_url()).json()
+    assert "alice replied STOP; they have opted out" in refused["text"]
+
+
+def test_a_message_with_an_impossible_timestamp_blocks_no_other_reply(
+    relay_app: Callable[..., AppProcess],
+    slack: SlackStandIn,
+    twochat: TwoChatStandIn,
+    tmp_path: Path,
+) -> None:
+    app = relay_app(replies_config(tmp_path, unknown_numbers_channel=UNKNOWN))
+    request = send(app, slack, "alice hello")
+    twochat.wait_for_sends(1)
+    twochat.inbound(STRANGER, "from the far future", ts=10**20)
+    twochat.inbound(ALICE, "STOP")
+    slack.wait_until(lambda: opted_out(slack, request["_ts"]), 5, "alice's STOP read")
+    # The odd message itself is relayed too (read as one without a timestamp).
+    [post] = slack.wait_for_posts(1, channel=UNKNOWN)
+    assert "from the far future" in post["text"]
+    twochat.inbound(ALICE, "START")  # the conversation keeps being read after it
+    slack.wait_until(
+        lambda: any(
+            "opted back in" in r["text"] for r in replies_in(slack, CHANNEL, request["_ts"])
+        ),
+        5,
+        "alice's START read",
+    )
+    assert "Traceback" not in app.log()
+
+
+def test_a_flood_of_sms_from_strangers_does_not_hold_up_a_stop(
+    relay_app: Callable[..., AppProcess],
+    slack: SlackStandIn,
+    twochat: TwoChatStandIn,
+    tmp_path: Path,
+) -> None:
+    """Reading a stranger's SMS costs a paced 2Chat call (here about 0.5 s: 120 a minute);
+    40 of them take 20 s. A STOP from someone the bridge texted waits for none of them."""
+    config = replies_config(tmp_path, unknown_numbers_channel=UNKNOWN)
+    config.write_text(
+        config.read_text().replace("limits:\n", "limits:\n  requests_per_minute: 120\n", 1)
+    )
+    app = relay_app(config)
+    request = send(app, slack, "alice hello")
+    twochat.wait_for_sends(1)
+    strangers = [f"+4477009{n:05d}" for n in range(40)]
+    for number in strangers:
+        twochat.inbound(number, "wrong number?")
+    slack.wait_for_posts(1, channel=UNKNOWN, timeout=10)  # the bridge is reading them
+    twochat.inbound(ALICE, "STOP")
+    stopped = time.monotonic()
+    slack.wait_until(lambda: opted_out(slack, request["_ts"]), 6, "alice's STOP read")
+    assert time.monotonic() - stopped < 6
+    assert len(slack.posts(UNKNOWN)) < len(strangers)  # strangers still waiting: STOP first
+
+
+def test_a_database_failure_between_polls_does_not_stop_reading_replies(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    """Between polls the poller asks the database whether a page awaits its ack (to poll
+    faster); the database failing then used to end the poller for good."""
+    database = tmp_path / "bridge.db"
+    app = start_app(ladder_config(tmp_path, poll="1s"), DATABASE_URL=f"sqlite:///{database}")
+    request = send(app, slack, "alice hello")
+    twochat.wait_for_sends(1)
+    aside = tmp_path / "aside.db"
+    os.replace(database, aside)  # the database file swapped for one that is not a database
+    database.write_bytes(b"not a database " * 100)
+    app.wait_for_log("database", timeout=5)
+    time.sleep(1.5)  # a poll and the wait after it, both failing
+    os.replace(aside, database)  # back
+    twochat.inbound(ALICE, "STOP")
+    slack.wait_until(lambda: opted_out(slack, request["_ts"]), 15, "alice's STOP read")
