@@ -62,10 +62,12 @@ def _plausible_unlisted(number: phonenumbers.PhoneNumber) -> bool:
     """A number of a mobile's length in a country phonenumbers knows, in a range it does not
     list as assigned (e.g. Ofcom's +44 7700 900xxx, reserved for examples and tests).
 
-    Not for +1: several countries share it, and only a listed range tells the US apart.
+    Not for +1: several countries share it, and only a listed range tells the US apart. Not
+    for a national number that starts with zeros: only listed ranges (Italy's landlines)
+    keep them, and an unlisted one would not read back as the same number.
     """
     country = number.country_code
-    if country is None or country == 1:
+    if country is None or country == 1 or number.italian_leading_zero:
         return False
     known = phonenumbers.region_code_for_country_code(country) not in ("ZZ", "001")
     return known and phonenumbers.is_possible_number_for_type(number, PhoneNumberType.MOBILE)

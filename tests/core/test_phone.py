@@ -126,3 +126,15 @@ def test_unlisted_but_possible_ranges_are_accepted_outside_plus_one() -> None:
     assert region_of("+447700900123") == "GB"
     with pytest.raises(InvalidNumber):
         parse_number("+1 555 010 0123", "GB")  # +1 needs a listed range to rule out the US
+
+
+def test_a_run_of_zeros_is_no_number_in_any_region() -> None:
+    """Found by the hardening property: '000000000000' in DE parsed to +4900000000000,
+    which read back as another number."""
+    for region in ("DE", "GB", "ES"):
+        with pytest.raises(InvalidNumber):
+            parse_number("000000000000", region)
+
+
+def test_an_italian_landline_keeps_its_leading_zero() -> None:
+    assert parse_number("+390612345678", "GB") == "+390612345678"
