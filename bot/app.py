@@ -157,6 +157,18 @@ def twochat_budget(
     return RatePacer(limit, ledger=ledger)
 
 
+def slack_identity(settings: Settings, session: aiohttp.ClientSession) -> SlackIdentity:
+    """Who the bot is, asked once at start-up and kept. Its own client, without retries:
+    auth.test must answer readiness within its 2 s."""
+    client = AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        session=session,
+        retry_handlers=[],
+    )
+    return SlackIdentity(client)
+
+
 def build(settings: Settings, policy: Policy) -> Components:
     """Build every component; must run inside the event loop (aiohttp needs one)."""
     store = open_store(settings.database_url)  # first: it is what most often fails to open
@@ -170,15 +182,7 @@ def build(settings: Settings, policy: Policy) -> Components:
         readiness.record_slack_error(error)
 
     client = slack_client(settings, session, slack_error)
-    # Its own client without retries: auth.test must answer readiness within its 2 s.
-    identity = SlackIdentity(
-        AsyncWebClient(
-            token=settings.slack_bot_token,
-            base_url=settings.slack_api_url,
-            session=session,
-            retry_handlers=[],
-        )
-    )
+    identity = slack_identity(settings, session)
     readiness = Readiness(store, identity.check)  # slack_error finds it when called
     pacer = twochat_budget(settings, policy, store, lambda: workflow)
     twochat = twochat_client(settings, metrics, readiness, pacer)

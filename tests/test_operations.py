@@ -134,6 +134,7 @@ def test_json_logs_have_fields_and_one_info_line_per_send(
         assert record["slack_user"] == "U0DEV1" and record["channel"] == CHANNEL
         assert record["kind"] == "command" and record["event_type"] == "/sms"
         assert isinstance(record["request_id"], str)
+        assert isinstance(record["send_id"], int)
 
 
 @pytest.mark.app

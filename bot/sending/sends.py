@@ -353,11 +353,23 @@ class Delivery:
         """Record one send's end; the last one of a run holding the lease also completes
         the request and gives the lease up, in the same round trip."""
         if isinstance(result, str):
-            logger.info("send %d to %s queued as %s", send.id, mask(send.number), result)
+            logger.info(
+                "send %d to %s queued as %s",
+                send.id,
+                mask(send.number),
+                result,
+                extra={"send_id": send.id},
+            )
             ended = replace(send, state="sent", message_id=result, error=None)
             self._services.outcome_seen("sent")
         elif isinstance(result, TwoChatError):
-            logger.warning("send %d to %s failed: %s", send.id, mask(send.number), result)
+            logger.warning(
+                "send %d to %s failed: %s",
+                send.id,
+                mask(send.number),
+                result,
+                extra={"send_id": send.id, "twochat_status": result.status},
+            )
             state: SendState = "unknown" if result.outcome_unknown else "failed"
             ended = replace(send, state=state, message_id=None, error=result.user_message)
             reason = f"http_{result.status}" if result.status else "no_answer"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable
 from json import loads as json_loads
@@ -23,6 +22,15 @@ from urllib.parse import quote
 import aiohttp
 
 from bot.errors import TwoChatError
+from bot.sms.answers import (
+    error_text,
+    excerpt,
+    has_error_flag,
+    may_have_sent,
+    maybe_sent,
+    one_line,
+    status_meaning,
+)
 from bot.sms.budget import Priority, RatePacer
 from bot.sms.read_models import (
     Conversation,
@@ -44,72 +52,12 @@ CHANNELS_PATH = "/open/sms/channels"
 CONVERSATIONS_PATH = "/open/sms/conversations/{channel}"
 MESSAGES_PATH = "/open/sms/messages/{channel}/{contact}"
 MESSAGE_PATH = "/open/sms/message/{uuid}"
-EXCERPT_CHARS = 120
 REDACTED = "[redacted]"
-
-# status → (what it means for a user, whether retrying later may help), for the statuses
-# 2Chat documents for its SMS endpoints.
-_STATUS_MEANINGS: dict[int, tuple[str, bool]] = {
-    400: ("2Chat rejected the request as bad JSON", False),
-    401: ("2Chat rejected the API key", False),
-    402: ("2Chat account has no credits left or its trial has expired", False),
-    403: (
-        "2Chat refused the request as forbidden (is the from number one of the account's "
-        "SMS-enabled numbers?)",
-        False,
-    ),
-    404: ("2Chat says the resource was not found", False),
-    406: ("2Chat does not support this operation", False),
-    422: ("2Chat says the request is malformed (numbers must be E.164)", False),
-    429: ("2Chat rate limit reached; try again shortly", True),
-    486: ("2Chat says the number is busy; try again shortly", True),
-    500: ("2Chat server error", False),
-    502: ("2Chat server error (bad gateway)", False),
-    503: ("2Chat is temporarily unavailable", True),
-    504: ("2Chat gateway timed out", True),
-}
-
-_TAGS = re.compile(r"<[^>]*>")
-_SPACES = re.compile(r"\s+")
 
 
 def _tail(number: str) -> str:
     """At most the last 4 digits of a number: enough to tell sends apart in logs."""
     return "…" + number[-4:]
-
-
-def _one_line(text: str, limit: int) -> str:
-    """``text`` on one line, cut to ``limit`` characters."""
-    line = _SPACES.sub(" ", text).strip()
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
-
-
-def _excerpt(text: str) -> str:
-    """A short single-line excerpt of a body (HTML tags dropped), for error messages."""
-    return _one_line(_TAGS.sub(" ", text), EXCERPT_CHARS)
-
-
-def _meaning(status: int) -> tuple[str | None, bool]:
-    """What a status means (None if 2Chat does not document it) and whether to retry.
-
-    Unknown 5xx are server errors whose effect is unknown, so they are not temporary.
-    """
-    if status in _STATUS_MEANINGS:
-        return _STATUS_MEANINGS[status]
-    if 500 <= status < 600:
-        return "2Chat server error", False
-    return None, False
-
-
-def _error_text(body: Any) -> str | None:
-    """2Chat's own explanation, from whichever of its error shapes was used."""
-    if not isinstance(body, dict):
-        return None
-    for key in ("error_message", "message", "error"):
-        value = body.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return None
 
 
 def _text(response: aiohttp.ClientResponse, raw: bytes) -> str:
@@ -118,29 +66,6 @@ def _text(response: aiohttp.ClientResponse, raw: bytes) -> str:
         return raw.decode(response.get_encoding(), errors="replace")
     except LookupError:
         return raw.decode("utf-8", errors="replace")
-
-
-def _has_error_flag(body: Any) -> bool:
-    """True when a JSON body says it failed, whatever the HTTP status was."""
-    if not isinstance(body, dict):
-        return False
-    error = body.get("error")
-    return (
-        error is True
-        or (isinstance(error, str) and bool(error.strip()))
-        or (body.get("success") is False)
-    )
-
-
-def _may_have_sent(status: int, temporary: bool) -> bool:
-    """Whether a send answered ``status`` may have been queued all the same: a 2xx we could
-    not read, or a server error that is not a documented "try again" (those did nothing)."""
-    return 200 <= status < 300 or (500 <= status < 600 and not temporary)
-
-
-def _maybe(unknown: bool) -> str:
-    """The warning an uncertain send's message ends with."""
-    return "; the message may or may not have been sent" if unknown else ""
 
 
 class _NoConnectionSlot(Exception):
@@ -380,15 +305,15 @@ class TwoChatClient:
             raise self._non_json_error(status, _text(response, raw)[:4000], sending) from None
         if not 200 <= status < 300:
             raise self._status_error(status, body, sending, retry_after)
-        if _has_error_flag(body):
-            detail = _error_text(body)
+        if has_error_flag(body):
+            detail = error_text(body)
             message = f"2Chat refused the request (HTTP {status})"
             if detail:
                 message = f"{message}: {detail}"
             raise TwoChatError(self._safe(message), status=status, temporary=False)
         if not isinstance(body, dict):
             raise TwoChatError(
-                f"2Chat answered HTTP {status} with an unexpected JSON body{_maybe(sending)}",
+                f"2Chat answered HTTP {status} with an unexpected JSON body{maybe_sent(sending)}",
                 status=status,
                 outcome_unknown=sending,
             )
@@ -437,7 +362,8 @@ class TwoChatClient:
         except TimeoutError as exc:
             logger.warning("2Chat %s %s: no full answer in time", method, shown)
             error = TwoChatError(
-                f"2Chat did not finish answering within {self._call_limit:g} s{_maybe(sending)}",
+                f"2Chat did not finish answering within {self._call_limit:g} s"
+                + maybe_sent(sending),
                 temporary=not sending,
                 outcome_unknown=sending,
             )
@@ -459,22 +385,22 @@ class TwoChatClient:
     def _status_error(
         self, status: int, body: Any, sending: bool, wait: float | None
     ) -> TwoChatError:
-        meaning, temporary = _meaning(status)
-        unknown = sending and _may_have_sent(status, temporary)
+        meaning, temporary = status_meaning(status)
+        unknown = sending and may_have_sent(status, temporary)
         message = f"{meaning} (HTTP {status})" if meaning else f"2Chat answered HTTP {status}"
-        error = self._failure(message, _error_text(body), status, temporary, unknown)
+        error = self._failure(message, error_text(body), status, temporary, unknown)
         error.retry_after = wait
         return error
 
     def _non_json_error(self, status: int, text: str, sending: bool) -> TwoChatError:
         """HTML error pages and the like: say so, with a short excerpt and never headers."""
-        meaning, temporary = _meaning(status) if not 200 <= status < 300 else (None, False)
-        unknown = sending and _may_have_sent(status, temporary)
+        meaning, temporary = status_meaning(status) if not 200 <= status < 300 else (None, False)
+        unknown = sending and may_have_sent(status, temporary)
         if meaning:
             message = f"{meaning} (HTTP {status} with a non-JSON body)"
         else:
             message = f"2Chat answered HTTP {status} with a non-JSON body"
-        return self._failure(message, _excerpt(text), status, temporary, unknown)
+        return self._failure(message, excerpt(text), status, temporary, unknown)
 
     def _failure(
         self, message: str, detail: str | None, status: int, temporary: bool, unknown: bool
@@ -484,7 +410,7 @@ class TwoChatClient:
         if detail:
             message = f"{message}: {detail}"
         return TwoChatError(
-            self._safe(message + _maybe(unknown)),
+            self._safe(message + maybe_sent(unknown)),
             status=status,
             temporary=temporary,
             outcome_unknown=unknown,
@@ -494,7 +420,7 @@ class TwoChatClient:
         self, exc: aiohttp.ClientError | _NoConnectionSlot, sending: bool
     ) -> TwoChatError:
         """Temporary only when the request surely never left (or when it was a read)."""
-        maybe_sent = _maybe(sending)
+        warning = maybe_sent(sending)
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
             return TwoChatError("Could not connect to 2Chat (timed out)", temporary=True)
         if isinstance(exc, aiohttp.ClientConnectorError):
@@ -506,7 +432,7 @@ class TwoChatClient:
             )
         if isinstance(exc, aiohttp.ServerTimeoutError):
             return TwoChatError(
-                f"2Chat did not answer within {self._read_timeout:g} s{maybe_sent}",
+                f"2Chat did not answer within {self._read_timeout:g} s{warning}",
                 temporary=not sending,
                 outcome_unknown=sending,
             )
@@ -515,7 +441,7 @@ class TwoChatClient:
                 "Cannot call 2Chat: its API URL must be an absolute http(s) URL", temporary=False
             )
         return TwoChatError(
-            f"The connection to 2Chat failed: {self._reason(exc)}{maybe_sent}",
+            f"The connection to 2Chat failed: {self._reason(exc)}{warning}",
             temporary=not sending,
             outcome_unknown=sending,
         )
@@ -529,4 +455,4 @@ class TwoChatClient:
             text = exc.message
         else:
             text = str(exc)
-        return self._safe(_one_line(text or type(exc).__name__, 80))
+        return self._safe(one_line(text or type(exc).__name__, 80))
