@@ -29,6 +29,9 @@ TWOCHAT_ACCOUNT_PROBLEMS = {
 # later write succeeds: long enough to be seen, short enough that with no traffic to retry
 # (an unready process gets none) it comes back to try.
 WRITE_FAILURE_FOR = 60.0
+# How long a refused write is reported even when a later one commits: a small write that
+# fits in the file's free pages (a sweep's) must not hide that requests are refused.
+WRITE_FAILURE_AT_LEAST = 5.0
 
 
 @dataclass
@@ -99,10 +102,20 @@ class Readiness:
             return f"the database cannot be reached: {exc}"
         except Exception as exc:  # any driver error means "cannot work"
             return f"the database cannot be reached: {type(exc).__name__}"
-        failure = self.store.write_failure
-        if failure is not None and self.clock() - failure[1] < WRITE_FAILURE_FOR:
-            return f"the database refuses writes: {failure[0]}"
-        return None
+        return self._write_problem()
+
+    def _write_problem(self) -> str | None:
+        """The last refused write, while it is recent and no write has committed since
+        (for ``WRITE_FAILURE_AT_LEAST`` whatever committed since)."""
+        failure, wrote_at = self.store.write_failure, self.store.wrote_at
+        if failure is None:
+            return None
+        reason, failed_at = failure
+        age = self.clock() - failed_at
+        recovered = wrote_at is not None and wrote_at > failed_at
+        if age >= WRITE_FAILURE_FOR or (recovered and age >= WRITE_FAILURE_AT_LEAST):
+            return None
+        return f"the database refuses writes: {reason}"
 
     async def problems(self) -> dict[str, str]:
         """Each failing component and what is wrong with it; empty when ready."""

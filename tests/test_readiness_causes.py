@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.health import WRITE_FAILURE_AT_LEAST, WRITE_FAILURE_FOR, Readiness
+from bot.store import open_store
 from tests.appproc import free_port
 from tests.conftest import StartApp, policy_file
 from tests.fakes.slack_server import SlackStandIn
@@ -113,3 +115,28 @@ def test_healthz_answers_503_during_the_shutdown_grace(
     assert app.proc.poll() is None  # still within the grace
     assert app.terminate() == 0
     assert ":white_check_mark:" in slack.wait_for_thread_reply(CHANNEL, timeout=1)["text"]
+
+
+async def test_a_refused_write_stays_reported_while_a_small_write_commits(tmp_path: Path) -> None:
+    """A sweep's write can fit in a full file's free pages: it must not make a process whose
+    requests are refused look ready at once, nor keep it unready once writes work again."""
+    store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+    now = [100.0]
+
+    async def slack_fine() -> None:
+        return None
+
+    readiness = Readiness(store, slack_fine, ttl=0, clock=lambda: now[0])
+    store.write_failure = ("database or disk is full", 100.0)
+    store.wrote_at = 101.0  # a small write committed just after the refusal
+    now[0] = 102.0
+    assert (await readiness.problems()) == {
+        "database": "the database refuses writes: database or disk is full"
+    }
+    now[0] = 100.0 + WRITE_FAILURE_AT_LEAST
+    assert await readiness.problems() == {}
+    store.wrote_at = 90.0  # nothing committed since the refusal: unready up to the cap
+    assert "database" in await readiness.problems()
+    now[0] = 100.0 + WRITE_FAILURE_FOR
+    assert await readiness.problems() == {}
+    store.close()

@@ -123,9 +123,10 @@ class StoreCore(ABC):
     # How many calls the backend serves at once: the async side runs that many threads.
     workers: int = 1
     # Why the last write failed for a reason of the database's own (a full disk, an I/O
-    # error, a read-only file), and when (time.monotonic); None after a write succeeds.
+    # error, a read-only file), and when (time.monotonic); and when a write last committed.
     # Readiness reports it: reads alone would not notice that every request is refused.
     write_failure: tuple[str, float] | None = None
+    wrote_at: float | None = None
     # Whether several app processes may use this database at once (and so must share
     # budgets, such as 2Chat's calls a minute, through it).
     shared: bool = False

@@ -128,7 +128,7 @@ class SqliteStore(Store):
                     outcomes.append(self._run_in_batch(call))
                 if self._conn.in_transaction:
                     self._conn.execute("COMMIT")
-                    self.write_failure = None
+                    self.wrote_at = time.monotonic()
             except BaseException as exc:
                 self._rollback()
                 if not isinstance(exc, _BatchLost | sqlite3.Error):
@@ -253,7 +253,7 @@ class SqliteStore(Store):
             self._write_failed(write, exc)
             raise StoreError(f"{self.target}: commit failed: {exc}") from exc
         if write:
-            self.write_failure = None
+            self.wrote_at = time.monotonic()
 
     def _write_failed(self, write: bool, exc: BaseException | None) -> None:
         """Remember a write refused by the file itself; another writer's lock is no fault."""
