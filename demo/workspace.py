@@ -21,6 +21,7 @@ from aiohttp import web
 from bot.config.loader import load_policy
 from bot.core.model import Policy
 from tests.appproc import TWOCHAT_KEY, AppProcess, app_env
+from tests.fakes.payloads import button_click
 from tests.fakes.slack_server import SlackStandIn, parsed_json
 from tests.fakes.twochat_server import TwoChatStandIn
 
@@ -179,16 +180,7 @@ class Workspace:
 
     def click(self, user: str, action_id: str, value: str, channel: str) -> None:
         """A button pressed by ``user`` on a message in ``channel``."""
-        payload: dict[str, object] = {
-            "type": "block_actions",
-            "user": {"id": user},
-            "team": {"id": "T0TEAM"},
-            "api_app_id": "A0APP",
-            "channel": {"id": channel},
-            "container": {"type": "message", "channel_id": channel},
-            "actions": [{"action_id": action_id, "block_id": "b", "value": value}],
-        }
-        self.app.interact(payload).raise_for_status()
+        self.app.interact(button_click(user, channel, action_id, value)).raise_for_status()
 
     def sms_from(self, sender: str, text: str) -> None:
         """An SMS that ``sender`` (a number, or a contact in the policy) sends to the bridge's

@@ -12,6 +12,7 @@ import pytest
 
 from tests.appproc import AppProcess
 from tests.conftest import StartApp
+from tests.fakes.payloads import button_click
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
@@ -120,15 +121,7 @@ def test_a_retry_button_acts_once_for_the_attempt_it_was_offered_for(
 
 
 def click_retry(app: AppProcess, value: str) -> None:
-    payload = {
-        "type": "block_actions",
-        "user": {"id": "U0ADMIN"},
-        "team": {"id": "T0TEAM"},
-        "api_app_id": "A0APP",
-        "channel": {"id": CHANNEL},
-        "container": {"type": "message", "channel_id": CHANNEL},
-        "actions": [{"action_id": "send_retry", "block_id": "retry", "value": value}],
-    }
+    payload = button_click("U0ADMIN", CHANNEL, "send_retry", value, block_id="retry")
     assert app.interact(payload).status_code == 200
 
 

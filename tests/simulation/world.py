@@ -46,6 +46,7 @@ from tests.escalation.ladder_app import (
     click,
     ladder_config,
 )
+from tests.fakes.payloads import button_click
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.twochat_server import TwoChatStandIn
@@ -271,21 +272,8 @@ class World:
         ]
         if not values:
             return
-        payload = {
-            "type": "block_actions",
-            "user": {"id": "U0ADMIN"},
-            "team": {"id": "T0TEAM"},
-            "api_app_id": "A0APP",
-            "channel": {"id": GENERAL},
-            "container": {"type": "message", "channel_id": GENERAL},
-            "actions": [
-                {
-                    "action_id": "send_retry",
-                    "block_id": "retry",
-                    "value": values[step.pick % len(values)],
-                }
-            ],
-        }
+        value = values[step.pick % len(values)]
+        payload = button_click("U0ADMIN", GENERAL, "send_retry", value, block_id="retry")
         with contextlib.suppress(OSError):
             self.running(step.pick).interact(payload)
 

@@ -25,6 +25,7 @@ from tests.escalation.ladder_app import (
     eventually,
     sends_to,
 )
+from tests.fakes.payloads import button_click
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
@@ -270,22 +271,7 @@ def approval_request(app: AppProcess, slack: SlackStandIn, user: str, text: str)
 
 
 def approve(app: AppProcess, user: str, request_id: str) -> None:
-    payload: dict[str, Any] = {
-        "type": "block_actions",
-        "user": {"id": user},
-        "team": {"id": "T0TEAM"},
-        "api_app_id": "A0APP",
-        "channel": {"id": GENERAL},
-        "container": {"type": "message", "channel_id": GENERAL},
-        "actions": [
-            {
-                "action_id": "approval_approve",
-                "block_id": "a",
-                "value": request_id,
-                "type": "button",
-            }
-        ],
-    }
+    payload = button_click(user, GENERAL, "approval_approve", request_id, block_id="a")
     assert app.interact(payload).status_code == 200
 
 

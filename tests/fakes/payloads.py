@@ -1,0 +1,27 @@
+"""Interaction payloads shaped as Slack sends them, for tests and the demo to click with.
+
+Shape: https://api.slack.com/reference/interaction-payloads/block-actions-payload
+(the fields the app reads; Slack's full samples live in tests/corpus/).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def button_click(
+    user: str, channel: str, action_id: str, value: str, *, block_id: str = "b"
+) -> dict[str, Any]:
+    """The ``block_actions`` payload of ``user`` pressing a button on a message in
+    ``channel``."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user},
+        "team": {"id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "channel": {"id": channel},
+        "container": {"type": "message", "channel_id": channel},
+        "actions": [
+            {"action_id": action_id, "block_id": block_id, "value": value, "type": "button"}
+        ],
+    }
