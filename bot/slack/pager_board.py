@@ -14,13 +14,12 @@ from datetime import timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.access import Action
 from bot.sending.escalation import Command, Via
 from bot.slack.deps import BadPayload, Bridge
 from bot.slack.ids import ActionId
-from bot.slack.payloads import BlockAction, ReactionAdded, optional
+from bot.slack.payloads import BlockAction, ReactionAdded
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +28,6 @@ ACK_REACTION = "white_check_mark"
 
 async def ack_from_slack(
     bridge: Bridge,
-    client: AsyncWebClient,
     escalation_id: str,
     user: str,
     channel: str | None,
@@ -43,7 +41,7 @@ async def ack_from_slack(
     if not verdict.allowed:
         await bridge.tell_clicker(channel, user, f":no_entry: {verdict.refusal()}")
         return
-    label = await _name_of(client, user)
+    label = (await bridge.user_names([user])).get(user, user)  # the id still says who
     if not await ladders.ack(escalation_id, user, via, label):
         await bridge.tell_clicker(
             channel, user, ":information_source: This page was already handled; your ack is noted."
@@ -58,31 +56,15 @@ async def command_from_slack(
         await bridge.tell_clicker(channel, user, f":no_entry: {refusal}")
 
 
-async def _name_of(client: AsyncWebClient, user: str) -> str:
-    """The name the "acked" SMS gives a Slack user: their display name when Slack says it."""
-    try:
-        found = await client.users_info(user=user)
-    except Exception as exc:  # no users:read scope, or Slack is down: the id still says who
-        logger.info("cannot read the name of %s: %s", user, exc)
-        return user
-    data = found.data if isinstance(found.data, dict) else {}
-    names = (
-        ("user", "profile", "display_name"),
-        ("user", "profile", "real_name"),
-        ("user", "name"),
-    )
-    return next((name for path in names if (name := optional(data, *path))), user)
-
-
 def register(app: AsyncApp, bridge: Bridge) -> None:
     """The board's buttons and the ✅ reaction."""
 
     @app.action(ActionId.LADDER_ACK)
-    async def ack_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def ack_button(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         action = BlockAction.parse(body)
         work = ack_from_slack(
-            bridge, client, action.button_value(), action.user_id, action.channel_id, via="button"
+            bridge, action.button_value(), action.user_id, action.channel_id, via="button"
         )
         bridge.runner.spawn(work, name=f"ladder-ack-{action.button_value()}")
 
@@ -90,7 +72,7 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
     _register_command(app, bridge, ActionId.LADDER_STOP, "stop")
 
     @app.event("reaction_added")
-    async def reaction(body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def reaction(body: dict[str, Any]) -> None:
         try:
             event = ReactionAdded.parse(body)
         except BadPayload as exc:
@@ -98,9 +80,7 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
             return
         if event.reaction != ACK_REACTION:
             return
-        bridge.runner.spawn(
-            ack_by_reaction(bridge, client, event), name=f"ladder-reaction-{event.ts}"
-        )
+        bridge.runner.spawn(ack_by_reaction(bridge, event), name=f"ladder-reaction-{event.ts}")
 
 
 def _register_command(app: AsyncApp, bridge: Bridge, action_id: ActionId, what: Command) -> None:
@@ -114,7 +94,7 @@ def _register_command(app: AsyncApp, bridge: Bridge, action_id: ActionId, what: 
         bridge.runner.spawn(work, name=f"ladder-{what}-{action.button_value()}")
 
 
-async def ack_by_reaction(bridge: Bridge, client: AsyncWebClient, event: ReactionAdded) -> None:
+async def ack_by_reaction(bridge: Bridge, event: ReactionAdded) -> None:
     """A ✅ on a board acks its page, once per Slack event however often it is delivered."""
     workflow = bridge.workflow
     escalation = await workflow.db(workflow.store.escalation_on_board, event.channel_id, event.ts)
@@ -122,6 +102,4 @@ async def ack_by_reaction(bridge: Bridge, client: AsyncWebClient, event: Reactio
         return
     if not await workflow.db(workflow.store.claim_key, event.dedupe_key, timedelta(days=1)):
         return
-    await ack_from_slack(
-        bridge, client, escalation.id, event.user_id, event.channel_id, via="reaction"
-    )
+    await ack_from_slack(bridge, escalation.id, event.user_id, event.channel_id, via="reaction")
