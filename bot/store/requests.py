@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -19,7 +19,13 @@ from bot.store.core import (
     answer_within,
 )
 from bot.store.leases import acquire_lease_in, claim_key_in, request_lease
-from bot.store.limits import NOT_COUNTED, check_limits, count_request, rate_keys, uncount_request
+from bot.store.limits import (
+    NOT_COUNTED,
+    check_limits_later,
+    count_request,
+    rate_keys,
+    uncount_request,
+)
 from bot.store.records import (
     REQUEST_STATES,
     TRANSITIONS,
@@ -32,7 +38,7 @@ from bot.store.records import (
     StoredRequest,
 )
 from bot.store.sends import store_thread_in
-from bot.store.tx import Tx, from_db_time, iso, placeholders, utc
+from bot.store.tx import Pending, Tx, from_db_time, iso, placeholders, utc
 
 # The audit export's columns for requests and their sends, so an empty export still has
 # its header. The response_url is left out: it lets anyone holding it post into the
@@ -104,18 +110,20 @@ def _as_recorded(
 
 def opted_out_among(tx: Tx, numbers: Sequence[str]) -> frozenset[str]:
     """Which of ``numbers`` have opted out (read in chunks: a page may name thousands)."""
-    found: set[str] = set()
+    return _opted_out(_opted_out_later(tx, numbers))
+
+
+def _opted_out_later(tx: Tx, numbers: Sequence[str]) -> list[Pending]:
+    """The reads of ``opted_out_among``, their answers read later (``_opted_out``)."""
     unique = sorted(set(numbers))
-    for i in range(0, len(unique), 500):
-        chunk = unique[i : i + 500]
-        found.update(
-            number
-            for (number,) in tx.rows(
-                f"SELECT number FROM opt_outs WHERE number IN ({placeholders(len(chunk))})",
-                chunk,
-            )
-        )
-    return frozenset(found)
+    return [
+        tx.later(f"SELECT number FROM opt_outs WHERE number IN ({placeholders(len(chunk))})", chunk)
+        for chunk in (unique[i : i + 500] for i in range(0, len(unique), 500))
+    ]
+
+
+def _opted_out(reads: Sequence[Pending]) -> frozenset[str]:
+    return frozenset(number for read in reads for (number,) in read.rows)
 
 
 class Ticket:
@@ -152,6 +160,41 @@ class Ticket:
                 return False
             self._state, self._recorded = "handed_over", recorded
             return True
+
+
+def _refuse(
+    claimed: Sequence[Pending],
+    opted_out: frozenset[str] | None,
+    numbers: Sequence[str],
+    check_limits: Callable[[], None] | None,
+) -> None:
+    """Read the answers a record may be refused for, in this order: a claim taken already
+    (a retry or a replay), every recipient opted out, a rate limit."""
+    if not all(claim.rows for claim in claimed):
+        raise _Duplicate
+    if opted_out is not None and opted_out.issuperset(numbers):
+        raise AllOptedOut("every recipient has opted out")
+    if check_limits is not None:
+        check_limits()
+
+
+class _Inserted:
+    """A request as inserted, and the inserts of its sends, whose ids are read later."""
+
+    def __init__(self, request: StoredRequest, inserts: Sequence[Pending]) -> None:
+        self.request = request
+        self._inserts = inserts
+
+    def sends(self) -> tuple[SendRecord, ...]:
+        """The sends as inserted, in the order the recipients were given."""
+        request = self.request
+        # ids rise in insertion order; RETURNING's own order is not promised
+        ids = sorted(int(send_id) for insert in self._inserts for (send_id,) in insert.rows)
+        return tuple(
+            SendRecord(send_id, request.id, r.number, r.name, "queued", None, None, 0, None,
+                       request.created_at)
+            for send_id, r in zip(ids, request.recipients, strict=True)
+        )  # fmt: skip
 
 
 class RequestQueries(StoreCore):
@@ -201,9 +244,8 @@ class RequestQueries(StoreCore):
         try:
             locks = rate_keys(new.sender, recipients, limits) if limits is not None else ()
             with self._transaction(write=True, locks=locks) as tx:
-                if not all(claim_key_in(tx, key, ttl, now) for key, ttl in claims):
-                    raise _Duplicate
-                recorded = self._record_in(tx, new, now, limits, start, opt_outs)
+                claimed = [claim_key_in(tx, key, ttl, now) for key, ttl in claims]
+                recorded = self._record_in(tx, new, now, limits, start, opt_outs, claimed)
                 inserted = recorded.request.id if recorded.fresh else None
                 if ticket is not None and ticket.abandoned:
                     raise StoreError("the request was abandoned before it was recorded")
@@ -230,33 +272,42 @@ class RequestQueries(StoreCore):
         limits: RateLimits | None,
         start: tuple[str, timedelta] | None,
         opt_outs: bool,
+        claimed: Sequence[Pending] = (),
     ) -> Recorded:
-        """``record_request``'s work inside its transaction."""
+        """``record_request``'s work inside its transaction. A fresh request's statements
+        are all queued before any answer is read (one round trip on PostgreSQL, then the
+        commit's); a refusal read from the answers rolls all of them back. The answers are
+        read in the order of the refusals: a claim taken, every recipient opted out, a
+        limit."""
         recipients = tuple(new.recipients)
         numbers = [r.number for r in recipients]
-        opted_out = opted_out_among(tx, numbers) if opt_outs else frozenset()
+        opted_out = _opted_out_later(tx, numbers) if opt_outs else []
         found = []
         if new.dedupe_key is not None:
             found = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
         if not found:
-            if opt_outs and opted_out.issuperset(numbers):
-                raise AllOptedOut("every recipient has opted out")
-            if limits is not None:
-                check_limits(tx, new.sender, recipients, limits, now)
+            check = (
+                None
+                if limits is None
+                else check_limits_later(tx, new.sender, recipients, limits, now)
+            )
             started = start is not None and not new.approval_required
             inserted = self._insert_records(tx, new, now, started=started)
             if inserted is not None:
-                request, sends = inserted
                 count_request(tx, new.sender, numbers, now)
+                request = inserted.request
                 if start is not None and started:
                     holder, ttl = start
                     acquire_lease_in(tx, request_lease(request.id), holder, ttl, now)
-                return Recorded(request, sends, opted_out, fresh=True, started=started)
+                _refuse(claimed, _opted_out(opted_out) if opt_outs else None, numbers, check)
+                sends = inserted.sends()
+                return Recorded(request, sends, _opted_out(opted_out), fresh=True, started=started)
             # a concurrent request with the same dedupe key committed first
             found = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
+        _refuse(claimed, None, numbers, None)
         request = found[0]
         sends = tuple(self._sends_where(tx, "s.request_id = ?", (request.id,)))
-        return Recorded(request, sends, opted_out, fresh=False, started=False)
+        return Recorded(request, sends, _opted_out(opted_out), fresh=False, started=False)
 
     def _abandon(self, request_id: str) -> None:
         """Expire a request recorded after its caller gave up: the requester was told it
@@ -282,12 +333,13 @@ class RequestQueries(StoreCore):
         """Insert the request and its queued sends; its id, or None when its dedupe key is
         already taken. ``started`` records it "sending" (its caller delivers it)."""
         inserted = self._insert_records(tx, new, now, started=started)
-        return inserted[0].id if inserted else None
+        return inserted.request.id if inserted else None
 
     def _insert_records(
         self, tx: Tx, new: NewRequest, now: datetime, *, started: bool
-    ) -> tuple[StoredRequest, tuple[SendRecord, ...]] | None:
-        """``_insert_request``, handing back the rows as inserted (no second read)."""
+    ) -> _Inserted | None:
+        """``_insert_request``, handing back the rows as inserted (no second read). Without
+        a dedupe key nothing can conflict, so nothing is read before the sends are queued."""
         state: RequestState = (
             "pending_approval" if new.approval_required else "sending" if started else "queued"
         )
@@ -295,7 +347,7 @@ class RequestQueries(StoreCore):
         expires_at = utc(new.expires_at) if new.expires_at is not None else None
         # Requests that name no targets (a ladder's) leave the column out, as schema 5 had it.
         targets = ", targets" if new.targets is not None else ""
-        inserted = tx.rows(
+        inserted = tx.later(
             "INSERT INTO requests (id, kind, sender, channel_id, thread_ts, response_url, "
             "from_name, from_number, text, segments, encoding, state, created_at, "
             f"updated_at, expires_at, dedupe_key{targets}) "
@@ -321,29 +373,24 @@ class RequestQueries(StoreCore):
                 *([new.targets] if targets else []),
             ),
         )
-        if not inserted:
+        if new.dedupe_key is not None and not inserted.rows:
             return None
         recipients = tuple(new.recipients)
-        ids: list[int] = []
-        for i in range(0, len(recipients), _SENDS_PER_INSERT):  # a page may have thousands
-            chunk = recipients[i : i + _SENDS_PER_INSERT]
-            ids.extend(
-                int(send_id)
-                for (send_id,) in tx.rows(
-                    "INSERT INTO sends (request_id, number, name, state, attempts, "
-                    "created_at, updated_at) VALUES "
-                    + ", ".join("(?, ?, ?, 'queued', 0, ?, ?)" for _ in chunk)
-                    + " RETURNING id",
-                    [v for r in chunk for v in (request_id, r.number, r.name, now, now)],
-                )
+        inserts = [
+            tx.later(
+                "INSERT INTO sends (request_id, number, name, state, attempts, "
+                "created_at, updated_at) VALUES "
+                + ", ".join("(?, ?, ?, 'queued', 0, ?, ?)" for _ in chunk)
+                + " RETURNING id",
+                [v for r in chunk for v in (request_id, r.number, r.name, now, now)],
             )
-        ids.sort()  # ids rise in insertion order; RETURNING's own order is not promised
-        sends = tuple(
-            SendRecord(send_id, request_id, r.number, r.name, "queued", None, None, 0, None, now)
-            for send_id, r in zip(ids, recipients, strict=True)
-        )
+            for chunk in (  # a page may have thousands
+                recipients[i : i + _SENDS_PER_INSERT]
+                for i in range(0, len(recipients), _SENDS_PER_INSERT)
+            )
+        ]
         request = _as_recorded(new, request_id, state, now, expires_at)
-        return request, sends
+        return _Inserted(request, inserts)
 
     def get_request(self, request_id: str) -> StoredRequest | None:
         return self._request_by("id", request_id)
