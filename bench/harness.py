@@ -42,6 +42,8 @@ CHANNEL = "C0BENCH"
 FROM_NUMBER = "+17137157533"
 GROUP = "bench100"
 GROUP_NUMBERS = tuple(f"+4477009000{i:02d}" for i in range(100))
+# An on-call roster: who a mention or an alert in CHANNEL pages (BenchPolicy.page_channel).
+PAGE_GROUP, PAGE_GROUP_SIZE, ALERT_MATCH = "oncall", 5, "BENCH-ALERT"
 # Whole GB mobile ranges (+44 7700 8xxxxx, +44 7700 1xxxxx) phonenumbers knows as assigned.
 PAGE_PREFIXES = ("+4477008", "+4477001")
 USERS = tuple(f"U0BENCH{i:02d}" for i in range(20))
@@ -83,6 +85,8 @@ class BenchPolicy:
     groups: Mapping[str, Sequence[str]] = field(default_factory=dict)  # beside GROUP
     from_numbers: Mapping[str, str] = field(default_factory=dict)  # beside "main"
     poll_interval: str | None = None  # replies.poll_interval: the reply poller runs
+    # CHANNEL pages PAGE_GROUP on a mention, and on a message matching ALERT_MATCH
+    page_channel: bool = False
 
     def from_numbers_all(self) -> dict[str, str]:
         """Every from-number by name, the default ("main") first."""
@@ -90,7 +94,7 @@ class BenchPolicy:
 
     def yaml(self) -> str:
         from_numbers = self.from_numbers_all()
-        groups = {GROUP: GROUP_NUMBERS, **self.groups}
+        groups = {GROUP: GROUP_NUMBERS, PAGE_GROUP: GROUP_NUMBERS[:PAGE_GROUP_SIZE], **self.groups}
         lines = [
             "version: 1",
             "defaults:",
@@ -113,6 +117,15 @@ class BenchPolicy:
             lines.append(f"  requests_per_minute: {self.requests_per_minute}")
         if self.poll_interval:
             lines += ["replies:", f"  poll_interval: {self.poll_interval}"]
+        if self.page_channel:
+            lines += [
+                "channels:",
+                f"  {CHANNEL}:",
+                f"    page: {PAGE_GROUP}",
+                "    auto_page:",
+                f'      match: "{ALERT_MATCH}"',
+                "      dedupe_window: 1m",
+            ]
         return "\n".join(lines) + "\n"
 
 
