@@ -74,11 +74,12 @@ class _PgTx(Tx):
             )
 
     def commit(self) -> None:
-        """COMMIT, sent with the statements still queued; then every answer is read, so
-        none is left on the connection the pool lends next."""
+        """COMMIT, queued after the statements still unsent: they all go out, with one Sync,
+        when the pipeline closes (psycopg sends a Sync then in any case)."""
         self._conn.cursor().execute(b"COMMIT", prepare=False)
-        if self._pipeline is not None:
-            self._pipeline.sync()
+
+    def read_answers(self) -> None:
+        """Read every answer after the pipeline closed, so none waits on the connection."""
         for pending in self._unread:
             pending.result()
 
@@ -197,28 +198,25 @@ class PostgresStore(Store):
         # time left, and the server gives up on its side too: a transaction that outlives its
         # caller is cancelled rather than committed late.
         left = time_left()
+        committing = False
         try:
-            with (
-                self._pool.connection(timeout=left) as conn,
-                conn.pipeline() if self._pipelined else nullcontext() as pipeline,
-            ):
-                tx = _PgTx(conn, pipeline)
-                tx.begin(left, locks)
-                yield tx
-                time_left()  # still wanted? If not, roll back instead of committing
-                try:
-                    tx.commit()
-                except psycopg.OperationalError as exc:
-                    if not _lost_connection(exc):
-                        raise  # a queued statement failed: rolled back, not committed
-                    self._after_failure(exc)
-                    raise CommitUnknown(f"{self.target}: {self.scrub(str(exc))}") from exc
+            with self._pool.connection(timeout=left) as conn:
+                with conn.pipeline() if self._pipelined else nullcontext() as pipeline:
+                    tx = _PgTx(conn, pipeline)
+                    tx.begin(left, locks)
+                    yield tx
+                    time_left()  # still wanted? If not, roll back instead of committing
+                    committing = True
+                    tx.commit()  # in a pipeline, sent as it closes: no Sync of its own
+                tx.read_answers()
                 self._last_used[conn] = time.monotonic()
         except PoolTimeout:
             raise StoreError(f"{self.target}: no database connection available") from None
         except psycopg.OperationalError as exc:
             self._after_failure(exc)
             message = self.scrub(str(exc))
+            if committing and _lost_connection(exc):  # else a statement's own failure
+                raise CommitUnknown(f"{self.target}: {message}") from exc
             raise StoreError(f"{self.target}: {message}") from exc
 
     def _recheck_pool(self) -> None:
