@@ -1,13 +1,13 @@
 """CPU of the store path alone: ``.venv/bin/python -m bench.store_cost``.
 
-One single-recipient send costs three store round trips (record, claim, finish); this runs
+One single-recipient send costs three store calls (record, claim, finish); this runs
 exactly those calls in a loop, with nothing else in the process, on SQLite (a file on disk,
 every commit synced, as the app runs it) and on the local PostgreSQL, and prints the CPU
-time per send, on PostgreSQL with the server's CPU beside it (its sessions for this
-process, counted over the warm-up too, and the cluster's writers). On SQLite it also runs them as the app's store thread does under load,
-20 sends' records in one batch under one commit, then their claims, then their finishes;
-and it prints that batched cost block by block over 30,000 sends, to show whether a send
-costs more as history grows.
+time per send; on PostgreSQL with the server's beside it (the sessions of this process's
+connections, warm-up included, and the cluster's writers). On SQLite it also runs them as
+the app's store thread does under load, 20 sends' records in one batch under one commit,
+then their claims, then their finishes; and it prints that batched cost block by block
+over 30,000 sends, to show whether a send costs more as history grows.
 """
 
 from __future__ import annotations
