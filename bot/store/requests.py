@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -26,15 +26,21 @@ from bot.store.limits import (
     rate_keys,
     uncount_request,
 )
+from bot.store.recording import (
+    Duplicate,
+    Inserted,
+    as_recorded,
+    opted_out,
+    opted_out_later,
+    refuse,
+)
 from bot.store.records import (
     REQUEST_STATES,
     TRANSITIONS,
-    AllOptedOut,
     NewRequest,
     RateLimits,
     Recorded,
     RequestState,
-    SendRecord,
     StoredRequest,
 )
 from bot.store.sends import store_thread_in
@@ -67,63 +73,6 @@ _SENDS_PER_INSERT = 500
 ABANDONED = "recorded after the requester was told the database was unavailable"
 
 logger = logging.getLogger(__name__)
-
-
-class _Duplicate(Exception):
-    """A claim of ``record_request`` was taken already: roll everything back."""
-
-
-def _as_recorded(
-    new: NewRequest,
-    request_id: str,
-    state: RequestState,
-    now: datetime,
-    expires_at: datetime | None,
-) -> StoredRequest:
-    """The request as its insert recorded it, without reading it back."""
-    return StoredRequest(
-        id=request_id,
-        kind=new.kind,
-        sender=new.sender,
-        channel_id=new.channel_id,
-        thread_ts=new.thread_ts,
-        response_url=new.response_url,
-        from_name=new.from_name,
-        from_number=new.from_number,
-        text=new.text,
-        segments=new.segments,
-        encoding=new.encoding,
-        state=state,
-        created_at=now,
-        updated_at=now,
-        expires_at=expires_at,
-        decided_by=None,
-        decided_at=None,
-        decision_reason=None,
-        approval_channel=None,
-        approval_ts=None,
-        dedupe_key=new.dedupe_key,
-        recipients=tuple(new.recipients),
-        targets=new.targets,
-    )
-
-
-def opted_out_among(tx: Tx, numbers: Sequence[str]) -> frozenset[str]:
-    """Which of ``numbers`` have opted out (read in chunks: a page may name thousands)."""
-    return _opted_out(_opted_out_later(tx, numbers))
-
-
-def _opted_out_later(tx: Tx, numbers: Sequence[str]) -> list[Pending]:
-    """The reads of ``opted_out_among``, their answers read later (``_opted_out``)."""
-    unique = sorted(set(numbers))
-    return [
-        tx.later(f"SELECT number FROM opt_outs WHERE number IN ({placeholders(len(chunk))})", chunk)
-        for chunk in (unique[i : i + 500] for i in range(0, len(unique), 500))
-    ]
-
-
-def _opted_out(reads: Sequence[Pending]) -> frozenset[str]:
-    return frozenset(number for read in reads for (number,) in read.rows)
 
 
 class Ticket:
@@ -160,41 +109,6 @@ class Ticket:
                 return False
             self._state, self._recorded = "handed_over", recorded
             return True
-
-
-def _refuse(
-    claimed: Sequence[Pending],
-    opted_out: frozenset[str] | None,
-    numbers: Sequence[str],
-    check_limits: Callable[[], None] | None,
-) -> None:
-    """Read the answers a record may be refused for, in this order: a claim taken already
-    (a retry or a replay), every recipient opted out, a rate limit."""
-    if not all(claim.rows for claim in claimed):
-        raise _Duplicate
-    if opted_out is not None and opted_out.issuperset(numbers):
-        raise AllOptedOut("every recipient has opted out")
-    if check_limits is not None:
-        check_limits()
-
-
-class _Inserted:
-    """A request as inserted, and the inserts of its sends, whose ids are read later."""
-
-    def __init__(self, request: StoredRequest, inserts: Sequence[Pending]) -> None:
-        self.request = request
-        self._inserts = inserts
-
-    def sends(self) -> tuple[SendRecord, ...]:
-        """The sends as inserted, in the order the recipients were given."""
-        request = self.request
-        # ids rise in insertion order; RETURNING's own order is not promised
-        ids = sorted(int(send_id) for insert in self._inserts for (send_id,) in insert.rows)
-        return tuple(
-            SendRecord(send_id, request.id, r.number, r.name, "queued", None, None, 0, None,
-                       request.created_at)
-            for send_id, r in zip(ids, request.recipients, strict=True)
-        )  # fmt: skip
 
 
 class RequestQueries(StoreCore):
@@ -249,7 +163,7 @@ class RequestQueries(StoreCore):
                 inserted = recorded.request.id if recorded.fresh else None
                 if ticket is not None and ticket.abandoned:
                     raise StoreError("the request was abandoned before it was recorded")
-        except _Duplicate:
+        except Duplicate:
             return None
         except CommitUnknown:
             if inserted is not None:  # it may have landed, yet the caller hears it failed
@@ -281,7 +195,7 @@ class RequestQueries(StoreCore):
         limit."""
         recipients = tuple(new.recipients)
         numbers = [r.number for r in recipients]
-        opted_out = _opted_out_later(tx, numbers) if opt_outs else []
+        opt_out_reads = opted_out_later(tx, numbers) if opt_outs else []
         found = []
         if new.dedupe_key is not None:
             found = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
@@ -299,15 +213,17 @@ class RequestQueries(StoreCore):
                 if start is not None and started:
                     holder, ttl = start
                     acquire_lease_in(tx, request_lease(request.id), holder, ttl, now)
-                _refuse(claimed, _opted_out(opted_out) if opt_outs else None, numbers, check)
+                refuse(claimed, opted_out(opt_out_reads) if opt_outs else None, numbers, check)
                 sends = inserted.sends()
-                return Recorded(request, sends, _opted_out(opted_out), fresh=True, started=started)
+                return Recorded(
+                    request, sends, opted_out(opt_out_reads), fresh=True, started=started
+                )
             # a concurrent request with the same dedupe key committed first
             found = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
-        _refuse(claimed, None, numbers, None)
+        refuse(claimed, None, numbers, None)
         request = found[0]
         sends = tuple(self._sends_where(tx, "s.request_id = ?", (request.id,)))
-        return Recorded(request, sends, _opted_out(opted_out), fresh=False, started=False)
+        return Recorded(request, sends, opted_out(opt_out_reads), fresh=False, started=False)
 
     def _abandon(self, request_id: str) -> None:
         """Expire a request recorded after its caller gave up: the requester was told it
@@ -337,7 +253,7 @@ class RequestQueries(StoreCore):
 
     def _insert_records(
         self, tx: Tx, new: NewRequest, now: datetime, *, started: bool
-    ) -> _Inserted | None:
+    ) -> Inserted | None:
         """``_insert_request``, handing back the rows as inserted (no second read). Without
         a dedupe key nothing can conflict, so nothing is read before the sends are queued."""
         state: RequestState = (
@@ -389,8 +305,8 @@ class RequestQueries(StoreCore):
                 for i in range(0, len(recipients), _SENDS_PER_INSERT)
             )
         ]
-        request = _as_recorded(new, request_id, state, now, expires_at)
-        return _Inserted(request, inserts)
+        request = as_recorded(new, request_id, state, now, expires_at)
+        return Inserted(request, inserts)
 
     def get_request(self, request_id: str) -> StoredRequest | None:
         return self._request_by("id", request_id)
