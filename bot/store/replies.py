@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot.store.core import StoreCore
+from bot.store.recording import opted_out_among
 from bot.store.records import Acknowledgement, InboundMessage, OptOut, ReplyCursor, StoredRequest
-from bot.store.requests import opted_out_among
 from bot.store.tx import from_db_time, utc
 
 
