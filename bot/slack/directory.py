@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -31,6 +31,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.directory import EMPTY_DIRECTORY, USER_ID, Directory
 from bot.core.model import Policy
 from bot.core.phone import parse_number
+from bot.core.retry_after import header_retry_after
 from bot.errors import InvalidNumber
 from bot.slack.reporter import SLACK_ERRORS
 
@@ -46,6 +47,8 @@ LOOKUP_DEADLINE = 1.5
 PATIENCE = 30.0
 # No lookup runs longer than this, Retry-After waits included.
 LOOKUP_LIMIT = 300.0
+# The pause after a 429 that carries no usable Retry-After (Slack always sends one).
+UNSAID_RETRY_AFTER = 1.0
 _LOOKUP_ERRORS = (*SLACK_ERRORS, aiohttp.ClientError, TimeoutError)
 
 
@@ -182,16 +185,8 @@ async def _waiting_out_rate_limits(fetch: Callable[[], Awaitable[T]]) -> T:
         except SlackApiError as exc:
             if exc.response.status_code != 429:
                 raise
-            await asyncio.sleep(_retry_after(exc.response.headers))
-
-
-def _retry_after(headers: Mapping[str, Any]) -> float:
-    """Slack's Retry-After in seconds (header names and value shapes vary by client)."""
-    for name, value in headers.items():
-        if name.lower() == "retry-after":
-            text = str(value[0] if isinstance(value, list) and value else value)
-            return float(text) if text.isdigit() else 1.0
-    return 1.0
+            said = header_retry_after(exc.response.headers)
+            await asyncio.sleep(UNSAID_RETRY_AFTER if said is None else said)
 
 
 def lookup_failure(exc: BaseException) -> str:
