@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from bot.slack.redelivery import ask_for_redelivery, is_redelivery
 from bot.slack.render import refusal_text
 from bot.slack.reporter import Origin
 from bot.store.core import answer_within
+from bot.store.leases import ALERT_CLAIM_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -111,16 +113,23 @@ async def page_alert(
     await auto_page(bridge, alert, message_text(event, names) if names else text, outage)
 
 
-async def claim_event(bridge: Bridge, alert: MessageEvent) -> bool | None:
-    """Claim an alert event for this delivery before Slack is answered: True for the first
-    delivery the database saw, False for a later one (Slack's redelivery of an event that
-    is being paged), None when the database did not answer in time."""
+def event_claim(alert: MessageEvent) -> str:
+    """The name of an alert event's claim (a lease: its holder may take it again)."""
+    return f"{ALERT_CLAIM_PREFIX}{alert.dedupe_key}"
+
+
+async def claim_event(bridge: Bridge, alert: MessageEvent, holder: str) -> bool | None:
+    """Claim an alert event for ``holder`` (this process) before Slack is answered: True
+    for the first process the database saw it from, False for another (Slack's redelivery
+    of an event that is being paged), None when the database did not answer in time. A
+    claim that commits after the time ran out is still this process's, so its wait for
+    the database takes it again."""
     workflow = bridge.workflow
     try:
         async with asyncio.timeout(EVENT_CLAIM_WITHIN):
             with answer_within(EVENT_CLAIM_WITHIN):
                 return await workflow.db(
-                    workflow.store.claim_key, f"alert-{alert.dedupe_key}", EVENT_CLAIM_TTL
+                    workflow.store.acquire_lease, event_claim(alert), holder, EVENT_CLAIM_TTL
                 )
     except (StoreError, TimeoutError) as exc:
         logger.warning("alert event %s not claimed, database unavailable: %s", alert.ts, exc)
@@ -143,13 +152,10 @@ async def auto_page(
     if rule is None or rule.auto_page is None:
         return
     workflow = bridge.workflow
-    event_key = f"alert-{alert.dedupe_key}"
     claim_event_first = outage is not None
     outage = outage or _Outage(bridge, alert)
     try:
-        if claim_event_first and not await outage.wait(
-            lambda: workflow.db(workflow.store.claim_key, event_key, EVENT_CLAIM_TTL)
-        ):
+        if claim_event_first and not await outage.claim_event():
             logger.info("auto-page in %s: a redelivery of the alert took it", channel)
             return
         key = alert_key(channel, text)
@@ -193,12 +199,23 @@ class _Outage:
     """Runs an alert's store calls until the database answers, saying once in the alert's
     thread that its page waits for it."""
 
-    def __init__(self, bridge: Bridge, alert: MessageEvent, *, told: bool = False) -> None:
+    def __init__(
+        self, bridge: Bridge, alert: MessageEvent, holder: str = "", *, told: bool = False
+    ) -> None:
         self._bridge = bridge
         self._alert = alert
+        self.holder = holder  # the process that claims the alert's event
         self._deadline = time.monotonic() + ALERT_WAITS_FOR_DATABASE
         self._told = told  # a redelivery: the first delivery said so already
         self.tries = 0  # failed tries so far
+
+    async def claim_event(self) -> bool:
+        """Claim the alert's event once the database answers (see ``claim_event``)."""
+        workflow = self._bridge.workflow
+        name = event_claim(self._alert)
+        return await self.wait(
+            lambda: workflow.db(workflow.store.acquire_lease, name, self.holder, EVENT_CLAIM_TTL)
+        )
 
     async def wait(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``'s answer; StoreError once the database failed past the deadline."""
@@ -247,7 +264,9 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
             name=f"page-mention-{mention.ts}",
         )
 
-    waiting: set[str] = set()  # alert events this process waits on the database for
+    holder = uuid.uuid4().hex  # this process, as the holder of alert events' claims
+    # Alert events this process has in hand: True while one waits for the database.
+    in_hand: dict[str, bool] = {}
 
     @app.event("message")
     async def on_message(
@@ -262,22 +281,24 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
         if text is None:
             return
         alert = MessageEvent.parse(body)
-        claimed = await claim_event(bridge, alert)
+        if alert.dedupe_key in in_hand:  # delivered again to the process paging it
+            if in_hand[alert.dedupe_key]:
+                ask_for_redelivery("the database is still unavailable")
+            return
+        claimed = await claim_event(bridge, alert, holder)
         if claimed is False:
             logger.info("alert event %s delivered again: already taken", alert.ts)
             return
         outage = None
         if claimed is None:
             ask_for_redelivery("the database is unavailable")
-            if alert.dedupe_key in waiting:
-                return
-            waiting.add(alert.dedupe_key)
-            outage = _Outage(bridge, alert, told=is_redelivery(request.headers))
+            outage = _Outage(bridge, alert, holder, told=is_redelivery(request.headers))
+        in_hand[alert.dedupe_key] = outage is not None
 
         async def page() -> None:
             try:
                 await page_alert(bridge, alert, text, event, outage)
             finally:
-                waiting.discard(alert.dedupe_key)
+                in_hand.pop(alert.dedupe_key, None)
 
         bridge.runner.spawn(page(), name=f"auto-page-{alert.ts}")

@@ -101,6 +101,20 @@ def test_expired_dedupe_keys_go_and_live_ones_stay(
     assert backend.query("SELECT key FROM dedupe_keys") == [("live",)]
 
 
+def test_expired_alert_event_claims_go_and_other_leases_stay(
+    backend: Backend, store: Store, clock: FakeClock
+) -> None:
+    """An alert event's claim is a lease nobody releases: the purge takes it once expired.
+    Other leases (a request's, the poller's) are their holders' to release."""
+    assert store.acquire_lease("alert-event:Ev1", "p1", timedelta(minutes=5))
+    assert store.acquire_lease("alert-event:Ev2", "p1", timedelta(days=1))
+    assert store.acquire_lease("reply-poller", "p1", timedelta(minutes=5))
+    clock.advance(minutes=10)
+    store.purge_before(store.now() - KEEP)
+    names = sorted(name for (name,) in backend.query("SELECT name FROM leases"))
+    assert names == ["alert-event:Ev2", "reply-poller"]
+
+
 def test_batch_must_be_positive(store: Store) -> None:
     with pytest.raises(ValueError, match="batch"):
         store.purge_before(store.now(), batch=0)
