@@ -323,7 +323,7 @@ class SlackStandIn(BackgroundServer):
     people_minute: float = 60.0
     people_times: dict[str, list[float]] = field(default_factory=dict)
     stalled: set[str] = field(default_factory=set)
-    stalled_calls: list[str] = field(default_factory=list)
+    stalled_calls: list[Call] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -477,7 +477,7 @@ class SlackStandIn(BackgroundServer):
         method = request.match_info["method"]
         args = await self._args(request)
         if method in self.stalled:
-            self.record(lambda: self.stalled_calls.append(method))
+            self.record(lambda: self.stalled_calls.append(Call(method, args)))
             while method in self.stalled:
                 await asyncio.sleep(0.02)
             return web.json_response({"ok": False, "error": "service_unavailable"}, status=503)

@@ -137,7 +137,11 @@ def test_a_stop_recorded_by_a_process_killed_before_it_acted_is_acted_on_after_a
     )
     slack.stall("chat.postMessage")
     twochat.inbound(ALICE, "STOP")
-    slack.wait_until(lambda: slack.stalled_calls, 5, "the STOP's post on its way")
+    slack.wait_until(
+        lambda: any("opted out" in str(c.args.get("text")) for c in slack.stalled_calls),
+        5,
+        "the STOP's post on its way",
+    )
     first.kill()
     slack.unstall()
     assert not opted_out(slack, request["_ts"])
