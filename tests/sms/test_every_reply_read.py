@@ -147,8 +147,8 @@ def test_a_stop_recorded_by_a_process_killed_before_it_acted_is_acted_on_after_a
     assert not opted_out(slack, request["_ts"])
     second = start_app(config, DATABASE_URL=database)
     # The killed poller's lease runs out first (10 s at the least).
-    slack.wait_until(lambda: opted_out(slack, request["_ts"]), 20, "alice's STOP acted on")
-    assert "recorded earlier" in second.log()
+    slack.wait_until(lambda: opted_out(slack, request["_ts"]), 30, "alice's STOP acted on")
+    assert "recorded earlier" in second.wait_for_log("recorded earlier")
     refused = second.command("alice one more", "U0ADMIN", CHANNEL, slack.response_url()).json()
     assert "alice replied STOP; they have opted out" in refused["text"]
     second.terminate()
