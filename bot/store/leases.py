@@ -20,6 +20,11 @@ def _positive(ttl: timedelta) -> None:
         raise ValueError("ttl must be positive")
 
 
+# Leases named so claim an alert event for the process that pages it; expired ones are
+# purged with the history (other leases are released by their holders).
+ALERT_CLAIM_PREFIX = "alert-"
+
+
 def claim_key_in(tx: Tx, key: str, ttl: timedelta, now: datetime) -> Pending:
     """Claim ``key`` inside ``tx``: a row comes back for the first claimer (or the first
     after it expired). Part of a larger transaction, so a refusal later in it gives the key
