@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.store.core import StoreCore
+from bot.store.recording import opted_out_among
 from bot.store.records import (
     Acknowledgement,
     InboundMessage,
@@ -18,7 +19,6 @@ from bot.store.records import (
     StoredRequest,
     utcnow,
 )
-from bot.store.recording import opted_out_among
 from bot.store.tx import from_db_time, utc
 
 
