@@ -35,7 +35,7 @@ from bot.slack.reporter import SlackReporter
 from bot.slack.user_names import SlackNames
 from bot.sms.budget import Ledger, Priority, RatePacer, SharedLedger
 from bot.sms.dry_run import DryRunTwoChatClient
-from bot.sms.replies import ReplyRelay
+from bot.sending.replies import ReplyRelay
 from bot.sms.twochat import UNREACHABLE_REASONS, TwoChatClient
 from bot.store import Store, open_store
 from bot.tasks import TaskRunner
