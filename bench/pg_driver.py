@@ -29,7 +29,7 @@ import psycopg
 from bench.harness import postgres_schema
 from bench.pg_transcript import AsyncTranscript
 from bot.sending.services import Services
-from bot.sending.workflow import ANSWER_WITHIN
+from bot.sending.workflow import ANSWER_DEADLINE
 from bot.store import NewRecipient, NewRequest, PostgresStore, RateLimits, open_store
 from bot.store.core import answer_within
 from bot.store.requests import Ticket
@@ -70,8 +70,8 @@ def sends_through(call: Callable[..., Awaitable[Any]], store: Any) -> SendFn:
     record under the Slack answer's time budget, as ``Workflow.submit`` runs it."""
 
     async def send(worker: int, index: int) -> None:
-        async with asyncio.timeout(ANSWER_WITHIN):
-            with answer_within(ANSWER_WITHIN):
+        async with asyncio.timeout(ANSWER_DEADLINE):
+            with answer_within(ANSWER_DEADLINE):
                 recorded = await call(
                     store.record_request,
                     new_request(worker),
@@ -216,7 +216,8 @@ async def compare(url: str) -> list[Run]:
     """Both variants against one migrated schema, alternating, in this one event loop."""
     store = open_store(url)
     assert isinstance(store, PostgresStore)
-    services = Services(store, cast(Any, None), cast(Any, None))  # only .db is used
+    unused = cast(Any, None)
+    services = Services(store, unused, unused, unused)  # only .db is used
     aio = AsyncTranscript(url, store.connections)
     await aio.pool.open(wait=True, timeout=10.0)
     variants = {  # (a) the app's way: the real store's methods through Services.db

@@ -25,17 +25,19 @@ from bot.core.budget import BudgetRule
 from bot.core.model import Policy
 from bot.health import Readiness
 from bot.metrics import Metrics
-from bot.sending.workflow import FANOUT_CONCURRENCY, Workflow
+from bot.sending.queries import Queries
+from bot.sending.replies import ReplyRelay
+from bot.sending.workflow import ANSWER_DEADLINE, FANOUT_CONCURRENCY, Workflow
 from bot.settings import Settings
 from bot.slack.bolt_app import build_app
 from bot.slack.deps import Bridge
 from bot.slack.directory import SlackDirectory
 from bot.slack.identity import SlackIdentity
+from bot.slack.presenter import SLACK_PRESENTER
 from bot.slack.reporter import SlackReporter
 from bot.slack.user_names import SlackNames
 from bot.sms.budget import Ledger, Priority, RatePacer, SharedLedger
 from bot.sms.dry_run import DryRunTwoChatClient
-from bot.sending.replies import ReplyRelay
 from bot.sms.twochat import UNREACHABLE_REASONS, TwoChatClient
 from bot.store import Store, open_store
 from bot.tasks import TaskRunner
@@ -169,6 +171,14 @@ def slack_identity(settings: Settings, session: aiohttp.ClientSession) -> SlackI
     return SlackIdentity(client)
 
 
+def slack_reporter(settings: Settings, client: AsyncWebClient) -> SlackReporter:
+    """Slack output, trusting response_urls on Slack's host and the configured API's."""
+    api_host = urlsplit(settings.slack_api_url).hostname or ""
+    return SlackReporter(
+        client, SLACK_RESPONSE_HOSTS | {api_host}, dry_run=settings.twochat_dry_run
+    )
+
+
 def build(settings: Settings, policy: Policy) -> Components:
     """Build every component; must run inside the event loop (aiohttp needs one)."""
     store = open_store(settings.database_url)  # first: it is what most often fails to open
@@ -186,16 +196,20 @@ def build(settings: Settings, policy: Policy) -> Components:
     readiness = Readiness(store, identity.check)  # slack_error finds it when called
     pacer = twochat_budget(settings, policy, store, lambda: workflow)
     twochat = twochat_client(settings, metrics, readiness, pacer)
-    api_host = urlsplit(settings.slack_api_url).hostname or ""
-    reporter = SlackReporter(
-        client, SLACK_RESPONSE_HOSTS | {api_host}, dry_run=settings.twochat_dry_run
-    )
+    reporter = slack_reporter(settings, client)
     # A send still "sending" after the longest a 2Chat call can take was cut off by a crash.
     stale_after = timedelta(
         seconds=settings.twochat_connect_timeout + settings.twochat_read_timeout + 2
     )
     workflow = Workflow(
-        store, holder.current, twochat, reporter, runner, stale_after=stale_after, pacer=pacer
+        store,
+        holder.current,
+        twochat,
+        reporter,
+        SLACK_PRESENTER,
+        runner,
+        stale_after=stale_after,
+        pacer=pacer,
     )
     workflow.outcome_listeners.append(metrics.observe_sms)
     workflow.ack_listeners.append(metrics.observe_page_ack)
@@ -203,6 +217,7 @@ def build(settings: Settings, policy: Policy) -> Components:
     bridge = Bridge(
         policy_source=holder.current,
         workflow=workflow,
+        queries=Queries(workflow, answer_deadline=ANSWER_DEADLINE),
         reporter=reporter,
         runner=runner,
         user_names=SlackNames(client).names,

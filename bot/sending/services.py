@@ -1,4 +1,4 @@
-"""The store, the live policy and the Slack reporter, shared by every part of the send
+"""The store, the live policy, the reporter and its presenter, shared by every part of the send
 path and by the reply poller."""
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from typing import ParamSpec, TypeVar
 from bot.core.access import Action, Subject, Verdict, permission
 from bot.core.directory import DirectorySource, no_directory
 from bot.core.model import Policy
+from bot.sending.from_records import plan_of
+from bot.sending.ports import Presenter, Reporter
 from bot.sending.store_calls import store_calls
-from bot.sending.views import plan_of
-from bot.slack.render import request_text
-from bot.slack.reporter import SlackReporter
 from bot.store import Store, StoredRequest
 
 logger = logging.getLogger(__name__)
@@ -24,10 +23,14 @@ T = TypeVar("T")
 
 
 class Services:
-    """Store access for async code, the policy as it is now, and Slack output."""
+    """Store access for async code, the policy as it is now, and chat output."""
 
     def __init__(
-        self, store: Store, policy_source: Callable[[], Policy], reporter: SlackReporter
+        self,
+        store: Store,
+        policy_source: Callable[[], Policy],
+        reporter: Reporter,
+        presenter: Presenter,
     ) -> None:
         self.store = store
         # The store's own threads (one for SQLite, two for Postgres): calls queue for them
@@ -35,6 +38,7 @@ class Services:
         self._store_calls = store_calls(store)
         self._policy = policy_source
         self.reporter = reporter
+        self.present = presenter
         # Who hears each send's end as (result, reason), e.g. the metrics; lasts the process.
         self.outcome_listeners: list[Callable[[str, str], None]] = []
         # Who hears that an escalating page was acknowledged first, and how ("sms", …).
@@ -87,4 +91,4 @@ class Services:
 
     def describe(self, request: StoredRequest) -> str:
         """The request as Slack shows it: who sends what to whom."""
-        return request_text(plan_of(request), self.masked())
+        return self.present.request_text(plan_of(request), self.masked())

@@ -16,20 +16,13 @@ from bot.core.policy import Allow, NeedsApproval
 from bot.errors import StoreError, TwoChatError
 from bot.sending.approvals import Approvals
 from bot.sending.escalation import Ladders
+from bot.sending.from_records import recorded_targets
 from bot.sending.leases import RequestLeases
+from bot.sending.ports import Origin, Presenter, Reporter, StatusFound
 from bot.sending.reconcile import sent_like
 from bot.sending.sends import Delivery, Run
 from bot.sending.services import Services
 from bot.sending.sweeper import Sweeper
-from bot.sending.views import recorded_targets
-from bot.slack.render import (
-    inbound_status_text,
-    opted_out_reason,
-    refusal_text,
-    send_status_text,
-)
-from bot.slack.replays import take_signature
-from bot.slack.reporter import Origin, SlackReporter
 from bot.sms.budget import RatePacer
 from bot.sms.fanout import RetryPolicy
 from bot.sms.twochat import TwoChatClient
@@ -54,7 +47,7 @@ T = TypeVar("T")
 
 # Slack shows a timeout after 3 s: the database gets 1.5 s of them here, the rest is for
 # Bolt and the answer's own trip.
-ANSWER_WITHIN = 1.5
+ANSWER_DEADLINE = 1.5
 # 2Chat calls in flight at once for one request. A 5,000-member page at 300 ms a call takes
 # 15 s; with a per-minute cap the pacer, not this, sets the pace.
 FANOUT_CONCURRENCY = 100
@@ -73,17 +66,18 @@ class Workflow(Services):
         store: Store,
         policy_source: Callable[[], Policy],
         twochat: TwoChatClient,
-        reporter: SlackReporter,
+        reporter: Reporter,
+        presenter: Presenter,
         runner: TaskRunner,
         *,
         stale_after: timedelta,
         concurrency: int = FANOUT_CONCURRENCY,
         retry: RetryPolicy | None = None,
-        answer_within: float = ANSWER_WITHIN,
+        answer_deadline: float = ANSWER_DEADLINE,
         pacer: RatePacer | None = None,
     ) -> None:
-        super().__init__(store, policy_source, reporter)
-        self.answer_within = answer_within
+        super().__init__(store, policy_source, reporter, presenter)
+        self.answer_deadline = answer_deadline
         self._twochat = twochat
         self._runner = runner
         # The deployment's 2Chat budget, the one the client's reads wait for too.
@@ -102,21 +96,21 @@ class Workflow(Services):
     async def submit(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
         """Record an accepted request and start it; a refusal text (rate limit), or None.
 
-        Slack hears the outcome, so recording gets ``answer_within`` seconds in all; past
+        Slack hears the outcome, so recording gets ``answer_deadline`` seconds in all; past
         them this raises StoreError, and the ticket sees to it that a request the store
         records anyway is expired rather than sent.
         """
         ticket = Ticket()
         holder = self.delivery.leases.new_holder()
         try:
-            async with asyncio.timeout(self.answer_within):
-                with answer_within(self.answer_within):
+            async with asyncio.timeout(self.answer_deadline):
+                with answer_within(self.answer_deadline):
                     outcome = await self._record(decision, origin, ticket, holder)
         except TimeoutError:
             outcome = ticket.abandon()
             if outcome is None:
                 raise StoreError(
-                    f"the database did not answer within {self.answer_within:g}s"
+                    f"the database did not answer within {self.answer_deadline:g}s"
                 ) from None
         if not isinstance(outcome, Recorded):
             return outcome
@@ -146,12 +140,12 @@ class Workflow(Services):
         None for a repeated delivery (a Slack retry, a replayed request)."""
         policy, plan = self.policy, decision.plan
         claims = [(f"submit:{origin.dedupe_key}", DEDUPE_TTL)] if origin.dedupe_key else []
-        signature = take_signature()
+        signature = origin.replay.take() if origin.replay is not None else None
         if signature is not None:
             claims.append(signature)
         new = await self.ladders.prepare(self._new_request(decision, origin, policy))
         if isinstance(new, str):
-            return refusal_text(new, self.masked())
+            return self.present.refusal_text(new, self.masked())
         limits = policy.limits
         try:
             recorded = await self.db(
@@ -164,28 +158,17 @@ class Workflow(Services):
             )
         except RateLimited as exc:
             await self.ladders.release(new)
-            return refusal_text(exc.user_message)
+            return self.present.refusal_text(exc.user_message)
         except AllOptedOut:
             # Numbers that replied STOP get nothing; a request that only reaches them is
             # refused (others in a group still get theirs; those sends fail with the reason).
             await self.ladders.release(new)
-            return refusal_text(opted_out_reason(plan.recipients), self.masked())
+            reason = self.present.opted_out_reason(plan.recipients)
+            return self.present.refusal_text(reason, self.masked())
         if recorded is None:
             await self.ladders.release(new)
             logger.info("repeated delivery of %s ignored", origin.dedupe_key or "a signed request")
         return recorded
-
-    async def answering(self, method: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """A store call while Slack waits for the answer (``/sms help``): StoreError rather
-        than a wait Slack would time out on."""
-        try:
-            async with asyncio.timeout(self.answer_within):
-                with answer_within(self.answer_within):
-                    return await self.db(method, *args, **kwargs)
-        except TimeoutError:
-            raise StoreError(
-                f"the database did not answer within {self.answer_within:g}s"
-            ) from None
 
     def _new_request(
         self, decision: Allow | NeedsApproval, origin: Origin, policy: Policy
@@ -298,13 +281,14 @@ class Workflow(Services):
             remote_error = exc.user_message
         except TimeoutError:
             remote_error = "2Chat was not asked: its per-minute budget is busy with texts now"
+        at, sender = None, None
         if send is not None:
             acks = await self.db(self.store.acknowledgements, send.request_id)
             at = next((ack.at for ack in acks if ack.number == send.number), None)
-            return send_status_text(send, request, at, remote, remote_error, self.masked())
-        assert inbound is not None
-        sender = Recipient(inbound.contact, policy.contact_name(inbound.contact))
-        return inbound_status_text(inbound, sender, request, remote, remote_error, self.masked())
+        elif inbound is not None:
+            sender = Recipient(inbound.contact, policy.contact_name(inbound.contact))
+        found = StatusFound(send, inbound, sender, request, at, remote, remote_error, self.masked())
+        return self.present.status_text(found)
 
     async def sweep_forever(self, interval: float, stop: asyncio.Event) -> None:
         """Sweep every ``interval`` until ``stop`` (the sweeper says how)."""

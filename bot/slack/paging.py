@@ -24,10 +24,10 @@ from bot.core.page_command import parse_page
 from bot.core.policy import Refuse, auto_page_sender, decide, decide_auto_page, page_targets
 from bot.core.segments import gsm7_cleanup
 from bot.errors import StoreError
+from bot.sending.ports import Origin
 from bot.slack.deps import DATABASE_UNAVAILABLE, BadPayload, Bridge
 from bot.slack.payloads import MessageEvent
 from bot.slack.render import refusal_text
-from bot.slack.reporter import Origin
 
 logger = logging.getLogger(__name__)
 
@@ -109,19 +109,19 @@ async def auto_page(bridge: Bridge, alert: MessageEvent, text: str) -> None:
     rule = policy.channels.get(channel)
     if rule is None or rule.auto_page is None:
         return
-    workflow = bridge.workflow
+    queries = bridge.queries
     outage = _Outage(bridge, alert)
     try:
         key = alert_key(channel, text)
         window = rule.auto_page.dedupe_window
-        if not await outage.wait(lambda: workflow.db(workflow.store.claim_key, key, window)):
+        if not await outage.wait(lambda: queries.claim_once(key, window)):
             logger.info("auto-page in %s: same alert already paged within the window", channel)
             return
         directory = await bridge.directory(patient=True)
         decision = decide_auto_page(policy, channel, gsm7_cleanup(text), directory)
         if isinstance(decision, Refuse) and directory.unread:
             # Slack could not tell who is on call: the next identical alert must try again.
-            await outage.wait(lambda: workflow.db(workflow.store.release_key, key))
+            await outage.wait(lambda: queries.release(key))
         if isinstance(decision, Refuse):
             refusal: str | None = refusal_text(decision.reason)
         else:
