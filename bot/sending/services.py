@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
 from bot.core.access import Action, Subject, Verdict, permission
@@ -31,6 +31,10 @@ class Services:
         policy_source: Callable[[], Policy],
         reporter: Reporter,
         presenter: Presenter,
+        *,
+        directory: DirectorySource = no_directory,
+        outcome_listeners: Sequence[Callable[[str, str], None]] = (),
+        ack_listeners: Sequence[Callable[[str], None]] = (),
     ) -> None:
         self.store = store
         # The store's own threads (one for SQLite, two for Postgres): calls queue for them
@@ -40,12 +44,12 @@ class Services:
         self.reporter = reporter
         self.present = presenter
         # Who hears each send's end as (result, reason), e.g. the metrics; lasts the process.
-        self.outcome_listeners: list[Callable[[str, str], None]] = []
+        self._outcome_listeners = tuple(outcome_listeners)
         # Who hears that an escalating page was acknowledged first, and how ("sms", …).
-        self.ack_listeners: list[Callable[[str], None]] = []
-        # Slack user groups and profile phones for a decision; the app sets Slack's reader
+        self._ack_listeners = tuple(ack_listeners)
+        # Slack user groups and profile phones for a decision; the app passes Slack's reader
         # (``bot.slack.directory``), and a policy that names no Slack people needs none.
-        self.directory: DirectorySource = no_directory
+        self.directory = directory
 
     async def may(self, actor: str, action: Action, subject: Subject | None = None) -> Verdict:
         """Whether ``actor`` may take ``action`` (``bot.core.access.permission``) with Slack
@@ -60,12 +64,12 @@ class Services:
 
     def ack_seen(self, via: str) -> None:
         """Tell the listeners a page was acknowledged (the first ack only)."""
-        for listener in self.ack_listeners:
+        for listener in self._ack_listeners:
             listener(via)
 
     def outcome_seen(self, result: str, reason: str = "") -> None:
         """Tell the listeners how one send ended: "sent", "failed" or "unknown"."""
-        for listener in self.outcome_listeners:
+        for listener in self._outcome_listeners:
             listener(result, reason)
 
     @property

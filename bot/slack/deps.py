@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from bot.core.commands import NO_NAMES, unnamed_users
-from bot.core.directory import Directory
+from bot.core.directory import Directory, DirectorySource
 from bot.core.model import Policy
 from bot.core.policy import Allow, NeedsApproval
 from bot.errors import BridgeError, StoreError
@@ -46,6 +46,8 @@ class Bridge:
     queries: Queries
     reporter: SlackReporter
     runner: TaskRunner
+    # Slack user groups and profile phones for a policy (``SlackDirectory.snapshot``).
+    read_directory: DirectorySource
     # Display names by user id, looked up in Slack (``SlackNames.names``).
     user_names: Callable[[Iterable[str]], Awaitable[Mapping[str, str]]] = no_names
 
@@ -56,7 +58,7 @@ class Bridge:
     async def directory(self, *, patient: bool = False) -> Directory:
         """Slack user groups and profile phones for the current policy, looked up before a
         decision so that ``decide`` stays pure; ``patient`` when no Slack request waits."""
-        return await self.workflow.directory(self.policy, patient=patient)
+        return await self.read_directory(self.policy, patient=patient)
 
     async def names_in(self, value: object) -> Mapping[str, str]:
         """The names of the users mentioned without one in ``value`` (command text or a
