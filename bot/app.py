@@ -188,6 +188,30 @@ def slack_reporter(settings: Settings, client: AsyncWebClient) -> SlackReporter:
     )
 
 
+def send_services(
+    settings: Settings,
+    store: Store,
+    holder: PolicyHolder,
+    client: AsyncWebClient,
+    reporter: SlackReporter,
+    metrics: Metrics,
+) -> Services:
+    """What every part of the send path shares: the store's threads, the policy in force,
+    Slack as its reporter and presenter, Slack's directory, and the metrics as listeners."""
+    directory = SlackDirectory(
+        client, settings.slack_directory_ttl_seconds, settings.slack_profile_lookups_per_minute
+    )
+    return Services(
+        store,
+        holder.current,
+        reporter,
+        SLACK_PRESENTER,
+        directory=directory.snapshot,
+        outcome_listeners=[metrics.observe_sms],
+        ack_listeners=[metrics.observe_page_ack],
+    )
+
+
 def send_path(
     services: Services,
     twochat: TwoChatClient,
@@ -232,15 +256,7 @@ def build(settings: Settings, policy: Policy) -> Components:
     identity = slack_identity(settings, session)
     readiness = Readiness(store, identity.check)  # slack_error finds it when called
     reporter = slack_reporter(settings, client)
-    services = Services(
-        store,
-        holder.current,
-        reporter,
-        SLACK_PRESENTER,
-        directory=SlackDirectory(client, settings.slack_directory_ttl_seconds).snapshot,
-        outcome_listeners=[metrics.observe_sms],
-        ack_listeners=[metrics.observe_page_ack],
-    )
+    services = send_services(settings, store, holder, client, reporter, metrics)
     pacer = twochat_budget(settings, policy, store, services)
     twochat = twochat_client(settings, metrics, readiness, pacer)
     # A send still "sending" after the longest a 2Chat call can take was cut off by a crash.

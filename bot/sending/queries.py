@@ -8,13 +8,16 @@ this module without touching a listener.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from bot.errors import StoreError
 from bot.sending.services import Services
 from bot.store import InboundMessage, OptOut, SendRecord, StoredRequest
 from bot.store.core import answer_within
 from bot.store.escalations import EscalationRecord, EscalationStep, Texted
+from bot.store.leases import ALERT_CLAIM_PREFIX
 
 __all__ = [
     "EscalationRecord",
@@ -26,6 +29,8 @@ __all__ = [
     "StoredRequest",
     "Texted",
 ]
+
+T = TypeVar("T")
 
 # How long an event stays claimed against Slack's retries of it.
 EVENT_CLAIM = timedelta(days=1)
@@ -65,14 +70,26 @@ class Queries:
         than a wait Slack would time out on."""
         seconds = self._answer_deadline
         try:
-            async with asyncio.timeout(seconds):
-                with answer_within(seconds):
-                    return await self._services.db(self._store.opt_outs)
+            return await self.before_answer(seconds, self.opt_outs)
         except TimeoutError:
             raise StoreError(f"the database did not answer within {seconds:g}s") from None
 
+    @staticmethod
+    async def before_answer(seconds: float, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()`` while Slack waits for the answer: its store calls go before background
+        ones and get ``seconds`` in all; StoreError or TimeoutError past them."""
+        async with asyncio.timeout(seconds):
+            with answer_within(seconds):
+                return await call()
+
     async def escalation_on_board(self, channel_id: str, ts: str) -> EscalationRecord | None:
         return await self._services.db(self._store.escalation_on_board, channel_id, ts)
+
+    async def hold_alert_event(self, dedupe_key: str, holder: str, ttl: timedelta) -> bool:
+        """Claim an alert's event for ``holder`` (a process) as a lease: True for the holder
+        the database saw first, and again for that holder when it asks again."""
+        name = f"{ALERT_CLAIM_PREFIX}{dedupe_key}"
+        return await self._services.db(self._store.acquire_lease, name, holder, ttl)
 
     async def claim_once(self, key: str, ttl: timedelta = EVENT_CLAIM) -> bool:
         """True the first time ``key`` is claimed within ``ttl`` in any process."""

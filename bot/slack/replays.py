@@ -100,7 +100,7 @@ class ReplayGuard:
     @contextmanager
     def serving(self, raw: str, headers: Mapping[str, str]) -> Iterator[bool]:
         """Yields True for a replay of a verified request this process served; otherwise
-        the request is served with its signature ready to be claimed (``take_signature``).
+        the request is served with its signature ready to be claimed (``serving_claim``).
         Requests Slack did not sign are refused before (``refusal``) and never remembered."""
         key = self._verified_key(raw, headers)
         if key is None:
