@@ -12,7 +12,6 @@ import logging
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from bot.core.phone import mask
 from bot.core.policy import AUTO_PAGE_PREFIX, SendPlan, allowed_from_names
 from bot.core.segments import SegmentInfo
 from bot.errors import BridgeError
+from bot.sending.ports import Outcome, StatusFound
 from bot.slack.blocks import (
     MAX_MESSAGE_TEXT,
     Block,
@@ -32,7 +32,7 @@ from bot.slack.blocks import (
 from bot.slack.ids import ActionId
 
 if TYPE_CHECKING:
-    from bot.store import InboundMessage, SendRecord, StoredRequest
+    from bot.sending.queries import InboundMessage, SendRecord, StoredRequest
 
 logger = logging.getLogger(__name__)
 
@@ -57,20 +57,6 @@ SHOWN_ENTRIES = 20
 LISTED_OUTCOMES = 25
 MAX_ERROR_CHARS = 300
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one recipient: a 2Chat message id, or the error."""
-
-    recipient: Recipient
-    message_id: str | None = None
-    error: str | None = None
-    pending: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.message_id is not None
 
 
 def describe_error(exc: BaseException) -> str:
@@ -443,6 +429,28 @@ def inbound_status_text(
         lines.append(f"• a {meaning.get(kind, 'message')} from a number not texted lately")
     lines.append(_remote_text(remote, remote_error, masked))
     return "\n".join(lines)
+
+
+def status_text(found: StatusFound) -> str:
+    """``/sms status`` for what was found: an SMS the bridge sent, or one it read."""
+    if found.send is not None:
+        return send_status_text(
+            found.send,
+            found.request,
+            found.acknowledged_at,
+            found.remote,
+            found.remote_error,
+            found.masked,
+        )
+    assert found.inbound is not None and found.sender is not None
+    return inbound_status_text(
+        found.inbound,
+        found.sender,
+        found.request,
+        found.remote,
+        found.remote_error,
+        found.masked,
+    )
 
 
 def request_status_texts(

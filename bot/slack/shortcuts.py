@@ -21,6 +21,7 @@ from bot.core.alerts import message_text, prefill_text
 from bot.core.model import Policy, SenderRule
 from bot.core.policy import Field, Refuse, decide, sender_rule
 from bot.core.segments import analyze
+from bot.sending.ports import Origin
 from bot.slack.deps import BadPayload, Bridge
 from bot.slack.forms import (
     MAX_INPUT,
@@ -37,7 +38,6 @@ from bot.slack.ids import ActionId, CallbackId
 from bot.slack.paging import KIND
 from bot.slack.payloads import MessageShortcut, ViewSubmission, json_object
 from bot.slack.render import refusal_text, segments_label
-from bot.slack.reporter import Origin
 
 logger = logging.getLogger(__name__)
 

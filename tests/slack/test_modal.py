@@ -15,6 +15,7 @@ from bot.core.directory import EMPTY_DIRECTORY, Directory
 from bot.core.model import Policy
 from bot.core.policy import Allow, NeedsApproval, Refuse
 from bot.core.preview import preview_text
+from bot.sending.ports import Origin
 from bot.slack.compose_modal import (
     BLOCK_PREVIEW,
     ComposeMeta,
@@ -29,7 +30,6 @@ from bot.slack.compose_modal import (
 from bot.slack.deps import BadPayload
 from bot.slack.ids import CallbackId
 from bot.slack.payloads import View
-from bot.slack.reporter import Origin
 from tests.appproc import AppProcess
 from tests.conftest import SHIPPED_CONFIG, StartApp
 from tests.fakes.signing import interaction_body, slash_command_body
