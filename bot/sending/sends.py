@@ -199,8 +199,14 @@ class Delivery:
             await live.start(progress_ts)
         await self.run_sends(run, queued, live.refresh if live else None)
         elapsed = time.monotonic() - started
-        if live is None or not await live.finish(elapsed):
-            await self.report(request, thread_ts, context, elapsed=elapsed, run=run)
+        landed = live is not None and await live.finish(elapsed)
+        if not landed:
+            landed = await self.report(request, thread_ts, context, elapsed=elapsed, run=run)
+        if landed and run.completed and run.held is not None:
+            # The last send's finish marked the outcome owed (a kill before it landed leaves
+            # it to the sweeper); it landed, so no longer, and the lease goes with it.
+            await db(store.report_landed, request.id, run.held.holder)
+            run.held.released = True
 
     async def report(
         self,
@@ -210,21 +216,25 @@ class Delivery:
         only: set[int] | None = None,
         elapsed: float | None = None,
         run: Run | None = None,
-    ) -> None:
+    ) -> bool:
         """Post the outcome of a request's sends (or of ``only`` those) in its thread. When
         Slack refuses, the requester hears privately at once, and a full outcome is owed to
-        the thread: the sweeper posts it there later (``post_owed_report``)."""
+        the thread: the sweeper posts it there later (``post_owed_report``). False while it
+        is owed (True also when it can never land: the request message was refused for
+        good)."""
         text, retry_offers = await self.outcome(request, only, elapsed, run)
         reporter = self._services.reporter
         blocks = outcome_blocks(text, retry_offers)
         if thread_ts is not None and await reporter.post(
             request.channel_id, text, blocks=blocks, thread_ts=thread_ts
         ):
-            return
+            return True
         await reporter.tell_requester(origin_of(request), f"{context}\n\n{text}")
         owed = thread_ts is not None or (run is not None and run.message_owed)
         if owed and only is None:
             await self._services.db(self._services.store.set_report_pending, request.id, True)
+            return False
+        return True
 
     async def post_owed_report(self, request_id: str) -> None:
         """Post a request's outcome that Slack refused before, once, by whoever holds its
@@ -244,11 +254,14 @@ class Delivery:
                 await services.db(store.set_thread, request.id, request.channel_id, ts)
                 request = replace(request, thread_ts=ts)
             text, retry_offers = await self.outcome(request)
-            if await services.reporter.post(
-                request.channel_id,
-                text,
-                blocks=outcome_blocks(text, retry_offers),
-                thread_ts=request.thread_ts,
+            blocks = outcome_blocks(text, retry_offers)
+            # A live reply a stopped process left saying "Sending…" gets the outcome.
+            live_ts = await services.db(store.progress_message, request_id)
+            if (
+                live_ts is not None
+                and await services.reporter.update(request.channel_id, live_ts, text, blocks)
+            ) or await services.reporter.post(
+                request.channel_id, text, blocks=blocks, thread_ts=request.thread_ts
             ):
                 await services.db(store.set_report_pending, request_id, False)
 
@@ -406,7 +419,6 @@ class Delivery:
             error=error,
             unknown=unknown,
         )
-        run.held.released = run.completed
 
     async def record_held(self) -> None:
         """Record the sends 2Chat accepted while the database was failing (the sweeper's

@@ -3,8 +3,12 @@ owed, so that any process (a resumer, the sweeper) can finish what another start
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bot.store.core import StoreCore
+from bot.store.leases import release_lease_in, request_lease
 from bot.store.records import StoredRequest
+from bot.store.tx import Tx
 
 
 class ReportQueries(StoreCore):
@@ -26,6 +30,13 @@ class ReportQueries(StoreCore):
         """Mark the outcome as owed to the thread (Slack refused it) or as delivered."""
         self._upsert(request_id, "report_pending", 1 if pending else 0)
 
+    def report_landed(self, request_id: str, holder: str) -> None:
+        """The outcome reached the thread: no longer owed, and ``holder`` gives up the
+        request's lease in the same round trip."""
+        with self._transaction(write=True) as tx:
+            _upsert_in(tx, request_id, "report_pending", 0, self._now())
+            release_lease_in(tx, request_lease(request_id), holder)
+
     def report_owed(self, request_id: str) -> bool:
         """Whether the request's outcome has still not reached its thread."""
         with self._transaction(write=False) as tx:
@@ -46,9 +57,19 @@ class ReportQueries(StoreCore):
     def _upsert(self, request_id: str, column: str, value: str | int) -> None:
         """Set one column of the request's row, creating the row if it has none."""
         with self._transaction(write=True) as tx:
-            tx.run(
-                f"INSERT INTO request_reports (request_id, {column}, updated_at) "
-                "VALUES (?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET "
-                f"{column} = excluded.{column}, updated_at = excluded.updated_at",
-                (request_id, value, self._now()),
-            )
+            _upsert_in(tx, request_id, column, value, self._now())
+
+
+def report_owed_in(tx: Tx, request_id: str, now: datetime) -> None:
+    """Mark the outcome owed to the thread inside ``tx`` (the request's completion): until
+    it lands there, whoever takes the request over posts it."""
+    _upsert_in(tx, request_id, "report_pending", 1, now)
+
+
+def _upsert_in(tx: Tx, request_id: str, column: str, value: str | int, now: datetime) -> None:
+    tx.run(
+        f"INSERT INTO request_reports (request_id, {column}, updated_at) "
+        "VALUES (?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET "
+        f"{column} = excluded.{column}, updated_at = excluded.updated_at",
+        (request_id, value, now),
+    )

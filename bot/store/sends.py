@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.store.core import StoreCore
-from bot.store.leases import release_lease_in, request_lease
 from bot.store.records import SendRecord, SendState
+from bot.store.reports import report_owed_in
 from bot.store.tx import Tx, placeholders, utc
 
 # Where a request was posted: (request id, channel, thread ts).
@@ -95,15 +95,17 @@ class SendQueries(StoreCore):
         unknown: bool = False,
     ) -> tuple[bool, bool]:
         """``finish_send`` for what should be its request's last send, in the same round trip
-        completing the request (if nothing is left to send) and giving up ``lease`` (request
-        id, holder) on it: (finished this send, completed the request)."""
-        request_id, holder = lease
+        completing the request (if nothing is left to send) and marking its outcome owed to
+        the thread: a process that dies before it posts the outcome leaves it to the sweeper,
+        which takes it once ``lease`` (request id, holder), still held, lapses.
+        (finished this send, completed the request)."""
+        request_id, _ = lease
         now = self._now()
         with self._transaction(write=True) as tx:
             finished = _finish_in(tx, send_id, now, message_id, error, unknown)
             completed = _complete_if_done_in(tx, request_id, now)
             if completed:
-                release_lease_in(tx, request_lease(request_id), holder)
+                report_owed_in(tx, request_id, now)
         return finished, completed
 
     def retry_send(self, send_id: int, attempts: int | None = None) -> bool:
