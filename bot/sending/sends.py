@@ -61,6 +61,7 @@ class Run:
     finished: dict[int, SendRecord] = field(default_factory=dict)
     completed: bool = False
     taken_elsewhere: bool = False
+    resumed: bool = False  # taken over from a process that stopped mid-way
 
     def take_thread(self) -> Thread | None:
         """The posted thread for the next store call to store, once."""
@@ -133,7 +134,8 @@ class Delivery:
             for send in await services.db(store.sends, request_id):
                 if send.state == "sending":  # its process is gone: a late answer still wins
                     await services.db(store.mark_unknown, send.id, UNKNOWN_AFTER_CRASH)
-            await around(request, functools.partial(self._deliver, Run(request, held=held)))
+            run = Run(request, held=held, resumed=True)
+            await around(request, functools.partial(self._deliver, run))
             return True
 
     async def _deliver(self, run: Run) -> None:
@@ -144,10 +146,7 @@ class Delivery:
         try:
             thread_ts = request.thread_ts
             if thread_ts is None:
-                posted = await services.reporter.try_post(request.channel_id, context)
-                thread_ts, run.message_owed = posted.ts, posted.passing
-                if thread_ts:
-                    run.thread = (request.channel_id, thread_ts)
+                thread_ts = await self._post_request_message(run, context)
             await self._send_and_report(run, thread_ts, context, own=run.thread is not None)
             if request.approval_ts:  # the requester is told every outcome of an approval
                 text, _ = await self.outcome(request, run=run)
@@ -159,6 +158,21 @@ class Delivery:
             raise
         finally:
             await self._settle(run)
+
+    async def _post_request_message(self, run: Run, context: str) -> str | None:
+        """Post the request message, unless a process that stopped before it stored the
+        message's ts posted it already (a resumed request finds it in the channel): one
+        message per request, which ends up saying what happened."""
+        reporter, request = self._services.reporter, run.request
+        ts = None
+        if run.resumed:  # a rare path: the history read is Slack's most rate-limited
+            ts = await reporter.find_request_message(request.channel_id, request.id)
+        if ts is None:
+            posted = await reporter.try_post(request.channel_id, context, request_id=request.id)
+            ts, run.message_owed = posted.ts, posted.passing
+        if ts:
+            run.thread = (request.channel_id, ts)
+        return ts
 
     async def _settle(self, run: Run) -> None:
         """What the run's last finish did not do: store a thread no claim carried, complete

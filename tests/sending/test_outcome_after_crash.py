@@ -1,11 +1,18 @@
-"""A process killed after its last send was recorded but before the outcome reached the
-thread: the request is complete in the database, yet its live reply still says
-"Sending…". The next process posts the outcome there (the outcome stays owed to the
-thread until it lands, like one Slack refused)."""
+"""A process killed between a request's steps leaves one request message in the channel,
+and it ends up saying what happened.
+
+- Killed after its last send was recorded but before the outcome reached the thread: the
+  request is complete in the database, yet its live reply still says "Sending…". The next
+  process posts the outcome there (the outcome stays owed to the thread until it lands,
+  like one Slack refused).
+- Killed while it posted the request message (Slack took it), so before it could store
+  the message's ts: the next process finds that message in the channel and reports under
+  it, never posting a second one."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from tests.conftest import StartApp
@@ -22,12 +29,16 @@ FAST = {
 }
 
 
-def completed(database: Path) -> bool:
+def rows(database: Path, sql: str) -> list[tuple[object, ...]]:
     conn = sqlite3.connect(database, timeout=5)
     try:
-        return conn.execute("SELECT state FROM requests").fetchall() == [("completed",)]
+        return list(conn.execute(sql).fetchall())
     finally:
         conn.close()
+
+
+def completed(database: Path) -> bool:
+    return rows(database, "SELECT state FROM requests") == [("completed",)]
 
 
 def test_a_kill_between_the_last_send_and_its_outcome_still_reports_it(
@@ -61,3 +72,25 @@ def test_a_kill_between_the_last_send_and_its_outcome_still_reports_it(
     text = eventually(outcome, 15, f"the outcome in the thread; posts: {slack.posts(GENERAL)}")
     assert ALICE in text and BOB in text
     assert len(twochat.sends) == 2  # nobody texted again
+
+
+def test_a_kill_before_the_request_message_is_stored_leaves_one_request_message(
+    start_app: StartApp, tmp_path: Path, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    database = tmp_path / "shared.db"
+    doomed = start_app(DATABASE_URL=f"sqlite:///{database}", **FAST)
+    slack.slow("chat.postMessage", 1.5)  # Slack takes the post, the process dies meanwhile
+    response = doomed.command("alice the pager is quiet", "U0ADMIN", GENERAL, slack.response_url())
+    assert response.status_code == 200 and not response.content
+    time.sleep(0.5)
+    doomed.kill()
+    [posted] = slack.wait_for_posts(1, channel=GENERAL)
+    slack.delays.clear()
+    assert rows(database, "SELECT thread_ts FROM requests") == [(None,)]
+    assert twochat.sends == []
+
+    start_app(DATABASE_URL=f"sqlite:///{database}", **FAST)
+    reply = slack.wait_for_thread_reply(GENERAL, timeout=15)
+    assert reply["thread_ts"] == posted["_ts"] and "message_id" in reply["text"]
+    assert [p for p in slack.posts(GENERAL) if not p.get("thread_ts")] == [posted]
+    assert [s["to_number"] for s in twochat.sends] == [ALICE]
