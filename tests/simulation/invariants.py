@@ -161,19 +161,22 @@ class Invariants:
         ]
 
     def _thread_of(self, text: str) -> str | None:
-        """Everything said in the threads of the request messages quoting ``text`` (a
-        process that dies between posting one and recording it leaves it without replies:
-        the process that takes over posts another), or None when there is none."""
+        """Everything said in the thread of the request message quoting ``text``, or None
+        when there is none. There is one at most: a process that dies before it stored the
+        message's ts leaves it to the process that takes over, which must not post a
+        second one (a stray that never says what happened)."""
         posts = self.slack.posts(GENERAL)
         threads = [
             post["_ts"]
             for post in posts
             if not post.get("thread_ts") and str(post.get("text")).endswith(f"> {text}")
         ]
+        if len(threads) > 1:
+            raise Violation(f"I4: {len(threads)} request messages for {text!r}: {threads}")
         if not threads:
             return None
         return "\n".join(
             str(self.slack.latest(reply).get("text"))
             for reply in posts
-            if reply.get("thread_ts") in threads
+            if reply.get("thread_ts") == threads[0]
         )
