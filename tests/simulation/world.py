@@ -41,7 +41,14 @@ from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 from tests.simulation.database import Database, postgres_database
 from tests.simulation.invariants import GENERAL, Inbound, Invariants, Sent, Violation
-from tests.simulation.workspace import PEOPLE, SRE, WorkspaceSteps, blocks_of, sim_config
+from tests.simulation.workspace import (
+    ACCOUNT_LIMITS,
+    PEOPLE,
+    SRE,
+    WorkspaceSteps,
+    blocks_of,
+    sim_config,
+)
 
 __all__ = ["Step", "Violation", "draw_steps", "run_steps", "shrink"]
 # Short 2Chat timeouts make a lapsed lease or claim 3 s old; sweeps and polls are quick.
@@ -301,6 +308,7 @@ def run_steps(seed: int, steps: list[Step], tmp: Path, backend: str = "sqlite") 
         else:
             database = Database(f"sqlite:///{tmp / 'sim.db'}", processes=1)
         slack.user_groups[SRE] = sorted(PEOPLE)[:2]
+        twochat.limit(ACCOUNT_LIMITS[seed % len(ACCOUNT_LIMITS)])  # read by every process
         world = World(tmp, slack, twochat, seed, database)
         try:
             world.start_all()
