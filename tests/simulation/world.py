@@ -59,8 +59,10 @@ FAST = {
     "SHUTDOWN_GRACE_SECONDS": "5",
     "SLACK_DIRECTORY_TTL_SECONDS": "1",  # user-group membership changes show within a second
 }
-# How long everything may take to settle once the faults stop: a lapsed lease (3 s), a
-# sweep, a ladder's remaining tiers (2 s each), polls and Slack edits.
+# How long everything may take to settle once the faults stop, at 80 2Chat calls a minute
+# (longer in proportion under a lower limit): a lapsed lease (3 s), a sweep, a ladder's
+# remaining tiers (2 s each), the texts still waiting for budget, polls at their floor
+# behind them, and Slack edits.
 QUIESCENCE_SECONDS = 25.0
 KINDS = (
     ("sms", 6),
@@ -286,7 +288,8 @@ class World(WorkspaceSteps, Invariants):
         self.slack.failures.clear()
         self.twochat.set_delay(0)
         # A lowered 2Chat limit may hold every call up for a window of the calls before it.
-        deadline = max(time.monotonic(), self.calm_since) + QUIESCENCE_SECONDS
+        slower = 80 / (self.twochat.requests_per_minute or 80)
+        deadline = max(time.monotonic(), self.calm_since) + QUIESCENCE_SECONDS * slower
         while True:
             try:
                 self.check_settled()
