@@ -40,7 +40,14 @@ from tests.fakes.payloads import button_click
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 from tests.simulation.database import Database, postgres_database
-from tests.simulation.invariants import GENERAL, Inbound, Invariants, Sent, Violation
+from tests.simulation.invariants import (
+    GENERAL,
+    Inbound,
+    Invariants,
+    Sent,
+    Violation,
+    read_within,
+)
 from tests.simulation.workspace import (
     ACCOUNT_LIMITS,
     PEOPLE,
@@ -288,14 +295,20 @@ class World(WorkspaceSteps, Invariants):
         self.slack.failures.clear()
         self.twochat.set_delay(0)
         # A lowered 2Chat limit may hold every call up for a window of the calls before it.
-        slower = 80 / (self.twochat.requests_per_minute or 80)
+        per_minute = self.twochat.requests_per_minute
+        slower = 80 / (per_minute or 80)
         deadline = max(time.monotonic(), self.calm_since) + QUIESCENCE_SECONDS * slower
+        cap = time.monotonic() + 4 * QUIESCENCE_SECONDS
         while True:
             try:
                 self.check_settled()
                 return
             except Violation:
-                if time.monotonic() > deadline:
+                # While texts still drain, replies are read at the polls' floor: give the
+                # reads two poll intervals after the last text, within the cap.
+                sends = [record.arrived for record in list(self.twochat.records)]
+                drained = max(sends, default=0.0) + read_within(per_minute, busy=False)
+                if time.monotonic() > min(cap, max(deadline, drained)):
                     raise
                 time.sleep(0.5)
 
