@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.store.core import StoreCore
-from bot.store.leases import request_lease
 from bot.store.records import SendRecord, SendState
+from bot.store.reports import report_owed_if_completed_in
 from bot.store.tx import Pending, Tx, placeholders, utc
 
 # Where a request was posted: (request id, channel, thread ts).
@@ -97,15 +97,16 @@ class SendQueries(StoreCore):
         unknown: bool = False,
     ) -> tuple[bool, bool]:
         """``finish_send`` for what should be its request's last send, in the same round trip
-        completing the request (if nothing is left to send) and giving up ``lease`` (request
-        id, holder) on it once the request is complete: (finished this send, completed the
-        request). The three statements and the commit are one round trip on PostgreSQL."""
-        request_id, holder = lease
+        completing the request (if nothing is left to send) and marking its outcome owed to
+        the thread: a process that dies before it posts the outcome leaves it to the sweeper,
+        which takes it once ``lease`` (request id, holder), still held, lapses.
+        (finished this send, completed the request)."""
+        request_id, _ = lease
         now = self._now()
         with self._transaction(write=True) as tx:
             finished = _finish_in(tx, send_id, now, message_id, error, unknown)
             completed = _complete_if_done_in(tx, request_id, now)
-            _release_if_complete_in(tx, request_id, holder)
+            report_owed_if_completed_in(tx, request_id, now)
         return finished.count == 1, completed.count == 1
 
     def retry_send(self, send_id: int, attempts: int | None = None) -> bool:
@@ -201,17 +202,6 @@ def _complete_if_done_in(tx: Tx, request_id: str, now: datetime) -> Pending:
         "WHERE id = ? AND state = 'sending' AND NOT EXISTS ("
         "SELECT 1 FROM sends WHERE request_id = ? AND state IN ('queued', 'sending'))",
         (now, request_id, request_id),
-    )
-
-
-def _release_if_complete_in(tx: Tx, request_id: str, holder: str) -> None:
-    """Give up ``holder``'s lease on a request that is complete: nothing is left for its
-    holder to deliver. Decided by the database, after the completion before it, so that
-    the statement goes out with the others instead of waiting for their answers."""
-    tx.later(
-        "DELETE FROM leases WHERE name = ? AND holder = ? AND EXISTS ("
-        "SELECT 1 FROM requests WHERE id = ? AND state = 'completed')",
-        (request_lease(request_id), holder, request_id),
     )
 
 

@@ -88,18 +88,20 @@ def send(store: PostgresStore, key: str) -> Recorded:
     assert store.claim_send(sent.id, thread=thread)
     lease = (recorded.request.id, HOLDER)
     assert store.finish_last_send(sent.id, lease, message_id="m-1") == (True, True)
+    store.report_landed(recorded.request.id, HOLDER)
     return recorded
 
 
 @pytest.mark.postgres
-def test_a_single_recipient_send_waits_for_the_server_four_times(
+def test_a_single_recipient_send_waits_for_the_server_five_times(
     store: tuple[PostgresStore, ReadyCounter],
 ) -> None:
-    """record: its statements, then COMMIT; claim and finish: their statements with COMMIT."""
+    """record: its statements, then COMMIT; claim, finish and the outcome landed: their
+    statements with COMMIT."""
     postgres, proxy = store
     send(postgres, "warm-up")  # the first use of each statement prepares it
     before = proxy.ready
     recorded = send(postgres, "counted")
-    assert proxy.ready - before == 4
+    assert proxy.ready - before == 5
     assert postgres.get_request(recorded.request.id).state == "completed"  # type: ignore[union-attr]
     assert postgres.sends(recorded.request.id)[0].state == "sent"
