@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 
 def utc(value: datetime) -> datetime:
@@ -77,6 +77,11 @@ class Pending:
 
 class Tx(ABC):
     """One open transaction; SQL uses ``?`` placeholders, converted per backend."""
+
+    # Whether one statement may change several tables (PostgreSQL's data-modifying WITH):
+    # a backend that pays per statement (PostgreSQL, over a socket) then runs a call's
+    # writes as one; SQLite, which has no such statement, runs them one by one.
+    folds_writes: ClassVar[bool] = False
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
