@@ -28,12 +28,44 @@ WORKERS = 2
 
 
 class _Queued:
-    """A statement of a transaction, held back until an answer is wanted or the commit."""
+    """A statement of a transaction, held back until an answer is wanted or the commit;
+    ``riding``, a write (``Tx.along``) to be sent as part of another statement."""
 
-    def __init__(self, sql: str, params: list[Any]) -> None:
+    def __init__(self, sql: str, params: list[Any], *, riding: bool = False) -> None:
         self.sql = sql
         self.params = params
+        self.riding = riding
         self.cursor: psycopg.Cursor[Any] | None = None
+
+    def carry(self, riders: Sequence[_Queued]) -> None:
+        """Run ``riders`` as part of this statement: each a data-modifying WITH, which
+        PostgreSQL runs to completion whether or not the statement reads it."""
+        if not riders:
+            return
+        ctes = ", ".join(f"riding_{index} AS ({rider.sql})" for index, rider in enumerate(riders))
+        own = self.sql.removeprefix("WITH ")
+        self.sql = f"WITH {ctes}, {own}" if own != self.sql else f"WITH {ctes} {self.sql}"
+        self.params = [value for rider in riders for value in rider.params] + self.params
+
+
+def _with_riders(held: Sequence[_Queued]) -> list[_Queued]:
+    """The statements to send for ``held``: each rider carried by the next statement that
+    is not one; riders that none follows, by the first of them. Never by a statement
+    before them: that one may take the locks they are queued behind, and the parts of one
+    statement run in no promised order."""
+    sent: list[_Queued] = []
+    riders: list[_Queued] = []
+    for statement in held:
+        if statement.riding:
+            riders.append(statement)
+            continue
+        statement.carry(riders)
+        sent.append(statement)
+        riders = []
+    if riders:
+        riders[0].carry(riders[1:])
+        sent.append(riders[0])
+    return sent
 
 
 class _PgTx(Tx):
@@ -69,9 +101,15 @@ class _PgTx(Tx):
         self._unread.append(pending)
         return pending
 
+    def along(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self._pipeline is None:
+            self.later(sql, params)
+        else:
+            self._held.append(_Queued(sql.replace("?", "%s"), list(params), riding=True))
+
     def _send_held(self) -> None:
         """Send the statements held back, in order (in a pipeline, as one batch)."""
-        for statement in self._held:
+        for statement in _with_riders(self._held):
             statement.cursor = self._conn.cursor()
             statement.cursor.execute(statement.sql, statement.params)
         self._held.clear()

@@ -94,6 +94,12 @@ class Tx(ABC):
         result = self.execute(sql, params)
         return Pending(lambda: result)
 
+    def along(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a write whose answer is never read, and that touches no row the statements
+        queued beside it (until the next answer read) read or write: a backend that pays
+        per statement (PostgreSQL) may run it as part of one of them."""
+        self.later(sql, params)
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.execute(sql, params)[0]
 
