@@ -92,7 +92,7 @@ class SendQueries(StoreCore):
         """``finish_send`` for what should be its request's last send, in the same round trip
         completing the request (if nothing is left to send) and giving up ``lease`` (request
         id, holder) on it once the request is complete: (finished this send, completed the
-        request). The three statements and the commit are one round trip on PostgreSQL."""
+        request). One statement and one round trip on PostgreSQL, three statements on SQLite."""
         request_id, holder = lease
         now = self._now()
         outcome = _outcome(message_id, error, unknown)
