@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from bot.core.budget import BudgetRule, Priority
 from bot.store import PostgresStore, RateLimits, Recorded
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.store.helpers import ALICE, new_request
@@ -135,3 +136,18 @@ def test_a_single_recipient_send_runs_nine_statements(
     [sent] = postgres.sends(recorded.request.id)
     assert (sent.state, sent.message_id, sent.attempts) == ("sent", "m-1", 1)
     assert postgres.acquire_lease(f"request:{recorded.request.id}", "another", TTL)
+
+
+@pytest.mark.postgres
+def test_taking_a_2chat_call_from_the_shared_budget_runs_five_statements(
+    store: tuple[PostgresStore, ReadyCounter],
+) -> None:
+    """Every 2Chat call of every process asks first: BEGIN, the budget's lock, the calls
+    of the last minute (the purge of older ones riding on that read), the new call's
+    insert, COMMIT."""
+    postgres, proxy = store
+    rule = BudgetRule(per_minute=100, burst=100)
+    assert postgres.take_twochat_call(Priority.SEND, rule, False) == 0  # prepares them
+    before = proxy.executed
+    assert postgres.take_twochat_call(Priority.SEND, rule, False) == 0
+    assert proxy.executed - before == 5
