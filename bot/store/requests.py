@@ -38,6 +38,7 @@ from bot.store.recording import (
 from bot.store.records import (
     REQUEST_STATES,
     TRANSITIONS,
+    NewRecipient,
     NewRequest,
     RateLimits,
     Recorded,
@@ -121,6 +122,26 @@ def _count_and_lease(
     if lease is not None:
         holder, ttl = lease
         take_new_lease_in(tx, request_lease(request_id), holder, ttl, now)
+
+
+def _insert_sends(
+    tx: Tx, request_id: str, recipients: Sequence[NewRecipient], now: datetime
+) -> list[Pending]:
+    """Queue a request's sends, "queued", a few hundred a statement (a page may have
+    thousands); their ids are read later."""
+    return [
+        tx.later(
+            "INSERT INTO sends (request_id, number, name, state, attempts, "
+            "created_at, updated_at) VALUES "
+            + ", ".join("(?, ?, ?, 'queued', 0, ?, ?)" for _ in chunk)
+            + " RETURNING id",
+            [v for r in chunk for v in (request_id, r.number, r.name, now, now)],
+        )
+        for chunk in (
+            recipients[i : i + _SENDS_PER_INSERT]
+            for i in range(0, len(recipients), _SENDS_PER_INSERT)
+        )
+    ]
 
 
 class RequestQueries(StoreCore):
@@ -314,20 +335,7 @@ class RequestQueries(StoreCore):
             return None
         if alongside is not None:
             alongside(new, request_id)
-        recipients = tuple(new.recipients)
-        inserts = [
-            tx.later(
-                "INSERT INTO sends (request_id, number, name, state, attempts, "
-                "created_at, updated_at) VALUES "
-                + ", ".join("(?, ?, ?, 'queued', 0, ?, ?)" for _ in chunk)
-                + " RETURNING id",
-                [v for r in chunk for v in (request_id, r.number, r.name, now, now)],
-            )
-            for chunk in (  # a page may have thousands
-                recipients[i : i + _SENDS_PER_INSERT]
-                for i in range(0, len(recipients), _SENDS_PER_INSERT)
-            )
-        ]
+        inserts = _insert_sends(tx, request_id, tuple(new.recipients), now)
         request = as_recorded(new, request_id, state, now, expires_at)
         return Inserted(request, inserts)
 
