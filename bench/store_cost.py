@@ -8,10 +8,13 @@ connections, warm-up included, and the cluster's writers). On SQLite it also run
 the app's store thread does under load, 20 sends' records in one batch under one commit,
 then their claims, their finishes, then their outcomes landed; and it prints that batched
 cost block by block over 30,000 sends, to show whether a send costs more as history grows.
+``python -m bench.store_cost postgres`` runs the PostgreSQL row alone, for comparing
+alternating runs of two versions without the SQLite rows in between.
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -140,6 +143,10 @@ def main() -> None:
     print(f"CPU per single-recipient send, store calls only ({SENDS} sends)\n")
     print("| backend | CPU per send, this process | server: its sessions + writers | together |")
     print("|---|---|---|---|")
+    if sys.argv[1:] == ["postgres"]:
+        with postgres_schema() as url:
+            measure("PostgreSQL on 127.0.0.1", url)
+        return
     with tempfile.TemporaryDirectory() as work:
         measure("SQLite (a file, every commit synced)", f"sqlite:///{Path(work) / 'bench.db'}")
         measure(

@@ -34,11 +34,11 @@ class ReportQueries(StoreCore):
         """The outcome reached the thread: no longer owed, and ``holder`` gives up the
         request's lease in the same round trip."""
         with self._transaction(write=True) as tx:
-            _upsert_in(tx, request_id, "report_pending", 0, self._now())
-            tx.later(
+            tx.along(
                 "DELETE FROM leases WHERE name = ? AND holder = ?",
                 (request_lease(request_id), holder),
             )
+            _upsert_in(tx, request_id, "report_pending", 0, self._now())
 
     def report_owed(self, request_id: str) -> bool:
         """Whether the request's outcome has still not reached its thread."""
