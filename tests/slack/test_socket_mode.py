@@ -174,7 +174,7 @@ def test_approve_button_sends_exactly_once(
     assert not link.wait_for_ack(first).get("payload")
     [sent] = twochat.wait_for_sends(1)
     assert sent["to_number"] == ALICE and sent["text"] == "please call me"
-    [update] = slack.wait_until(lambda: calls(slack, "chat.update"), 5, "the approval update")
+    [update] = slack.wait_until(lambda: calls(slack, "chat.update"), 15, "the approval update")
     assert "Approved by <@U0ADMIN>" in update["text"]
     # A second click (a double click, or another approver) sends nothing more.
     second = click(link, "U0LEAD", "approval_approve", approve["value"])
