@@ -21,8 +21,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from bot.errors import StoreError
-from bot.store import AllOptedOut, NewRequest, RateLimited, RateLimits, Recorded, SendRecord, utcnow
+from bot.errors import AllOptedOut, RateLimited, StoreError
+from bot.store import NewRequest, RateLimits, Recorded, SendRecord, utcnow
 from bot.store.core import time_left
 from bot.store.leases import request_lease
 from bot.store.limits import _BUCKET, RATE_WINDOW, _checks, _deltas, _frees_up, bucket_of, rate_keys

@@ -13,7 +13,7 @@ from typing import ParamSpec, TypeVar
 from bot.core.access import Action, Subject
 from bot.core.model import Policy, Recipient
 from bot.core.policy import Allow, NeedsApproval
-from bot.errors import StoreError, TwoChatError
+from bot.errors import AllOptedOut, RateLimited, StoreError, TwoChatError
 from bot.sending.approvals import Approvals
 from bot.sending.escalation import Ladders
 from bot.sending.leases import RequestLeases
@@ -34,10 +34,8 @@ from bot.sms.budget import RatePacer
 from bot.sms.fanout import RetryPolicy
 from bot.sms.twochat import TwoChatClient
 from bot.store import (
-    AllOptedOut,
     NewRecipient,
     NewRequest,
-    RateLimited,
     RateLimits,
     Recorded,
     SendRecord,

@@ -11,8 +11,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import StoreError
-from bot.slack.deps import DATABASE_UNAVAILABLE, BadPayload, Bridge
+from bot.errors import BadPayload, StoreError
+from bot.slack.deps import DATABASE_UNAVAILABLE, Bridge
 from bot.slack.forms import answer_form, open_view
 from bot.slack.home import publish_home
 from bot.slack.ids import ActionId, CallbackId

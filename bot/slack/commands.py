@@ -14,10 +14,10 @@ from bot.core.access import Action, permission
 from bot.core.commands import parse_sms_command
 from bot.core.model import Policy
 from bot.core.policy import Refuse, decide, sender_rule, split_targets
-from bot.errors import BridgeError, StoreError
+from bot.errors import BadPayload, BridgeError, StoreError
 from bot.sending.views import outcome_of, plan_of
 from bot.slack.compose_modal import open_compose_modal
-from bot.slack.deps import BadPayload, Bridge
+from bot.slack.deps import Bridge
 from bot.slack.payloads import SlashCommand
 from bot.slack.render import (
     STATUS_USAGE,

@@ -32,8 +32,8 @@ from bot.core.directory import EMPTY_DIRECTORY, Directory, user_mention
 from bot.core.model import Policy
 from bot.core.policy import Decision, Field, Refuse, allowed_from_names, decide, sender_rule
 from bot.core.preview import outgoing_text, preview_text
-from bot.errors import BridgeError
-from bot.slack.deps import BadPayload, Bridge
+from bot.errors import BadPayload, NotASender
+from bot.slack.deps import Bridge
 from bot.slack.forms import (
     MAX_INPUT,
     answer_form,
@@ -77,10 +77,6 @@ _NUMBER_LIKE = re.compile(r"[\d\s+().-]*\d[\d\s+().-]*")
 _LOST_CHANNEL = (
     "this form lost track of the channel it was opened from; close it and run /sms again"
 )
-
-
-class NotASender(BridgeError):
-    """The user may not send at all, so there is no form to show them."""
 
 
 def _web_url(url: object) -> str | None:

@@ -13,8 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.model import WILDCARD, Policy, SenderRule
 from bot.core.policy import Decision, Refuse, split_targets
-from bot.slack.deps import BadPayload, Bridge
-from bot.slack.payloads import GarbledField
+from bot.errors import BadPayload, GarbledField
+from bot.slack.deps import Bridge
 from bot.slack.render import SHOWN_ENTRIES, describe_error, listing, target_label
 from bot.slack.reporter import Origin
 

@@ -16,8 +16,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.core.access import Action
+from bot.errors import BadPayload
 from bot.sending.escalation import Command, Via
-from bot.slack.deps import BadPayload, Bridge
+from bot.slack.deps import Bridge
 from bot.slack.ids import ActionId
 from bot.slack.payloads import BlockAction, ReactionAdded
 

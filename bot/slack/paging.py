@@ -23,8 +23,8 @@ from bot.core.model import Policy
 from bot.core.page_command import parse_page
 from bot.core.policy import Refuse, auto_page_sender, decide, decide_auto_page, page_targets
 from bot.core.segments import gsm7_cleanup
-from bot.errors import StoreError
-from bot.slack.deps import DATABASE_UNAVAILABLE, BadPayload, Bridge
+from bot.errors import BadPayload, StoreError
+from bot.slack.deps import DATABASE_UNAVAILABLE, Bridge
 from bot.slack.payloads import MessageEvent
 from bot.slack.render import refusal_text
 from bot.slack.reporter import Origin

@@ -21,7 +21,8 @@ from bot.core.alerts import message_text, prefill_text
 from bot.core.model import Policy, SenderRule
 from bot.core.policy import Field, Refuse, decide, sender_rule
 from bot.core.segments import analyze
-from bot.slack.deps import BadPayload, Bridge
+from bot.errors import BadPayload
+from bot.slack.deps import Bridge
 from bot.slack.forms import (
     MAX_INPUT,
     answer_form,

@@ -15,9 +15,9 @@ from psycopg import sql
 from psycopg.abc import AdaptContext
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from bot.errors import StoreError
+from bot.errors import CommitUnknown, StoreError
 from bot.store.base import Store
-from bot.store.core import CommitUnknown, time_left
+from bot.store.core import time_left
 from bot.store.records import utcnow
 from bot.store.tx import Tx
 

@@ -10,20 +10,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from bot.errors import StoreError
-from bot.store.core import (
-    REQUEST_COLUMNS,
-    REQUEST_TIMES,
-    CommitUnknown,
-    StoreCore,
-    answer_within,
-)
+from bot.errors import AllOptedOut, CommitUnknown, StoreError
+from bot.store.core import REQUEST_COLUMNS, REQUEST_TIMES, StoreCore, answer_within
 from bot.store.leases import acquire_lease_in, claim_key_in, request_lease
 from bot.store.limits import NOT_COUNTED, check_limits, count_request, rate_keys, uncount_request
 from bot.store.records import (
     REQUEST_STATES,
     TRANSITIONS,
-    AllOptedOut,
     NewRequest,
     RateLimits,
     Recorded,

@@ -15,18 +15,17 @@ from bot.core.directory import EMPTY_DIRECTORY, Directory
 from bot.core.model import Policy
 from bot.core.policy import Allow, NeedsApproval, Refuse
 from bot.core.preview import preview_text
+from bot.errors import BadPayload, NotASender
 from bot.slack.compose_modal import (
     BLOCK_PREVIEW,
     ComposeMeta,
     ComposeValues,
-    NotASender,
     compose_view,
     decide_submission,
     field_errors,
     read_values,
     submit_compose,
 )
-from bot.slack.deps import BadPayload
 from bot.slack.ids import CallbackId
 from bot.slack.payloads import View
 from bot.slack.reporter import Origin
