@@ -1,8 +1,8 @@
 """Every public exception of the bridge, in one hierarchy.
 
 Every error a user can see is a ``BridgeError`` whose ``user_message`` is safe to post in
-Slack: it never carries a secret. ``bot.slack.render.describe_error`` is the one place that
-turns any exception into the text a user reads. The tree, and who raises each::
+Slack: it never carries a secret. ``describe_error`` in ``bot.slack.render.refusals`` is the
+one place that turns any exception into the text a user reads. The tree, and who raises each::
 
     Exception
     ├── BridgeError            base of every expected failure; str() is the user's message

@@ -10,13 +10,8 @@ from bot.core.access import Action, Subject
 from bot.sending.sends import Delivery
 from bot.sending.services import Services
 from bot.sending.views import already_decided, origin_of
-from bot.slack.render import (
-    approval_blocks,
-    approval_text,
-    decided_blocks,
-    unposted_approval_text,
-    verdict_text,
-)
+from bot.slack.render.approvals import approval_blocks, approval_text, decided_blocks, verdict_text
+from bot.slack.render.refusals import unposted_approval_text
 from bot.store import StoredRequest
 
 

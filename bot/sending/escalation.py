@@ -40,7 +40,8 @@ from bot.errors import BridgeError
 from bot.sending.sends import Delivery
 from bot.sending.services import Services
 from bot.slack.board_render import Board, board_blocks, board_text
-from bot.slack.render import show_number, unreachable_text
+from bot.slack.render.escaping import show_number
+from bot.slack.render.refusals import unreachable_text
 from bot.store import NewRecipient, NewRequest, StoredRequest
 from bot.store.escalations import Climb, EscalationRecord
 

@@ -21,11 +21,8 @@ from bot.sending.pace import EditPace
 from bot.sending.progress import LiveReply
 from bot.sending.services import Services
 from bot.sending.views import UNKNOWN_AFTER_CRASH, origin_of, outcome_of, targets_of
-from bot.slack.render import (
-    describe_error,
-    opted_out_reason,
-    outcome_text,
-)
+from bot.slack.render.outcomes import outcome_text
+from bot.slack.render.refusals import describe_error, opted_out_reason
 from bot.slack.retry import RetryOffer, outcome_blocks
 from bot.sms.budget import Priority, RatePacer
 from bot.sms.fanout import RetryPolicy, fan_out

@@ -14,7 +14,7 @@ from bot.core.directory import DirectorySource, no_directory
 from bot.core.model import Policy
 from bot.sending.store_calls import store_calls
 from bot.sending.views import plan_of
-from bot.slack.render import request_text
+from bot.slack.render.outcomes import request_text
 from bot.slack.reporter import SlackReporter
 from bot.store import Store, StoredRequest
 

@@ -7,7 +7,7 @@ import json
 from bot.core.model import Recipient
 from bot.core.policy import SendPlan
 from bot.core.segments import analyze
-from bot.slack.render import Outcome
+from bot.slack.render.outcomes import Outcome
 from bot.slack.reporter import Origin
 from bot.store import SendRecord, StoredRequest
 

@@ -22,12 +22,8 @@ from bot.sending.sends import Delivery, Run
 from bot.sending.services import Services
 from bot.sending.sweeper import Sweeper
 from bot.sending.views import recorded_targets
-from bot.slack.render import (
-    inbound_status_text,
-    opted_out_reason,
-    refusal_text,
-    send_status_text,
-)
+from bot.slack.render.refusals import opted_out_reason, refusal_text
+from bot.slack.render.status import inbound_status_text, send_status_text
 from bot.slack.replays import take_signature
 from bot.slack.reporter import Origin, SlackReporter
 from bot.sms.budget import RatePacer

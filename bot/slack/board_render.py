@@ -14,7 +14,7 @@ from datetime import datetime
 from bot.core.escalation import Escalation
 from bot.slack.blocks import Block, button, sections
 from bot.slack.ids import ActionId
-from bot.slack.render import shown, untrusted
+from bot.slack.render.escaping import shown, untrusted
 from bot.store.escalations import EscalationRecord, EscalationStep, Texted
 
 _VIA = {"sms": "by SMS", "button": "with the Ack button", "reaction": "with :white_check_mark:"}

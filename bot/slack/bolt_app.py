@@ -26,7 +26,7 @@ from bot.slack import (
 )
 from bot.slack.deps import Bridge
 from bot.slack.identity import SlackIdentity
-from bot.slack.render import describe_error
+from bot.slack.render.refusals import describe_error
 
 
 class _SameTokenWarning(logging.Filter):

@@ -19,13 +19,10 @@ from bot.sending.views import outcome_of, plan_of
 from bot.slack.compose_modal import open_compose_modal
 from bot.slack.deps import Bridge
 from bot.slack.payloads import SlashCommand
-from bot.slack.render import (
-    STATUS_USAGE,
-    help_text,
-    refusal_text,
-    request_status_texts,
-    request_text,
-)
+from bot.slack.render.outcomes import request_text
+from bot.slack.render.refusals import refusal_text
+from bot.slack.render.status import request_status_texts
+from bot.slack.render.usage import STATUS_USAGE, help_text
 from bot.slack.reporter import Origin
 
 logger = logging.getLogger(__name__)

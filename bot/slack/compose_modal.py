@@ -55,7 +55,7 @@ from bot.slack.payloads import (
     json_object,
     optional,
 )
-from bot.slack.render import show_number
+from bot.slack.render.escaping import show_number
 from bot.slack.reporter import Origin
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from bot.core.model import Policy
 from bot.core.policy import Allow, NeedsApproval
 from bot.errors import StoreError
 from bot.sending.workflow import Workflow
-from bot.slack.render import refusal_text, unreachable_text
+from bot.slack.render.refusals import refusal_text, unreachable_text
 from bot.slack.reporter import Origin, SlackReporter
 from bot.tasks import TaskRunner
 

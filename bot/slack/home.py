@@ -33,15 +33,11 @@ from bot.slack.blocks import (
 )
 from bot.slack.deps import Bridge
 from bot.slack.ids import ActionId
-from bot.slack.render import (
-    approval_text,
-    opted_out_text,
-    outcome_text,
-    permissions_text,
-    request_text,
-    shown,
-    slack_time,
-)
+from bot.slack.render.approvals import approval_text
+from bot.slack.render.escaping import shown
+from bot.slack.render.labels import slack_time
+from bot.slack.render.outcomes import outcome_text, request_text
+from bot.slack.render.usage import opted_out_text, permissions_text
 from bot.store import SendRecord, StoredRequest
 
 logger = logging.getLogger(__name__)

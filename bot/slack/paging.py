@@ -26,7 +26,7 @@ from bot.core.segments import gsm7_cleanup
 from bot.errors import BadPayload, StoreError
 from bot.slack.deps import DATABASE_UNAVAILABLE, Bridge
 from bot.slack.payloads import MessageEvent
-from bot.slack.render import refusal_text
+from bot.slack.render.refusals import refusal_text
 from bot.slack.reporter import Origin
 
 logger = logging.getLogger(__name__)

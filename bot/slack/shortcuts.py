@@ -37,7 +37,8 @@ from bot.slack.forms import (
 from bot.slack.ids import ActionId, CallbackId
 from bot.slack.paging import KIND
 from bot.slack.payloads import MessageShortcut, ViewSubmission, json_object
-from bot.slack.render import refusal_text, segments_label
+from bot.slack.render.labels import segments_label
+from bot.slack.render.refusals import refusal_text
 from bot.slack.reporter import Origin
 
 logger = logging.getLogger(__name__)

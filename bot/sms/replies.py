@@ -36,12 +36,8 @@ from bot.errors import BridgeError
 from bot.sending.escalation import Ladders
 from bot.sending.services import Services
 from bot.sending.views import origin_of
-from bot.slack.render import (
-    ack_summary_text,
-    reply_text,
-    show_number,
-    unknown_reply_text,
-)
+from bot.slack.render.escaping import show_number
+from bot.slack.render.replies import ack_summary_text, reply_text, unknown_reply_text
 from bot.sms.twochat import Conversation, SmsMessage, TwoChatClient, e164
 from bot.store import ReplyCursor, StoredRequest
 

@@ -1,0 +1,13 @@
+"""Everything a user reads in Slack, rendered from domain data, one module per feature.
+
+- ``escaping``: ``untrusted``, the one escaping function for text the bridge did not write,
+  and ``show_number`` / ``shown``, the one place a number is shown in full or masked;
+- ``labels``: people, numbers, segments, times, errors, and long lists cut short;
+- ``refusals``: ``describe_error``, the one place an exception becomes a user message, and
+  refusals;
+- ``outcomes``: the request message and its thread reply;
+- ``approvals``, ``replies``, ``status``, ``usage``: approvals, SMS replies and acks,
+  ``/sms status``, ``/sms help``.
+
+Import from the feature module; this package re-exports nothing.
+"""
