@@ -32,7 +32,7 @@ from bot.slack.blocks import (
     sections,
 )
 from bot.slack.deps import Bridge
-from bot.slack.ids import ActionId
+from bot.slack.ids import ActionId, BlockId
 from bot.slack.render.approvals import approval_text
 from bot.slack.render.escaping import shown
 from bot.slack.render.labels import slack_time
@@ -116,7 +116,8 @@ def _pending_blocks(policy: Policy, user: str, request: StoredRequest, masked: b
         *sections(body),
         {
             "type": "actions",
-            "block_id": f"approval-{request.id}",  # unique per view; the action ids are shared
+            # unique per view; the action ids are shared
+            "block_id": f"{BlockId.APPROVAL}-{request.id}",
             "elements": [
                 button("Approve", ActionId.APPROVE, request.id, "primary"),
                 button("Reject", ActionId.REJECT, request.id, "danger"),

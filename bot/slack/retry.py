@@ -5,7 +5,7 @@ since the person may be texted twice."""
 from __future__ import annotations
 
 from bot.slack.blocks import MAX_ACTIONS_ELEMENTS, Block, button, confirm_dialog, sections
-from bot.slack.ids import ActionId
+from bot.slack.ids import ActionId, BlockId
 
 # What a Retry button is offered for: (send id, the attempts made when its outcome was shown).
 RetryOffer = tuple[int, int]
@@ -36,4 +36,4 @@ def outcome_blocks(text: str, retry_offers: list[RetryOffer]) -> list[Block] | N
         button("Retry", ActionId.RETRY, retry_value(*offer), confirm=RETRY_CONFIRM)
         for offer in retry_offers[:MAX_ACTIONS_ELEMENTS]
     ]
-    return [*sections(text), {"type": "actions", "block_id": "retry", "elements": buttons}]
+    return [*sections(text), {"type": "actions", "block_id": BlockId.RETRY, "elements": buttons}]

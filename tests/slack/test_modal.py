@@ -17,7 +17,6 @@ from bot.core.policy import Allow, NeedsApproval, Refuse
 from bot.core.preview import preview_text
 from bot.errors import BadPayload, NotASender
 from bot.slack.compose_modal import (
-    BLOCK_PREVIEW,
     ComposeMeta,
     ComposeValues,
     compose_view,
@@ -26,7 +25,7 @@ from bot.slack.compose_modal import (
     read_values,
     submit_compose,
 )
-from bot.slack.ids import CallbackId
+from bot.slack.ids import BlockId, CallbackId
 from bot.slack.payloads import View
 from bot.slack.reporter import Origin
 from tests.appproc import AppProcess
@@ -48,7 +47,7 @@ def block(view: dict[str, Any], block_id: str) -> dict[str, Any]:
 
 
 def preview_of(view: dict[str, Any]) -> str:
-    return str(block(view, BLOCK_PREVIEW)["elements"][0]["text"])
+    return str(block(view, BlockId.COMPOSE_PREVIEW)["elements"][0]["text"])
 
 
 def state_values(

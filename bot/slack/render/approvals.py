@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.slack.blocks import Block, button, context, sections
-from bot.slack.ids import ActionId
+from bot.slack.ids import ActionId, BlockId
 from bot.slack.render.escaping import shown
 
 
@@ -25,7 +25,7 @@ def approval_blocks(request_id: str, body: str) -> list[Block]:
         *sections(body),
         {
             "type": "actions",
-            "block_id": "approval",
+            "block_id": BlockId.APPROVAL,
             "elements": [
                 button("Approve", ActionId.APPROVE, request_id, "primary"),
                 button("Reject", ActionId.REJECT, request_id, "danger"),
