@@ -25,7 +25,7 @@ from bot.store.tx import Tx
 _TRUSTED_FOR = 1.0
 # Store threads per process. One would leave the CPU idle while it waits on the network;
 # each one more takes turns at the GIL with the event loop, and with ten, those turns cost
-# more CPU than the queries did (see docs/architecture.md).
+# more CPU than the queries did (see docs/performance.md).
 WORKERS = 2
 
 
