@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import phonenumbers
@@ -42,6 +43,8 @@ CHANNEL = "C0BENCH"
 FROM_NUMBER = "+17137157533"
 GROUP = "bench100"
 GROUP_NUMBERS = tuple(f"+4477009000{i:02d}" for i in range(100))
+# An on-call roster: who a mention or an alert in CHANNEL pages (BenchPolicy.page_channel).
+PAGE_GROUP, PAGE_GROUP_SIZE, ALERT_MATCH = "oncall", 5, "BENCH-ALERT"
 # Whole GB mobile ranges (+44 7700 8xxxxx, +44 7700 1xxxxx) phonenumbers knows as assigned.
 PAGE_PREFIXES = ("+4477008", "+4477001")
 USERS = tuple(f"U0BENCH{i:02d}" for i in range(20))
@@ -83,6 +86,8 @@ class BenchPolicy:
     groups: Mapping[str, Sequence[str]] = field(default_factory=dict)  # beside GROUP
     from_numbers: Mapping[str, str] = field(default_factory=dict)  # beside "main"
     poll_interval: str | None = None  # replies.poll_interval: the reply poller runs
+    # CHANNEL pages PAGE_GROUP on a mention, and on a message matching ALERT_MATCH
+    page_channel: bool = False
 
     def from_numbers_all(self) -> dict[str, str]:
         """Every from-number by name, the default ("main") first."""
@@ -90,7 +95,7 @@ class BenchPolicy:
 
     def yaml(self) -> str:
         from_numbers = self.from_numbers_all()
-        groups = {GROUP: GROUP_NUMBERS, **self.groups}
+        groups = {GROUP: GROUP_NUMBERS, PAGE_GROUP: GROUP_NUMBERS[:PAGE_GROUP_SIZE], **self.groups}
         lines = [
             "version: 1",
             "defaults:",
@@ -113,6 +118,15 @@ class BenchPolicy:
             lines.append(f"  requests_per_minute: {self.requests_per_minute}")
         if self.poll_interval:
             lines += ["replies:", f"  poll_interval: {self.poll_interval}"]
+        if self.page_channel:
+            lines += [
+                "channels:",
+                f"  {CHANNEL}:",
+                f"    page: {PAGE_GROUP}",
+                "    auto_page:",
+                f'      match: "{ALERT_MATCH}"',
+                "      dedupe_window: 1m",
+            ]
         return "\n".join(lines) + "\n"
 
 
@@ -248,10 +262,60 @@ def postgres_schema(base_url: str = POSTGRES_URL) -> Iterator[str]:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
         separator = "&" if "?" in base_url else "?"
-        yield f"{base_url}{separator}options=-csearch_path%3D{schema}"
+        # The application name tells the app's server sessions apart (ServerCpu).
+        yield f"{base_url}{separator}options=-csearch_path%3D{schema}&application_name={schema}"
     finally:
         with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+# The cluster's own processes that write for every session's commits (WAL, dirty pages).
+SERVER_WRITERS = ("walwriter", "checkpointer", "background writer")
+
+
+@dataclass(frozen=True)
+class ServerCpu:
+    """The PostgreSQL server's CPU seconds for the app: the server sessions of the app's
+    connections (pg_stat_activity, by the application name ``postgres_schema`` puts in the
+    URL), and the cluster's writers, which work for every database on the server: on a
+    machine others use too, that part also counts their work."""
+
+    sessions: tuple[int, ...]
+    writers: tuple[int, ...]
+
+    @classmethod
+    def of(cls, database_url: str | None) -> ServerCpu | None:
+        """The server processes serving ``database_url`` now; None for SQLite."""
+        if not database_url or not database_url.startswith("postgres"):
+            return None
+        name = parse_qs(urlsplit(database_url).query).get("application_name", [""])[0]
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5) as conn:
+            rows = conn.execute(
+                "SELECT pid, application_name = %s FROM pg_stat_activity "
+                "WHERE application_name = %s OR backend_type = ANY(%s)",
+                (name, name, list(SERVER_WRITERS)),
+            ).fetchall()
+        return cls(
+            tuple(pid for pid, mine in rows if mine), tuple(pid for pid, mine in rows if not mine)
+        )
+
+    def read(self) -> dict[int, float]:
+        """CPU seconds of each process still running."""
+        found: dict[int, float] = {}
+        for pid in (*self.sessions, *self.writers):
+            with contextlib.suppress(OSError):
+                found[pid] = cpu_seconds(pid)
+        return found
+
+    def used(self, before: dict[int, float]) -> tuple[float, float]:
+        """CPU seconds since ``before`` (a ``read``): the app's sessions, the writers. A
+        process that ended between the two readings is left out."""
+        after = self.read()
+        spent = {pid: after[pid] - before[pid] for pid in after.keys() & before.keys()}
+        return (
+            sum(spent.get(pid, 0.0) for pid in self.sessions),
+            sum(spent.get(pid, 0.0) for pid in self.writers),
+        )
 
 
 # --------------------------------------------------------------------------- load

@@ -34,6 +34,7 @@ from bench.profiling import py_spy, summarise_profile
 from bench.report import Report
 from bench.scenarios_load import (
     FLOOR,
+    Round,
     Throughput,
     ack_latency,
     against_floor,
@@ -42,6 +43,7 @@ from bench.scenarios_load import (
     two_processes,
 )
 from bench.scenarios_pages import big_page, fan_out, polling_page, shared_page
+from bench.scenarios_trigger import page_trigger
 
 PROFILE_SVG = ROOT / "bench" / "profile.svg"
 PROFILE_TXT = ROOT / "bench" / "profile.txt"
@@ -97,15 +99,32 @@ async def on_postgres(
         report.notes.append(f"{what}: Postgres not run: {exc}")
 
 
-async def scenarios(work: Path, report: Report, quick: bool, soak_sends: int) -> None:
+async def cpu_round(work: Path, report: Report, label: str, total: int, clients: int) -> Round:
+    """One round of the CPU comparison: SQLite, Postgres, then the floor, the same load."""
+    results: dict[str, Throughput] = {}
+    results["SQLite"] = await throughput(work, report, f"{label}-sqlite", total, clients)
+
+    async def on_pg(url: str) -> None:
+        results["Postgres"] = await throughput(
+            work, report, f"{label}-postgres", total, clients, url
+        )
+
+    await on_postgres(report, "throughput", on_pg)
+    floor = await throughput(work, report, f"{label}-floor", total, clients, program=FLOOR)
+    return results, floor
+
+
+async def scenarios(
+    work: Path, report: Report, quick: bool, soak_sends: int, cpu_rounds: int
+) -> None:
     """Every scenario in turn; each starts its own app (or two) and stand-ins."""
     total = 200 if quick else 1000
     clients = 20
     per_requester = 4 if quick else 8
-    step, began = iter(range(1, 10)), time.monotonic()
+    step, began = iter(range(1, 11)), time.monotonic()
 
     def say(what: str) -> None:
-        print(f"{next(step)}/9 at {time.monotonic() - began:3.0f} s: {what}…", flush=True)
+        print(f"{next(step)}/10 at {time.monotonic() - began:3.0f} s: {what}…", flush=True)
 
     say("ack latency (2Chat 2 s per call on SQLite and Postgres, then 0 s as the control)")
     await ack_latency(work, report, per_requester, delay=2.0)
@@ -116,17 +135,11 @@ async def scenarios(work: Path, report: Report, quick: bool, soak_sends: int) ->
     )
     await ack_latency(work, report, per_requester, delay=0.0)
 
-    results: dict[str, Throughput] = {}
-    say(f"throughput, SQLite, then Postgres ({total} sends each)")
-    results["SQLite"] = await throughput(work, report, "tput-sqlite", total, clients)
-
-    async def on_pg(url: str) -> None:
-        results["Postgres"] = await throughput(work, report, "tput-postgres", total, clients, url)
-
-    await on_postgres(report, "throughput", on_pg)
-    say(f"the floor relay, same load ({total} sends)")
-    floor = await throughput(work, report, "tput-floor", total, clients, program=FLOOR)
-    against_floor(report, results, floor)
+    rounds: list[Round] = []
+    say(f"CPU per send: {cpu_rounds} rounds of SQLite, Postgres and the floor ({total} sends)")
+    for number in range(1, cpu_rounds + 1):
+        rounds.append(await cpu_round(work, report, f"r{number}", total, clients))
+    against_floor(report, rounds)
     say(f"two app processes on one Postgres ({total} sends, then a page)")
     await on_postgres(
         report, "two processes", lambda _: two_processes(work, report, total, clients)
@@ -136,6 +149,13 @@ async def scenarios(work: Path, report: Report, quick: bool, soak_sends: int) ->
     say("fan-out to 100, requests_per_minute 600; then 2 x 100 from two processes at 120")
     await fan_out(work, report, cap=600)
     await on_postgres(report, "shared page", lambda url: shared_page(work, report, url, cap=120))
+    say("page triggers (mentions, auto-page alerts) to their first 2Chat call")
+    await page_trigger(work, report, per_requester * 2)
+    await on_postgres(
+        report,
+        "page trigger",
+        lambda url: page_trigger(work, report, per_requester * 2, "Postgres", url),
+    )
     say("a 5,000-member page, 2Chat 300 ms, no cap")
     await big_page(work, report)
     say("reply polling from 50 numbers and a page, requests_per_minute 300")
@@ -151,21 +171,24 @@ async def scenarios(work: Path, report: Report, quick: bool, soak_sends: int) ->
         "< 150 MB",
         peak * 1.048576 < 150,
     )
-    for name, res in results.items():
-        report.notes.append(
-            f"throughput {name}: the app used {res.app_cpu_share:.0%} of a core, the load "
-            f"generator and stand-ins {res.load_cpu_share:.0%}"
-        )
+    for number, (results, _) in enumerate(rounds, 1):
+        for name, res in results.items():
+            report.notes.append(
+                f"throughput {name}, round {number}: the app used {res.app_cpu_share:.0%} of "
+                f"a core, the load generator and stand-ins {res.load_cpu_share:.0%}"
+            )
 
 
-async def main(quick: bool, profile: bool, profile_db: str, keep: bool, soak_sends: int) -> int:
+async def main(
+    quick: bool, profile: bool, profile_db: str, keep: bool, soak_sends: int, cpu_rounds: int
+) -> int:
     total = 200 if quick else 1000
     work = Path(tempfile.mkdtemp(prefix="sms-bridge-bench-"))
     report = Report()
     print(f"sms-bridge benchmark{' (quick)' if quick else ''} on {machine()}", flush=True)
     began = time.monotonic()
     try:
-        await scenarios(work, report, quick, soak_sends)
+        await scenarios(work, report, quick, soak_sends, cpu_rounds)
         print()
         print(report.table())
         print()
@@ -197,9 +220,21 @@ def cli() -> None:
     parser.add_argument(
         "--soak", type=int, default=20_000, metavar="N", help="soak sends (0: no soak)"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=3, metavar="N", help="rounds of the CPU comparison"
+    )
     args = parser.parse_args()
     sys.exit(
-        asyncio.run(main(args.quick, not args.no_profile, args.profile_db, args.keep, args.soak))
+        asyncio.run(
+            main(
+                args.quick,
+                not args.no_profile,
+                args.profile_db,
+                args.keep,
+                args.soak,
+                args.rounds,
+            )
+        )
     )
 
 

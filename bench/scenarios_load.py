@@ -4,6 +4,7 @@ or two app processes, the floor relay as the peer, and the soak."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from bench.harness import (
     USERS,
     App,
     Requester,
+    ServerCpu,
     page,
     percentile,
     postgres_schema,
@@ -95,6 +97,8 @@ class Throughput:
     total: int
     seconds: float
     cpu_ms_per_send: float  # of every app process, summed
+    server_ms_per_send: float  # the PostgreSQL server's sessions of the app (ServerCpu)
+    writers_ms_per_send: float  # the PostgreSQL cluster's writers (ServerCpu)
     app_cpu_share: float
     load_cpu_share: float
     ack_p50: float
@@ -104,6 +108,11 @@ class Throughput:
     @property
     def rate(self) -> float:
         return self.completed / self.seconds
+
+    @property
+    def total_ms_per_send(self) -> float:
+        """CPU per send of the app and its database server together."""
+        return self.cpu_ms_per_send + self.server_ms_per_send + self.writers_ms_per_send
 
     def summary(self) -> str:
         return (
@@ -141,6 +150,8 @@ async def drive(
             target.latencies.clear()
         base, sent_base = slack.outcomes(), len(slack.sent_replies)
         spies = start_py_spy(apps[0].pid, work) if profile else []
+        server = ServerCpu.of(apps[0].database_url)
+        server_before = server.read() if server else {}
         cpu_before, load_before = sum(a.cpu_seconds() for a in apps), process_cpu_self()
         next_index = 0
 
@@ -159,6 +170,7 @@ async def drive(
         await asyncio.sleep(0.2)  # the request's last store write follows the reply
         cpu = sum(a.cpu_seconds() for a in apps) - cpu_before
         load_cpu = process_cpu_self() - load_before
+        sessions, writers = server.used(server_before) if server else (0.0, 0.0)
         stop_py_spy(spies)
     completed = len(slack.sent_replies) - sent_base
     seconds = max(last - started, 1e-9)
@@ -171,6 +183,8 @@ async def drive(
         total=total,
         seconds=seconds,
         cpu_ms_per_send=cpu * 1000 / max(completed, 1),
+        server_ms_per_send=sessions * 1000 / max(completed, 1),
+        writers_ms_per_send=writers * 1000 / max(completed, 1),
         app_cpu_share=cpu / seconds,
         load_cpu_share=load_cpu / seconds,
         ack_p50=percentile(latencies, 50),
@@ -255,40 +269,72 @@ async def soak(work: Path, report: Report, total: int, clients: int) -> None:
     )
 
 
-# CPU per completed send (app process) on each database, at most.
-CPU_TARGET_MS = {"SQLite": 2.0, "Postgres": 2.5}
-FLOOR_CPU_RATIO = 5.0
+# CPU per send at most, as a multiple of the floor's: the app on SQLite; on Postgres the
+# app and the server's sessions and writers together. SQLite's ack p99 at most this
+# multiple of the floor's, in the same throughput load.
+FLOOR_CPU_RATIO = {"SQLite": 3.0, "Postgres": 5.0}
+FLOOR_ACK_RATIO = 1.5
 
 
-def against_floor(report: Report, results: dict[str, Throughput], floor: Throughput) -> None:
+# One round of the CPU comparison: each database's throughput run, and the floor's.
+Round = tuple[dict[str, Throughput], Throughput]
+
+
+def spread(values: Sequence[float], unit: str = "", digits: int = 1) -> str:
+    """The median of the rounds, and their range when there are several."""
+    middle = statistics.median(values)
+    if len(values) < 2:
+        return f"{middle:.{digits}f}{unit}"
+    return (
+        f"{middle:.{digits}f}{unit} (median of {len(values)} rounds: "
+        f"{min(values):.{digits}f} to {max(values):.{digits}f})"
+    )
+
+
+def against_floor(report: Report, rounds: Sequence[Round]) -> None:
     """Throughput and CPU per send of each database, read against the floor relay measured
-    in the same run: the ratios say what the policy, the store and pacing cost here."""
+    in the same round: the ratios say what the policy, the store and pacing cost here. The
+    targets are met by the median round; every round's range is shown beside it.
+
+    Long because it words one row per measure, each from the same rounds."""
+    floors = [floor for _, floor in rounds]
     report.add(
         "floor relay (bench/floor.py): 20 clients, zero-latency 2Chat",
-        f"{floor.rate:.0f} sends/s, CPU {floor.cpu_ms_per_send:.2f} ms per send, ack p99 "
-        f"{ms(floor.ack_p99)} ({floor.completed}/{floor.total})",
+        f"CPU per send {spread([f.cpu_ms_per_send for f in floors], ' ms', 2)}; "
+        f"{spread([f.rate for f in floors], ' sends/s', 0)}; "
+        f"ack p99 {spread([f.ack_p99 * 1000 for f in floors], ' ms')}",
     )
-    for name, res in results.items():
+    for name in rounds[0][0]:
+        runs = [(results[name], floor) for results, floor in rounds if name in results]
         report.add(
             f"throughput, {name}: 20 clients, zero-latency 2Chat",
-            f"{res.summary()}; {res.rate / floor.rate:.2f} times the floor's",
+            f"{spread([res.rate for res, _ in runs], ' sends/s', 0)}; "
+            f"{spread([res.rate / floor.rate for res, floor in runs], ' times the floor', 2)}",
         )
-    for name, res in results.items():
-        ratio = res.cpu_ms_per_send / floor.cpu_ms_per_send
-        target = CPU_TARGET_MS[name]
-        report.add(
-            f"CPU per completed send, {name} (app process)",
-            f"{res.cpu_ms_per_send:.2f} ms, {ratio:.1f} times the floor's",
-            f"≤ {target:.1f} ms and ≤ {FLOOR_CPU_RATIO:g} times the floor's",
-            res.completed == res.total
-            and res.cpu_ms_per_send <= target
-            and ratio <= FLOOR_CPU_RATIO,
+        ratios = [res.total_ms_per_send / floor.cpu_ms_per_send for res, floor in runs]
+        limit = FLOOR_CPU_RATIO[name]
+        server = (
+            f"; server: sessions {spread([r.server_ms_per_send for r, _ in runs], ' ms', 2)}, "
+            f"writers {spread([r.writers_ms_per_send for r, _ in runs], ' ms', 2)}; "
+            f"app and server {spread([r.total_ms_per_send for r, _ in runs], ' ms', 2)}"
+            if name == "Postgres"
+            else " (no server)"
         )
-    if "SQLite" in results:
-        ours = results["SQLite"]
         report.add(
-            "sms-bridge (SQLite) / floor",
-            f"CPU per send {ours.cpu_ms_per_send / floor.cpu_ms_per_send:.1f} times, ack p99 "
-            f"{ours.ack_p99 / floor.ack_p99:.1f} times, throughput {ours.rate / floor.rate:.2f} "
-            "times",
+            f"CPU per completed send, {name}, app and database server ÷ floor",
+            f"{spread(ratios, ' times')}; "
+            f"app {spread([r.cpu_ms_per_send for r, _ in runs], ' ms', 2)}{server}",
+            f"≤ {limit:g} times the floor's",
+            all(res.completed == res.total for res, _ in runs)
+            and statistics.median(ratios) <= limit,
+        )
+    sqlite = [(results["SQLite"], floor) for results, floor in rounds if "SQLite" in results]
+    if sqlite:
+        ratios = [res.ack_p99 / floor.ack_p99 for res, floor in sqlite]
+        report.add(
+            "ack p99 under the throughput load, SQLite ÷ floor",
+            f"{spread(ratios, ' times', 2)}; SQLite "
+            f"{spread([res.ack_p99 * 1000 for res, _ in sqlite], ' ms')}",
+            f"≤ {FLOOR_ACK_RATIO:g} times the floor's",
+            statistics.median(ratios) <= FLOOR_ACK_RATIO,
         )

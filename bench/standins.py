@@ -115,6 +115,7 @@ class TimedTwoChat(TwoChatStandIn):
         self.limit(cap)  # the stand-in's own sliding window enforces it
         self.cap = cap
         self.arrivals: list[float] = []  # POST /open/sms/send only
+        self.texts: list[tuple[float, str]] = []  # each POST /open/sms/send: when, its body
         self.calls: list[Arrival] = []
         self.set_delay(delay)
 
@@ -133,7 +134,9 @@ class TimedTwoChat(TwoChatStandIn):
         return response
 
     async def _send(self, request: web.Request) -> web.Response:
-        self.arrivals.append(time.monotonic())
+        now = time.monotonic()
+        self.arrivals.append(now)
+        self.texts.append((now, await request.text()))  # aiohttp keeps the body for the base
         return await super()._send(request)
 
     def sent_to(self) -> list[tuple[str, str]]:
@@ -143,6 +146,13 @@ class TimedTwoChat(TwoChatStandIn):
             for body in list(self.sends)
             if "to_number" in body
         ]
+
+    def first_send_containing(self, mark: str) -> float | None:
+        """When the first send whose body contains ``mark`` arrived, if one has."""
+        return next((when for when, body in list(self.texts) if mark in body), None)
+
+    def sends_containing(self, mark: str) -> int:
+        return sum(1 for _, body in list(self.texts) if mark in body)
 
     def refusals(self) -> int:
         """Requests answered 429 for going over the cap."""

@@ -1,12 +1,13 @@
 """CPU of the store path alone: ``.venv/bin/python -m bench.store_cost``.
 
-One single-recipient send costs three store round trips (record, claim, finish); this runs
+One single-recipient send costs three store calls (record, claim, finish); this runs
 exactly those calls in a loop, with nothing else in the process, on SQLite (a file on disk,
 every commit synced, as the app runs it) and on the local PostgreSQL, and prints the CPU
-time per send. On SQLite it also runs them as the app's store thread does under load,
-20 sends' records in one batch under one commit, then their claims, then their finishes;
-and it prints that batched cost block by block over 30,000 sends, to show whether a send
-costs more as history grows.
+time per send; on PostgreSQL with the server's beside it (the sessions of this process's
+connections, warm-up included, and the cluster's writers). On SQLite it also runs them as
+the app's store thread does under load, 20 sends' records in one batch under one commit,
+then their claims, then their finishes; and it prints that batched cost block by block
+over 30,000 sends, to show whether a send costs more as history grows.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
-from bench.harness import postgres_schema
+from bench.harness import ServerCpu, postgres_schema
 from bot.store import NewRecipient, NewRequest, RateLimits, Recorded, Store, open_store
 from bot.store.sqlite import SqliteStore
 
 SENDS = 1000
+WARM_UP = 100
 IN_FLIGHT = 20  # the app's throughput benchmark: 20 clients
 GROWTH_BLOCK, GROWTH_BLOCKS = 2500, 12
 LIMITS = RateLimits(10**6, 10**6)
@@ -92,14 +94,23 @@ def timed_sends(store: Store, first: int, count: int, batched: bool) -> float:
 
 def cpu_per_send(store: Store, batched: bool = False) -> float:
     """Milliseconds of this process's CPU per send, after a warm-up."""
-    timed_sends(store, 0, 100, batched)
-    return timed_sends(store, 100, SENDS, batched)
+    timed_sends(store, 0, WARM_UP, batched)
+    return timed_sends(store, WARM_UP, SENDS, batched)
 
 
 def measure(name: str, url: str, batched: bool = False) -> None:
+    """One row: this process's CPU per send and, on PostgreSQL, the server's beside it."""
     store = open_store(url)
     try:
-        print(f"| {name} | {cpu_per_send(store, batched):.2f} ms |", flush=True)
+        server = ServerCpu.of(url)
+        before = server.read() if server else {}
+        ours = cpu_per_send(store, batched)
+        if server is None:
+            print(f"| {name} | {ours:.2f} ms | | |", flush=True)
+            return
+        sessions, writers = (seconds * 1000 / (SENDS + WARM_UP) for seconds in server.used(before))
+        total = ours + sessions + writers
+        print(f"| {name} | {ours:.2f} ms | {sessions:.2f} + {writers:.2f} ms | {total:.2f} ms |")
     finally:
         store.close()
 
@@ -120,8 +131,8 @@ def growth(url: str, blocks: int = GROWTH_BLOCKS) -> list[float]:
 
 def main() -> None:
     print(f"CPU per single-recipient send, store calls only ({SENDS} sends)\n")
-    print("| backend | CPU per send |")
-    print("|---|---|")
+    print("| backend | CPU per send, this process | server: its sessions + writers | together |")
+    print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as work:
         measure("SQLite (a file, every commit synced)", f"sqlite:///{Path(work) / 'bench.db'}")
         measure(

@@ -199,7 +199,9 @@ def build(settings: Settings, policy: Policy) -> Components:
     )
     workflow.outcome_listeners.append(metrics.observe_sms)
     workflow.ack_listeners.append(metrics.observe_page_ack)
-    workflow.directory = SlackDirectory(client, settings.slack_directory_ttl_seconds).snapshot
+    workflow.directory = SlackDirectory(
+        client, settings.slack_directory_ttl_seconds, settings.slack_profile_lookups_per_minute
+    ).snapshot
     bridge = Bridge(
         policy_source=holder.current,
         workflow=workflow,

@@ -18,11 +18,13 @@ one place that turns any exception into the text a user reads. The tree, and who
     │   ├── BadPayload         a Slack payload without a field we need (bot.slack)
     │   │   └── GarbledField   a form field in the wrong shape, shown under it (bot.slack)
     │   └── NotASender         a user who may not send, so no form (bot.slack)
-    └── SendTaken              another worker claimed a send first (bot.sending); never
-                               shown to a user, so not a BridgeError
+    ├── SendTaken              another worker claimed a send first (bot.sending)
+    └── Duplicate              a claim of a request being recorded was taken already
+                               (bot.store): everything rolls back
 
-This module imports nothing from ``bot``, so every layer can raise these without an import
-cycle. Exceptions private to one module (a leading underscore) stay in that module.
+``SendTaken`` and ``Duplicate`` steer control flow and never reach a user, so they are not
+``BridgeError``s. This module imports nothing from ``bot``, so every layer can raise these
+without an import cycle. Exceptions private to one module (a leading underscore) stay there.
 """
 
 from __future__ import annotations
@@ -127,3 +129,7 @@ class NotASender(BridgeError):
 
 class SendTaken(Exception):
     """Another worker claimed this send first; it sends and reports it."""
+
+
+class Duplicate(Exception):
+    """A claim of ``record_request`` was taken already: roll everything back."""

@@ -39,6 +39,8 @@ class Settings:
     twochat_dry_run: bool = False
     # How long Slack user group members and profile phones are reused before asking again.
     slack_directory_ttl_seconds: float = 60.0
+    # Slack profile lookups a minute (users.profile.get is Tier 4: 100 a minute and more).
+    slack_profile_lookups_per_minute: float = 100.0
 
     @property
     def socket_mode(self) -> bool:
@@ -188,7 +190,14 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         log_format=env.choice("LOG_FORMAT", "text", LOG_FORMATS),
         twochat_dry_run=env.flag("TWOCHAT_DRY_RUN", False),
         slack_directory_ttl_seconds=env.number("SLACK_DIRECTORY_TTL_SECONDS", 60.0, float),
+        slack_profile_lookups_per_minute=env.number(
+            "SLACK_PROFILE_LOOKUPS_PER_MINUTE", 100.0, float
+        ),
     )
+    if 0 < settings.slack_profile_lookups_per_minute < 2:
+        env.problems.append(
+            "SLACK_PROFILE_LOOKUPS_PER_MINUTE must be at least 2 (a burst and a pace)"
+        )
     if env.problems:
         raise SettingsError(env.problems)
     return settings

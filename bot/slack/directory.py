@@ -9,8 +9,9 @@ and put in its ``unread`` with the cause, so the decision says the roster could 
 not be read is "lookup failed", never "no phone number".
 
 A lookup runs to its end even when the decision that asked stopped waiting (Slack's answer
-is due in 3 seconds): at most ``LOOKUPS_AT_ONCE`` profiles are read at a time, a rate limit
-(HTTP 429) is waited out for its Retry-After by the client, and what comes back is cached,
+is due in 3 seconds): at most ``LOOKUPS_AT_ONCE`` profiles are read at a time, paced by a
+token bucket under users.profile.get's documented tier, a rate limit (HTTP 429) that comes
+anyway is waited out for its Retry-After, and what comes back is cached,
 so the next page of the same roster finds it. Work that no Slack request waits for (an
 auto-page, a ladder's tier, a send after its approval) waits ``PATIENCE`` seconds for it.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -31,6 +32,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.directory import EMPTY_DIRECTORY, USER_ID, Directory
 from bot.core.model import Policy
 from bot.core.phone import parse_number
+from bot.core.retry_after import header_retry_after
+from bot.core.token_bucket import TokenBucket
 from bot.errors import InvalidNumber
 from bot.slack.reporter import SLACK_ERRORS
 
@@ -40,12 +43,20 @@ T = TypeVar("T")
 DEFAULT_TTL = 60.0
 # Profile lookups at once: a large roster must not burst past users.profile.get's limit.
 LOOKUPS_AT_ONCE = 8
+# users.profile.get is a Tier 4 method: "100+ per minute", short bursts allowed
+# (https://api.slack.com/methods/users.profile.get, https://api.slack.com/apis/rate-limits).
+# Lookups are paced to stay within it: PROFILE_BURST at once, the rest of the minute's
+# calls spread evenly (SLACK_PROFILE_LOOKUPS_PER_MINUTE sets the minute's count).
+PROFILE_LOOKUPS_PER_MINUTE = 100
+PROFILE_BURST = 20
 # Lookups run before Slack's 3-second answer is due: a snapshot waits this long in all.
 LOOKUP_DEADLINE = 1.5
 # How long a snapshot for work no Slack request waits for may take (rate limits waited out).
 PATIENCE = 30.0
 # No lookup runs longer than this, Retry-After waits included.
 LOOKUP_LIMIT = 300.0
+# The pause after a 429 that carries no usable Retry-After (Slack always sends one).
+UNSAID_RETRY_AFTER = 1.0
 _LOOKUP_ERRORS = (*SLACK_ERRORS, aiohttp.ClientError, TimeoutError)
 
 
@@ -53,9 +64,17 @@ class SlackDirectory:
     """Reads user group members (``usergroups.users.list``) and, when the policy turns it
     on, profile phones (``users.profile.get``), each cached for ``ttl`` seconds."""
 
-    def __init__(self, client: AsyncWebClient, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        ttl: float = DEFAULT_TTL,
+        profiles_per_minute: float = PROFILE_LOOKUPS_PER_MINUTE,
+    ) -> None:
         self._client = client
         self._ttl = ttl
+        self._profile_pace = TokenBucket(
+            profiles_per_minute, max(1, min(PROFILE_BURST, int(profiles_per_minute) // 5))
+        )
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._phones: dict[str, tuple[float, str]] = {}
         self._lookups = asyncio.Semaphore(LOOKUPS_AT_ONCE)
@@ -109,6 +128,7 @@ class SlackDirectory:
     async def _phone(self, user: str, policy: Policy, deadline: float) -> Lookup[str]:
         async def fetch() -> str:
             async with self._lookups:
+                await asyncio.sleep(self._profile_pace.reserve(time.monotonic()))
                 answer = await self._client.users_profile_get(user=user)
             profile = answer.get("profile") or {}
             return str(profile.get("phone") or "") if isinstance(profile, dict) else ""
@@ -182,16 +202,8 @@ async def _waiting_out_rate_limits(fetch: Callable[[], Awaitable[T]]) -> T:
         except SlackApiError as exc:
             if exc.response.status_code != 429:
                 raise
-            await asyncio.sleep(_retry_after(exc.response.headers))
-
-
-def _retry_after(headers: Mapping[str, Any]) -> float:
-    """Slack's Retry-After in seconds (header names and value shapes vary by client)."""
-    for name, value in headers.items():
-        if name.lower() == "retry-after":
-            text = str(value[0] if isinstance(value, list) and value else value)
-            return float(text) if text.isdigit() else 1.0
-    return 1.0
+            said = header_retry_after(exc.response.headers)
+            await asyncio.sleep(UNSAID_RETRY_AFTER if said is None else said)
 
 
 def lookup_failure(exc: BaseException) -> str:

@@ -20,6 +20,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.slack.redelivery import served_over_http
 from bot.slack.replays import ReplayGuard
 
 logger = logging.getLogger(__name__)
@@ -92,11 +93,18 @@ async def dispatch(
 
 
 async def _to_bolt(app: AsyncApp, raw: str, request: web.Request) -> web.Response:
+    """Bolt's answer, or a 503 when a listener asked Slack to deliver the event again."""
     try:
-        bolt_response = await app.async_dispatch(
-            bolt_request(raw, request.query_string, dict(request.headers))
-        )
+        with served_over_http() as redelivery_asked:
+            bolt_response = await app.async_dispatch(
+                bolt_request(raw, request.query_string, dict(request.headers))
+            )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         logger.warning("malformed Slack payload rejected: %s", type(exc).__name__)
         return web.json_response({"ok": False, "error": "malformed request"}, status=400)
+    if redelivery_asked:
+        logger.warning(
+            "answered 503 so that Slack delivers the event again: %s", redelivery_asked[0]
+        )
+        return web.json_response({"ok": False, "error": "try again"}, status=503)
     return await to_aiohttp_response(bolt_response)

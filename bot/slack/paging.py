@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.core.alerts import alert_key, auto_page_text, message_text
 from bot.core.model import Policy
@@ -26,14 +29,21 @@ from bot.core.segments import gsm7_cleanup
 from bot.errors import BadPayload, StoreError
 from bot.slack.deps import DATABASE_UNAVAILABLE, Bridge
 from bot.slack.payloads import MessageEvent
+from bot.slack.redelivery import ask_for_redelivery, is_redelivery
 from bot.slack.render.refusals import refusal_text
 from bot.slack.reporter import Origin
+from bot.store.core import answer_within
+from bot.store.leases import ALERT_CLAIM_PREFIX
 
 logger = logging.getLogger(__name__)
 
 KIND = "page"
 # How long an alert that came during a database outage waits for the database (seconds).
 ALERT_WAITS_FOR_DATABASE = 900.0
+# An alert event is claimed in the database before Slack is answered, within this much of
+# Slack's 3 s; a claim outlives Slack's last redelivery (5 minutes after the first).
+EVENT_CLAIM_WITHIN = 1.5
+EVENT_CLAIM_TTL = timedelta(hours=1)
 T = TypeVar("T")
 
 
@@ -90,28 +100,64 @@ async def page_from_mention(
         await bridge.reporter.whisper(channel, user, refusal)
 
 
-async def page_alert(bridge: Bridge, alert: MessageEvent, text: str, event: dict[str, Any]) -> None:
+async def page_alert(
+    bridge: Bridge,
+    alert: MessageEvent,
+    text: str,
+    event: dict[str, Any],
+    outage: _Outage | None = None,
+) -> None:
     """``auto_page`` with the alert as Slack shows it: people its ``event`` mentions by id
     alone read "@Dana" (looked up), not "@someone"."""
     names = await bridge.names_in(event)
-    await auto_page(bridge, alert, message_text(event, names) if names else text)
+    await auto_page(bridge, alert, message_text(event, names) if names else text, outage)
 
 
-async def auto_page(bridge: Bridge, alert: MessageEvent, text: str) -> None:
+def event_claim(alert: MessageEvent) -> str:
+    """The name of an alert event's claim (a lease: its holder may take it again)."""
+    return f"{ALERT_CLAIM_PREFIX}{alert.dedupe_key}"
+
+
+async def claim_event(bridge: Bridge, alert: MessageEvent, holder: str) -> bool | None:
+    """Claim an alert event for ``holder`` (this process) before Slack is answered: True
+    for the first process the database saw it from, False for another (Slack's redelivery
+    of an event that is being paged), None when the database did not answer in time. A
+    claim that commits after the time ran out is still this process's, so its wait for
+    the database takes it again."""
+    workflow = bridge.workflow
+    try:
+        async with asyncio.timeout(EVENT_CLAIM_WITHIN):
+            with answer_within(EVENT_CLAIM_WITHIN):
+                return await workflow.db(
+                    workflow.store.acquire_lease, event_claim(alert), holder, EVENT_CLAIM_TTL
+                )
+    except (StoreError, TimeoutError) as exc:
+        logger.warning("alert event %s not claimed, database unavailable: %s", alert.ts, exc)
+        return None
+
+
+async def auto_page(
+    bridge: Bridge, alert: MessageEvent, text: str, outage: _Outage | None = None
+) -> None:
     """Page a channel's group for an alert: once per identical alert within the rule's
     dedupe window and once per event, both held in the store (so across processes).
 
-    Slack was answered at once and will not send the alert again, so a database outage
-    does not drop it: the alert's thread says the page waits, and it goes out as soon as
-    the database answers (or the thread says why not, after ``ALERT_WAITS_FOR_DATABASE``).
+    An alert whose event could not be claimed (``outage``: the database was down) was
+    answered 503, so Slack delivers it again; it waits here too (its thread says so) and
+    goes out once the database answers, unless a redelivery claimed it first (or the
+    thread says why not, after ``ALERT_WAITS_FOR_DATABASE``).
     """
     channel, policy = alert.channel_id, bridge.policy
     rule = policy.channels.get(channel)
     if rule is None or rule.auto_page is None:
         return
     workflow = bridge.workflow
-    outage = _Outage(bridge, alert)
+    claim_event_first = outage is not None
+    outage = outage or _Outage(bridge, alert)
     try:
+        if claim_event_first and not await outage.claim_event():
+            logger.info("auto-page in %s: a redelivery of the alert took it", channel)
+            return
         key = alert_key(channel, text)
         window = rule.auto_page.dedupe_window
         if not await outage.wait(lambda: workflow.db(workflow.store.claim_key, key, window)):
@@ -153,12 +199,23 @@ class _Outage:
     """Runs an alert's store calls until the database answers, saying once in the alert's
     thread that its page waits for it."""
 
-    def __init__(self, bridge: Bridge, alert: MessageEvent) -> None:
+    def __init__(
+        self, bridge: Bridge, alert: MessageEvent, holder: str = "", *, told: bool = False
+    ) -> None:
         self._bridge = bridge
         self._alert = alert
+        self.holder = holder  # the process that claims the alert's event
         self._deadline = time.monotonic() + ALERT_WAITS_FOR_DATABASE
-        self._told = False
+        self._told = told  # a redelivery: the first delivery said so already
         self.tries = 0  # failed tries so far
+
+    async def claim_event(self) -> bool:
+        """Claim the alert's event once the database answers (see ``claim_event``)."""
+        workflow = self._bridge.workflow
+        name = event_claim(self._alert)
+        return await self.wait(
+            lambda: workflow.db(workflow.store.acquire_lease, name, self.holder, EVENT_CLAIM_TTL)
+        )
 
     async def wait(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``'s answer; StoreError once the database failed past the deadline."""
@@ -207,13 +264,41 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
             name=f"page-mention-{mention.ts}",
         )
 
+    holder = uuid.uuid4().hex  # this process, as the holder of alert events' claims
+    # Alert events this process has in hand: True while one waits for the database.
+    in_hand: dict[str, bool] = {}
+
     @app.event("message")
     async def on_message(
-        body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+        body: dict[str, Any],
+        event: dict[str, Any],
+        context: AsyncBoltContext,
+        request: AsyncBoltRequest,
     ) -> None:
+        """An alert is claimed in the database before Slack is answered; while the
+        database is down Slack is asked to deliver it again (HTTP), and it waits here."""
         text = auto_page_text(bridge.policy, event, context.bot_user_id, context.bot_id)
-        if text is not None:
-            alert = MessageEvent.parse(body)
-            bridge.runner.spawn(
-                page_alert(bridge, alert, text, event), name=f"auto-page-{alert.ts}"
-            )
+        if text is None:
+            return
+        alert = MessageEvent.parse(body)
+        if alert.dedupe_key in in_hand:  # delivered again to the process paging it
+            if in_hand[alert.dedupe_key]:
+                ask_for_redelivery("the database is still unavailable")
+            return
+        claimed = await claim_event(bridge, alert, holder)
+        if claimed is False:
+            logger.info("alert event %s delivered again: already taken", alert.ts)
+            return
+        outage = None
+        if claimed is None:
+            ask_for_redelivery("the database is unavailable")
+            outage = _Outage(bridge, alert, holder, told=is_redelivery(request.headers))
+        in_hand[alert.dedupe_key] = outage is not None
+
+        async def page() -> None:
+            try:
+                await page_alert(bridge, alert, text, event, outage)
+            finally:
+                in_hand.pop(alert.dedupe_key, None)
+
+        bridge.runner.spawn(page(), name=f"auto-page-{alert.ts}")

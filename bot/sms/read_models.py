@@ -129,13 +129,3 @@ def items_of(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
     if not isinstance(items, list):
         return []
     return [item for item in items if isinstance(item, dict)]
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds from a Retry-After header in its delay form (2Chat documents none; an HTTP
-    date or nonsense is ignored, and the pacer picks its own pause)."""
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and 0 <= seconds <= 3600 else None

@@ -11,7 +11,9 @@ every call costs a credit. The poller is therefore frugal by construction:
   floor (the client's pacer, ``Priority.POLL``), so polling never pushes the account past its
   per-minute limit, never delays a page, and is never starved by one;
 - only one process polls at a time (a lease in the store), and each inbound message is
-  claimed in the store before it is posted, so no reply is ever posted twice.
+  recorded in the store, pending, before it is acted on, and marked done after: a reply is
+  acted on once, and a process killed in between leaves it for the next poll to finish, so
+  a STOP or an ack is never lost (its post in Slack may then show twice).
 
 Each reply is posted in the thread of the latest request to that number. A reply of an ack
 word marks a page's recipient as having acknowledged (the summary reply in the page's thread
@@ -28,7 +30,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
 from bot.core.model import START_WORDS, STOP_WORDS, Policy, Recipient, reply_keyword
 from bot.core.phone import mask
@@ -39,7 +41,7 @@ from bot.sending.views import origin_of
 from bot.slack.render.escaping import show_number
 from bot.slack.render.replies import ack_summary_text, reply_text, unknown_reply_text
 from bot.sms.twochat import Conversation, SmsMessage, TwoChatClient, e164
-from bot.store import ReplyCursor, StoredRequest
+from bot.store import PendingInbound, ReplyCursor, StoredRequest
 
 logger = logging.getLogger(__name__)
 
@@ -173,21 +175,22 @@ class ReplyRelay:
         Conversations with numbers the bridge texted (acks, STOPs, replies to a request)
         are read first, on every from-number; numbers it did not text come last, and only
         while the poll's ``interval`` lasts (one at least): the next poll starts with the
-        known ones again, so a flood of SMS from strangers never holds up an ack or a STOP."""
+        known ones again, so a flood of SMS from strangers never holds up an ack or a STOP.
+        SMS recorded by an earlier poll but not acted on (its process was killed) go first."""
         started = time.monotonic()
         db = self._services.db
         since = self._store.now() - self.policy.replies.window
         texted = await db(self._store.texted_since, since)
-        if not texted:
+        if not texted and not await db(self._store.unhandled_inbound):
             return 0
         ttl = timedelta(seconds=max(3 * interval, 10.0))
         if not await db(self._store.acquire_lease, LEASE_NAME, self.holder, ttl):
             return 0
+        handled = await self._finish_unhandled()
         moved: list[_Moved] = []
         for from_number, channel in (await self._channels_of(texted)).items():
             moved += await self._moved(channel, from_number, texted[from_number], since)
             await db(self._store.acquire_lease, LEASE_NAME, self.holder, ttl)
-        handled = 0
         for found in [m for m in moved if m.known]:
             handled += await self._read(found, since)
             await db(self._store.acquire_lease, LEASE_NAME, self.holder, ttl)
@@ -300,8 +303,7 @@ class ReplyRelay:
 
     # ------------------------------------------------------------------ one reply
     async def _handle(self, found: _Moved, message: SmsMessage) -> bool:
-        """Claim one inbound SMS (so it is handled once), act on it, and post it."""
-        channel, from_number, contact = found.channel, found.from_number, found.contact
+        """Record one inbound SMS as pending (so it is acted on once), then act on it."""
         db = self._services.db
         replies = self.policy.replies
         sent_at = (
@@ -311,45 +313,72 @@ class ReplyRelay:
         )
         request = await db(
             self._store.latest_request_to,
-            contact,
-            from_number,
+            found.contact,
+            found.from_number,
             since=sent_at - replies.window - CLOCK_SKEW,
             until=sent_at + CLOCK_SKEW,
         )
         kind = classify(
             message.text, replies.ack_words, page=request is not None and request.kind == "page"
         )
-        if not await db(
-            self._store.claim_inbound,
-            message.uuid,
-            channel,
-            contact,
+        pending = PendingInbound(
+            uuid=message.uuid,
+            channel_uuid=found.channel,
+            contact=found.contact,
+            from_number=found.from_number,
+            text=message.text,
+            name=found.conversation.name,
+            kind=kind,
             sent_at=sent_at,
             request_id=request.id if request else None,
-            kind=kind if request else f"unknown-{kind}",
-        ):
+        )
+        if not await db(self._store.record_inbound, pending):
             return False
-        note = await self._act(kind, contact, from_number, message, request, sent_at)
-        sender = self._sender(contact, request, found.conversation)
-        if request is None:
-            await self._post_unknown(sender, from_number, message.text, note)
-        else:
-            await self._post_reply(request, sender, message.text, note)
-            if kind == "ack":
-                await self._show_acks(request)
+        await self._carry_out(pending, request)
         return True
 
+    async def _finish_unhandled(self) -> int:
+        """Act on the SMS a poll recorded but did not act on: its process was killed in
+        between, or the action failed. The actions are idempotent (an opt-out, an ack);
+        the reply's post in Slack may show twice, never not at all."""
+        db = self._services.db
+        finished = 0
+        for pending in await db(self._store.unhandled_inbound):
+            logger.info("acting on an SMS from %s recorded earlier", mask(pending.contact))
+            request = (
+                await db(self._store.get_request, pending.request_id)
+                if pending.request_id
+                else None
+            )
+            try:
+                await self._carry_out(pending, request)
+                finished += 1
+            except BridgeError:
+                raise
+            except Exception:  # a bug must not hold up the SMS behind it
+                logger.exception("the SMS from %s could not be acted on", mask(pending.contact))
+        return finished
+
+    async def _carry_out(self, pending: PendingInbound, request: StoredRequest | None) -> None:
+        """Act on a recorded SMS, post it in Slack, then mark it done (a failure before the
+        mark leaves it for the next poll)."""
+        kind = cast(ReplyKind, pending.kind)
+        note = await self._act(kind, pending, request)
+        sender = self._sender(pending.contact, request, pending.name)
+        if request is None:
+            await self._post_unknown(sender, pending.from_number, pending.text, note)
+        else:
+            await self._post_reply(request, sender, pending.text, note)
+            if kind == "ack":
+                await self._show_acks(request)
+        await self._services.db(self._store.inbound_handled, pending.uuid)
+
     async def _act(
-        self,
-        kind: ReplyKind,
-        contact: str,
-        from_number: str,
-        message: SmsMessage,
-        request: StoredRequest | None,
-        sent_at: datetime,
+        self, kind: ReplyKind, message: PendingInbound, request: StoredRequest | None
     ) -> str | None:
         """Opt out, opt back in or acknowledge; a note for the posted reply, or None."""
         db = self._services.db
+        contact = message.contact
         name = self.policy.contact_name(contact) or show_number(contact, self._services.masked())
         if kind == "stop":
             via = f"replied {reply_keyword(message.text).upper()} ({message.uuid})"
@@ -366,19 +395,19 @@ class ReplyRelay:
         if kind in ("ack", "reply") and self._ladders is not None:
             ladder_note, undecided = await self._ladders.on_reply(contact, message.text)
         if kind == "ack" and request is not None and not undecided:
-            await db(self._store.acknowledge, request.id, contact, sent_at, message.uuid)
+            await db(self._store.acknowledge, request.id, contact, message.sent_at, message.uuid)
             return ladder_note or f":white_check_mark: {name} acknowledged the page."
         return ladder_note
 
     def _sender(
-        self, contact: str, request: StoredRequest | None, conversation: Conversation
+        self, contact: str, request: StoredRequest | None, conversation_name: str | None
     ) -> Recipient:
         """The replier with a name: the policy's contact name, the name the request used,
         or the name 2Chat has for the conversation."""
         name = self.policy.contact_name(contact)
         if name is None and request is not None:
             name = next((r.name for r in request.recipients if r.number == contact), None)
-        return Recipient(contact, name or conversation.name)
+        return Recipient(contact, name or conversation_name)
 
     async def _post_reply(
         self, request: StoredRequest, sender: Recipient, text: str, note: str | None

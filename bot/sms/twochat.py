@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from bot.core.retry_after import retry_after_seconds
 from bot.errors import TwoChatError
 from bot.sms.answers import (
     error_text,
@@ -38,7 +39,6 @@ from bot.sms.read_models import (
     e164,
     epoch_seconds,
     items_of,
-    retry_after_seconds,
 )
 
 __all__ = ["Conversation", "SmsMessage", "TwoChatClient", "TwoChatError", "e164", "epoch_seconds"]

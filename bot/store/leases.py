@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.store.core import StoreCore
-from bot.store.tx import Tx
+from bot.store.tx import Pending, Tx
 
 
 def request_lease(request_id: str) -> str:
@@ -20,33 +20,36 @@ def _positive(ttl: timedelta) -> None:
         raise ValueError("ttl must be positive")
 
 
-def claim_key_in(tx: Tx, key: str, ttl: timedelta, now: datetime) -> bool:
-    """Claim ``key`` inside ``tx``: True for the first claimer (or the first after it
-    expired). Part of a larger transaction, so a refusal later in it gives the key back."""
+# Leases named so claim an alert event for the process that pages it; expired ones are
+# purged with the history (other leases are released by their holders).
+ALERT_CLAIM_PREFIX = "alert-"
+
+
+def claim_key_in(tx: Tx, key: str, ttl: timedelta, now: datetime) -> Pending:
+    """Claim ``key`` inside ``tx``: a row comes back for the first claimer (or the first
+    after it expired). Part of a larger transaction, so a refusal later in it gives the key
+    back."""
     _positive(ttl)
-    return bool(
-        tx.rows(
-            "INSERT INTO dedupe_keys (key, claimed_at, expires_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET claimed_at = excluded.claimed_at, "
-            "expires_at = excluded.expires_at WHERE dedupe_keys.expires_at <= ? "
-            "RETURNING key",
-            (key, now, now + ttl, now),
-        )
+    return tx.later(
+        "INSERT INTO dedupe_keys (key, claimed_at, expires_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET claimed_at = excluded.claimed_at, "
+        "expires_at = excluded.expires_at WHERE dedupe_keys.expires_at <= ? "
+        "RETURNING key",
+        (key, now, now + ttl, now),
     )
 
 
-def acquire_lease_in(tx: Tx, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
-    """Take or renew the lease ``name`` for ``holder`` inside ``tx``."""
+def acquire_lease_in(tx: Tx, name: str, holder: str, ttl: timedelta, now: datetime) -> Pending:
+    """Take or renew the lease ``name`` for ``holder`` inside ``tx``: a row comes back if
+    it did."""
     _positive(ttl)
-    return bool(
-        tx.rows(
-            "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
-            "expires_at = excluded.expires_at "
-            "WHERE leases.expires_at <= ? OR leases.holder = excluded.holder "
-            "RETURNING name",
-            (name, holder, now + ttl, now),
-        )
+    return tx.later(
+        "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+        "expires_at = excluded.expires_at "
+        "WHERE leases.expires_at <= ? OR leases.holder = excluded.holder "
+        "RETURNING name",
+        (name, holder, now + ttl, now),
     )
 
 
@@ -61,7 +64,8 @@ class LeaseQueries(StoreCore):
     def claim_key(self, key: str, ttl: timedelta) -> bool:
         """True for the first claimer of ``key`` (or the first after it expired), else False."""
         with self._transaction(write=True) as tx:
-            return claim_key_in(tx, key, ttl, self._now())
+            claimed = claim_key_in(tx, key, ttl, self._now())
+        return bool(claimed.rows)
 
     def release_key(self, key: str) -> None:
         """Give up a claim whose work was refused, so a retry of the same key may go ahead."""
@@ -76,7 +80,8 @@ class LeaseQueries(StoreCore):
     def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
         """Take or renew the lease ``name``: one active reply poller or sweeper across processes."""
         with self._transaction(write=True) as tx:
-            return acquire_lease_in(tx, name, holder, ttl, self._now())
+            acquired = acquire_lease_in(tx, name, holder, ttl, self._now())
+        return bool(acquired.rows)
 
     def release_lease(self, name: str, holder: str) -> bool:
         """Give up a lease at shutdown so another process need not wait for it to expire."""

@@ -16,13 +16,13 @@ requests from several processes cannot together slip past a limit.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.errors import RateLimited
 from bot.store.records import NewRecipient, RateLimits, RequestState
-from bot.store.tx import Tx, from_db_time, placeholders, utc
+from bot.store.tx import Pending, Tx, from_db_time, placeholders, utc
 
 # Requests in these states never reach 2Chat, so their sends do not count against rate limits.
 NOT_COUNTED: tuple[RequestState, ...] = ("rejected", "expired")
@@ -68,7 +68,7 @@ def count_request(tx: Tx, sender: str, numbers: Sequence[str], created_at: datet
     bucket = bucket_of(created_at)
     params = [value for key, count in deltas.items() for value in (key, bucket, created_at, count)]
     rows = ", ".join(f"({placeholders(4)})" for _ in deltas)
-    tx.run(
+    tx.later(
         f"INSERT INTO rate_counts (key, bucket, last_at, count) VALUES {rows} "
         "ON CONFLICT (key, bucket) DO UPDATE SET count = rate_counts.count + excluded.count, "
         "last_at = CASE WHEN excluded.last_at > rate_counts.last_at "
@@ -107,42 +107,57 @@ def check_limits(
 ) -> None:
     """Raise RateLimited at the latest of the moments each exceeded limit frees up, so the
     user who comes back then is not refused again."""
+    check_limits_later(tx, sender, recipients, limits, now)()
+
+
+def check_limits_later(
+    tx: Tx, sender: str, recipients: Sequence[NewRecipient], limits: RateLimits, now: datetime
+) -> Callable[[], None]:
+    """``check_limits`` in two halves: the last hour's counters are read now, with
+    ``Tx.later``, and the check it hands back raises RateLimited when called, so that the
+    read goes out with the statements queued after it (one round trip on PostgreSQL)."""
     checks = _checks(sender, recipients, limits)
-    for what, limit, _, wanted in checks:
-        if wanted > limit:
+    reads = _last_hour(tx, [key for _, _, key, _ in checks], now)
+
+    def check() -> None:
+        for what, limit, _, wanted in checks:
+            if wanted > limit:
+                raise RateLimited(
+                    f"rate limit: {what}, and this request alone has {wanted}; "
+                    "send to fewer recipients",
+                    now + RATE_WINDOW,
+                )
+        history: dict[str, list[tuple[Any, int]]] = {}
+        for read in reads:
+            for key, last_at, count in read.rows:
+                history.setdefault(key, []).append((last_at, int(count)))
+        refusals: list[tuple[datetime, str]] = []
+        for what, limit, key, wanted in checks:
+            free_at = _frees_up(history.get(key, []), limit - wanted, now)
+            if free_at is not None:
+                refusals.append((free_at, what))
+        if refusals:
+            retry_at, what = max(refusals)
             raise RateLimited(
-                f"rate limit: {what}, and this request alone has {wanted}; "
-                "send to fewer recipients",
-                now + RATE_WINDOW,
+                f"rate limit: {what}; you can send again at {_clock_time(retry_at)}", retry_at
             )
-    history = _last_hour(tx, [key for _, _, key, _ in checks], now)
-    refusals: list[tuple[datetime, str]] = []
-    for what, limit, key, wanted in checks:
-        free_at = _frees_up(history.get(key, []), limit - wanted, now)
-        if free_at is not None:
-            refusals.append((free_at, what))
-    if refusals:
-        retry_at, what = max(refusals)
-        raise RateLimited(
-            f"rate limit: {what}; you can send again at {_clock_time(retry_at)}", retry_at
-        )
+
+    return check
 
 
-def _last_hour(tx: Tx, keys: Sequence[str], now: datetime) -> dict[str, list[tuple[Any, int]]]:
-    """Each key's minutes of the last hour, oldest first: at most 61 rows a key, read in a
-    few queries however many recipients a page has."""
+def _last_hour(tx: Tx, keys: Sequence[str], now: datetime) -> list[Pending]:
+    """The reads of each key's minutes of the last hour, oldest first: at most 61 rows a
+    key, read in a few queries however many recipients a page has."""
     since = now - RATE_WINDOW
-    history: dict[str, list[tuple[Any, int]]] = {}
-    for i in range(0, len(keys), _KEYS_PER_QUERY):
-        chunk = keys[i : i + _KEYS_PER_QUERY]
-        for key, last_at, count in tx.rows(
+    return [
+        tx.later(
             "SELECT key, last_at, count FROM rate_counts "
             f"WHERE key IN ({placeholders(len(chunk))}) AND bucket > ? AND last_at > ? "
             "ORDER BY key, bucket",
             (*chunk, since - _BUCKET, since),
-        ):
-            history.setdefault(key, []).append((last_at, int(count)))
-    return history
+        )
+        for chunk in (keys[i : i + _KEYS_PER_QUERY] for i in range(0, len(keys), _KEYS_PER_QUERY))
+    ]
 
 
 def _frees_up(rows: list[tuple[Any, int]], room: int, now: datetime) -> datetime | None:

@@ -5,21 +5,19 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 import psycopg
-from psycopg import sql
-from psycopg.abc import AdaptContext
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.errors import CommitUnknown, StoreError
 from bot.store.base import Store
 from bot.store.core import time_left
 from bot.store.records import utcnow
-from bot.store.tx import Tx
+from bot.store.tx import Pending, Result, Tx
 
 # A connection that finished a transaction this recently is lent without a check.
 _TRUSTED_FOR = 1.0
@@ -30,15 +28,60 @@ WORKERS = 2
 
 
 class _PgTx(Tx):
-    """psycopg takes ``%s`` placeholders and timezone-aware datetimes as they are."""
+    """One transaction in psycopg's pipeline mode: a statement goes out when its answer is
+    awaited, together with every statement queued before it, so BEGIN, a send's updates
+    whose answers wait (``Tx.later``) and COMMIT share round trips. psycopg takes ``%s``
+    placeholders and timezone-aware datetimes as they are."""
 
-    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
-        self._cursor = cursor
+    def __init__(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline | None) -> None:
+        self._conn = conn
+        self._pipeline = pipeline
+        self._unread: list[Pending] = []
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
-        self._cursor.execute(sql.replace("?", "%s"), list(params))
-        rows = self._cursor.fetchall() if self._cursor.description is not None else []
-        return rows, self._cursor.rowcount
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        return self.later(sql, params).result()
+
+    def later(self, sql: str, params: Sequence[Any] = ()) -> Pending:
+        cursor = self._conn.cursor()
+        cursor.execute(sql.replace("?", "%s"), list(params))
+        pending = Pending(lambda: self._answer(cursor))
+        self._unread.append(pending)
+        return pending
+
+    def _answer(self, cursor: psycopg.Cursor[Any]) -> Result:
+        if cursor.pgresult is None and self._pipeline is not None:
+            self._pipeline.sync()  # not back yet: send what is queued, read every answer
+        rows = cursor.fetchall() if cursor.description is not None else []
+        return rows, cursor.rowcount
+
+    def begin(self, left: float | None, locks: Collection[str]) -> None:
+        """Queue BEGIN, a caller's time limit as the statement timeout, and the
+        transaction's advisory locks: they go out with its first statement (the
+        connections are in autocommit mode, so psycopg sends no BEGIN of its own)."""
+        self._conn.cursor().execute(b"BEGIN", prepare=False)
+        if left is not None:
+            timeout_ms = max(1, int(left * 1000))  # 0 would mean no limit
+            self.later("SELECT set_config('statement_timeout', ?, true)", (f"{timeout_ms}ms",))
+        if locks:
+            # Taken in hash order, the same in every process, so two requests with
+            # overlapping recipients cannot deadlock; one statement for a page's thousands
+            # of keys (the aggregate takes them row by row in the subquery's order).
+            self.later(
+                "SELECT count(pg_advisory_xact_lock(h)) FROM ("
+                "SELECT DISTINCT hashtext(k)::bigint AS h FROM unnest(?::text[]) AS k "
+                "ORDER BY h) AS ordered",
+                (sorted(locks),),
+            )
+
+    def commit(self) -> None:
+        """COMMIT, queued after the statements still unsent: they all go out, with one Sync,
+        when the pipeline closes (psycopg sends a Sync then in any case)."""
+        self._conn.cursor().execute(b"COMMIT", prepare=False)
+
+    def read_answers(self) -> None:
+        """Read every answer after the pipeline closed, so none waits on the connection."""
+        for pending in self._unread:
+            pending.result()
 
 
 def _describe_postgres(url: str) -> tuple[str, list[str]]:
@@ -61,28 +104,12 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return " ".join(text.split())
 
 
-def _begin(conn: AdaptContext, left: float | None, locks: Collection[str]) -> bytes:
-    """BEGIN, with a caller's time limit the statement timeout, and the transaction's
-    advisory locks: one round trip (the connections are in autocommit mode, so psycopg
-    sends no BEGIN of its own; the keys are quoted by psycopg)."""
-    statements = [b"BEGIN"]
-    if left is not None:
-        timeout_ms = max(1, int(left * 1000))  # 0 would mean no limit
-        statements.append(b"SET LOCAL statement_timeout = %d" % timeout_ms)
-    if locks:
-        # Taken in hash order, the same in every process, so two requests with overlapping
-        # recipients cannot deadlock; one statement for a page's thousands of keys (the
-        # aggregate takes them row by row in the subquery's order).
-        statements.append(
-            sql.SQL(
-                "SELECT count(pg_advisory_xact_lock(h)) FROM ("
-                "SELECT DISTINCT hashtext(k)::bigint AS h FROM unnest({}::text[]) AS k "
-                "ORDER BY h) AS ordered"
-            )
-            .format(sql.Literal(sorted(locks)))
-            .as_bytes(conn)
-        )
-    return b"; ".join(statements)
+def _lost_connection(exc: psycopg.Error) -> bool:
+    """No SQLSTATE, class 08, or a server shutting down (57P…): the connection is gone, and
+    with it the news of how a transaction ended. Any other error is a statement's own,
+    which rolled its transaction back."""
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P"))
 
 
 class PostgresStore(Store):
@@ -114,6 +141,7 @@ class PostgresStore(Store):
             weakref.WeakKeyDictionary()
         )
         self.target, self._secrets = _describe_postgres(url)
+        self._pipelined = True  # see _PgTx; migrate turns it off while it runs
         # One direct connection first: the pool only reports a timeout, this gives the reason.
         try:
             psycopg.connect(url, connect_timeout=max(2, int(timeout))).close()
@@ -128,7 +156,8 @@ class PostgresStore(Store):
             max_size=max_size,
             open=False,
             timeout=timeout,
-            # Transactions are begun by hand (see _begin); commit and rollback are psycopg's.
+            # Transactions are begun and committed by hand (see _PgTx); a rollback is the
+            # pool's, when a connection comes back inside a transaction.
             # Every statement is prepared on its first use: a burst after a start would
             # otherwise have the server parse and plan the first five of each, per
             # connection (psycopg's default), and its acks wait for that.
@@ -169,24 +198,25 @@ class PostgresStore(Store):
         # time left, and the server gives up on its side too: a transaction that outlives its
         # caller is cancelled rather than committed late.
         left = time_left()
+        committing = False
         try:
             with self._pool.connection(timeout=left) as conn:
-                with conn.cursor() as cursor:
-                    # Several statements in one, which the server cannot prepare.
-                    cursor.execute(_begin(conn, left, locks), prepare=False)
-                    yield _PgTx(cursor)
-                time_left()  # still wanted? If not, roll back instead of committing
-                try:
-                    conn.commit()
-                except psycopg.OperationalError as exc:
-                    self._after_failure(exc)
-                    raise CommitUnknown(f"{self.target}: {self.scrub(str(exc))}") from exc
+                with conn.pipeline() if self._pipelined else nullcontext() as pipeline:
+                    tx = _PgTx(conn, pipeline)
+                    tx.begin(left, locks)
+                    yield tx
+                    time_left()  # still wanted? If not, roll back instead of committing
+                    committing = True
+                    tx.commit()  # in a pipeline, sent as it closes: no Sync of its own
+                tx.read_answers()
                 self._last_used[conn] = time.monotonic()
         except PoolTimeout:
             raise StoreError(f"{self.target}: no database connection available") from None
         except psycopg.OperationalError as exc:
             self._after_failure(exc)
             message = self.scrub(str(exc))
+            if committing and _lost_connection(exc):  # else a statement's own failure
+                raise CommitUnknown(f"{self.target}: {message}") from exc
             raise StoreError(f"{self.target}: {message}") from exc
 
     def _recheck_pool(self) -> None:
@@ -201,11 +231,19 @@ class PostgresStore(Store):
         """A lost connection (no SQLSTATE, class 08, or a server shutting down: 57P…)
         makes the pool check the others now; a statement's own failure (a timeout, a lock)
         only has each checked before its next loan."""
-        state = exc.sqlstate
-        if state is None or state.startswith(("08", "57P")):
+        if _lost_connection(exc):
             self._recheck_pool()
         else:
             self._last_used.clear()
+
+    def migrate(self) -> None:
+        """Outside pipeline mode: after an ALTER or a DROP psycopg forgets its prepared
+        statements, and in a pipeline it drops the next one prepared along with them."""
+        self._pipelined = False
+        try:
+            super().migrate()
+        finally:
+            self._pipelined = True
 
     def _lock_migrations(self, tx: Tx) -> None:
         tx.run(

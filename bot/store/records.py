@@ -180,3 +180,19 @@ class InboundMessage:
     request_id: str | None
     kind: str  # reply | ack | stop | start | unknown
     seen_at: datetime
+
+
+@dataclass(frozen=True)
+class PendingInbound:
+    """An inbound SMS recorded and not yet acted on: everything the action needs, so a
+    process that did not read it from 2Chat can finish it."""
+
+    uuid: str
+    channel_uuid: str
+    contact: str
+    from_number: str
+    text: str
+    name: str | None  # the name 2Chat has for the conversation
+    kind: str  # stop | start | ack | reply, whether or not a request matched
+    sent_at: datetime
+    request_id: str | None

@@ -3,12 +3,22 @@ read, which inbound SMS were handled, opt-outs (STOP/START) and page acknowledge
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from bot.store.core import StoreCore
-from bot.store.records import Acknowledgement, InboundMessage, OptOut, ReplyCursor, StoredRequest
-from bot.store.requests import opted_out_among
+from bot.store.recording import opted_out_among
+from bot.store.records import (
+    Acknowledgement,
+    InboundMessage,
+    OptOut,
+    PendingInbound,
+    ReplyCursor,
+    StoredRequest,
+    utcnow,
+)
 from bot.store.tx import from_db_time, utc
 
 
@@ -77,34 +87,51 @@ class ReplyQueries(StoreCore):
                 ),
             )
 
-    def claim_inbound(
-        self,
-        uuid: str,
-        channel_uuid: str,
-        contact: str,
-        *,
-        sent_at: datetime | None,
-        request_id: str | None,
-        kind: str,
-    ) -> bool:
-        """Record an inbound SMS as handled; True for the first caller only, so no reply is
-        ever posted twice, whichever process or poll sees it."""
+    def record_inbound(self, message: PendingInbound) -> bool:
+        """Record an inbound SMS as pending, before it is acted on; True for the first
+        caller only, so no reply is acted on twice however many processes or polls see it.
+        ``inbound_handled`` marks it done; until then ``unhandled_inbound`` lists it."""
+        pending = json.dumps(
+            {
+                "from_number": message.from_number,
+                "text": message.text,
+                "name": message.name,
+                "kind": message.kind,
+            }
+        )
+        column_kind = message.kind if message.request_id else f"unknown-{message.kind}"
         with self._transaction(write=True) as tx:
             won = tx.rows(
                 "INSERT INTO inbound_messages (uuid, channel_uuid, contact, sent_at, "
-                "request_id, kind, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "request_id, kind, seen_at, pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (uuid) DO NOTHING RETURNING uuid",
                 (
-                    uuid,
-                    channel_uuid,
-                    contact,
-                    None if sent_at is None else utc(sent_at),
-                    request_id,
-                    kind,
+                    message.uuid,
+                    message.channel_uuid,
+                    message.contact,
+                    utc(message.sent_at),
+                    message.request_id,
+                    column_kind,
                     self._now(),
+                    pending,
                 ),
             )
         return bool(won)
+
+    def inbound_handled(self, uuid: str) -> None:
+        """The SMS was acted on: its text is no longer kept."""
+        with self._transaction(write=True) as tx:
+            tx.run("UPDATE inbound_messages SET pending = NULL WHERE uuid = ?", (uuid,))
+
+    def unhandled_inbound(self) -> list[PendingInbound]:
+        """Inbound SMS recorded and not yet acted on (their process died, or the action
+        failed), oldest first."""
+        with self._transaction(write=False) as tx:
+            rows = tx.rows(
+                "SELECT uuid, channel_uuid, contact, sent_at, request_id, seen_at, pending "
+                "FROM inbound_messages WHERE pending IS NOT NULL ORDER BY seen_at, uuid"
+            )
+        return [_pending(row) for row in rows]
 
     def inbound_message(self, uuid: str) -> InboundMessage | None:
         with self._transaction(write=False) as tx:
@@ -196,3 +223,20 @@ class ReplyQueries(StoreCore):
                 (request_id, channel_id, ts),
             )
         return bool(won)
+
+
+def _pending(row: Sequence[Any]) -> PendingInbound:
+    """A pending inbound row as the SMS it records."""
+    uuid, channel_uuid, contact, sent_at, request_id, seen_at, pending = row
+    details = json.loads(pending)
+    return PendingInbound(
+        uuid=uuid,
+        channel_uuid=channel_uuid,
+        contact=contact,
+        from_number=str(details["from_number"]),
+        text=str(details["text"]),
+        name=details.get("name"),
+        kind=str(details["kind"]),
+        sent_at=from_db_time(sent_at) or from_db_time(seen_at) or utcnow(),
+        request_id=request_id,
+    )

@@ -10,10 +10,17 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from bot.errors import AllOptedOut, CommitUnknown, StoreError
+from bot.errors import CommitUnknown, Duplicate, StoreError
 from bot.store.core import REQUEST_COLUMNS, REQUEST_TIMES, StoreCore, answer_within
 from bot.store.leases import acquire_lease_in, claim_key_in, request_lease
-from bot.store.limits import NOT_COUNTED, check_limits, count_request, rate_keys, uncount_request
+from bot.store.limits import (
+    NOT_COUNTED,
+    check_limits_later,
+    count_request,
+    rate_keys,
+    uncount_request,
+)
+from bot.store.recording import Inserted, as_recorded, opted_out, opted_out_later, refuse
 from bot.store.records import (
     REQUEST_STATES,
     TRANSITIONS,
@@ -21,11 +28,10 @@ from bot.store.records import (
     RateLimits,
     Recorded,
     RequestState,
-    SendRecord,
     StoredRequest,
 )
 from bot.store.sends import store_thread_in
-from bot.store.tx import Tx, from_db_time, iso, placeholders, utc
+from bot.store.tx import Pending, Tx, from_db_time, iso, placeholders, utc
 
 # The audit export's columns for requests and their sends, so an empty export still has
 # its header. The response_url is left out: it lets anyone holding it post into the
@@ -54,61 +60,6 @@ _SENDS_PER_INSERT = 500
 ABANDONED = "recorded after the requester was told the database was unavailable"
 
 logger = logging.getLogger(__name__)
-
-
-class _Duplicate(Exception):
-    """A claim of ``record_request`` was taken already: roll everything back."""
-
-
-def _as_recorded(
-    new: NewRequest,
-    request_id: str,
-    state: RequestState,
-    now: datetime,
-    expires_at: datetime | None,
-) -> StoredRequest:
-    """The request as its insert recorded it, without reading it back."""
-    return StoredRequest(
-        id=request_id,
-        kind=new.kind,
-        sender=new.sender,
-        channel_id=new.channel_id,
-        thread_ts=new.thread_ts,
-        response_url=new.response_url,
-        from_name=new.from_name,
-        from_number=new.from_number,
-        text=new.text,
-        segments=new.segments,
-        encoding=new.encoding,
-        state=state,
-        created_at=now,
-        updated_at=now,
-        expires_at=expires_at,
-        decided_by=None,
-        decided_at=None,
-        decision_reason=None,
-        approval_channel=None,
-        approval_ts=None,
-        dedupe_key=new.dedupe_key,
-        recipients=tuple(new.recipients),
-        targets=new.targets,
-    )
-
-
-def opted_out_among(tx: Tx, numbers: Sequence[str]) -> frozenset[str]:
-    """Which of ``numbers`` have opted out (read in chunks: a page may name thousands)."""
-    found: set[str] = set()
-    unique = sorted(set(numbers))
-    for i in range(0, len(unique), 500):
-        chunk = unique[i : i + 500]
-        found.update(
-            number
-            for (number,) in tx.rows(
-                f"SELECT number FROM opt_outs WHERE number IN ({placeholders(len(chunk))})",
-                chunk,
-            )
-        )
-    return frozenset(found)
 
 
 class Ticket:
@@ -194,13 +145,12 @@ class RequestQueries(StoreCore):
         try:
             locks = rate_keys(new.sender, recipients, limits) if limits is not None else ()
             with self._transaction(write=True, locks=locks) as tx:
-                if not all(claim_key_in(tx, key, ttl, now) for key, ttl in claims):
-                    raise _Duplicate
-                recorded = self._record_in(tx, new, now, limits, start, opt_outs)
+                claimed = [claim_key_in(tx, key, ttl, now) for key, ttl in claims]
+                recorded = self._record_in(tx, new, now, limits, start, opt_outs, claimed)
                 inserted = recorded.request.id if recorded.fresh else None
                 if ticket is not None and ticket.abandoned:
                     raise StoreError("the request was abandoned before it was recorded")
-        except _Duplicate:
+        except Duplicate:
             return None
         except CommitUnknown:
             if inserted is not None:  # it may have landed, yet the caller hears it failed
@@ -223,33 +173,44 @@ class RequestQueries(StoreCore):
         limits: RateLimits | None,
         start: tuple[str, timedelta] | None,
         opt_outs: bool,
+        claimed: Sequence[Pending] = (),
     ) -> Recorded:
-        """``record_request``'s work inside its transaction."""
+        """``record_request``'s work inside its transaction. A fresh request's statements
+        are all queued before any answer is read (one round trip on PostgreSQL, then the
+        commit's); a refusal read from the answers rolls all of them back. The answers are
+        read in the order of the refusals: a claim taken, every recipient opted out, a
+        limit."""
         recipients = tuple(new.recipients)
         numbers = [r.number for r in recipients]
-        opted_out = opted_out_among(tx, numbers) if opt_outs else frozenset()
+        opt_out_reads = opted_out_later(tx, numbers) if opt_outs else []
         found = []
         if new.dedupe_key is not None:
             found = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
         if not found:
-            if opt_outs and opted_out.issuperset(numbers):
-                raise AllOptedOut("every recipient has opted out")
-            if limits is not None:
-                check_limits(tx, new.sender, recipients, limits, now)
+            check = (
+                None
+                if limits is None
+                else check_limits_later(tx, new.sender, recipients, limits, now)
+            )
             started = start is not None and not new.approval_required
             inserted = self._insert_records(tx, new, now, started=started)
             if inserted is not None:
-                request, sends = inserted
                 count_request(tx, new.sender, numbers, now)
+                request = inserted.request
                 if start is not None and started:
                     holder, ttl = start
                     acquire_lease_in(tx, request_lease(request.id), holder, ttl, now)
-                return Recorded(request, sends, opted_out, fresh=True, started=started)
+                refuse(claimed, opted_out(opt_out_reads) if opt_outs else None, numbers, check)
+                sends = inserted.sends()
+                return Recorded(
+                    request, sends, opted_out(opt_out_reads), fresh=True, started=started
+                )
             # a concurrent request with the same dedupe key committed first
             found = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
+        refuse(claimed, None, numbers, None)
         request = found[0]
         sends = tuple(self._sends_where(tx, "s.request_id = ?", (request.id,)))
-        return Recorded(request, sends, opted_out, fresh=False, started=False)
+        return Recorded(request, sends, opted_out(opt_out_reads), fresh=False, started=False)
 
     def _abandon(self, request_id: str) -> None:
         """Expire a request recorded after its caller gave up: the requester was told it
@@ -275,12 +236,13 @@ class RequestQueries(StoreCore):
         """Insert the request and its queued sends; its id, or None when its dedupe key is
         already taken. ``started`` records it "sending" (its caller delivers it)."""
         inserted = self._insert_records(tx, new, now, started=started)
-        return inserted[0].id if inserted else None
+        return inserted.request.id if inserted else None
 
     def _insert_records(
         self, tx: Tx, new: NewRequest, now: datetime, *, started: bool
-    ) -> tuple[StoredRequest, tuple[SendRecord, ...]] | None:
-        """``_insert_request``, handing back the rows as inserted (no second read)."""
+    ) -> Inserted | None:
+        """``_insert_request``, handing back the rows as inserted (no second read). Without
+        a dedupe key nothing can conflict, so nothing is read before the sends are queued."""
         state: RequestState = (
             "pending_approval" if new.approval_required else "sending" if started else "queued"
         )
@@ -288,7 +250,7 @@ class RequestQueries(StoreCore):
         expires_at = utc(new.expires_at) if new.expires_at is not None else None
         # Requests that name no targets (a ladder's) leave the column out, as schema 5 had it.
         targets = ", targets" if new.targets is not None else ""
-        inserted = tx.rows(
+        inserted = tx.later(
             "INSERT INTO requests (id, kind, sender, channel_id, thread_ts, response_url, "
             "from_name, from_number, text, segments, encoding, state, created_at, "
             f"updated_at, expires_at, dedupe_key{targets}) "
@@ -314,29 +276,24 @@ class RequestQueries(StoreCore):
                 *([new.targets] if targets else []),
             ),
         )
-        if not inserted:
+        if new.dedupe_key is not None and not inserted.rows:
             return None
         recipients = tuple(new.recipients)
-        ids: list[int] = []
-        for i in range(0, len(recipients), _SENDS_PER_INSERT):  # a page may have thousands
-            chunk = recipients[i : i + _SENDS_PER_INSERT]
-            ids.extend(
-                int(send_id)
-                for (send_id,) in tx.rows(
-                    "INSERT INTO sends (request_id, number, name, state, attempts, "
-                    "created_at, updated_at) VALUES "
-                    + ", ".join("(?, ?, ?, 'queued', 0, ?, ?)" for _ in chunk)
-                    + " RETURNING id",
-                    [v for r in chunk for v in (request_id, r.number, r.name, now, now)],
-                )
+        inserts = [
+            tx.later(
+                "INSERT INTO sends (request_id, number, name, state, attempts, "
+                "created_at, updated_at) VALUES "
+                + ", ".join("(?, ?, ?, 'queued', 0, ?, ?)" for _ in chunk)
+                + " RETURNING id",
+                [v for r in chunk for v in (request_id, r.number, r.name, now, now)],
             )
-        ids.sort()  # ids rise in insertion order; RETURNING's own order is not promised
-        sends = tuple(
-            SendRecord(send_id, request_id, r.number, r.name, "queued", None, None, 0, None, now)
-            for send_id, r in zip(ids, recipients, strict=True)
-        )
-        request = _as_recorded(new, request_id, state, now, expires_at)
-        return request, sends
+            for chunk in (  # a page may have thousands
+                recipients[i : i + _SENDS_PER_INSERT]
+                for i in range(0, len(recipients), _SENDS_PER_INSERT)
+            )
+        ]
+        request = as_recorded(new, request_id, state, now, expires_at)
+        return Inserted(request, inserts)
 
     def get_request(self, request_id: str) -> StoredRequest | None:
         return self._request_by("id", request_id)

@@ -8,8 +8,10 @@ each its own short transaction, so a purge of months of history never holds the 
 Only finished requests go (completed, rejected, expired) that no open escalation ladder
 still needs (a page can await its ack longer than ``retention.keep``), with everything that
 hangs off them (sends, acknowledgements, the ack summary, the thread's progress report, by
-``ON DELETE CASCADE``; inbound messages matched to them, by hand). Opt-outs are never
-purged: a number that replied STOP stays opted out however old the reply.
+``ON DELETE CASCADE``; inbound messages matched to them, by hand). An inbound SMS not yet
+acted on stays. Opt-outs are never purged: a number that replied STOP stays opted out
+however old the reply. Expired dedupe keys and expired claims of alert events go whatever
+``retention.keep`` says.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from bot.store.core import StoreCore
+from bot.store.leases import ALERT_CLAIM_PREFIX
 from bot.store.limits import RATE_WINDOW
 from bot.store.tx import Tx, placeholders, utc
 
@@ -29,6 +32,12 @@ _OPEN_LADDER = (
     "SELECT 1 FROM escalations e WHERE e.state = 'open' AND (e.id = r.id OR EXISTS "
     "(SELECT 1 FROM escalation_steps t WHERE t.escalation_id = e.id AND t.request_id = r.id))"
 )
+# A claim of an alert event (a lease) past its time: the event is long paged or dropped.
+_EXPIRED_ALERT_CLAIM = (
+    f"substr(name, 1, {len(ALERT_CLAIM_PREFIX)}) = '{ALERT_CLAIM_PREFIX}' AND expires_at <= ?"
+)
+# An SMS matched to no request, acted on (one still pending is open work) and old.
+_STRAY_INBOUND = "request_id IS NULL AND pending IS NULL AND seen_at < ?"
 _BUCKET_SLACK = RATE_WINDOW / 60  # a counter's minute may hold SMS up to a minute after it
 
 
@@ -48,9 +57,15 @@ class RetentionQueries(StoreCore):
         now = self._now()
         purged = self._in_batches(batch, lambda tx: _purge_requests(tx, cutoff, batch))
         sweeps = (
-            ("inbound_messages", "uuid", "request_id IS NULL AND seen_at < ?", cutoff),
+            (
+                "inbound_messages",
+                "uuid",
+                "request_id IS NULL AND pending IS NULL AND seen_at < ?",
+                cutoff,
+            ),
             ("reply_cursors", "channel_uuid, contact", "updated_at < ?", cutoff),
             ("dedupe_keys", "key", "expires_at <= ?", now),
+            ("leases", "name", _EXPIRED_ALERT_CLAIM, now),
             ("rate_counts", "key, bucket", "bucket < ?", now - RATE_WINDOW - _BUCKET_SLACK),
         )
         for table, key, where, moment in sweeps:

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.store.core import StoreCore
-from bot.store.leases import release_lease_in, request_lease
+from bot.store.leases import request_lease
 from bot.store.records import SendRecord, SendState
-from bot.store.tx import Tx, placeholders, utc
+from bot.store.tx import Pending, Tx, placeholders, utc
 
 # Where a request was posted: (request id, channel, thread ts).
 Thread = tuple[str, str, str]
@@ -45,13 +45,14 @@ class SendQueries(StoreCore):
         with self._transaction(write=True) as tx:
             if thread is not None:
                 store_thread_in(tx, *thread, now)
-            return _update_send_in(
+            claimed = _update_send_in(
                 tx,
                 "state = 'sending', claimed_at = ?, attempts = attempts + 1, updated_at = ?",
                 (now, now),
                 send_id,
                 ("queued",),
             )
+        return claimed.count == 1
 
     def touch_send(self, send_id: int) -> bool:
         """Renew a sending claim before another attempt (a retry after a 429 or a refused
@@ -83,7 +84,8 @@ class SendQueries(StoreCore):
         A success also replaces "unknown": a sweeper may have given up on a call that was
         still running, and 2Chat's message id is better news than a guess."""
         with self._transaction(write=True) as tx:
-            return _finish_in(tx, send_id, self._now(), message_id, error, unknown)
+            finished = _finish_in(tx, send_id, self._now(), message_id, error, unknown)
+        return finished.count == 1
 
     def finish_last_send(
         self,
@@ -96,15 +98,15 @@ class SendQueries(StoreCore):
     ) -> tuple[bool, bool]:
         """``finish_send`` for what should be its request's last send, in the same round trip
         completing the request (if nothing is left to send) and giving up ``lease`` (request
-        id, holder) on it: (finished this send, completed the request)."""
+        id, holder) on it once the request is complete: (finished this send, completed the
+        request). The three statements and the commit are one round trip on PostgreSQL."""
         request_id, holder = lease
         now = self._now()
         with self._transaction(write=True) as tx:
             finished = _finish_in(tx, send_id, now, message_id, error, unknown)
             completed = _complete_if_done_in(tx, request_id, now)
-            if completed:
-                release_lease_in(tx, request_lease(request_id), holder)
-        return finished, completed
+            _release_if_complete_in(tx, request_id, holder)
+        return finished.count == 1, completed.count == 1
 
     def retry_send(self, send_id: int, attempts: int | None = None) -> bool:
         """unknown|failed -> queued, for a person's explicit Retry; the old outcome is cleared.
@@ -149,25 +151,27 @@ class SendQueries(StoreCore):
     def complete_request_if_done(self, request_id: str) -> bool:
         """sending -> completed once no send is queued or sending; True for one caller only."""
         with self._transaction(write=True) as tx:
-            return _complete_if_done_in(tx, request_id, self._now())
+            completed = _complete_if_done_in(tx, request_id, self._now())
+        return completed.count == 1
 
     def _update_send(
         self, assignments: str, params: Sequence[Any], send_id: int, from_states: Sequence[str]
     ) -> bool:
         with self._transaction(write=True) as tx:
-            return _update_send_in(tx, assignments, params, send_id, from_states)
+            updated = _update_send_in(tx, assignments, params, send_id, from_states)
+        return updated.count == 1
 
 
 def _update_send_in(
     tx: Tx, assignments: str, params: Sequence[Any], send_id: int, from_states: Sequence[str]
-) -> bool:
-    """One conditional update of a send: True only if it was in one of ``from_states``."""
-    changed = tx.run(
+) -> Pending:
+    """One conditional update of a send, read after the commit: it changed one row only if
+    the send was in one of ``from_states``."""
+    return tx.later(
         f"UPDATE sends SET {assignments} "
         f"WHERE id = ? AND state IN ({placeholders(len(from_states))})",
         (*params, send_id, *from_states),
     )
-    return changed == 1
 
 
 def _finish_in(
@@ -177,7 +181,7 @@ def _finish_in(
     message_id: str | None,
     error: str | None,
     unknown: bool,
-) -> bool:
+) -> Pending:
     if message_id is not None and (error is not None or unknown):
         raise ValueError("a send with a message_id has neither an error nor an unknown outcome")
     state: SendState = "unknown" if unknown else "failed" if error is not None else "sent"
@@ -190,21 +194,32 @@ def _finish_in(
     )
 
 
-def _complete_if_done_in(tx: Tx, request_id: str, now: datetime) -> bool:
-    changed = tx.run(
+def _complete_if_done_in(tx: Tx, request_id: str, now: datetime) -> Pending:
+    """sending -> completed once no send is queued or sending (one row changed if so)."""
+    return tx.later(
         "UPDATE requests SET state = 'completed', updated_at = ? "
         "WHERE id = ? AND state = 'sending' AND NOT EXISTS ("
         "SELECT 1 FROM sends WHERE request_id = ? AND state IN ('queued', 'sending'))",
         (now, request_id, request_id),
     )
-    return changed == 1
+
+
+def _release_if_complete_in(tx: Tx, request_id: str, holder: str) -> None:
+    """Give up ``holder``'s lease on a request that is complete: nothing is left for its
+    holder to deliver. Decided by the database, after the completion before it, so that
+    the statement goes out with the others instead of waiting for their answers."""
+    tx.later(
+        "DELETE FROM leases WHERE name = ? AND holder = ? AND EXISTS ("
+        "SELECT 1 FROM requests WHERE id = ? AND state = 'completed')",
+        (request_lease(request_id), holder, request_id),
+    )
 
 
 def store_thread_in(
     tx: Tx, request_id: str, channel_id: str, thread_ts: str, now: datetime
 ) -> None:
     """Remember where the request message was posted: its thread is the request's record."""
-    tx.run(
+    tx.later(
         "UPDATE requests SET channel_id = ?, thread_ts = ?, updated_at = ? WHERE id = ?",
         (channel_id, thread_ts, now, request_id),
     )

@@ -7,7 +7,7 @@ each backend's ``Tx`` turns those into what its driver wants.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,12 +48,46 @@ def placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
+# What a statement gave back: (rows it returned, rows it changed).
+Result = tuple[list[tuple[Any, ...]], int]
+
+
+class Pending:
+    """A statement's result, read when first asked for. A backend that pipelines (PostgreSQL)
+    sends the statement with the next one whose answer is awaited, or with the COMMIT, so
+    statements queued together cost one round trip; the others hand back an answer at once."""
+
+    def __init__(self, fetch: Callable[[], Result]) -> None:
+        self._fetch: Callable[[], Result] | None = fetch
+        self._result: Result = ([], -1)
+
+    def result(self) -> Result:
+        if self._fetch is not None:
+            self._result, self._fetch = self._fetch(), None
+        return self._result
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        return self.result()[0]
+
+    @property
+    def count(self) -> int:
+        return self.result()[1]
+
+
 class Tx(ABC):
     """One open transaction; SQL uses ``?`` placeholders, converted per backend."""
 
     @abstractmethod
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
         """Run one statement: (rows it returned, rows it changed)."""
+
+    def later(self, sql: str, params: Sequence[Any] = ()) -> Pending:
+        """Run one statement whose answer is read later, if at all: a pipelining backend
+        sends it with the next statement awaited (see ``Pending``). An error it meets is
+        raised by that statement, or by the commit, and rolls the transaction back."""
+        result = self.execute(sql, params)
+        return Pending(lambda: result)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.execute(sql, params)[0]

@@ -299,9 +299,12 @@ class SlackStandIn(BackgroundServer):
     ``user_groups`` (user group id → member user ids, for usergroups.users.list) and
     ``profiles`` (user id → profile fields such as "phone", for users.profile.get and
     users.info); tests set them, and ``reset`` empties them. ``slow(method, seconds)`` delays
-    a method's answers. With ``enforce_people_rate`` set, the people methods keep Slack's
-    per-minute limits (``PEOPLE_PER_MINUTE``) over a minute ``people_minute`` seconds long
-    (shortened so a test need not wait a real minute), answering 429 with Retry-After.
+    a method's answers. ``stall(method)`` models the network losing the calls of a method:
+    each hangs, never reaching Slack (so never recorded in ``calls``; ``stalled_calls``
+    counts them), until ``unstall`` fails it with a 503. With ``enforce_people_rate`` set,
+    the people methods keep Slack's per-minute limits (``PEOPLE_PER_MINUTE``) over a minute
+    ``people_minute`` seconds long (shortened so a test need not wait a real minute),
+    answering 429 with Retry-After.
     """
 
     token: str = BOT_TOKEN
@@ -319,6 +322,8 @@ class SlackStandIn(BackgroundServer):
     enforce_people_rate: bool = False
     people_minute: float = 60.0
     people_times: dict[str, list[float]] = field(default_factory=dict)
+    stalled: set[str] = field(default_factory=set)
+    stalled_calls: list[Call] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -350,8 +355,18 @@ class SlackStandIn(BackgroundServer):
         """Answer every call of ``method`` only after ``seconds``, as a slow Slack would."""
         self.delays[method] = seconds
 
+    def stall(self, method: str) -> None:
+        """Hang every call of ``method`` before it reaches Slack, until ``unstall``."""
+        self.stalled.add(method)
+
+    def unstall(self) -> None:
+        """Fail the hung calls (503, unrecorded: Slack never saw them); answer again."""
+        self.stalled.clear()
+
     def reset(self) -> None:
         with self._changed:
+            self.stalled.clear()
+            self.stalled_calls.clear()
             self.calls.clear()
             self.responses.clear()
             self.channel_errors.clear()
@@ -461,6 +476,11 @@ class SlackStandIn(BackgroundServer):
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await self._args(request)
+        if method in self.stalled:
+            self.record(lambda: self.stalled_calls.append(Call(method, args)))
+            while method in self.stalled:
+                await asyncio.sleep(0.02)
+            return web.json_response({"ok": False, "error": "service_unavailable"}, status=503)
         if method in self.delays:
             await asyncio.sleep(self.delays[method])
         answer = self._answer(method, args, request.headers.get("Authorization", ""))

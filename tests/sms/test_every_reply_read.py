@@ -116,3 +116,39 @@ def test_a_database_failure_between_polls_does_not_stop_reading_replies(
     os.replace(aside, database)  # back
     twochat.inbound(ALICE, "STOP")
     slack.wait_until(lambda: opted_out(slack, request["_ts"]), 15, "alice's STOP read")
+
+
+def test_a_stop_recorded_by_a_process_killed_before_it_acted_is_acted_on_after_a_restart(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    """kill -9 between recording an inbound STOP and finishing what it leads to (here: the
+    post in the thread that says so, which the network holds up). The STOP was recorded,
+    so every later poll skipped it: the thread never said so. Now the next poller, in the
+    restarted process, finishes it."""
+    config = replies_config(tmp_path)
+    database = f"sqlite:///{tmp_path / 'bridge.db'}"
+    first = start_app(config, DATABASE_URL=database)
+    request = send(first, slack, "alice hello")
+    twochat.wait_for_sends(1)
+    slack.wait_until(
+        lambda: any(p.get("thread_ts") == request["_ts"] for p in slack.posts(CHANNEL)),
+        5,
+        "the send's outcome in its thread",
+    )
+    slack.stall("chat.postMessage")
+    twochat.inbound(ALICE, "STOP")
+    slack.wait_until(
+        lambda: any("opted out" in str(c.args.get("text")) for c in slack.stalled_calls),
+        5,
+        "the STOP's post on its way",
+    )
+    first.kill()
+    slack.unstall()
+    assert not opted_out(slack, request["_ts"])
+    second = start_app(config, DATABASE_URL=database)
+    # The killed poller's lease runs out first (10 s at the least).
+    slack.wait_until(lambda: opted_out(slack, request["_ts"]), 30, "alice's STOP acted on")
+    assert "recorded earlier" in second.wait_for_log("recorded earlier")
+    refused = second.command("alice one more", "U0ADMIN", CHANNEL, slack.response_url()).json()
+    assert "alice replied STOP; they have opted out" in refused["text"]
+    second.terminate()

@@ -15,7 +15,15 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from bot.store import NewRecipient, NewRequest, RequestState, Store, StoredRequest, open_store
+from bot.store import (
+    NewRecipient,
+    NewRequest,
+    PendingInbound,
+    RequestState,
+    Store,
+    StoredRequest,
+    open_store,
+)
 
 ALICE = NewRecipient("+447700900123", "alice")
 CAROL = NewRecipient("+34600000001", None)
@@ -73,6 +81,15 @@ def new_request(**changes: Any) -> NewRequest:
         encoding="GSM-7",
     )
     return replace(base, **changes)
+
+
+def inbound(
+    uuid: str, contact: str, sent_at: datetime, request_id: str | None = None, kind: str = "reply"
+) -> PendingInbound:
+    """An inbound SMS on channel SMS1 from the main number, as the poller records it."""
+    return PendingInbound(
+        uuid, "SMS1", contact, "+17137157533", "hello", None, kind, sent_at, request_id
+    )
 
 
 def race(count: int, work: Callable[[int], T]) -> list[T]:

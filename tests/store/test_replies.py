@@ -7,7 +7,16 @@ from datetime import timedelta
 from typing import Any
 
 from bot.store import ReplyCursor, Store, StoredRequest
-from tests.store.helpers import ALICE, BOB, CAROL, Backend, FakeClock, new_request, race
+from tests.store.helpers import (
+    ALICE,
+    BOB,
+    CAROL,
+    Backend,
+    FakeClock,
+    inbound,
+    new_request,
+    race,
+)
 
 
 def sent_request(store: Store, **changes: Any) -> StoredRequest:
@@ -62,18 +71,27 @@ def test_reply_cursor_round_trip(store: Store) -> None:
     assert store.reply_cursor("SMS2", ALICE.number) is None
 
 
-def test_an_inbound_message_is_claimed_once(backend: Backend, clock: FakeClock) -> None:
+def test_an_inbound_message_is_recorded_once(backend: Backend, clock: FakeClock) -> None:
     stores = [backend.open() for _ in range(4)]
-    won = race(
-        4,
-        lambda i: stores[i].claim_inbound(
-            "SMI1", "SMS1", ALICE.number, sent_at=clock.now(), request_id=None, kind="reply"
-        ),
-    )
+    won = race(4, lambda i: stores[i].record_inbound(inbound("SMI1", ALICE.number, clock.now())))
     assert sorted(won) == [False, False, False, True]
     found = stores[0].inbound_message("SMI1")
-    assert found is not None and (found.contact, found.kind) == (ALICE.number, "reply")
+    assert found is not None and (found.contact, found.kind) == (ALICE.number, "unknown-reply")
     assert found.sent_at == clock.now() and stores[0].inbound_message("SMI2") is None
+
+
+def test_an_inbound_message_stays_pending_until_it_was_acted_on(
+    store: Store, clock: FakeClock
+) -> None:
+    """What a process killed between recording an SMS and acting on it leaves: the next
+    poll finds everything it needs to act, whichever process runs it."""
+    recorded = inbound("SMI1", ALICE.number, clock.now(), kind="stop")
+    store.record_inbound(recorded)
+    store.record_inbound(inbound("SMI2", BOB.number, clock.now()))
+    store.inbound_handled("SMI2")
+    assert store.unhandled_inbound() == [recorded]
+    store.inbound_handled("SMI1")
+    assert store.unhandled_inbound() == []
 
 
 def test_opt_out_and_back_in(store: Store, clock: FakeClock) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from bot.errors import RateLimited
 from bot.store import RateLimits, ReplyCursor, Store
-from tests.store.helpers import ALICE, BOB, Backend, FakeClock, drive_to, new_request
+from tests.store.helpers import ALICE, BOB, Backend, FakeClock, drive_to, inbound, new_request
 
 KEEP = timedelta(days=90)
 
@@ -22,9 +22,8 @@ def finished(store: Store) -> str:
     store.acknowledge(request.id, ALICE.number, store.now(), "ack")
     store.save_ack_summary(request.id, "C0GENERAL", "1.1")
     store.set_progress_message(request.id, "1.2")
-    store.claim_inbound(
-        f"in-{request.id}", "SMS1", ALICE.number, sent_at=None, request_id=request.id, kind="ack"
-    )
+    store.record_inbound(inbound(f"in-{request.id}", ALICE.number, store.now(), request.id, "ack"))
+    store.inbound_handled(f"in-{request.id}")
     return request.id
 
 
@@ -39,12 +38,14 @@ def test_old_finished_requests_go_with_everything_attached(
     old_rejected = drive_to(store, "rejected").id
     old_pending = drive_to(store, "pending_approval").id  # not finished: kept however old
     old_sending = drive_to(store, "sending").id
-    store.claim_inbound("stray-old", "SMS1", BOB.number, sent_at=None, request_id=None, kind="x")
+    store.record_inbound(inbound("stray-old", BOB.number, store.now()))
+    store.inbound_handled("stray-old")
+    store.record_inbound(inbound("stray-unhandled", BOB.number, store.now()))
     store.save_reply_cursor(ReplyCursor("SMS1", BOB.number, "m1", None, None))
     store.opt_out(BOB.number, "replied STOP")
     clock.advance(days=91)
     recent = finished(store)
-    store.claim_inbound("stray-new", "SMS1", BOB.number, sent_at=None, request_id=None, kind="x")
+    store.record_inbound(inbound("stray-new", BOB.number, store.now()))
 
     assert store.purge_before(store.now() - KEEP) == 2
 
@@ -59,6 +60,7 @@ def test_old_finished_requests_go_with_everything_attached(
     assert store.progress_message(old_done) is None
     assert store.inbound_message(f"in-{old_done}") is None
     assert store.inbound_message("stray-old") is None
+    assert store.inbound_message("stray-unhandled") is not None  # not acted on yet: open work
     assert store.inbound_message("stray-new") is not None
     assert store.inbound_message(f"in-{recent}") is not None
     assert store.reply_cursor("SMS1", BOB.number) is None
@@ -98,6 +100,20 @@ def test_expired_dedupe_keys_go_and_live_ones_stay(
     clock.advance(minutes=10)
     store.purge_before(store.now() - KEEP)
     assert backend.query("SELECT key FROM dedupe_keys") == [("live",)]
+
+
+def test_expired_alert_event_claims_go_and_other_leases_stay(
+    backend: Backend, store: Store, clock: FakeClock
+) -> None:
+    """An alert event's claim is a lease nobody releases: the purge takes it once expired.
+    Other leases (a request's, the poller's) are their holders' to release."""
+    assert store.acquire_lease("alert-event:Ev1", "p1", timedelta(minutes=5))
+    assert store.acquire_lease("alert-event:Ev2", "p1", timedelta(days=1))
+    assert store.acquire_lease("reply-poller", "p1", timedelta(minutes=5))
+    clock.advance(minutes=10)
+    store.purge_before(store.now() - KEEP)
+    names = sorted(name for (name,) in backend.query("SELECT name FROM leases"))
+    assert names == ["alert-event:Ev2", "reply-poller"]
 
 
 def test_batch_must_be_positive(store: Store) -> None:

@@ -1,0 +1,105 @@
+"""How many times a send's store calls wait for the PostgreSQL server, counted on the wire.
+
+A proxy between the store and the server counts the server's ReadyForQuery messages: the
+server sends one at the end of each Sync (and each simple query), so each is one round
+trip the client waited for, however many statements went out before it.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterator
+from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from bot.store import PostgresStore, RateLimits, Recorded
+from tests.fakes.tcp_proxy import TcpProxy
+from tests.store.helpers import ALICE, new_request
+
+LIMITS = RateLimits(per_sender_per_hour=100, per_recipient_per_hour=100)
+HOLDER, TTL = "round-trips", timedelta(seconds=30)
+
+
+class ReadyCounter(TcpProxy):
+    """The test proxy, reading the server's side of each connection message by message
+    (a type byte, then a length that counts itself: the PostgreSQL wire protocol, "Message
+    Formats", https://www.postgresql.org/docs/current/protocol-message-formats.html) and
+    counting ReadyForQuery ('Z') messages."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        super().__init__(target_host, target_port)
+        self.ready = 0
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        if src.getpeername()[1] != self.target[1]:
+            return super()._pipe(src, dst)  # the client's side
+        buffer = b""
+        forward = dst.sendall
+
+        def counted(data: bytes) -> None:
+            nonlocal buffer
+            buffer += data
+            while len(buffer) >= 5:
+                kind, length = buffer[:1], struct.unpack("!i", buffer[1:5])[0]
+                if len(buffer) < 1 + length:
+                    break
+                self.ready += kind == b"Z"
+                buffer = buffer[1 + length :]
+            forward(data)
+
+        class Counting:
+            def sendall(self, data: bytes) -> None:
+                counted(data)
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(dst, name)
+
+        return super()._pipe(src, Counting())  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Iterator[tuple[PostgresStore, ReadyCounter]]:
+    """One connection, so every call gets the one just used, lent without a check."""
+    parts = urlsplit(postgres_url)
+    with ReadyCounter(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+        netloc = f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}"
+        # No SSL or GSS request first: the server would answer it with one untyped byte.
+        query = f"{parts.query}&sslmode=disable&gssencmode=disable"
+        store = PostgresStore(urlunsplit(parts._replace(netloc=netloc, query=query)), max_size=1)
+        store.migrate()
+        yield store, proxy
+        store.close()
+
+
+def send(store: PostgresStore, key: str) -> Recorded:
+    """A single-recipient /sms as the app stores it: record, claim, finish."""
+    recorded = store.record_request(
+        new_request(recipients=(ALICE,)),
+        limits=LIMITS,
+        claims=[(key, timedelta(minutes=5))],
+        start=(HOLDER, TTL),
+    )
+    assert recorded is not None
+    [sent] = recorded.sends
+    thread = (recorded.request.id, "C0GENERAL", "1.000001")
+    assert store.claim_send(sent.id, thread=thread)
+    lease = (recorded.request.id, HOLDER)
+    assert store.finish_last_send(sent.id, lease, message_id="m-1") == (True, True)
+    return recorded
+
+
+@pytest.mark.postgres
+def test_a_single_recipient_send_waits_for_the_server_four_times(
+    store: tuple[PostgresStore, ReadyCounter],
+) -> None:
+    """record: its statements, then COMMIT; claim and finish: their statements with COMMIT."""
+    postgres, proxy = store
+    send(postgres, "warm-up")  # the first use of each statement prepares it
+    before = proxy.ready
+    recorded = send(postgres, "counted")
+    assert proxy.ready - before == 4
+    assert postgres.get_request(recorded.request.id).state == "completed"  # type: ignore[union-attr]
+    assert postgres.sends(recorded.request.id)[0].state == "sent"
