@@ -25,17 +25,26 @@ from bot.core.budget import BudgetRule
 from bot.core.model import Policy
 from bot.health import Readiness
 from bot.metrics import Metrics
-from bot.sending.workflow import FANOUT_CONCURRENCY, Workflow
+from bot.sending.approvals import Approvals
+from bot.sending.escalation import Ladders
+from bot.sending.leases import RequestLeases
+from bot.sending.queries import Queries
+from bot.sending.replies import ReplyRelay
+from bot.sending.sends import Delivery
+from bot.sending.services import Services
+from bot.sending.sweeper import Sweeper
+from bot.sending.workflow import ANSWER_DEADLINE, FANOUT_CONCURRENCY, Workflow
 from bot.settings import Settings
 from bot.slack.bolt_app import build_app
 from bot.slack.deps import Bridge
 from bot.slack.directory import SlackDirectory
 from bot.slack.identity import SlackIdentity
+from bot.slack.presenter import SLACK_PRESENTER
 from bot.slack.reporter import SlackReporter
 from bot.slack.user_names import SlackNames
 from bot.sms.budget import Ledger, Priority, RatePacer, SharedLedger
 from bot.sms.dry_run import DryRunTwoChatClient
-from bot.sms.replies import ReplyRelay
+from bot.sms.fanout import RetryPolicy
 from bot.sms.twochat import UNREACHABLE_REASONS, TwoChatClient
 from bot.store import Store, open_store
 from bot.tasks import TaskRunner
@@ -65,6 +74,8 @@ class Components:
     slack_session: aiohttp.ClientSession
     client: AsyncWebClient
     store: Store
+    services: Services
+    pacer: RatePacer
     workflow: Workflow
     replies: ReplyRelay
     readiness: Readiness
@@ -144,13 +155,13 @@ def twochat_client(
 
 
 def twochat_budget(
-    settings: Settings, policy: Policy, store: Store, workflow: Callable[[], Workflow]
+    settings: Settings, policy: Policy, store: Store, services: Services
 ) -> RatePacer:
     """The deployment's one 2Chat budget: kept in the database when processes share it
-    (``workflow`` runs the store calls), unlimited in a dry run, which calls no 2Chat."""
+    (``services`` runs the store calls), unlimited in a dry run, which calls no 2Chat."""
 
     async def take_shared(priority: Priority, rule: BudgetRule, floor: bool) -> float:
-        return await workflow().db(store.take_twochat_call, priority, rule, floor)
+        return await services.db(store.take_twochat_call, priority, rule, floor)
 
     ledger: Ledger | None = SharedLedger(take_shared) if store.shared else None
     limit = None if settings.twochat_dry_run else policy.limits.requests_per_minute
@@ -169,8 +180,68 @@ def slack_identity(settings: Settings, session: aiohttp.ClientSession) -> SlackI
     return SlackIdentity(client)
 
 
+def slack_reporter(settings: Settings, client: AsyncWebClient) -> SlackReporter:
+    """Slack output, trusting response_urls on Slack's host and the configured API's."""
+    api_host = urlsplit(settings.slack_api_url).hostname or ""
+    return SlackReporter(
+        client, SLACK_RESPONSE_HOSTS | {api_host}, dry_run=settings.twochat_dry_run
+    )
+
+
+def send_services(
+    settings: Settings,
+    store: Store,
+    holder: PolicyHolder,
+    client: AsyncWebClient,
+    reporter: SlackReporter,
+    metrics: Metrics,
+) -> Services:
+    """What every part of the send path shares: the store's threads, the policy in force,
+    Slack as its reporter and presenter, Slack's directory, and the metrics as listeners."""
+    directory = SlackDirectory(
+        client, settings.slack_directory_ttl_seconds, settings.slack_profile_lookups_per_minute
+    )
+    return Services(
+        store,
+        holder.current,
+        reporter,
+        SLACK_PRESENTER,
+        directory=directory.snapshot,
+        outcome_listeners=[metrics.observe_sms],
+        ack_listeners=[metrics.observe_page_ack],
+    )
+
+
+def send_path(
+    services: Services,
+    twochat: TwoChatClient,
+    pacer: RatePacer,
+    runner: TaskRunner,
+    stale_after: timedelta,
+) -> Workflow:
+    """The send path's parts, each given what it uses, and the workflow they serve. A lease
+    nobody renewed for ``stale_after`` (as long as a send may take) marks a dead process."""
+    leases = RequestLeases(services, stale_after)
+    delivery = Delivery(
+        services, twochat, pacer, leases, concurrency=FANOUT_CONCURRENCY, retry=RetryPolicy()
+    )
+    approvals = Approvals(services, delivery)
+    ladders = Ladders(services, delivery)
+    sweeper = Sweeper(services, delivery, approvals, stale_after=stale_after, ladders=ladders)
+    return Workflow(
+        services,
+        twochat,
+        runner,
+        delivery=delivery,
+        approvals=approvals,
+        ladders=ladders,
+        sweeper=sweeper,
+    )
+
+
 def build(settings: Settings, policy: Policy) -> Components:
-    """Build every component; must run inside the event loop (aiohttp needs one)."""
+    """Build every component, each from the ones it uses, none changed afterwards; must
+    run inside the event loop (aiohttp needs one)."""
     store = open_store(settings.database_url)  # first: it is what most often fails to open
     holder = PolicyHolder(policy)
     runner = TaskRunner()
@@ -184,29 +255,22 @@ def build(settings: Settings, policy: Policy) -> Components:
     client = slack_client(settings, session, slack_error)
     identity = slack_identity(settings, session)
     readiness = Readiness(store, identity.check)  # slack_error finds it when called
-    pacer = twochat_budget(settings, policy, store, lambda: workflow)
+    reporter = slack_reporter(settings, client)
+    services = send_services(settings, store, holder, client, reporter, metrics)
+    pacer = twochat_budget(settings, policy, store, services)
     twochat = twochat_client(settings, metrics, readiness, pacer)
-    api_host = urlsplit(settings.slack_api_url).hostname or ""
-    reporter = SlackReporter(
-        client, SLACK_RESPONSE_HOSTS | {api_host}, dry_run=settings.twochat_dry_run
-    )
     # A send still "sending" after the longest a 2Chat call can take was cut off by a crash.
     stale_after = timedelta(
         seconds=settings.twochat_connect_timeout + settings.twochat_read_timeout + 2
     )
-    workflow = Workflow(
-        store, holder.current, twochat, reporter, runner, stale_after=stale_after, pacer=pacer
-    )
-    workflow.outcome_listeners.append(metrics.observe_sms)
-    workflow.ack_listeners.append(metrics.observe_page_ack)
-    workflow.directory = SlackDirectory(
-        client, settings.slack_directory_ttl_seconds, settings.slack_profile_lookups_per_minute
-    ).snapshot
+    workflow = send_path(services, twochat, pacer, runner, stale_after)
     bridge = Bridge(
         policy_source=holder.current,
         workflow=workflow,
+        queries=Queries(services, answer_deadline=ANSWER_DEADLINE),
         reporter=reporter,
         runner=runner,
+        read_directory=services.directory,
         user_names=SlackNames(client).names,
     )
     app = build_app(bridge, client, settings.slack_signing_secret, settings.socket_mode, identity)
@@ -218,8 +282,10 @@ def build(settings: Settings, policy: Policy) -> Components:
         slack_session=session,
         client=client,
         store=store,
+        services=services,
+        pacer=pacer,
         workflow=workflow,
-        replies=ReplyRelay(workflow, twochat, ladders=workflow.ladders),
+        replies=ReplyRelay(services, twochat, ladders=workflow.ladders),
         readiness=readiness,
         metrics=metrics,
         app=app,

@@ -88,13 +88,13 @@ class Service:
     async def metrics(self, _: web.Request) -> web.Response:
         """Prometheus exposition; state kept in the database is read now, within 2 s."""
         parts, metrics = self.parts, self.parts.metrics
-        metrics.pacer_waiting.set(parts.workflow.pacer.sends_waiting)
+        metrics.pacer_waiting.set(parts.pacer.sends_waiting)
         metrics.observe_readiness(await parts.readiness.problems() if self.serving else {})
         try:
             with answer_within(METRICS_DB_SECONDS):
-                pending = await parts.workflow.db(parts.store.count_in_state, "pending_approval")
-                sending = await parts.workflow.db(parts.store.count_in_state, "sending")
-                pages_open = await parts.workflow.db(parts.store.open_escalation_count)
+                pending = await parts.services.db(parts.store.count_in_state, "pending_approval")
+                sending = await parts.services.db(parts.store.count_in_state, "sending")
+                pages_open = await parts.services.db(parts.store.open_escalation_count)
         except StoreError as exc:
             logger.warning("metrics without database state: %s", exc)
         else:
@@ -156,7 +156,7 @@ class Service:
             )
             parts.readiness.socket_problem = link.problem
         if parts.policy.current().limits.requests_per_minute is None and not parts.twochat.dry_run:
-            parts.workflow.pacer.relearn = self.relearn_rate_limit
+            parts.pacer.relearn = self.relearn_rate_limit
             parts.runner.spawn(learn_rate_limit(parts), name="rate-limit")
         sweeper = asyncio.get_running_loop().create_task(
             parts.workflow.sweep_forever(self.settings.sweep_interval_seconds, stop),
@@ -256,7 +256,7 @@ async def close(parts: Components) -> None:
     """Release the clients and the store, also when startup failed half-way."""
     await parts.twochat.aclose()
     await parts.slack_session.close()
-    parts.workflow.close()
+    parts.services.close()
     parts.store.close()
 
 
@@ -278,7 +278,7 @@ async def reload_policy(parts: Components) -> None:
         if rate is None:
             await learn_rate_limit(parts)
         else:
-            parts.workflow.pacer.set_rate(rate)
+            parts.pacer.set_rate(rate)
             logger.info("pacing 2Chat calls under %d per minute", rate)
     logger.info("policy reloaded from %s", path)
 
@@ -290,8 +290,8 @@ async def learn_rate_limit(parts: Components) -> None:
     except BridgeError as exc:
         logger.warning("could not read 2Chat's rate limit, not pacing: %s", exc)
         return
-    if per_minute and per_minute != parts.workflow.pacer.per_minute:
-        parts.workflow.pacer.set_rate(per_minute)
+    if per_minute and per_minute != parts.pacer.per_minute:
+        parts.pacer.set_rate(per_minute)
         logger.info("pacing 2Chat calls under %d per minute", per_minute)
 
 

@@ -12,6 +12,10 @@ request's lease and a running send's claim are renewed, so only abandoned work i
 - ``sends``: claiming, fanning out and reporting a request's sends;
 - ``sweeper``: crash recovery, run in every process;
 - ``leases``: the heartbeats that keep live work from being taken for abandoned work;
-- ``services`` and ``views``: the store, policy and Slack plumbing they share, and what
-  stored records mean to policy and Slack.
+- ``replies``: the reply poller: SMS replies into threads, acks by reply, STOP/START;
+- ``services`` and ``from_records``: the store, policy and chat output they share, and
+  what stored records mean to policy and to the chat;
+- ``ports``: what the send path needs of the chat (``Reporter``, ``Presenter``), owned
+  here and implemented by ``bot.slack``;
+- ``queries``: the reads the chat surfaces make, so they never call the store.
 """

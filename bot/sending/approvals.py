@@ -7,11 +7,9 @@ click's payload; the first decision wins by one conditional update in the store.
 from __future__ import annotations
 
 from bot.core.access import Action, Subject
+from bot.sending.from_records import already_decided, origin_of
 from bot.sending.sends import Delivery
 from bot.sending.services import Services
-from bot.sending.views import already_decided, origin_of
-from bot.slack.render.approvals import approval_blocks, approval_text, decided_blocks, verdict_text
-from bot.slack.render.refusals import unposted_approval_text
 from bot.store import StoredRequest
 
 
@@ -26,8 +24,10 @@ class Approvals:
         """Post the approval request where approvers look, and tell the requester."""
         services, store = self._services, self._services.store
         channel = services.policy.approvals.channel or request.channel_id
-        body = approval_text(services.describe(request), request.sender)
-        ts = await services.reporter.post(channel, body, blocks=approval_blocks(request.id, body))
+        body = services.present.approval_text(services.describe(request), request.sender)
+        ts = await services.reporter.post(
+            channel, body, blocks=services.present.approval_blocks(request.id, body)
+        )
         origin = origin_of(request)
         if ts is None:
             if await services.db(
@@ -37,7 +37,9 @@ class Approvals:
                 from_states=["pending_approval"],
                 reason="the approval request could not be posted",
             ):
-                await services.reporter.tell_requester(origin, unposted_approval_text(channel))
+                await services.reporter.tell_requester(
+                    origin, services.present.unposted_approval_text(channel)
+                )
             return
         await services.db(store.set_approval_message, request.id, channel, ts)
         if request.thread_ts is None:  # a page keeps answering in its incident thread
@@ -76,7 +78,7 @@ class Approvals:
         )
         if not won:
             return already_decided(await services.db(store.get_request, request_id))
-        verdict = verdict_text(user, approve, reason, services.masked())
+        verdict = services.present.verdict_text(user, approve, reason, services.masked())
         await self._close(request, verdict)
         if approve:
             await services.reporter.tell_requester(
@@ -105,10 +107,12 @@ class Approvals:
     async def _close(self, request: StoredRequest, verdict: str) -> None:
         """Replace the approval message's buttons with the verdict."""
         if request.approval_channel and request.approval_ts:
-            body = approval_text(self._services.describe(request), request.sender)
+            body = self._services.present.approval_text(
+                self._services.describe(request), request.sender
+            )
             await self._services.reporter.update(
                 request.approval_channel,
                 request.approval_ts,
                 f"{body}\n{verdict}",
-                decided_blocks(body, verdict),
+                self._services.present.decided_blocks(body, verdict),
             )

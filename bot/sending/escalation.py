@@ -37,11 +37,9 @@ from bot.core.policy import too_long_message
 from bot.core.rosters import resolve_all
 from bot.core.segments import analyze
 from bot.errors import BridgeError
+from bot.sending.ports import Board
 from bot.sending.sends import Delivery
 from bot.sending.services import Services
-from bot.slack.board_render import Board, board_blocks, board_text
-from bot.slack.render.escaping import show_number
-from bot.slack.render.refusals import unreachable_text
 from bot.store import NewRecipient, NewRequest, StoredRequest
 from bot.store.escalations import Climb, EscalationRecord
 
@@ -170,7 +168,7 @@ class Ladders:
         except BridgeError as exc:
             logger.warning("escalation tier %d: %s", tier + 1, exc)
             return None, ""
-        missed = unreachable_text(found.unreachable, found.unread)
+        missed = self._services.present.unreachable_text(found.unreachable, found.unread)
         recipients = tuple(NewRecipient(r.number, r.name) for r in found.recipients)
         rung = _like(page, request_key(page.id, f"r{round_}t{tier}"))
         return replace(rung, recipients=recipients), missed
@@ -318,7 +316,7 @@ class Ladders:
         if escalation.board_ts is None:
             await self._show(escalation_id)  # a new post: only edits need Slack's pace
             return
-        async with self._delivery.pace.turn(escalation.channel_id):
+        async with self._services.reporter.edit_turn(escalation.channel_id):
             await self._show(escalation_id)
 
     async def _show(self, escalation_id: str) -> None:
@@ -334,7 +332,8 @@ class Ladders:
             self._who,
             self._services.masked(),
         )
-        text, blocks = board_text(board), board_blocks(board)
+        present = self._services.present
+        text, blocks = present.board_text(board), present.board_blocks(board)
         if escalation.board_ts is not None:
             await reporter.update(escalation.channel_id, escalation.board_ts, text, blocks)
             return
@@ -354,7 +353,7 @@ class Ladders:
 
     def _label(self, number: str) -> str:
         name = self._services.policy.contact_name(number)
-        return name or show_number(number, self._services.masked())
+        return name or self._services.present.show_number(number, self._services.masked())
 
 
 def _rung(escalation: EscalationRecord) -> tuple[int, int]:

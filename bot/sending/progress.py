@@ -12,9 +12,8 @@ import math
 from collections.abc import Awaitable, Callable
 
 from bot.errors import TwoChatError
-from bot.sending.pace import EditPace
+from bot.sending.ports import RetryOffer
 from bot.sending.services import Services
-from bot.slack.retry import RetryOffer, outcome_blocks
 from bot.store import StoredRequest
 
 # The outcome text of the request's sends and the sends to offer a Retry for, when done.
@@ -101,7 +100,6 @@ class LiveReply:
         thread_ts: str,
         total: int,
         *,
-        pace: EditPace,
         per_minute: int | None,
         outcome: Outcome,
         own: bool,
@@ -113,7 +111,6 @@ class LiveReply:
         self._request = request
         self._thread_ts = thread_ts
         self._ts: str | None = None
-        self._pace = pace
         self._per_minute = per_minute
         self._from_policy = services.policy.limits.requests_per_minute is not None
         self._outcome = outcome
@@ -149,9 +146,9 @@ class LiveReply:
         recent: the next result (or ``finish``) brings this one's news too."""
         self._tally.add(result)
         channel = self._request.channel_id
-        if self._ts is None or not self._pace.ready(channel):
+        if self._ts is None or not self._reporter.edit_ready(channel):
             return
-        async with self._pace.turn(channel):
+        async with self._reporter.edit_turn(channel):
             await self._reporter.update(
                 channel, self._ts, self._tally.text(self._per_minute, self._from_policy)
             )
@@ -164,9 +161,12 @@ class LiveReply:
         if self._ts is None:
             return False
         text, retry_offers = await self._outcome(elapsed=elapsed)
-        async with self._pace.turn(self._request.channel_id):
+        async with self._reporter.edit_turn(self._request.channel_id):
             return await self._reporter.update(
-                self._request.channel_id, self._ts, text, outcome_blocks(text, retry_offers)
+                self._request.channel_id,
+                self._ts,
+                text,
+                self._services.present.outcome_blocks(text, retry_offers),
             )
 
     async def _mark_request(self, line: str) -> None:
@@ -175,5 +175,5 @@ class LiveReply:
             return
         channel = self._request.channel_id
         text = f"{self._services.describe(self._request)}\n{line}"
-        async with self._pace.turn(channel):
+        async with self._reporter.edit_turn(channel):
             await self._reporter.update(channel, self._thread_ts, text)

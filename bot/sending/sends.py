@@ -16,14 +16,11 @@ from bot.core.model import Recipient
 from bot.core.phone import mask
 from bot.core.policy import AUTO_PAGE_PREFIX, Recheck, Refuse, decide_auto_page, recheck
 from bot.errors import SendTaken, TwoChatError
+from bot.sending.from_records import UNKNOWN_AFTER_CRASH, origin_of, outcome_of, targets_of
 from bot.sending.leases import Held, RequestLeases, heartbeat
-from bot.sending.pace import EditPace
+from bot.sending.ports import RetryOffer
 from bot.sending.progress import LiveReply
 from bot.sending.services import Services
-from bot.sending.views import UNKNOWN_AFTER_CRASH, origin_of, outcome_of, targets_of
-from bot.slack.render.outcomes import outcome_text
-from bot.slack.render.refusals import describe_error, opted_out_reason
-from bot.slack.retry import RetryOffer, outcome_blocks
 from bot.sms.budget import Priority, RatePacer
 from bot.sms.fanout import RetryPolicy, fan_out
 from bot.sms.twochat import TwoChatClient
@@ -89,7 +86,6 @@ class Delivery:
         self.leases = leases
         self._concurrency = concurrency
         self._retry = retry
-        self.pace = EditPace()  # every edit this process makes in a channel, spaced
         # send id -> (request id, 2Chat message id) of accepted sends not recorded yet.
         self._unrecorded: dict[int, tuple[str, str]] = {}
 
@@ -147,7 +143,7 @@ class Delivery:
                 await services.reporter.tell_requester(origin, f"{context}\n\n{text}")
         except Exception as exc:
             await services.reporter.tell_requester(
-                origin, f"{context}\n\n:x: {describe_error(exc)}"
+                origin, f"{context}\n\n:x: {services.present.describe_error(exc)}"
             )
             raise
         finally:
@@ -184,7 +180,6 @@ class Delivery:
                 request,
                 thread_ts,
                 len(queued),
-                pace=self.pace,
                 per_minute=self._pacer.per_minute,
                 own=own,
                 outcome=functools.partial(self.outcome, request, run=run),
@@ -209,7 +204,7 @@ class Delivery:
         the thread: the sweeper posts it there later (``post_owed_report``)."""
         text, retry_offers = await self.outcome(request, only, elapsed, run)
         reporter = self._services.reporter
-        blocks = outcome_blocks(text, retry_offers)
+        blocks = self._services.present.outcome_blocks(text, retry_offers)
         if thread_ts is not None and await reporter.post(
             request.channel_id, text, blocks=blocks, thread_ts=thread_ts
         ):
@@ -240,7 +235,7 @@ class Delivery:
             if await services.reporter.post(
                 request.channel_id,
                 text,
-                blocks=outcome_blocks(text, retry_offers),
+                blocks=services.present.outcome_blocks(text, retry_offers),
                 thread_ts=request.thread_ts,
             ):
                 await services.db(store.set_report_pending, request_id, False)
@@ -259,7 +254,7 @@ class Delivery:
         every = known if known is not None else await services.db(services.store.sends, request.id)
         sends = [send for send in every if not only or send.id in only]
         outcomes = [outcome_of(send) for send in sends]
-        text = outcome_text(outcomes, services.masked(), elapsed, request.id)
+        text = services.present.outcome_text(outcomes, services.masked(), elapsed, request.id)
         return text, [(send.id, send.attempts) for send in sends if send.state == "unknown"]
 
     async def run_sends(
@@ -329,7 +324,9 @@ class Delivery:
         for send in sends:
             reason = checked.reason(send.number)
             if reason is None and send.number in opted_out:
-                reason = opted_out_reason([Recipient(send.number, send.name)])
+                reason = self._services.present.opted_out_reason(
+                    [Recipient(send.number, send.name)]
+                )
             if reason is None:
                 going.append(send)
             elif await db(store.claim_send, send.id, thread=run.take_thread()):
@@ -368,7 +365,12 @@ class Delivery:
             reason = f"http_{result.status}" if result.status else "no_answer"
             self._services.outcome_seen(state, reason)
         else:  # a bug: we cannot know whether 2Chat got it
-            ended = replace(send, state="unknown", message_id=None, error=describe_error(result))
+            ended = replace(
+                send,
+                state="unknown",
+                message_id=None,
+                error=self._services.present.describe_error(result),
+            )
             self._services.outcome_seen("unknown", "internal_error")
         run.finished[send.id] = ended
         try:

@@ -1,4 +1,4 @@
-"""The store, the live policy and the Slack reporter, shared by every part of the send
+"""The store, the live policy, the reporter and its presenter, shared by every part of the send
 path and by the reply poller."""
 
 from __future__ import annotations
@@ -6,16 +6,15 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
 from bot.core.access import Action, Subject, Verdict, permission
 from bot.core.directory import DirectorySource, no_directory
 from bot.core.model import Policy
+from bot.sending.from_records import plan_of
+from bot.sending.ports import Presenter, Reporter
 from bot.sending.store_calls import store_calls
-from bot.sending.views import plan_of
-from bot.slack.render.outcomes import request_text
-from bot.slack.reporter import SlackReporter
 from bot.store import Store, StoredRequest
 
 logger = logging.getLogger(__name__)
@@ -24,10 +23,18 @@ T = TypeVar("T")
 
 
 class Services:
-    """Store access for async code, the policy as it is now, and Slack output."""
+    """Store access for async code, the policy as it is now, and chat output."""
 
     def __init__(
-        self, store: Store, policy_source: Callable[[], Policy], reporter: SlackReporter
+        self,
+        store: Store,
+        policy_source: Callable[[], Policy],
+        reporter: Reporter,
+        presenter: Presenter,
+        *,
+        directory: DirectorySource = no_directory,
+        outcome_listeners: Sequence[Callable[[str, str], None]] = (),
+        ack_listeners: Sequence[Callable[[str], None]] = (),
     ) -> None:
         self.store = store
         # The store's own threads (one for SQLite, two for Postgres): calls queue for them
@@ -35,13 +42,14 @@ class Services:
         self._store_calls = store_calls(store)
         self._policy = policy_source
         self.reporter = reporter
+        self.present = presenter
         # Who hears each send's end as (result, reason), e.g. the metrics; lasts the process.
-        self.outcome_listeners: list[Callable[[str, str], None]] = []
+        self._outcome_listeners = tuple(outcome_listeners)
         # Who hears that an escalating page was acknowledged first, and how ("sms", …).
-        self.ack_listeners: list[Callable[[str], None]] = []
-        # Slack user groups and profile phones for a decision; the app sets Slack's reader
+        self._ack_listeners = tuple(ack_listeners)
+        # Slack user groups and profile phones for a decision; the app passes Slack's reader
         # (``bot.slack.directory``), and a policy that names no Slack people needs none.
-        self.directory: DirectorySource = no_directory
+        self.directory = directory
 
     async def may(self, actor: str, action: Action, subject: Subject | None = None) -> Verdict:
         """Whether ``actor`` may take ``action`` (``bot.core.access.permission``) with Slack
@@ -56,12 +64,12 @@ class Services:
 
     def ack_seen(self, via: str) -> None:
         """Tell the listeners a page was acknowledged (the first ack only)."""
-        for listener in self.ack_listeners:
+        for listener in self._ack_listeners:
             listener(via)
 
     def outcome_seen(self, result: str, reason: str = "") -> None:
         """Tell the listeners how one send ended: "sent", "failed" or "unknown"."""
-        for listener in self.outcome_listeners:
+        for listener in self._outcome_listeners:
             listener(result, reason)
 
     @property
@@ -87,4 +95,4 @@ class Services:
 
     def describe(self, request: StoredRequest) -> str:
         """The request as Slack shows it: who sends what to whom."""
-        return request_text(plan_of(request), self.masked())
+        return self.present.request_text(plan_of(request), self.masked())

@@ -23,7 +23,7 @@ from typing import Any
 
 from bot.store import Store
 from bot.store.batch import BatchingStore, CallOutcome
-from bot.store.core import answering
+from bot.store.core import answer_pending
 
 # Calls run under one commit at most (a batch holds SQLite's write lock while it runs), and
 # answers held back at most.
@@ -105,7 +105,7 @@ class StoreCalls:
         """``run()`` on a store thread; its value or its exception."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        urgent = answering()
+        urgent = answer_pending()
         with self._ready:
             if self._closed:  # as a shut-down executor says: nothing would ever answer
                 raise RuntimeError("the store's threads have been closed")

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from bot.errors import BridgeError
 from bot.sending.approvals import Approvals
 from bot.sending.escalation import Ladders
+from bot.sending.from_records import UNKNOWN_AFTER_CRASH
 from bot.sending.sends import Delivery
 from bot.sending.services import Services
-from bot.sending.views import UNKNOWN_AFTER_CRASH
 
 logger = logging.getLogger(__name__)
 

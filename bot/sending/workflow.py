@@ -1,33 +1,26 @@
 """The send path's entry points: submit a request, decide an approval, retry a send, look
-one up. The work itself is done by the parts this assembles (see the package docstring)."""
+one up. The work itself is done by the parts the composition root (``bot.app``) builds and
+passes in (see the package docstring)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
 from datetime import timedelta
-from typing import ParamSpec, TypeVar
 
-from bot.core.access import Action, Subject
+from bot.core.access import Action, Subject, Verdict
 from bot.core.model import Policy, Recipient
 from bot.core.policy import Allow, NeedsApproval
 from bot.errors import AllOptedOut, RateLimited, StoreError, TwoChatError
 from bot.sending.approvals import Approvals
 from bot.sending.escalation import Ladders
-from bot.sending.leases import RequestLeases
+from bot.sending.from_records import recorded_targets
+from bot.sending.ports import Origin, StatusFound
 from bot.sending.reconcile import sent_like
 from bot.sending.sends import Delivery, Run
 from bot.sending.services import Services
 from bot.sending.sweeper import Sweeper
-from bot.sending.views import recorded_targets
-from bot.slack.render.refusals import opted_out_reason, refusal_text
-from bot.slack.render.status import inbound_status_text, send_status_text
-from bot.slack.replays import take_signature
-from bot.slack.reporter import Origin, SlackReporter
-from bot.sms.budget import RatePacer
-from bot.sms.fanout import RetryPolicy
 from bot.sms.twochat import TwoChatClient
 from bot.store import (
     NewRecipient,
@@ -35,7 +28,6 @@ from bot.store import (
     RateLimits,
     Recorded,
     SendRecord,
-    Store,
     StoredRequest,
 )
 from bot.store.core import answer_within
@@ -43,12 +35,10 @@ from bot.store.requests import Ticket
 from bot.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)
-P = ParamSpec("P")
-T = TypeVar("T")
 
 # Slack shows a timeout after 3 s: the database gets 1.5 s of them here, the rest is for
 # Bolt and the answer's own trip.
-ANSWER_WITHIN = 1.5
+ANSWER_DEADLINE = 1.5
 # 2Chat calls in flight at once for one request. A 5,000-member page at 300 ms a call takes
 # 15 s; with a per-minute cap the pacer, not this, sets the pace.
 FANOUT_CONCURRENCY = 100
@@ -58,59 +48,56 @@ LOOKUP_WAIT = 20.0
 DEDUPE_TTL = timedelta(days=1)
 
 
-class Workflow(Services):
-    """Submits, approves, delivers and sweeps requests; Slack output goes through the
-    reporter, state through the store."""
+class Workflow:
+    """Submits, approves, retries and looks up requests: the entry points the chat surfaces
+    call. The parts doing the work are built by the composition root (``bot.app``) and
+    passed in; chat output goes through the services' reporter, state through the store."""
 
     def __init__(
         self,
-        store: Store,
-        policy_source: Callable[[], Policy],
+        services: Services,
         twochat: TwoChatClient,
-        reporter: SlackReporter,
         runner: TaskRunner,
         *,
-        stale_after: timedelta,
-        concurrency: int = FANOUT_CONCURRENCY,
-        retry: RetryPolicy | None = None,
-        answer_within: float = ANSWER_WITHIN,
-        pacer: RatePacer | None = None,
+        delivery: Delivery,
+        approvals: Approvals,
+        ladders: Ladders,
+        sweeper: Sweeper,
+        answer_deadline: float = ANSWER_DEADLINE,
     ) -> None:
-        super().__init__(store, policy_source, reporter)
-        self.answer_within = answer_within
+        self._services = services
+        self._store = services.store
+        self._db = services.db
         self._twochat = twochat
         self._runner = runner
-        # The deployment's 2Chat budget, the one the client's reads wait for too.
-        self.pacer = pacer or RatePacer(policy_source().limits.requests_per_minute)
-        # A lease nobody renewed for as long as a send may take marks a process that died.
-        leases = RequestLeases(self, stale_after)
-        self.delivery = Delivery(
-            self, twochat, self.pacer, leases, concurrency=concurrency, retry=retry or RetryPolicy()
-        )
-        self.approvals = Approvals(self, self.delivery)
-        self.ladders = Ladders(self, self.delivery)
-        self.sweeper = Sweeper(
-            self, self.delivery, self.approvals, stale_after=stale_after, ladders=self.ladders
-        )
+        self._answer_deadline = answer_deadline
+        self.delivery = delivery
+        self.approvals = approvals
+        self.ladders = ladders
+        self.sweeper = sweeper
+
+    async def may(self, actor: str, action: Action, subject: Subject | None = None) -> Verdict:
+        """Whether ``actor`` may take ``action`` (``Services.may``)."""
+        return await self._services.may(actor, action, subject)
 
     async def submit(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
         """Record an accepted request and start it; a refusal text (rate limit), or None.
 
-        Slack hears the outcome, so recording gets ``answer_within`` seconds in all; past
+        Slack hears the outcome, so recording gets ``answer_deadline`` seconds in all; past
         them this raises StoreError, and the ticket sees to it that a request the store
         records anyway is expired rather than sent.
         """
         ticket = Ticket()
         holder = self.delivery.leases.new_holder()
         try:
-            async with asyncio.timeout(self.answer_within):
-                with answer_within(self.answer_within):
+            async with asyncio.timeout(self._answer_deadline):
+                with answer_within(self._answer_deadline):
                     outcome = await self._record(decision, origin, ticket, holder)
         except TimeoutError:
             outcome = ticket.abandon()
             if outcome is None:
                 raise StoreError(
-                    f"the database did not answer within {self.answer_within:g}s"
+                    f"the database did not answer within {self._answer_deadline:g}s"
                 ) from None
         if not isinstance(outcome, Recorded):
             return outcome
@@ -138,18 +125,18 @@ class Workflow(Services):
         """Record the request in one round trip (see ``Store.record_request``): recorded,
         and started under ``holder``'s lease unless it needs approval; or a refusal text; or
         None for a repeated delivery (a Slack retry, a replayed request)."""
-        policy, plan = self.policy, decision.plan
+        policy, plan = self._services.policy, decision.plan
         claims = [(f"submit:{origin.dedupe_key}", DEDUPE_TTL)] if origin.dedupe_key else []
-        signature = take_signature()
+        signature = origin.replay.take() if origin.replay is not None else None
         if signature is not None:
             claims.append(signature)
         new = await self.ladders.prepare(self._new_request(decision, origin, policy))
         if isinstance(new, str):
-            return refusal_text(new, self.masked())
+            return self._services.present.refusal_text(new, self._services.masked())
         limits = policy.limits
         try:
-            recorded = await self.db(
-                self.store.record_request,
+            recorded = await self._db(
+                self._store.record_request,
                 new,
                 limits=RateLimits(limits.per_sender_per_hour, limits.per_recipient_per_hour),
                 ticket=ticket,
@@ -158,28 +145,17 @@ class Workflow(Services):
             )
         except RateLimited as exc:
             await self.ladders.release(new)
-            return refusal_text(exc.user_message)
+            return self._services.present.refusal_text(exc.user_message)
         except AllOptedOut:
             # Numbers that replied STOP get nothing; a request that only reaches them is
             # refused (others in a group still get theirs; those sends fail with the reason).
             await self.ladders.release(new)
-            return refusal_text(opted_out_reason(plan.recipients), self.masked())
+            reason = self._services.present.opted_out_reason(plan.recipients)
+            return self._services.present.refusal_text(reason, self._services.masked())
         if recorded is None:
             await self.ladders.release(new)
             logger.info("repeated delivery of %s ignored", origin.dedupe_key or "a signed request")
         return recorded
-
-    async def answering(self, method: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """A store call while Slack waits for the answer (``/sms help``): StoreError rather
-        than a wait Slack would time out on."""
-        try:
-            async with asyncio.timeout(self.answer_within):
-                with answer_within(self.answer_within):
-                    return await self.db(method, *args, **kwargs)
-        except TimeoutError:
-            raise StoreError(
-                f"the database did not answer within {self.answer_within:g}s"
-            ) from None
 
     def _new_request(
         self, decision: Allow | NeedsApproval, origin: Origin, policy: Policy
@@ -199,7 +175,7 @@ class Workflow(Services):
             encoding=plan.segments.encoding,
             approval_required=needs_approval,
             expires_at=(
-                self.store.now() + policy.approvals.expire_after if needs_approval else None
+                self._store.now() + policy.approvals.expire_after if needs_approval else None
             ),
             response_url=origin.response_url,
             thread_ts=origin.thread_ts,
@@ -221,24 +197,24 @@ class Workflow(Services):
     async def retry(self, send_id: int, user: str, attempts: int | None = None) -> str | None:
         """Retry one send whose outcome is unknown (or failed): requester or approver only;
         once for the attempt the button was offered for (``attempts``)."""
-        send = await self.db(self.store.get_send, send_id)
+        send = await self._db(self._store.get_send, send_id)
         if send is None:
             return "this send is unknown to the bridge"
-        request = await self.db(self.store.get_request, send.request_id)
+        request = await self._db(self._store.get_request, send.request_id)
         if request is None:
             return "this send is unknown to the bridge"
-        verdict = await self.may(user, Action.RETRY, Subject(requester=request.sender))
+        verdict = await self._services.may(user, Action.RETRY, Subject(requester=request.sender))
         if not verdict.allowed:
             return verdict.refusal()
-        if not await self.db(self.store.retry_send, send_id, attempts):
+        if not await self._db(self._store.retry_send, send_id, attempts):
             return "this send was already retried"
         note = None
         if send.state == "unknown":
             note = await self._settle_from_2chat(request, send)
-        fresh = await self.db(self.store.get_send, send_id)
+        fresh = await self._db(self._store.get_send, send_id)
         if note is None and fresh is not None:
             await self.delivery.run_sends(Run(request), [fresh])
-        context = self.describe(request)
+        context = self._services.describe(request)
         await self.delivery.report(request, request.thread_ts, context, only={send_id})
         return note
 
@@ -246,7 +222,7 @@ class Workflow(Services):
         """Before a retried unknown send goes out again: if 2Chat has its SMS already, it is
         recorded as sent; if 2Chat cannot say, it stays unknown. A note for the clicker
         then, or None: send it."""
-        db, store = self.db, self.store
+        db, store = self._db, self._store
         try:
             found = await self._accepted_already(request, send)
         except TwoChatError as exc:
@@ -264,26 +240,26 @@ class Workflow(Services):
         """2Chat's id of this unknown send's SMS if 2Chat has it, and no other send of the
         bridge recorded it (``bot.sending.reconcile``)."""
         for message_id in await sent_like(self._twochat, request, send):
-            if await self.db(self.store.send_by_message_id, message_id) is None:
+            if await self._db(self._store.send_by_message_id, message_id) is None:
                 return message_id
         return None
 
     async def status(self, message_id: str, user: str) -> str:
         """``/sms status``: what the bridge knows of one SMS it sent or read, and what
         2Chat's GET /open/sms/message says (asked only for the bridge's own messages)."""
-        verdict = await self.may(user, Action.STATUS)
+        verdict = await self._services.may(user, Action.STATUS)
         if not verdict.allowed:
             return f":no_entry: {verdict.sentence()}"
-        policy = self.policy
-        send = await self.db(self.store.send_by_message_id, message_id)
-        inbound = None if send else await self.db(self.store.inbound_message, message_id)
+        policy = self._services.policy
+        send = await self._db(self._store.send_by_message_id, message_id)
+        inbound = None if send else await self._db(self._store.inbound_message, message_id)
         if send is None and inbound is None:
             return (
                 f":grey_question: The bridge has no SMS with message_id `{message_id}` "
                 "(it knows only the texts it sent and the replies it read)."
             )
         request_id = send.request_id if send else inbound.request_id if inbound else None
-        request = await self.db(self.store.get_request, request_id) if request_id else None
+        request = await self._db(self._store.get_request, request_id) if request_id else None
         remote, remote_error = None, None
         try:
             async with asyncio.timeout(LOOKUP_WAIT):  # behind every text and poll
@@ -292,13 +268,16 @@ class Workflow(Services):
             remote_error = exc.user_message
         except TimeoutError:
             remote_error = "2Chat was not asked: its per-minute budget is busy with texts now"
+        at, sender = None, None
         if send is not None:
-            acks = await self.db(self.store.acknowledgements, send.request_id)
+            acks = await self._db(self._store.acknowledgements, send.request_id)
             at = next((ack.at for ack in acks if ack.number == send.number), None)
-            return send_status_text(send, request, at, remote, remote_error, self.masked())
-        assert inbound is not None
-        sender = Recipient(inbound.contact, policy.contact_name(inbound.contact))
-        return inbound_status_text(inbound, sender, request, remote, remote_error, self.masked())
+        elif inbound is not None:
+            sender = Recipient(inbound.contact, policy.contact_name(inbound.contact))
+        found = StatusFound(
+            send, inbound, sender, request, at, remote, remote_error, self._services.masked()
+        )
+        return self._services.present.status_text(found)
 
     async def sweep_forever(self, interval: float, stop: asyncio.Event) -> None:
         """Sweep every ``interval`` until ``stop`` (the sweeper says how)."""

@@ -93,7 +93,7 @@ async def answer_clicker(
 async def open_reject_form(bridge: Bridge, client: AsyncWebClient, action: BlockAction) -> None:
     """A Reject click: the reason form, for someone who may decide this request."""
     request_id, channel, user = action.button_value(), action.answer_channel(), action.user_id
-    request = await bridge.workflow.db(bridge.workflow.store.get_request, request_id)
+    request = await bridge.queries.request(request_id)
     workflow = bridge.workflow
     refusal = (
         await workflow.may_decide(request, user, approve=False) if request else "unknown request"

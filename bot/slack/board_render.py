@@ -7,30 +7,15 @@ in their time zone and it stays right between edits. Pure rendering, from stored
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
-from bot.core.escalation import Escalation
+from bot.sending.ports import Board
+from bot.sending.queries import EscalationStep
 from bot.slack.blocks import Block, button, sections
 from bot.slack.ids import ActionId
 from bot.slack.render.escaping import shown, untrusted
-from bot.store.escalations import EscalationRecord, EscalationStep, Texted
 
 _VIA = {"sms": "by SMS", "button": "with the Ack button", "reaction": "with :white_check_mark:"}
-
-
-@dataclass(frozen=True)
-class Board:
-    """What the board shows; ``who`` names an actor (a Slack user or a phone number), and
-    ``masked`` is the policy's ``mask_numbers`` for numbers the ladder's tiers name."""
-
-    escalation: EscalationRecord
-    ladder: Escalation | None
-    steps: tuple[EscalationStep, ...]
-    texted: tuple[Texted, ...]
-    who: Callable[[str], str]
-    masked: bool = False
 
 
 def slack_time(at: datetime, token: str = "{time}") -> str:

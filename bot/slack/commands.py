@@ -15,7 +15,8 @@ from bot.core.commands import parse_sms_command
 from bot.core.model import Policy
 from bot.core.policy import Refuse, decide, sender_rule, split_targets
 from bot.errors import BadPayload, BridgeError, StoreError
-from bot.sending.views import outcome_of, plan_of
+from bot.sending.from_records import outcome_of, plan_of
+from bot.sending.ports import Origin
 from bot.slack.compose_modal import open_compose_modal
 from bot.slack.deps import Bridge
 from bot.slack.payloads import SlashCommand
@@ -23,7 +24,6 @@ from bot.slack.render.outcomes import request_text
 from bot.slack.render.refusals import refusal_text
 from bot.slack.render.status import request_status_texts
 from bot.slack.render.usage import STATUS_USAGE, help_text
-from bot.slack.reporter import Origin
 
 logger = logging.getLogger(__name__)
 
@@ -129,10 +129,10 @@ async def request_status(bridge: Bridge, request_id: str, user_id: str) -> list[
     verdict = await workflow.may(user_id, Action.STATUS)
     if not verdict.allowed:
         return [f":no_entry: {verdict.sentence()}"]
-    request = await workflow.db(workflow.store.get_request, request_id)
+    request = await bridge.queries.request(request_id)
     if request is None:
         return [f":grey_question: The bridge has no text with id `{request_id}`."]
-    sends = await workflow.db(workflow.store.sends, request_id)
+    sends = await bridge.queries.sends(request_id)
     masked = policy.defaults.mask_numbers
     described = request_text(plan_of(request), masked)
     return request_status_texts(request_id, described, [outcome_of(s) for s in sends], masked)
@@ -140,12 +140,12 @@ async def request_status(bridge: Bridge, request_id: str, user_id: str) -> list[
 
 async def help_for(bridge: Bridge, user_id: str) -> str:
     """``/sms help``, with the opt-out list for people who may send."""
-    policy, workflow = bridge.policy, bridge.workflow
+    policy = bridge.policy
     directory = await bridge.directory()
     opted_out: list[tuple[str, datetime]] = []
     if permission(policy, directory, user_id, Action.HELP).allowed:
         try:
-            opt_outs = await workflow.answering(workflow.store.opt_outs)
+            opt_outs = await bridge.queries.opt_outs_before_answer()
         except StoreError as exc:  # help must still answer within Slack's 3 seconds
             logger.warning("opt-out list unavailable for /sms help: %s", exc)
             opt_outs = []

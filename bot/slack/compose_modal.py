@@ -33,6 +33,7 @@ from bot.core.model import Policy
 from bot.core.policy import Decision, Field, Refuse, allowed_from_names, decide, sender_rule
 from bot.core.preview import outgoing_text, preview_text
 from bot.errors import BadPayload, NotASender
+from bot.sending.ports import Origin
 from bot.slack.deps import Bridge
 from bot.slack.forms import (
     MAX_INPUT,
@@ -56,7 +57,6 @@ from bot.slack.payloads import (
     optional,
 )
 from bot.slack.render.escaping import show_number
-from bot.slack.reporter import Origin
 
 logger = logging.getLogger(__name__)
 

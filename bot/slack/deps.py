@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.core.commands import NO_NAMES, unnamed_users
-from bot.core.directory import Directory
+from bot.core.directory import Directory, DirectorySource
 from bot.core.model import Policy
 from bot.core.policy import Allow, NeedsApproval
 from bot.errors import StoreError
+from bot.sending.ports import Origin
+from bot.sending.queries import Queries
 from bot.sending.workflow import Workflow
 from bot.slack.render.refusals import refusal_text, unreachable_text
-from bot.slack.reporter import Origin, SlackReporter
+from bot.slack.replays import serving_claim
+from bot.slack.reporter import SlackReporter
 from bot.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)
@@ -36,8 +39,11 @@ class Bridge:
 
     policy_source: Callable[[], Policy]
     workflow: Workflow
+    queries: Queries
     reporter: SlackReporter
     runner: TaskRunner
+    # Slack user groups and profile phones for a policy (``SlackDirectory.snapshot``).
+    read_directory: DirectorySource
     # Display names by user id, looked up in Slack (``SlackNames.names``).
     user_names: Callable[[Iterable[str]], Awaitable[Mapping[str, str]]] = no_names
 
@@ -48,7 +54,7 @@ class Bridge:
     async def directory(self, *, patient: bool = False) -> Directory:
         """Slack user groups and profile phones for the current policy, looked up before a
         decision so that ``decide`` stays pure; ``patient`` when no Slack request waits."""
-        return await self.workflow.directory(self.policy, patient=patient)
+        return await self.read_directory(self.policy, patient=patient)
 
     async def names_in(self, value: object) -> Mapping[str, str]:
         """The names of the users mentioned without one in ``value`` (command text or a
@@ -70,7 +76,10 @@ class Bridge:
 
     async def accept(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
         """``submit``, raising StoreError during a database outage (for a caller that can
-        wait for the database rather than refuse)."""
+        wait for the database rather than refuse). A signed delivery's replay claim goes
+        along on the origin, recorded with the request."""
+        if origin.replay is None:
+            origin = replace(origin, replay=serving_claim())
         refusal = await self.workflow.submit(decision, origin)
         if refusal is None and (decision.plan.unreachable or decision.plan.unread):
             self.runner.spawn(self._say_unreachable(decision, origin), name="unreachable")

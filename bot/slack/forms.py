@@ -14,10 +14,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.model import WILDCARD, Policy, SenderRule
 from bot.core.policy import Decision, Refuse, split_targets
 from bot.errors import BadPayload, GarbledField
+from bot.sending.ports import Origin
 from bot.slack.deps import Bridge
 from bot.slack.render.labels import SHOWN_ENTRIES, listing, target_label
 from bot.slack.render.refusals import describe_error
-from bot.slack.reporter import Origin
 
 # Slack's limits for the fields we fill (Block Kit reference).
 MAX_INPUT = 3000

@@ -21,7 +21,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.access import Action, permission
 from bot.core.model import Policy, SenderRule
 from bot.core.policy import sender_rule
-from bot.sending.views import outcome_of, plan_of
+from bot.sending.from_records import outcome_of, plan_of
+from bot.sending.queries import SendRecord, StoredRequest
 from bot.slack.blocks import (
     MAX_VIEW_BLOCKS,
     Block,
@@ -38,7 +39,6 @@ from bot.slack.render.escaping import shown
 from bot.slack.render.labels import slack_time
 from bot.slack.render.outcomes import outcome_text, request_text
 from bot.slack.render.usage import opted_out_text, permissions_text
-from bot.store import SendRecord, StoredRequest
 
 logger = logging.getLogger(__name__)
 
@@ -127,24 +127,18 @@ def _pending_blocks(policy: Policy, user: str, request: StoredRequest, masked: b
 
 
 async def build_home(bridge: Bridge, user: str) -> dict[str, Any]:
-    """Read what the Home tab shows from the store, then render it."""
-    workflow = bridge.workflow
-    store = workflow.store
+    """Read what the Home tab shows (``Queries``), then render it."""
+    queries = bridge.queries
     policy = bridge.policy
-    requests = await workflow.db(store.recent_requests, user, RECENT_LIMIT)
-    recent = [(request, await workflow.db(store.sends, request.id)) for request in requests]
+    requests = await queries.recent_requests(user, RECENT_LIMIT)
+    recent = [(request, await queries.sends(request.id)) for request in requests]
     directory = await bridge.directory()
     pending: list[StoredRequest] | None = None
     if permission(policy, directory, user, Action.HOME).allowed:
-        now = store.now()
-        pending = [
-            request
-            for request in await workflow.db(store.requests_in_state, "pending_approval")
-            if request.expires_at is None or request.expires_at > now
-        ]
+        pending = await queries.awaiting_approval()
     opted_out: list[tuple[str, datetime]] = []
     if permission(policy, directory, user, Action.HELP).allowed:
-        opted_out = [(o.number, o.since) for o in await workflow.db(store.opt_outs)]
+        opted_out = [(o.number, o.since) for o in await queries.opt_outs()]
     rule = sender_rule(policy, user, directory)
     return home_view(policy, user, rule, recent, pending, opted_out)
 

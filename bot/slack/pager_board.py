@@ -10,7 +10,6 @@ drawn by ``board_render`` and kept current by ``sending.escalation``.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -97,10 +96,9 @@ def _register_command(app: AsyncApp, bridge: Bridge, action_id: ActionId, what: 
 
 async def ack_by_reaction(bridge: Bridge, event: ReactionAdded) -> None:
     """A ✅ on a board acks its page, once per Slack event however often it is delivered."""
-    workflow = bridge.workflow
-    escalation = await workflow.db(workflow.store.escalation_on_board, event.channel_id, event.ts)
+    escalation = await bridge.queries.escalation_on_board(event.channel_id, event.ts)
     if escalation is None:
         return
-    if not await workflow.db(workflow.store.claim_key, event.dedupe_key, timedelta(days=1)):
+    if not await bridge.queries.claim_once(event.dedupe_key):
         return
     await ack_from_slack(bridge, escalation.id, event.user_id, event.channel_id, via="reaction")

@@ -27,13 +27,11 @@ from bot.core.page_command import parse_page
 from bot.core.policy import Refuse, auto_page_sender, decide, decide_auto_page, page_targets
 from bot.core.segments import gsm7_cleanup
 from bot.errors import BadPayload, StoreError
+from bot.sending.ports import Origin
 from bot.slack.deps import DATABASE_UNAVAILABLE, Bridge
 from bot.slack.payloads import MessageEvent
 from bot.slack.redelivery import ask_for_redelivery, is_redelivery
 from bot.slack.render.refusals import refusal_text
-from bot.slack.reporter import Origin
-from bot.store.core import answer_within
-from bot.store.leases import ALERT_CLAIM_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -113,24 +111,18 @@ async def page_alert(
     await auto_page(bridge, alert, message_text(event, names) if names else text, outage)
 
 
-def event_claim(alert: MessageEvent) -> str:
-    """The name of an alert event's claim (a lease: its holder may take it again)."""
-    return f"{ALERT_CLAIM_PREFIX}{alert.dedupe_key}"
-
-
 async def claim_event(bridge: Bridge, alert: MessageEvent, holder: str) -> bool | None:
     """Claim an alert event for ``holder`` (this process) before Slack is answered: True
     for the first process the database saw it from, False for another (Slack's redelivery
     of an event that is being paged), None when the database did not answer in time. A
     claim that commits after the time ran out is still this process's, so its wait for
     the database takes it again."""
-    workflow = bridge.workflow
+    queries = bridge.queries
     try:
-        async with asyncio.timeout(EVENT_CLAIM_WITHIN):
-            with answer_within(EVENT_CLAIM_WITHIN):
-                return await workflow.db(
-                    workflow.store.acquire_lease, event_claim(alert), holder, EVENT_CLAIM_TTL
-                )
+        return await queries.before_answer(
+            EVENT_CLAIM_WITHIN,
+            lambda: queries.hold_alert_event(alert.dedupe_key, holder, EVENT_CLAIM_TTL),
+        )
     except (StoreError, TimeoutError) as exc:
         logger.warning("alert event %s not claimed, database unavailable: %s", alert.ts, exc)
         return None
@@ -151,7 +143,7 @@ async def auto_page(
     rule = policy.channels.get(channel)
     if rule is None or rule.auto_page is None:
         return
-    workflow = bridge.workflow
+    queries = bridge.queries
     claim_event_first = outage is not None
     outage = outage or _Outage(bridge, alert)
     try:
@@ -160,14 +152,14 @@ async def auto_page(
             return
         key = alert_key(channel, text)
         window = rule.auto_page.dedupe_window
-        if not await outage.wait(lambda: workflow.db(workflow.store.claim_key, key, window)):
+        if not await outage.wait(lambda: queries.claim_once(key, window)):
             logger.info("auto-page in %s: same alert already paged within the window", channel)
             return
         directory = await bridge.directory(patient=True)
         decision = decide_auto_page(policy, channel, gsm7_cleanup(text), directory)
         if isinstance(decision, Refuse) and directory.unread:
             # Slack could not tell who is on call: the next identical alert must try again.
-            await outage.wait(lambda: workflow.db(workflow.store.release_key, key))
+            await outage.wait(lambda: queries.release(key))
         if isinstance(decision, Refuse):
             refusal: str | None = refusal_text(decision.reason)
         else:
@@ -211,11 +203,8 @@ class _Outage:
 
     async def claim_event(self) -> bool:
         """Claim the alert's event once the database answers (see ``claim_event``)."""
-        workflow = self._bridge.workflow
-        name = event_claim(self._alert)
-        return await self.wait(
-            lambda: workflow.db(workflow.store.acquire_lease, name, self.holder, EVENT_CLAIM_TTL)
-        )
+        queries, key = self._bridge.queries, self._alert.dedupe_key
+        return await self.wait(lambda: queries.hold_alert_event(key, self.holder, EVENT_CLAIM_TTL))
 
     async def wait(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``'s answer; StoreError once the database failed past the deadline."""

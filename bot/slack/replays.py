@@ -7,7 +7,8 @@ everyone again. Two defences, neither costing a store call of its own:
 * each process remembers the signatures it served within ``REPLAY_WINDOW`` and answers a
   replay with an empty 200;
 * the request that a signed Slack request records claims the signature in the same
-  transaction (``take_signature``), so a replay sent to another process records nothing.
+  transaction: ``Bridge`` puts the claim on the request's ``Origin`` (``serving_claim``),
+  so a replay sent to another process records nothing.
 
 Everything else a Slack request can do is idempotent by itself (an approval's first decision
 wins, an event id is claimed once, a Retry retries once), so a replay that reaches another
@@ -32,25 +33,31 @@ REPLAY_WINDOW = timedelta(minutes=6)
 
 class SignatureClaim:
     """The signature of the Slack request being served, for the first request it records
-    (and only the first: work started in the background inherits this context)."""
+    (and only the first: one delivery may record several); a ``ReplayClaim``."""
 
     def __init__(self, key: str) -> None:
         self._key: str | None = key
 
-    def take(self) -> str | None:
+    def take(self) -> tuple[str, timedelta] | None:
+        """(key, how long to keep it) the first time, None after."""
         key, self._key = self._key, None
-        return key
+        return (key, REPLAY_WINDOW) if key is not None else None
 
 
 _SERVING: ContextVar[SignatureClaim | None] = ContextVar("sms_bridge_signature", default=None)
 
 
+def serving_claim() -> SignatureClaim | None:
+    """The claim of the signed request being served, for its ``Origin``; None when not
+    serving a signed request (Socket Mode, background work)."""
+    return _SERVING.get()
+
+
 def take_signature() -> tuple[str, timedelta] | None:
     """The (key, ttl) a request recorded now must claim with it, or None: not serving a
-    signed request (Socket Mode, background work), or another record took it."""
+    signed request, or another record took it."""
     claim = _SERVING.get()
-    key = claim.take() if claim is not None else None
-    return (key, REPLAY_WINDOW) if key is not None else None
+    return claim.take() if claim is not None else None
 
 
 # Slack signs with the time of sending and its verifier refuses a request older than this.
@@ -93,7 +100,7 @@ class ReplayGuard:
     @contextmanager
     def serving(self, raw: str, headers: Mapping[str, str]) -> Iterator[bool]:
         """Yields True for a replay of a verified request this process served; otherwise
-        the request is served with its signature ready to be claimed (``take_signature``).
+        the request is served with its signature ready to be claimed (``serving_claim``).
         Requests Slack did not sign are refused before (``refusal``) and never remembered."""
         key = self._verified_key(raw, headers)
         if key is None:

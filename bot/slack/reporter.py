@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +18,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.sending.ports import Origin, Posted
 from bot.slack.blocks import within_text_limit
+from bot.slack.pace import EditPace
 
 logger = logging.getLogger(__name__)
 
@@ -58,29 +60,6 @@ _PASSING = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Posted:
-    """What a post got: the message's ts, or why not: ``passing`` when Slack was down or
-    busy (worth trying again later), not when it refused for good."""
-
-    ts: str | None
-    passing: bool
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a request came from, and how to reach its requester privately."""
-
-    channel_id: str
-    user_id: str
-    response_url: str | None = None
-    # Set when results belong in an existing thread (a page answering its trigger message).
-    thread_ts: str | None = None
-    # Set when a delivery may arrive twice (Slack retries): the same key is one request.
-    dedupe_key: str | None = None
-    kind: str = "sms"
-
-
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -102,6 +81,15 @@ class SlackReporter:
         self._client = client
         self._response_url_hosts = response_url_hosts
         self._dry_run = dry_run  # every message says so
+        self._pace = EditPace()  # every edit this process makes in a channel, spaced
+
+    def edit_ready(self, channel: str) -> bool:
+        """Whether an edit in ``channel`` could go at once (for edits that may be skipped)."""
+        return self._pace.ready(channel)
+
+    def edit_turn(self, channel: str) -> AbstractAsyncContextManager[None]:
+        """Slack's next edit slot in ``channel`` (``EditPace``); edit inside the block."""
+        return self._pace.turn(channel)
 
     def _marked(self, text: str, blocks: Blocks | None) -> tuple[str, Blocks | None]:
         if not self._dry_run:

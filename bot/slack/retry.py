@@ -4,11 +4,9 @@ since the person may be texted twice."""
 
 from __future__ import annotations
 
+from bot.sending.ports import RetryOffer
 from bot.slack.blocks import MAX_ACTIONS_ELEMENTS, Block, button, confirm_dialog, sections
 from bot.slack.ids import ActionId, BlockId
-
-# What a Retry button is offered for: (send id, the attempts made when its outcome was shown).
-RetryOffer = tuple[int, int]
 
 RETRY_CONFIRM = confirm_dialog(
     "Text this person again?", "2Chat may already have this SMS: it may text them twice."

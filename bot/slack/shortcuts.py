@@ -22,6 +22,7 @@ from bot.core.model import Policy, SenderRule
 from bot.core.policy import Field, Refuse, decide, sender_rule
 from bot.core.segments import analyze
 from bot.errors import BadPayload
+from bot.sending.ports import Origin
 from bot.slack.deps import Bridge
 from bot.slack.forms import (
     MAX_INPUT,
@@ -39,7 +40,6 @@ from bot.slack.paging import KIND
 from bot.slack.payloads import MessageShortcut, ViewSubmission, json_object
 from bot.slack.render.labels import segments_label
 from bot.slack.render.refusals import refusal_text
-from bot.slack.reporter import Origin
 
 logger = logging.getLogger(__name__)
 

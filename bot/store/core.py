@@ -89,7 +89,7 @@ def answer_within(seconds: float | None) -> Iterator[None]:
         _ANSWER_BY.reset(token)
 
 
-def answering() -> bool:
+def answer_pending() -> bool:
     """Whether a Slack request waits for this call's answer (``answer_within`` is in force)."""
     return _ANSWER_BY.get() is not None
 

@@ -16,6 +16,7 @@ from bot.core.model import Policy
 from bot.core.policy import Allow, NeedsApproval, Refuse
 from bot.core.preview import preview_text
 from bot.errors import BadPayload, NotASender
+from bot.sending.ports import Origin
 from bot.slack.compose_modal import (
     ComposeMeta,
     ComposeValues,
@@ -27,7 +28,6 @@ from bot.slack.compose_modal import (
 )
 from bot.slack.ids import BlockId, CallbackId
 from bot.slack.payloads import View
-from bot.slack.reporter import Origin
 from tests.appproc import AppProcess
 from tests.conftest import SHIPPED_CONFIG, StartApp
 from tests.fakes.signing import interaction_body, slash_command_body

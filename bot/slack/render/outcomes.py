@@ -4,10 +4,9 @@ recipient's outcome (a headline with the counts first, only failures for a big s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from bot.core.model import Recipient
 from bot.core.policy import AUTO_PAGE_PREFIX, SendPlan
+from bot.sending.ports import Outcome
 from bot.slack.render.escaping import quote, show_number, untrusted
 from bot.slack.render.labels import (
     SHOWN_NAMES,
@@ -20,20 +19,6 @@ from bot.slack.render.labels import (
 # An outcome lists at most this many lines: every recipient of a send to this many or
 # fewer, else only failures (the first this many; ``/sms status <request id>`` has them all).
 LISTED_OUTCOMES = 25
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one recipient: a 2Chat message id, or the error."""
-
-    recipient: Recipient
-    message_id: str | None = None
-    error: str | None = None
-    pending: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.message_id is not None
 
 
 def request_text(plan: SendPlan, masked: bool) -> str:

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.model import Recipient
 from bot.core.policy import AUTO_PAGE_PREFIX
+from bot.sending.ports import Outcome, StatusFound
 from bot.slack.blocks import MAX_MESSAGE_TEXT, split_text
 from bot.slack.render.escaping import show_number, shown, untrusted
 from bot.slack.render.labels import error_text, recipient_label, slack_time
-from bot.slack.render.outcomes import Outcome, outcome_line
+from bot.slack.render.outcomes import outcome_line
 
 if TYPE_CHECKING:
-    from bot.store import InboundMessage, SendRecord, StoredRequest
+    from bot.sending.queries import InboundMessage, SendRecord, StoredRequest
 
 
 # 2Chat's fields not worth repeating in /sms status: the text is the bridge's record.
@@ -93,6 +94,28 @@ def inbound_status_text(
         lines.append(f"• a {meaning.get(kind, 'message')} from a number not texted lately")
     lines.append(_remote_text(remote, remote_error, masked))
     return "\n".join(lines)
+
+
+def status_text(found: StatusFound) -> str:
+    """``/sms status`` for what was found: an SMS the bridge sent, or one it read."""
+    if found.send is not None:
+        return send_status_text(
+            found.send,
+            found.request,
+            found.acknowledged_at,
+            found.remote,
+            found.remote_error,
+            found.masked,
+        )
+    assert found.inbound is not None and found.sender is not None
+    return inbound_status_text(
+        found.inbound,
+        found.sender,
+        found.request,
+        found.remote,
+        found.remote_error,
+        found.masked,
+    )
 
 
 def request_status_texts(

@@ -1,4 +1,5 @@
-"""What stored requests and sends mean to policy and to Slack: pure conversions."""
+"""What stored requests and sends mean to policy and to the chat: pure conversions from
+records (a plan, an origin, outcomes), named apart from Slack's "views" (its modals)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import json
 from bot.core.model import Recipient
 from bot.core.policy import SendPlan
 from bot.core.segments import analyze
-from bot.slack.render.outcomes import Outcome
-from bot.slack.reporter import Origin
+from bot.sending.ports import Origin, Outcome
 from bot.store import SendRecord, StoredRequest
 
 UNKNOWN_AFTER_CRASH = (

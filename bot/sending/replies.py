@@ -36,10 +36,8 @@ from bot.core.model import START_WORDS, STOP_WORDS, Policy, Recipient, reply_key
 from bot.core.phone import mask
 from bot.errors import BridgeError
 from bot.sending.escalation import Ladders
+from bot.sending.from_records import origin_of
 from bot.sending.services import Services
-from bot.sending.views import origin_of
-from bot.slack.render.escaping import show_number
-from bot.slack.render.replies import ack_summary_text, reply_text, unknown_reply_text
 from bot.sms.twochat import Conversation, SmsMessage, TwoChatClient, e164
 from bot.store import PendingInbound, ReplyCursor, StoredRequest
 
@@ -379,7 +377,9 @@ class ReplyRelay:
         """Opt out, opt back in or acknowledge; a note for the posted reply, or None."""
         db = self._services.db
         contact = message.contact
-        name = self.policy.contact_name(contact) or show_number(contact, self._services.masked())
+        name = self.policy.contact_name(contact) or self._services.present.show_number(
+            contact, self._services.masked()
+        )
         if kind == "stop":
             via = f"replied {reply_keyword(message.text).upper()} ({message.uuid})"
             await db(self._store.opt_out, contact, via)
@@ -414,7 +414,7 @@ class ReplyRelay:
     ) -> None:
         """Into the request's thread; privately to the requester when that is impossible."""
         reporter = self._services.reporter
-        body = reply_text(sender, text, self._services.masked(), note)
+        body = self._services.present.reply_text(sender, text, self._services.masked(), note)
         if request.thread_ts and await reporter.post(
             request.channel_id, body, thread_ts=request.thread_ts
         ):
@@ -435,8 +435,11 @@ class ReplyRelay:
             (name for name, number in self.policy.from_numbers.items() if number == from_number),
             None,
         )
-        from_label = f"{from_name} ({show_number(from_number, self._services.masked())})"
-        body = unknown_reply_text(sender, from_label, text, self._services.masked())
+        number = self._services.present.show_number(from_number, self._services.masked())
+        from_label = f"{from_name} ({number})"
+        body = self._services.present.unknown_reply_text(
+            sender, from_label, text, self._services.masked()
+        )
         await self._services.reporter.post(channel, f"{body}\n{note}" if note else body)
 
     async def _show_acks(self, request: StoredRequest) -> None:
@@ -447,7 +450,7 @@ class ReplyRelay:
         if not acks:  # an ack word that named no page (several were open) acked nothing
             return
         recipients = [Recipient(r.number, r.name) for r in request.recipients]
-        text = ack_summary_text(recipients, acks, self._services.masked())
+        text = self._services.present.ack_summary_text(recipients, acks, self._services.masked())
         existing = await db(self._store.ack_summary, request.id)
         if existing is not None:
             await reporter.update(existing[0], existing[1], text)
