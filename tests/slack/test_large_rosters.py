@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bot.slack.blocks import MAX_SECTION_TEXT, split_text
+from bot.slack.render.blocks import MAX_SECTION_TEXT, split_text
 from bot.slack.render.escaping import untrusted
 from tests.appproc import AppProcess
 from tests.conftest import StartApp, policy_file

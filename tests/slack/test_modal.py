@@ -17,7 +17,8 @@ from bot.core.policy import Allow, NeedsApproval, Refuse
 from bot.core.preview import preview_text
 from bot.errors import BadPayload, NotASender
 from bot.sending.ports import Origin
-from bot.slack.compose_modal import (
+from bot.slack.ids import BlockId, CallbackId
+from bot.slack.listeners.compose_modal import (
     ComposeMeta,
     ComposeValues,
     compose_view,
@@ -26,7 +27,6 @@ from bot.slack.compose_modal import (
     read_values,
     submit_compose,
 )
-from bot.slack.ids import BlockId, CallbackId
 from bot.slack.payloads import View
 from tests.appproc import AppProcess
 from tests.conftest import SHIPPED_CONFIG, StartApp

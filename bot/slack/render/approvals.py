@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.slack.blocks import Block, button, context, sections
 from bot.slack.ids import ActionId, BlockId
+from bot.slack.render.blocks import Block, button, context, sections
 from bot.slack.render.escaping import shown
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from bot.core.model import Recipient
 from bot.core.policy import AUTO_PAGE_PREFIX
 from bot.sending.ports import Outcome, StatusFound
-from bot.slack.blocks import MAX_MESSAGE_TEXT, split_text
+from bot.slack.render.blocks import MAX_MESSAGE_TEXT, split_text
 from bot.slack.render.escaping import show_number, shown, untrusted
 from bot.slack.render.labels import error_text, recipient_label, slack_time
 from bot.slack.render.outcomes import outcome_line

@@ -34,8 +34,9 @@ from bot.core.policy import Decision, Field, Refuse, allowed_from_names, decide,
 from bot.core.preview import outgoing_text, preview_text
 from bot.errors import BadPayload, NotASender
 from bot.sending.ports import Origin
-from bot.slack.deps import Bridge
-from bot.slack.forms import (
+from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.slack.listeners.deps import Bridge
+from bot.slack.listeners.forms import (
     MAX_INPUT,
     answer_form,
     field_error,
@@ -47,7 +48,6 @@ from bot.slack.forms import (
     slack_error,
     submit_form,
 )
-from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.payloads import (
     BlockAction,
     SlashCommand,

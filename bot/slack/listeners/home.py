@@ -23,7 +23,10 @@ from bot.core.model import Policy, SenderRule
 from bot.core.policy import sender_rule
 from bot.sending.from_records import outcome_of, plan_of
 from bot.sending.queries import SendRecord, StoredRequest
-from bot.slack.blocks import (
+from bot.slack.ids import ActionId, BlockId
+from bot.slack.listeners.deps import Bridge
+from bot.slack.render.approvals import approval_text
+from bot.slack.render.blocks import (
     MAX_VIEW_BLOCKS,
     Block,
     button,
@@ -32,9 +35,6 @@ from bot.slack.blocks import (
     header,
     sections,
 )
-from bot.slack.deps import Bridge
-from bot.slack.ids import ActionId, BlockId
-from bot.slack.render.approvals import approval_text
 from bot.slack.render.escaping import shown
 from bot.slack.render.labels import slack_time
 from bot.slack.render.outcomes import outcome_text, request_text

@@ -17,8 +17,8 @@ from bot.core.policy import Refuse, decide, sender_rule, split_targets
 from bot.errors import BadPayload, BridgeError, StoreError
 from bot.sending.from_records import outcome_of, plan_of
 from bot.sending.ports import Origin
-from bot.slack.compose_modal import open_compose_modal
-from bot.slack.deps import Bridge
+from bot.slack.listeners.compose_modal import open_compose_modal
+from bot.slack.listeners.deps import Bridge
 from bot.slack.payloads import SlashCommand
 from bot.slack.render.outcomes import request_text
 from bot.slack.render.refusals import refusal_text

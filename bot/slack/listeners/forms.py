@@ -15,7 +15,7 @@ from bot.core.model import WILDCARD, Policy, SenderRule
 from bot.core.policy import Decision, Refuse, split_targets
 from bot.errors import BadPayload, GarbledField
 from bot.sending.ports import Origin
-from bot.slack.deps import Bridge
+from bot.slack.listeners.deps import Bridge
 from bot.slack.render.labels import SHOWN_ENTRIES, listing, target_label
 from bot.slack.render.refusals import describe_error
 

@@ -1,17 +1,25 @@
 """The send path's words and blocks as Slack shows them (``bot.sending.ports.Presenter``).
 
 The send path does not import Slack; the composition root hands it this presenter, which
-is the rendering functions of ``render``, ``retry`` and ``board_render`` under one name.
+is the rendering functions of this package's modules under one name.
 """
 
 from __future__ import annotations
 
-from bot.slack import board_render, retry
-from bot.slack.render import approvals, escaping, outcomes, refusals, replies, status
+from bot.slack.render import (
+    approvals,
+    board,
+    escaping,
+    outcomes,
+    refusals,
+    replies,
+    retry,
+    status,
+)
 
 
 class SlackPresenter:
-    """Each method is the ``bot.slack`` function of the same name, unchanged."""
+    """Each method is the ``bot.slack.render`` function of the same name, unchanged."""
 
     request_text = staticmethod(outcomes.request_text)
     refusal_text = staticmethod(refusals.refusal_text)
@@ -26,8 +34,8 @@ class SlackPresenter:
     unposted_approval_text = staticmethod(refusals.unposted_approval_text)
     verdict_text = staticmethod(approvals.verdict_text)
     decided_blocks = staticmethod(approvals.decided_blocks)
-    board_text = staticmethod(board_render.board_text)
-    board_blocks = staticmethod(board_render.board_blocks)
+    board_text = staticmethod(board.board_text)
+    board_blocks = staticmethod(board.board_blocks)
     reply_text = staticmethod(replies.reply_text)
     unknown_reply_text = staticmethod(replies.unknown_reply_text)
     ack_summary_text = staticmethod(replies.ack_summary_text)

@@ -5,8 +5,8 @@ since the person may be texted twice."""
 from __future__ import annotations
 
 from bot.sending.ports import RetryOffer
-from bot.slack.blocks import MAX_ACTIONS_ELEMENTS, Block, button, confirm_dialog, sections
 from bot.slack.ids import ActionId, BlockId
+from bot.slack.render.blocks import MAX_ACTIONS_ELEMENTS, Block, button, confirm_dialog, sections
 
 RETRY_CONFIRM = confirm_dialog(
     "Text this person again?", "2Chat may already have this SMS: it may text them twice."

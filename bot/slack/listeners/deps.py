@@ -19,8 +19,8 @@ from bot.sending.ports import Origin
 from bot.sending.queries import Queries
 from bot.sending.workflow import Workflow
 from bot.slack.render.refusals import refusal_text, unreachable_text
-from bot.slack.replays import serving_claim
 from bot.slack.reporter import SlackReporter
+from bot.slack.transport.replays import serving_claim
 from bot.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)

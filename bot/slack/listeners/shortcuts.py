@@ -23,8 +23,9 @@ from bot.core.policy import Field, Refuse, decide, sender_rule
 from bot.core.segments import analyze
 from bot.errors import BadPayload
 from bot.sending.ports import Origin
-from bot.slack.deps import Bridge
-from bot.slack.forms import (
+from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.slack.listeners.deps import Bridge
+from bot.slack.listeners.forms import (
     MAX_INPUT,
     answer_form,
     field_error,
@@ -35,8 +36,7 @@ from bot.slack.forms import (
     recipients_block,
     submit_form,
 )
-from bot.slack.ids import ActionId, BlockId, CallbackId
-from bot.slack.paging import KIND
+from bot.slack.listeners.paging import KIND
 from bot.slack.payloads import MessageShortcut, ViewSubmission, json_object
 from bot.slack.render.labels import segments_label
 from bot.slack.render.refusals import refusal_text

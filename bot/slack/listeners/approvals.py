@@ -12,12 +12,12 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BadPayload, StoreError
-from bot.slack.deps import DATABASE_UNAVAILABLE, Bridge
-from bot.slack.forms import answer_form, open_view
-from bot.slack.home import publish_home
 from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.slack.listeners.deps import DATABASE_UNAVAILABLE, Bridge
+from bot.slack.listeners.forms import answer_form, open_view
+from bot.slack.listeners.home import publish_home
 from bot.slack.payloads import BlockAction, ViewSubmission, json_object
-from bot.slack.retry import parse_retry_value
+from bot.slack.render.retry import parse_retry_value
 
 logger = logging.getLogger(__name__)
 
