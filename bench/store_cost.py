@@ -1,17 +1,20 @@
 """CPU of the store path alone: ``.venv/bin/python -m bench.store_cost``.
 
-One single-recipient send costs three store calls (record, claim, finish); this runs
+One single-recipient send costs four store calls (record, claim, finish, landed); this runs
 exactly those calls in a loop, with nothing else in the process, on SQLite (a file on disk,
 every commit synced, as the app runs it) and on the local PostgreSQL, and prints the CPU
 time per send; on PostgreSQL with the server's beside it (the sessions of this process's
 connections, warm-up included, and the cluster's writers). On SQLite it also runs them as
 the app's store thread does under load, 20 sends' records in one batch under one commit,
-then their claims, then their finishes; and it prints that batched cost block by block
-over 30,000 sends, to show whether a send costs more as history grows.
+then their claims, their finishes, then their outcomes landed; and it prints that batched
+cost block by block over 30,000 sends, to show whether a send costs more as history grows.
+``python -m bench.store_cost postgres`` runs the PostgreSQL row alone, for comparing
+alternating runs of two versions without the SQLite rows in between.
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -61,21 +64,28 @@ def finish(store: Store, recorded: Recorded) -> None:
     store.finish_last_send(recorded.sends[0].id, lease, message_id="bench")
 
 
+def landed(store: Store, recorded: Recorded) -> None:
+    store.report_landed(recorded.request.id, "holder")
+
+
 def one_send(store: Store, index: int) -> None:
     """What a single-recipient /sms asks of the store, in the order the app asks it."""
     recorded = record(store, index)
     claim(store, recorded)
     finish(store, recorded)
+    landed(store, recorded)
 
 
 def batched_sends(store: SqliteStore, first: int) -> None:
     """``IN_FLIGHT`` sends' calls as the app's store thread runs them under load: the
-    records in one batch, then the claims in one, then the finishes in one."""
+    records in one batch, then the claims in one, the finishes in one, the outcomes landed
+    in one."""
     indexes = range(first, first + IN_FLIGHT)
     records = store.run_batch([partial(record, store, index) for index in indexes])
     started = [outcome.value for outcome in records]
     store.run_batch([partial(claim, store, recorded) for recorded in started])
     store.run_batch([partial(finish, store, recorded) for recorded in started])
+    store.run_batch([partial(landed, store, recorded) for recorded in started])
 
 
 def timed_sends(store: Store, first: int, count: int, batched: bool) -> float:
@@ -133,6 +143,10 @@ def main() -> None:
     print(f"CPU per single-recipient send, store calls only ({SENDS} sends)\n")
     print("| backend | CPU per send, this process | server: its sessions + writers | together |")
     print("|---|---|---|---|")
+    if sys.argv[1:] == ["postgres"]:
+        with postgres_schema() as url:
+            measure("PostgreSQL on 127.0.0.1", url)
+        return
     with tempfile.TemporaryDirectory() as work:
         measure("SQLite (a file, every commit synced)", f"sqlite:///{Path(work) / 'bench.db'}")
         measure(

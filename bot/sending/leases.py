@@ -87,7 +87,8 @@ class RequestLeases:
     @contextlib.asynccontextmanager
     async def keep(self, request_id: str, holder: str) -> AsyncIterator[Held]:
         """Renew the lease ``holder`` holds while the block runs, then give it up, unless
-        the request's last send gave it up already (``Held.released``)."""
+        a store call gave it up already (``Held.released``: the one that recorded the
+        request's outcome in its thread)."""
         db, store = self._services.db, self._services.store
         held = Held(holder)
         name = request_lease(request_id)

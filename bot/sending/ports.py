@@ -110,8 +110,16 @@ class Reporter(Protocol):
     ) -> str | None: ...
 
     async def try_post(
-        self, channel: str, text: str, *, blocks: Blocks | None = None, thread_ts: str | None = None
+        self,
+        channel: str,
+        text: str,
+        *,
+        blocks: Blocks | None = None,
+        thread_ts: str | None = None,
+        request_id: str | None = None,
     ) -> Posted: ...
+
+    async def find_request_message(self, channel: str, request_id: str) -> str | None: ...
 
     async def update(
         self, channel: str, ts: str, text: str, blocks: Blocks | None = None

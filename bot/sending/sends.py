@@ -51,6 +51,7 @@ class Run:
     finished: dict[int, SendRecord] = field(default_factory=dict)
     completed: bool = False
     taken_elsewhere: bool = False
+    resumed: bool = False  # taken over from a process that stopped mid-way
 
     def take_thread(self) -> Thread | None:
         """The posted thread for the next store call to store, once."""
@@ -122,7 +123,8 @@ class Delivery:
             for send in await services.db(store.sends, request_id):
                 if send.state == "sending":  # its process is gone: a late answer still wins
                     await services.db(store.mark_unknown, send.id, UNKNOWN_AFTER_CRASH)
-            await around(request, functools.partial(self._deliver, Run(request, held=held)))
+            run = Run(request, held=held, resumed=True)
+            await around(request, functools.partial(self._deliver, run))
             return True
 
     async def _deliver(self, run: Run) -> None:
@@ -133,10 +135,7 @@ class Delivery:
         try:
             thread_ts = request.thread_ts
             if thread_ts is None:
-                posted = await services.reporter.try_post(request.channel_id, context)
-                thread_ts, run.message_owed = posted.ts, posted.passing
-                if thread_ts:
-                    run.thread = (request.channel_id, thread_ts)
+                thread_ts = await self._post_request_message(run, context)
             await self._send_and_report(run, thread_ts, context, own=run.thread is not None)
             if request.approval_ts:  # the requester is told every outcome of an approval
                 text, _ = await self.outcome(request, run=run)
@@ -148,6 +147,21 @@ class Delivery:
             raise
         finally:
             await self._settle(run)
+
+    async def _post_request_message(self, run: Run, context: str) -> str | None:
+        """Post the request message, unless a process that stopped before it stored the
+        message's ts posted it already (a resumed request finds it in the channel): one
+        message per request, which ends up saying what happened."""
+        reporter, request = self._services.reporter, run.request
+        ts = None
+        if run.resumed:  # a rare path: the history read is Slack's most rate-limited
+            ts = await reporter.find_request_message(request.channel_id, request.id)
+        if ts is None:
+            posted = await reporter.try_post(request.channel_id, context, request_id=request.id)
+            ts, run.message_owed = posted.ts, posted.passing
+        if ts:
+            run.thread = (request.channel_id, ts)
+        return ts
 
     async def _settle(self, run: Run) -> None:
         """What the run's last finish did not do: store a thread no claim carried, complete
@@ -187,8 +201,14 @@ class Delivery:
             await live.start(progress_ts)
         await self.run_sends(run, queued, live.refresh if live else None)
         elapsed = time.monotonic() - started
-        if live is None or not await live.finish(elapsed):
-            await self.report(request, thread_ts, context, elapsed=elapsed, run=run)
+        landed = live is not None and await live.finish(elapsed)
+        if not landed:
+            landed = await self.report(request, thread_ts, context, elapsed=elapsed, run=run)
+        if landed and run.completed and run.held is not None:
+            # The last send's finish marked the outcome owed (a kill before it landed leaves
+            # it to the sweeper); it landed, so no longer, and the lease goes with it.
+            await db(store.report_landed, request.id, run.held.holder)
+            run.held.released = True
 
     async def report(
         self,
@@ -198,21 +218,25 @@ class Delivery:
         only: set[int] | None = None,
         elapsed: float | None = None,
         run: Run | None = None,
-    ) -> None:
+    ) -> bool:
         """Post the outcome of a request's sends (or of ``only`` those) in its thread. When
         Slack refuses, the requester hears privately at once, and a full outcome is owed to
-        the thread: the sweeper posts it there later (``post_owed_report``)."""
+        the thread: the sweeper posts it there later (``post_owed_report``). False while it
+        is owed (True also when it can never land: the request message was refused for
+        good)."""
         text, retry_offers = await self.outcome(request, only, elapsed, run)
         reporter = self._services.reporter
         blocks = self._services.present.outcome_blocks(text, retry_offers)
         if thread_ts is not None and await reporter.post(
             request.channel_id, text, blocks=blocks, thread_ts=thread_ts
         ):
-            return
+            return True
         await reporter.tell_requester(origin_of(request), f"{context}\n\n{text}")
         owed = thread_ts is not None or (run is not None and run.message_owed)
         if owed and only is None:
             await self._services.db(self._services.store.set_report_pending, request.id, True)
+            return False
+        return True
 
     async def post_owed_report(self, request_id: str) -> None:
         """Post a request's outcome that Slack refused before, once, by whoever holds its
@@ -232,11 +256,14 @@ class Delivery:
                 await services.db(store.set_thread, request.id, request.channel_id, ts)
                 request = replace(request, thread_ts=ts)
             text, retry_offers = await self.outcome(request)
-            if await services.reporter.post(
-                request.channel_id,
-                text,
-                blocks=services.present.outcome_blocks(text, retry_offers),
-                thread_ts=request.thread_ts,
+            blocks = services.present.outcome_blocks(text, retry_offers)
+            # A live reply a stopped process left saying "Sending…" gets the outcome.
+            live_ts = await services.db(store.progress_message, request_id)
+            if (
+                live_ts is not None
+                and await services.reporter.update(request.channel_id, live_ts, text, blocks)
+            ) or await services.reporter.post(
+                request.channel_id, text, blocks=blocks, thread_ts=request.thread_ts
             ):
                 await services.db(store.set_report_pending, request_id, False)
 
@@ -401,7 +428,6 @@ class Delivery:
             error=error,
             unknown=unknown,
         )
-        run.held.released = run.completed
 
     async def record_held(self) -> None:
         """Record the sends 2Chat accepted while the database was failing (the sweeper's

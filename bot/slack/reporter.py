@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 SLACK_ERRORS = (SlackApiError, SlackClientError)
 Blocks = list[dict[str, Any]]
+# A request message's metadata type (https://api.slack.com/metadata/using), and how many of
+# a channel's latest messages a resumed request looks through for its own.
+REQUEST_EVENT = "sms_bridge_request"
+HISTORY_LOOKBACK = 100
 
 # What a dry run's every message says, and what it says instead of claiming a send.
 DRY_RUN_BANNER = ":test_tube: _Dry run: nothing is sent to 2Chat._"
@@ -103,11 +107,23 @@ class SlackReporter:
         return (await self.try_post(channel, text, blocks=blocks, thread_ts=thread_ts)).ts
 
     async def try_post(
-        self, channel: str, text: str, *, blocks: Blocks | None = None, thread_ts: str | None = None
+        self,
+        channel: str,
+        text: str,
+        *,
+        blocks: Blocks | None = None,
+        thread_ts: str | None = None,
+        request_id: str | None = None,
     ) -> Posted:
         """``post``, also saying whether a refusal may pass (Slack down or busy) or will
-        not (not_in_channel, channel_not_found…)."""
+        not (not_in_channel, channel_not_found…). ``request_id``: the message is that
+        request's, and says so in its metadata (``find_request_message``)."""
         text, blocks = self._marked(text, blocks)
+        metadata = (
+            None
+            if request_id is None
+            else {"event_type": REQUEST_EVENT, "event_payload": {"request_id": request_id}}
+        )
         try:
             response = await self._client.chat_postMessage(
                 channel=channel,
@@ -116,6 +132,7 @@ class SlackReporter:
                 thread_ts=thread_ts,
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata=metadata,
             )
         except SlackApiError as exc:
             logger.info("cannot post in %s: %s", channel, exc)
@@ -127,6 +144,28 @@ class SlackReporter:
             logger.info("cannot post in %s: %s", channel, exc)
             return Posted(None, True)
         return Posted(str(response["ts"]), False)
+
+    async def find_request_message(self, channel: str, request_id: str) -> str | None:
+        """The ts of a request message posted for ``request_id`` among the channel's latest
+        messages (a process that died before it stored the ts left it there), or None.
+        https://api.slack.com/methods/conversations.history: newest first, metadata only
+        with ``include_all_metadata``."""
+        try:
+            response = await self._client.conversations_history(
+                channel=channel, limit=HISTORY_LOOKBACK, include_all_metadata=True
+            )
+        except SLACK_ERRORS as exc:
+            logger.warning("cannot read the history of %s: %s", channel, exc)
+            return None
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if (
+                metadata.get("event_type") == REQUEST_EVENT
+                and payload.get("request_id") == request_id
+            ):
+                return str(message["ts"])
+        return None
 
     async def update(self, channel: str, ts: str, text: str, blocks: Blocks | None = None) -> bool:
         text, blocks = self._marked(text, blocks)

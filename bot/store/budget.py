@@ -20,9 +20,13 @@ class BudgetQueries(StoreCore):
         to wait (see ``bot.core.budget.wait_needed``)."""
         with self._transaction(write=True, locks=[BUDGET_LOCK]) as tx:
             now = self._now()
-            tx.run("DELETE FROM twochat_calls WHERE at <= ?", (now - _WINDOW,))
+            # The purge rides on the read (Tx.along), which leaves out what it purges.
+            counted_since = now - _WINDOW
+            tx.along("DELETE FROM twochat_calls WHERE at <= ?", (counted_since,))
             calls = []
-            for at, kind in tx.rows("SELECT at, priority FROM twochat_calls"):
+            for at, kind in tx.rows(
+                "SELECT at, priority FROM twochat_calls WHERE at > ?", (counted_since,)
+            ):
                 moment = from_db_time(at)
                 if moment is not None:
                     calls.append((moment.timestamp(), Priority(int(kind))))

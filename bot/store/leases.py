@@ -39,18 +39,27 @@ def claim_key_in(tx: Tx, key: str, ttl: timedelta, now: datetime) -> Pending:
     )
 
 
+_TAKE_LEASE = (
+    "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+    "expires_at = excluded.expires_at "
+    "WHERE leases.expires_at <= ? OR leases.holder = excluded.holder "
+    "RETURNING name"
+)
+
+
 def acquire_lease_in(tx: Tx, name: str, holder: str, ttl: timedelta, now: datetime) -> Pending:
     """Take or renew the lease ``name`` for ``holder`` inside ``tx``: a row comes back if
     it did."""
     _positive(ttl)
-    return tx.later(
-        "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
-        "expires_at = excluded.expires_at "
-        "WHERE leases.expires_at <= ? OR leases.holder = excluded.holder "
-        "RETURNING name",
-        (name, holder, now + ttl, now),
-    )
+    return tx.later(_TAKE_LEASE, (name, holder, now + ttl, now))
+
+
+def take_new_lease_in(tx: Tx, name: str, holder: str, ttl: timedelta, now: datetime) -> None:
+    """``acquire_lease_in`` for a lease nobody can hold yet (a request inserted in ``tx``):
+    it is taken, so its answer need not be read (``Tx.along``)."""
+    _positive(ttl)
+    tx.along(_TAKE_LEASE, (name, holder, now + ttl, now))
 
 
 def release_lease_in(tx: Tx, name: str, holder: str) -> bool:

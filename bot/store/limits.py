@@ -63,12 +63,13 @@ def rate_keys(sender: str, recipients: Sequence[NewRecipient], limits: RateLimit
 
 def count_request(tx: Tx, sender: str, numbers: Sequence[str], created_at: datetime) -> None:
     """Add a new request's SMS to its minute's counters. Every request is counted, limited
-    or not, so limits added by a policy reload see the hour that came before."""
+    or not, so limits added by a policy reload see the hour that came before. Its answer is
+    not read: it may run as part of the request's insert (``Tx.along``)."""
     deltas = _deltas(sender, numbers)
     bucket = bucket_of(created_at)
     params = [value for key, count in deltas.items() for value in (key, bucket, created_at, count)]
     rows = ", ".join(f"({placeholders(4)})" for _ in deltas)
-    tx.later(
+    tx.along(
         f"INSERT INTO rate_counts (key, bucket, last_at, count) VALUES {rows} "
         "ON CONFLICT (key, bucket) DO UPDATE SET count = rate_counts.count + excluded.count, "
         "last_at = CASE WHEN excluded.last_at > rate_counts.last_at "

@@ -27,38 +27,117 @@ _TRUSTED_FOR = 1.0
 WORKERS = 2
 
 
+class _Queued:
+    """A statement of a transaction, held back until an answer is wanted or the commit;
+    ``riding``, a write (``Tx.along``) to be sent as part of another statement."""
+
+    def __init__(self, sql: str, params: list[Any], *, riding: bool = False) -> None:
+        self.sql = sql
+        self.params = params
+        self.riding = riding
+        self.cursor: psycopg.Cursor[Any] | None = None
+
+    def carry(self, riders: Sequence[_Queued]) -> None:
+        """Run ``riders`` as part of this statement: each a data-modifying WITH, which
+        PostgreSQL runs to completion whether or not the statement reads it."""
+        if not riders:
+            return
+        ctes = ", ".join(f"riding_{index} AS ({rider.sql})" for index, rider in enumerate(riders))
+        own = self.sql.removeprefix("WITH ")
+        self.sql = f"WITH {ctes}, {own}" if own != self.sql else f"WITH {ctes} {self.sql}"
+        self.params = [value for rider in riders for value in rider.params] + self.params
+
+
+def _with_riders(held: Sequence[_Queued]) -> list[_Queued]:
+    """The statements to send for ``held``: each rider carried by the next statement that
+    is not one; riders that none follows, by the first of them. Never by a statement
+    before them: that one may take the locks they are queued behind, and the parts of one
+    statement run in no promised order."""
+    sent: list[_Queued] = []
+    riders: list[_Queued] = []
+    for statement in held:
+        if statement.riding:
+            riders.append(statement)
+            continue
+        statement.carry(riders)
+        sent.append(statement)
+        riders = []
+    if riders:
+        riders[0].carry(riders[1:])
+        sent.append(riders[0])
+    return sent
+
+
 class _PgTx(Tx):
-    """One transaction in psycopg's pipeline mode: a statement goes out when its answer is
-    awaited, together with every statement queued before it, so BEGIN, a send's updates
-    whose answers wait (``Tx.later``) and COMMIT share round trips. psycopg takes ``%s``
-    placeholders and timezone-aware datetimes as they are."""
+    """One transaction in psycopg's pipeline mode. Statements are held back until an answer
+    is wanted or the transaction commits, then go out together, and their answers come back
+    in one round trip. One whose answer is wanted before the commit opens a transaction
+    block (BEGIN) first; when none is, the statements go out only at the commit, without
+    BEGIN or COMMIT: PostgreSQL runs the statements before a Sync as one implicit
+    transaction, committed at the Sync, all rolled back if one fails (see "Pipelining" in
+    PostgreSQL's protocol docs). That saves two statements a transaction, each a message
+    and a wake-up of the server. psycopg takes ``%s`` placeholders and timezone-aware
+    datetimes as they are; without a pipeline (migrations) every statement runs at once,
+    in a block begun at once."""
+
+    folds_writes = True
 
     def __init__(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline | None) -> None:
         self._conn = conn
         self._pipeline = pipeline
         self._unread: list[Pending] = []
+        self._held: list[_Queued] = []
+        self._in_block = False
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
         return self.later(sql, params).result()
 
     def later(self, sql: str, params: Sequence[Any] = ()) -> Pending:
-        cursor = self._conn.cursor()
-        cursor.execute(sql.replace("?", "%s"), list(params))
-        pending = Pending(lambda: self._answer(cursor))
+        statement = _Queued(sql.replace("?", "%s"), list(params))
+        self._held.append(statement)
+        if self._pipeline is None:
+            self._send_held()
+        pending = Pending(lambda: self._answer(statement))
         self._unread.append(pending)
         return pending
 
-    def _answer(self, cursor: psycopg.Cursor[Any]) -> Result:
+    def along(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self._pipeline is None:
+            self.later(sql, params)
+        else:
+            self._held.append(_Queued(sql.replace("?", "%s"), list(params), riding=True))
+
+    def _send_held(self) -> None:
+        """Send the statements held back, in order (in a pipeline, as one batch)."""
+        for statement in _with_riders(self._held):
+            statement.cursor = self._conn.cursor()
+            statement.cursor.execute(statement.sql, statement.params)
+        self._held.clear()
+
+    def _open_block(self) -> None:
+        """BEGIN, before anything held back: an answer read before the commit needs the
+        rest of the transaction to stay open after it (the connections are in autocommit
+        mode, so psycopg sends no BEGIN of its own)."""
+        if not self._in_block:
+            self._in_block = True
+            self._conn.cursor().execute(b"BEGIN", prepare=False)
+
+    def _answer(self, statement: _Queued) -> Result:
+        if statement.cursor is None:  # wanted before the commit
+            self._open_block()
+            self._send_held()
+        cursor = statement.cursor
+        assert cursor is not None
         if cursor.pgresult is None and self._pipeline is not None:
             self._pipeline.sync()  # not back yet: send what is queued, read every answer
         rows = cursor.fetchall() if cursor.description is not None else []
         return rows, cursor.rowcount
 
     def begin(self, left: float | None, locks: Collection[str]) -> None:
-        """Queue BEGIN, a caller's time limit as the statement timeout, and the
-        transaction's advisory locks: they go out with its first statement (the
-        connections are in autocommit mode, so psycopg sends no BEGIN of its own)."""
-        self._conn.cursor().execute(b"BEGIN", prepare=False)
+        """Hold back a caller's time limit as the statement timeout, and the transaction's
+        advisory locks: they go out with its first statements."""
+        if self._pipeline is None:
+            self._open_block()
         if left is not None:
             timeout_ms = max(1, int(left * 1000))  # 0 would mean no limit
             self.later("SELECT set_config('statement_timeout', ?, true)", (f"{timeout_ms}ms",))
@@ -74,9 +153,12 @@ class _PgTx(Tx):
             )
 
     def commit(self) -> None:
-        """COMMIT, queued after the statements still unsent: they all go out, with one Sync,
-        when the pipeline closes (psycopg sends a Sync then in any case)."""
-        self._conn.cursor().execute(b"COMMIT", prepare=False)
+        """Send what is held back and, in a block, COMMIT after it; in a pipeline they go
+        out, with one Sync, when it closes (psycopg sends a Sync then in any case), and
+        without a block that Sync is the commit."""
+        self._send_held()
+        if self._in_block:
+            self._conn.cursor().execute(b"COMMIT", prepare=False)
 
     def read_answers(self) -> None:
         """Read every answer after the pipeline closed, so none waits on the connection."""

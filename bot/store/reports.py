@@ -3,8 +3,12 @@ owed, so that any process (a resumer, the sweeper) can finish what another start
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from bot.store.core import StoreCore
+from bot.store.leases import request_lease
 from bot.store.records import StoredRequest
+from bot.store.tx import Tx
 
 
 class ReportQueries(StoreCore):
@@ -26,6 +30,16 @@ class ReportQueries(StoreCore):
         """Mark the outcome as owed to the thread (Slack refused it) or as delivered."""
         self._upsert(request_id, "report_pending", 1 if pending else 0)
 
+    def report_landed(self, request_id: str, holder: str) -> None:
+        """The outcome reached the thread: no longer owed, and ``holder`` gives up the
+        request's lease in the same round trip."""
+        with self._transaction(write=True) as tx:
+            tx.along(
+                "DELETE FROM leases WHERE name = ? AND holder = ?",
+                (request_lease(request_id), holder),
+            )
+            _upsert_in(tx, request_id, "report_pending", 0, self._now())
+
     def report_owed(self, request_id: str) -> bool:
         """Whether the request's outcome has still not reached its thread."""
         with self._transaction(write=False) as tx:
@@ -46,9 +60,27 @@ class ReportQueries(StoreCore):
     def _upsert(self, request_id: str, column: str, value: str | int) -> None:
         """Set one column of the request's row, creating the row if it has none."""
         with self._transaction(write=True) as tx:
-            tx.run(
-                f"INSERT INTO request_reports (request_id, {column}, updated_at) "
-                "VALUES (?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET "
-                f"{column} = excluded.{column}, updated_at = excluded.updated_at",
-                (request_id, value, self._now()),
-            )
+            _upsert_in(tx, request_id, column, value, self._now())
+
+
+def report_owed_if_completed_in(tx: Tx, request_id: str, now: datetime) -> None:
+    """Mark the outcome owed to the thread inside ``tx``, if the request was completed in
+    this same transaction (its ``updated_at`` is ``now``; a completion by an earlier call
+    has its report owed or landed already): until it lands there, whoever takes the request
+    over posts it. Decided by the database, so the statement goes out with the others."""
+    tx.later(
+        "INSERT INTO request_reports (request_id, report_pending, updated_at) "
+        "SELECT id, 1, ? FROM requests WHERE id = ? AND state = 'completed' AND updated_at = ? "
+        "ON CONFLICT (request_id) DO UPDATE SET "
+        "report_pending = excluded.report_pending, updated_at = excluded.updated_at",
+        (now, request_id, now),
+    )
+
+
+def _upsert_in(tx: Tx, request_id: str, column: str, value: str | int, now: datetime) -> None:
+    tx.later(
+        f"INSERT INTO request_reports (request_id, {column}, updated_at) "
+        "VALUES (?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET "
+        f"{column} = excluded.{column}, updated_at = excluded.updated_at",
+        (request_id, value, now),
+    )

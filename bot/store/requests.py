@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 from bot.errors import CommitUnknown, Duplicate, StoreError
 from bot.store.core import REQUEST_COLUMNS, REQUEST_TIMES, StoreCore, answer_within
-from bot.store.leases import acquire_lease_in, claim_key_in, request_lease
+from bot.store.leases import claim_key_in, request_lease, take_new_lease_in
 from bot.store.limits import (
     NOT_COUNTED,
     check_limits_later,
@@ -24,6 +25,7 @@ from bot.store.recording import Inserted, as_recorded, opted_out, opted_out_late
 from bot.store.records import (
     REQUEST_STATES,
     TRANSITIONS,
+    NewRecipient,
     NewRequest,
     RateLimits,
     Recorded,
@@ -96,6 +98,37 @@ class Ticket:
                 return False
             self._state, self._recorded = "handed_over", recorded
             return True
+
+
+def _count_and_lease(
+    tx: Tx, now: datetime, lease: tuple[str, timedelta] | None, new: NewRequest, request_id: str
+) -> None:
+    """What goes with a request ``record_request`` inserts: its SMS on the rate counters,
+    and with ``lease`` (holder, ttl), its lease for the process that delivers it."""
+    count_request(tx, new.sender, [r.number for r in new.recipients], now)
+    if lease is not None:
+        holder, ttl = lease
+        take_new_lease_in(tx, request_lease(request_id), holder, ttl, now)
+
+
+def _insert_sends(
+    tx: Tx, request_id: str, recipients: Sequence[NewRecipient], now: datetime
+) -> list[Pending]:
+    """Queue a request's sends, "queued", a few hundred a statement (a page may have
+    thousands); their ids are read later."""
+    return [
+        tx.later(
+            "INSERT INTO sends (request_id, number, name, state, attempts, "
+            "created_at, updated_at) VALUES "
+            + ", ".join("(?, ?, ?, 'queued', 0, ?, ?)" for _ in chunk)
+            + " RETURNING id",
+            [v for r in chunk for v in (request_id, r.number, r.name, now, now)],
+        )
+        for chunk in (
+            recipients[i : i + _SENDS_PER_INSERT]
+            for i in range(0, len(recipients), _SENDS_PER_INSERT)
+        )
+    ]
 
 
 class RequestQueries(StoreCore):
@@ -193,13 +226,12 @@ class RequestQueries(StoreCore):
                 else check_limits_later(tx, new.sender, recipients, limits, now)
             )
             started = start is not None and not new.approval_required
-            inserted = self._insert_records(tx, new, now, started=started)
+            lease = start if started else None
+            inserted = self._insert_records(
+                tx, new, now, started=started, alongside=partial(_count_and_lease, tx, now, lease)
+            )
             if inserted is not None:
-                count_request(tx, new.sender, numbers, now)
                 request = inserted.request
-                if start is not None and started:
-                    holder, ttl = start
-                    acquire_lease_in(tx, request_lease(request.id), holder, ttl, now)
                 refuse(claimed, opted_out(opt_out_reads) if opt_outs else None, numbers, check)
                 sends = inserted.sends()
                 return Recorded(
@@ -239,10 +271,19 @@ class RequestQueries(StoreCore):
         return inserted.request.id if inserted else None
 
     def _insert_records(
-        self, tx: Tx, new: NewRequest, now: datetime, *, started: bool
+        self,
+        tx: Tx,
+        new: NewRequest,
+        now: datetime,
+        *,
+        started: bool,
+        alongside: Callable[[NewRequest, str], None] | None = None,
     ) -> Inserted | None:
         """``_insert_request``, handing back the rows as inserted (no second read). Without
-        a dedupe key nothing can conflict, so nothing is read before the sends are queued."""
+        a dedupe key nothing can conflict, so nothing is read before the sends are queued,
+        and the request's insert rides on theirs (``Tx.along``). ``alongside`` queues the
+        writes that go with an inserted request (given it and its id) before its sends, so
+        that on PostgreSQL those ride on the sends' insert too."""
         state: RequestState = (
             "pending_approval" if new.approval_required else "sending" if started else "queued"
         )
@@ -250,7 +291,8 @@ class RequestQueries(StoreCore):
         expires_at = utc(new.expires_at) if new.expires_at is not None else None
         # Requests that name no targets (a ladder's) leave the column out, as schema 5 had it.
         targets = ", targets" if new.targets is not None else ""
-        inserted = tx.later(
+        insert = tx.later if new.dedupe_key is not None else tx.along
+        inserted = insert(
             "INSERT INTO requests (id, kind, sender, channel_id, thread_ts, response_url, "
             "from_name, from_number, text, segments, encoding, state, created_at, "
             f"updated_at, expires_at, dedupe_key{targets}) "
@@ -276,22 +318,11 @@ class RequestQueries(StoreCore):
                 *([new.targets] if targets else []),
             ),
         )
-        if new.dedupe_key is not None and not inserted.rows:
+        if inserted is not None and not inserted.rows:
             return None
-        recipients = tuple(new.recipients)
-        inserts = [
-            tx.later(
-                "INSERT INTO sends (request_id, number, name, state, attempts, "
-                "created_at, updated_at) VALUES "
-                + ", ".join("(?, ?, ?, 'queued', 0, ?, ?)" for _ in chunk)
-                + " RETURNING id",
-                [v for r in chunk for v in (request_id, r.number, r.name, now, now)],
-            )
-            for chunk in (  # a page may have thousands
-                recipients[i : i + _SENDS_PER_INSERT]
-                for i in range(0, len(recipients), _SENDS_PER_INSERT)
-            )
-        ]
+        if alongside is not None:
+            alongside(new, request_id)
+        inserts = _insert_sends(tx, request_id, tuple(new.recipients), now)
         request = as_recorded(new, request_id, state, now, expires_at)
         return Inserted(request, inserts)
 

@@ -8,14 +8,15 @@ from datetime import datetime
 from typing import Any
 
 from bot.store.core import StoreCore
-from bot.store.leases import request_lease
 from bot.store.records import SendRecord, SendState
+from bot.store.reports import report_owed_if_completed_in
 from bot.store.tx import Pending, Tx, placeholders, utc
 
 # Where a request was posted: (request id, channel, thread ts).
 Thread = tuple[str, str, str]
 # A request and the holder of its lease on it: (request id, holder).
 Lease = tuple[str, str]
+_STORE_THREAD = "UPDATE requests SET channel_id = ?, thread_ts = ?, updated_at = ? WHERE id = ?"
 
 
 class SendQueries(StoreCore):
@@ -43,15 +44,7 @@ class SendQueries(StoreCore):
         same round trip (a delivery's first claim carries it)."""
         now = self._now()
         with self._transaction(write=True) as tx:
-            if thread is not None:
-                store_thread_in(tx, *thread, now)
-            claimed = _update_send_in(
-                tx,
-                "state = 'sending', claimed_at = ?, attempts = attempts + 1, updated_at = ?",
-                (now, now),
-                send_id,
-                ("queued",),
-            )
+            claimed = _claim_in(tx, send_id, thread, now)
         return claimed.count == 1
 
     def touch_send(self, send_id: int) -> bool:
@@ -84,7 +77,7 @@ class SendQueries(StoreCore):
         A success also replaces "unknown": a sweeper may have given up on a call that was
         still running, and 2Chat's message id is better news than a guess."""
         with self._transaction(write=True) as tx:
-            finished = _finish_in(tx, send_id, self._now(), message_id, error, unknown)
+            finished = _finish_in(tx, send_id, self._now(), _outcome(message_id, error, unknown))
         return finished.count == 1
 
     def finish_last_send(
@@ -97,15 +90,24 @@ class SendQueries(StoreCore):
         unknown: bool = False,
     ) -> tuple[bool, bool]:
         """``finish_send`` for what should be its request's last send, in the same round trip
-        completing the request (if nothing is left to send) and giving up ``lease`` (request
-        id, holder) on it once the request is complete: (finished this send, completed the
-        request). The three statements and the commit are one round trip on PostgreSQL."""
-        request_id, holder = lease
+        completing the request (if nothing is left to send) and marking its outcome owed to
+        the thread: a process that dies before it posts the outcome leaves it to the sweeper,
+        which takes it once ``lease`` (request id, holder), still held, lapses.
+        (finished this send, completed the request). One statement and one round trip on
+        PostgreSQL, three statements on SQLite."""
+        request_id, _ = lease
         now = self._now()
+        outcome = _outcome(message_id, error, unknown)
         with self._transaction(write=True) as tx:
-            finished = _finish_in(tx, send_id, now, message_id, error, unknown)
-            completed = _complete_if_done_in(tx, request_id, now)
-            _release_if_complete_in(tx, request_id, holder)
+            if tx.folds_writes:
+                folded = _finish_last_folded(tx, send_id, request_id, now, outcome)
+            else:
+                finished = _finish_in(tx, send_id, now, outcome)
+                completed = _complete_if_done_in(tx, request_id, now)
+                report_owed_if_completed_in(tx, request_id, now)
+        if tx.folds_writes:  # its answer read after the commit, as the others' are
+            [(finished_count, completed_count)] = folded.rows
+            return finished_count == 1, completed_count == 1
         return finished.count == 1, completed.count == 1
 
     def retry_send(self, send_id: int, attempts: int | None = None) -> bool:
@@ -174,23 +176,77 @@ def _update_send_in(
     )
 
 
-def _finish_in(
-    tx: Tx,
-    send_id: int,
-    now: datetime,
-    message_id: str | None,
-    error: str | None,
-    unknown: bool,
-) -> Pending:
+# A send's outcome as its update sets it: (assignments, their values, the states it may
+# leave), to be completed with the send's id and the update's time.
+_Outcome = tuple[str, tuple[Any, ...], tuple[str, ...]]
+
+
+def _outcome(message_id: str | None, error: str | None, unknown: bool) -> _Outcome:
+    """What finishing a send sets: sent (with 2Chat's message id), failed or unknown."""
     if message_id is not None and (error is not None or unknown):
         raise ValueError("a send with a message_id has neither an error nor an unknown outcome")
     state: SendState = "unknown" if unknown else "failed" if error is not None else "sent"
-    return _update_send_in(
-        tx,
+    return (
         "state = ?, message_id = ?, error = ?, updated_at = ?",
-        (state, message_id, error, now),
-        send_id,
+        (state, message_id, error),
         ("sending", "unknown") if state == "sent" else ("sending",),
+    )
+
+
+def _finish_in(tx: Tx, send_id: int, now: datetime, outcome: _Outcome) -> Pending:
+    assignments, values, from_states = outcome
+    return _update_send_in(tx, assignments, (*values, now), send_id, from_states)
+
+
+def _claim_in(tx: Tx, send_id: int, thread: Thread | None, now: datetime) -> Pending:
+    """queued -> sending (one row changed if so), storing the request's ``thread`` first
+    when given: on PostgreSQL in the same statement, which the request's row is updated
+    in before the send's (the subquery on ``thread`` runs first), as on SQLite."""
+    claim = "state = 'sending', claimed_at = ?, attempts = attempts + 1, updated_at = ?"
+    if thread is None:
+        return _update_send_in(tx, claim, (now, now), send_id, ("queued",))
+    if not tx.folds_writes:
+        store_thread_in(tx, *thread, now)
+        return _update_send_in(tx, claim, (now, now), send_id, ("queued",))
+    request_id, channel_id, thread_ts = thread
+    return tx.later(
+        f"WITH thread AS ({_STORE_THREAD} RETURNING 1) "
+        f"UPDATE sends SET {claim} WHERE id = ? AND state = 'queued' "
+        "AND (SELECT count(*) FROM thread) >= 0",
+        (channel_id, thread_ts, now, request_id, now, now, send_id),
+    )
+
+
+def _finish_last_folded(
+    tx: Tx, send_id: int, request_id: str, now: datetime, outcome: _Outcome
+) -> Pending:
+    """``finish_last_send``'s three writes as one PostgreSQL statement, one row back: (sends
+    finished, requests completed). Its parts all see the tables as they were before it, so
+    the completion counts this send as done when the finish changed it, and the outcome is
+    owed exactly when this statement completed the request. Rows are changed in SQLite's
+    order: the send, the request, its report."""
+    assignments, values, from_states = outcome
+    return tx.later(
+        f"WITH finished AS (UPDATE sends SET {assignments} "
+        f"WHERE id = ? AND state IN ({placeholders(len(from_states))}) RETURNING id), "
+        "completed AS (UPDATE requests SET state = 'completed', updated_at = ? "
+        "WHERE id = ? AND state = 'sending' AND NOT EXISTS (SELECT 1 FROM sends "
+        "WHERE request_id = ? AND state IN ('queued', 'sending') "
+        "AND id NOT IN (SELECT id FROM finished)) RETURNING id), "
+        "owed AS (INSERT INTO request_reports (request_id, report_pending, updated_at) "
+        "SELECT id, 1, ? FROM completed ON CONFLICT (request_id) DO UPDATE SET "
+        "report_pending = excluded.report_pending, updated_at = excluded.updated_at) "
+        "SELECT (SELECT count(*) FROM finished), (SELECT count(*) FROM completed)",
+        (
+            *values,
+            now,
+            send_id,
+            *from_states,
+            now,
+            request_id,
+            request_id,
+            now,
+        ),
     )
 
 
@@ -204,22 +260,8 @@ def _complete_if_done_in(tx: Tx, request_id: str, now: datetime) -> Pending:
     )
 
 
-def _release_if_complete_in(tx: Tx, request_id: str, holder: str) -> None:
-    """Give up ``holder``'s lease on a request that is complete: nothing is left for its
-    holder to deliver. Decided by the database, after the completion before it, so that
-    the statement goes out with the others instead of waiting for their answers."""
-    tx.later(
-        "DELETE FROM leases WHERE name = ? AND holder = ? AND EXISTS ("
-        "SELECT 1 FROM requests WHERE id = ? AND state = 'completed')",
-        (request_lease(request_id), holder, request_id),
-    )
-
-
 def store_thread_in(
     tx: Tx, request_id: str, channel_id: str, thread_ts: str, now: datetime
 ) -> None:
     """Remember where the request message was posted: its thread is the request's record."""
-    tx.later(
-        "UPDATE requests SET channel_id = ?, thread_ts = ?, updated_at = ? WHERE id = ?",
-        (channel_id, thread_ts, now, request_id),
-    )
+    tx.later(_STORE_THREAD, (channel_id, thread_ts, now, request_id))

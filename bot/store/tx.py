@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 
 def utc(value: datetime) -> datetime:
@@ -78,6 +78,11 @@ class Pending:
 class Tx(ABC):
     """One open transaction; SQL uses ``?`` placeholders, converted per backend."""
 
+    # Whether one statement may change several tables (PostgreSQL's data-modifying WITH):
+    # a backend that pays per statement (PostgreSQL, over a socket) then runs a call's
+    # writes as one; SQLite, which has no such statement, runs them one by one.
+    folds_writes: ClassVar[bool] = False
+
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Result:
         """Run one statement: (rows it returned, rows it changed)."""
@@ -88,6 +93,12 @@ class Tx(ABC):
         raised by that statement, or by the commit, and rolls the transaction back."""
         result = self.execute(sql, params)
         return Pending(lambda: result)
+
+    def along(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a write whose answer is never read, and that touches no row the statements
+        queued beside it (until the next answer read) read or write: a backend that pays
+        per statement (PostgreSQL) may run it as part of one of them."""
+        self.later(sql, params)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.execute(sql, params)[0]

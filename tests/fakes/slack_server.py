@@ -547,6 +547,8 @@ class SlackStandIn(BackgroundServer):
                 },
                 {},
             )
+        if method == "conversations.history":
+            return self._history(args)
         if method in VIEW_METHODS:
             view = args.get("view")
             view = json.loads(view) if isinstance(view, str) else view or {}
@@ -556,6 +558,25 @@ class SlackStandIn(BackgroundServer):
                 {},
             )
         return 200, {"ok": True}, {}
+
+    def _history(self, args: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """https://api.slack.com/methods/conversations.history: the channel's messages
+        (thread replies are not in it), newest first, at most ``limit`` (default 100), each
+        as it reads now; a message's ``metadata`` (https://api.slack.com/metadata/using)
+        only with ``include_all_metadata``."""
+        channel = str(args.get("channel", ""))
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        messages = []
+        for post in reversed(self.posts(channel)):
+            if post.get("thread_ts"):
+                continue
+            message = {"type": "message", "ts": post["_ts"], "text": self.latest(post)["text"]}
+            if with_metadata and post.get("metadata"):
+                message["metadata"] = parsed_json(post["metadata"])
+            messages.append(message)
+        limit = int(args.get("limit") or 100)
+        more = len(messages) > limit
+        return 200, {"ok": True, "messages": messages[:limit], "has_more": more}, {}
 
     def _people(
         self, method: str, args: dict[str, Any]

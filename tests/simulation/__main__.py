@@ -16,18 +16,29 @@ from pathlib import Path
 from tests.simulation.world import Step, Violation, draw_steps, run_steps, shrink
 
 
+class Broken(Exception):
+    """The run could not go on for a reason no invariant covers (an app process that could
+    not start, say because another test cut every connection to the shared Postgres)."""
+
+
 def fails(seed: int, steps: list[Step], backend: str) -> Violation | None:
-    """The violation ``steps`` end in, or None when every invariant held."""
+    """The violation ``steps`` end in, or None when every invariant held; Broken when the
+    run could not finish."""
     with tempfile.TemporaryDirectory(prefix=f"sim{seed}-") as tmp:
         try:
             run_steps(seed, steps, Path(tmp), backend)
         except Violation as violation:
             return violation
+        except Exception as exc:
+            raise Broken(f"{type(exc).__name__}: {str(exc)[-500:]}") from exc
     return None
 
 
 def _still_fails(seed: int, backend: str, steps: list[Step]) -> bool:
-    return fails(seed, steps, backend) is not None
+    try:
+        return fails(seed, steps, backend) is not None
+    except Broken:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,10 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else range(args.first, args.first + args.seeds)
     failed: list[int] = []
+    broken: list[int] = []
     for seed in seeds:
         started = time.monotonic()
         steps = draw_steps(seed, args.steps)
-        violation = fails(seed, steps, args.backend)
+        try:
+            violation = fails(seed, steps, args.backend)
+        except Broken as exc:
+            print(f"seed {seed}: BROKEN (not a violation): {exc}", flush=True)
+            broken.append(seed)
+            continue
         took = time.monotonic() - started
         if violation is None:
             print(f"seed {seed}: ok ({len(steps)} steps, {took:.0f}s)", flush=True)
@@ -68,8 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         failed.append(seed)
-    print(f"{len(seeds) - len(failed)} of {len(seeds)} seeds passed; failed: {failed or 'none'}")
-    return 1 if failed else 0
+    passed = len(seeds) - len(failed) - len(broken)
+    print(
+        f"{passed} of {len(seeds)} seeds passed; failed: {failed or 'none'}; "
+        f"could not finish: {broken or 'none'}"
+    )
+    return 1 if failed or broken else 0
 
 
 if __name__ == "__main__":

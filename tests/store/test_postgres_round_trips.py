@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from bot.core.budget import BudgetRule, Priority
 from bot.store import PostgresStore, RateLimits, Recorded
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.store.helpers import ALICE, new_request
@@ -24,29 +25,40 @@ HOLDER, TTL = "round-trips", timedelta(seconds=30)
 
 
 class ReadyCounter(TcpProxy):
-    """The test proxy, reading the server's side of each connection message by message
-    (a type byte, then a length that counts itself: the PostgreSQL wire protocol, "Message
-    Formats", https://www.postgresql.org/docs/current/protocol-message-formats.html) and
-    counting ReadyForQuery ('Z') messages."""
+    """The test proxy, reading each connection message by message (a type byte, then a
+    length that counts itself; the client's first message, the startup message, has no
+    type byte: the PostgreSQL wire protocol, "Message Formats",
+    https://www.postgresql.org/docs/current/protocol-message-formats.html), counting the
+    server's ReadyForQuery ('Z') messages and the client's Execute ('E') messages, one
+    for each statement run by the extended protocol (all of psycopg's)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         super().__init__(target_host, target_port)
         self.ready = 0
+        self.executed = 0
 
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        if src.getpeername()[1] != self.target[1]:
-            return super()._pipe(src, dst)  # the client's side
+        from_server = src.getpeername()[1] == self.target[1]
         buffer = b""
+        started = from_server  # the client's startup message comes first, untyped
         forward = dst.sendall
 
         def counted(data: bytes) -> None:
-            nonlocal buffer
+            nonlocal buffer, started
             buffer += data
-            while len(buffer) >= 5:
+            if not started and len(buffer) >= 4:
+                length = struct.unpack("!i", buffer[:4])[0]
+                if len(buffer) < length:
+                    return forward(data)
+                buffer, started = buffer[length:], True
+            while started and len(buffer) >= 5:
                 kind, length = buffer[:1], struct.unpack("!i", buffer[1:5])[0]
                 if len(buffer) < 1 + length:
                     break
-                self.ready += kind == b"Z"
+                if from_server:
+                    self.ready += kind == b"Z"
+                else:
+                    self.executed += kind == b"E"
                 buffer = buffer[1 + length :]
             forward(data)
 
@@ -88,18 +100,55 @@ def send(store: PostgresStore, key: str) -> Recorded:
     assert store.claim_send(sent.id, thread=thread)
     lease = (recorded.request.id, HOLDER)
     assert store.finish_last_send(sent.id, lease, message_id="m-1") == (True, True)
+    store.report_landed(recorded.request.id, HOLDER)
     return recorded
 
 
 @pytest.mark.postgres
-def test_a_single_recipient_send_waits_for_the_server_four_times(
+def test_a_single_recipient_send_waits_for_the_server_five_times(
     store: tuple[PostgresStore, ReadyCounter],
 ) -> None:
-    """record: its statements, then COMMIT; claim and finish: their statements with COMMIT."""
+    """record: its statements, then COMMIT; claim, finish and the outcome landed: one
+    statement each, committed by the Sync that ends it."""
     postgres, proxy = store
     send(postgres, "warm-up")  # the first use of each statement prepares it
     before = proxy.ready
     recorded = send(postgres, "counted")
-    assert proxy.ready - before == 4
+    assert proxy.ready - before == 5
     assert postgres.get_request(recorded.request.id).state == "completed"  # type: ignore[union-attr]
     assert postgres.sends(recorded.request.id)[0].state == "sent"
+
+
+@pytest.mark.postgres
+def test_a_single_recipient_send_runs_ten_statements(
+    store: tuple[PostgresStore, ReadyCounter],
+) -> None:
+    """Each statement costs the app and the server CPU of its own, however few round trips
+    they share. record: BEGIN (its refusals are read before it commits), the advisory
+    locks, the claim, the opt-outs, the limits, then one insert of the request, its sends,
+    its rate counts and its lease, and COMMIT; claim, finish and the outcome landed: one
+    statement each, committed by the pipeline's Sync without BEGIN or COMMIT."""
+    postgres, proxy = store
+    send(postgres, "warm-up")
+    before = proxy.executed
+    recorded = send(postgres, "counted")
+    assert proxy.executed - before == 10
+    assert postgres.get_request(recorded.request.id).state == "completed"  # type: ignore[union-attr]
+    [sent] = postgres.sends(recorded.request.id)
+    assert (sent.state, sent.message_id, sent.attempts) == ("sent", "m-1", 1)
+    assert postgres.acquire_lease(f"request:{recorded.request.id}", "another", TTL)
+
+
+@pytest.mark.postgres
+def test_taking_a_2chat_call_from_the_shared_budget_runs_five_statements(
+    store: tuple[PostgresStore, ReadyCounter],
+) -> None:
+    """Every 2Chat call of every process asks first: BEGIN, the budget's lock, the calls
+    of the last minute (the purge of older ones riding on that read), the new call's
+    insert, COMMIT."""
+    postgres, proxy = store
+    rule = BudgetRule(per_minute=100, burst=100)
+    assert postgres.take_twochat_call(Priority.SEND, rule, False) == 0  # prepares them
+    before = proxy.executed
+    assert postgres.take_twochat_call(Priority.SEND, rule, False) == 0
+    assert proxy.executed - before == 5

@@ -1,5 +1,6 @@
-"""What a PostgreSQL transaction carries with its BEGIN: a Slack answer's time limit as
-the statement timeout, and the advisory locks that serialise rate-limited records."""
+"""What a PostgreSQL transaction carries with its first statements: a Slack answer's time
+limit as the statement timeout, and the advisory locks that serialise rate-limited
+records; and how it stays all or nothing when it goes out without BEGIN."""
 
 from __future__ import annotations
 
@@ -68,3 +69,67 @@ def test_a_rate_limit_lock_held_elsewhere_is_waited_for_only_as_long_as_the_answ
             release.cancel()
         assert time.monotonic() - began < 1.5
         other.execute("ROLLBACK")
+
+
+_LEASE = "INSERT INTO leases (name, holder, expires_at) VALUES (?, 'test', ?)"
+_KEY = "INSERT INTO dedupe_keys (key, claimed_at, expires_at) VALUES (?, ?, ?)"
+
+
+def _leases(store: PostgresStore) -> set[str]:
+    with store._transaction(write=False) as tx:
+        return {name for (name,) in tx.rows("SELECT name FROM leases")}
+
+
+def _keys(store: PostgresStore) -> set[str]:
+    with store._transaction(write=False) as tx:
+        return {key for (key,) in tx.rows("SELECT key FROM dedupe_keys")}
+
+
+def test_a_transaction_without_begin_is_rolled_back_whole_when_a_statement_fails(
+    store: PostgresStore,
+) -> None:
+    """No answer is read before the commit, so no BEGIN goes out: the statements before
+    the pipeline's Sync are one implicit transaction, and the rider and the first insert
+    are undone with the second, which fails (the same key twice)."""
+    now = store.now()
+    with pytest.raises(psycopg.errors.UniqueViolation), store._transaction(write=True) as tx:
+        tx.along(_LEASE, ("lease:undone", now))
+        tx.later(_KEY, ("key:twice", now, now))
+        tx.later(_KEY, ("key:twice", now, now))
+    assert _leases(store) == set() and _keys(store) == set()
+
+
+def test_a_transaction_that_fails_before_its_commit_sends_nothing(store: PostgresStore) -> None:
+    now = store.now()
+    with pytest.raises(RuntimeError), store._transaction(write=True) as tx:
+        tx.along(_LEASE, ("lease:never", now))
+        tx.later(_KEY, ("key:never", now, now))
+        raise RuntimeError("the caller changed its mind")
+    assert _leases(store) == set() and _keys(store) == set()
+
+
+def test_riders_run_with_the_statement_after_them_or_on_their_own(store: PostgresStore) -> None:
+    """A rider (``Tx.along``) is carried by the next statement, one of its own WITH
+    included, and riders that nothing follows go out as one statement."""
+    now = store.now()
+    with store._transaction(write=True) as tx:
+        tx.along(_LEASE, ("lease:carried", now))
+        carrier = tx.later(f"WITH found AS (SELECT 1) {_KEY} RETURNING key", ("key:1", now, now))
+        tx.along(_LEASE, ("lease:alone-1", now))
+        tx.along(_KEY, ("key:alone", now, now))
+        tx.along(_LEASE, ("lease:alone-2", now))
+    assert carrier.rows == [("key:1",)]
+    assert _leases(store) == {"lease:carried", "lease:alone-1", "lease:alone-2"}
+    assert _keys(store) == {"key:1", "key:alone"}
+
+
+def test_an_answer_read_before_the_commit_opens_a_block_that_a_failure_rolls_back(
+    store: PostgresStore,
+) -> None:
+    """The first insert's answer is read, so it went out after BEGIN: the failure after it
+    still undoes it."""
+    now = store.now()
+    with pytest.raises(psycopg.errors.UniqueViolation), store._transaction(write=True) as tx:
+        assert tx.run(_KEY, ("key:read", now, now)) == 1
+        tx.later(_KEY, ("key:read", now, now))
+    assert _keys(store) == set()
