@@ -36,11 +36,11 @@ from bot.sending.sweeper import Sweeper
 from bot.sending.workflow import ANSWER_DEADLINE, FANOUT_CONCURRENCY, Workflow
 from bot.settings import Settings
 from bot.slack.bolt_app import build_app
-from bot.slack.deps import Bridge
 from bot.slack.directory import SlackDirectory
-from bot.slack.identity import SlackIdentity
-from bot.slack.presenter import SLACK_PRESENTER
+from bot.slack.listeners.deps import Bridge
+from bot.slack.render.presenter import SLACK_PRESENTER
 from bot.slack.reporter import SlackReporter
+from bot.slack.transport.identity import SlackIdentity
 from bot.slack.user_names import SlackNames
 from bot.sms.budget import Ledger, Priority, RatePacer, SharedLedger
 from bot.sms.dry_run import DryRunTwoChatClient

@@ -1,11 +1,35 @@
-"""The one error hierarchy of the bridge.
+"""Every public exception of the bridge, in one hierarchy.
 
 Every error a user can see is a ``BridgeError`` whose ``user_message`` is safe to post in
-Slack: it never carries a secret. ``bot.messages.describe_error`` is the one place that turns
-any exception into the text a user reads.
+Slack: it never carries a secret. ``describe_error`` in ``bot.slack.render.refusals`` is the
+one place that turns any exception into the text a user reads. The tree, and who raises each::
+
+    Exception
+    ├── BridgeError            base of every expected failure; str() is the user's message
+    │   ├── SettingsError      environment settings (bot.settings)
+    │   ├── ConfigError        the policy file, with file:line problems (bot.config)
+    │   ├── InvalidNumber      a phone number that does not parse (bot.core.phone)
+    │   ├── UnknownRecipient   a name that is no contact, group or number (bot.core)
+    │   ├── TwoChatError       2Chat refused or failed a call (bot.sms)
+    │   ├── StoreError         the database cannot be opened, reached or migrated (bot.store)
+    │   │   └── CommitUnknown  the connection failed while committing (bot.store.postgres)
+    │   ├── AllOptedOut        every recipient has opted out, nothing recorded (bot.store)
+    │   ├── RateLimited        a request would exceed a rate limit (bot.store.limits)
+    │   ├── BadPayload         a Slack payload without a field we need (bot.slack)
+    │   │   └── GarbledField   a form field in the wrong shape, shown under it (bot.slack)
+    │   └── NotASender         a user who may not send, so no form (bot.slack)
+    ├── SendTaken              another worker claimed a send first (bot.sending)
+    └── Duplicate              a claim of a request being recorded was taken already
+                               (bot.store): everything rolls back
+
+``SendTaken`` and ``Duplicate`` steer control flow and never reach a user, so they are not
+``BridgeError``s. This module imports nothing from ``bot``, so every layer can raise these
+without an import cycle. Exceptions private to one module (a leading underscore) stay there.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 class BridgeError(Exception):
@@ -69,3 +93,43 @@ class TwoChatError(BridgeError):
 
 class StoreError(BridgeError):
     """The database cannot be opened, reached or migrated; the message never holds a password."""
+
+
+class CommitUnknown(StoreError):
+    """The connection failed while committing: the server may or may not have committed."""
+
+
+class AllOptedOut(BridgeError):
+    """Every recipient of a request has opted out, so nothing was recorded."""
+
+
+class RateLimited(BridgeError):
+    """A request would exceed a rate limit; ``retry_at`` is when it would fit again."""
+
+    def __init__(self, message: str, retry_at: datetime) -> None:
+        self.retry_at = retry_at
+        super().__init__(message)
+
+
+class BadPayload(BridgeError):
+    """A Slack payload without a field we need, or with the wrong type."""
+
+
+class GarbledField(BadPayload):
+    """A form field that arrived in the wrong shape; a form shows this under that field."""
+
+    def __init__(self, block_id: str) -> None:
+        super().__init__(f"the form's {block_id} field arrived garbled; please try again")
+        self.block_id = block_id
+
+
+class NotASender(BridgeError):
+    """The user may not send at all, so there is no form to show them."""
+
+
+class SendTaken(Exception):
+    """Another worker claimed this send first; it sends and reports it."""
+
+
+class Duplicate(Exception):
+    """A claim of ``record_request`` was taken already: roll everything back."""

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.errors import StoreError
-from bot.slack.identity import SLACK_TOKEN_ERRORS
+from bot.slack.transport.identity import SLACK_TOKEN_ERRORS
 from bot.store import Store
 
 logger = logging.getLogger(__name__)

@@ -18,10 +18,10 @@ from bot.errors import BridgeError, ConfigError, SettingsError, StoreError
 from bot.logs import log_context
 from bot.metrics import CONTENT_TYPE
 from bot.settings import Settings
-from bot.slack import socket_mode
-from bot.slack.http import dispatch
-from bot.slack.observe import describe_http
-from bot.slack.replays import ReplayGuard
+from bot.slack.transport import socket_mode
+from bot.slack.transport.http import dispatch
+from bot.slack.transport.observe import describe_http
+from bot.slack.transport.replays import ReplayGuard
 from bot.store.core import answer_within
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from bot.core.escalation import is_ladder_request
 from bot.core.model import Recipient
 from bot.core.phone import mask
 from bot.core.policy import AUTO_PAGE_PREFIX, Recheck, Refuse, decide_auto_page, recheck
-from bot.errors import TwoChatError
+from bot.errors import SendTaken, TwoChatError
 from bot.sending.from_records import UNKNOWN_AFTER_CRASH, origin_of, outcome_of, targets_of
 from bot.sending.leases import Held, RequestLeases, heartbeat
 from bot.sending.ports import RetryOffer
@@ -34,10 +34,6 @@ Progress = Callable[[str | BaseException], Awaitable[None]]
 # What a request's delivery is run through: (request, deliver) -> runs deliver (see
 # ``Ladders.escalating``, which starts an escalating page's ladder around it).
 Around = Callable[[StoredRequest, Callable[[], Awaitable[object]]], Awaitable[None]]
-
-
-class SendTaken(Exception):
-    """Another worker claimed this send first; it sends and reports it."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ from datetime import timedelta
 from bot.core.access import Action, Subject, Verdict
 from bot.core.model import Policy, Recipient
 from bot.core.policy import Allow, NeedsApproval
-from bot.errors import StoreError, TwoChatError
+from bot.errors import AllOptedOut, RateLimited, StoreError, TwoChatError
 from bot.sending.approvals import Approvals
 from bot.sending.escalation import Ladders
 from bot.sending.from_records import recorded_targets
@@ -23,10 +23,8 @@ from bot.sending.services import Services
 from bot.sending.sweeper import Sweeper
 from bot.sms.twochat import TwoChatClient
 from bot.store import (
-    AllOptedOut,
     NewRecipient,
     NewRequest,
-    RateLimited,
     RateLimits,
     Recorded,
     SendRecord,

@@ -15,7 +15,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import (
+from bot.slack.listeners import (
     approvals,
     commands,
     compose_modal,
@@ -24,9 +24,9 @@ from bot.slack import (
     paging,
     shortcuts,
 )
-from bot.slack.deps import Bridge
-from bot.slack.identity import SlackIdentity
-from bot.slack.render import describe_error
+from bot.slack.listeners.deps import Bridge
+from bot.slack.render.refusals import describe_error
+from bot.slack.transport.identity import SlackIdentity
 
 
 class _SameTokenWarning(logging.Filter):

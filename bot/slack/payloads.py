@@ -15,18 +15,10 @@ from typing import Any
 from bot.core.alerts import event_key, text_field
 from bot.core.commands import clean_text
 from bot.core.directory import USER_ID
-from bot.slack.deps import BadPayload
+from bot.errors import BadPayload, GarbledField
 
 NO_FIELDS = "Slack sent the form without its fields; close it and try again"
 NO_SUBMITTER = "Slack did not say who submitted this form; please try again"
-
-
-class GarbledField(BadPayload):
-    """A form field that arrived in the wrong shape; a form shows this under that field."""
-
-    def __init__(self, block_id: str) -> None:
-        super().__init__(f"the form's {block_id} field arrived garbled; please try again")
-        self.block_id = block_id
 
 
 def optional(payload: object, *path: str) -> str | None:

@@ -19,8 +19,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.sending.ports import Origin, Posted
-from bot.slack.blocks import within_text_limit
 from bot.slack.pace import EditPace
+from bot.slack.render.blocks import within_text_limit
 
 logger = logging.getLogger(__name__)
 

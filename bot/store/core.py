@@ -77,10 +77,6 @@ _SEND_SELECT = ", ".join(f"s.{c}" for c in SEND_COLUMNS)
 _ANSWER_BY: ContextVar[float | None] = ContextVar("sms_bridge_store_answer_by", default=None)
 
 
-class CommitUnknown(StoreError):
-    """The connection failed while committing: the server may or may not have committed."""
-
-
 @contextmanager
 def answer_within(seconds: float | None) -> Iterator[None]:
     """Bound every store wait started in this context to ``seconds`` from now, in total;

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.store.records import NewRecipient, RateLimited, RateLimits, RequestState
+from bot.errors import RateLimited
+from bot.store.records import NewRecipient, RateLimits, RequestState
 from bot.store.tx import Pending, Tx, from_db_time, placeholders, utc
 
 # Requests in these states never reach 2Chat, so their sends do not count against rate limits.

@@ -13,9 +13,9 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from bot.errors import StoreError
+from bot.errors import CommitUnknown, StoreError
 from bot.store.base import Store
-from bot.store.core import CommitUnknown, time_left
+from bot.store.core import time_left
 from bot.store.records import utcnow
 from bot.store.tx import Pending, Result, Tx
 
@@ -23,7 +23,7 @@ from bot.store.tx import Pending, Result, Tx
 _TRUSTED_FOR = 1.0
 # Store threads per process. One would leave the CPU idle while it waits on the network;
 # each one more takes turns at the GIL with the event loop, and with ten, those turns cost
-# more CPU than the queries did (see docs/architecture.md).
+# more CPU than the queries did (see docs/performance.md).
 WORKERS = 2
 
 

@@ -7,18 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from bot.store.records import (
-    AllOptedOut,
-    NewRequest,
-    RequestState,
-    SendRecord,
-    StoredRequest,
-)
+from bot.errors import AllOptedOut, Duplicate
+from bot.store.records import NewRequest, RequestState, SendRecord, StoredRequest
 from bot.store.tx import Pending, Tx, placeholders
-
-
-class Duplicate(Exception):
-    """A claim of ``record_request`` was taken already: roll everything back."""
 
 
 def as_recorded(

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
-from bot.errors import BridgeError
-
 RequestState = Literal[
     "pending_approval", "approved", "rejected", "expired", "queued", "sending", "completed"
 ]
@@ -135,18 +133,6 @@ class RateLimits:
 
     per_sender_per_hour: int | None
     per_recipient_per_hour: int | None
-
-
-class AllOptedOut(BridgeError):
-    """Every recipient of a request has opted out, so nothing was recorded."""
-
-
-class RateLimited(BridgeError):
-    """A request would exceed a rate limit; ``retry_at`` is when it would fit again."""
-
-    def __init__(self, message: str, retry_at: datetime) -> None:
-        self.retry_at = retry_at
-        super().__init__(message)
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Literal
 
-from bot.errors import StoreError
-from bot.store.core import (
-    REQUEST_COLUMNS,
-    REQUEST_TIMES,
-    CommitUnknown,
-    StoreCore,
-    answer_within,
-)
+from bot.errors import CommitUnknown, Duplicate, StoreError
+from bot.store.core import REQUEST_COLUMNS, REQUEST_TIMES, StoreCore, answer_within
 from bot.store.leases import claim_key_in, request_lease, take_new_lease_in
 from bot.store.limits import (
     NOT_COUNTED,
@@ -27,14 +21,7 @@ from bot.store.limits import (
     rate_keys,
     uncount_request,
 )
-from bot.store.recording import (
-    Duplicate,
-    Inserted,
-    as_recorded,
-    opted_out,
-    opted_out_later,
-    refuse,
-)
+from bot.store.recording import Inserted, as_recorded, opted_out, opted_out_later, refuse
 from bot.store.records import (
     REQUEST_STATES,
     TRANSITIONS,

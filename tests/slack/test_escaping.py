@@ -18,13 +18,10 @@ from typing import Any
 import pytest
 
 from bot.core.model import Recipient
-from bot.slack.render import (
-    recipient_label,
-    reply_text,
-    shown,
-    untrusted,
-    verdict_text,
-)
+from bot.slack.render.approvals import verdict_text
+from bot.slack.render.escaping import shown, untrusted
+from bot.slack.render.labels import recipient_label
+from bot.slack.render.replies import reply_text
 from tests.appproc import AppProcess
 from tests.conftest import StartApp, policy_file
 from tests.fakes.signing import interaction_body

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.slack.replays import REPLAY_WINDOW, ReplayGuard, take_signature
+from bot.slack.transport.replays import REPLAY_WINDOW, ReplayGuard, take_signature
 from tests.appproc import AppProcess
 from tests.conftest import StartApp
 from tests.fakes.signing import SIGNING_SECRET, event_body, signed_headers, slash_command_body

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.slack.http import bolt_request, form_body
+from bot.slack.transport.http import bolt_request, form_body
 from tests.appproc import AppProcess
 from tests.conftest import StartApp
 from tests.fakes.signing import slash_command_body

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from bot.slack.blocks import MAX_SECTION_TEXT, split_text
-from bot.slack.render import untrusted
+from bot.slack.render.blocks import MAX_SECTION_TEXT, split_text
+from bot.slack.render.escaping import untrusted
 from tests.appproc import AppProcess
 from tests.conftest import StartApp, policy_file
 from tests.fakes.signing import interaction_body

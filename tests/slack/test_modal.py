@@ -15,20 +15,18 @@ from bot.core.directory import EMPTY_DIRECTORY, Directory
 from bot.core.model import Policy
 from bot.core.policy import Allow, NeedsApproval, Refuse
 from bot.core.preview import preview_text
+from bot.errors import BadPayload, NotASender
 from bot.sending.ports import Origin
-from bot.slack.compose_modal import (
-    BLOCK_PREVIEW,
+from bot.slack.ids import BlockId, CallbackId
+from bot.slack.listeners.compose_modal import (
     ComposeMeta,
     ComposeValues,
-    NotASender,
     compose_view,
     decide_submission,
     field_errors,
     read_values,
     submit_compose,
 )
-from bot.slack.deps import BadPayload
-from bot.slack.ids import CallbackId
 from bot.slack.payloads import View
 from tests.appproc import AppProcess
 from tests.conftest import SHIPPED_CONFIG, StartApp
@@ -49,7 +47,7 @@ def block(view: dict[str, Any], block_id: str) -> dict[str, Any]:
 
 
 def preview_of(view: dict[str, Any]) -> str:
-    return str(block(view, BLOCK_PREVIEW)["elements"][0]["text"])
+    return str(block(view, BlockId.COMPOSE_PREVIEW)["elements"][0]["text"])
 
 
 def state_values(

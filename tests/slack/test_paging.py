@@ -17,7 +17,7 @@ from bot.config import load_policy
 from bot.core.alerts import IGNORED_SUBTYPES, auto_page_text, message_text, prefill_text
 from bot.core.page_command import PageCommand, parse_page
 from bot.core.segments import analyze
-from bot.slack.shortcuts import permalink
+from bot.slack.listeners.shortcuts import permalink
 from tests.appproc import AppProcess
 from tests.conftest import SHIPPED_CONFIG, StartApp, policy_file
 from tests.fakes.signing import interaction_body

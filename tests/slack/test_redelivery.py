@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.slack.redelivery import ask_for_redelivery, is_redelivery, served_over_http
+from bot.slack.transport.redelivery import ask_for_redelivery, is_redelivery, served_over_http
 
 
 def test_a_listener_asks_for_redelivery_only_over_http() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.slack.compose_modal import ComposeMeta, ComposeValues, compose_view
+from bot.slack.listeners.compose_modal import ComposeMeta, ComposeValues, compose_view
 from tests.appproc import AppProcess
 from tests.conftest import StartApp, policy_file
 from tests.fakes.slack_server import SlackStandIn

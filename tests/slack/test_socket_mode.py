@@ -283,7 +283,7 @@ def test_mention_pages_and_its_redelivery_pages_nobody_twice(
     assert len(slack.thread_replies(INCIDENT)) == 1
 
 
-# --- startup and shutdown (these need bot.slack.socket_mode wired into the server) ----------
+# --- startup and shutdown (these need bot.slack.transport.socket_mode wired into the server) -
 
 
 @pytest.mark.app

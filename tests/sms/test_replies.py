@@ -25,7 +25,8 @@ from bot.config import load_policy, load_policy_text, summarize
 from bot.core.model import Recipient, reply_keyword
 from bot.errors import ConfigError, TwoChatError
 from bot.sending.replies import classify
-from bot.slack.render import ack_summary_text, opted_out_reason
+from bot.slack.render.refusals import opted_out_reason
+from bot.slack.render.replies import ack_summary_text
 from bot.sms.twochat import Conversation, SmsMessage, TwoChatClient, e164, epoch_seconds
 from tests.appproc import TWOCHAT_KEY, AppProcess, hermetic_env
 from tests.conftest import SHIPPED_CONFIG, StartApp, policy_file

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.store import RateLimited, RateLimits, Store, migrations
+from bot.errors import RateLimited
+from bot.store import RateLimits, Store, migrations
 from bot.store import requests as request_queries
 from tests.store.helpers import ALICE, BOB, CAROL, Backend, FakeClock, new_request, race
 

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.store import RateLimited, RateLimits, ReplyCursor, Store
+from bot.errors import RateLimited
+from bot.store import RateLimits, ReplyCursor, Store
 from tests.store.helpers import ALICE, BOB, Backend, FakeClock, drive_to, inbound, new_request
 
 KEEP = timedelta(days=90)

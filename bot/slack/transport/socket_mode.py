@@ -27,8 +27,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import SettingsError
 from bot.logs import log_context
 from bot.metrics import Metrics
-from bot.slack.identity import slack_error
-from bot.slack.observe import describe_envelope
+from bot.slack.transport.identity import slack_error
+from bot.slack.transport.observe import describe_envelope
 from bot.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)

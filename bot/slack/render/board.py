@@ -11,9 +11,9 @@ from datetime import datetime
 
 from bot.sending.ports import Board
 from bot.sending.queries import EscalationStep
-from bot.slack.blocks import Block, button, sections
 from bot.slack.ids import ActionId
-from bot.slack.render import shown, untrusted
+from bot.slack.render.blocks import Block, button, sections
+from bot.slack.render.escaping import shown, untrusted
 
 _VIA = {"sms": "by SMS", "button": "with the Ack button", "reaction": "with :white_check_mark:"}
 

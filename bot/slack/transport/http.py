@@ -20,8 +20,8 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.slack.redelivery import served_over_http
-from bot.slack.replays import ReplayGuard
+from bot.slack.transport.redelivery import served_over_http
+from bot.slack.transport.replays import ReplayGuard
 
 logger = logging.getLogger(__name__)
 

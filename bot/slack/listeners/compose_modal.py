@@ -32,10 +32,11 @@ from bot.core.directory import EMPTY_DIRECTORY, Directory, user_mention
 from bot.core.model import Policy
 from bot.core.policy import Decision, Field, Refuse, allowed_from_names, decide, sender_rule
 from bot.core.preview import outgoing_text, preview_text
-from bot.errors import BridgeError
+from bot.errors import BadPayload, NotASender
 from bot.sending.ports import Origin
-from bot.slack.deps import BadPayload, Bridge
-from bot.slack.forms import (
+from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.slack.listeners.deps import Bridge
+from bot.slack.listeners.forms import (
     MAX_INPUT,
     answer_form,
     field_error,
@@ -47,7 +48,6 @@ from bot.slack.forms import (
     slack_error,
     submit_form,
 )
-from bot.slack.ids import ActionId, CallbackId
 from bot.slack.payloads import (
     BlockAction,
     SlashCommand,
@@ -56,17 +56,10 @@ from bot.slack.payloads import (
     json_object,
     optional,
 )
-from bot.slack.render import show_number
+from bot.slack.render.escaping import show_number
 
 logger = logging.getLogger(__name__)
 
-BLOCK_FROM, ACTION_FROM = "from", ActionId.COMPOSE_FROM
-BLOCK_TO, ACTION_TO = "to", ActionId.COMPOSE_TO
-# People picked from Slack beside the typed names; no listener, so no ActionId.
-BLOCK_PEOPLE = ACTION_PEOPLE = "to_people"
-BLOCK_TEXT, ACTION_TEXT = "text", ActionId.COMPOSE_TEXT
-BLOCK_CLEANUP, ACTION_CLEANUP = "cleanup", ActionId.COMPOSE_CLEANUP
-BLOCK_PREVIEW = "preview"
 CLEANUP_VALUE = "gsm7"
 
 # Slack's limits for the fields we fill (Block Kit reference).
@@ -77,10 +70,6 @@ _NUMBER_LIKE = re.compile(r"[\d\s+().-]*\d[\d\s+().-]*")
 _LOST_CHANNEL = (
     "this form lost track of the channel it was opened from; close it and run /sms again"
 )
-
-
-class NotASender(BridgeError):
-    """The user may not send at all, so there is no form to show them."""
 
 
 def _web_url(url: object) -> str | None:
@@ -136,11 +125,11 @@ class ComposeValues:
 def read_values(view: View) -> ComposeValues:
     """The fields of a compose view: a missing field is empty, a garbled one BadPayload."""
     return ComposeValues(
-        from_name=view.selected(BLOCK_FROM, ACTION_FROM),
-        to=view.text(BLOCK_TO, ACTION_TO),
-        text=view.text(BLOCK_TEXT, ACTION_TEXT),
-        cleanup=CLEANUP_VALUE in view.checked(BLOCK_CLEANUP, ACTION_CLEANUP),
-        people=view.users(BLOCK_PEOPLE, ACTION_PEOPLE),
+        from_name=view.selected(BlockId.COMPOSE_FROM, ActionId.COMPOSE_FROM),
+        to=view.text(BlockId.COMPOSE_TO, ActionId.COMPOSE_TO),
+        text=view.text(BlockId.COMPOSE_TEXT, ActionId.COMPOSE_TEXT),
+        cleanup=CLEANUP_VALUE in view.checked(BlockId.COMPOSE_CLEANUP, ActionId.COMPOSE_CLEANUP),
+        people=view.users(BlockId.COMPOSE_PEOPLE, ActionId.COMPOSE_PEOPLE),
     )
 
 
@@ -170,10 +159,15 @@ def _from_block(policy: Policy, usable: list[str], chosen: str) -> dict[str, Any
     whose options ``from_options`` serves."""
     element: dict[str, Any] = {
         "type": "static_select",
-        "action_id": ACTION_FROM,
+        "action_id": ActionId.COMPOSE_FROM,
         "initial_option": _from_option(policy, chosen),
     }
-    block = {"type": "input", "block_id": BLOCK_FROM, "label": plain("From"), "element": element}
+    block = {
+        "type": "input",
+        "block_id": BlockId.COMPOSE_FROM,
+        "label": plain("From"),
+        "element": element,
+    }
     if len(usable) <= MAX_OPTIONS:
         element["options"] = [_from_option(policy, name) for name in usable]
     else:
@@ -203,7 +197,7 @@ def _message_block(text: str) -> dict[str, Any]:
     """The message input; every keystroke dispatches an action, for the live preview."""
     element: dict[str, Any] = {
         "type": "plain_text_input",
-        "action_id": ACTION_TEXT,
+        "action_id": ActionId.COMPOSE_TEXT,
         "multiline": True,
         "dispatch_action_config": {"trigger_actions_on": ["on_character_entered"]},
         "placeholder": plain("The text message"),
@@ -212,7 +206,7 @@ def _message_block(text: str) -> dict[str, Any]:
         element["initial_value"] = text[:MAX_INPUT]
     return {
         "type": "input",
-        "block_id": BLOCK_TEXT,
+        "block_id": BlockId.COMPOSE_TEXT,
         "label": plain("Message"),
         "dispatch_action": True,
         "element": element,
@@ -232,14 +226,14 @@ def _cleanup_option() -> dict[str, Any]:
 def _cleanup_block(ticked: bool) -> dict[str, Any]:
     element: dict[str, Any] = {
         "type": "checkboxes",
-        "action_id": ACTION_CLEANUP,
+        "action_id": ActionId.COMPOSE_CLEANUP,
         "options": [_cleanup_option()],
     }
     if ticked:
         element["initial_options"] = [_cleanup_option()]
     return {
         "type": "input",
-        "block_id": BLOCK_CLEANUP,
+        "block_id": BlockId.COMPOSE_CLEANUP,
         "label": plain("Clean-up"),
         "hint": plain(
             "Replaces curly quotes, dashes, ellipses and non-breaking spaces with plain ones, "
@@ -256,12 +250,12 @@ def _people_block() -> dict[str, Any]:
     """Slack people to text, picked by name: each must be a contact linked to their user."""
     return {
         "type": "input",
-        "block_id": BLOCK_PEOPLE,
+        "block_id": BlockId.COMPOSE_PEOPLE,
         "label": plain("To people in Slack"),
         "optional": True,
         "element": {
             "type": "multi_users_select",
-            "action_id": ACTION_PEOPLE,
+            "action_id": ActionId.COMPOSE_PEOPLE,
             "placeholder": plain("Pick people"),
         },
     }
@@ -296,7 +290,7 @@ def compose_view(
             recipients_block(
                 policy,
                 sender_rule(policy, user_id, directory),
-                (BLOCK_TO, ACTION_TO),
+                (BlockId.COMPOSE_TO, ActionId.COMPOSE_TO),
                 "To",
                 "alice, db-oncall or +447700900123",
                 values.to,
@@ -307,7 +301,7 @@ def compose_view(
             _cleanup_block(values.cleanup),
             {
                 "type": "context",
-                "block_id": BLOCK_PREVIEW,
+                "block_id": BlockId.COMPOSE_PREVIEW,
                 "elements": [{"type": "mrkdwn", "text": preview[:MAX_INPUT]}],
             },
         ],
@@ -330,7 +324,10 @@ def decide_submission(
     return decide(policy, user_id, targets, text, values.from_name, directory)
 
 
-_FIELD_BLOCKS: tuple[tuple[Field, str], ...] = (("from", BLOCK_FROM), ("text", BLOCK_TEXT))
+_FIELD_BLOCKS: tuple[tuple[Field, str], ...] = (
+    ("from", BlockId.COMPOSE_FROM),
+    ("text", BlockId.COMPOSE_TEXT),
+)
 
 
 def field_errors(refusal: Refuse) -> dict[str, str]:
@@ -342,8 +339,8 @@ def field_errors(refusal: Refuse) -> dict[str, str]:
             errors[block_id] = field_error(message)
     to_messages = [m for m in (refusal.for_field("sender"), refusal.for_field("to")) if m]
     if to_messages:
-        errors[BLOCK_TO] = field_error("; ".join(to_messages))
-    return errors or {BLOCK_TEXT: field_error(refusal.reason or "not allowed")}
+        errors[BlockId.COMPOSE_TO] = field_error("; ".join(to_messages))
+    return errors or {BlockId.COMPOSE_TEXT: field_error(refusal.reason or "not allowed")}
 
 
 async def submit_compose(bridge: Bridge, body: Mapping[str, Any]) -> dict[str, str] | None:
@@ -353,7 +350,7 @@ async def submit_compose(bridge: Bridge, body: Mapping[str, Any]) -> dict[str, s
         meta = ComposeMeta.from_json(submission.view.private_metadata)
         values = read_values(submission.view)
     except BadPayload as exc:
-        return payload_errors(exc, BLOCK_TEXT)
+        return payload_errors(exc, BlockId.COMPOSE_TEXT)
     user_id = submission.user_id
     # Slack may deliver one submission more than once; the view id names it.
     dedupe_key = f"view:{submission.view.id}" if submission.view.id else None
@@ -364,7 +361,7 @@ async def submit_compose(bridge: Bridge, body: Mapping[str, Any]) -> dict[str, s
         lambda: decide_submission(bridge.policy, user_id, values, directory),
         origin,
         field_errors,
-        BLOCK_TEXT,
+        BlockId.COMPOSE_TEXT,
     )
 
 
@@ -447,10 +444,10 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
             update_preview(bridge, client, action), name=f"preview-{action.user_id}"
         )
 
-    app.action(ACTION_TEXT)(on_edit)
-    app.action(ACTION_CLEANUP)(on_edit)
+    app.action(ActionId.COMPOSE_TEXT)(on_edit)
+    app.action(ActionId.COMPOSE_CLEANUP)(on_edit)
 
-    @app.options(ACTION_FROM)
+    @app.options(ActionId.COMPOSE_FROM)
     async def on_from_typed(ack: AsyncAck, body: dict[str, Any]) -> None:
         user_id = optional(body, "user", "id")
         typed = optional(body, "value") or ""

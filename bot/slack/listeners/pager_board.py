@@ -4,7 +4,7 @@
 Who may ack (people allowed to send SMS, approvers, people the page texted), escalate or
 stop (the person who paged, approvers) is ``bot.core.access``'s answer, as for every action;
 everyone else is told so privately. The board itself is
-drawn by ``board_render`` and kept current by ``sending.escalation``.
+drawn by ``render.board`` and kept current by ``sending.escalation``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.core.access import Action
+from bot.errors import BadPayload
 from bot.sending.escalation import Command, Via
-from bot.slack.deps import BadPayload, Bridge
 from bot.slack.ids import ActionId
+from bot.slack.listeners.deps import Bridge
 from bot.slack.payloads import BlockAction, ReactionAdded
 
 logger = logging.getLogger(__name__)

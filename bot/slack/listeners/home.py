@@ -23,7 +23,10 @@ from bot.core.model import Policy, SenderRule
 from bot.core.policy import sender_rule
 from bot.sending.from_records import outcome_of, plan_of
 from bot.sending.queries import SendRecord, StoredRequest
-from bot.slack.blocks import (
+from bot.slack.ids import ActionId, BlockId
+from bot.slack.listeners.deps import Bridge
+from bot.slack.render.approvals import approval_text
+from bot.slack.render.blocks import (
     MAX_VIEW_BLOCKS,
     Block,
     button,
@@ -32,17 +35,10 @@ from bot.slack.blocks import (
     header,
     sections,
 )
-from bot.slack.deps import Bridge
-from bot.slack.ids import ActionId
-from bot.slack.render import (
-    approval_text,
-    opted_out_text,
-    outcome_text,
-    permissions_text,
-    request_text,
-    shown,
-    slack_time,
-)
+from bot.slack.render.escaping import shown
+from bot.slack.render.labels import slack_time
+from bot.slack.render.outcomes import outcome_text, request_text
+from bot.slack.render.usage import opted_out_text, permissions_text
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +116,8 @@ def _pending_blocks(policy: Policy, user: str, request: StoredRequest, masked: b
         *sections(body),
         {
             "type": "actions",
-            "block_id": f"approval-{request.id}",  # unique per view; the action ids are shared
+            # unique per view; the action ids are shared
+            "block_id": f"{BlockId.APPROVAL}-{request.id}",
             "elements": [
                 button("Approve", ActionId.APPROVE, request.id, "primary"),
                 button("Reject", ActionId.REJECT, request.id, "danger"),

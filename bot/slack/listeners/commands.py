@@ -14,19 +14,16 @@ from bot.core.access import Action, permission
 from bot.core.commands import parse_sms_command
 from bot.core.model import Policy
 from bot.core.policy import Refuse, decide, sender_rule, split_targets
-from bot.errors import BridgeError, StoreError
+from bot.errors import BadPayload, BridgeError, StoreError
 from bot.sending.from_records import outcome_of, plan_of
 from bot.sending.ports import Origin
-from bot.slack.compose_modal import open_compose_modal
-from bot.slack.deps import BadPayload, Bridge
+from bot.slack.listeners.compose_modal import open_compose_modal
+from bot.slack.listeners.deps import Bridge
 from bot.slack.payloads import SlashCommand
-from bot.slack.render import (
-    STATUS_USAGE,
-    help_text,
-    refusal_text,
-    request_status_texts,
-    request_text,
-)
+from bot.slack.render.outcomes import request_text
+from bot.slack.render.refusals import refusal_text
+from bot.slack.render.status import request_status_texts
+from bot.slack.render.usage import STATUS_USAGE, help_text
 
 logger = logging.getLogger(__name__)
 

@@ -13,10 +13,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.model import WILDCARD, Policy, SenderRule
 from bot.core.policy import Decision, Refuse, split_targets
+from bot.errors import BadPayload, GarbledField
 from bot.sending.ports import Origin
-from bot.slack.deps import BadPayload, Bridge
-from bot.slack.payloads import GarbledField
-from bot.slack.render import SHOWN_ENTRIES, describe_error, listing, target_label
+from bot.slack.listeners.deps import Bridge
+from bot.slack.render.labels import SHOWN_ENTRIES, listing, target_label
+from bot.slack.render.refusals import describe_error
 
 # Slack's limits for the fields we fill (Block Kit reference).
 MAX_INPUT = 3000

@@ -5,8 +5,8 @@ since the person may be texted twice."""
 from __future__ import annotations
 
 from bot.sending.ports import RetryOffer
-from bot.slack.blocks import MAX_ACTIONS_ELEMENTS, Block, button, confirm_dialog, sections
-from bot.slack.ids import ActionId
+from bot.slack.ids import ActionId, BlockId
+from bot.slack.render.blocks import MAX_ACTIONS_ELEMENTS, Block, button, confirm_dialog, sections
 
 RETRY_CONFIRM = confirm_dialog(
     "Text this person again?", "2Chat may already have this SMS: it may text them twice."
@@ -34,4 +34,4 @@ def outcome_blocks(text: str, retry_offers: list[RetryOffer]) -> list[Block] | N
         button("Retry", ActionId.RETRY, retry_value(*offer), confirm=RETRY_CONFIRM)
         for offer in retry_offers[:MAX_ACTIONS_ELEMENTS]
     ]
-    return [*sections(text), {"type": "actions", "block_id": "retry", "elements": buttons}]
+    return [*sections(text), {"type": "actions", "block_id": BlockId.RETRY, "elements": buttons}]

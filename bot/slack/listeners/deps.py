@@ -1,4 +1,4 @@
-"""What every Slack listener module receives: the dependencies, and the payload error.
+"""What every Slack listener module receives: the dependencies and the shared answers.
 
 Every ``bot.slack`` surface imports this module and it imports none of them, which keeps
 the listener modules free of import cycles.
@@ -14,22 +14,18 @@ from bot.core.commands import NO_NAMES, unnamed_users
 from bot.core.directory import Directory, DirectorySource
 from bot.core.model import Policy
 from bot.core.policy import Allow, NeedsApproval
-from bot.errors import BridgeError, StoreError
+from bot.errors import StoreError
 from bot.sending.ports import Origin
 from bot.sending.queries import Queries
 from bot.sending.workflow import Workflow
-from bot.slack.render import refusal_text, unreachable_text
-from bot.slack.replays import serving_claim
+from bot.slack.render.refusals import refusal_text, unreachable_text
 from bot.slack.reporter import SlackReporter
+from bot.slack.transport.replays import serving_claim
 from bot.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)
 
 DATABASE_UNAVAILABLE = "the bridge's database is unavailable right now; try again in a minute"
-
-
-class BadPayload(BridgeError):
-    """A Slack payload without a field we need, or with the wrong type."""
 
 
 async def no_names(user_ids: Iterable[str]) -> Mapping[str, str]:

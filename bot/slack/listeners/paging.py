@@ -26,12 +26,12 @@ from bot.core.model import Policy
 from bot.core.page_command import parse_page
 from bot.core.policy import Refuse, auto_page_sender, decide, decide_auto_page, page_targets
 from bot.core.segments import gsm7_cleanup
-from bot.errors import StoreError
+from bot.errors import BadPayload, StoreError
 from bot.sending.ports import Origin
-from bot.slack.deps import DATABASE_UNAVAILABLE, BadPayload, Bridge
+from bot.slack.listeners.deps import DATABASE_UNAVAILABLE, Bridge
 from bot.slack.payloads import MessageEvent
-from bot.slack.redelivery import ask_for_redelivery, is_redelivery
-from bot.slack.render import refusal_text
+from bot.slack.render.refusals import refusal_text
+from bot.slack.transport.redelivery import ask_for_redelivery, is_redelivery
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,11 @@ from bot.core.alerts import message_text, prefill_text
 from bot.core.model import Policy, SenderRule
 from bot.core.policy import Field, Refuse, decide, sender_rule
 from bot.core.segments import analyze
+from bot.errors import BadPayload
 from bot.sending.ports import Origin
-from bot.slack.deps import BadPayload, Bridge
-from bot.slack.forms import (
+from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.slack.listeners.deps import Bridge
+from bot.slack.listeners.forms import (
     MAX_INPUT,
     answer_form,
     field_error,
@@ -34,15 +36,13 @@ from bot.slack.forms import (
     recipients_block,
     submit_form,
 )
-from bot.slack.ids import ActionId, CallbackId
-from bot.slack.paging import KIND
+from bot.slack.listeners.paging import KIND
 from bot.slack.payloads import MessageShortcut, ViewSubmission, json_object
-from bot.slack.render import refusal_text, segments_label
+from bot.slack.render.labels import segments_label
+from bot.slack.render.refusals import refusal_text
 
 logger = logging.getLogger(__name__)
 
-BLOCK_TO, ACTION_TO = "page_to", ActionId.PAGE_TO
-BLOCK_TEXT, ACTION_TEXT = "page_text", ActionId.PAGE_TEXT
 _LOST_MESSAGE = "this form lost track of the message it pages about; close it and start again"
 
 
@@ -92,14 +92,19 @@ def page_view(
     default) and the text."""
     text_element: dict[str, Any] = {
         "type": "plain_text_input",
-        "action_id": ACTION_TEXT,
+        "action_id": ActionId.PAGE_TEXT,
         "multiline": True,
         "placeholder": plain("What is happening"),
     }
     if text:
         text_element["initial_value"] = text[:MAX_INPUT]
     to_block = recipients_block(
-        policy, rule, (BLOCK_TO, ACTION_TO), "Page", "db-oncall, alice or +447700900123", to
+        policy,
+        rule,
+        (BlockId.PAGE_TO, ActionId.PAGE_TO),
+        "Page",
+        "db-oncall, alice or +447700900123",
+        to,
     )
     limit = policy.defaults.max_segments
     about = (
@@ -117,7 +122,7 @@ def page_view(
             to_block,
             {
                 "type": "input",
-                "block_id": BLOCK_TEXT,
+                "block_id": BlockId.PAGE_TEXT,
                 "label": plain("Message"),
                 "element": text_element,
             },
@@ -133,11 +138,11 @@ def form_errors(refusal: Refuse) -> dict[str, str]:
     who: tuple[Field, ...] = ("sender", "to", "from")
     to = [m for m in (refusal.for_field(f) for f in who) if m]
     if to:
-        errors[BLOCK_TO] = field_error("; ".join(to))
+        errors[BlockId.PAGE_TO] = field_error("; ".join(to))
     text = refusal.for_field("text")
     if text:
-        errors[BLOCK_TEXT] = field_error(text)
-    return errors or {BLOCK_TEXT: field_error(refusal.reason or "not allowed")}
+        errors[BlockId.PAGE_TEXT] = field_error(text)
+    return errors or {BlockId.PAGE_TEXT: field_error(refusal.reason or "not allowed")}
 
 
 async def open_page_form(bridge: Bridge, client: AsyncWebClient, shortcut: MessageShortcut) -> None:
@@ -173,10 +178,10 @@ async def submit_page_form(bridge: Bridge, body: dict[str, Any]) -> dict[str, st
         submission = ViewSubmission.parse(body)
         view = submission.view
         meta = PageMeta.from_json(view.private_metadata)
-        targets = form_targets(view.text(BLOCK_TO, ACTION_TO))
-        text = view.text(BLOCK_TEXT, ACTION_TEXT).strip()
+        targets = form_targets(view.text(BlockId.PAGE_TO, ActionId.PAGE_TO))
+        text = view.text(BlockId.PAGE_TEXT, ActionId.PAGE_TEXT).strip()
     except BadPayload as exc:
-        return payload_errors(exc, BLOCK_TEXT)
+        return payload_errors(exc, BlockId.PAGE_TEXT)
     user = submission.user_id
     origin = Origin(
         meta.channel_id,
@@ -192,7 +197,7 @@ async def submit_page_form(bridge: Bridge, body: dict[str, Any]) -> dict[str, st
         lambda: decide(bridge.policy, user, targets, text, None, directory),
         origin,
         form_errors,
-        BLOCK_TEXT,
+        BlockId.PAGE_TEXT,
     )
 
 

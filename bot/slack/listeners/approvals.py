@@ -11,17 +11,16 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import StoreError
-from bot.slack.deps import DATABASE_UNAVAILABLE, BadPayload, Bridge
-from bot.slack.forms import answer_form, open_view
-from bot.slack.home import publish_home
-from bot.slack.ids import ActionId, CallbackId
+from bot.errors import BadPayload, StoreError
+from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.slack.listeners.deps import DATABASE_UNAVAILABLE, Bridge
+from bot.slack.listeners.forms import answer_form, open_view
+from bot.slack.listeners.home import publish_home
 from bot.slack.payloads import BlockAction, ViewSubmission, json_object
-from bot.slack.retry import parse_retry_value
+from bot.slack.render.retry import parse_retry_value
 
 logger = logging.getLogger(__name__)
 
-REASON_BLOCK = REASON_ACTION = "reason"
 _LOST_REQUEST = "the form lost track of its request"
 
 
@@ -52,7 +51,7 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
         submission = ViewSubmission.parse(body)
         meta = RejectMeta.from_json(submission.view.private_metadata)
         message = await reject_with_reason(bridge, submission, meta.request_id)
-        await answer_form(ack, {REASON_BLOCK: message} if message else None)
+        await answer_form(ack, {BlockId.REJECT_REASON: message} if message else None)
         if not message and meta.home:
             user = submission.user_id
             bridge.runner.spawn(publish_home(bridge, client, user), name=f"home-{user}")
@@ -113,7 +112,7 @@ async def reject_with_reason(
     bridge: Bridge, submission: ViewSubmission, request_id: str
 ) -> str | None:
     """Reject with the reason typed (if any); why it could not be, or None."""
-    reason = submission.view.text(REASON_BLOCK, REASON_ACTION).strip()
+    reason = submission.view.text(BlockId.REJECT_REASON, ActionId.REJECT_REASON).strip()
     return await bridge.workflow.decide_request(
         request_id, submission.user_id, approve=False, reason=reason or None
     )
@@ -154,12 +153,12 @@ def reject_view(meta: RejectMeta) -> dict[str, Any]:
         "blocks": [
             {
                 "type": "input",
-                "block_id": REASON_BLOCK,
+                "block_id": BlockId.REJECT_REASON,
                 "optional": True,
                 "label": {"type": "plain_text", "text": "Reason (optional)"},
                 "element": {
                     "type": "plain_text_input",
-                    "action_id": REASON_ACTION,
+                    "action_id": ActionId.REJECT_REASON,
                     "max_length": 500,
                 },
             }
