@@ -557,9 +557,11 @@ def test_a_big_roster_is_paced_under_requests_per_minute(
     assert all(r.status == 202 for r in twochat.records)  # paced: 2Chat never said 429
     # After the burst each start waits for a token: 0.1 s apart at 600 a minute. Measured
     # from the first paced send: the burst's requests also pay for opening connections.
+    # Arrivals jitter on a loaded host (a late first one shortens the next gap), so each
+    # may come up to half a gap early; unpaced, all twelve would arrive within milliseconds.
     gap = 60 / per_minute
     for k in range(burst + 1, size):
-        assert arrivals[k] - arrivals[burst] >= (k - burst) * gap - 0.02, arrivals
+        assert arrivals[k] - arrivals[burst] >= (k - burst) * gap - gap / 2, arrivals
     steady = (size - burst - 1) / (arrivals[-1] - arrivals[burst]) * 60
     assert steady <= per_minute * 1.1, f"{steady:.0f} sends a minute"
 
