@@ -6,6 +6,7 @@ Shape: https://api.slack.com/reference/interaction-payloads/block-actions-payloa
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -24,4 +25,26 @@ def button_click(
         "actions": [
             {"action_id": action_id, "block_id": block_id, "value": value, "type": "button"}
         ],
+    }
+
+
+def reason_submission(opened_view: dict[str, Any] | str, user: str, reason: str) -> dict[str, Any]:
+    """The ``view_submission`` of the reject form the app opened (``views.open``'s
+    ``view``, JSON or parsed), with ``reason`` typed in by ``user``.
+    Shape: https://api.slack.com/reference/interaction-payloads/views#view_submission"""
+    view = json.loads(opened_view) if isinstance(opened_view, str) else opened_view
+    return {
+        "type": "view_submission",
+        "user": {"id": user},
+        "team": {"id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "view": {
+            "id": "V1",
+            "type": "modal",
+            "callback_id": view["callback_id"],
+            "private_metadata": view["private_metadata"],
+            "state": {
+                "values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}
+            },
+        },
     }

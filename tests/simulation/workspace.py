@@ -14,7 +14,7 @@ from typing import Any
 
 from tests.appproc import AppProcess
 from tests.escalation.ladder_app import ALICE, BOB, CAROL, CODE_RE, INCIDENT, ladder_config
-from tests.fakes.payloads import button_click
+from tests.fakes.payloads import button_click, reason_submission
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 from tests.simulation.database import Database
@@ -150,7 +150,7 @@ class WorkspaceSteps:
             while len(self._views()) <= opened and time.monotonic() < deadline:
                 time.sleep(0.05)
             if len(self._views()) > opened:
-                app.interact(_reason_submission(self._views()[-1]))
+                app.interact(reason_submission(self._views()[-1]["view"], "U0LEAD", "no"))
 
     def _views(self) -> list[dict[str, Any]]:
         return [call.args for call in list(self.slack.calls) if call.method == "views.open"]
@@ -227,24 +227,3 @@ class WorkspaceSteps:
 def blocks_of(message: dict[str, Any]) -> list[dict[str, Any]]:
     blocks = message.get("blocks") or []
     return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
-
-
-def _reason_submission(opened: dict[str, Any]) -> dict[str, Any]:
-    """The reject form as Slack submits it, with a reason typed in."""
-    view = opened["view"]
-    view = json.loads(view) if isinstance(view, str) else view
-    return {
-        "type": "view_submission",
-        "user": {"id": "U0LEAD"},
-        "team": {"id": "T0TEAM"},
-        "api_app_id": "A0APP",
-        "view": {
-            "id": "V1",
-            "type": "modal",
-            "callback_id": view["callback_id"],
-            "private_metadata": view["private_metadata"],
-            "state": {
-                "values": {"reason": {"reason": {"type": "plain_text_input", "value": "no"}}}
-            },
-        },
-    }

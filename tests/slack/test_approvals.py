@@ -15,6 +15,7 @@ import pytest
 
 from tests.appproc import AppProcess, hermetic_env
 from tests.conftest import POSTGRES, SHIPPED_CONFIG, StartApp, policy_file
+from tests.fakes.payloads import reason_submission
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
@@ -127,25 +128,7 @@ def test_reject_with_reason_then_approve_sends_nothing(
     opened = slack.wait_until(
         lambda: [c.args for c in list(slack.calls) if c.method == "views.open"], 5, "views.open"
     )
-    view = (
-        json.loads(opened[0]["view"]) if isinstance(opened[0]["view"], str) else opened[0]["view"]
-    )
-    submission = {
-        "type": "view_submission",
-        "user": {"id": "U0LEAD"},
-        "team": {"id": "T0TEAM"},
-        "api_app_id": "A0APP",
-        "view": {
-            "id": "V1",
-            "type": "modal",
-            "callback_id": view["callback_id"],
-            "private_metadata": view["private_metadata"],
-            "state": {
-                "values": {"reason": {"reason": {"type": "plain_text_input", "value": "wrong"}}}
-            },
-        },
-    }
-    response = app.interact(submission)
+    response = app.interact(reason_submission(opened[0]["view"], "U0LEAD", "wrong"))
     assert response.status_code == 200 and not response.content
     [update] = updates(slack)
     assert "Rejected by <@U0LEAD>: wrong" in update["text"]
