@@ -21,7 +21,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.budget import BudgetRule
+from bot.core.budget import FALLBACK_PER_MINUTE, BudgetRule, Grant
 from bot.core.model import Policy
 from bot.health import Readiness
 from bot.metrics import Metrics
@@ -158,14 +158,20 @@ def twochat_budget(
     settings: Settings, policy: Policy, store: Store, services: Services
 ) -> RatePacer:
     """The deployment's one 2Chat budget: kept in the database when processes share it
-    (``services`` runs the store calls), unlimited in a dry run, which calls no 2Chat."""
+    (``services`` runs the store calls), unlimited in a dry run, which calls no 2Chat.
+    Without the policy's limit, the account's: the lowest plan's until 2Chat is asked."""
 
-    async def take_shared(priority: Priority, rule: BudgetRule, floor: bool) -> float:
+    async def take_shared(priority: Priority, rule: BudgetRule, floor: bool) -> Grant:
         return await services.db(store.take_twochat_call, priority, rule, floor)
 
-    ledger: Ledger | None = SharedLedger(take_shared) if store.shared else None
-    limit = None if settings.twochat_dry_run else policy.limits.requests_per_minute
-    return RatePacer(limit, ledger=ledger)
+    async def learn_shared(per_minute: int) -> None:
+        await services.db(store.learn_twochat_limit, per_minute)
+
+    ledger: Ledger | None = SharedLedger(take_shared, learn_shared) if store.shared else None
+    if settings.twochat_dry_run:
+        return RatePacer(None, ledger=ledger)
+    limit = policy.limits.requests_per_minute
+    return RatePacer(limit or FALLBACK_PER_MINUTE, from_account=limit is None, ledger=ledger)
 
 
 def slack_identity(settings: Settings, session: aiohttp.ClientSession) -> SlackIdentity:

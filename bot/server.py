@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bot.app import Components, build
 from bot.config import load_policy
+from bot.core.budget import FALLBACK_PER_MINUTE
 from bot.core.model import Policy
 from bot.errors import BridgeError, ConfigError, SettingsError, StoreError
 from bot.logs import log_context
@@ -276,6 +277,7 @@ async def reload_policy(parts: Components) -> None:
     rate = policy.limits.requests_per_minute
     if rate != old.limits.requests_per_minute:  # the reply poller follows the policy itself
         if rate is None:
+            parts.pacer.set_rate(FALLBACK_PER_MINUTE, from_account=True)
             await learn_rate_limit(parts)
         else:
             parts.pacer.set_rate(rate)
@@ -284,15 +286,22 @@ async def reload_policy(parts: Components) -> None:
 
 
 async def learn_rate_limit(parts: Components) -> None:
-    """Pace 2Chat calls under the account's own per-minute limit (GET /open/info)."""
+    """Pace 2Chat calls under the account's own per-minute limit (GET /open/info, a call
+    the budget counts like any other), and share it with every process."""
     try:
         per_minute = await parts.twochat.requests_per_minute()
     except BridgeError as exc:
-        logger.warning("could not read 2Chat's rate limit, not pacing: %s", exc)
+        logger.warning("could not read 2Chat's rate limit, %s: %s", pacing(parts), exc)
         return
-    if per_minute and per_minute != parts.pacer.per_minute:
-        parts.pacer.set_rate(per_minute)
-        logger.info("pacing 2Chat calls under %d per minute", per_minute)
+    if per_minute:
+        await parts.pacer.learn(per_minute)
+    else:
+        logger.warning("2Chat did not say the account's rate limit, %s", pacing(parts))
+
+
+def pacing(parts: Components) -> str:
+    """How 2Chat calls are paced while the account's limit is not known."""
+    return f"pacing under {parts.pacer.per_minute} per minute meanwhile"
 
 
 def exempt_startup_from_gc() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 from bot.core.model import POLL_FLOOR_SHARE, POLL_SHARE
 
@@ -26,6 +27,9 @@ WINDOW_SECONDS = 60.0
 # start granted exactly a minute after another may reach 2Chat a few ms inside its minute.
 COUNTED_SECONDS = WINDOW_SECONDS + 1.0
 DEFAULT_BURST = 5
+# The lowest limit 2Chat has (trial accounts): the pace until the account's own is read, so
+# the read itself, and what starts beside it, never overruns any plan.
+FALLBACK_PER_MINUTE = 30
 
 
 class Priority(IntEnum):
@@ -39,12 +43,15 @@ class Priority(IntEnum):
 
 @dataclass(frozen=True)
 class BudgetRule:
-    """The account's limit and how it is shared out."""
+    """The account's limit and how it is shared out. ``from_account``: the limit is what
+    2Chat says the account has (not the policy's), so the latest reading any process
+    sharing the budget made of it replaces ``per_minute``."""
 
     per_minute: int
     burst: int = DEFAULT_BURST
     spare_share: float = POLL_SHARE  # polls and lookups, while nothing more urgent waits
     floor_share: float = POLL_FLOOR_SHARE  # polls, while texts wait
+    from_account: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.per_minute, bool) or self.per_minute < 1:
@@ -76,6 +83,14 @@ class BudgetRule:
     def spacing(self) -> float:
         """Seconds between calls at the limit's pace, once a burst is spent."""
         return WINDOW_SECONDS / self.per_minute
+
+
+class Grant(NamedTuple):
+    """A ledger's answer: seconds to wait (0: the call was recorded and may start), and the
+    limit it was judged by (another process's newer reading of the account's, perhaps)."""
+
+    wait: float
+    per_minute: int
 
 
 # One call made: (when, in seconds on the log's clock; what it was for).

@@ -5,7 +5,9 @@ minute, and every call costs a credit, so texts, reply polls and lookups share o
 ``RatePacer`` queues the calls of this process by ``Priority`` and asks a ``Ledger`` whether
 the next may start: ``MemoryLedger`` for a lone process (SQLite), or a ledger in the shared
 database (Postgres: ``Store.take_twochat_call``), so two processes together stay under the
-limit instead of each spending all of it.
+limit instead of each spending all of it. The account's limit as 2Chat last reported it is
+shared the same way: when one process reads a new one (a plan changed), every process paces
+by it from its next call on, not only the one that read it.
 
 When 2Chat answers 429 all the same (another client of the account, a lower limit than we
 knew), every start waits: for ``Retry-After`` when 2Chat sends one, else a pause that grows
@@ -29,6 +31,7 @@ from bot.core.budget import (
     WINDOW_SECONDS,
     BudgetRule,
     Call,
+    Grant,
     Priority,
     wait_needed,
 )
@@ -47,10 +50,13 @@ MAX_HOLD_SECONDS = WINDOW_SECONDS
 
 
 class Ledger(Protocol):
-    """The log of calls the budget is counted on."""
+    """The log of calls the budget is counted on, and the account's limit as last read."""
 
-    async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> float:
-        """Record a call and return 0 if one may start now; else how long to wait."""
+    async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> Grant:
+        """Record a call and answer a wait of 0 if one may start now; else how long to wait."""
+
+    async def learn(self, per_minute: int) -> None:
+        """Keep the account's limit as 2Chat just reported it."""
 
 
 class MemoryLedger:
@@ -60,35 +66,47 @@ class MemoryLedger:
         self._clock = clock
         self._calls: deque[Call] = deque()
 
-    async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> float:
+    async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> Grant:
         now = self._clock()
         while self._calls and now - self._calls[0][0] >= COUNTED_SECONDS:
             self._calls.popleft()
         wait = wait_needed(self._calls, now, priority, rule, floor=floor)
         if wait <= 0:
             self._calls.append((now, priority))
-        return wait
+        return Grant(wait, rule.per_minute)
+
+    async def learn(self, per_minute: int) -> None:
+        """Nothing to share: the pacer holds the limit this process read."""
 
 
 class SharedLedger:
     """The log kept in a database every process uses (``Store.take_twochat_call``, run by
-    ``take``): one budget for the deployment, not one per process. While the database
-    cannot answer, this process paces alone by its own log rather than stop texting."""
+    ``take``; ``Store.learn_twochat_limit``, run by ``learn``): one budget for the
+    deployment, not one per process. While the database cannot answer, this process paces
+    alone by its own log and its own reading of the limit rather than stop texting."""
 
     def __init__(
         self,
-        take: Callable[[Priority, BudgetRule, bool], Awaitable[float]],
+        take: Callable[[Priority, BudgetRule, bool], Awaitable[Grant]],
+        learn: Callable[[int], Awaitable[None]],
         clock: Clock = time.monotonic,
     ) -> None:
         self._take = take
+        self._learn = learn
         self._alone = MemoryLedger(clock)
 
-    async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> float:
+    async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> Grant:
         try:
             return await self._take(priority, rule, floor)
         except BridgeError as exc:
             logger.warning("2Chat budget: the database did not answer, pacing alone: %s", exc)
             return await self._alone.take(priority, rule, floor=floor)
+
+    async def learn(self, per_minute: int) -> None:
+        try:
+            await self._learn(per_minute)
+        except BridgeError as exc:
+            logger.warning("2Chat budget: could not share the limit read from 2Chat: %s", exc)
 
 
 class RatePacer:
@@ -98,12 +116,15 @@ class RatePacer:
     start; the others wait for it. While texts wait, the first poll goes ahead of them
     once every ``floor_spacing`` seconds (a tenth of the limit, spread evenly).
     ``per_minute=None`` means unlimited: acquire waits only while a 429 holds every start.
+    ``from_account``: the limit stands in for the account's until 2Chat's is read
+    (``learn``), and follows any newer reading the ledger holds.
     """
 
     def __init__(
         self,
         per_minute: int | None,
         *,
+        from_account: bool = False,
         burst: int = DEFAULT_BURST,
         spare_share: float = POLL_SHARE,
         floor_share: float = POLL_FLOOR_SHARE,
@@ -114,7 +135,7 @@ class RatePacer:
         self._shape = BudgetRule(1, burst, spare_share, floor_share)  # checks them now
         self._rule: BudgetRule | None = None
         self._changed = asyncio.Event()
-        self.set_rate(per_minute)
+        self.set_rate(per_minute, from_account=from_account)
         self._clock = clock
         self._sleep = sleep
         self._ledger = ledger or MemoryLedger(clock)
@@ -141,16 +162,27 @@ class RatePacer:
         """How many texts wait for a start right now (a metric)."""
         return sum(1 for priority, _ in self._queue if priority <= Priority.SEND)
 
-    def set_rate(self, per_minute: int | None) -> None:
-        """Change the limit at run time (e.g. once GET /open/info reports the account's).
-        Calls already made count against the new limit; waiters re-check at once."""
+    def set_rate(self, per_minute: int | None, *, from_account: bool = False) -> None:
+        """Change the limit at run time (the policy's, or with ``from_account`` one that
+        stands in for the account's until it is read). Calls already made count against
+        the new limit; waiters re-check at once."""
         if per_minute is not None and (isinstance(per_minute, bool) or per_minute < 1):
             raise ValueError(f"per_minute must be a positive integer or None, not {per_minute!r}")
         shape = self._shape
         self._rule = None
         if per_minute is not None:
-            self._rule = BudgetRule(per_minute, shape.burst, shape.spare_share, shape.floor_share)
+            self._rule = BudgetRule(
+                per_minute, shape.burst, shape.spare_share, shape.floor_share, from_account
+            )
         self._wake()
+
+    async def learn(self, per_minute: int) -> None:
+        """Pace by the account's limit as GET /open/info just reported it, and share it
+        through the ledger first, so a start taken meanwhile by the old reading cannot
+        bring the old limit back."""
+        await self._ledger.learn(per_minute)
+        self.set_rate(per_minute, from_account=True)
+        logger.info("pacing 2Chat calls under %d per minute", per_minute)
 
     def heard(self, status: int, retry_after: float | None = None) -> None:
         """What 2Chat answered a call: a 429 holds every start (for ``retry_after`` if
@@ -190,7 +222,8 @@ class RatePacer:
                     if wait <= 0:
                         floor = self._queue[0] != ticket  # a poll ahead of texts
                         async with self._lock:
-                            wait = await self._ledger.take(priority, rule, floor=floor)
+                            wait, per_minute = await self._ledger.take(priority, rule, floor=floor)
+                        self._follow(rule, per_minute)
                         if wait <= 0:
                             if floor:
                                 self._floor_at = self._clock()
@@ -199,6 +232,15 @@ class RatePacer:
         finally:
             self._queue.remove(ticket)
             self._wake()
+
+    def _follow(self, rule: BudgetRule, per_minute: int) -> None:
+        """Pace by the account's limit as another process read it, unless the policy
+        sets the limit or the rule changed meanwhile."""
+        if rule.from_account and per_minute != rule.per_minute and rule is self._rule:
+            self.set_rate(per_minute, from_account=True)
+            logger.info(
+                "pacing 2Chat calls under %d per minute, as another process read it", per_minute
+            )
 
     def _head(self, rule: BudgetRule) -> tuple[Priority, int]:
         """Who asks for the next start: the most urgent waiter, except that while texts

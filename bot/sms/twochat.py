@@ -53,6 +53,9 @@ CONVERSATIONS_PATH = "/open/sms/conversations/{channel}"
 MESSAGES_PATH = "/open/sms/messages/{channel}/{contact}"
 MESSAGE_PATH = "/open/sms/message/{uuid}"
 REDACTED = "[redacted]"
+# How often the read of the limit is tried while 2Chat answers it 429: the pacer's hold
+# doubles at each 429 in a row, so these tries span more than 2Chat's minute.
+LIMIT_READ_ATTEMPTS = 8
 
 
 def _tail(number: str) -> str:
@@ -197,8 +200,17 @@ class TwoChatClient:
         return await self._call("GET", INFO_PATH, priority=Priority.PAGE)
 
     async def requests_per_minute(self) -> int | None:
-        """The account's rate limit (80, or 30 on trials), or None if 2Chat does not say."""
-        info = await self.account_info()
+        """The account's rate limit (80, or 30 on trials), or None if 2Chat does not say.
+
+        It is read after a 429 most of all, while 2Chat's minute is full: a 429 to the read
+        is tried again once the pacer lets it (its hold growing at each 429 in a row)."""
+        for attempt in range(1, LIMIT_READ_ATTEMPTS + 1):
+            try:
+                info = await self.account_info()
+                break
+            except TwoChatError as error:
+                if not error.rate_limited or self._pacer is None or attempt == LIMIT_READ_ATTEMPTS:
+                    raise
         for holder in (info, info.get("data")):
             limits = holder.get("limits") if isinstance(holder, dict) else None
             value = limits.get("requests_per_minute") if isinstance(limits, dict) else None

@@ -14,7 +14,7 @@ from collections import deque
 
 import pytest
 
-from bot.core.budget import BudgetRule
+from bot.core.budget import BudgetRule, Grant
 from bot.errors import StoreError, TwoChatError
 from bot.sms.budget import WINDOW_SECONDS, Priority, RatePacer, SharedLedger
 from bot.sms.fanout import RetryPolicy, fan_out
@@ -164,12 +164,14 @@ def test_a_shared_budget_paces_alone_while_its_database_is_down() -> None:
     """A database outage must not stop texts: the process keeps its own log meanwhile."""
     time = SimulatedTime()
 
-    async def down(priority: Priority, rule: BudgetRule, floor: bool) -> float:
+    async def down(priority: Priority, rule: BudgetRule, floor: bool) -> Grant:
         raise StoreError("the database is unreachable")
 
-    pacer = RatePacer(
-        60, burst=2, clock=time.clock, sleep=time.sleep, ledger=SharedLedger(down, time.clock)
-    )
+    async def not_kept(per_minute: int) -> None:
+        raise StoreError("the database is unreachable")
+
+    ledger = SharedLedger(down, not_kept, time.clock)
+    pacer = RatePacer(60, burst=2, clock=time.clock, sleep=time.sleep, ledger=ledger)
 
     async def starts() -> list[float]:
         driver = asyncio.create_task(time.drive())

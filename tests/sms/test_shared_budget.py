@@ -21,6 +21,7 @@ from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
 
 CHANNEL = "C0GENERAL"
+PACING = "pacing 2Chat calls under"
 ALICE, BOB = "+447700900123", "+447700900456"
 
 
@@ -248,5 +249,57 @@ def test_a_429_makes_the_bridge_read_the_accounts_limit_again(
     twochat.refusals_expected = True
     sms(app, slack, "roster plan changed")
     app.wait_for_log("pacing 2Chat calls under 3 per minute", timeout=15)
-    assert len(twochat.api_calls("GET /open/info")) == 2
+    # The start's read and the one after the 429s (tried again while 2Chat still refused it).
+    reads = twochat.api_calls("GET /open/info")
+    assert len(reads) - twochat.refused.count("GET /open/info") == 2
     app.kill()
+
+
+def test_the_startup_read_of_the_limit_takes_a_token_like_any_call(
+    start_app: StartApp, tmp_path: Path, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    """GET /open/info costs a call of the minute too: at a limit of 3, only 2 texts may
+    follow it in that minute (before the limit is read, the lowest plan's paces it)."""
+    twochat.limit(3)
+    app = start_app(budget_config(tmp_path, per_minute=None, roster=3))
+    app.wait_for_log("pacing 2Chat calls under 3 per minute")
+    sms(app, slack, "roster after the read")
+    twochat.wait_for_sends(2)
+    settle()
+    assert twochat.refused == [], "the read of the limit was not counted in the budget"
+    assert len(twochat.sends) == 2
+    assert twochat.api_calls("GET /open/info") == ["GET /open/info"]
+    app.kill()
+
+
+def test_a_limit_one_process_reads_anew_paces_every_process(
+    start_app: StartApp,
+    tmp_path: Path,
+    slack: SlackStandIn,
+    twochat: TwoChatStandIn,
+    postgres_url: str,
+) -> None:
+    """The plan is downgraded under two processes: the one whose texts meet the 429s reads
+    the new limit, and the other paces by it from its next call, without a 429 of its own
+    and without reading it again. The minute's 3 calls are spent, so nobody calls 2Chat."""
+    config = budget_config(tmp_path, per_minute=None, roster=5)
+    first, second = (start_app(config, DATABASE_URL=postgres_url) for _ in range(2))
+    for app in (first, second):  # each read it itself (not only taken from the other)
+        app.wait_for_log(f"{PACING} 80 per minute\n")
+    twochat.limit(3, window=3.0, retry_after=3)  # a stand-in minute of 3 s
+    twochat.refusals_expected = True
+    sms(first, slack, "roster downgraded")
+    first.wait_for_log(f"{PACING} 3 per minute\n", timeout=15)
+    revealing, calls = len(twochat.refused), len(twochat.requests)
+    assert revealing, "the first process did meet the new limit"
+    sms(second, slack, "roster after the downgrade")
+    settle(4.0)  # past the stand-in's window: a second burst would be answered, or refused
+    assert twochat.refused[revealing:] == [], "a process overran the new limit"
+    calls_of_second = second.log().count("bot.sms.twochat: 2Chat ")
+    assert calls_of_second == 1, "the second process paced by the old limit"  # its start's
+    # The first may have had starts granted while 2Chat answered its read; no more.
+    assert len(twochat.requests) - calls <= 2
+    second.wait_for_log(f"{PACING} 3 per minute, as another process read it")
+    assert len(twochat.api_calls("GET /open/info")) == 3  # each start, and the first's 429
+    for app in (first, second):
+        app.kill()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot.errors import TwoChatError
+from bot.sms.budget import RatePacer
 from bot.sms.twochat import TwoChatClient
 from tests.fakes.raw_http import RawHttpServer, answer_with
 from tests.fakes.twochat_server import TwoChatStandIn
@@ -415,6 +416,19 @@ async def test_requests_per_minute(client: TwoChatClient, standin: TwoChatStandI
     standin.requests_per_minute = None
     assert await client.requests_per_minute() is None
     assert (await client.account_info())["success"] is True
+
+
+async def test_the_limit_read_while_2chats_minute_is_full_waits_for_it(
+    standin: TwoChatStandIn,
+) -> None:
+    """The limit is read again after 429s, so most likely into a full minute: a 429 to the
+    read is tried again once the pacer's hold (here 2Chat's Retry-After) is over."""
+    standin.limit(1, window=0.3, retry_after=0.3)
+    pacer = RatePacer(600)
+    async with TwoChatClient(KEY, standin.url, pacer=pacer) as twochat:
+        assert (await twochat.send_sms(FROM, TO, "spends the minute")).startswith("SMO")
+        assert await twochat.requests_per_minute() == 1
+    assert standin.refused == ["GET /open/info"]
 
 
 @pytest.mark.parametrize("envelope", ["channels", "data"])

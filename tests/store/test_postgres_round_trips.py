@@ -148,7 +148,7 @@ def test_taking_a_2chat_call_from_the_shared_budget_runs_five_statements(
     insert, COMMIT."""
     postgres, proxy = store
     rule = BudgetRule(per_minute=100, burst=100)
-    assert postgres.take_twochat_call(Priority.SEND, rule, False) == 0  # prepares them
+    assert postgres.take_twochat_call(Priority.SEND, rule, False).wait == 0  # prepares them
     before = proxy.executed
-    assert postgres.take_twochat_call(Priority.SEND, rule, False) == 0
+    assert postgres.take_twochat_call(Priority.SEND, rule, False).wait == 0
     assert proxy.executed - before == 5
