@@ -218,14 +218,10 @@ class SocketModeLink(AsyncSocketModeHandler):
         return self.client.problem or "the Socket Mode connection to Slack is down"
 
 
-def start(
-    app: AsyncApp, app_token: str, runner: TaskRunner, metrics: Metrics
-) -> tuple[SocketModeLink, asyncio.Task[None]]:
+def start(link: SocketModeLink) -> asyncio.Task[None]:
     """Start connecting in the background; the task fails with ``SettingsError`` if Slack
     rejects the token before the first connection, and ends once connected."""
-    link = SocketModeLink(app, app_token, runner, metrics)
-    task = asyncio.get_running_loop().create_task(link.client.connect(), name="socket-mode")
-    return link, task
+    return asyncio.get_running_loop().create_task(link.client.connect(), name="socket-mode")
 
 
 async def close(
@@ -246,5 +242,10 @@ async def close(
     for task in (client.message_processor, client.current_session_monitor, client.message_receiver):
         if task is not None:
             task.cancel()
-    if not client.aiohttp_client_session.closed:
-        await client.aiohttp_client_session.close()
+    await release(link)
+
+
+async def release(link: SocketModeLink) -> None:
+    """Close the session the link's client opened when built (also one never started)."""
+    if not link.client.aiohttp_client_session.closed:
+        await link.client.aiohttp_client_session.close()
