@@ -1,7 +1,8 @@
-"""Wiring only: settings and policy in, every long-lived component out.
+"""The composition root: settings and policy in, every long-lived component out.
 
-Each component is built here and passed to the ones that use it, so nothing is a module
-global and tests can build the same graph against stand-ins.
+Each component is built here, once, and given only what it uses (the send path's parts get
+the small roles of ``bot.sending.roles``, not the whole graph); none is changed after it is
+built, nothing is a module global, and tests build the same graph against stand-ins.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class PolicyHolder:
         return old
 
 
-@dataclass
+@dataclass(frozen=True)
 class Components:
     """One running sms-bridge's parts, for the server to start, serve and stop; built
     complete by ``build`` and never changed."""

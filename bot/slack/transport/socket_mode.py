@@ -239,13 +239,15 @@ async def close(
     except TimeoutError:
         logger.warning("Slack did not close the Socket Mode connection in %gs; dropped", timeout)
     # After a timeout the client's own clean-up never ran: end its tasks and its session.
-    for task in (client.message_processor, client.current_session_monitor, client.message_receiver):
-        if task is not None:
-            task.cancel()
     await release(link)
 
 
 async def release(link: SocketModeLink) -> None:
-    """Close the session the link's client opened when built (also one never started)."""
-    if not link.client.aiohttp_client_session.closed:
-        await link.client.aiohttp_client_session.close()
+    """End the tasks and the session the link's client has had since it was built (also
+    when it was never started)."""
+    client = link.client
+    for task in (client.message_processor, client.current_session_monitor, client.message_receiver):
+        if task is not None:
+            task.cancel()
+    if not client.aiohttp_client_session.closed:
+        await client.aiohttp_client_session.close()
