@@ -1,11 +1,13 @@
-"""Wiring only: settings and policy in, every long-lived component out.
+"""The composition root: settings and policy in, every long-lived component out.
 
-Each component is built here and passed to the ones that use it, so nothing is a module
-global and tests can build the same graph against stand-ins.
+Each component is built here, once, and given only what it uses (the send path's parts get
+the small roles of ``bot.sending.roles``, not the whole graph); none is changed after it is
+built, nothing is a module global, and tests build the same graph against stand-ins.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.budget import FALLBACK_PER_MINUTE, BudgetRule, Grant
+from bot.core.directory import DirectorySource
 from bot.core.model import Policy
 from bot.health import Readiness
 from bot.metrics import Metrics
@@ -30,8 +33,8 @@ from bot.sending.escalation import Ladders
 from bot.sending.leases import RequestLeases
 from bot.sending.queries import Queries
 from bot.sending.replies import ReplyRelay
+from bot.sending.roles import Db, Permissions, PolicySource, Wording
 from bot.sending.sends import Delivery
-from bot.sending.services import Services
 from bot.sending.sweeper import Sweeper
 from bot.sending.workflow import ANSWER_DEADLINE, FANOUT_CONCURRENCY, Workflow
 from bot.settings import Settings
@@ -41,10 +44,12 @@ from bot.slack.listeners.deps import Bridge
 from bot.slack.render.presenter import SLACK_PRESENTER
 from bot.slack.reporter import SlackReporter
 from bot.slack.transport.identity import SlackIdentity
+from bot.slack.transport.socket_mode import SocketModeLink
 from bot.slack.user_names import SlackNames
 from bot.sms.budget import Ledger, Priority, RatePacer, SharedLedger
 from bot.sms.dry_run import DryRunTwoChatClient
 from bot.sms.fanout import RetryPolicy
+from bot.sms.limit import LimitLearner
 from bot.sms.twochat import UNREACHABLE_REASONS, TwoChatClient
 from bot.store import Store, open_store
 from bot.tasks import TaskRunner
@@ -62,25 +67,33 @@ class PolicyHolder:
     def current(self) -> Policy:
         return self.policy
 
+    def swap(self, policy: Policy) -> Policy:
+        """Put ``policy`` in force (a reload); the one it replaces."""
+        old, self.policy = self.policy, policy
+        return old
 
-@dataclass
+
+@dataclass(frozen=True)
 class Components:
-    """One running sms-bridge's parts, for the server to start and stop."""
+    """One running sms-bridge's parts, for the server to start, serve and stop; built
+    complete by ``build`` and never changed."""
 
     settings: Settings
     policy: PolicyHolder
     runner: TaskRunner
     twochat: TwoChatClient
     slack_session: aiohttp.ClientSession
-    client: AsyncWebClient
     store: Store
-    services: Services
+    db: Db
     pacer: RatePacer
+    learner: LimitLearner
     workflow: Workflow
+    sweeper: Sweeper
     replies: ReplyRelay
     readiness: Readiness
     metrics: Metrics
     app: AsyncApp
+    socket: SocketModeLink | None  # with SLACK_APP_TOKEN: Slack's events over Socket Mode
 
 
 class ObservedWebClient(AsyncWebClient):
@@ -155,23 +168,31 @@ def twochat_client(
 
 
 def twochat_budget(
-    settings: Settings, policy: Policy, store: Store, services: Services
+    settings: Settings, policy: Policy, db: Db, relearn: Callable[[], None]
 ) -> RatePacer:
-    """The deployment's one 2Chat budget: kept in the database when processes share it
-    (``services`` runs the store calls), unlimited in a dry run, which calls no 2Chat.
-    Without the policy's limit, the account's: the lowest plan's until 2Chat is asked."""
+    """The deployment's one 2Chat budget: kept in the database when processes share it,
+    unlimited in a dry run, which calls no 2Chat. Without the policy's limit, the account's:
+    the lowest plan's until 2Chat is asked, and 2Chat's 429s and 402s ``relearn`` it."""
 
     async def take_shared(priority: Priority, rule: BudgetRule, floor: bool) -> Grant:
-        return await services.db(store.take_twochat_call, priority, rule, floor)
+        return await db(db.store.take_twochat_call, priority, rule, floor)
 
     async def learn_shared(per_minute: int) -> None:
-        await services.db(store.learn_twochat_limit, per_minute)
+        await db(db.store.learn_twochat_limit, per_minute)
 
-    ledger: Ledger | None = SharedLedger(take_shared, learn_shared) if store.shared else None
+    ledger: Ledger | None = SharedLedger(take_shared, learn_shared) if db.store.shared else None
     if settings.twochat_dry_run:
         return RatePacer(None, ledger=ledger)
     limit = policy.limits.requests_per_minute
-    return RatePacer(limit or FALLBACK_PER_MINUTE, from_account=limit is None, ledger=ledger)
+    return RatePacer(
+        limit or FALLBACK_PER_MINUTE, from_account=limit is None, ledger=ledger, relearn=relearn
+    )
+
+
+def learns_limit(policy: Policy, *, dry_run: bool) -> bool:
+    """Whether 2Chat's limit is read from the account: the policy sets none, and 2Chat is
+    really called."""
+    return policy.limits.requests_per_minute is None and not dry_run
 
 
 def slack_identity(settings: Settings, session: aiohttp.ClientSession) -> SlackIdentity:
@@ -186,6 +207,15 @@ def slack_identity(settings: Settings, session: aiohttp.ClientSession) -> SlackI
     return SlackIdentity(client)
 
 
+def socket_link(
+    settings: Settings, app: AsyncApp, runner: TaskRunner, metrics: Metrics
+) -> SocketModeLink | None:
+    """Socket Mode's connection to Slack, not yet started, when SLACK_APP_TOKEN is set."""
+    if settings.slack_app_token is None:
+        return None
+    return SocketModeLink(app, settings.slack_app_token, runner, metrics)
+
+
 def slack_reporter(settings: Settings, client: AsyncWebClient) -> SlackReporter:
     """Slack output, trusting response_urls on Slack's host and the configured API's."""
     api_host = urlsplit(settings.slack_api_url).hostname or ""
@@ -194,105 +224,159 @@ def slack_reporter(settings: Settings, client: AsyncWebClient) -> SlackReporter:
     )
 
 
-def send_services(
-    settings: Settings,
-    store: Store,
-    holder: PolicyHolder,
-    client: AsyncWebClient,
-    reporter: SlackReporter,
-    metrics: Metrics,
-) -> Services:
-    """What every part of the send path shares: the store's threads, the policy in force,
-    Slack as its reporter and presenter, Slack's directory, and the metrics as listeners."""
-    directory = SlackDirectory(
-        client, settings.slack_directory_ttl_seconds, settings.slack_profile_lookups_per_minute
-    )
-    return Services(
-        store,
-        holder.current,
-        reporter,
-        SLACK_PRESENTER,
-        directory=directory.snapshot,
-        outcome_listeners=[metrics.observe_sms],
-        ack_listeners=[metrics.observe_page_ack],
-    )
+def send_stale_after(settings: Settings) -> timedelta:
+    """A send still "sending" after the longest a 2Chat call can take was cut off by a
+    crash; a lease nobody renewed for as long marks a dead process."""
+    return timedelta(seconds=settings.twochat_connect_timeout + settings.twochat_read_timeout + 2)
+
+
+@dataclass(frozen=True)
+class SendPath:
+    """The send path's long-lived parts the rest of the app uses."""
+
+    workflow: Workflow
+    sweeper: Sweeper
+    replies: ReplyRelay
+    queries: Queries
 
 
 def send_path(
-    services: Services,
+    settings: Settings,
+    db: Db,
+    policy: PolicySource,
+    reporter: SlackReporter,
+    directory: DirectorySource,
+    metrics: Metrics,
     twochat: TwoChatClient,
     pacer: RatePacer,
     runner: TaskRunner,
-    stale_after: timedelta,
-) -> Workflow:
-    """The send path's parts, each given what it uses, and the workflow they serve. A lease
-    nobody renewed for ``stale_after`` (as long as a send may take) marks a dead process."""
-    leases = RequestLeases(services, stale_after)
+) -> SendPath:
+    """The send path's parts, each given the roles it uses (``bot.sending.roles``)."""
+    stale_after = send_stale_after(settings)
+    words = Wording(SLACK_PRESENTER, policy)
+    permissions = Permissions(policy, directory)
+    leases = RequestLeases(db, stale_after)
     delivery = Delivery(
-        services, twochat, pacer, leases, concurrency=FANOUT_CONCURRENCY, retry=RetryPolicy()
+        db,
+        policy,
+        words,
+        reporter,
+        twochat,
+        pacer,
+        leases,
+        concurrency=FANOUT_CONCURRENCY,
+        retry=RetryPolicy(),
+        directory=directory,
+        on_outcome=metrics.observe_sms,
     )
-    approvals = Approvals(services, delivery)
-    ladders = Ladders(services, delivery)
-    sweeper = Sweeper(services, delivery, approvals, stale_after=stale_after, ladders=ladders)
-    return Workflow(
-        services,
+    approvals = Approvals(db, policy, words, reporter, permissions, delivery)
+    ladders = Ladders(
+        db,
+        policy,
+        words,
+        reporter,
+        permissions,
+        delivery,
+        directory=directory,
+        on_ack=metrics.observe_page_ack,
+    )
+    workflow = Workflow(
+        db,
+        policy,
+        words,
+        permissions,
         twochat,
         runner,
         delivery=delivery,
         approvals=approvals,
         ladders=ladders,
-        sweeper=sweeper,
     )
+    return SendPath(
+        workflow,
+        Sweeper(db, policy, words, delivery, approvals, stale_after=stale_after, ladders=ladders),
+        ReplyRelay(db, policy, words, reporter, twochat, ladders=ladders),
+        Queries(db, answer_deadline=ANSWER_DEADLINE),
+    )
+
+
+def slack_app(
+    settings: Settings,
+    client: AsyncWebClient,
+    identity: SlackIdentity,
+    send: SendPath,
+    policy: PolicySource,
+    reporter: SlackReporter,
+    runner: TaskRunner,
+    directory: DirectorySource,
+) -> AsyncApp:
+    """The Bolt app, its listeners given what they use (``Bridge``)."""
+    bridge = Bridge(
+        policy_source=policy,
+        workflow=send.workflow,
+        queries=send.queries,
+        reporter=reporter,
+        runner=runner,
+        read_directory=directory,
+        user_names=SlackNames(client).names,
+    )
+    return build_app(bridge, client, settings.slack_signing_secret, settings.socket_mode, identity)
 
 
 def build(settings: Settings, policy: Policy) -> Components:
     """Build every component, each from the ones it uses, none changed afterwards; must
     run inside the event loop (aiohttp needs one)."""
     store = open_store(settings.database_url)  # first: it is what most often fails to open
+    db = Db(store)
     holder = PolicyHolder(policy)
     runner = TaskRunner()
     metrics = Metrics()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
+    # Three parts tell ones built after them (which use them in turn): these functions
+    # find those by name when called, so each part is still built once, complete.
     def slack_error(method: str, error: str) -> None:
         metrics.observe_slack_error(method, error)
         readiness.record_slack_error(error)
 
+    def relearn() -> None:  # only while the policy in force leaves the limit to 2Chat
+        if learns_limit(holder.current(), dry_run=settings.twochat_dry_run):
+            learner.relearn()
+
+    async def socket_problem() -> str | None:
+        return await link.problem() if link is not None else None
+
     client = slack_client(settings, session, slack_error)
     identity = slack_identity(settings, session)
-    readiness = Readiness(store, identity.check)  # slack_error finds it when called
+    readiness = Readiness(
+        store, identity.check, socket_problem=socket_problem if settings.socket_mode else None
+    )
     reporter = slack_reporter(settings, client)
-    services = send_services(settings, store, holder, client, reporter, metrics)
-    pacer = twochat_budget(settings, policy, store, services)
+    pacer = twochat_budget(settings, policy, db, relearn)
     twochat = twochat_client(settings, metrics, readiness, pacer)
-    # A send still "sending" after the longest a 2Chat call can take was cut off by a crash.
-    stale_after = timedelta(
-        seconds=settings.twochat_connect_timeout + settings.twochat_read_timeout + 2
+    learner = LimitLearner(twochat, pacer, functools.partial(runner.spawn, name="rate-limit"))
+    directory = SlackDirectory(
+        client, settings.slack_directory_ttl_seconds, settings.slack_profile_lookups_per_minute
+    ).snapshot
+    send = send_path(
+        settings, db, holder.current, reporter, directory, metrics, twochat, pacer, runner
     )
-    workflow = send_path(services, twochat, pacer, runner, stale_after)
-    bridge = Bridge(
-        policy_source=holder.current,
-        workflow=workflow,
-        queries=Queries(services, answer_deadline=ANSWER_DEADLINE),
-        reporter=reporter,
-        runner=runner,
-        read_directory=services.directory,
-        user_names=SlackNames(client).names,
-    )
-    app = build_app(bridge, client, settings.slack_signing_secret, settings.socket_mode, identity)
+    app = slack_app(settings, client, identity, send, holder.current, reporter, runner, directory)
+    link = socket_link(settings, app, runner, metrics)
     return Components(
         settings=settings,
         policy=holder,
         runner=runner,
         twochat=twochat,
         slack_session=session,
-        client=client,
         store=store,
-        services=services,
+        db=db,
         pacer=pacer,
-        workflow=workflow,
-        replies=ReplyRelay(services, twochat, ladders=workflow.ladders),
+        learner=learner,
+        workflow=send.workflow,
+        sweeper=send.sweeper,
+        replies=send.replies,
         readiness=readiness,
         metrics=metrics,
         app=app,
+        socket=link,
     )

@@ -25,11 +25,17 @@ one place that turns any exception into the text a user reads. The tree, and who
 ``SendTaken`` and ``Duplicate`` steer control flow and never reach a user, so they are not
 ``BridgeError``s. This module imports nothing from ``bot``, so every layer can raise these
 without an import cycle. Exceptions private to one module (a leading underscore) stay there.
+``SLACK_TOKEN_ERRORS`` is here too: Slack's error codes for a bad bot token, which readiness
+(below Slack in the layers) and Slack's own modules both recognise.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+
+SLACK_TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired"}
+)
 
 
 class BridgeError(Exception):

@@ -14,8 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.errors import StoreError
-from bot.slack.transport.identity import SLACK_TOKEN_ERRORS
+from bot.errors import SLACK_TOKEN_ERRORS, StoreError
 from bot.store import Store
 
 logger = logging.getLogger(__name__)
@@ -61,17 +60,19 @@ class Readiness:
         store: Store,
         slack_check: Callable[[], Awaitable[str | None]],
         *,
+        socket_problem: Callable[[], Awaitable[str | None]] | None = None,
         timeout: float = 2.0,
         ttl: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``slack_check`` asks Slack who the bot is (``SlackIdentity.check``)."""
+        """``slack_check`` asks Slack who the bot is (``SlackIdentity.check``);
+        ``socket_problem`` says why Socket Mode is down (``SocketModeLink.problem``)."""
         self.store = store
         self.timeout = timeout
         self.clock = clock
         self.twochat_account: str | None = None
         self.twochat_unreachable: str | None = None
-        self.socket_problem: Callable[[], Awaitable[str | None]] | None = None
+        self._socket_problem = socket_problem  # Socket Mode's state, when it is used
         self.database = CachedCheck(self._check_database, ttl)
         self.slack_token = CachedCheck(slack_check, ttl * 30)
 
@@ -125,6 +126,6 @@ class Readiness:
             "slack": await self.slack_token.current(now),
             "twochat": self.twochat_account or self.twochat_unreachable,
         }
-        if self.socket_problem is not None:
-            found["socket_mode"] = await self.socket_problem()
+        if self._socket_problem is not None:
+            found["socket_mode"] = await self._socket_problem()
         return {name: problem for name, problem in found.items() if problem}

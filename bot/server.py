@@ -11,11 +11,11 @@ import uuid
 
 from aiohttp import web
 
-from bot.app import Components, build
+from bot.app import Components, build, learns_limit
 from bot.config import load_policy
 from bot.core.budget import FALLBACK_PER_MINUTE
 from bot.core.model import Policy
-from bot.errors import BridgeError, ConfigError, SettingsError, StoreError
+from bot.errors import ConfigError, SettingsError, StoreError
 from bot.logs import log_context
 from bot.metrics import CONTENT_TYPE
 from bot.settings import Settings
@@ -28,8 +28,6 @@ from bot.store.core import answer_within
 logger = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
-# The least time between two reads of 2Chat's limit after 429s or 402s.
-RELEARN_EVERY = 60.0
 # How long a scrape may wait for the database.
 METRICS_DB_SECONDS = 2.0
 # How often readiness is re-checked for the log (its checks are cached about as long).
@@ -44,7 +42,6 @@ class Service:
         self.settings = parts.settings
         self.serving = False
         self.stopping = False  # from SIGTERM on: Slack's requests are refused
-        self.relearned_at = -RELEARN_EVERY
         secret = parts.settings.slack_signing_secret
         self.replays = ReplayGuard(secret) if secret else None
 
@@ -93,9 +90,9 @@ class Service:
         metrics.observe_readiness(await parts.readiness.problems() if self.serving else {})
         try:
             with answer_within(METRICS_DB_SECONDS):
-                pending = await parts.services.db(parts.store.count_in_state, "pending_approval")
-                sending = await parts.services.db(parts.store.count_in_state, "sending")
-                pages_open = await parts.services.db(parts.store.open_escalation_count)
+                pending = await parts.db(parts.store.count_in_state, "pending_approval")
+                sending = await parts.db(parts.store.count_in_state, "sending")
+                pages_open = await parts.db(parts.store.open_escalation_count)
         except StoreError as exc:
             logger.warning("metrics without database state: %s", exc)
         else:
@@ -116,13 +113,6 @@ class Service:
                 response = await dispatch(self.parts.app, request, self.replays)
             self.parts.metrics.observe_slack_request(fields["kind"], time.monotonic() - started)
         return response
-
-    def relearn_rate_limit(self) -> None:
-        """2Chat answered 429 or 402: its limit may have changed (a trial ended, a plan
-        changed), so read it again; at most once a minute, as the read costs a credit."""
-        if time.monotonic() - self.relearned_at >= RELEARN_EVERY:
-            self.relearned_at = time.monotonic()
-            self.parts.runner.spawn(learn_rate_limit(self.parts), name="rate-limit")
 
     def start_reply_poller(self) -> asyncio.Task[None] | None:
         """Poll 2Chat for SMS replies while ``replies.poll_interval`` is set (off by default:
@@ -150,17 +140,13 @@ class Service:
             except SettingsError:
                 await runners[0].cleanup()
                 raise
-        link = connecting = None
-        if self.settings.slack_app_token is not None:
-            link, connecting = socket_mode.start(
-                parts.app, self.settings.slack_app_token, parts.runner, parts.metrics
-            )
-            parts.readiness.socket_problem = link.problem
-        if parts.policy.current().limits.requests_per_minute is None and not parts.twochat.dry_run:
-            parts.pacer.relearn = self.relearn_rate_limit
-            parts.runner.spawn(learn_rate_limit(parts), name="rate-limit")
+        link, connecting = parts.socket, None
+        if link is not None:
+            connecting = socket_mode.start(link)
+        if learns_limit(parts.policy.current(), dry_run=parts.twochat.dry_run):
+            parts.runner.spawn(parts.learner.learn(), name="rate-limit")
         sweeper = asyncio.get_running_loop().create_task(
-            parts.workflow.sweep_forever(self.settings.sweep_interval_seconds, stop),
+            parts.sweeper.sweep_forever(self.settings.sweep_interval_seconds, stop),
             name="sweeper",
         )
         poller = self.start_reply_poller()
@@ -257,7 +243,9 @@ async def close(parts: Components) -> None:
     """Release the clients and the store, also when startup failed half-way."""
     await parts.twochat.aclose()
     await parts.slack_session.close()
-    parts.services.close()
+    if parts.socket is not None:  # also one never started
+        await socket_mode.release(parts.socket)
+    parts.db.close()
     parts.store.close()
 
 
@@ -273,35 +261,16 @@ async def reload_policy(parts: Components) -> None:
     except ConfigError as exc:
         logger.error("policy not reloaded, keeping the one in force: %s", exc)
         return
-    old, parts.policy.policy = parts.policy.policy, policy
+    old = parts.policy.swap(policy)
     rate = policy.limits.requests_per_minute
     if rate != old.limits.requests_per_minute:  # the reply poller follows the policy itself
         if rate is None:
             parts.pacer.set_rate(FALLBACK_PER_MINUTE, from_account=True)
-            await learn_rate_limit(parts)
+            await parts.learner.learn()
         else:
             parts.pacer.set_rate(rate)
             logger.info("pacing 2Chat calls under %d per minute", rate)
     logger.info("policy reloaded from %s", path)
-
-
-async def learn_rate_limit(parts: Components) -> None:
-    """Pace 2Chat calls under the account's own per-minute limit (GET /open/info, a call
-    the budget counts like any other), and share it with every process."""
-    try:
-        per_minute = await parts.twochat.requests_per_minute()
-    except BridgeError as exc:
-        logger.warning("could not read 2Chat's rate limit, %s: %s", pacing(parts), exc)
-        return
-    if per_minute:
-        await parts.pacer.learn(per_minute)
-    else:
-        logger.warning("2Chat did not say the account's rate limit, %s", pacing(parts))
-
-
-def pacing(parts: Components) -> str:
-    """How 2Chat calls are paced while the account's limit is not known."""
-    return f"pacing under {parts.pacer.per_minute} per minute meanwhile"
 
 
 def exempt_startup_from_gc() -> None:

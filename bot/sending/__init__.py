@@ -13,8 +13,10 @@ request's lease and a running send's claim are renewed, so only abandoned work i
 - ``sweeper``: crash recovery, run in every process;
 - ``leases``: the heartbeats that keep live work from being taken for abandoned work;
 - ``replies``: the reply poller: SMS replies into threads, acks by reply, STOP/START;
-- ``services`` and ``from_records``: the store, policy and chat output they share, and
-  what stored records mean to policy and to the chat;
+- ``roles``: the small things each part is given as it needs them: ``Db`` (store calls
+  on the store's threads), ``Permissions`` (who may do what), ``Wording`` (a message's
+  words, numbers masked as the policy says); ``from_records``: what stored records mean
+  to policy and to the chat;
 - ``ports``: what the send path needs of the chat (``Reporter``, ``Presenter``), owned
   here and implemented by ``bot.slack``;
 - ``queries``: the reads the chat surfaces make, so they never call the store.

@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Literal
 
 from bot.core.access import Action, Subject, Verdict
+from bot.core.directory import DirectorySource, no_directory
 from bot.core.escalation import (
     DEFAULT_ACKED_SMS,
     Escalation,
@@ -37,9 +38,9 @@ from bot.core.policy import too_long_message
 from bot.core.rosters import resolve_all
 from bot.core.segments import analyze
 from bot.errors import BridgeError
-from bot.sending.ports import Board
+from bot.sending.ports import Board, Reporter
+from bot.sending.roles import Db, Permissions, PolicySource, Wording
 from bot.sending.sends import Delivery
-from bot.sending.services import Services
 from bot.store import NewRecipient, NewRequest, StoredRequest
 from bot.store.escalations import Climb, EscalationRecord
 
@@ -52,16 +53,34 @@ Command = Literal["escalate", "stop"]
 class Ladders:
     """Starts, climbs, acks and stops escalating pages; keeps their boards current."""
 
-    def __init__(self, services: Services, delivery: Delivery) -> None:
-        self._services = services
-        self._store = services.store
+    def __init__(
+        self,
+        db: Db,
+        policy: PolicySource,
+        words: Wording,
+        reporter: Reporter,
+        permissions: Permissions,
+        delivery: Delivery,
+        *,
+        directory: DirectorySource = no_directory,
+        on_ack: Callable[[str], None] = lambda via: None,
+    ) -> None:
+        """``directory`` reads Slack rosters for a tier; ``on_ack`` hears how a page was
+        acknowledged first ("sms", "button", "reaction"), e.g. the metrics."""
+        self._db, self._store = db, db.store
+        self._policy = policy
+        self._words = words
+        self._reporter = reporter
+        self._permissions = permissions
         self._delivery = delivery
+        self._directory = directory
+        self._on_ack = on_ack
 
     def ladder(self, name: str) -> Escalation | None:
-        return self._services.policy.escalations.get(name)
+        return self._policy().escalations.get(name)
 
     def _ladder_of(self, channel_id: str) -> tuple[str, Escalation] | None:
-        rule = self._services.policy.channels.get(channel_id)
+        rule = self._policy().channels.get(channel_id)
         if rule is None or rule.escalation is None:
             return None
         ladder = self.ladder(rule.escalation)
@@ -75,8 +94,8 @@ class Ladders:
         someone typed goes whole or not at all (an alert was cut to leave it room)."""
         if new.kind != "page" or new.approval_required or not self._ladder_of(new.channel_id):
             return new
-        code = await self._services.db(self._store.reserve_code)
-        max_segments = self._services.policy.defaults.max_segments
+        code = await self._db(self._store.reserve_code)
+        max_segments = self._policy().defaults.max_segments
         coded = _with_text(new, new.text + code_suffix(code))
         if coded.segments > max_segments:
             too_long = too_long_message(analyze(coded.text), max_segments)
@@ -88,7 +107,7 @@ class Ladders:
         reply code goes back, so refusals never use up the codes."""
         code = code_of(new.text)
         if code is not None and new.kind == "page" and self._ladder_of(new.channel_id):
-            await self._services.db(self._store.release_code, code)
+            await self._db(self._store.release_code, code)
 
     async def escalating(
         self, request: StoredRequest, deliver: Callable[[], Awaitable[object]]
@@ -116,7 +135,7 @@ class Ladders:
             return False  # a tier of a ladder (taken over after a crash), not a new page
         name, ladder = found
         due = self._store.now() + ladder.wait_after(0)
-        if not await self._services.db(self._store.open_escalation, request.id, name, code, due):
+        if not await self._db(self._store.open_escalation, request.id, name, code, due):
             return False
         await self.refresh(request.id)
         return True
@@ -124,7 +143,7 @@ class Ladders:
     # ------------------------------------------------------------------ climbing
     async def fire_due(self) -> None:
         """Text the next tier of every ladder whose wait ran out (the sweeper's step)."""
-        for escalation in await self._services.db(self._store.due_escalations):
+        for escalation in await self._db(self._store.due_escalations):
             try:
                 await self.climb(escalation)
             except BridgeError as exc:
@@ -132,7 +151,7 @@ class Ladders:
 
     async def climb(self, escalation: EscalationRecord, actor: str | None = None) -> bool:
         """Move the ladder one rung (texting it); True when this call moved it."""
-        db, store = self._services.db, self._store
+        db, store = self._db, self._store
         page = await db(store.get_request, escalation.id)
         ladder = self.ladder(escalation.name)
         step = ladder.step_after(escalation.tier, escalation.round) if ladder else None
@@ -148,7 +167,7 @@ class Ladders:
         if request_id:
             await self._delivery.deliver(request_id)
         if missed and page is not None:  # the roster members this rung could not text
-            await self._services.reporter.post(page.channel_id, missed, thread_ts=page.thread_ts)
+            await self._reporter.post(page.channel_id, missed, thread_ts=page.thread_ts)
         await self.refresh(escalation.id)
         return True
 
@@ -158,17 +177,17 @@ class Ladders:
         """The page's text to a rung's people, resolved like every other roster (Slack user
         groups as they are now), or None when none of them can be texted; and who on its
         rosters it cannot text (no number, or a profile Slack did not give), to say so."""
-        policy = self._services.policy
+        policy = self._policy()
         try:
             found = resolve_all(
                 policy,
                 ladder.tiers[tier].page,
-                await self._services.directory(policy, patient=True),
+                await self._directory(policy, patient=True),
             )
         except BridgeError as exc:
             logger.warning("escalation tier %d: %s", tier + 1, exc)
             return None, ""
-        missed = self._services.present.unreachable_text(found.unreachable, found.unread)
+        missed = self._words.present.unreachable_text(found.unreachable, found.unread)
         recipients = tuple(NewRecipient(r.number, r.name) for r in found.recipients)
         rung = _like(page, request_key(page.id, f"r{round_}t{tier}"))
         return replace(rung, recipients=recipients), missed
@@ -179,7 +198,7 @@ class Ladders:
     ) -> bool:
         """The first ack stops the ladder and texts everyone texted (but the acker) once;
         True for it. A later ack is recorded as late and changes nothing else."""
-        db, store = self._services.db, self._store
+        db, store = self._db, self._store
         escalation = await db(store.get_escalation, escalation_id)
         page = await db(store.get_request, escalation_id)
         if escalation is None or page is None:
@@ -198,7 +217,7 @@ class Ladders:
             store.ack_escalation, escalation_id, actor, via, acked_sms, number
         )
         if won:
-            self._services.ack_seen(via)
+            self._on_ack(via)
         if request_id:
             await self._delivery.deliver(request_id)
         await self.refresh(escalation_id)
@@ -206,13 +225,13 @@ class Ladders:
 
     async def command(self, escalation_id: str, user: str, what: Command) -> str | None:
         """Escalate now or stop paging: the requester and approvers only. Why not, or None."""
-        db, store = self._services.db, self._store
+        db, store = self._db, self._store
         escalation = await db(store.get_escalation, escalation_id)
         page = await db(store.get_request, escalation_id)
         if escalation is None or page is None:
             return "this page is unknown to the bridge"
         action = Action.STOP if what == "stop" else Action.ESCALATE
-        verdict = await self._services.may(user, action, Subject(requester=page.sender))
+        verdict = await self._permissions.may(user, action, Subject(requester=page.sender))
         if not verdict.allowed:
             return verdict.refusal()
         if escalation.state != "open":
@@ -231,20 +250,20 @@ class Ladders:
     async def may_ack(self, escalation_id: str, actor: str, action: Action) -> Verdict:
         """Whether ``actor`` (a Slack user, or the number that replied) may ack this page:
         ``bot.core.access`` says, knowing the page's requester and whom it texted."""
-        db, store = self._services.db, self._store
+        db, store = self._db, self._store
         page = await db(store.get_request, escalation_id)
         texted = frozenset(t.number for t in await db(store.texted_by, escalation_id))
         subject = Subject(requester=page.sender if page else None, texted=texted)
-        return await self._services.may(actor, action, subject)
+        return await self._permissions.may(actor, action, subject)
 
     async def on_reply(self, contact: str, text: str) -> tuple[str | None, bool]:
         """An SMS reply that acks a ladder: its code, or an ack word from someone with one
         open page. A note for the reply posted in Slack (None when it acks no ladder), and
         whether it was an ack word that could not say which page: then nothing is acked, and
         the replier is asked by SMS for the code."""
-        db, store = self._services.db, self._store
+        db, store = self._db, self._store
         keyword = reply_keyword(text)
-        ack_words = self._services.policy.replies.ack_words
+        ack_words = self._policy().replies.ack_words
         code = reply_code(keyword, ack_words)
         label = self._label(contact)
         if code is not None:
@@ -277,7 +296,7 @@ class Ladders:
     async def _ask_for_code(self, contact: str, open_pages: list[EscalationRecord]) -> None:
         """Text someone who answered several open pages with a bare ack word which codes
         to reply, once per those pages (the newest page's thread shows it went)."""
-        db, store = self._services.db, self._store
+        db, store = self._db, self._store
         newest = await db(store.get_request, open_pages[0].id)
         if newest is None:
             return
@@ -297,30 +316,30 @@ class Ladders:
         """The reply poller's wait between polls, cut short to ``replies.page_poll_interval``
         steps while an escalating page awaits its ack: its reply must stop the ladder soon,
         and the faster polls cost 2Chat credits only while such a page is open."""
-        fast = self._services.policy.replies.page_poll_interval
+        fast = self._policy().replies.page_poll_interval
         if fast is None:
             await asyncio.sleep(seconds)
             return
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(fast.total_seconds(), left))
-            if await self._services.db(self._store.any_open_escalation):
+            if await self._db(self._store.any_open_escalation):
                 return
 
     # ------------------------------------------------------------------ the board
     async def refresh(self, escalation_id: str) -> None:
         """Post the ladder's board, or edit it at Slack's pace for edits in its channel."""
-        escalation = await self._services.db(self._store.get_escalation, escalation_id)
+        escalation = await self._db(self._store.get_escalation, escalation_id)
         if escalation is None or escalation.thread_ts is None:
             return
         if escalation.board_ts is None:
             await self._show(escalation_id)  # a new post: only edits need Slack's pace
             return
-        async with self._services.reporter.edit_turn(escalation.channel_id):
+        async with self._reporter.edit_turn(escalation.channel_id):
             await self._show(escalation_id)
 
     async def _show(self, escalation_id: str) -> None:
-        db, store, reporter = self._services.db, self._store, self._services.reporter
+        db, store, reporter = self._db, self._store, self._reporter
         escalation = await db(store.get_escalation, escalation_id)  # fresh after the wait
         if escalation is None or escalation.thread_ts is None:
             return
@@ -330,9 +349,9 @@ class Ladders:
             tuple(await db(store.escalation_steps, escalation_id)),
             tuple(await db(store.texted_by, escalation_id)),
             self._who,
-            self._services.masked(),
+            self._words.masked(),
         )
-        present = self._services.present
+        present = self._words.present
         text, blocks = present.board_text(board), present.board_blocks(board)
         if escalation.board_ts is not None:
             await reporter.update(escalation.channel_id, escalation.board_ts, text, blocks)
@@ -352,8 +371,8 @@ class Ladders:
         return f"<@{actor}>"
 
     def _label(self, number: str) -> str:
-        name = self._services.policy.contact_name(number)
-        return name or self._services.present.show_number(number, self._services.masked())
+        name = self._policy().contact_name(number)
+        return name or self._words.present.show_number(number, self._words.masked())
 
 
 def _rung(escalation: EscalationRecord) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.sending.services import Services
+from bot.sending.roles import Db
 from bot.store.leases import request_lease
 
 logger = logging.getLogger(__name__)
@@ -52,8 +52,9 @@ async def heartbeat(renew: Callable[[], Awaitable[object]], every: float) -> Asy
 class RequestLeases:
     """Per-request leases: held by whichever process runs the request's sends."""
 
-    def __init__(self, services: Services, ttl: timedelta) -> None:
-        self._services = services
+    def __init__(self, db: Db, ttl: timedelta) -> None:
+        self._db = db
+        self._store = db.store
         self._ttl = ttl
 
     @property
@@ -76,8 +77,8 @@ class RequestLeases:
         """Take the request's lease under a fresh holder and keep it renewed; yields None
         (and holds nothing) when another live holder has it."""
         holder = self.new_holder()
-        if not await self._services.db(
-            self._services.store.acquire_lease, request_lease(request_id), holder, self._ttl
+        if not await self._db(
+            self._store.acquire_lease, request_lease(request_id), holder, self._ttl
         ):
             yield None
             return
@@ -89,7 +90,7 @@ class RequestLeases:
         """Renew the lease ``holder`` holds while the block runs, then give it up, unless
         a store call gave it up already (``Held.released``: the one that recorded the
         request's outcome in its thread)."""
-        db, store = self._services.db, self._services.store
+        db, store = self._db, self._store
         held = Held(holder)
         name = request_lease(request_id)
 

@@ -12,8 +12,8 @@ import math
 from collections.abc import Awaitable, Callable
 
 from bot.errors import TwoChatError
-from bot.sending.ports import RetryOffer
-from bot.sending.services import Services
+from bot.sending.ports import Reporter, RetryOffer
+from bot.sending.roles import Db, PolicySource, Wording
 from bot.store import StoredRequest
 
 # The outcome text of the request's sends and the sends to offer a Retry for, when done.
@@ -95,7 +95,10 @@ class LiveReply:
 
     def __init__(
         self,
-        services: Services,
+        db: Db,
+        policy: PolicySource,
+        words: Wording,
+        reporter: Reporter,
         request: StoredRequest,
         thread_ts: str,
         total: int,
@@ -106,13 +109,14 @@ class LiveReply:
     ) -> None:
         """``own``: the request message is the bridge's own (a page's thread is often
         someone else's message, which only its author may edit)."""
-        self._services = services
-        self._reporter = services.reporter
+        self._db, self._store = db, db.store
+        self._words = words
+        self._reporter = reporter
         self._request = request
         self._thread_ts = thread_ts
         self._ts: str | None = None
         self._per_minute = per_minute
-        self._from_policy = services.policy.limits.requests_per_minute is not None
+        self._from_policy = policy().limits.requests_per_minute is not None
         self._outcome = outcome
         self._own = own
         self._tally = Tally(total)
@@ -135,9 +139,7 @@ class LiveReply:
             thread_ts=self._thread_ts,
         )
         if self._ts is not None:
-            await self._services.db(
-                self._services.store.set_progress_message, self._request.id, self._ts
-            )
+            await self._db(self._store.set_progress_message, self._request.id, self._ts)
         if self._per_minute and count * 60 / self._per_minute >= LONG_SEND_SECONDS:
             await self._mark_request(SENDING)
 
@@ -166,7 +168,7 @@ class LiveReply:
                 self._request.channel_id,
                 self._ts,
                 text,
-                self._services.present.outcome_blocks(text, retry_offers),
+                self._words.present.outcome_blocks(text, retry_offers),
             )
 
     async def _mark_request(self, line: str) -> None:
@@ -174,6 +176,6 @@ class LiveReply:
         if not self._own:
             return
         channel = self._request.channel_id
-        text = f"{self._services.describe(self._request)}\n{line}"
+        text = f"{self._words.describe(self._request)}\n{line}"
         async with self._reporter.edit_turn(channel):
             await self._reporter.update(channel, self._thread_ts, text)

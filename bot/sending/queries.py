@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from bot.errors import StoreError
-from bot.sending.services import Services
+from bot.sending.roles import Db
 from bot.store import InboundMessage, OptOut, SendRecord, StoredRequest
 from bot.store.core import answer_within
 from bot.store.escalations import EscalationRecord, EscalationStep, Texted
@@ -40,30 +40,30 @@ class Queries:
     """Reads for the chat surfaces, each one store call on the store's threads; and the
     claims that make a delivered event count once."""
 
-    def __init__(self, services: Services, *, answer_deadline: float) -> None:
-        self._services = services
-        self._store = services.store
+    def __init__(self, db: Db, *, answer_deadline: float) -> None:
+        self._db = db
+        self._store = db.store
         self._answer_deadline = answer_deadline
 
     async def request(self, request_id: str) -> StoredRequest | None:
-        return await self._services.db(self._store.get_request, request_id)
+        return await self._db(self._store.get_request, request_id)
 
     async def sends(self, request_id: str) -> list[SendRecord]:
-        return await self._services.db(self._store.sends, request_id)
+        return await self._db(self._store.sends, request_id)
 
     async def recent_requests(self, sender: str, limit: int) -> list[StoredRequest]:
-        return await self._services.db(self._store.recent_requests, sender, limit)
+        return await self._db(self._store.recent_requests, sender, limit)
 
     async def awaiting_approval(self) -> list[StoredRequest]:
         """Requests waiting for a decision that have not expired yet."""
         now = self._store.now()
-        pending = await self._services.db(self._store.requests_in_state, "pending_approval")
+        pending = await self._db(self._store.requests_in_state, "pending_approval")
         return [
             request for request in pending if request.expires_at is None or request.expires_at > now
         ]
 
     async def opt_outs(self) -> list[OptOut]:
-        return await self._services.db(self._store.opt_outs)
+        return await self._db(self._store.opt_outs)
 
     async def opt_outs_before_answer(self) -> list[OptOut]:
         """``opt_outs`` while Slack waits for the answer (``/sms help``): StoreError rather
@@ -83,18 +83,18 @@ class Queries:
                 return await call()
 
     async def escalation_on_board(self, channel_id: str, ts: str) -> EscalationRecord | None:
-        return await self._services.db(self._store.escalation_on_board, channel_id, ts)
+        return await self._db(self._store.escalation_on_board, channel_id, ts)
 
     async def hold_alert_event(self, dedupe_key: str, holder: str, ttl: timedelta) -> bool:
         """Claim an alert's event for ``holder`` (a process) as a lease: True for the holder
         the database saw first, and again for that holder when it asks again."""
         name = f"{ALERT_CLAIM_PREFIX}{dedupe_key}"
-        return await self._services.db(self._store.acquire_lease, name, holder, ttl)
+        return await self._db(self._store.acquire_lease, name, holder, ttl)
 
     async def claim_once(self, key: str, ttl: timedelta = EVENT_CLAIM) -> bool:
         """True the first time ``key`` is claimed within ``ttl`` in any process."""
-        return await self._services.db(self._store.claim_key, key, ttl)
+        return await self._db(self._store.claim_key, key, ttl)
 
     async def release(self, key: str) -> None:
         """Forget a claim, so the next delivery of the same key counts again."""
-        await self._services.db(self._store.release_key, key)
+        await self._db(self._store.release_key, key)

@@ -37,7 +37,8 @@ from bot.core.phone import mask
 from bot.errors import BridgeError
 from bot.sending.escalation import Ladders
 from bot.sending.from_records import origin_of
-from bot.sending.services import Services
+from bot.sending.ports import Reporter
+from bot.sending.roles import Db, PolicySource, Wording
 from bot.sms.twochat import Conversation, SmsMessage, TwoChatClient, e164
 from bot.store import PendingInbound, ReplyCursor, StoredRequest
 
@@ -86,15 +87,20 @@ class ReplyRelay:
 
     def __init__(
         self,
-        services: Services,
+        db: Db,
+        policy: PolicySource,
+        words: Wording,
+        reporter: Reporter,
         twochat: TwoChatClient,
         *,
         holder: str | None = None,
         ladders: Ladders | None = None,
     ) -> None:
-        self._services = services
+        self._db, self._store = db, db.store
+        self._policy_source = policy
+        self._words = words
+        self._reporter = reporter
         self._ladders = ladders  # escalating pages: acked by reply, polled faster
-        self._store = services.store
         self._twochat = twochat
         self.holder = holder or uuid.uuid4().hex
         self._channels: dict[str, str] = {}  # from_number -> 2Chat channel uuid
@@ -103,7 +109,7 @@ class ReplyRelay:
 
     @property
     def policy(self) -> Policy:
-        return self._services.policy
+        return self._policy_source()
 
     # ------------------------------------------------------------------ the loop
     async def run_forever(self) -> None:
@@ -162,7 +168,7 @@ class ReplyRelay:
     async def release(self) -> None:
         """Give up the lease at shutdown so another process takes over at once."""
         try:
-            await self._services.db(self._store.release_lease, LEASE_NAME, self.holder)
+            await self._db(self._store.release_lease, LEASE_NAME, self.holder)
         except BridgeError as exc:
             logger.info("could not release the reply-poller lease: %s", exc)
 
@@ -176,7 +182,7 @@ class ReplyRelay:
         known ones again, so a flood of SMS from strangers never holds up an ack or a STOP.
         SMS recorded by an earlier poll but not acted on (its process was killed) go first."""
         started = time.monotonic()
-        db = self._services.db
+        db = self._db
         since = self._store.now() - self.policy.replies.window
         texted = await db(self._store.texted_since, since)
         if not texted and not await db(self._store.unhandled_inbound):
@@ -247,7 +253,7 @@ class ReplyRelay:
             known = contact in numbers
             if not known and (unknown_channel is None or conversation.last_direction != "inbound"):
                 continue  # nobody the bridge texted: only a new inbound SMS is news
-            cursor = await self._services.db(self._store.reply_cursor, channel, contact)
+            cursor = await self._db(self._store.reply_cursor, channel, contact)
             if cursor is not None and cursor.marker == conversation.marker:
                 continue
             moved.append(_Moved(channel, from_number, contact, conversation, cursor, known))
@@ -291,7 +297,7 @@ class ReplyRelay:
                 handled += 1
             last_uuid = message.uuid
             last_ts = max(last_ts or 0, min(message.timestamp or 0, now_ts)) or None
-        await self._services.db(
+        await self._db(
             self._store.save_reply_cursor,
             ReplyCursor(
                 found.channel, found.contact, found.conversation.marker, last_uuid, last_ts
@@ -302,7 +308,7 @@ class ReplyRelay:
     # ------------------------------------------------------------------ one reply
     async def _handle(self, found: _Moved, message: SmsMessage) -> bool:
         """Record one inbound SMS as pending (so it is acted on once), then act on it."""
-        db = self._services.db
+        db = self._db
         replies = self.policy.replies
         sent_at = (
             datetime.fromtimestamp(message.timestamp, UTC)
@@ -339,7 +345,7 @@ class ReplyRelay:
         """Act on the SMS a poll recorded but did not act on: its process was killed in
         between, or the action failed. The actions are idempotent (an opt-out, an ack);
         the reply's post in Slack may show twice, never not at all."""
-        db = self._services.db
+        db = self._db
         finished = 0
         for pending in await db(self._store.unhandled_inbound):
             logger.info("acting on an SMS from %s recorded earlier", mask(pending.contact))
@@ -369,16 +375,16 @@ class ReplyRelay:
             await self._post_reply(request, sender, pending.text, note)
             if kind == "ack":
                 await self._show_acks(request)
-        await self._services.db(self._store.inbound_handled, pending.uuid)
+        await self._db(self._store.inbound_handled, pending.uuid)
 
     async def _act(
         self, kind: ReplyKind, message: PendingInbound, request: StoredRequest | None
     ) -> str | None:
         """Opt out, opt back in or acknowledge; a note for the posted reply, or None."""
-        db = self._services.db
+        db = self._db
         contact = message.contact
-        name = self.policy.contact_name(contact) or self._services.present.show_number(
-            contact, self._services.masked()
+        name = self.policy.contact_name(contact) or self._words.present.show_number(
+            contact, self._words.masked()
         )
         if kind == "stop":
             via = f"replied {reply_keyword(message.text).upper()} ({message.uuid})"
@@ -413,13 +419,13 @@ class ReplyRelay:
         self, request: StoredRequest, sender: Recipient, text: str, note: str | None
     ) -> None:
         """Into the request's thread; privately to the requester when that is impossible."""
-        reporter = self._services.reporter
-        body = self._services.present.reply_text(sender, text, self._services.masked(), note)
+        reporter = self._reporter
+        body = self._words.present.reply_text(sender, text, self._words.masked(), note)
         if request.thread_ts and await reporter.post(
             request.channel_id, body, thread_ts=request.thread_ts
         ):
             return
-        context = self._services.describe(request)
+        context = self._words.describe(request)
         await reporter.tell_requester(origin_of(request), f"{context}\n\n{body}")
 
     async def _post_unknown(
@@ -435,22 +441,22 @@ class ReplyRelay:
             (name for name, number in self.policy.from_numbers.items() if number == from_number),
             None,
         )
-        number = self._services.present.show_number(from_number, self._services.masked())
+        number = self._words.present.show_number(from_number, self._words.masked())
         from_label = f"{from_name} ({number})"
-        body = self._services.present.unknown_reply_text(
-            sender, from_label, text, self._services.masked()
+        body = self._words.present.unknown_reply_text(
+            sender, from_label, text, self._words.masked()
         )
-        await self._services.reporter.post(channel, f"{body}\n{note}" if note else body)
+        await self._reporter.post(channel, f"{body}\n{note}" if note else body)
 
     async def _show_acks(self, request: StoredRequest) -> None:
         """The page's acknowledgement summary, one reply in its thread edited as acks come."""
-        db = self._services.db
-        reporter = self._services.reporter
+        db = self._db
+        reporter = self._reporter
         acks = {ack.number: ack.at for ack in await db(self._store.acknowledgements, request.id)}
         if not acks:  # an ack word that named no page (several were open) acked nothing
             return
         recipients = [Recipient(r.number, r.name) for r in request.recipients]
-        text = self._services.present.ack_summary_text(recipients, acks, self._services.masked())
+        text = self._words.present.ack_summary_text(recipients, acks, self._words.masked())
         existing = await db(self._store.ack_summary, request.id)
         if existing is not None:
             await reporter.update(existing[0], existing[1], text)

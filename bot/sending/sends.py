@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-from bot.core.directory import Directory
+from bot.core.directory import Directory, DirectorySource, no_directory
 from bot.core.escalation import is_ladder_request
 from bot.core.model import Recipient
 from bot.core.phone import mask
@@ -18,9 +18,9 @@ from bot.core.policy import AUTO_PAGE_PREFIX, Recheck, Refuse, decide_auto_page,
 from bot.errors import SendTaken, TwoChatError
 from bot.sending.from_records import UNKNOWN_AFTER_CRASH, origin_of, outcome_of, targets_of
 from bot.sending.leases import Held, RequestLeases, heartbeat
-from bot.sending.ports import RetryOffer
+from bot.sending.ports import Reporter, RetryOffer
 from bot.sending.progress import LiveReply
-from bot.sending.services import Services
+from bot.sending.roles import Db, PolicySource, Wording
 from bot.sms.budget import Priority, RatePacer
 from bot.sms.fanout import RetryPolicy, fan_out
 from bot.sms.twochat import TwoChatClient
@@ -73,15 +73,27 @@ class Delivery:
 
     def __init__(
         self,
-        services: Services,
+        db: Db,
+        policy: PolicySource,
+        words: Wording,
+        reporter: Reporter,
         twochat: TwoChatClient,
         pacer: RatePacer,
         leases: RequestLeases,
         *,
         concurrency: int,
         retry: RetryPolicy,
+        directory: DirectorySource = no_directory,
+        on_outcome: Callable[[str, str], None] = lambda result, reason: None,
     ) -> None:
-        self._services = services
+        """``directory`` reads Slack rosters for the recheck at send time; ``on_outcome``
+        hears how each send ended as (result, reason), e.g. the metrics."""
+        self._db, self._store = db, db.store
+        self._policy = policy
+        self._words = words
+        self._reporter = reporter
+        self._directory = directory
+        self._on_outcome = on_outcome
         self._twochat = twochat
         self._pacer = pacer
         self.leases = leases
@@ -93,9 +105,9 @@ class Delivery:
     async def deliver(self, request_id: str) -> None:
         """Send a queued or approved request: exactly one process wins the right to, and
         holds the request's lease while it runs so no sweeper takes it over."""
-        services, store = self._services, self._services.store
-        request = await services.db(store.get_request, request_id)
-        if request is None or not await services.db(
+        store = self._store
+        request = await self._db(store.get_request, request_id)
+        if request is None or not await self._db(
             store.transition, request_id, "sending", from_states=["queued", "approved"]
         ):
             return
@@ -114,24 +126,24 @@ class Delivery:
         sends it claimed become "unknown"; sends it never claimed cannot have reached 2Chat,
         so they are sent, through ``around`` (which starts a page's ladder if that process
         died before it did); its live reply is finished. True when this call took it over."""
-        services, store = self._services, self._services.store
+        store = self._store
         async with self.leases.hold(request_id) as held:
-            request = await services.db(store.get_request, request_id) if held else None
+            request = await self._db(store.get_request, request_id) if held else None
             if request is None or request.state != "sending":
                 return False
             logger.warning("resuming request %s, abandoned by a stopped process", request_id)
-            for send in await services.db(store.sends, request_id):
+            for send in await self._db(store.sends, request_id):
                 if send.state == "sending":  # its process is gone: a late answer still wins
-                    await services.db(store.mark_unknown, send.id, UNKNOWN_AFTER_CRASH)
+                    await self._db(store.mark_unknown, send.id, UNKNOWN_AFTER_CRASH)
             run = Run(request, held=held, resumed=True)
             await around(request, functools.partial(self._deliver, run))
             return True
 
     async def _deliver(self, run: Run) -> None:
         """Run a request this process holds: its thread, its sends, its outcome."""
-        services, request = self._services, run.request
+        request = run.request
         origin = origin_of(request)
-        context = services.describe(request)
+        context = self._words.describe(request)
         try:
             thread_ts = request.thread_ts
             if thread_ts is None:
@@ -139,10 +151,10 @@ class Delivery:
             await self._send_and_report(run, thread_ts, context, own=run.thread is not None)
             if request.approval_ts:  # the requester is told every outcome of an approval
                 text, _ = await self.outcome(request, run=run)
-                await services.reporter.tell_requester(origin, f"{context}\n\n{text}")
+                await self._reporter.tell_requester(origin, f"{context}\n\n{text}")
         except Exception as exc:
-            await services.reporter.tell_requester(
-                origin, f"{context}\n\n:x: {services.present.describe_error(exc)}"
+            await self._reporter.tell_requester(
+                origin, f"{context}\n\n:x: {self._words.present.describe_error(exc)}"
             )
             raise
         finally:
@@ -152,7 +164,7 @@ class Delivery:
         """Post the request message, unless a process that stopped before it stored the
         message's ts posted it already (a resumed request finds it in the channel): one
         message per request, which ends up saying what happened."""
-        reporter, request = self._services.reporter, run.request
+        reporter, request = self._reporter, run.request
         ts = None
         if run.resumed:  # a rare path: the history read is Slack's most rate-limited
             ts = await reporter.find_request_message(request.channel_id, request.id)
@@ -166,7 +178,7 @@ class Delivery:
     async def _settle(self, run: Run) -> None:
         """What the run's last finish did not do: store a thread no claim carried, complete
         the request (a send ended elsewhere, or none was sent)."""
-        db, store = self._services.db, self._services.store
+        db, store = self._db, self._store
         thread = run.take_thread()
         if thread is not None:
             await db(store.set_thread, *thread)
@@ -179,7 +191,7 @@ class Delivery:
         """Send the queued sends; a reply edited live for several, one outcome for one.
         ``own``: the thread's message is the request message this run posted, so its status
         line may be edited in."""
-        db, store, request = self._services.db, self._services.store, run.request
+        db, store, request = self._db, self._store, run.request
         sends = run.recorded if run.recorded is not None else await db(store.sends, request.id)
         queued = [send for send in sends if send.state == "queued"]
         started = time.monotonic()
@@ -190,7 +202,10 @@ class Delivery:
         )
         if thread_ts and (progress_ts or len(queued) > 1):
             live = LiveReply(
-                self._services,
+                self._db,
+                self._policy,
+                self._words,
+                self._reporter,
                 request,
                 thread_ts,
                 len(queued),
@@ -225,8 +240,8 @@ class Delivery:
         is owed (True also when it can never land: the request message was refused for
         good)."""
         text, retry_offers = await self.outcome(request, only, elapsed, run)
-        reporter = self._services.reporter
-        blocks = self._services.present.outcome_blocks(text, retry_offers)
+        reporter = self._reporter
+        blocks = self._words.present.outcome_blocks(text, retry_offers)
         if thread_ts is not None and await reporter.post(
             request.channel_id, text, blocks=blocks, thread_ts=thread_ts
         ):
@@ -234,7 +249,7 @@ class Delivery:
         await reporter.tell_requester(origin_of(request), f"{context}\n\n{text}")
         owed = thread_ts is not None or (run is not None and run.message_owed)
         if owed and only is None:
-            await self._services.db(self._services.store.set_report_pending, request.id, True)
+            await self._db(self._store.set_report_pending, request.id, True)
             return False
         return True
 
@@ -242,30 +257,30 @@ class Delivery:
         """Post a request's outcome that Slack refused before, once, by whoever holds its
         lease, under its request message (posted first when Slack refused that too); it
         stays owed (and is tried again) while Slack keeps refusing."""
-        services, store = self._services, self._services.store
+        store = self._store
         async with self.leases.hold(request_id) as held:
-            request = await services.db(store.get_request, request_id) if held else None
+            request = await self._db(store.get_request, request_id) if held else None
             if request is None or request.state != "completed":
                 return
-            if not await services.db(store.report_owed, request_id):
+            if not await self._db(store.report_owed, request_id):
                 return
             if request.thread_ts is None:
-                ts = await services.reporter.post(request.channel_id, services.describe(request))
+                ts = await self._reporter.post(request.channel_id, self._words.describe(request))
                 if ts is None:
                     return
-                await services.db(store.set_thread, request.id, request.channel_id, ts)
+                await self._db(store.set_thread, request.id, request.channel_id, ts)
                 request = replace(request, thread_ts=ts)
             text, retry_offers = await self.outcome(request)
-            blocks = services.present.outcome_blocks(text, retry_offers)
+            blocks = self._words.present.outcome_blocks(text, retry_offers)
             # A live reply a stopped process left saying "Sending…" gets the outcome.
-            live_ts = await services.db(store.progress_message, request_id)
+            live_ts = await self._db(store.progress_message, request_id)
             if (
                 live_ts is not None
-                and await services.reporter.update(request.channel_id, live_ts, text, blocks)
-            ) or await services.reporter.post(
+                and await self._reporter.update(request.channel_id, live_ts, text, blocks)
+            ) or await self._reporter.post(
                 request.channel_id, text, blocks=blocks, thread_ts=request.thread_ts
             ):
-                await services.db(store.set_report_pending, request_id, False)
+                await self._db(store.set_report_pending, request_id, False)
 
     async def outcome(
         self,
@@ -276,12 +291,11 @@ class Delivery:
     ) -> tuple[str, list[RetryOffer]]:
         """The outcome text of a request's sends, and the sends a Retry button should offer;
         from what ``run`` saw when it saw every send end, else read back."""
-        services = self._services
         known = run.sends_now() if run is not None else None
-        every = known if known is not None else await services.db(services.store.sends, request.id)
+        every = known if known is not None else await self._db(self._store.sends, request.id)
         sends = [send for send in every if not only or send.id in only]
         outcomes = [outcome_of(send) for send in sends]
-        text = services.present.outcome_text(outcomes, services.masked(), elapsed, request.id)
+        text = self._words.present.outcome_text(outcomes, self._words.masked(), elapsed, request.id)
         return text, [(send.id, send.attempts) for send in sends if send.state == "unknown"]
 
     async def run_sends(
@@ -289,7 +303,7 @@ class Delivery:
     ) -> None:
         """Claim each send (so no other worker sends it), then fan out to 2Chat: paced to
         the account's rate, temporary errors retried, every result recorded as it lands."""
-        db, store, request = self._services.db, self._services.store, run.request
+        db, store, request = self._db, self._store, run.request
         going = await self._hold_back(run, sends)
         # A claimed send's heartbeat, from its claim to its recorded end: a retry waiting
         # for budget (after a 429, for as long as it takes) is live work, not a crash.
@@ -341,8 +355,8 @@ class Delivery:
     async def _hold_back(self, run: Run, sends: list[SendRecord]) -> list[SendRecord]:
         """The sends that may go; the others (policy refuses, number opted out) are marked
         failed with the reason."""
-        db, store = self._services.db, self._services.store
-        directory = await self._services.directory(self._services.policy, patient=True)
+        db, store = self._db, self._store
+        directory = await self._directory(self._policy(), patient=True)
         checked = self.recheck(run.request, directory)
         opted_out = run.opted_out
         if opted_out is None:
@@ -351,9 +365,7 @@ class Delivery:
         for send in sends:
             reason = checked.reason(send.number)
             if reason is None and send.number in opted_out:
-                reason = self._services.present.opted_out_reason(
-                    [Recipient(send.number, send.name)]
-                )
+                reason = self._words.present.opted_out_reason([Recipient(send.number, send.name)])
             if reason is None:
                 going.append(send)
             elif await db(store.claim_send, send.id, thread=run.take_thread()):
@@ -378,7 +390,7 @@ class Delivery:
                 extra={"send_id": send.id},
             )
             ended = replace(send, state="sent", message_id=result, error=None)
-            self._services.outcome_seen("sent")
+            self._on_outcome("sent", "")
         elif isinstance(result, TwoChatError):
             logger.warning(
                 "send %d to %s failed: %s",
@@ -390,15 +402,15 @@ class Delivery:
             state: SendState = "unknown" if result.outcome_unknown else "failed"
             ended = replace(send, state=state, message_id=None, error=result.user_message)
             reason = f"http_{result.status}" if result.status else "no_answer"
-            self._services.outcome_seen(state, reason)
+            self._on_outcome(state, reason)
         else:  # a bug: we cannot know whether 2Chat got it
             ended = replace(
                 send,
                 state="unknown",
                 message_id=None,
-                error=self._services.present.describe_error(result),
+                error=self._words.present.describe_error(result),
             )
-            self._services.outcome_seen("unknown", "internal_error")
+            self._on_outcome("unknown", "internal_error")
         run.finished[send.id] = ended
         try:
             await self._record(run, ended, last=last)
@@ -413,7 +425,7 @@ class Delivery:
             raise
 
     async def _record(self, run: Run, ended: SendRecord, *, last: bool) -> None:
-        db, store = self._services.db, self._services.store
+        db, store = self._db, self._store
         message_id, error, unknown = ended.message_id, ended.error, ended.state == "unknown"
         if not last or run.held is None:
             await db(
@@ -433,7 +445,7 @@ class Delivery:
         """Record the sends 2Chat accepted while the database was failing (the sweeper's
         first step, so none of them is taken for one a crash cut off and offered for a
         Retry that would text again); raises while the database still fails."""
-        db, store = self._services.db, self._services.store
+        db, store = self._db, self._store
         for send_id, (request_id, message_id) in list(self._unrecorded.items()):
             await db(store.finish_send, send_id, message_id=message_id)
             del self._unrecorded[send_id]
@@ -444,7 +456,7 @@ class Delivery:
         """Authorize again at send time against the current policy and Slack user groups as
         they are now (``directory``): rosters the request named are read again, so someone
         who left one is not texted and the others still are."""
-        policy = self._services.policy
+        policy = self._policy()
         if is_ladder_request(request.dedupe_key):
             return Recheck()  # a tier or "acked" SMS of a ladder: the policy's ladder is its rule
         if request.sender.startswith(AUTO_PAGE_PREFIX):

@@ -18,8 +18,8 @@ from bot.errors import BridgeError
 from bot.sending.approvals import Approvals
 from bot.sending.escalation import Ladders
 from bot.sending.from_records import UNKNOWN_AFTER_CRASH
+from bot.sending.roles import Db, PolicySource, Wording
 from bot.sending.sends import Delivery
-from bot.sending.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +34,18 @@ class Sweeper:
 
     def __init__(
         self,
-        services: Services,
+        db: Db,
+        policy: PolicySource,
+        words: Wording,
         delivery: Delivery,
         approvals: Approvals,
         *,
         stale_after: timedelta,
         ladders: Ladders,
     ) -> None:
-        self._services = services
+        self._db, self._store = db, db.store
+        self._policy = policy
+        self._words = words
         self._ladders = ladders
         self._delivery = delivery
         self._approvals = approvals
@@ -54,7 +58,7 @@ class Sweeper:
         runs even when another fails, so no fault in one (a bad row, a bug) stops tiers,
         crash recovery or approval expiry."""
         await self._delivery.record_held()
-        cutoff = self._services.store.now() - self._stale_after
+        cutoff = self._store.now() - self._stale_after
         steps: list[Callable[[], Awaitable[None]]] = [
             self._approvals.expire_overdue,
             functools.partial(self._take_over_abandoned, cutoff),
@@ -75,7 +79,7 @@ class Sweeper:
                 )
 
     async def _post_owed_reports(self) -> None:
-        for request in await self._services.db(self._services.store.pending_reports):
+        for request in await self._db(self._store.pending_reports):
             await self._delivery.post_owed_report(request.id)
 
     async def _purge_history(self) -> None:
@@ -84,41 +88,39 @@ class Sweeper:
         if time.monotonic() - self._purged_at < PURGE_EVERY:
             return
         self._purged_at = time.monotonic()
-        store = self._services.store
-        cutoff = store.now() - self._services.policy.retention.keep
-        purged = await self._services.db(store.purge_before, cutoff)
+        store = self._store
+        cutoff = store.now() - self._policy().retention.keep
+        purged = await self._db(store.purge_before, cutoff)
         if purged:
             logger.info("retention: purged %d requests older than %s", purged, cutoff)
 
     async def _take_over_abandoned(self, cutoff: datetime) -> None:
         """Requests "sending" whose process stopped (nobody renews their lease) are finished
         here: a paced page killed mid-way still reaches the people it had not reached yet."""
-        services = self._services
-        for request in await services.db(
-            services.store.requests_in_state, "sending", updated_before=cutoff
+        for request in await self._db(
+            self._store.requests_in_state, "sending", updated_before=cutoff
         ):
             await self._delivery.resume(request.id, around=self._ladders.escalating)
 
     async def _report_stale_sends(self, cutoff: datetime) -> None:
         """A send "sending" since before ``cutoff`` was cut off by a crash: 2Chat may or may
         not have it, so it becomes "unknown" with a Retry button, never re-sent by itself."""
-        services, store = self._services, self._services.store
-        for send in await services.db(store.stale_sends, cutoff):
-            if await services.db(
+        store = self._store
+        for send in await self._db(store.stale_sends, cutoff):
+            if await self._db(
                 store.mark_unknown, send.id, UNKNOWN_AFTER_CRASH, claimed_before=cutoff
             ):
-                request = await services.db(store.get_request, send.request_id)
+                request = await self._db(store.get_request, send.request_id)
                 if request is not None:
-                    context = services.describe(request)
+                    context = self._words.describe(request)
                     await self._delivery.report(request, request.thread_ts, context, only={send.id})
-                    await services.db(store.complete_request_if_done, request.id)
+                    await self._db(store.complete_request_if_done, request.id)
 
     async def _resume(self, cutoff: datetime) -> None:
         """Deliver requests left queued or approved since before ``cutoff``."""
-        services = self._services
         for state in ("queued", "approved"):
-            for request in await services.db(
-                services.store.requests_in_state, state, updated_before=cutoff
+            for request in await self._db(
+                self._store.requests_in_state, state, updated_before=cutoff
             ):
                 await self._delivery.deliver(request.id)
 

@@ -14,13 +14,12 @@ from bot.core.model import Policy, Recipient
 from bot.core.policy import Allow, NeedsApproval
 from bot.errors import AllOptedOut, RateLimited, StoreError, TwoChatError
 from bot.sending.approvals import Approvals
-from bot.sending.escalation import Ladders
+from bot.sending.escalation import Command, Ladders, Via
 from bot.sending.from_records import recorded_targets
 from bot.sending.ports import Origin, StatusFound
 from bot.sending.reconcile import sent_like
+from bot.sending.roles import Db, Permissions, PolicySource, Wording
 from bot.sending.sends import Delivery, Run
-from bot.sending.services import Services
-from bot.sending.sweeper import Sweeper
 from bot.sms.twochat import TwoChatClient
 from bot.store import (
     NewRecipient,
@@ -51,34 +50,36 @@ DEDUPE_TTL = timedelta(days=1)
 class Workflow:
     """Submits, approves, retries and looks up requests: the entry points the chat surfaces
     call. The parts doing the work are built by the composition root (``bot.app``) and
-    passed in; chat output goes through the services' reporter, state through the store."""
+    passed in; so are the roles it uses itself (``bot.sending.roles``)."""
 
     def __init__(
         self,
-        services: Services,
+        db: Db,
+        policy: PolicySource,
+        words: Wording,
+        permissions: Permissions,
         twochat: TwoChatClient,
         runner: TaskRunner,
         *,
         delivery: Delivery,
         approvals: Approvals,
         ladders: Ladders,
-        sweeper: Sweeper,
         answer_deadline: float = ANSWER_DEADLINE,
     ) -> None:
-        self._services = services
-        self._store = services.store
-        self._db = services.db
+        self._db, self._store = db, db.store
+        self._policy = policy
+        self._words = words
+        self._permissions = permissions
         self._twochat = twochat
         self._runner = runner
         self._answer_deadline = answer_deadline
         self.delivery = delivery
         self.approvals = approvals
         self.ladders = ladders
-        self.sweeper = sweeper
 
     async def may(self, actor: str, action: Action, subject: Subject | None = None) -> Verdict:
-        """Whether ``actor`` may take ``action`` (``Services.may``)."""
-        return await self._services.may(actor, action, subject)
+        """Whether ``actor`` may take ``action`` (``Permissions.may``)."""
+        return await self._permissions.may(actor, action, subject)
 
     async def submit(self, decision: Allow | NeedsApproval, origin: Origin) -> str | None:
         """Record an accepted request and start it; a refusal text (rate limit), or None.
@@ -125,14 +126,14 @@ class Workflow:
         """Record the request in one round trip (see ``Store.record_request``): recorded,
         and started under ``holder``'s lease unless it needs approval; or a refusal text; or
         None for a repeated delivery (a Slack retry, a replayed request)."""
-        policy, plan = self._services.policy, decision.plan
+        policy, plan = self._policy(), decision.plan
         claims = [(f"submit:{origin.dedupe_key}", DEDUPE_TTL)] if origin.dedupe_key else []
         signature = origin.replay.take() if origin.replay is not None else None
         if signature is not None:
             claims.append(signature)
         new = await self.ladders.prepare(self._new_request(decision, origin, policy))
         if isinstance(new, str):
-            return self._services.present.refusal_text(new, self._services.masked())
+            return self._words.present.refusal_text(new, self._words.masked())
         limits = policy.limits
         try:
             recorded = await self._db(
@@ -145,13 +146,13 @@ class Workflow:
             )
         except RateLimited as exc:
             await self.ladders.release(new)
-            return self._services.present.refusal_text(exc.user_message)
+            return self._words.present.refusal_text(exc.user_message)
         except AllOptedOut:
             # Numbers that replied STOP get nothing; a request that only reaches them is
             # refused (others in a group still get theirs; those sends fail with the reason).
             await self.ladders.release(new)
-            reason = self._services.present.opted_out_reason(plan.recipients)
-            return self._services.present.refusal_text(reason, self._services.masked())
+            reason = self._words.present.opted_out_reason(plan.recipients)
+            return self._words.present.refusal_text(reason, self._words.masked())
         if recorded is None:
             await self.ladders.release(new)
             logger.info("repeated delivery of %s ignored", origin.dedupe_key or "a signed request")
@@ -203,7 +204,7 @@ class Workflow:
         request = await self._db(self._store.get_request, send.request_id)
         if request is None:
             return "this send is unknown to the bridge"
-        verdict = await self._services.may(user, Action.RETRY, Subject(requester=request.sender))
+        verdict = await self._permissions.may(user, Action.RETRY, Subject(requester=request.sender))
         if not verdict.allowed:
             return verdict.refusal()
         if not await self._db(self._store.retry_send, send_id, attempts):
@@ -214,7 +215,7 @@ class Workflow:
         fresh = await self._db(self._store.get_send, send_id)
         if note is None and fresh is not None:
             await self.delivery.run_sends(Run(request), [fresh])
-        context = self._services.describe(request)
+        context = self._words.describe(request)
         await self.delivery.report(request, request.thread_ts, context, only={send_id})
         return note
 
@@ -247,10 +248,10 @@ class Workflow:
     async def status(self, message_id: str, user: str) -> str:
         """``/sms status``: what the bridge knows of one SMS it sent or read, and what
         2Chat's GET /open/sms/message says (asked only for the bridge's own messages)."""
-        verdict = await self._services.may(user, Action.STATUS)
+        verdict = await self._permissions.may(user, Action.STATUS)
         if not verdict.allowed:
             return f":no_entry: {verdict.sentence()}"
-        policy = self._services.policy
+        policy = self._policy()
         send = await self._db(self._store.send_by_message_id, message_id)
         inbound = None if send else await self._db(self._store.inbound_message, message_id)
         if send is None and inbound is None:
@@ -275,10 +276,18 @@ class Workflow:
         elif inbound is not None:
             sender = Recipient(inbound.contact, policy.contact_name(inbound.contact))
         found = StatusFound(
-            send, inbound, sender, request, at, remote, remote_error, self._services.masked()
+            send, inbound, sender, request, at, remote, remote_error, self._words.masked()
         )
-        return self._services.present.status_text(found)
+        return self._words.present.status_text(found)
 
-    async def sweep_forever(self, interval: float, stop: asyncio.Event) -> None:
-        """Sweep every ``interval`` until ``stop`` (the sweeper says how)."""
-        await self.sweeper.sweep_forever(interval, stop)
+    async def may_ack(self, escalation_id: str, actor: str, action: Action) -> Verdict:
+        """Whether ``actor`` may ack this page (``Ladders.may_ack``)."""
+        return await self.ladders.may_ack(escalation_id, actor, action)
+
+    async def ack_page(self, escalation_id: str, actor: str, via: Via, label: str) -> bool:
+        """Ack a page from Slack; False when it was handled already (``Ladders.ack``)."""
+        return await self.ladders.ack(escalation_id, actor, via, label)
+
+    async def command_page(self, escalation_id: str, user: str, what: Command) -> str | None:
+        """Escalate a page now or stop it; why not, or None (``Ladders.command``)."""
+        return await self.ladders.command(escalation_id, user, what)

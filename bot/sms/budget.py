@@ -131,7 +131,10 @@ class RatePacer:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         ledger: Ledger | None = None,
+        relearn: Callable[[], object] | None = None,
     ) -> None:
+        """``relearn`` is called when 2Chat says the budget is not what we thought (429,
+        402), to read the account's limit again."""
         self._shape = BudgetRule(1, burst, spare_share, floor_share)  # checks them now
         self._rule: BudgetRule | None = None
         self._changed = asyncio.Event()
@@ -146,8 +149,7 @@ class RatePacer:
         self._floor_at = float("-inf")  # when a poll last went ahead of waiting texts
         self._last_head: tuple[Priority, int] | None = None
         self._refusals = 0
-        # Called when 2Chat says the budget is not what we thought (429, 402).
-        self.relearn: Callable[[], object] | None = None
+        self._relearn = relearn
 
     def __repr__(self) -> str:
         return f"RatePacer(per_minute={self.per_minute!r}, burst={self._shape.burst})"
@@ -195,8 +197,8 @@ class RatePacer:
             self._held_until = max(self._held_until, self._clock() + retry_after)
         elif 200 <= status < 300:
             self._refusals = 0
-        if status in (402, 429) and self.relearn is not None:
-            self.relearn()
+        if status in (402, 429) and self._relearn is not None:
+            self._relearn()
 
     async def acquire(self, priority: Priority = Priority.SEND) -> None:
         """Wait for a start; it is spent when this returns."""

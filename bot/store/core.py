@@ -6,7 +6,7 @@ else is shared, so both behave alike. Every state change is one conditional
 wins: that is what makes approvals and sends happen exactly once.
 
 The API is synchronous and thread-safe; the async app calls it on a few threads of its own
-(``Services.db``), as many as the backend serves at once.
+(``bot.sending.roles.Db``), as many as the backend serves at once.
 All times are timezone-aware UTC datetimes taken from the injected ``clock``, never from the
 database server, so tests can move time and several processes agree on one notion of "now".
 
@@ -72,7 +72,7 @@ _REQUEST_SELECT = ", ".join(f"r.{c}" for c in REQUEST_COLUMNS)
 _SEND_SELECT = ", ".join(f"s.{c}" for c in SEND_COLUMNS)
 
 # The time.monotonic() by which the Slack request being answered needs the store's answer.
-# A context variable, so it follows the call into the thread that runs it (Services.db)
+# A context variable, so it follows the call into the thread that runs it (sending.roles.Db)
 # and stays out of every other task.
 _ANSWER_BY: ContextVar[float | None] = ContextVar("sms_bridge_store_answer_by", default=None)
 

@@ -28,7 +28,7 @@ RANKS: dict[str, int] = {
     "sending": 5,  # the send path and the reply poller: store, sms, never Slack
     "audit": 5,  # the audit export: config and store
     "slack": 6,  # listeners, rendering and Slack transport, on top of the send path
-    "health": 7,  # readiness: asks the store, Slack and 2Chat
+    "health": 5,  # readiness: asks the store; Slack's and 2Chat's checks are passed in
     "app": 7,  # the composition root
     "server": 8,  # runs the app
     "cli": 9,  # the command line, starts the server

@@ -35,7 +35,9 @@ async def no_names(user_ids: Iterable[str]) -> Mapping[str, str]:
 
 @dataclass
 class Bridge:
-    """Everything the handlers need, passed in (never module globals)."""
+    """What the listeners use, built by ``bot.app``: the send path's entry points
+    (``workflow``) and reads (``queries``), Slack output, the task runner, and Slack's
+    rosters and names. Listeners call these; none reaches the store."""
 
     policy_source: Callable[[], Policy]
     workflow: Workflow

@@ -35,14 +35,14 @@ async def ack_from_slack(
     via: Via,
 ) -> None:
     """Ack for a Slack user; a refusal or a late ack is told to them privately."""
-    ladders = bridge.workflow.ladders
+    workflow = bridge.workflow
     action = Action.ACK_REACTION if via == "reaction" else Action.ACK_BUTTON
-    verdict = await ladders.may_ack(escalation_id, user, action)
+    verdict = await workflow.may_ack(escalation_id, user, action)
     if not verdict.allowed:
         await bridge.tell_clicker(channel, user, f":no_entry: {verdict.refusal()}")
         return
     label = (await bridge.user_names([user])).get(user, user)  # the id still says who
-    if not await ladders.ack(escalation_id, user, via, label):
+    if not await workflow.ack_page(escalation_id, user, via, label):
         await bridge.tell_clicker(
             channel, user, ":information_source: This page was already handled; your ack is noted."
         )
@@ -51,7 +51,7 @@ async def ack_from_slack(
 async def command_from_slack(
     bridge: Bridge, escalation_id: str, user: str, channel: str | None, what: Command
 ) -> None:
-    refusal = await bridge.workflow.ladders.command(escalation_id, user, what)
+    refusal = await bridge.workflow.command_page(escalation_id, user, what)
     if refusal:
         await bridge.tell_clicker(channel, user, f":no_entry: {refusal}")
 

@@ -16,9 +16,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-SLACK_TOKEN_ERRORS = frozenset(
-    {"invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired"}
-)
+from bot.errors import SLACK_TOKEN_ERRORS
 
 
 def slack_error(exc: SlackApiError) -> str:

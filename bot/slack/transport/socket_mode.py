@@ -218,14 +218,10 @@ class SocketModeLink(AsyncSocketModeHandler):
         return self.client.problem or "the Socket Mode connection to Slack is down"
 
 
-def start(
-    app: AsyncApp, app_token: str, runner: TaskRunner, metrics: Metrics
-) -> tuple[SocketModeLink, asyncio.Task[None]]:
+def start(link: SocketModeLink) -> asyncio.Task[None]:
     """Start connecting in the background; the task fails with ``SettingsError`` if Slack
     rejects the token before the first connection, and ends once connected."""
-    link = SocketModeLink(app, app_token, runner, metrics)
-    task = asyncio.get_running_loop().create_task(link.client.connect(), name="socket-mode")
-    return link, task
+    return asyncio.get_running_loop().create_task(link.client.connect(), name="socket-mode")
 
 
 async def close(
@@ -243,6 +239,13 @@ async def close(
     except TimeoutError:
         logger.warning("Slack did not close the Socket Mode connection in %gs; dropped", timeout)
     # After a timeout the client's own clean-up never ran: end its tasks and its session.
+    await release(link)
+
+
+async def release(link: SocketModeLink) -> None:
+    """End the tasks and the session the link's client has had since it was built (also
+    when it was never started)."""
+    client = link.client
     for task in (client.message_processor, client.current_session_monitor, client.message_receiver):
         if task is not None:
             task.cancel()
