@@ -124,16 +124,19 @@ def test_a_retry_button_acts_once_for_the_attempt_it_was_offered_for(
     assert len(twochat.sends) == 2
 
 
-def click_retry(app: AppProcess, value: str) -> None:
-    payload = button_click("U0ADMIN", CHANNEL, "send_retry", value, block_id="retry")
+def click_retry(app: AppProcess, value: str, user: str = "U0ADMIN") -> None:
+    payload = button_click(user, CHANNEL, "send_retry", value, block_id="retry")
     assert app.interact(payload).status_code == 200
 
 
-def wait_until_settled(app: AppProcess, slack: SlackStandIn, value: str) -> None:
-    """Click Retry while the outcome is still settling, check it is refused with a time,
-    and wait for that time (a deadline the app states, not an ordering guess)."""
+def wait_until_settled(
+    app: AppProcess, slack: SlackStandIn, value: str, user: str = "U0ADMIN"
+) -> None:
+    """Click Retry (in C0GENERAL) while the outcome is still settling, check it is refused
+    with a time, and wait for that time (a deadline the app states, not an ordering
+    guess)."""
     before = len(ephemeral_texts(slack))
-    click_retry(app, value)
+    click_retry(app, value, user)
     [told] = slack.wait_until(
         lambda: ephemeral_texts(slack)[before:], 5, "the clicker told to wait"
     )
