@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from bot.core.budget import Priority
+from bot.core.escalation import is_ladder_request
 from bot.core.model import Recipient
 from bot.core.policy import SendPlan
 from bot.core.segments import analyze
@@ -65,3 +67,10 @@ def targets_of(request: StoredRequest) -> tuple[str, ...]:
 def recorded_targets(targets: tuple[str, ...]) -> str | None:
     """How ``NewRequest.targets`` keeps a plan's targets."""
     return json.dumps(list(targets)) if targets else None
+
+
+def priority_of(request: StoredRequest) -> Priority:
+    """Pages and escalation tiers go before every other text."""
+    if request.kind == "page" or is_ladder_request(request.dedupe_key):
+        return Priority.PAGE
+    return Priority.SEND

@@ -24,6 +24,7 @@ it off. Classifying a reply is a pure function here, testable without Slack or 2
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -37,6 +38,7 @@ from bot.core.phone import mask
 from bot.errors import BridgeError
 from bot.sending.escalation import Ladders
 from bot.sending.from_records import origin_of
+from bot.sending.inbound_tries import given_up_note, log_failure, next_try
 from bot.sending.ports import Reporter
 from bot.sending.roles import Db, PolicySource, Wording
 from bot.sms.twochat import Conversation, SmsMessage, TwoChatClient, e164
@@ -338,44 +340,67 @@ class ReplyRelay:
         )
         if not await db(self._store.record_inbound, pending):
             return False
-        await self._carry_out(pending, request)
-        return True
+        return await self._attempt(pending, request)
 
     async def _finish_unhandled(self) -> int:
         """Act on the SMS a poll recorded but did not act on: its process was killed in
-        between, or the action failed. The actions are idempotent (an opt-out, an ack);
-        the reply's post in Slack may show twice, never not at all."""
+        between, or the action failed (then only once its next try is due). The actions
+        are idempotent (an opt-out, an ack); the reply's post in Slack may show twice,
+        never not at all."""
         db = self._db
         finished = 0
+        now = self._store.now()
         for pending in await db(self._store.unhandled_inbound):
+            if pending.retry_at is not None and pending.retry_at > now:
+                continue  # it failed lately: backing off
             logger.info("acting on an SMS from %s recorded earlier", mask(pending.contact))
             request = (
                 await db(self._store.get_request, pending.request_id)
                 if pending.request_id
                 else None
             )
-            try:
-                await self._carry_out(pending, request)
-                finished += 1
-            except BridgeError:
-                raise
-            except Exception:  # a bug must not hold up the SMS behind it
-                logger.exception("the SMS from %s could not be acted on", mask(pending.contact))
+            finished += await self._attempt(pending, request)
         return finished
+
+    async def _attempt(self, pending: PendingInbound, request: StoredRequest | None) -> bool:
+        """Act on a recorded SMS; True when done. A failure (a bug must not hold up the SMS
+        behind it) is counted on its row, which is tried again later and given up after
+        ``MAX_TRIES`` (``bot.sending.inbound_tries``); when the database cannot count it,
+        this raises and the poll backs off."""
+        try:
+            await self._carry_out(pending, request)
+            return True
+        except Exception as exc:
+            tries = pending.tries + 1
+            retry_at = next_try(tries, self.policy.replies.poll_interval, self._store.now())
+            await self._db(self._store.inbound_failed, pending.uuid, tries, retry_at)
+            log_failure(pending, tries, retry_at, exc)
+            if retry_at is not None:
+                return False
+            with contextlib.suppress(Exception):  # the log has said it already
+                await self._post(pending, request, given_up_note(pending.kind, tries, exc))
+            return False
 
     async def _carry_out(self, pending: PendingInbound, request: StoredRequest | None) -> None:
         """Act on a recorded SMS, post it in Slack, then mark it done (a failure before the
         mark leaves it for the next poll)."""
         kind = cast(ReplyKind, pending.kind)
         note = await self._act(kind, pending, request)
+        await self._post(pending, request, note)
+        if request is not None and kind == "ack":
+            await self._show_acks(request)
+        await self._db(self._store.inbound_handled, pending.uuid)
+
+    async def _post(
+        self, pending: PendingInbound, request: StoredRequest | None, note: str | None
+    ) -> None:
+        """The SMS, with a note, where its reply goes: the request's thread, or the channel
+        for numbers not texted lately."""
         sender = self._sender(pending.contact, request, pending.name)
         if request is None:
             await self._post_unknown(sender, pending.from_number, pending.text, note)
         else:
             await self._post_reply(request, sender, pending.text, note)
-            if kind == "ack":
-                await self._show_acks(request)
-        await self._db(self._store.inbound_handled, pending.uuid)
 
     async def _act(
         self, kind: ReplyKind, message: PendingInbound, request: StoredRequest | None

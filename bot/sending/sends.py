@@ -15,13 +15,19 @@ from bot.core.escalation import is_ladder_request
 from bot.core.model import Recipient
 from bot.core.phone import mask
 from bot.core.policy import AUTO_PAGE_PREFIX, Recheck, Refuse, decide_auto_page, recheck
-from bot.errors import SendTaken, TwoChatError
-from bot.sending.from_records import UNKNOWN_AFTER_CRASH, origin_of, outcome_of, targets_of
+from bot.errors import SendTaken, StoreError, TwoChatError
+from bot.sending.from_records import (
+    UNKNOWN_AFTER_CRASH,
+    origin_of,
+    outcome_of,
+    priority_of,
+    targets_of,
+)
 from bot.sending.leases import Held, RequestLeases, heartbeat
 from bot.sending.ports import Reporter, RetryOffer
 from bot.sending.progress import LiveReply
 from bot.sending.roles import Db, PolicySource, Wording
-from bot.sms.budget import Priority, RatePacer
+from bot.sms.budget import RatePacer
 from bot.sms.fanout import RetryPolicy, fan_out
 from bot.sms.twochat import TwoChatClient
 from bot.store import Recorded, SendRecord, SendState, StoredRequest
@@ -414,15 +420,12 @@ class Delivery:
         run.finished[send.id] = ended
         try:
             await self._record(run, ended, last=last)
-        except Exception:
+        except Exception as exc:
             if ended.message_id is not None:
                 self._unrecorded[send.id] = (run.request.id, ended.message_id)
-                logger.warning(
-                    "send %d: 2Chat accepted it but the database did not record it; "
-                    "held until the database is back",
-                    send.id,
-                )
-            raise
+            if not isinstance(exc, StoreError):
+                raise  # a bug: the fan-out logs it with its traceback
+            logger.warning("send %d: %s", send.id, _unrecorded_next(ended, exc))
 
     async def _record(self, run: Run, ended: SendRecord, *, last: bool) -> None:
         db, store = self._db, self._store
@@ -483,8 +486,15 @@ class Delivery:
         return checked
 
 
-def priority_of(request: StoredRequest) -> Priority:
-    """Pages and escalation tiers go before every other text."""
-    if request.kind == "page" or is_ladder_request(request.dedupe_key):
-        return Priority.PAGE
-    return Priority.SEND
+def _unrecorded_next(ended: SendRecord, exc: StoreError) -> str:
+    """What becomes of a send's outcome the database failed to record, for the log: not an
+    error, since nothing is lost."""
+    if ended.message_id is not None:
+        return (
+            f"2Chat accepted it as {ended.message_id}, but the database did not record that "
+            f"({exc}); held in this process and recorded as soon as the database answers"
+        )
+    return (
+        f"its outcome ({ended.state}) was not recorded, the database failed ({exc}); it "
+        "stays 'sending' until a sweeper finds its claim lapsed and marks it outcome unknown"
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 from datetime import timedelta
 
 from bot.core.access import Action, Subject, Verdict
@@ -17,7 +18,7 @@ from bot.sending.approvals import Approvals
 from bot.sending.escalation import Command, Ladders, Via
 from bot.sending.from_records import recorded_targets
 from bot.sending.ports import Origin, StatusFound
-from bot.sending.reconcile import sent_like
+from bot.sending.reconcile import sent_like, settled_at
 from bot.sending.roles import Db, Permissions, PolicySource, Wording
 from bot.sending.sends import Delivery, Run
 from bot.sms.twochat import TwoChatClient
@@ -207,6 +208,8 @@ class Workflow:
         verdict = await self._permissions.may(user, Action.RETRY, Subject(requester=request.sender))
         if not verdict.allowed:
             return verdict.refusal()
+        if early := self._too_early(send, attempts):
+            return early
         if not await self._db(self._store.retry_send, send_id, attempts):
             return "this send was already retried"
         note = None
@@ -218,6 +221,22 @@ class Workflow:
         context = self._words.describe(request)
         await self.delivery.report(request, request.thread_ts, context, only={send_id})
         return note
+
+    def _too_early(self, send: SendRecord, attempts: int | None) -> str | None:
+        """Why the Retry of this unknown send must wait, or None: 2Chat may still be working
+        on the attempt (a call that timed out), so its conversation cannot tell yet whether
+        it has the SMS. Such a click does not use up the Retry the button was offered for."""
+        ready = settled_at(send, self._twochat.call_limit)
+        if ready is None or (attempts is not None and attempts != send.attempts):
+            return None  # nothing to wait for, or the store says it was retried already
+        wait = math.ceil((ready - self._store.now()).total_seconds())
+        if wait <= 0:
+            return None
+        return (
+            "not retried yet: 2Chat may still be working on the attempt whose outcome is "
+            f"unknown, so it cannot tell yet whether it sent this SMS. Retry from "
+            f"{ready:%H:%M:%S} UTC (in {wait} s); the Retry button stays."
+        )
 
     async def _settle_from_2chat(self, request: StoredRequest, send: SendRecord) -> str | None:
         """Before a retried unknown send goes out again: if 2Chat has its SMS already, it is

@@ -148,6 +148,12 @@ class TwoChatClient:
     def __repr__(self) -> str:
         return f"TwoChatClient(base_url={self._base_url!r})"
 
+    @property
+    def call_limit(self) -> float:
+        """The longest one call may take, in seconds (connect plus read timeout): after it,
+        the bridge has given up on an answer, though 2Chat may still be working."""
+        return self._call_limit
+
     async def __aenter__(self) -> Self:
         return self
 

@@ -196,3 +196,5 @@ class PendingInbound:
     kind: str  # stop | start | ack | reply, whether or not a request matched
     sent_at: datetime
     request_id: str | None
+    tries: int = 0  # attempts to act on it that failed
+    retry_at: datetime | None = None  # after a failure: not tried again before this

@@ -123,6 +123,25 @@ class ReplyQueries(StoreCore):
         with self._transaction(write=True) as tx:
             tx.run("UPDATE inbound_messages SET pending = NULL WHERE uuid = ?", (uuid,))
 
+    def inbound_failed(self, uuid: str, tries: int, retry_at: datetime | None) -> None:
+        """Acting on a pending SMS failed for the ``tries``-th time: not tried again before
+        ``retry_at``; None gives it up (no longer pending, its kind marked ``failed-``), so
+        it costs no poll any more."""
+        with self._transaction(write=True) as tx:
+            row = tx.one(
+                "SELECT pending, kind FROM inbound_messages WHERE uuid = ? AND pending IS NOT NULL",
+                (uuid,),
+            )
+            if row is None:
+                return
+            if retry_at is None:
+                update, params = "pending = NULL, kind = ?", (f"failed-{row[1]}",)
+            else:
+                retry = utc(retry_at).isoformat()
+                details = {**json.loads(row[0]), "tries": tries, "retry_at": retry}
+                update, params = "pending = ?", (json.dumps(details),)
+            tx.run(f"UPDATE inbound_messages SET {update} WHERE uuid = ?", (*params, uuid))
+
     def unhandled_inbound(self) -> list[PendingInbound]:
         """Inbound SMS recorded and not yet acted on (their process died, or the action
         failed), oldest first."""
@@ -239,4 +258,6 @@ def _pending(row: Sequence[Any]) -> PendingInbound:
         kind=str(details["kind"]),
         sent_at=from_db_time(sent_at) or from_db_time(seen_at) or utcnow(),
         request_id=request_id,
+        tries=int(details.get("tries", 0)),
+        retry_at=from_db_time(details.get("retry_at")),
     )

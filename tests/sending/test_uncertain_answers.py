@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -29,7 +31,8 @@ def ask(app: AppProcess, slack: SlackStandIn) -> None:
 
 @pytest.fixture(scope="module")
 def app(start_app: StartApp) -> AppProcess:
-    return start_app()
+    """2Chat calls give up after 1 s here, so an unknown outcome settles in 3 s."""
+    return start_app(TWOCHAT_CONNECT_TIMEOUT="0.5", TWOCHAT_READ_TIMEOUT="0.5")
 
 
 def blocks_of(reply: dict[str, Any]) -> list[dict[str, Any]]:
@@ -95,6 +98,7 @@ def test_a_retry_button_acts_once_for_the_attempt_it_was_offered_for(
     [retry] = [b for b in blocks_of(reply) if b.get("block_id") == "retry"]
     button = retry["elements"][0]
     assert "twice" in button["confirm"]["text"]["text"]
+    wait_until_settled(app, slack, button["value"])
     barrier = threading.Barrier(3)
 
     def click() -> None:
@@ -120,9 +124,25 @@ def test_a_retry_button_acts_once_for_the_attempt_it_was_offered_for(
     assert len(twochat.sends) == 2
 
 
-def click_retry(app: AppProcess, value: str) -> None:
-    payload = button_click("U0ADMIN", CHANNEL, "send_retry", value, block_id="retry")
+def click_retry(app: AppProcess, value: str, user: str = "U0ADMIN") -> None:
+    payload = button_click(user, CHANNEL, "send_retry", value, block_id="retry")
     assert app.interact(payload).status_code == 200
+
+
+def wait_until_settled(
+    app: AppProcess, slack: SlackStandIn, value: str, user: str = "U0ADMIN"
+) -> None:
+    """Click Retry (in C0GENERAL) while the outcome is still settling, check it is refused
+    with a time, and wait for that time (a deadline the app states, not an ordering
+    guess)."""
+    before = len(ephemeral_texts(slack))
+    click_retry(app, value, user)
+    [told] = slack.wait_until(
+        lambda: ephemeral_texts(slack)[before:], 5, "the clicker told to wait"
+    )
+    found = re.search(r"not retried yet: .* \(in (\d+) s\); the Retry button stays", told)
+    assert found, told
+    time.sleep(int(found[1]))
 
 
 def ephemeral_texts(slack: SlackStandIn) -> list[str]:
@@ -142,8 +162,9 @@ def test_a_retry_first_asks_2chat_and_never_texts_a_send_it_accepted(
     ask(app, slack)
     reply = slack.wait_for_thread_reply(CHANNEL, timeout=10)
     [retry] = [b for b in blocks_of(reply) if b.get("block_id") == "retry"]
-    slack.wait_until(lambda: twochat.records[0].status == 202, 5, "2Chat's late 202")
+    twochat.wait_until(lambda: twochat.records[0].status == 202, 5, "2Chat's late 202")
     twochat.set_delay(0)
+    wait_until_settled(app, slack, retry["elements"][0]["value"])
     click_retry(app, retry["elements"][0]["value"])
     slack.wait_until(
         lambda: any("2Chat had this SMS already" in t for t in ephemeral_texts(slack)),
@@ -156,4 +177,29 @@ def test_a_retry_first_asks_2chat_and_never_texts_a_send_it_accepted(
         "the send shown as sent in the thread",
     )
     assert str(twochat.records[0].body["to_number"]) in outcome[0]["text"]
+    assert len(twochat.sends) == 1
+
+
+def test_a_retry_waits_while_2chat_may_still_be_working_on_the_attempt(
+    app: AppProcess, slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    """The call times out while 2Chat still works on it, and 2Chat accepts it a moment
+    later. A Retry clicked before then is refused with the time it may be retried, and
+    uses nothing up: the same button, clicked then, finds the SMS at 2Chat and texts
+    nobody again."""
+    twochat.set_delay(1.5)  # past the app's 0.5 s read timeout; 2Chat still takes it
+    ask(app, slack)
+    reply = slack.wait_for_thread_reply(CHANNEL, timeout=10)
+    twochat.set_delay(0)
+    [retry] = [b for b in blocks_of(reply) if b.get("block_id") == "retry"]
+    value = retry["elements"][0]["value"]
+    assert twochat.records[0].status is None  # 2Chat is still working on it
+    wait_until_settled(app, slack, value)
+    assert [r.status for r in twochat.records] == [202]
+    click_retry(app, value)
+    slack.wait_until(
+        lambda: any("2Chat had this SMS already" in t for t in ephemeral_texts(slack)),
+        5,
+        "the clicker told 2Chat had it",
+    )
     assert len(twochat.sends) == 1

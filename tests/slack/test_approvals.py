@@ -18,6 +18,7 @@ from tests.conftest import POSTGRES, SHIPPED_CONFIG, StartApp, policy_file
 from tests.fakes.payloads import reason_submission
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
+from tests.sending.test_uncertain_answers import wait_until_settled
 
 APPROVALS = "C0APPROVALS"
 CHANNEL = "C0GENERAL"
@@ -222,12 +223,14 @@ def test_crash_mid_send_is_reported_unknown_and_never_resent(
     click(revived, "U0DEV1", "send_retry", send_id, channel=CHANNEL)
     note = slack.wait_until(lambda: ephemerals(slack, "U0DEV1"), 5, "refusal")
     assert note == [":no_entry: only the requester or an approver can retry this text"]
-    # 2Chat took the SMS after all (the hung call was let go): the Retry finds it in
-    # carol's conversation and records it as sent, texting nobody again.
+    # 2Chat took the SMS after all (the hung call was let go): the Retry, once the attempt
+    # has settled, finds it in carol's conversation and records it as sent, texting
+    # nobody again.
+    wait_until_settled(revived, slack, send_id)
     click(revived, "U0ADMIN", "send_retry", send_id, channel=CHANNEL)
     slack.wait_until(lambda: len(slack.thread_replies(CHANNEL)) == 2, 5, "the retry's outcome")
     assert "message_id `SMO" in slack.thread_replies(CHANNEL)[1]["text"]
-    told = slack.wait_until(lambda: ephemerals(slack, "U0ADMIN"), 5, "the admin told")
+    told = slack.wait_until(lambda: ephemerals(slack, "U0ADMIN")[1:], 5, "the admin told")
     assert told == [":no_entry: 2Chat had this SMS already: it was not sent again"]
     assert twochat.sends == []
 

@@ -3,9 +3,13 @@ bridge sent next, a message no clock can hold, a flood of SMS from strangers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import sqlite3
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from tests.appproc import AppProcess
@@ -152,3 +156,49 @@ def test_a_stop_recorded_by_a_process_killed_before_it_acted_is_acted_on_after_a
     refused = second.command("alice one more", "U0ADMIN", CHANNEL, slack.response_url()).json()
     assert "alice replied STOP; they have opted out" in refused["text"]
     second.terminate()
+
+
+def test_an_sms_whose_action_keeps_failing_is_tried_less_often_then_given_up_aloud(
+    relay_app: Callable[..., AppProcess],
+    slack: SlackStandIn,
+    twochat: TwoChatStandIn,
+    tmp_path: Path,
+) -> None:
+    """A STOP the database refuses to act on (a trigger rejects alice's opt-out) used to be
+    tried again on every poll for ever. Now each failure puts the next try off, twice as
+    many polls each time, and the sixth is the last: an error in the log and a note in the
+    thread; later polls leave it alone while other replies are still read."""
+    database = tmp_path / "bridge.db"
+    app = relay_app(DATABASE_URL=f"sqlite:///{database}")
+    request = send(app, slack, "alice hello")
+    twochat.wait_for_sends(1)
+    with contextlib.closing(sqlite3.connect(database, timeout=5)) as conn, conn:
+        conn.execute(
+            f"CREATE TRIGGER poison BEFORE INSERT ON opt_outs WHEN NEW.number = '{ALICE}' "
+            "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+        )
+    twochat.inbound(ALICE, "STOP")
+    # Pauses of 2, 4, 8, 16 and 32 polls of 0.2 s between the six tries: 12.4 s.
+    log = app.wait_for_log("gave up on the SMS", timeout=40)
+    tries = re.findall(r"(\d\d:\d\d:\d\d,\d+) WARNING .* acted on \(try (\d) of 6", log)
+    assert [int(n) for _, n in tries] == [1, 2, 3, 4, 5]
+    [gave_up_at] = re.findall(r"(\d\d:\d\d:\d\d,\d+) ERROR .* gave up on the SMS", log)
+    first, given_up = parse_time(tries[0][0]), parse_time(gave_up_at)
+    assert (given_up - first).total_seconds() > 0.2 * (4 + 8 + 16 + 32) * 0.8
+    note = slack.wait_until(
+        lambda: [r for r in replies_in(slack, CHANNEL, request["_ts"]) if "gave up" in r["text"]],
+        5,
+        "the note in the thread",
+    )
+    assert "(an opt-out) after 6 tries" in note[0]["text"]
+    with contextlib.closing(sqlite3.connect(database, timeout=5)) as conn:
+        row = conn.execute("SELECT kind, pending FROM inbound_messages").fetchone()
+    assert row == ("failed-stop", None)
+    twochat.inbound(ALICE, "on my way")  # read by later polls, which leave the STOP alone
+    wait_replies(slack, CHANNEL, request["_ts"], 2)
+    assert app.log().count("could not be acted on") == 5
+
+
+def parse_time(logged: str) -> datetime:
+    """A log line's time of day (HH:MM:SS,mmm)."""
+    return datetime.strptime(logged, "%H:%M:%S,%f")

@@ -83,7 +83,7 @@ def inbound_status_text(
     when = slack_time(inbound.sent_at or inbound.seen_at)
     uuid_shown = untrusted(inbound.uuid)
     lines = [f":mag: *SMS reply `{uuid_shown}`* from {recipient_label(sender, masked)}, {when}"]
-    kind = inbound.kind.removeprefix("unknown-")
+    kind = inbound.kind.removeprefix("failed-").removeprefix("unknown-")
     meaning = {"stop": "opt-out (STOP)", "start": "opt-in (START)", "ack": "acknowledgement"}
     if request is not None:
         lines.append(
@@ -92,6 +92,8 @@ def inbound_status_text(
         )
     else:
         lines.append(f"• a {meaning.get(kind, 'message')} from a number not texted lately")
+    if inbound.kind.startswith("failed-"):
+        lines.append("• :warning: not acted on: the bridge gave up on it after repeated failures")
     lines.append(_remote_text(remote, remote_error, masked))
     return "\n".join(lines)
 
