@@ -16,6 +16,7 @@ from bot.sending.from_records import plan_of
 from bot.sending.ports import Presenter, Reporter
 from bot.sending.store_calls import store_calls
 from bot.store import Store, StoredRequest
+from bot.store.batch import Grouped
 
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -82,6 +83,12 @@ class Services:
         block the event loop. The caller's context goes along (``answer_within``). Typed
         after ``method``, so every store call is checked."""
         call = functools.partial(contextvars.copy_context().run, method, *args, **kwargs)
+        result: T = await self._store_calls.call(call)
+        return result
+
+    async def db_grouped(self, call: Grouped[T]) -> T:
+        """Run a ``Grouped`` store call (``Store.claiming`` …) on the store's threads, where
+        it may share one transaction and round trip with other sends' (PostgreSQL)."""
         result: T = await self._store_calls.call(call)
         return result
 

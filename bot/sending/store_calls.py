@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.store import Store
-from bot.store.batch import BatchingStore, CallOutcome
+from bot.store.batch import BatchingStore, CallOutcome, Grouped, each_alone
 from bot.store.core import answer_pending
 
 # Calls run under one commit at most (a batch holds SQLite's write lock while it runs), and
@@ -35,19 +37,10 @@ RunCalls = Callable[[Sequence[Callable[[], Any]]], list[CallOutcome]]
 def store_calls(store: Store) -> StoreCalls:
     """The way to the store that suits its backend."""
     if isinstance(store, BatchingStore):
-        return StoreCalls(store.run_batch, threads=store.workers, batch=MAX_BATCH)
+        return StoreCalls(
+            store.run_batch, threads=store.workers, batch=MAX_BATCH, groups_only=store.groups_only
+        )
     return StoreCalls(each_alone, threads=store.workers, batch=1)
-
-
-def each_alone(calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
-    """Run calls in turn, each in its own transaction (a store that commits each alone)."""
-    outcomes = []
-    for run in calls:
-        try:
-            outcomes.append(CallOutcome(value=run()))
-        except Exception as exc:  # it is the call's outcome
-            outcomes.append(CallOutcome(error=exc))
-    return outcomes
 
 
 class _Mailbox:
@@ -91,10 +84,13 @@ class StoreCalls:
     """``threads`` threads that each take up to ``batch`` queued calls at a time, urgent ones
     first, hand them to ``run_calls`` and post the outcomes to the callers' loops."""
 
-    def __init__(self, run_calls: RunCalls, *, threads: int, batch: int) -> None:
+    def __init__(
+        self, run_calls: RunCalls, *, threads: int, batch: int, groups_only: bool = False
+    ) -> None:
         self._run_calls = run_calls
         self._threads = threads
         self._batch = batch
+        self._groups_only = groups_only
         self._ready = threading.Condition()
         self._urgent: deque[_Waiting] = deque()
         self._background: deque[_Waiting] = deque()
@@ -102,10 +98,13 @@ class StoreCalls:
         self._started = self._closed = False
 
     async def call(self, run: Callable[[], Any]) -> Any:
-        """``run()`` on a store thread; its value or its exception."""
+        """``run()`` on a store thread; its value or its exception. A ``Grouped`` call that
+        a Slack answer waits on runs alone, in its caller's context (its time limit)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         urgent = answer_pending()
+        if urgent and isinstance(run, Grouped):
+            run = functools.partial(contextvars.copy_context().run, run)
         with self._ready:
             if self._closed:  # as a shut-down executor says: nothing would ever answer
                 raise RuntimeError("the store's threads have been closed")
@@ -133,9 +132,16 @@ class StoreCalls:
                 self._ready.wait()
             taken: list[_Waiting] = []
             for line in (self._urgent, self._background):
-                while line and len(taken) < self._batch:
+                while line and len(taken) < self._batch and self._joins(taken, line[0]):
                     taken.append(line.popleft())
             return taken
+
+    def _joins(self, taken: list[_Waiting], waiting: _Waiting) -> bool:
+        """Whether ``waiting`` may run in one batch with ``taken``: any call may where every
+        call shares a batch, only ``Grouped`` ones with each other where only they do."""
+        if not taken or not self._groups_only:
+            return True
+        return isinstance(taken[0].run, Grouped) and isinstance(waiting.run, Grouped)
 
     def _work(self) -> None:
         """Run calls as they come, and post their answers in groups: when nothing more is
