@@ -207,7 +207,7 @@ class Delivery:
         if landed and run.completed and run.held is not None:
             # The last send's finish marked the outcome owed (a kill before it landed leaves
             # it to the sweeper); it landed, so no longer, and the lease goes with it.
-            await self._services.db_grouped(store.landing(request.id, run.held.holder))
+            await db(store.report_landed, request.id, run.held.holder)
             run.held.released = True
 
     async def report(
@@ -290,7 +290,6 @@ class Delivery:
         """Claim each send (so no other worker sends it), then fan out to 2Chat: paced to
         the account's rate, temporary errors retried, every result recorded as it lands."""
         db, store, request = self._services.db, self._services.store, run.request
-        grouped = self._services.db_grouped
         going = await self._hold_back(run, sends)
         # A claimed send's heartbeat, from its claim to its recorded end: a retry waiting
         # for budget (after a 429, for as long as it takes) is live work, not a crash.
@@ -303,7 +302,7 @@ class Delivery:
             # stays "queued", so the sweeper never mistakes it for one a crash cut off.
             if send.id in beats:
                 await db(store.touch_send, send.id)
-            elif await grouped(store.claiming(send.id, thread=run.take_thread())):
+            elif await db(store.claim_send, send.id, thread=run.take_thread()):
                 beats[send.id] = beat = contextlib.AsyncExitStack()
                 renew = functools.partial(db, store.keep_claim, send.id)
                 await beat.enter_async_context(heartbeat(renew, self.leases.beat_every))
@@ -414,21 +413,20 @@ class Delivery:
             raise
 
     async def _record(self, run: Run, ended: SendRecord, *, last: bool) -> None:
-        grouped, store = self._services.db_grouped, self._services.store
+        db, store = self._services.db, self._services.store
         message_id, error, unknown = ended.message_id, ended.error, ended.state == "unknown"
         if not last or run.held is None:
-            await grouped(
-                store.finishing(ended.id, message_id=message_id, error=error, unknown=unknown)
+            await db(
+                store.finish_send, ended.id, message_id=message_id, error=error, unknown=unknown
             )
             return
-        _, run.completed = await grouped(
-            store.finishing_last(
-                ended.id,
-                (run.request.id, run.held.holder),
-                message_id=message_id,
-                error=error,
-                unknown=unknown,
-            )
+        _, run.completed = await db(
+            store.finish_last_send,
+            ended.id,
+            (run.request.id, run.held.holder),
+            message_id=message_id,
+            error=error,
+            unknown=unknown,
         )
 
     async def record_held(self) -> None:

@@ -3,8 +3,6 @@ path and by the reply poller."""
 
 from __future__ import annotations
 
-import contextvars
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
@@ -16,7 +14,6 @@ from bot.sending.from_records import plan_of
 from bot.sending.ports import Presenter, Reporter
 from bot.sending.store_calls import store_calls
 from bot.store import Store, StoredRequest
-from bot.store.batch import Grouped
 
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -82,15 +79,7 @@ class Services:
         """Run a store call on the store's threads: the store is synchronous and must not
         block the event loop. The caller's context goes along (``answer_within``). Typed
         after ``method``, so every store call is checked."""
-        call = functools.partial(contextvars.copy_context().run, method, *args, **kwargs)
-        result: T = await self._store_calls.call(call)
-        return result
-
-    async def db_grouped(self, call: Grouped[T]) -> T:
-        """Run a ``Grouped`` store call (``Store.claiming`` …) on the store's threads, where
-        it may share one transaction and round trip with other sends' (PostgreSQL)."""
-        result: T = await self._store_calls.call(call)
-        return result
+        return await self._store_calls.run(method, *args, **kwargs)
 
     def close(self) -> None:
         """Let the store's threads end once the calls queued on them are done."""

@@ -21,11 +21,14 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from bot.store import Store
 from bot.store.batch import BatchingStore, CallOutcome, Grouped, each_alone
 from bot.store.core import answer_pending
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # Calls run under one commit at most (a batch holds SQLite's write lock while it runs), and
 # answers held back at most.
@@ -96,6 +99,19 @@ class StoreCalls:
         self._background: deque[_Waiting] = deque()
         self._mailboxes: dict[asyncio.AbstractEventLoop, _Mailbox] = {}
         self._started = self._closed = False
+
+    async def run(self, method: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``method(*args, **kwargs)`` on a store thread, in the caller's context (its
+        ``answer_within``); a store method marked ``grouped_as`` runs as its ``Grouped``
+        form, which may share a transaction with other calls."""
+        form, store = getattr(method, "grouped_form", None), getattr(method, "__self__", None)
+        if form is not None and store is not None:
+            grouped: T = await self.call(form(store, *args, **kwargs))
+            return grouped
+        plain: T = await self.call(
+            functools.partial(contextvars.copy_context().run, method, *args, **kwargs)
+        )
+        return plain
 
     async def call(self, run: Callable[[], Any]) -> Any:
         """``run()`` on a store thread; its value or its exception. A ``Grouped`` call that

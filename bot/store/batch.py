@@ -20,6 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from bot.store.tx import Tx
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -60,6 +61,17 @@ class Grouped(Generic[T]):
         with self._transaction() as tx:
             read = self.queue(tx)
         return read()
+
+
+def grouped_as(form: Callable[..., Grouped[Any]]) -> Callable[[F], F]:
+    """Mark a store method as ``form`` (a method taking the same arguments) run alone, so
+    that the store's threads may run ``form`` in its stead, grouped with others."""
+
+    def mark(method: F) -> F:
+        setattr(method, "grouped_form", form)  # noqa: B010 (a function's attribute)
+        return method
+
+    return mark
 
 
 def each_alone(calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from bot.store.batch import Grouped
+from bot.store.batch import Grouped, grouped_as
 from bot.store.core import StoreCore
 from bot.store.leases import request_lease
 from bot.store.records import StoredRequest
@@ -32,11 +32,6 @@ class ReportQueries(StoreCore):
         """Mark the outcome as owed to the thread (Slack refused it) or as delivered."""
         self._upsert(request_id, "report_pending", 1 if pending else 0)
 
-    def report_landed(self, request_id: str, holder: str) -> None:
-        """The outcome reached the thread: no longer owed, and ``holder`` gives up the
-        request's lease in the same round trip."""
-        self.landing(request_id, holder)()
-
     def landing(self, request_id: str, holder: str) -> Grouped[None]:
         """``report_landed`` as a call that may share its transaction with others'."""
 
@@ -49,6 +44,12 @@ class ReportQueries(StoreCore):
             return lambda: None
 
         return self._grouped(queue)
+
+    @grouped_as(landing)
+    def report_landed(self, request_id: str, holder: str) -> None:
+        """The outcome reached the thread: no longer owed, and ``holder`` gives up the
+        request's lease in the same round trip."""
+        self.landing(request_id, holder)()
 
     def report_owed(self, request_id: str) -> bool:
         """Whether the request's outcome has still not reached its thread."""

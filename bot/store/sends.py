@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.store.batch import Grouped
+from bot.store.batch import Grouped, grouped_as
 from bot.store.core import StoreCore
 from bot.store.records import SendRecord, SendState
 from bot.store.reports import report_owed_if_completed_in
@@ -39,12 +39,6 @@ class SendQueries(StoreCore):
             found = self._sends_where(tx, "s.message_id = ?", (message_id,))
         return found[-1] if found else None
 
-    def claim_send(self, send_id: int, *, thread: Thread | None = None) -> bool:
-        """queued -> sending, recorded BEFORE 2Chat is called: a crash leaves it visible.
-        ``thread`` (request id, channel, ts) stores where the request was posted in the
-        same round trip (a delivery's first claim carries it)."""
-        return self.claiming(send_id, thread=thread)()
-
     def claiming(self, send_id: int, *, thread: Thread | None = None) -> Grouped[bool]:
         """``claim_send`` as a call that may share its transaction with others'."""
 
@@ -53,6 +47,13 @@ class SendQueries(StoreCore):
             return lambda: claimed.count == 1
 
         return self._grouped(queue)
+
+    @grouped_as(claiming)
+    def claim_send(self, send_id: int, *, thread: Thread | None = None) -> bool:
+        """queued -> sending, recorded BEFORE 2Chat is called: a crash leaves it visible.
+        ``thread`` (request id, channel, ts) stores where the request was posted in the
+        same round trip (a delivery's first claim carries it)."""
+        return self.claiming(send_id, thread=thread)()
 
     def touch_send(self, send_id: int) -> bool:
         """Renew a sending claim before another attempt (a retry after a 429 or a refused
@@ -71,20 +72,6 @@ class SendQueries(StoreCore):
         sweeper takes only claims nobody renewed, so never a call a live process runs."""
         return self._update_send("claimed_at = ?", (self._now(),), send_id, ("sending",))
 
-    def finish_send(
-        self,
-        send_id: int,
-        *,
-        message_id: str | None = None,
-        error: str | None = None,
-        unknown: bool = False,
-    ) -> bool:
-        """sending -> sent (with 2Chat's message_id), failed (error) or unknown (unknown=True).
-
-        A success also replaces "unknown": a sweeper may have given up on a call that was
-        still running, and 2Chat's message id is better news than a guess."""
-        return self.finishing(send_id, message_id=message_id, error=error, unknown=unknown)()
-
     def finishing(
         self,
         send_id: int,
@@ -102,24 +89,20 @@ class SendQueries(StoreCore):
 
         return self._grouped(queue)
 
-    def finish_last_send(
+    @grouped_as(finishing)
+    def finish_send(
         self,
         send_id: int,
-        lease: Lease,
         *,
         message_id: str | None = None,
         error: str | None = None,
         unknown: bool = False,
-    ) -> tuple[bool, bool]:
-        """``finish_send`` for what should be its request's last send, in the same round trip
-        completing the request (if nothing is left to send) and marking its outcome owed to
-        the thread: a process that dies before it posts the outcome leaves it to the sweeper,
-        which takes it once ``lease`` (request id, holder), still held, lapses.
-        (finished this send, completed the request). One statement and one round trip on
-        PostgreSQL, three statements on SQLite."""
-        return self.finishing_last(
-            send_id, lease, message_id=message_id, error=error, unknown=unknown
-        )()
+    ) -> bool:
+        """sending -> sent (with 2Chat's message_id), failed (error) or unknown (unknown=True).
+
+        A success also replaces "unknown": a sweeper may have given up on a call that was
+        still running, and 2Chat's message id is better news than a guess."""
+        return self.finishing(send_id, message_id=message_id, error=error, unknown=unknown)()
 
     def finishing_last(
         self,
@@ -145,6 +128,26 @@ class SendQueries(StoreCore):
             return lambda: (finished.count == 1, completed.count == 1)
 
         return self._grouped(queue)
+
+    @grouped_as(finishing_last)
+    def finish_last_send(
+        self,
+        send_id: int,
+        lease: Lease,
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+        unknown: bool = False,
+    ) -> tuple[bool, bool]:
+        """``finish_send`` for what should be its request's last send, in the same round trip
+        completing the request (if nothing is left to send) and marking its outcome owed to
+        the thread: a process that dies before it posts the outcome leaves it to the sweeper,
+        which takes it once ``lease`` (request id, holder), still held, lapses.
+        (finished this send, completed the request). One statement and one round trip on
+        PostgreSQL, three statements on SQLite."""
+        return self.finishing_last(
+            send_id, lease, message_id=message_id, error=error, unknown=unknown
+        )()
 
     def retry_send(self, send_id: int, attempts: int | None = None) -> bool:
         """unknown|failed -> queued, for a person's explicit Retry; the old outcome is cleared.
