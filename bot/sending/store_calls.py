@@ -4,7 +4,8 @@ on the event loop.
 Calls queue up, and the store's threads take them in turn, those a Slack answer waits on
 (``answer_within``) first. SQLite has one thread, which runs whatever has queued as one batch
 under one commit (see ``bot.store.batch``). PostgreSQL has a couple, each running one call at
-a time in its own transaction.
+a time in its own transaction, but the ``Grouped`` calls queued together (sends' claims,
+finishes and landings) in one.
 
 Answers reach the event loop in groups, through a mailbox that asks for a wake-up only when
 none is pending. With an executor (a wake-up per answer) and ten Postgres threads taking
