@@ -306,9 +306,10 @@ class PostgresStore(Store):
 
     def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
         """Run ``calls`` in order: each run of ``Grouped`` ones in one transaction, their
-        statements out together and committed by one Sync, one round trip for them all
-        instead of one each (the server's CPU per transaction is mostly its commit), and
-        any other call in a transaction of its own, as outside a batch."""
+        statements out together and committed by one Sync: one round trip and one commit for
+        them all, which alone cost the app and the server several times what a statement
+        does (docs/performance.md); any other call in a transaction of its own, as outside
+        a batch."""
         outcomes: list[CallOutcome] = []
         group: list[Grouped[Any]] = []
         for call in calls:
