@@ -8,7 +8,9 @@ connections, warm-up included, and the cluster's writers). On SQLite it also run
 the app's store thread does under load, 20 sends' records in one batch under one commit,
 then their claims, their finishes, then their outcomes landed; and it prints that batched
 cost block by block over 30,000 sends, to show whether a send costs more as history grows.
-``python -m bench.store_cost postgres`` runs the PostgreSQL row alone, for comparing
+On PostgreSQL the batched row runs the records one by one, as the app does, and the
+claims, the finishes and the outcomes landed in one transaction each (``Grouped`` calls).
+``python -m bench.store_cost postgres`` runs the PostgreSQL rows alone, for comparing
 alternating runs of two versions without the SQLite rows in between.
 """
 
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from bench.harness import ServerCpu, postgres_schema
 from bot.store import NewRecipient, NewRequest, RateLimits, Recorded, Store, open_store
-from bot.store.sqlite import SqliteStore
+from bot.store.batch import BatchingStore, Grouped
 
 SENDS = 1000
 WARM_UP = 100
@@ -55,37 +57,36 @@ def record(store: Store, index: int) -> Recorded:
     return recorded
 
 
-def claim(store: Store, recorded: Recorded) -> None:
-    store.claim_send(recorded.sends[0].id, thread=(recorded.request.id, "C0BENCH", "1.000001"))
+def claim(store: Store, recorded: Recorded) -> Grouped[bool]:
+    return store.claiming(recorded.sends[0].id, thread=(recorded.request.id, "C0BENCH", "1.1"))
 
 
-def finish(store: Store, recorded: Recorded) -> None:
+def finish(store: Store, recorded: Recorded) -> Grouped[tuple[bool, bool]]:
     lease = (recorded.request.id, "holder")
-    store.finish_last_send(recorded.sends[0].id, lease, message_id="bench")
+    return store.finishing_last(recorded.sends[0].id, lease, message_id="bench")
 
 
-def landed(store: Store, recorded: Recorded) -> None:
-    store.report_landed(recorded.request.id, "holder")
+def landed(store: Store, recorded: Recorded) -> Grouped[None]:
+    return store.landing(recorded.request.id, "holder")
 
 
 def one_send(store: Store, index: int) -> None:
     """What a single-recipient /sms asks of the store, in the order the app asks it."""
     recorded = record(store, index)
-    claim(store, recorded)
-    finish(store, recorded)
-    landed(store, recorded)
+    for step in (claim, finish, landed):
+        step(store, recorded)()  # alone, as Store.claim_send and the others run it
 
 
-def batched_sends(store: SqliteStore, first: int) -> None:
-    """``IN_FLIGHT`` sends' calls as the app's store thread runs them under load: the
+def batched_sends(store: Store, first: int) -> None:
+    """``IN_FLIGHT`` sends' calls as the app's store threads run them under load: the
     records in one batch, then the claims in one, the finishes in one, the outcomes landed
     in one."""
+    assert isinstance(store, BatchingStore)
     indexes = range(first, first + IN_FLIGHT)
     records = store.run_batch([partial(record, store, index) for index in indexes])
     started = [outcome.value for outcome in records]
-    store.run_batch([partial(claim, store, recorded) for recorded in started])
-    store.run_batch([partial(finish, store, recorded) for recorded in started])
-    store.run_batch([partial(landed, store, recorded) for recorded in started])
+    for step in (claim, finish, landed):
+        store.run_batch([step(store, recorded) for recorded in started])
 
 
 def timed_sends(store: Store, first: int, count: int, batched: bool) -> float:
@@ -93,7 +94,6 @@ def timed_sends(store: Store, first: int, count: int, batched: bool) -> float:
     call at a time or, ``batched``, as ``batched_sends`` runs them."""
     began = time.process_time()
     if batched:
-        assert isinstance(store, SqliteStore)
         for start in range(first, first + count, IN_FLIGHT):
             batched_sends(store, start)
     else:
@@ -139,13 +139,20 @@ def growth(url: str, blocks: int = GROWTH_BLOCKS) -> list[float]:
         store.close()
 
 
+def postgres_rows() -> None:
+    """One call at a time, then as the app runs them with ``IN_FLIGHT`` sends in flight."""
+    with postgres_schema() as url:
+        measure("PostgreSQL on 127.0.0.1", url)
+    with postgres_schema() as url:
+        measure(f"PostgreSQL, {IN_FLIGHT} sends in flight: each step grouped", url, True)
+
+
 def main() -> None:
     print(f"CPU per single-recipient send, store calls only ({SENDS} sends)\n")
     print("| backend | CPU per send, this process | server: its sessions + writers | together |")
     print("|---|---|---|---|")
     if sys.argv[1:] == ["postgres"]:
-        with postgres_schema() as url:
-            measure("PostgreSQL on 127.0.0.1", url)
+        postgres_rows()
         return
     with tempfile.TemporaryDirectory() as work:
         measure("SQLite (a file, every commit synced)", f"sqlite:///{Path(work) / 'bench.db'}")
@@ -154,8 +161,7 @@ def main() -> None:
             f"sqlite:///{Path(work) / 'batched.db'}",
             batched=True,
         )
-    with postgres_schema() as url:
-        measure("PostgreSQL on 127.0.0.1", url)
+    postgres_rows()
     with tempfile.TemporaryDirectory() as work:
         per_block = growth(f"sqlite:///{Path(work) / 'growth.db'}")
     print(

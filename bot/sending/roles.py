@@ -4,8 +4,6 @@ composition root (``bot.app``) builds one of each and hands a part only those it
 
 from __future__ import annotations
 
-import contextvars
-import functools
 import logging
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -39,9 +37,7 @@ class Db:
         """Run a store call on the store's threads: the store is synchronous and must not
         block the event loop. The caller's context goes along (``answer_within``). Typed
         after ``method``, so every store call is checked."""
-        call = functools.partial(contextvars.copy_context().run, method, *args, **kwargs)
-        result: T = await self._store_calls.call(call)
-        return result
+        return await self._store_calls.run(method, *args, **kwargs)
 
     def close(self) -> None:
         """Let the store's threads end once the calls queued on them are done."""

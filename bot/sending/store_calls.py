@@ -4,7 +4,8 @@ on the event loop.
 Calls queue up, and the store's threads take them in turn, those a Slack answer waits on
 (``answer_within``) first. SQLite has one thread, which runs whatever has queued as one batch
 under one commit (see ``bot.store.batch``). PostgreSQL has a couple, each running one call at
-a time in its own transaction.
+a time in its own transaction, but the ``Grouped`` calls queued together (sends' claims,
+finishes and landings) in one.
 
 Answers reach the event loop in groups, through a mailbox that asks for a wake-up only when
 none is pending. With an executor (a wake-up per answer) and ten Postgres threads taking
@@ -15,15 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from bot.store import Store
-from bot.store.batch import BatchingStore, CallOutcome
+from bot.store.batch import BatchingStore, CallOutcome, Grouped, each_alone
 from bot.store.core import answer_pending
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # Calls run under one commit at most (a batch holds SQLite's write lock while it runs), and
 # answers held back at most.
@@ -35,19 +41,10 @@ RunCalls = Callable[[Sequence[Callable[[], Any]]], list[CallOutcome]]
 def store_calls(store: Store) -> StoreCalls:
     """The way to the store that suits its backend."""
     if isinstance(store, BatchingStore):
-        return StoreCalls(store.run_batch, threads=store.workers, batch=MAX_BATCH)
+        return StoreCalls(
+            store.run_batch, threads=store.workers, batch=MAX_BATCH, groups_only=store.groups_only
+        )
     return StoreCalls(each_alone, threads=store.workers, batch=1)
-
-
-def each_alone(calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
-    """Run calls in turn, each in its own transaction (a store that commits each alone)."""
-    outcomes = []
-    for run in calls:
-        try:
-            outcomes.append(CallOutcome(value=run()))
-        except Exception as exc:  # it is the call's outcome
-            outcomes.append(CallOutcome(error=exc))
-    return outcomes
 
 
 class _Mailbox:
@@ -91,21 +88,40 @@ class StoreCalls:
     """``threads`` threads that each take up to ``batch`` queued calls at a time, urgent ones
     first, hand them to ``run_calls`` and post the outcomes to the callers' loops."""
 
-    def __init__(self, run_calls: RunCalls, *, threads: int, batch: int) -> None:
+    def __init__(
+        self, run_calls: RunCalls, *, threads: int, batch: int, groups_only: bool = False
+    ) -> None:
         self._run_calls = run_calls
         self._threads = threads
         self._batch = batch
+        self._groups_only = groups_only
         self._ready = threading.Condition()
         self._urgent: deque[_Waiting] = deque()
         self._background: deque[_Waiting] = deque()
         self._mailboxes: dict[asyncio.AbstractEventLoop, _Mailbox] = {}
         self._started = self._closed = False
 
+    async def run(self, method: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``method(*args, **kwargs)`` on a store thread, in the caller's context (its
+        ``answer_within``); a store method marked ``grouped_as`` runs as its ``Grouped``
+        form, which may share a transaction with other calls."""
+        form, store = getattr(method, "grouped_form", None), getattr(method, "__self__", None)
+        if form is not None and store is not None:
+            grouped: T = await self.call(form(store, *args, **kwargs))
+            return grouped
+        plain: T = await self.call(
+            functools.partial(contextvars.copy_context().run, method, *args, **kwargs)
+        )
+        return plain
+
     async def call(self, run: Callable[[], Any]) -> Any:
-        """``run()`` on a store thread; its value or its exception."""
+        """``run()`` on a store thread; its value or its exception. A ``Grouped`` call that
+        a Slack answer waits on runs alone, in its caller's context (its time limit)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         urgent = answer_pending()
+        if urgent and isinstance(run, Grouped):
+            run = functools.partial(contextvars.copy_context().run, run)
         with self._ready:
             if self._closed:  # as a shut-down executor says: nothing would ever answer
                 raise RuntimeError("the store's threads have been closed")
@@ -133,9 +149,16 @@ class StoreCalls:
                 self._ready.wait()
             taken: list[_Waiting] = []
             for line in (self._urgent, self._background):
-                while line and len(taken) < self._batch:
+                while line and len(taken) < self._batch and self._joins(taken, line[0]):
                     taken.append(line.popleft())
             return taken
+
+    def _joins(self, taken: list[_Waiting], waiting: _Waiting) -> bool:
+        """Whether ``waiting`` may run in one batch with ``taken``: any call may where every
+        call shares a batch, only ``Grouped`` ones with each other where only they do."""
+        if not taken or not self._groups_only:
+            return True
+        return isinstance(taken[0].run, Grouped) and isinstance(waiting.run, Grouped)
 
     def _work(self) -> None:
         """Run calls as they come, and post their answers in groups: when nothing more is

@@ -4,13 +4,23 @@ SQLite syncs its file at every commit, and that sync, not the SQL, is most of wh
 transaction costs. Calls that queue up while one runs are run in one transaction, each in
 a savepoint of its own, and committed once (``SqliteStore.run_batch``): a send's three
 round trips share their syncs with every other send in flight.
+
+PostgreSQL pays per transaction and per round trip rather than per sync: there, only
+``Grouped`` calls (a send's claim, its finish, its outcome landed) share one, because they
+read nothing before the commit, so a whole group goes out and comes back in one round trip.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from bot.store.tx import Tx
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -33,9 +43,55 @@ class CallOutcome:
                 return
 
 
+class Grouped(Generic[T]):
+    """A write that reads no answer before its commit, so it may share its transaction (and
+    on PostgreSQL its round trip) with other such writes: ``queue`` queues its statements in
+    the transaction it is handed and gives back how to read its answer once that committed.
+    Called, it runs alone in a transaction of its own."""
+
+    def __init__(
+        self,
+        queue: Callable[[Tx], Callable[[], T]],
+        transaction: Callable[[], AbstractContextManager[Tx]],
+    ) -> None:
+        self.queue = queue
+        self._transaction = transaction
+
+    def __call__(self) -> T:
+        with self._transaction() as tx:
+            read = self.queue(tx)
+        return read()
+
+
+def grouped_as(form: Callable[..., Grouped[Any]]) -> Callable[[F], F]:
+    """Mark a store method as ``form`` (a method taking the same arguments) run alone, so
+    that the store's threads may run ``form`` in its stead, grouped with others."""
+
+    def mark(method: F) -> F:
+        setattr(method, "grouped_form", form)  # noqa: B010 (a function's attribute)
+        return method
+
+    return mark
+
+
+def each_alone(calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
+    """Run calls in turn, each in its own transaction (a store that commits each alone)."""
+    outcomes = []
+    for run in calls:
+        try:
+            outcomes.append(CallOutcome(value=run()))
+        except Exception as exc:  # it is the call's outcome
+            outcomes.append(CallOutcome(error=exc))
+    return outcomes
+
+
 @runtime_checkable
 class BatchingStore(Protocol):
-    """A store whose calls are best run in batches, on one thread."""
+    """A store whose calls are best run in batches."""
+
+    # Whether only ``Grouped`` calls share a batch (PostgreSQL: any other call is taken on
+    # its own, as its transaction may read, lock or wait) or every call does (SQLite).
+    groups_only: bool
 
     def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
         """Run ``calls`` in order; each outcome is final: committed, or an error."""

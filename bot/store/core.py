@@ -23,9 +23,11 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any, ClassVar
+from functools import partial
+from typing import Any, ClassVar, TypeVar
 
 from bot.errors import StoreError
+from bot.store.batch import Grouped
 from bot.store.migrations import current_version, upgrade
 from bot.store.records import NewRecipient, SendRecord, StoredRequest, utcnow
 from bot.store.tx import Tx, placeholders, row_values, utc
@@ -70,6 +72,7 @@ REQUEST_TIMES = frozenset({"created_at", "updated_at", "expires_at", "decided_at
 _SEND_TIMES = frozenset({"claimed_at", "updated_at"})
 _REQUEST_SELECT = ", ".join(f"r.{c}" for c in REQUEST_COLUMNS)
 _SEND_SELECT = ", ".join(f"s.{c}" for c in SEND_COLUMNS)
+T = TypeVar("T")
 
 # The time.monotonic() by which the Slack request being answered needs the store's answer.
 # A context variable, so it follows the call into the thread that runs it (sending.roles.Db)
@@ -138,6 +141,10 @@ class StoreCore(ABC):
         """Run ``step`` once the transaction that just ended is durable: at once here, after
         the batch's commit where calls share one (``SqliteStore.run_batch``)."""
         step()
+
+    def _grouped(self, queue: Callable[[Tx], Callable[[], T]]) -> Grouped[T]:
+        """A write that may share a transaction with others (see ``Grouped``)."""
+        return Grouped(queue, partial(self._transaction, write=True))
 
     # ---- backend hooks
 

@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.errors import CommitUnknown, StoreError
 from bot.store.base import Store
+from bot.store.batch import CallOutcome, Grouped, each_alone
 from bot.store.core import time_left
 from bot.store.records import utcnow
 from bot.store.tx import Pending, Result, Tx
@@ -199,6 +200,8 @@ class PostgresStore(Store):
     uses transaction-scoped advisory locks, released by commit or rollback (or a crash)."""
 
     shared = True
+    # Only Grouped calls share a batch (see ``run_batch``).
+    groups_only = True
 
     _dialect: ClassVar[dict[str, str]] = {
         "ts": "TIMESTAMPTZ",
@@ -300,6 +303,38 @@ class PostgresStore(Store):
             if committing and _lost_connection(exc):  # else a statement's own failure
                 raise CommitUnknown(f"{self.target}: {message}") from exc
             raise StoreError(f"{self.target}: {message}") from exc
+
+    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
+        """Run ``calls`` in order: each run of ``Grouped`` ones in one transaction, their
+        statements out together and committed by one Sync: one round trip and one commit for
+        them all, which alone cost the app and the server several times what a statement
+        does (docs/performance.md); any other call in a transaction of its own, as outside
+        a batch."""
+        outcomes: list[CallOutcome] = []
+        group: list[Grouped[Any]] = []
+        for call in calls:
+            if isinstance(call, Grouped):
+                group.append(call)
+                continue
+            outcomes += self._run_group(group) + each_alone([call])
+            group = []
+        return outcomes + self._run_group(group)
+
+    def _run_group(self, group: Sequence[Grouped[Any]]) -> list[CallOutcome]:
+        """One transaction for ``group``. A failure before the commit leaves nothing of it
+        (its statements were one implicit transaction, undone whole), so each call is then
+        run again alone, to give it its own outcome; a commit whose fate is unknown is
+        every call's outcome."""
+        if len(group) < 2:
+            return each_alone(group)
+        try:
+            with self._transaction(write=True) as tx:
+                reads = [call.queue(tx) for call in group]
+        except CommitUnknown as exc:
+            return [CallOutcome(error=exc) for _ in group]
+        except Exception:  # one call's failure, or the server's: nothing was kept
+            return each_alone(group)
+        return each_alone(reads)
 
     def _recheck_pool(self) -> None:
         """One broken connection (a server restart) suggests the others are broken too:

@@ -3,8 +3,10 @@ owed, so that any process (a resumer, the sweeper) can finish what another start
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
+from bot.store.batch import Grouped, grouped_as
 from bot.store.core import StoreCore
 from bot.store.leases import request_lease
 from bot.store.records import StoredRequest
@@ -30,15 +32,24 @@ class ReportQueries(StoreCore):
         """Mark the outcome as owed to the thread (Slack refused it) or as delivered."""
         self._upsert(request_id, "report_pending", 1 if pending else 0)
 
-    def report_landed(self, request_id: str, holder: str) -> None:
-        """The outcome reached the thread: no longer owed, and ``holder`` gives up the
-        request's lease in the same round trip."""
-        with self._transaction(write=True) as tx:
+    def landing(self, request_id: str, holder: str) -> Grouped[None]:
+        """``report_landed`` as a call that may share its transaction with others'."""
+
+        def queue(tx: Tx) -> Callable[[], None]:
             tx.along(
                 "DELETE FROM leases WHERE name = ? AND holder = ?",
                 (request_lease(request_id), holder),
             )
             _upsert_in(tx, request_id, "report_pending", 0, self._now())
+            return lambda: None
+
+        return self._grouped(queue)
+
+    @grouped_as(landing)
+    def report_landed(self, request_id: str, holder: str) -> None:
+        """The outcome reached the thread: no longer owed, and ``holder`` gives up the
+        request's lease in the same round trip."""
+        self.landing(request_id, holder)()
 
     def report_owed(self, request_id: str) -> bool:
         """Whether the request's outcome has still not reached its thread."""

@@ -3,10 +3,11 @@ in between leaves a visible ``sending`` row rather than a silent double send."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.store.batch import Grouped, grouped_as
 from bot.store.core import StoreCore
 from bot.store.records import SendRecord, SendState
 from bot.store.reports import report_owed_if_completed_in
@@ -38,14 +39,21 @@ class SendQueries(StoreCore):
             found = self._sends_where(tx, "s.message_id = ?", (message_id,))
         return found[-1] if found else None
 
+    def claiming(self, send_id: int, *, thread: Thread | None = None) -> Grouped[bool]:
+        """``claim_send`` as a call that may share its transaction with others'."""
+
+        def queue(tx: Tx) -> Callable[[], bool]:
+            claimed = _claim_in(tx, send_id, thread, self._now())
+            return lambda: claimed.count == 1
+
+        return self._grouped(queue)
+
+    @grouped_as(claiming)
     def claim_send(self, send_id: int, *, thread: Thread | None = None) -> bool:
         """queued -> sending, recorded BEFORE 2Chat is called: a crash leaves it visible.
         ``thread`` (request id, channel, ts) stores where the request was posted in the
         same round trip (a delivery's first claim carries it)."""
-        now = self._now()
-        with self._transaction(write=True) as tx:
-            claimed = _claim_in(tx, send_id, thread, now)
-        return claimed.count == 1
+        return self.claiming(send_id, thread=thread)()
 
     def touch_send(self, send_id: int) -> bool:
         """Renew a sending claim before another attempt (a retry after a 429 or a refused
@@ -64,6 +72,24 @@ class SendQueries(StoreCore):
         sweeper takes only claims nobody renewed, so never a call a live process runs."""
         return self._update_send("claimed_at = ?", (self._now(),), send_id, ("sending",))
 
+    def finishing(
+        self,
+        send_id: int,
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+        unknown: bool = False,
+    ) -> Grouped[bool]:
+        """``finish_send`` as a call that may share its transaction with others'."""
+        outcome = _outcome(message_id, error, unknown)
+
+        def queue(tx: Tx) -> Callable[[], bool]:
+            finished = _finish_in(tx, send_id, self._now(), outcome)
+            return lambda: finished.count == 1
+
+        return self._grouped(queue)
+
+    @grouped_as(finishing)
     def finish_send(
         self,
         send_id: int,
@@ -76,10 +102,34 @@ class SendQueries(StoreCore):
 
         A success also replaces "unknown": a sweeper may have given up on a call that was
         still running, and 2Chat's message id is better news than a guess."""
-        with self._transaction(write=True) as tx:
-            finished = _finish_in(tx, send_id, self._now(), _outcome(message_id, error, unknown))
-        return finished.count == 1
+        return self.finishing(send_id, message_id=message_id, error=error, unknown=unknown)()
 
+    def finishing_last(
+        self,
+        send_id: int,
+        lease: Lease,
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+        unknown: bool = False,
+    ) -> Grouped[tuple[bool, bool]]:
+        """``finish_last_send`` as a call that may share its transaction with others'."""
+        request_id, _ = lease
+        outcome = _outcome(message_id, error, unknown)
+
+        def queue(tx: Tx) -> Callable[[], tuple[bool, bool]]:
+            now = self._now()
+            if tx.folds_writes:
+                folded = _finish_last_folded(tx, send_id, request_id, now, outcome)
+                return lambda: _folded_counts(folded)
+            finished = _finish_in(tx, send_id, now, outcome)
+            completed = _complete_if_done_in(tx, request_id, now)
+            report_owed_if_completed_in(tx, request_id, now)
+            return lambda: (finished.count == 1, completed.count == 1)
+
+        return self._grouped(queue)
+
+    @grouped_as(finishing_last)
     def finish_last_send(
         self,
         send_id: int,
@@ -95,20 +145,9 @@ class SendQueries(StoreCore):
         which takes it once ``lease`` (request id, holder), still held, lapses.
         (finished this send, completed the request). One statement and one round trip on
         PostgreSQL, three statements on SQLite."""
-        request_id, _ = lease
-        now = self._now()
-        outcome = _outcome(message_id, error, unknown)
-        with self._transaction(write=True) as tx:
-            if tx.folds_writes:
-                folded = _finish_last_folded(tx, send_id, request_id, now, outcome)
-            else:
-                finished = _finish_in(tx, send_id, now, outcome)
-                completed = _complete_if_done_in(tx, request_id, now)
-                report_owed_if_completed_in(tx, request_id, now)
-        if tx.folds_writes:  # its answer read after the commit, as the others' are
-            [(finished_count, completed_count)] = folded.rows
-            return finished_count == 1, completed_count == 1
-        return finished.count == 1, completed.count == 1
+        return self.finishing_last(
+            send_id, lease, message_id=message_id, error=error, unknown=unknown
+        )()
 
     def retry_send(self, send_id: int, attempts: int | None = None) -> bool:
         """unknown|failed -> queued, for a person's explicit Retry; the old outcome is cleared.
@@ -248,6 +287,12 @@ def _finish_last_folded(
             now,
         ),
     )
+
+
+def _folded_counts(folded: Pending) -> tuple[bool, bool]:
+    """(finished this send, completed the request) from ``_finish_last_folded``'s row."""
+    [(finished, completed)] = folded.rows
+    return finished == 1, completed == 1
 
 
 def _complete_if_done_in(tx: Tx, request_id: str, now: datetime) -> Pending:

@@ -53,6 +53,8 @@ class SqliteStore(Store):
     """One SQLite file, for a single process (or several on one machine). Times are stored as
     fixed-width ISO-8601 UTC text, so text comparison is time comparison."""
 
+    # Every call shares a batch (see ``bot.store.batch``): a commit's sync is the cost.
+    groups_only = False
     _dialect: ClassVar[dict[str, str]] = {
         "ts": "TEXT",
         "serial_pk": "INTEGER PRIMARY KEY AUTOINCREMENT",  # ids never reused (Slack buttons)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
 from bot.sending.store_calls import StoreCalls, each_alone, store_calls
+from bot.store import SqliteStore
+from bot.store.batch import CallOutcome, Grouped
 from bot.store.core import answer_within
 from bot.store.postgres import PostgresStore
 
@@ -90,6 +93,47 @@ async def test_postgres_calls_run_side_by_side(postgres_url: str) -> None:
         meeting = threading.Barrier(store.workers, timeout=5)  # broken unless all meet
         arrivals = await asyncio.gather(*(calls.call(meeting.wait) for _ in range(store.workers)))
         assert sorted(arrivals) == list(range(store.workers))
+    finally:
+        calls.close()
+        store.close()
+
+
+async def test_where_only_grouped_calls_share_a_batch_every_other_call_runs_alone() -> None:
+    """PostgreSQL's way: a store method marked ``grouped_as`` (a claim, a finish, an
+    outcome landed) goes to the threads as its ``Grouped`` form, and queued ones are taken
+    together; any other call, and one a Slack answer waits on, is taken on its own."""
+    store = SqliteStore(":memory:")  # only its methods are queued: nothing runs them
+    batches: list[list[str]] = []
+
+    def run_calls(calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
+        batches.append(["grouped" if isinstance(c, Grouped) else "alone" for c in calls])
+        return [CallOutcome() for _ in calls]
+
+    calls = StoreCalls(run_calls, threads=1, batch=50, groups_only=True)
+    try:
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(calls.call(lambda: gate.wait(5)))
+        await asyncio.sleep(0.05)  # the thread has taken it
+        queued = [
+            calls.run(store.claim_send, 1),
+            calls.run(store.finish_send, 2, message_id="m-2"),
+            calls.run(store.finish_last_send, 3, ("r-1", "holder"), error="refused"),
+            calls.run(store.sends, "r-1"),
+            calls.run(store.report_landed, "r-1", "holder"),
+        ]
+        waiting = [asyncio.ensure_future(call) for call in queued]
+        with answer_within(5):
+            waiting.append(asyncio.ensure_future(calls.run(store.claim_send, 4)))
+        await asyncio.sleep(0.05)  # all queued behind the blocker
+        gate.set()
+        await asyncio.gather(blocker, *waiting)
+        assert batches == [
+            ["alone"],  # the blocker
+            ["alone"],  # the claim a Slack answer waits on, first and in its time limit
+            ["grouped", "grouped", "grouped"],
+            ["alone"],
+            ["grouped"],
+        ]
     finally:
         calls.close()
         store.close()

@@ -86,8 +86,8 @@ def store(postgres_url: str) -> Iterator[tuple[PostgresStore, ReadyCounter]]:
         store.close()
 
 
-def send(store: PostgresStore, key: str) -> Recorded:
-    """A single-recipient /sms as the app stores it: record, claim, finish."""
+def start(store: PostgresStore, key: str) -> Recorded:
+    """A single-recipient /sms recorded as the app records it, to be sent by ``HOLDER``."""
     recorded = store.record_request(
         new_request(recipients=(ALICE,)),
         limits=LIMITS,
@@ -95,6 +95,12 @@ def send(store: PostgresStore, key: str) -> Recorded:
         start=(HOLDER, TTL),
     )
     assert recorded is not None
+    return recorded
+
+
+def send(store: PostgresStore, key: str) -> Recorded:
+    """A single-recipient /sms as the app stores it: record, claim, finish."""
+    recorded = start(store, key)
     [sent] = recorded.sends
     thread = (recorded.request.id, "C0GENERAL", "1.000001")
     assert store.claim_send(sent.id, thread=thread)
@@ -152,3 +158,29 @@ def test_taking_a_2chat_call_from_the_shared_budget_runs_five_statements(
     before = proxy.executed
     assert postgres.take_twochat_call(Priority.SEND, rule, False).wait == 0
     assert proxy.executed - before == 5
+
+
+@pytest.mark.postgres
+def test_sends_in_flight_share_one_round_trip_for_their_claims_finishes_and_landings(
+    store: tuple[PostgresStore, ReadyCounter],
+) -> None:
+    """Under load the store's threads take the claims (then the finishes, then the
+    outcomes landed) of the sends in flight together, as ``run_batch`` runs them here:
+    one statement each as alone, but one round trip and one commit for all of them."""
+    postgres, proxy = store
+    send(postgres, "warm-up")
+    started = [start(postgres, f"in flight {index}") for index in range(5)]
+    steps = [
+        [postgres.claiming(r.sends[0].id, thread=(r.request.id, "C0", "1.1")) for r in started],
+        [postgres.finishing_last(r.sends[0].id, (r.request.id, HOLDER)) for r in started],
+        [postgres.landing(r.request.id, HOLDER) for r in started],
+    ]
+    ready, executed = proxy.ready, proxy.executed
+    outcomes = [postgres.run_batch(step) for step in steps]
+    assert (proxy.ready - ready, proxy.executed - executed) == (3, 15)
+    claims, finishes, _ = ([outcome.value for outcome in step] for step in outcomes)
+    assert claims == [True] * 5 and finishes == [(True, True)] * 5
+    for recorded in started:
+        assert postgres.get_request(recorded.request.id).state == "completed"  # type: ignore[union-attr]
+        assert not postgres.report_owed(recorded.request.id)
+        assert postgres.acquire_lease(f"request:{recorded.request.id}", "another", TTL)

@@ -133,3 +133,30 @@ def test_an_answer_read_before_the_commit_opens_a_block_that_a_failure_rolls_bac
         assert tx.run(_KEY, ("key:read", now, now)) == 1
         tx.later(_KEY, ("key:read", now, now))
     assert _keys(store) == set()
+
+
+def test_a_call_that_fails_in_a_group_leaves_the_others_their_own_outcomes(
+    store: PostgresStore,
+) -> None:
+    """Grouped calls share one implicit transaction, which one failing statement undoes
+    whole: each is then run again alone, so the others are still claimed, and the one
+    that failed alone says why; a call that is not grouped runs between them, in order."""
+    request_id = store.create_request(new_request()).id
+    first, second = (send.id for send in store.sends(request_id))
+    outcomes = store.run_batch(
+        [
+            store.claiming(first),
+            store.claiming("not a send id"),  # type: ignore[arg-type]
+            store.claiming(second),
+            lambda: [send.state for send in store.sends(request_id)],
+            store.claiming(second),
+        ]
+    )
+    assert [outcome.value for outcome in outcomes] == [
+        True,
+        None,
+        True,
+        ["sending", "sending"],
+        False,
+    ]
+    assert isinstance(outcomes[1].error, psycopg.errors.InvalidTextRepresentation)
