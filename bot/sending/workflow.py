@@ -74,9 +74,9 @@ class Workflow:
         self._twochat = twochat
         self._runner = runner
         self._answer_deadline = answer_deadline
-        self.delivery = delivery
-        self.approvals = approvals
-        self.ladders = ladders
+        self._delivery = delivery
+        self._approvals = approvals
+        self._ladders = ladders
 
     async def may(self, actor: str, action: Action, subject: Subject | None = None) -> Verdict:
         """Whether ``actor`` may take ``action`` (``Permissions.may``)."""
@@ -90,7 +90,7 @@ class Workflow:
         records anyway is expired rather than sent.
         """
         ticket = Ticket()
-        holder = self.delivery.leases.new_holder()
+        holder = self._delivery.leases.new_holder()
         try:
             async with asyncio.timeout(self._answer_deadline):
                 with answer_within(self._answer_deadline):
@@ -106,7 +106,7 @@ class Workflow:
         # Started outside the answer's budget: delivery keeps the store's long waits.
         request = outcome.request
         if request.state == "pending_approval":
-            self._runner.spawn(self.approvals.ask(request), name=f"approval-{request.id}")
+            self._runner.spawn(self._approvals.ask(request), name=f"approval-{request.id}")
         else:
             self._runner.spawn(
                 self._start(outcome, holder), name=f"deliver-{request.id}", after_answers=True
@@ -116,10 +116,10 @@ class Workflow:
     async def _start(self, recorded: Recorded, holder: str) -> None:
         """Send a recorded request, an escalating page with its ladder."""
         if recorded.started:
-            deliver = functools.partial(self.delivery.deliver_recorded, recorded, holder)
+            deliver = functools.partial(self._delivery.deliver_recorded, recorded, holder)
         else:  # found by its dedupe key: whoever recorded it started it
-            deliver = functools.partial(self.delivery.deliver, recorded.request.id)
-        await self.ladders.escalating(recorded.request, deliver)
+            deliver = functools.partial(self._delivery.deliver, recorded.request.id)
+        await self._ladders.escalating(recorded.request, deliver)
 
     async def _record(
         self, decision: Allow | NeedsApproval, origin: Origin, ticket: Ticket, holder: str
@@ -132,7 +132,7 @@ class Workflow:
         signature = origin.replay.take() if origin.replay is not None else None
         if signature is not None:
             claims.append(signature)
-        new = await self.ladders.prepare(self._new_request(decision, origin, policy))
+        new = await self._ladders.prepare(self._new_request(decision, origin, policy))
         if isinstance(new, str):
             return self._words.present.refusal_text(new, self._words.masked())
         limits = policy.limits
@@ -143,19 +143,19 @@ class Workflow:
                 limits=RateLimits(limits.per_sender_per_hour, limits.per_recipient_per_hour),
                 ticket=ticket,
                 claims=claims,
-                start=(holder, self.delivery.leases.ttl),
+                start=(holder, self._delivery.leases.ttl),
             )
         except RateLimited as exc:
-            await self.ladders.release(new)
+            await self._ladders.release(new)
             return self._words.present.refusal_text(exc.user_message)
         except AllOptedOut:
             # Numbers that replied STOP get nothing; a request that only reaches them is
             # refused (others in a group still get theirs; those sends fail with the reason).
-            await self.ladders.release(new)
+            await self._ladders.release(new)
             reason = self._words.present.opted_out_reason(plan.recipients)
             return self._words.present.refusal_text(reason, self._words.masked())
         if recorded is None:
-            await self.ladders.release(new)
+            await self._ladders.release(new)
             logger.info("repeated delivery of %s ignored", origin.dedupe_key or "a signed request")
         return recorded
 
@@ -189,12 +189,12 @@ class Workflow:
         self, request_id: str, user: str, *, approve: bool, reason: str | None = None
     ) -> str | None:
         """Approve or reject; the first decision wins. A message for the clicker, or None."""
-        return await self.approvals.decide(request_id, user, approve=approve, reason=reason)
+        return await self._approvals.decide(request_id, user, approve=approve, reason=reason)
 
     async def may_decide(self, request: StoredRequest, user: str, *, approve: bool) -> str | None:
         """Why ``user`` may not decide this request, or None (the approvals say, with
         Slack user groups as they are now)."""
-        return await self.approvals.may_decide(request, user, approve=approve)
+        return await self._approvals.may_decide(request, user, approve=approve)
 
     async def retry(self, send_id: int, user: str, attempts: int | None = None) -> str | None:
         """Retry one send whose outcome is unknown (or failed): requester or approver only;
@@ -217,9 +217,9 @@ class Workflow:
             note = await self._settle_from_2chat(request, send)
         fresh = await self._db(self._store.get_send, send_id)
         if note is None and fresh is not None:
-            await self.delivery.run_sends(Run(request), [fresh])
+            await self._delivery.run_sends(Run(request), [fresh])
         context = self._words.describe(request)
-        await self.delivery.report(request, request.thread_ts, context, only={send_id})
+        await self._delivery.report(request, request.thread_ts, context, only={send_id})
         return note
 
     def _too_early(self, send: SendRecord, attempts: int | None) -> str | None:
@@ -301,12 +301,12 @@ class Workflow:
 
     async def may_ack(self, escalation_id: str, actor: str, action: Action) -> Verdict:
         """Whether ``actor`` may ack this page (``Ladders.may_ack``)."""
-        return await self.ladders.may_ack(escalation_id, actor, action)
+        return await self._ladders.may_ack(escalation_id, actor, action)
 
     async def ack_page(self, escalation_id: str, actor: str, via: Via, label: str) -> bool:
         """Ack a page from Slack; False when it was handled already (``Ladders.ack``)."""
-        return await self.ladders.ack(escalation_id, actor, via, label)
+        return await self._ladders.ack(escalation_id, actor, via, label)
 
     async def command_page(self, escalation_id: str, user: str, what: Command) -> str | None:
         """Escalate a page now or stop it; why not, or None (``Ladders.command``)."""
-        return await self.ladders.command(escalation_id, user, what)
+        return await self._ladders.command(escalation_id, user, what)
