@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import shutil
 import sys
 import tempfile
 import time
@@ -21,13 +22,21 @@ class Broken(Exception):
     not start, say because another test cut every connection to the shared Postgres)."""
 
 
+# Where a failing run's app logs and database are kept, one directory per seed.
+KEPT = Path(tempfile.gettempdir()) / "sms-bridge-simulation"
+
+
 def fails(seed: int, steps: list[Step], backend: str) -> Violation | None:
     """The violation ``steps`` end in, or None when every invariant held; Broken when the
-    run could not finish."""
+    run could not finish. A failing run's directory (the apps' logs) is kept in ``KEPT``."""
     with tempfile.TemporaryDirectory(prefix=f"sim{seed}-") as tmp:
         try:
             run_steps(seed, steps, Path(tmp), backend)
         except Violation as violation:
+            kept = KEPT / f"seed-{seed}-{len(steps)}-steps"
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(tmp, kept)
+            violation.add_note(f"the apps' logs: {kept}")
             return violation
         except Exception as exc:
             raise Broken(f"{type(exc).__name__}: {str(exc)[-500:]}") from exc
@@ -73,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         if violation is None:
             print(f"seed {seed}: ok ({len(steps)} steps, {took:.0f}s)", flush=True)
             continue
-        print(f"seed {seed}: FAILED: {violation}", flush=True)
+        notes = "; ".join(getattr(violation, "__notes__", ()))
+        print(f"seed {seed}: FAILED: {violation} ({notes})", flush=True)
         still_fails = functools.partial(_still_fails, seed, args.backend)
         shortest = shrink(steps, still_fails, args.shrink_seconds)
         print(f"seed {seed}: the shortest failing steps found ({len(shortest)}):")
