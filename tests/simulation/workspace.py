@@ -207,13 +207,9 @@ class WorkspaceSteps:
 
     def _twochat_limit(self, step: Any) -> None:
         """The account's per-minute limit changes (a plan change): 2Chat answers 429 past
-        it, and the bridge must learn the new limit and pace under it. One process only:
-        two processes would disagree on the limit until each met a 429 of its own, and the
-        one that learnt a lower limit first can wait up to a minute for budget the other
-        spends on polls (the limit each process reads is its own; runs on Postgres draw the
-        account's limit per seed instead, see ``run_steps``)."""
-        if self.database.processes > 1:
-            return
+        it, and the bridge must learn the new limit and pace under it. With two processes
+        on Postgres, the one that meets the 429 reads the limit and the other paces by that
+        reading from its next call (I6 allows each a few 429s per change meanwhile)."""
         now = self.twochat.requests_per_minute
         limit = ACCOUNT_LIMITS[(ACCOUNT_LIMITS.index(now) + 1) % 2] if now in ACCOUNT_LIMITS else 80
         self.twochat.limit(limit)
