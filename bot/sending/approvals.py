@@ -13,6 +13,8 @@ from bot.sending.roles import Db, Permissions, PolicySource, Wording
 from bot.sending.sends import Delivery
 from bot.store import StoredRequest
 
+EXPIRED = ":alarm_clock: Expired: nobody approved it in time"
+
 
 class Approvals:
     """Asks approvers, records their decision (sending on approval) and expires the rest."""
@@ -55,6 +57,7 @@ class Approvals:
                 )
             return
         await self._db(store.set_approval_message, request.id, channel, ts)
+        await self._close_if_decided(request.id)
         if request.thread_ts is None:  # a page keeps answering in its incident thread
             await self._db(store.set_thread, request.id, channel, ts)
         await self._reporter.tell_requester(
@@ -92,7 +95,9 @@ class Approvals:
         if not won:
             return already_decided(await self._db(store.get_request, request_id))
         verdict = self._words.present.verdict_text(user, approve, reason, self._words.masked())
-        await self._close(request, verdict)
+        # Read again: the approval message's ts is recorded only once its post returned.
+        decided = await self._db(store.get_request, request_id)
+        await self._close(decided or request, verdict)
         if approve:
             await self._reporter.tell_requester(
                 origin_of(request), f"{verdict}. Sending your text now."
@@ -109,11 +114,25 @@ class Approvals:
             if await self._db(
                 store.transition, request.id, "expired", from_states=["pending_approval"]
             ):
-                verdict = ":alarm_clock: Expired: nobody approved it in time"
-                await self._close(request, verdict)
+                await self._close(request, EXPIRED)
                 await self._reporter.tell_requester(
-                    origin_of(request), f"{verdict}. Nothing was sent."
+                    origin_of(request), f"{EXPIRED}. Nothing was sent."
                 )
+
+    async def _close_if_decided(self, request_id: str) -> None:
+        """Close an approval message decided before its ts was recorded: a click that came
+        while its post was on its way found no message to close. (Both may close it: the
+        same edit twice, never none, as each reads after the other's write.)"""
+        request = await self._db(self._store.get_request, request_id)
+        if request is None or request.state == "pending_approval":
+            return
+        if request.decided_by is None:
+            verdict = EXPIRED
+        else:
+            approve, reason = request.state != "rejected", request.decision_reason
+            masked = self._words.masked()
+            verdict = self._words.present.verdict_text(request.decided_by, approve, reason, masked)
+        await self._close(request, verdict)
 
     async def _close(self, request: StoredRequest, verdict: str) -> None:
         """Replace the approval message's buttons with the verdict."""

@@ -13,8 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from bot.store import open_store
 from tests.appproc import AppProcess, hermetic_env
 from tests.conftest import POSTGRES, SHIPPED_CONFIG, StartApp, policy_file
+from tests.escalation.ladder_app import eventually
 from tests.fakes.payloads import reason_submission
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
@@ -176,6 +178,29 @@ def test_pending_approval_survives_a_restart(
     assert len(twochat.sends) == 1
 
 
+def test_a_click_before_the_approval_message_is_known_still_closes_it(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    """The bridge learns the approval message's ts only when Slack answers its post; an
+    approver who clicks before that (a busy host, a slow Slack) used to approve and send,
+    but the message kept its buttons: the decision found no message to close."""
+    database = tmp_path / "early.db"
+    app = start_app(DATABASE_URL=f"sqlite:///{database}")
+    slack.slow("chat.postMessage", 3)  # the approval message is on its way meanwhile
+    app.command("alice please call me", "U0INTERN", CHANNEL, slack.response_url())
+    store = open_store(f"sqlite:///{database}")
+    try:
+        [request] = eventually(lambda: store.recent_requests("U0INTERN"), 5, "the request")
+    finally:
+        store.close()
+    click(app, "U0ADMIN", "approval_approve", request.id)
+    twochat.wait_for_sends(1)
+    [update] = slack.wait_until(lambda: updates(slack), 10, "the approval message closed")
+    assert update["ts"] == slack.posts(APPROVALS)[0]["_ts"]
+    assert "Approved by <@U0ADMIN>" in update["text"] and "approval_approve" not in str(update)
+    app.terminate()
+
+
 def test_two_processes_on_postgres_send_one_sms_for_one_click(
     start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, postgres_url: str
 ) -> None:
@@ -193,8 +218,9 @@ def test_two_processes_on_postgres_send_one_sms_for_one_click(
         thread.start()
     for thread in threads:
         thread.join()
-    slack.wait_for_thread_reply(APPROVALS)
-    slack.wait_until(lambda: len(ephemerals(slack, "U0ADMIN")) == 3, 5, "3 'already' notes")
+    # Upper bounds for a busy host: two processes, one Postgres, 4 clicks at once.
+    slack.wait_for_thread_reply(APPROVALS, timeout=15)
+    slack.wait_until(lambda: len(ephemerals(slack, "U0ADMIN")) == 3, 15, "3 'already' notes")
     assert len(twochat.sends) == 1
 
 

@@ -104,12 +104,15 @@ def test_a_flood_of_sms_from_strangers_does_not_hold_up_a_stop(
 
 
 def test_a_database_failure_between_polls_does_not_stop_reading_replies(
-    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+    relay_app: Callable[..., AppProcess],
+    slack: SlackStandIn,
+    twochat: TwoChatStandIn,
+    tmp_path: Path,
 ) -> None:
     """Between polls the poller asks the database whether a page awaits its ack (to poll
     faster); the database failing then used to end the poller for good."""
     database = tmp_path / "bridge.db"
-    app = start_app(ladder_config(tmp_path, poll="1s"), DATABASE_URL=f"sqlite:///{database}")
+    app = relay_app(ladder_config(tmp_path, poll="1s"), DATABASE_URL=f"sqlite:///{database}")
     request = send(app, slack, "alice hello")
     twochat.wait_for_sends(1)
     aside = tmp_path / "aside.db"
@@ -141,9 +144,13 @@ def test_a_stop_recorded_by_a_process_killed_before_it_acted_is_acted_on_after_a
     )
     slack.stall("chat.postMessage")
     twochat.inbound(ALICE, "STOP")
+    # The post in this request's thread: only the first process can have recorded the STOP.
     slack.wait_until(
-        lambda: any("opted out" in str(c.args.get("text")) for c in slack.stalled_calls),
-        5,
+        lambda: any(
+            c.args.get("thread_ts") == request["_ts"] and "opted out" in str(c.args.get("text"))
+            for c in list(slack.stalled_calls)
+        ),
+        15,
         "the STOP's post on its way",
     )
     first.kill()
