@@ -82,6 +82,22 @@ def postgres_url() -> Iterator[str]:
 
 StartApp = Callable[..., AppProcess]
 
+# The apps each running test has started itself (innermost last); see ``apps_end_with_their_test``.
+_STARTED_IN_TEST: list[list[AppProcess]] = []
+
+
+@pytest.fixture(autouse=True)
+def apps_end_with_their_test() -> Iterator[None]:
+    """Apps a test starts itself stop at its end; a module's shared app (started by a
+    module fixture, which pytest sets up before this one) lasts the module. Left running,
+    an app's reply poller reads the next tests' SMS from the shared 2Chat stand-in."""
+    mine: list[AppProcess] = []
+    _STARTED_IN_TEST.append(mine)
+    yield
+    _STARTED_IN_TEST.remove(mine)
+    for process in mine:
+        process.terminate()
+
 
 @pytest.fixture(scope="module")
 def start_app(
@@ -99,6 +115,8 @@ def start_app(
             app_env(slack_server.api_url, twochat_server.url, config, tmp, **env), tmp / "app.log"
         )
         started.append(process)
+        if _STARTED_IN_TEST:
+            _STARTED_IN_TEST[-1].append(process)
         process.wait_ready()
         return process
 
