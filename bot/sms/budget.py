@@ -251,9 +251,12 @@ class RatePacer:
         first = self._queue[0]
         if first[0] > Priority.SEND:
             return first
-        poll = next((t for t in self._queue if t[0] == Priority.POLL), None)
-        if poll is None:
+        # The queue is sorted, so the first poll is found by bisection: every waiter asks
+        # this at every change, and a scan made that quadratic in a long queue of texts.
+        at = bisect.bisect_left(self._queue, (Priority.POLL, -1))
+        if at == len(self._queue) or self._queue[at][0] != Priority.POLL:
             return first
+        poll = self._queue[at]
         return poll if self._floor_wait(rule) <= 0 else first
 
     def _floor_wait(self, rule: BudgetRule) -> float:
