@@ -19,6 +19,9 @@ from tests.fakes.twochat_server import TwoChatStandIn
 TWOCHAT_KEY = "bench-2chat-key-0123456789abcdef"
 # 2Chat's per-minute limit is counted over a trailing window of this many seconds.
 WINDOW_SECONDS = 60.0
+# The limit an uncapped account reports: the app paces every deployment under some limit (30 a
+# minute while 2Chat names none), so a stand-in that named none would hold every run to that.
+UNCAPPED_PER_MINUTE = 1_000_000
 # The 2Chat endpoints the reply poller reads (everything but sending and /open/info).
 POLL_PATHS = ("/open/sms/channels", "/open/sms/conversations/", "/open/sms/messages/")
 
@@ -108,11 +111,11 @@ class TimedTwoChat(TwoChatStandIn):
     """The 2Chat stand-in, noting every request on every endpoint. With ``cap`` it behaves
     like a 2Chat account limited to ``cap`` requests a minute: GET /open/info says so, and
     any request that finds more than ``cap`` in the trailing 60 s is answered 429.
-    Without it, /open/info reports no limit and the app does not pace."""
+    Without it, /open/info reports a limit no run reaches (``UNCAPPED_PER_MINUTE``)."""
 
     def __init__(self, delay: float = 0.0, cap: int | None = None) -> None:
         super().__init__(api_key=TWOCHAT_KEY)
-        self.limit(cap)  # the stand-in's own sliding window enforces it
+        self.limit(cap or UNCAPPED_PER_MINUTE)  # the stand-in's own sliding window enforces it
         self.cap = cap
         self.arrivals: list[float] = []  # POST /open/sms/send only
         self.texts: list[tuple[float, str]] = []  # each POST /open/sms/send: when, its body

@@ -22,7 +22,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol
 
 from bot.core.budget import (
@@ -137,7 +137,8 @@ class RatePacer:
         402), to read the account's limit again."""
         self._shape = BudgetRule(1, burst, spare_share, floor_share)  # checks them now
         self._rule: BudgetRule | None = None
-        self._changed = asyncio.Event()
+        self._changed = asyncio.Event()  # set when the limit changes: every waiter re-checks
+        self._turns: dict[tuple[Priority, int], asyncio.Event] = {}  # each waiter's own wake-up
         self.set_rate(per_minute, from_account=from_account)
         self._clock = clock
         self._sleep = sleep
@@ -176,7 +177,7 @@ class RatePacer:
             self._rule = BudgetRule(
                 per_minute, shape.burst, shape.spare_share, shape.floor_share, from_account
             )
-        self._wake()
+        self._wake_all()
 
     async def learn(self, per_minute: int) -> None:
         """Pace by the account's limit as GET /open/info just reported it, and share it
@@ -204,14 +205,16 @@ class RatePacer:
         """Wait for a start; it is spent when this returns."""
         if self._rule is None:
             while (held := self._held_until - self._clock()) > 0:  # after a 429, even so
-                await self._pause(held)
+                await self._pause(held, self._changed)
             return
         ticket = (priority, next(self._order))
+        turn = self._turns[ticket] = asyncio.Event()
         bisect.insort(self._queue, ticket)
         self._wake()  # a less urgent waiter at the head steps back
         try:
             while self._rule is not None:
                 rule = self._rule
+                turn.clear()  # a change from here on wakes this waiter's pause at once
                 wait: float | None = None
                 head = self._head(rule)
                 if head != self._last_head:  # the floor freed up or filled: tell the new head
@@ -230,9 +233,10 @@ class RatePacer:
                             if floor:
                                 self._floor_at = self._clock()
                             return
-                await self._pause(wait)
+                await self._pause(wait, turn)
         finally:
             self._queue.remove(ticket)
+            del self._turns[ticket]
             self._wake()
 
     def _follow(self, rule: BudgetRule, per_minute: int) -> None:
@@ -251,24 +255,48 @@ class RatePacer:
         first = self._queue[0]
         if first[0] > Priority.SEND:
             return first
-        poll = next((t for t in self._queue if t[0] == Priority.POLL), None)
+        poll = next(self._polls(), None)
         if poll is None:
             return first
         return poll if self._floor_wait(rule) <= 0 else first
+
+    def _polls(self) -> Iterator[tuple[Priority, int]]:
+        """The waiting polls, first come first. The queue is sorted, so they are found by
+        bisection: a scan of every waiting text at every change cost a long queue its
+        square."""
+        at = bisect.bisect_left(self._queue, (Priority.POLL, -1))
+        while at < len(self._queue) and self._queue[at][0] == Priority.POLL:
+            yield self._queue[at]
+            at += 1
 
     def _floor_wait(self, rule: BudgetRule) -> float:
         """Seconds until a poll may go ahead of waiting texts again (0: now)."""
         return max(0.0, self._floor_at + rule.floor_spacing - self._clock())
 
     def _wake(self) -> None:
-        """Make every pausing waiter re-check now."""
+        """Make the waiters whose turn may have come re-check now: the head, and every poll
+        (its floor may put it first). The others pause until they are the head: waking all
+        of them at each start cost a queue of n texts n² wake-ups."""
+        rule = self._rule
+        if rule is None:
+            self._wake_all()
+            return
+        if self._queue:
+            self._turns[self._head(rule)].set()
+        for poll in self._polls():
+            self._turns[poll].set()
+
+    def _wake_all(self) -> None:
+        """Make every pausing waiter re-check now: the limit changed."""
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+        for turn in self._turns.values():
+            turn.set()
 
-    async def _pause(self, delay: float | None) -> None:
-        """Sleep ``delay`` seconds (None: until woken), or less if the queue or the limit
-        changes meanwhile."""
-        waker = asyncio.ensure_future(self._changed.wait())
+    async def _pause(self, delay: float | None, woken: asyncio.Event) -> None:
+        """Sleep ``delay`` seconds (None: until woken), or less if ``woken`` is set
+        meanwhile."""
+        waker = asyncio.ensure_future(woken.wait())
         if delay is None:
             try:
                 await waker

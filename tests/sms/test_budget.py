@@ -11,6 +11,7 @@ import asyncio
 import heapq
 import itertools
 from collections import deque
+from typing import Any
 
 import pytest
 
@@ -183,3 +184,34 @@ def test_a_shared_budget_paces_alone_while_its_database_is_down() -> None:
         return made
 
     assert asyncio.run(starts()) == [1000.0, 1000.0, 1001.0, 1002.0]
+
+
+def test_a_long_queue_of_texts_starts_in_order_without_waking_every_waiter() -> None:
+    """Each start wakes the next in line, not every waiter: waking all of them made a queue
+    of n texts cost n² wake-ups (counted here as the tasks their pauses create)."""
+    time, texts = SimulatedTime(), 200
+    pacer = RatePacer(600, clock=time.clock, sleep=time.sleep)
+    tasks = itertools.count()
+
+    async def queue_of_texts() -> list[int]:
+        loop = asyncio.get_running_loop()
+
+        def counted(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+            next(tasks)
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        driver = asyncio.create_task(time.drive())
+        started: list[int] = []
+
+        async def text(index: int) -> None:
+            await pacer.acquire(Priority.SEND)
+            started.append(index)
+
+        loop.set_task_factory(counted)
+        await asyncio.gather(*(text(index) for index in range(texts)))
+        loop.set_task_factory(None)
+        driver.cancel()
+        return started
+
+    assert asyncio.run(queue_of_texts()) == list(range(texts))
+    assert next(tasks) < 10 * texts
