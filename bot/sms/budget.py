@@ -225,7 +225,11 @@ class RatePacer:
                 elif head == ticket:
                     wait = self._held_until - self._clock()
                     if wait <= 0:
-                        floor = self._queue[0] != ticket  # a poll ahead of texts
+                        # A poll ahead of waiting texts, or one whose floor has come: the
+                        # floor holds also while a finished page's calls fill the minute.
+                        floor = self._queue[0] != ticket or (
+                            priority == Priority.POLL and self._floor_wait(rule) <= 0
+                        )
                         async with self._lock:
                             wait, per_minute = await self._ledger.take(priority, rule, floor=floor)
                         self._follow(rule, per_minute)
@@ -233,6 +237,8 @@ class RatePacer:
                             if floor:
                                 self._floor_at = self._clock()
                             return
+                        if priority == Priority.POLL and not floor:  # until its floor comes
+                            wait = min(wait, self._floor_wait(rule))
                 await self._pause(wait, turn)
         finally:
             self._queue.remove(ticket)
