@@ -14,13 +14,15 @@ from tests.simulation.database import Database
 GENERAL = "C0GENERAL"
 NOT_SENT_MARKS = ("not sent", "outcome unknown", "may or may not", ":x:")
 POLL_SECONDS = 0.2  # the replies' poll_interval (a reload may make it 0.3 s)
+TWOCHAT_WINDOW = 60.0  # 2Chat counts calls over a sliding minute
 
 
 def read_within(per_minute: int | None, busy: bool) -> float:
     """I3's bound: two poll intervals, where one is the poll's wait plus the reads it takes
     at the account's pace (a listing and a conversation per number: four calls), plus a
-    second for the app's own scheduling. While texts take the budget (``busy``), polls get
-    their floor: a listing and a read, one call every 600/L seconds (docs/2chat.md). Counted
+    second for the app's own scheduling. While texts take the budget (``busy``: sent since,
+    or in the minute before, which 2Chat still counts), polls get their floor: a listing
+    and a read, one call every 600/L seconds (docs/2chat.md). Counted
     from the SMS's arrival, or from the end of the last fault that holds reads up (a
     restart, a database cut, a slow 2Chat, a reload, a change of the account's limit)."""
     pace = 60 / (per_minute or 80)
@@ -118,7 +120,9 @@ class Invariants:
         due = []
         for message in self.inbound:
             since = max(message.at, self.calm_since)
-            busy = any(at >= since for at in sends)  # texts competed with the reads
+            # Texts competed with the reads: sent since, or within 2Chat's minute before
+            # (their calls fill that minute, and polls keep only their floor until it clears).
+            busy = any(at >= since - TWOCHAT_WINDOW for at in sends)
             if now - since > read_within(per_minute, busy):
                 due.append(message.uuid)
         if not due:

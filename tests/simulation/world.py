@@ -304,10 +304,11 @@ class World(WorkspaceSteps, Invariants):
                 self.check_settled()
                 return
             except Violation:
-                # While texts still drain, replies are read at the polls' floor: give the
-                # reads two poll intervals after the last text, within the cap.
+                # While texts still drain, and while their calls fill 2Chat's minute after
+                # the last one, replies are read at the polls' floor: give the reads two
+                # such poll intervals after the last text, within the cap.
                 sends = [record.arrived for record in list(self.twochat.records)]
-                drained = max(sends, default=0.0) + read_within(per_minute, busy=False)
+                drained = max(sends, default=0.0) + read_within(per_minute, busy=True)
                 if time.monotonic() > min(cap, max(deadline, drained)):
                     raise
                 time.sleep(0.5)
