@@ -30,9 +30,10 @@ from bot.core.budget import (
     DEFAULT_BURST,
     WINDOW_SECONDS,
     BudgetRule,
-    Call,
     Grant,
+    Pace,
     Priority,
+    cap_of,
     wait_needed,
 )
 from bot.core.model import POLL_FLOOR_SHARE, POLL_SHARE
@@ -64,15 +65,19 @@ class MemoryLedger:
 
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self._clock = clock
-        self._calls: deque[Call] = deque()
+        self._starts: deque[float] = deque()  # when the counted minute's calls started
+        self._pace = Pace()
 
     async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> Grant:
         now = self._clock()
-        while self._calls and now - self._calls[0][0] >= COUNTED_SECONDS:
-            self._calls.popleft()
-        wait = wait_needed(self._calls, now, priority, rule, floor=floor)
+        while self._starts and now - self._starts[0] >= COUNTED_SECONDS:
+            self._starts.popleft()
+        cap = cap_of(rule, priority, floor=floor)
+        cap_back = self._starts[-cap] if len(self._starts) >= cap else None
+        wait = wait_needed(now, rule, self._pace, cap_back)
         if wait <= 0:
-            self._calls.append((now, priority))
+            self._starts.append(now)
+            self._pace = self._pace.after_call(now, rule)
         return Grant(wait, rule.per_minute)
 
     async def learn(self, per_minute: int) -> None:

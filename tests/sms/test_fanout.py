@@ -148,12 +148,14 @@ async def test_set_rate_changes_the_pace() -> None:
     await pacer.acquire()
     assert fake.now == pytest.approx(1001.0)
 
-    pacer.set_rate(6)  # one start per 10 s, counting the starts made at the old pace
+    # One start per 10 s. The starts made at the old pace still count: the last one left a
+    # call owed, which the new pace pays off in 10 s (not the old 1 s).
+    pacer.set_rate(6)
     assert pacer.per_minute == 6
     await pacer.acquire()
-    assert fake.now == pytest.approx(1020.0, abs=1e-5)
+    assert fake.now == pytest.approx(1011.0, abs=1e-5)
     await pacer.acquire()
-    assert fake.now == pytest.approx(1030.0, abs=1e-5)
+    assert fake.now == pytest.approx(1021.0, abs=1e-5)
 
     pacer.set_rate(None)
     before = fake.now

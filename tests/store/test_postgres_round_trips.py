@@ -29,12 +29,14 @@ class ReadyCounter(TcpProxy):
     length that counts itself; the client's first message, the startup message, has no
     type byte: the PostgreSQL wire protocol, "Message Formats",
     https://www.postgresql.org/docs/current/protocol-message-formats.html), counting the
-    server's ReadyForQuery ('Z') messages and the client's Execute ('E') messages, one
-    for each statement run by the extended protocol (all of psycopg's)."""
+    server's ReadyForQuery ('Z') and DataRow ('D', one per row sent back) messages and the
+    client's Execute ('E') messages, one for each statement run by the extended protocol
+    (all of psycopg's)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         super().__init__(target_host, target_port)
         self.ready = 0
+        self.rows = 0
         self.executed = 0
 
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
@@ -57,6 +59,7 @@ class ReadyCounter(TcpProxy):
                     break
                 if from_server:
                     self.ready += kind == b"Z"
+                    self.rows += kind == b"D"
                 else:
                     self.executed += kind == b"E"
                 buffer = buffer[1 + length :]
@@ -158,6 +161,23 @@ def test_taking_a_2chat_call_from_the_shared_budget_runs_five_statements(
     before = proxy.executed
     assert postgres.take_twochat_call(Priority.SEND, rule, False).wait == 0
     assert proxy.executed - before == 5
+
+
+@pytest.mark.postgres
+def test_a_start_reads_one_row_however_many_calls_fill_the_minute(
+    store: tuple[PostgresStore, ReadyCounter],
+) -> None:
+    """The shared budget's cost does not grow with the rate: at 20,000 calls a minute a
+    start used to read the minute's whole log; it now reads the one row that holds the
+    limit, the count, the pace and the call its cap looks back to."""
+    postgres, proxy = store
+    rule = BudgetRule(per_minute=1_000_000, burst=1_000_000)
+    for _ in range(300):
+        assert postgres.take_twochat_call(Priority.SEND, rule, False).wait == 0
+    before, executed = proxy.rows, proxy.executed
+    assert postgres.take_twochat_call(Priority.SEND, rule, False).wait == 0
+    # Two rows: the lock's (void) answer, and the ledger's one.
+    assert (proxy.rows - before, proxy.executed - executed) == (2, 5)
 
 
 @pytest.mark.postgres

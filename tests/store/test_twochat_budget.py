@@ -3,9 +3,15 @@ grant starts from one log, so together they never pass the account's limit."""
 
 from __future__ import annotations
 
+import asyncio
+import random
+from datetime import timedelta
+from typing import Any
+
 import pytest
 
-from bot.core.budget import BudgetRule, Grant, Priority
+from bot.core.budget import COUNTED_SECONDS, BudgetRule, Grant, Priority, cap_of
+from bot.sms.budget import MemoryLedger
 from tests.store.helpers import Backend, FakeClock
 
 
@@ -59,3 +65,59 @@ def test_the_accounts_limit_read_by_one_store_paces_every_store_that_follows_it(
     assert grant.per_minute == 2 and grant.wait > 0  # two calls in the minute already
     policy = BudgetRule(per_minute=80, burst=5)
     assert first.take_twochat_call(Priority.SEND, policy, False) == Grant(0, 80)
+
+
+def _budget_walk(seed: int) -> list[tuple[float, Priority, BudgetRule, bool]]:
+    """A seeded run of starts asked for: moments (some at once, some apart, some a minute
+    apart), every priority, polls with and without their floor, and the limit and burst
+    changing now and then (a reloaded policy)."""
+    draw = random.Random(seed)
+    rule, now, asks = BudgetRule(per_minute=12, burst=3), 0.0, []
+    for _ in range(400):
+        if draw.random() < 0.03:
+            rule = BudgetRule(per_minute=draw.choice([1, 3, 12, 30, 80]), burst=draw.randint(1, 6))
+        now += draw.choice([0.0, 0.0, 0.001, draw.uniform(0, 3), draw.uniform(0, 70)])
+        priority = draw.choice(list(Priority))
+        asks.append((round(now, 6), priority, rule, draw.random() < 0.3))
+    return asks
+
+
+def _granted(asks: list[tuple[float, Priority, BudgetRule, bool]], take: Any) -> list[float]:
+    """The waits a ledger answers ``asks`` with, and each start it grants checked against
+    the minute's cap by the plain count of the starts granted before it."""
+    starts: list[float] = []
+    waits = []
+    for now, priority, rule, floor in asks:
+        wait = take(now, priority, rule, floor)
+        if wait <= 0:
+            starts.append(now)
+            counted = [at for at in starts if now - at < COUNTED_SECONDS]
+            assert len(counted) <= cap_of(rule, priority, floor=floor), (now, rule)
+        waits.append(round(wait, 3))
+    return waits
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_shared_budget_grants_what_a_lone_process_would_and_never_more_than_a_minute_holds(
+    backend: Backend, clock: FakeClock, seed: int
+) -> None:
+    """The database's ledger keeps two facts (the calls' numbers, the pace's debt), not the
+    minute's log: a seeded run with limit changes gets the same answers from it as from the
+    lone process's ledger, and no start puts more calls in a minute than its cap."""
+    asks = _budget_walk(seed)
+    store, began = backend.open(), clock.current
+
+    def shared(now: float, priority: Priority, rule: BudgetRule, floor: bool) -> float:
+        clock.current = began + timedelta(seconds=now)
+        return store.take_twochat_call(priority, rule, floor).wait
+
+    lone_now = [0.0]
+    lone = MemoryLedger(clock=lambda: lone_now[0])
+
+    def alone(now: float, priority: Priority, rule: BudgetRule, floor: bool) -> float:
+        lone_now[0] = now
+        return asyncio.run(lone.take(priority, rule, floor=floor)).wait
+
+    waits = _granted(asks, alone)
+    assert _granted(asks, shared) == waits
+    assert 0 < waits.count(0) < len(waits)  # the run both grants and refuses
