@@ -28,7 +28,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, cast
@@ -97,8 +97,10 @@ class ReplyRelay:
         *,
         holder: str | None = None,
         ladders: Ladders | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,  # tests: simulated time
     ) -> None:
         self._db, self._store = db, db.store
+        self._sleep = sleep
         self._policy_source = policy
         self._words = words
         self._reporter = reporter
@@ -125,7 +127,7 @@ class ReplyRelay:
                 if polling is not None:
                     await self.release()  # another process may poll at once
                 polling = None
-                await asyncio.sleep(POLICY_CHECK_SECONDS)
+                await self._sleep(POLICY_CHECK_SECONDS)
                 continue
             polling = interval
             try:
@@ -147,7 +149,7 @@ class ReplyRelay:
             if fast and self._ladders is not None:
                 await self._ladders.pause(delay)
             else:
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
         except (BridgeError, OSError) as exc:
             logger.warning("reply poller: wait between polls cut short: %s", exc)
 
