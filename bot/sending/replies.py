@@ -28,14 +28,14 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, cast
 
 from bot.core.model import START_WORDS, STOP_WORDS, Policy, Recipient, reply_keyword
 from bot.core.phone import mask
-from bot.errors import BridgeError
+from bot.errors import BridgeError, StoreError
 from bot.sending.escalation import Ladders
 from bot.sending.from_records import origin_of
 from bot.sending.inbound_tries import given_up_note, log_failure, next_try
@@ -52,7 +52,10 @@ LEASE_NAME = "reply-poller"
 CLOCK_SKEW = timedelta(minutes=2)
 # How often, at most, to ask 2Chat again for the channel list when a from-number is missing.
 CHANNELS_REFRESH_SECONDS = 300.0
+# The longest wait after failed polls: 2Chat failing (each call costs a credit), and only the
+# database failing (it costs none): acks and STOPs are read soon after the database is back.
 MAX_BACKOFF_SECONDS = 300.0
+DB_BACKOFF_SECONDS = 10.0
 # While replies are off, how often the poller looks whether a reloaded policy turned them on.
 POLICY_CHECK_SECONDS = 1.0
 
@@ -97,8 +100,10 @@ class ReplyRelay:
         *,
         holder: str | None = None,
         ladders: Ladders | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,  # tests: simulated time
     ) -> None:
         self._db, self._store = db, db.store
+        self._sleep = sleep
         self._policy_source = policy
         self._words = words
         self._reporter = reporter
@@ -116,8 +121,8 @@ class ReplyRelay:
     # ------------------------------------------------------------------ the loop
     async def run_forever(self) -> None:
         """Poll every ``replies.poll_interval`` of the policy in force (a reload turns polling
-        on, off or to another pace), backing off while 2Chat or the database fail."""
-        failures = 0
+        on, off or to another pace), backing off while 2Chat fails, briefly if the database does."""
+        failures, cap = 0, MAX_BACKOFF_SECONDS
         polling: float | None = None
         while True:
             interval = self._interval(polling)
@@ -125,7 +130,7 @@ class ReplyRelay:
                 if polling is not None:
                     await self.release()  # another process may poll at once
                 polling = None
-                await asyncio.sleep(POLICY_CHECK_SECONDS)
+                await self._sleep(POLICY_CHECK_SECONDS)
                 continue
             polling = interval
             try:
@@ -134,10 +139,12 @@ class ReplyRelay:
             except (BridgeError, OSError) as exc:
                 failures += 1
                 logger.warning("reply poll failed (%d in a row): %s", failures, exc)
+                cap = DB_BACKOFF_SECONDS if isinstance(exc, StoreError) else MAX_BACKOFF_SECONDS
             except Exception:  # a bug must not stop replies for good: log it, keep polling
                 failures += 1
                 logger.exception("reply poll failed unexpectedly (%d in a row)", failures)
-            delay = min(interval * 2 ** min(failures, 10), max(interval, MAX_BACKOFF_SECONDS))
+                cap = MAX_BACKOFF_SECONDS
+            delay = min(interval * 2 ** min(failures, 10), max(interval, cap))
             await self._wait(delay, fast=failures == 0)
 
     async def _wait(self, delay: float, *, fast: bool) -> None:
@@ -147,7 +154,7 @@ class ReplyRelay:
             if fast and self._ladders is not None:
                 await self._ladders.pause(delay)
             else:
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
         except (BridgeError, OSError) as exc:
             logger.warning("reply poller: wait between polls cut short: %s", exc)
 
