@@ -103,8 +103,8 @@ class StoreCalls:
 
     async def run(self, method: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``method(*args, **kwargs)`` on a store thread, in the caller's context (its
-        ``answer_within``); a store method marked ``grouped_as`` runs as its ``Grouped``
-        form, which may share a transaction with other calls."""
+        ``answer_within``); a store method that is a ``Grouped`` form run alone (``RunAlone``)
+        runs as that form, which may share a transaction with other calls."""
         form, store = getattr(method, "grouped_form", None), getattr(method, "__self__", None)
         if form is not None and store is not None:
             grouped: T = await self.call(form(store, *args, **kwargs))

@@ -15,12 +15,25 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from inspect import Signature, signature
+from types import MethodType
+from typing import (
+    Any,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Protocol,
+    Self,
+    TypeVar,
+    overload,
+    runtime_checkable,
+)
 
 from bot.store.tx import Tx
 
 T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S")
+P = ParamSpec("P")
 
 
 @dataclass
@@ -63,15 +76,37 @@ class Grouped(Generic[T]):
         return read()
 
 
-def grouped_as(form: Callable[..., Grouped[Any]]) -> Callable[[F], F]:
-    """Mark a store method as ``form`` (a method taking the same arguments) run alone, so
-    that the store's threads may run ``form`` in its stead, grouped with others."""
+class RunAlone(Generic[S, P, T]):
+    """A store method that is its grouped form run alone, in a transaction of its own, so
+    that the form's parameters are written once: ``claim_send = RunAlone(claiming)``. Bound
+    to a store, it carries the form as ``grouped_form``: the store's threads
+    (``StoreCalls.run``) run the form in its stead, grouped with other calls."""
 
-    def mark(method: F) -> F:
-        setattr(method, "grouped_form", form)  # noqa: B010 (a function's attribute)
-        return method
+    def __init__(self, form: Callable[Concatenate[S, P], Grouped[T]]) -> None:
+        def alone(store: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            return form(store, *args, **kwargs)()
 
-    return mark
+        alone.__doc__, alone.__module__ = form.__doc__, form.__module__
+        # Functions' attributes: the mark, and for ``help`` the form's parameters.
+        setattr(alone, "grouped_form", form)  # noqa: B010
+        shown = signature(form).replace(return_annotation=Signature.empty)
+        setattr(alone, "__signature__", shown)  # noqa: B010
+        self._alone = alone
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        """Name the method as it is named in its class (for tracebacks and ``help``)."""
+        self._alone.__name__, self._alone.__qualname__ = name, f"{owner.__qualname__}.{name}"
+
+    @overload
+    def __get__(self, store: None, owner: type | None = None) -> Self: ...
+
+    @overload
+    def __get__(self, store: S, owner: type | None = None) -> Callable[P, T]: ...
+
+    def __get__(self, store: S | None, owner: type | None = None) -> Self | Callable[P, T]:
+        # A bound method, as ``def`` gives: ``__self__`` is the store, and the function's
+        # ``grouped_form`` shows through it.
+        return self if store is None else MethodType(self._alone, store)
 
 
 def each_alone(calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from bot.store.batch import Grouped, grouped_as
+from bot.store.batch import Grouped, RunAlone
 from bot.store.core import StoreCore
 from bot.store.leases import request_lease
 from bot.store.records import StoredRequest
@@ -33,7 +33,8 @@ class ReportQueries(StoreCore):
         self._upsert(request_id, "report_pending", 1 if pending else 0)
 
     def landing(self, request_id: str, holder: str) -> Grouped[None]:
-        """``report_landed`` as a call that may share its transaction with others'."""
+        """The outcome reached the thread: no longer owed, and ``holder`` gives up the
+        request's lease in the same round trip."""
 
         def queue(tx: Tx) -> Callable[[], None]:
             tx.along(
@@ -45,11 +46,7 @@ class ReportQueries(StoreCore):
 
         return self._grouped(queue)
 
-    @grouped_as(landing)
-    def report_landed(self, request_id: str, holder: str) -> None:
-        """The outcome reached the thread: no longer owed, and ``holder`` gives up the
-        request's lease in the same round trip."""
-        self.landing(request_id, holder)()
+    report_landed = RunAlone(landing)
 
     def report_owed(self, request_id: str) -> bool:
         """Whether the request's outcome has still not reached its thread."""

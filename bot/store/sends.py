@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.store.batch import Grouped, grouped_as
+from bot.store.batch import Grouped, RunAlone
 from bot.store.core import StoreCore
 from bot.store.records import SendRecord, SendState
 from bot.store.reports import report_owed_if_completed_in
@@ -40,7 +40,9 @@ class SendQueries(StoreCore):
         return found[-1] if found else None
 
     def claiming(self, send_id: int, *, thread: Thread | None = None) -> Grouped[bool]:
-        """``claim_send`` as a call that may share its transaction with others'."""
+        """queued -> sending, recorded BEFORE 2Chat is called: a crash leaves it visible.
+        ``thread`` (request id, channel, ts) stores where the request was posted in the
+        same round trip (a delivery's first claim carries it)."""
 
         def queue(tx: Tx) -> Callable[[], bool]:
             claimed = _claim_in(tx, send_id, thread, self._now())
@@ -48,12 +50,8 @@ class SendQueries(StoreCore):
 
         return self._grouped(queue)
 
-    @grouped_as(claiming)
-    def claim_send(self, send_id: int, *, thread: Thread | None = None) -> bool:
-        """queued -> sending, recorded BEFORE 2Chat is called: a crash leaves it visible.
-        ``thread`` (request id, channel, ts) stores where the request was posted in the
-        same round trip (a delivery's first claim carries it)."""
-        return self.claiming(send_id, thread=thread)()
+    # Each form's plain method: the form run alone, in a transaction of its own.
+    claim_send = RunAlone(claiming)
 
     def touch_send(self, send_id: int) -> bool:
         """Renew a sending claim before another attempt (a retry after a 429 or a refused
@@ -80,7 +78,10 @@ class SendQueries(StoreCore):
         error: str | None = None,
         unknown: bool = False,
     ) -> Grouped[bool]:
-        """``finish_send`` as a call that may share its transaction with others'."""
+        """sending -> sent (with 2Chat's message_id), failed (error) or unknown (unknown=True).
+
+        A success also replaces "unknown": a sweeper may have given up on a call that was
+        still running, and 2Chat's message id is better news than a guess."""
         outcome = _outcome(message_id, error, unknown)
 
         def queue(tx: Tx) -> Callable[[], bool]:
@@ -89,20 +90,7 @@ class SendQueries(StoreCore):
 
         return self._grouped(queue)
 
-    @grouped_as(finishing)
-    def finish_send(
-        self,
-        send_id: int,
-        *,
-        message_id: str | None = None,
-        error: str | None = None,
-        unknown: bool = False,
-    ) -> bool:
-        """sending -> sent (with 2Chat's message_id), failed (error) or unknown (unknown=True).
-
-        A success also replaces "unknown": a sweeper may have given up on a call that was
-        still running, and 2Chat's message id is better news than a guess."""
-        return self.finishing(send_id, message_id=message_id, error=error, unknown=unknown)()
+    finish_send = RunAlone(finishing)
 
     def finishing_last(
         self,
@@ -113,7 +101,12 @@ class SendQueries(StoreCore):
         error: str | None = None,
         unknown: bool = False,
     ) -> Grouped[tuple[bool, bool]]:
-        """``finish_last_send`` as a call that may share its transaction with others'."""
+        """``finish_send`` for what should be its request's last send, in the same round trip
+        completing the request (if nothing is left to send) and marking its outcome owed to
+        the thread: a process that dies before it posts the outcome leaves it to the sweeper,
+        which takes it once ``lease`` (request id, holder), still held, lapses.
+        (finished this send, completed the request). One statement and one round trip on
+        PostgreSQL, three statements on SQLite."""
         request_id, _ = lease
         outcome = _outcome(message_id, error, unknown)
 
@@ -129,25 +122,7 @@ class SendQueries(StoreCore):
 
         return self._grouped(queue)
 
-    @grouped_as(finishing_last)
-    def finish_last_send(
-        self,
-        send_id: int,
-        lease: Lease,
-        *,
-        message_id: str | None = None,
-        error: str | None = None,
-        unknown: bool = False,
-    ) -> tuple[bool, bool]:
-        """``finish_send`` for what should be its request's last send, in the same round trip
-        completing the request (if nothing is left to send) and marking its outcome owed to
-        the thread: a process that dies before it posts the outcome leaves it to the sweeper,
-        which takes it once ``lease`` (request id, holder), still held, lapses.
-        (finished this send, completed the request). One statement and one round trip on
-        PostgreSQL, three statements on SQLite."""
-        return self.finishing_last(
-            send_id, lease, message_id=message_id, error=error, unknown=unknown
-        )()
+    finish_last_send = RunAlone(finishing_last)
 
     def retry_send(self, send_id: int, attempts: int | None = None) -> bool:
         """unknown|failed -> queued, for a person's explicit Retry; the old outcome is cleared.

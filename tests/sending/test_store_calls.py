@@ -99,8 +99,8 @@ async def test_postgres_calls_run_side_by_side(postgres_url: str) -> None:
 
 
 async def test_where_only_grouped_calls_share_a_batch_every_other_call_runs_alone() -> None:
-    """PostgreSQL's way: a store method marked ``grouped_as`` (a claim, a finish, an
-    outcome landed) goes to the threads as its ``Grouped`` form, and queued ones are taken
+    """PostgreSQL's way: a store method that is a ``Grouped`` form run alone (a claim, a
+    finish, an outcome landed) goes to the threads as that form, and queued ones are taken
     together; any other call, and one a Slack answer waits on, is taken on its own."""
     store = SqliteStore(":memory:")  # only its methods are queued: nothing runs them
     batches: list[list[str]] = []

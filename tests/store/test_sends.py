@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import timedelta
 
 import pytest
 
 from bot.store import Store
+from bot.store.sends import SendQueries
 from tests.store.helpers import Backend, FakeClock, drive_to, race
 
 
@@ -19,6 +21,19 @@ def test_eight_concurrent_claims_have_one_winner(backend: Backend) -> None:
     claimed = stores[0].get_send(send.id)
     assert claimed is not None
     assert (claimed.state, claimed.attempts) == ("sending", 1)
+
+
+def test_a_plain_claim_is_its_grouped_form_run_alone(store: Store) -> None:
+    """``claim_send`` is ``claiming`` run alone (``RunAlone``): the same parameters, as
+    ``help`` shows them, and the form for the store's threads to group with others."""
+    request = drive_to(store, "sending")
+    sent = store.sends(request.id)[0]
+    claim = store.claim_send
+    assert claim.__self__ is store  # type: ignore[attr-defined]
+    assert claim.grouped_form is SendQueries.claiming  # type: ignore[attr-defined]
+    assert str(inspect.signature(claim)) == str(inspect.signature(store.claiming)).split(" ->")[0]
+    assert claim(sent.id)
+    assert not claim(sent.id)
 
 
 def test_finish_send_only_from_sending(store: Store, clock: FakeClock) -> None:
