@@ -238,13 +238,16 @@ def _finish_last_folded(
     finished, requests completed). Its parts all see the tables as they were before it, so
     the completion counts this send as done when the finish changed it, and the outcome is
     owed exactly when this statement completed the request. Rows are changed in SQLite's
-    order: the send, the request, its report."""
+    order: the send, the request, its report. The request's state is tested as ``(state =
+    'sending') IS TRUE``, which no index serves: on a table not yet analysed (a new
+    deployment's first minutes) the planner otherwise ties the primary key with the state
+    index and may read every request in flight to find this one."""
     assignments, values, from_states = outcome
     return tx.later(
         f"WITH finished AS (UPDATE sends SET {assignments} "
         f"WHERE id = ? AND state IN ({placeholders(len(from_states))}) RETURNING id), "
         "completed AS (UPDATE requests SET state = 'completed', updated_at = ? "
-        "WHERE id = ? AND state = 'sending' AND NOT EXISTS (SELECT 1 FROM sends "
+        "WHERE id = ? AND (state = 'sending') IS TRUE AND NOT EXISTS (SELECT 1 FROM sends "
         "WHERE request_id = ? AND state IN ('queued', 'sending') "
         "AND id NOT IN (SELECT id FROM finished)) RETURNING id), "
         "owed AS (INSERT INTO request_reports (request_id, report_pending, updated_at) "
