@@ -174,8 +174,8 @@ def twochat_budget(
     unlimited in a dry run, which calls no 2Chat. Without the policy's limit, the account's:
     the lowest plan's until 2Chat is asked, and 2Chat's 429s and 402s ``relearn`` it."""
 
-    async def take_shared(priority: Priority, rule: BudgetRule, floor: bool) -> Grant:
-        return await db(db.store.take_twochat_call, priority, rule, floor)
+    async def take_shared(priority: Priority, rule: BudgetRule, floor: bool, wanted: int) -> Grant:
+        return await db(db.store.take_twochat_call, priority, rule, floor, wanted)
 
     async def learn_shared(per_minute: int) -> None:
         await db(db.store.learn_twochat_limit, per_minute)

@@ -18,6 +18,7 @@ read while it goes out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
@@ -89,11 +90,13 @@ class BudgetRule:
 
 
 class Grant(NamedTuple):
-    """A ledger's answer: seconds to wait (0: the call was recorded and may start), and the
-    limit it was judged by (another process's newer reading of the account's, perhaps)."""
+    """A ledger's answer: seconds to wait (0: the calls were recorded and may start), the
+    limit it was judged by (another process's newer reading of the account's, perhaps), and
+    how many starts it recorded (up to the number asked for; 0 while there is a wait)."""
 
     wait: float
     per_minute: int
+    starts: int = 1
 
 
 class Pace(NamedTuple):
@@ -108,9 +111,9 @@ class Pace(NamedTuple):
         """The debt left at ``now`` (a clock that went back pays nothing off)."""
         return max(0.0, self.owed - max(0.0, now - self.at) / rule.spacing)
 
-    def after_call(self, now: float, rule: BudgetRule) -> Pace:
-        """The pace once one more call starts at ``now``."""
-        return Pace(self.owed_at(now, rule) + 1, now)
+    def after_calls(self, now: float, rule: BudgetRule, count: int) -> Pace:
+        """The pace once ``count`` more calls start at ``now``."""
+        return Pace(self.owed_at(now, rule) + count, now)
 
 
 def cap_of(rule: BudgetRule, priority: Priority, *, floor: bool) -> int:
@@ -121,14 +124,26 @@ def cap_of(rule: BudgetRule, priority: Priority, *, floor: bool) -> int:
     return rule.per_minute if priority <= Priority.SEND or floor else rule.spare
 
 
-def wait_needed(now: float, rule: BudgetRule, pace: Pace, cap_back: float | None) -> float:
-    """Seconds until a call may start at ``now`` (0: now). ``cap_back``: when the call
-    ``cap_of`` calls back started (None: fewer calls were made), since the minute may hold
-    no more than that many; ``pace``: the even pace's state. Both are O(1) to keep, whatever
-    the rate: a ledger remembers the count of calls and each call's time by its number."""
-    wait = 0.0
-    if cap_back is not None and now - cap_back < COUNTED_SECONDS:
-        # That call must leave the counted minute before another may begin.
-        wait = max(COUNTED_SECONDS - (now - cap_back), 1e-6)
+def starts_now(
+    now: float, rule: BudgetRule, pace: Pace, backs: Sequence[float | None]
+) -> tuple[float, int]:
+    """How many calls may start at ``now``, and if none, how long until one may: (0, n)
+    or (wait, 0). ``backs``: when the calls ``cap_of`` back, then the ones after it, started
+    (None: fewer calls were made), one for each call wanted. The minute may hold no more
+    than the cap, and the even pace no more than a full bucket at once. Both are O(1) to
+    keep, whatever the rate: a ledger remembers the count of calls and each call's time by
+    its number, and the pace as a debt. Several starts at once let the texts queued in a
+    burst share one look at a shared ledger."""
+    owed = pace.owed_at(now, rule)
     tolerance = min(rule.burst, rule.per_minute) - 1  # calls a full bucket holds beyond one
-    return max(wait, (pace.owed_at(now, rule) - tolerance) * rule.spacing)
+    granted = 0
+    for back in backs:
+        if back is not None and now - back < COUNTED_SECONDS:
+            # That call must leave the counted minute before another may begin.
+            wait = max(COUNTED_SECONDS - (now - back), 1e-6)
+        else:
+            wait = (owed + granted - tolerance) * rule.spacing
+        if wait > 0:
+            return (0.0, granted) if granted else (wait, 0)
+        granted += 1
+    return 0.0, granted

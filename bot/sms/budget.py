@@ -34,7 +34,7 @@ from bot.core.budget import (
     Pace,
     Priority,
     cap_of,
-    wait_needed,
+    starts_now,
 )
 from bot.core.model import POLL_FLOOR_SHARE, POLL_SHARE
 from bot.errors import BridgeError
@@ -44,6 +44,7 @@ __all__ = ["WINDOW_SECONDS", "Ledger", "MemoryLedger", "Priority", "RatePacer", 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+Ticket = tuple[Priority, int]  # a waiter: its priority, then its place in the order of arrival
 Sleep = Callable[[float], Awaitable[object]]
 
 # The longest pause after 429s without a Retry-After: 2Chat's window is a minute.
@@ -53,8 +54,11 @@ MAX_HOLD_SECONDS = WINDOW_SECONDS
 class Ledger(Protocol):
     """The log of calls the budget is counted on, and the account's limit as last read."""
 
-    async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> Grant:
-        """Record a call and answer a wait of 0 if one may start now; else how long to wait."""
+    async def take(
+        self, priority: Priority, rule: BudgetRule, *, floor: bool, wanted: int = 1
+    ) -> Grant:
+        """Record up to ``wanted`` calls that may start now (a wait of 0); else say how long
+        to wait."""
 
     async def learn(self, per_minute: int) -> None:
         """Keep the account's limit as 2Chat just reported it."""
@@ -68,17 +72,25 @@ class MemoryLedger:
         self._starts: deque[float] = deque()  # when the counted minute's calls started
         self._pace = Pace()
 
-    async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> Grant:
+    async def take(
+        self, priority: Priority, rule: BudgetRule, *, floor: bool, wanted: int = 1
+    ) -> Grant:
         now = self._clock()
-        while self._starts and now - self._starts[0] >= COUNTED_SECONDS:
-            self._starts.popleft()
+        starts = self._starts
+        while starts and now - starts[0] >= COUNTED_SECONDS:
+            starts.popleft()
         cap = cap_of(rule, priority, floor=floor)
-        cap_back = self._starts[-cap] if len(self._starts) >= cap else None
-        wait = wait_needed(now, rule, self._pace, cap_back)
-        if wait <= 0:
-            self._starts.append(now)
-            self._pace = self._pace.after_call(now, rule)
-        return Grant(wait, rule.per_minute)
+        # The calls cap back and after, by their place from the end: past the end, one of
+        # the calls asked for now; before the start, none (fewer were made).
+        backs = [
+            now if back <= 0 else starts[-back] if back <= len(starts) else None
+            for back in range(cap, cap - wanted, -1)
+        ]
+        wait, granted = starts_now(now, rule, self._pace, backs)
+        if granted:
+            starts.extend([now] * granted)
+            self._pace = self._pace.after_calls(now, rule, granted)
+        return Grant(wait, rule.per_minute, granted)
 
     async def learn(self, per_minute: int) -> None:
         """Nothing to share: the pacer holds the limit this process read."""
@@ -92,7 +104,7 @@ class SharedLedger:
 
     def __init__(
         self,
-        take: Callable[[Priority, BudgetRule, bool], Awaitable[Grant]],
+        take: Callable[[Priority, BudgetRule, bool, int], Awaitable[Grant]],
         learn: Callable[[int], Awaitable[None]],
         clock: Clock = time.monotonic,
     ) -> None:
@@ -100,12 +112,14 @@ class SharedLedger:
         self._learn = learn
         self._alone = MemoryLedger(clock)
 
-    async def take(self, priority: Priority, rule: BudgetRule, *, floor: bool) -> Grant:
+    async def take(
+        self, priority: Priority, rule: BudgetRule, *, floor: bool, wanted: int = 1
+    ) -> Grant:
         try:
-            return await self._take(priority, rule, floor)
+            return await self._take(priority, rule, floor, wanted)
         except BridgeError as exc:
             logger.warning("2Chat budget: the database did not answer, pacing alone: %s", exc)
-            return await self._alone.take(priority, rule, floor=floor)
+            return await self._alone.take(priority, rule, floor=floor, wanted=wanted)
 
     async def learn(self, per_minute: int) -> None:
         try:
@@ -143,17 +157,18 @@ class RatePacer:
         self._shape = BudgetRule(1, burst, spare_share, floor_share)  # checks them now
         self._rule: BudgetRule | None = None
         self._changed = asyncio.Event()  # set when the limit changes: every waiter re-checks
-        self._turns: dict[tuple[Priority, int], asyncio.Event] = {}  # each waiter's own wake-up
+        self._turns: dict[Ticket, asyncio.Event] = {}  # each waiter's own wake-up
+        self._handed: set[Ticket] = set()  # waiters whose start the head took for them
         self.set_rate(per_minute, from_account=from_account)
         self._clock = clock
         self._sleep = sleep
         self._ledger = ledger or MemoryLedger(clock)
-        self._queue: list[tuple[Priority, int]] = []
+        self._queue: list[Ticket] = []
         self._order = itertools.count()
         self._lock = asyncio.Lock()
         self._held_until = 0.0
         self._floor_at = float("-inf")  # when a poll last went ahead of waiting texts
-        self._last_head: tuple[Priority, int] | None = None
+        self._last_head: Ticket | None = None
         self._refusals = 0
         self._relearn = relearn
 
@@ -220,6 +235,9 @@ class RatePacer:
             while self._rule is not None:
                 rule = self._rule
                 turn.clear()  # a change from here on wakes this waiter's pause at once
+                if ticket in self._handed:  # the head took this waiter's start with its own
+                    self._handed.discard(ticket)
+                    return
                 wait: float | None = None
                 head = self._head(rule)
                 if head != self._last_head:  # the floor freed up or filled: tell the new head
@@ -235,12 +253,21 @@ class RatePacer:
                         floor = self._queue[0] != ticket or (
                             priority == Priority.POLL and self._floor_wait(rule) <= 0
                         )
+                        # Texts queued behind a text at the head start with it, in one look
+                        # at the ledger, as far as the pace allows.
+                        wanted = 1 if floor else 1 + len(self._texts_behind(rule, ticket))
                         async with self._lock:
-                            wait, per_minute = await self._ledger.take(priority, rule, floor=floor)
+                            if ticket in self._handed:  # while it waited for the lock
+                                self._handed.discard(ticket)
+                                return
+                            wait, per_minute, starts = await self._ledger.take(
+                                priority, rule, floor=floor, wanted=wanted
+                            )
                         self._follow(rule, per_minute)
                         if wait <= 0:
                             if floor:
                                 self._floor_at = self._clock()
+                            self._hand_on(ticket, starts - 1, rule)
                             return
                         if priority == Priority.POLL and not floor:  # until its floor comes
                             wait = min(wait, self._floor_wait(rule))
@@ -248,7 +275,24 @@ class RatePacer:
         finally:
             self._queue.remove(ticket)
             del self._turns[ticket]
+            self._handed.discard(ticket)
             self._wake()
+
+    def _texts_behind(self, rule: BudgetRule, ticket: Ticket) -> list[Ticket]:
+        """The texts waiting behind ``ticket`` (a text at the head) that may start with it:
+        first come first, not already handed a start, no more than a full bucket."""
+        if ticket[0] > Priority.SEND:
+            return []
+        texts = bisect.bisect_left(self._queue, (Priority.POLL, -1))
+        behind = (t for t in self._queue[:texts] if t != ticket and t not in self._handed)
+        return list(itertools.islice(behind, min(rule.burst, rule.per_minute) - 1))
+
+    def _hand_on(self, ticket: Ticket, starts: int, rule: BudgetRule) -> None:
+        """Give ``starts`` more starts the ledger granted with ``ticket``'s to the texts
+        behind it (a waiter gone meanwhile leaves its start unused: counted, never overrun)."""
+        for behind in self._texts_behind(rule, ticket)[: max(starts, 0)]:
+            self._handed.add(behind)
+            self._turns[behind].set()
 
     def _follow(self, rule: BudgetRule, per_minute: int) -> None:
         """Pace by the account's limit as another process read it, unless the policy
@@ -259,7 +303,7 @@ class RatePacer:
                 "pacing 2Chat calls under %d per minute, as another process read it", per_minute
             )
 
-    def _head(self, rule: BudgetRule) -> tuple[Priority, int]:
+    def _head(self, rule: BudgetRule) -> Ticket:
         """Who asks for the next start: the most urgent waiter, except that while texts
         wait, the first poll goes ahead of them once every ``floor_spacing`` (only the
         process holding the poller lease polls, so its own floor is the deployment's)."""
@@ -271,7 +315,7 @@ class RatePacer:
             return first
         return poll if self._floor_wait(rule) <= 0 else first
 
-    def _polls(self) -> Iterator[tuple[Priority, int]]:
+    def _polls(self) -> Iterator[Ticket]:
         """The waiting polls, first come first. The queue is sorted, so they are found by
         bisection: a scan of every waiting text at every change cost a long queue its
         square."""

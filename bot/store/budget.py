@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core.budget import COUNTED_SECONDS, BudgetRule, Grant, Pace, Priority, cap_of, wait_needed
+from bot.core.budget import COUNTED_SECONDS, BudgetRule, Grant, Pace, Priority, cap_of, starts_now
 from bot.store.core import StoreCore
 from bot.store.tx import Tx, from_db_time
 
@@ -21,37 +21,48 @@ PURGE_EVERY = 64
 class BudgetQueries(StoreCore):
     """Starts of 2Chat calls, granted under one lock so processes never overspend together."""
 
-    def take_twochat_call(self, priority: Priority, rule: BudgetRule, floor: bool) -> Grant:
-        """Record a call of ``priority`` if it may start now (a wait of 0), else say how
-        long to wait (see ``bot.core.budget.wait_needed``). A rule that follows the account
-        is judged by the limit last read from 2Chat by any process, which the grant names.
-        One read whatever the rate: the limit, the count, the pace and the one call the cap
-        looks back to (looked up again only when another process read a new limit)."""
+    def take_twochat_call(
+        self, priority: Priority, rule: BudgetRule, floor: bool, wanted: int = 1
+    ) -> Grant:
+        """Record up to ``wanted`` calls of ``priority`` that may start now (a wait of 0),
+        else say how long to wait (see ``bot.core.budget.starts_now``). A rule that follows
+        the account is judged by the limit last read from 2Chat by any process, which the
+        grant names. One read whatever the rate: the limit, the count, the pace and the
+        calls the cap looks back to (read again only when another process read a new limit)."""
         with self._transaction(write=True, locks=[BUDGET_LOCK]) as tx:
             now = self._now()
             cap = cap_of(rule, priority, floor=floor)
-            # The call looked back to comes by a subquery on its primary key: as a join,
-            # the planner may hash the whole log.
-            row = tx.one(
-                "SELECT per_minute, calls_made, owed, owed_at, "
-                "(SELECT at FROM twochat_calls WHERE seq = calls_made - ?) "
-                "FROM twochat_limit WHERE id = 1",
-                (cap - 1,),
+            rows = tx.rows(
+                "SELECT l.per_minute, l.calls_made, l.owed, l.owed_at, c.seq, c.at "
+                "FROM twochat_limit l LEFT JOIN twochat_calls c "
+                "ON c.seq BETWEEN l.calls_made - ? AND l.calls_made - ? WHERE l.id = 1",
+                (cap - 1, cap - wanted),
             )
-            assert row is not None, "schema 9 inserts the one limit row"
-            learned, made, owed, owed_at, cap_at = row
+            learned, made, owed, owed_at = rows[0][:4]
+            looked_up = {seq: at for *_, seq, at in rows if seq is not None}
             if rule.from_account and learned is not None and learned != rule.per_minute:
                 rule = replace(rule, per_minute=int(learned))
                 if cap_of(rule, priority, floor=floor) != cap:
                     cap = cap_of(rule, priority, floor=floor)
-                    found = tx.one("SELECT at FROM twochat_calls WHERE seq = ?", (made - cap + 1,))
-                    cap_at = found[0] if found else None
+                    looked_up = dict(
+                        tx.rows(
+                            "SELECT seq, at FROM twochat_calls WHERE seq BETWEEN ? AND ?",
+                            (made - cap + 1, made - cap + wanted),
+                        )
+                    )
+            moment = now.timestamp()
+            # Call ``made - cap + 1`` and the ones after, one for each start wanted: past
+            # ``made``, one of the calls asked for now.
+            backs = [
+                moment if number > made else _seconds(looked_up.get(number))
+                for number in range(made - cap + 1, made - cap + 1 + wanted)
+            ]
             paid_at = _seconds(owed_at)
             pace = Pace() if paid_at is None else Pace(float(owed), paid_at)
-            wait = wait_needed(now.timestamp(), rule, pace, _seconds(cap_at))
-            if wait <= 0:
-                _record_call(tx, int(made) + 1, now, pace.after_call(now.timestamp(), rule))
-            return Grant(wait, rule.per_minute)
+            wait, granted = starts_now(moment, rule, pace, backs)
+            if granted:
+                _record_calls(tx, int(made), granted, now, pace.after_calls(moment, rule, granted))
+            return Grant(wait, rule.per_minute, granted)
 
     def learn_twochat_limit(self, per_minute: int) -> None:
         """Keep the account's limit as 2Chat just reported it, for every process to pace by."""
@@ -62,15 +73,19 @@ class BudgetQueries(StoreCore):
             )
 
 
-def _record_call(tx: Tx, number: int, now: datetime, pace: Pace) -> None:
-    """Log call ``number`` and the pace after it: writes nothing reads back in this
-    transaction, so a pipelining backend sends them with the commit."""
-    if number % PURGE_EVERY == 0:
+def _record_calls(tx: Tx, made: int, count: int, now: datetime, pace: Pace) -> None:
+    """Log ``count`` calls after call ``made``, and the pace after them: writes nothing
+    reads back in this transaction, so a pipelining backend sends them with the commit."""
+    last = made + count
+    if last // PURGE_EVERY != made // PURGE_EVERY:
         tx.along("DELETE FROM twochat_calls WHERE at <= ?", (now - _WINDOW,))
-    tx.along("INSERT INTO twochat_calls (seq, at) VALUES (?, ?)", (number, now))
+    tx.along(
+        f"INSERT INTO twochat_calls (seq, at) VALUES {', '.join(['(?, ?)'] * count)}",
+        [value for number in range(made + 1, last + 1) for value in (number, now)],
+    )
     tx.along(
         "UPDATE twochat_limit SET calls_made = ?, owed = ?, owed_at = ? WHERE id = 1",
-        (number, pace.owed, now),
+        (last, pace.owed, now),
     )
 
 

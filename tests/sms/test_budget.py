@@ -17,7 +17,7 @@ import pytest
 
 from bot.core.budget import BudgetRule, Grant
 from bot.errors import StoreError, TwoChatError
-from bot.sms.budget import WINDOW_SECONDS, Priority, RatePacer, SharedLedger
+from bot.sms.budget import WINDOW_SECONDS, MemoryLedger, Priority, RatePacer, SharedLedger
 from bot.sms.fanout import RetryPolicy, fan_out
 
 CAP = 60
@@ -166,7 +166,7 @@ def test_a_shared_budget_paces_alone_while_its_database_is_down() -> None:
     """A database outage must not stop texts: the process keeps its own log meanwhile."""
     time = SimulatedTime()
 
-    async def down(priority: Priority, rule: BudgetRule, floor: bool) -> Grant:
+    async def down(priority: Priority, rule: BudgetRule, floor: bool, wanted: int) -> Grant:
         raise StoreError("the database is unreachable")
 
     async def not_kept(per_minute: int) -> None:
@@ -228,3 +228,38 @@ def test_polls_never_wait_longer_than_their_floor_even_just_after_a_page() -> No
     spacing = rule.floor_spacing + rule.spacing  # a text already starting goes first
     gaps = [later - earlier for earlier, later in itertools.pairwise(polls)]
     assert max(gaps) <= spacing + 0.01, f"polls waited {max(gaps):.1f}s (at most {spacing}s)"
+
+
+def test_texts_queued_behind_the_head_start_with_it_in_one_look_at_the_ledger() -> None:
+    """Each look at a shared ledger is a database transaction under one lock, one at a time:
+    a text at the head takes starts for the texts queued behind it too, as many as the pace
+    allows (a full bucket), and they start in their order of arrival."""
+    time, texts = SimulatedTime(), 20
+    alone = MemoryLedger(time.clock)
+    looks: list[int] = []
+
+    async def take(priority: Priority, rule: BudgetRule, floor: bool, wanted: int) -> Grant:
+        looks.append(wanted)
+        await time.sleep(0.001)  # the database's round trip
+        return await alone.take(priority, rule, floor=floor, wanted=wanted)
+
+    async def kept(per_minute: int) -> None:
+        """Nothing to share in this test."""
+
+    ledger = SharedLedger(take, kept, time.clock)
+    pacer = RatePacer(1_000_000, burst=5, clock=time.clock, sleep=time.sleep, ledger=ledger)
+
+    async def queue_of_texts() -> list[int]:
+        driver = asyncio.create_task(time.drive())
+        started: list[int] = []
+
+        async def text(index: int) -> None:
+            await pacer.acquire(Priority.SEND)
+            started.append(index)
+
+        await asyncio.gather(*(text(index) for index in range(texts)))
+        driver.cancel()
+        return started
+
+    assert asyncio.run(queue_of_texts()) == list(range(texts))
+    assert len(looks) <= texts // 5 + 1 and max(looks) == 5, looks

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -67,10 +68,11 @@ def test_the_accounts_limit_read_by_one_store_paces_every_store_that_follows_it(
     assert first.take_twochat_call(Priority.SEND, policy, False) == Grant(0, 80)
 
 
-def _budget_walk(seed: int) -> list[tuple[float, Priority, BudgetRule, bool]]:
+def _budget_walk(seed: int) -> list[tuple[float, Priority, BudgetRule, bool, int]]:
     """A seeded run of starts asked for: moments (some at once, some apart, some a minute
-    apart), every priority, polls with and without their floor, and the limit and burst
-    changing now and then (a reloaded policy)."""
+    apart), every priority, polls with and without their floor, one start or several (texts
+    queued behind the head), and the limit and burst changing now and then (a reloaded
+    policy)."""
     draw = random.Random(seed)
     rule, now, asks = BudgetRule(per_minute=12, burst=3), 0.0, []
     for _ in range(400):
@@ -78,23 +80,27 @@ def _budget_walk(seed: int) -> list[tuple[float, Priority, BudgetRule, bool]]:
             rule = BudgetRule(per_minute=draw.choice([1, 3, 12, 30, 80]), burst=draw.randint(1, 6))
         now += draw.choice([0.0, 0.0, 0.001, draw.uniform(0, 3), draw.uniform(0, 70)])
         priority = draw.choice(list(Priority))
-        asks.append((round(now, 6), priority, rule, draw.random() < 0.3))
+        wanted = draw.choice([1, 1, 2, 5]) if priority <= Priority.SEND else 1
+        asks.append((round(now, 6), priority, rule, draw.random() < 0.3, wanted))
     return asks
 
 
-def _granted(asks: list[tuple[float, Priority, BudgetRule, bool]], take: Any) -> list[float]:
-    """The waits a ledger answers ``asks`` with, and each start it grants checked against
-    the minute's cap by the plain count of the starts granted before it."""
+Take = Callable[[float, Priority, BudgetRule, bool, int], Grant]
+
+
+def _granted(asks: list[tuple[float, Priority, BudgetRule, bool, int]], take: Take) -> list[Any]:
+    """A ledger's answers to ``asks``, each batch of starts it grants checked against the
+    minute's cap by the plain count of the starts granted before it."""
     starts: list[float] = []
-    waits = []
-    for now, priority, rule, floor in asks:
-        wait = take(now, priority, rule, floor)
-        if wait <= 0:
-            starts.append(now)
-            counted = [at for at in starts if now - at < COUNTED_SECONDS]
-            assert len(counted) <= cap_of(rule, priority, floor=floor), (now, rule)
-        waits.append(round(wait, 3))
-    return waits
+    answers = []
+    for now, priority, rule, floor, wanted in asks:
+        wait, _, granted = take(now, priority, rule, floor, wanted)
+        assert (wait > 0) == (granted == 0) and granted <= wanted
+        starts.extend([now] * granted)
+        counted = [at for at in starts if now - at < COUNTED_SECONDS]
+        assert len(counted) <= cap_of(rule, priority, floor=floor) or not granted, (now, rule)
+        answers.append((round(wait, 3), granted))
+    return answers
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -102,22 +108,24 @@ def test_the_shared_budget_grants_what_a_lone_process_would_and_never_more_than_
     backend: Backend, clock: FakeClock, seed: int
 ) -> None:
     """The database's ledger keeps two facts (the calls' numbers, the pace's debt), not the
-    minute's log: a seeded run with limit changes gets the same answers from it as from the
-    lone process's ledger, and no start puts more calls in a minute than its cap."""
+    minute's log: a seeded run with limit changes and several starts at once gets the same
+    answers from it as from the lone process's ledger, and no grant puts more calls in a
+    minute than its cap."""
     asks = _budget_walk(seed)
     store, began = backend.open(), clock.current
 
-    def shared(now: float, priority: Priority, rule: BudgetRule, floor: bool) -> float:
+    def shared(now: float, priority: Priority, rule: BudgetRule, floor: bool, n: int) -> Grant:
         clock.current = began + timedelta(seconds=now)
-        return store.take_twochat_call(priority, rule, floor).wait
+        return store.take_twochat_call(priority, rule, floor, n)
 
     lone_now = [0.0]
     lone = MemoryLedger(clock=lambda: lone_now[0])
 
-    def alone(now: float, priority: Priority, rule: BudgetRule, floor: bool) -> float:
+    def alone(now: float, priority: Priority, rule: BudgetRule, floor: bool, n: int) -> Grant:
         lone_now[0] = now
-        return asyncio.run(lone.take(priority, rule, floor=floor)).wait
+        return asyncio.run(lone.take(priority, rule, floor=floor, wanted=n))
 
-    waits = _granted(asks, alone)
-    assert _granted(asks, shared) == waits
-    assert 0 < waits.count(0) < len(waits)  # the run both grants and refuses
+    answers = _granted(asks, alone)
+    assert _granted(asks, shared) == answers
+    granted = [starts for _, starts in answers]
+    assert 0 in granted and 1 in granted and max(granted) > 1  # refuses, grants, grants many
