@@ -132,7 +132,8 @@ class RatePacer:
     """Hands out 2Chat call starts by priority, under the account's per-minute limit.
 
     The most urgent waiter (lowest ``Priority``, then first come) asks the ledger for a
-    start; the others wait for it. While texts wait, the first poll goes ahead of them
+    start, and when it is a text, for the texts queued behind it too (up to a full bucket):
+    a look at a shared ledger is a database transaction. The others wait for it. While texts wait, the first poll goes ahead of them
     once every ``floor_spacing`` seconds (a tenth of the limit, spread evenly).
     ``per_minute=None`` means unlimited: acquire waits only while a 429 holds every start.
     ``from_account``: the limit stands in for the account's until 2Chat's is read
@@ -284,7 +285,8 @@ class RatePacer:
         if ticket[0] > Priority.SEND:
             return []
         texts = bisect.bisect_left(self._queue, (Priority.POLL, -1))
-        behind = (t for t in self._queue[:texts] if t != ticket and t not in self._handed)
+        queued = itertools.islice(self._queue, texts)  # not a copy: the queue may be long
+        behind = (t for t in queued if t != ticket and t not in self._handed)
         return list(itertools.islice(behind, min(rule.burst, rule.per_minute) - 1))
 
     def _hand_on(self, ticket: Ticket, starts: int, rule: BudgetRule) -> None:
