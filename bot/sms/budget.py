@@ -133,8 +133,9 @@ class RatePacer:
 
     The most urgent waiter (lowest ``Priority``, then first come) asks the ledger for a
     start, and when it is a text, for the texts queued behind it too (up to a full bucket):
-    a look at a shared ledger is a database transaction. The others wait for it. While texts wait, the first poll goes ahead of them
-    once every ``floor_spacing`` seconds (a tenth of the limit, spread evenly).
+    a look at a shared ledger is a database transaction. The others wait for it. While
+    texts wait, the first poll goes ahead of them once every ``floor_spacing`` seconds (a
+    tenth of the limit, spread evenly).
     ``per_minute=None`` means unlimited: acquire waits only while a 429 holds every start.
     ``from_account``: the limit stands in for the account's until 2Chat's is read
     (``learn``), and follows any newer reading the ledger holds.
