@@ -156,20 +156,22 @@ class LiveReply:
             )
 
     async def finish(self, elapsed: float) -> bool:
-        """The final edit, and the request message's final state; False when there is no
-        reply to edit (then post one instead)."""
+        """The final edit, then the request message's final state; False when there is no
+        reply to edit (then post one instead). The outcome goes first: edits in a channel
+        wait a second for each other, and the thread's outcome is the news."""
         tally = self._tally
+        edited = False
+        if self._ts is not None:
+            text, retry_offers = await self._outcome(elapsed=elapsed)
+            async with self._reporter.edit_turn(self._request.channel_id):
+                edited = await self._reporter.update(
+                    self._request.channel_id,
+                    self._ts,
+                    text,
+                    self._words.present.outcome_blocks(text, retry_offers),
+                )
         await self._mark_request(status_line(tally.total, tally.failed, tally.unknown))
-        if self._ts is None:
-            return False
-        text, retry_offers = await self._outcome(elapsed=elapsed)
-        async with self._reporter.edit_turn(self._request.channel_id):
-            return await self._reporter.update(
-                self._request.channel_id,
-                self._ts,
-                text,
-                self._words.present.outcome_blocks(text, retry_offers),
-            )
+        return edited
 
     async def _mark_request(self, line: str) -> None:
         """The request message as posted, with its state on a last line."""

@@ -215,6 +215,11 @@ def test_a_long_send_shows_its_pace_and_the_request_message_its_state(
     latest = str(slack.latest(request)["text"])
     assert latest.startswith(str(request["text"]))  # the request as it was, then its state
     assert latest.endswith(":warning: *Done: 1 failed* of 8")
+    # The thread's outcome first: edits in a channel wait a second for each other.
+    edits = [call.args for call in list(slack.calls) if call.method == "chat.update"]
+    final = next(i for i, e in enumerate(edits) if "1 of 8 failed" in str(e.get("text")))
+    done = next(i for i, e in enumerate(edits) if "Done" in str(e.get("text")))
+    assert final < done, "the request message's state was edited before the thread's outcome"
     progress = [p for p in slack.posts(CHANNEL) if str(p.get("text")).startswith(":hourglass")]
     assert "paced at 600/min by the policy's limits, under a minute left" in progress[0]["text"]
     app.kill()
