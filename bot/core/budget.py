@@ -124,12 +124,18 @@ def cap_of(rule: BudgetRule, priority: Priority, *, floor: bool) -> int:
     return rule.per_minute if priority <= Priority.SEND or floor else rule.spare
 
 
+def looked_back(cap: int, wanted: int) -> range:
+    """For each of ``wanted`` starts, how many calls back the cap looks: ``cap`` for the
+    first, one fewer for each after (0 or less: one of the calls asked for now)."""
+    return range(cap, cap - wanted, -1)
+
+
 def starts_now(
     now: float, rule: BudgetRule, pace: Pace, backs: Sequence[float | None]
 ) -> tuple[float, int]:
     """How many calls may start at ``now``, and if none, how long until one may: (0, n)
-    or (wait, 0). ``backs``: when the calls ``cap_of`` back, then the ones after it, started
-    (None: fewer calls were made), one for each call wanted. The minute may hold no more
+    or (wait, 0). ``backs``: when the calls ``looked_back`` started (``now`` for one asked for
+    now, None where fewer calls were made), one for each call wanted. The minute may hold no more
     than the cap, and the even pace no more than a full bucket at once. Both are O(1) to
     keep, whatever the rate: a ledger remembers the count of calls and each call's time by
     its number, and the pace as a debt. Several starts at once let the texts queued in a

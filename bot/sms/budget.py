@@ -34,6 +34,7 @@ from bot.core.budget import (
     Pace,
     Priority,
     cap_of,
+    looked_back,
     starts_now,
 )
 from bot.core.model import POLL_FLOOR_SHARE, POLL_SHARE
@@ -80,11 +81,9 @@ class MemoryLedger:
         while starts and now - starts[0] >= COUNTED_SECONDS:
             starts.popleft()
         cap = cap_of(rule, priority, floor=floor)
-        # The calls cap back and after, by their place from the end: past the end, one of
-        # the calls asked for now; before the start, none (fewer were made).
         backs = [
             now if back <= 0 else starts[-back] if back <= len(starts) else None
-            for back in range(cap, cap - wanted, -1)
+            for back in looked_back(cap, wanted)
         ]
         wait, granted = starts_now(now, rule, self._pace, backs)
         if granted:
@@ -237,8 +236,7 @@ class RatePacer:
             while self._rule is not None:
                 rule = self._rule
                 turn.clear()  # a change from here on wakes this waiter's pause at once
-                if ticket in self._handed:  # the head took this waiter's start with its own
-                    self._handed.discard(ticket)
+                if self._was_handed(ticket):
                     return
                 wait: float | None = None
                 head = self._head(rule)
@@ -259,8 +257,7 @@ class RatePacer:
                         # at the ledger, as far as the pace allows.
                         wanted = 1 if floor else 1 + len(self._texts_behind(rule, ticket))
                         async with self._lock:
-                            if ticket in self._handed:  # while it waited for the lock
-                                self._handed.discard(ticket)
+                            if self._was_handed(ticket):  # while it waited for the lock
                                 return
                             wait, per_minute, starts = await self._ledger.take(
                                 priority, rule, floor=floor, wanted=wanted
@@ -279,6 +276,13 @@ class RatePacer:
             del self._turns[ticket]
             self._handed.discard(ticket)
             self._wake()
+
+    def _was_handed(self, ticket: Ticket) -> bool:
+        """Whether the head took this waiter's start with its own (it may go now)."""
+        if ticket not in self._handed:
+            return False
+        self._handed.discard(ticket)
+        return True
 
     def _texts_behind(self, rule: BudgetRule, ticket: Ticket) -> list[Ticket]:
         """The texts waiting behind ``ticket`` (a text at the head) that may start with it:

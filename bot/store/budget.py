@@ -7,7 +7,16 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core.budget import COUNTED_SECONDS, BudgetRule, Grant, Pace, Priority, cap_of, starts_now
+from bot.core.budget import (
+    COUNTED_SECONDS,
+    BudgetRule,
+    Grant,
+    Pace,
+    Priority,
+    cap_of,
+    looked_back,
+    starts_now,
+)
 from bot.store.core import StoreCore
 from bot.store.tx import Tx, from_db_time
 
@@ -42,8 +51,8 @@ class BudgetQueries(StoreCore):
             looked_up = {seq: at for *_, seq, at in rows if seq is not None}
             if rule.from_account and learned is not None and learned != rule.per_minute:
                 rule = replace(rule, per_minute=int(learned))
-                if cap_of(rule, priority, floor=floor) != cap:
-                    cap = cap_of(rule, priority, floor=floor)
+                if (relooked := cap_of(rule, priority, floor=floor)) != cap:
+                    cap = relooked
                     looked_up = dict(
                         tx.rows(
                             "SELECT seq, at FROM twochat_calls WHERE seq BETWEEN ? AND ?",
@@ -51,11 +60,10 @@ class BudgetQueries(StoreCore):
                         )
                     )
             moment = now.timestamp()
-            # Call ``made - cap + 1`` and the ones after, one for each start wanted: past
-            # ``made``, one of the calls asked for now.
+            # ``back`` calls back is call number ``made - back + 1``.
             backs = [
-                moment if number > made else _seconds(looked_up.get(number))
-                for number in range(made - cap + 1, made - cap + 1 + wanted)
+                moment if back <= 0 else _seconds(looked_up.get(made - back + 1))
+                for back in looked_back(cap, wanted)
             ]
             paid_at = _seconds(owed_at)
             pace = Pace() if paid_at is None else Pace(float(owed), paid_at)
