@@ -4,6 +4,8 @@ markers are checked at run time, so they cannot drift)."""
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -105,3 +107,35 @@ def test_make_test_checks_postgres_before_the_slow_steps() -> None:
 def test_make_test_fast_leaves_out_the_app_and_postgres() -> None:
     (command,) = [line for line in make_dry_run("test-fast") if "pytest" in line]
     assert "-m 'not app and not postgres'" in command or '-m "not app and not postgres"' in command
+
+
+def collected(arguments: list[str]) -> list[str]:
+    """The test ids pytest selects with ``arguments``, collected without running any."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *arguments,
+            "--collect-only",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        env=hermetic_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return [line for line in result.stdout.splitlines() if "::" in line]
+
+
+def test_make_test_runs_every_test_once_across_its_two_processes() -> None:
+    script = " ".join(make_dry_run("test"))
+    selections = [shlex.split(arguments) for arguments in re.findall(r"-m pytest ([^;]*);", script)]
+    assert len(selections) == 3, script
+    parts = [collected(arguments) for arguments in selections]
+    everything = collected([])
+    assert all(parts), "a selection in `make test` picks no test"
+    assert sorted(test for part in parts for test in part) == sorted(everything)
