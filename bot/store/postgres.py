@@ -22,6 +22,19 @@ from bot.store.tx import Pending, Result, Tx
 
 # A connection that finished a transaction this recently is lent without a check.
 _TRUSTED_FOR = 1.0
+# How long a call waits for a connection while the database is known to be unreachable (a
+# connection was lost and none has served a transaction since), instead of the pool's whole
+# timeout. Each store thread takes one call at a time, so a call queued behind others
+# waiting their full timeout would wait for all of theirs first: an alert's "waits for the
+# database" note came 20 s and more into an outage. A server that is back opens a
+# connection well within this.
+_DOWN_WAIT = 1.0
+# How long the pool tries to replace a lost connection before it gives up. Its own retries
+# back off (1, 2, 4 … s, up to five minutes by default), so after a two-minute outage the
+# next try could come two minutes after the database was back, and every page would wait
+# that long. Once it gave up, the next call that finds no connection makes the pool try
+# again at once (one try at a time), and the first that succeeds refills it.
+_RECONNECT_FOR = 2.0
 # Store threads per process. One would leave the CPU idle while it waits on the network;
 # each one more takes turns at the GIL with the event loop, and with ten, those turns cost
 # more CPU than the queries did (see docs/performance.md).
@@ -226,6 +239,7 @@ class PostgresStore(Store):
             weakref.WeakKeyDictionary()
         )
         self.target, self._secrets = _describe_postgres(url)
+        self._down = False  # see _DOWN_WAIT
         self._pipelined = True  # see _PgTx; migrate turns it off while it runs
         # One direct connection first: the pool only reports a timeout, this gives the reason.
         try:
@@ -252,6 +266,7 @@ class PostgresStore(Store):
                 "prepare_threshold": 0,
             },
             check=self._check_if_idle,
+            reconnect_timeout=_RECONNECT_FOR,
             name="sms-bridge-store",
         )
         try:
@@ -283,9 +298,10 @@ class PostgresStore(Store):
         # time left, and the server gives up on its side too: a transaction that outlives its
         # caller is cancelled rather than committed late.
         left = time_left()
+        wait = left if not self._down else _DOWN_WAIT if left is None else min(left, _DOWN_WAIT)
         committing = False
         try:
-            with self._pool.connection(timeout=left) as conn:
+            with self._pool.connection(timeout=wait) as conn:
                 with conn.pipeline() if self._pipelined else nullcontext() as pipeline:
                     tx = _PgTx(conn, pipeline)
                     tx.begin(left, locks)
@@ -295,7 +311,9 @@ class PostgresStore(Store):
                     tx.commit()  # in a pipeline, sent as it closes: no Sync of its own
                 tx.read_answers()
                 self._last_used[conn] = time.monotonic()
+                self._down = False
         except PoolTimeout:
+            self._down = True
             raise StoreError(f"{self.target}: no database connection available") from None
         except psycopg.OperationalError as exc:
             self._after_failure(exc)
@@ -341,6 +359,7 @@ class PostgresStore(Store):
         check every idle one now and replace the broken, so only the calls in flight fail.
         Left to the loans, the pool would hand out one dead connection after another, with
         a growing pause between them: seconds of refusals with a full pool."""
+        self._down = True
         self._last_used.clear()
         self._pool.check()
 

@@ -14,6 +14,10 @@ from bot.errors import StoreError
 from bot.store import PostgresStore, open_store
 from bot.store.core import answer_within
 from tests.conftest import POSTGRES
+from tests.fakes.tcp_proxy import TcpProxy
+from tests.test_outage import behind_proxy, proxy
+
+__all__ = ["proxy"]
 
 
 @pytest.fixture
@@ -151,3 +155,38 @@ def test_a_statement_timeout_is_no_reason_to_check_the_pool(
         tx.run("SELECT pg_sleep(1)")
     assert checks == []
     assert store.schema_version() >= 1
+
+
+def test_while_the_database_is_unreachable_calls_are_refused_in_a_second_and_served_once_it_is_back(
+    postgres_url: str, proxy: TcpProxy
+) -> None:
+    """Refused within a second, not after the pool's whole timeout (10 s): a store thread
+    takes one call at a time, so the calls queued behind would each wait that long first.
+    Served within seconds of the database's return, not at the pool's next try, which
+    backs off (it would be 15 s after the cut here, minutes after a long outage)."""
+    store = PostgresStore(behind_proxy(postgres_url, proxy))
+    try:
+        store.migrate()
+        proxy.cut()
+        with pytest.raises(StoreError):  # the connection in hand is lost
+            store.schema_version()
+        cut = time.monotonic()
+        while time.monotonic() - cut < 8:  # calls keep coming, as in a running app
+            began = time.monotonic()
+            with pytest.raises(StoreError, match="no database connection available"):
+                store.schema_version()
+            assert time.monotonic() - began < 2
+        proxy.restore()
+        restored = time.monotonic()
+        while True:
+            try:
+                assert store.schema_version() >= 1
+                break
+            except StoreError:
+                assert time.monotonic() - restored < 3, "not served after the outage"
+        began = time.monotonic()
+        for _ in range(store.connections):  # the pool refilled itself
+            assert store.schema_version() >= 1
+        assert time.monotonic() - began < 1
+    finally:
+        store.close()
