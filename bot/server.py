@@ -20,8 +20,8 @@ from bot.logs import log_context
 from bot.metrics import CONTENT_TYPE
 from bot.settings import Settings
 from bot.slack.transport import socket_mode
-from bot.slack.transport.http import dispatch
-from bot.slack.transport.observe import describe_http
+from bot.slack.transport.http import dispatch, read_post
+from bot.slack.transport.observe import describe
 from bot.slack.transport.replays import ReplayGuard
 from bot.store.core import answer_within
 
@@ -107,10 +107,11 @@ class Service:
         started = time.monotonic()
         if self.stopping:  # Slack retries elsewhere, or later, what a 503 refused
             return web.json_response({"ok": False, "error": "shutting down"}, status=503)
-        fields = describe_http(await request.text())
+        post = read_post(await request.text())
+        fields = describe(post.kind, post.body)
         with log_context(request_id=uuid.uuid4().hex[:12], **fields):
             with self.parts.runner.answering():
-                response = await dispatch(self.parts.app, request, self.replays)
+                response = await dispatch(self.parts.app, request, post, self.replays)
             self.parts.metrics.observe_slack_request(fields["kind"], time.monotonic() - started)
         return response
 

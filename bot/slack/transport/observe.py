@@ -1,14 +1,12 @@
 """What kind of request Slack sent and on whose behalf, for metrics and log fields.
 
-Read leniently from the raw request: it runs before Bolt verifies or parses anything, and
-a malformed body must come out as "other", never as an error.
+Read leniently: it runs before Bolt verifies anything, and a malformed body must come out
+as "other", never as an error.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
-from urllib.parse import parse_qsl
 
 # Socket Mode envelope types, as the kinds the metrics count.
 ENVELOPE_KINDS = {"slash_commands": "command", "interactive": "interaction", "events_api": "event"}
@@ -51,25 +49,6 @@ def describe(kind: str, payload: Any) -> dict[str, str]:
         }
     fields.update({key: value for key, value in found.items() if isinstance(value, str)})
     return fields
-
-
-def describe_http(raw: str) -> dict[str, str]:
-    """``describe`` for the body of a POST to /slack/events."""
-    try:
-        if raw.startswith("{"):
-            body = json.loads(raw)
-            kind = (
-                "event"
-                if isinstance(body, dict) and body.get("type") == "event_callback"
-                else "other"
-            )
-            return describe(kind, body)
-        form = dict(parse_qsl(raw, keep_blank_values=True))
-        if set(form) == {"payload"}:
-            return describe("interaction", json.loads(form["payload"]))
-        return describe("command" if "command" in form else "other", form)
-    except ValueError:
-        return {"kind": "other"}
 
 
 def describe_envelope(envelope_type: str, payload: Any) -> dict[str, str]:
