@@ -4,7 +4,8 @@ Schema 7's log was read whole at every start: a few dozen rows at 2Chat's 80 a m
 thousands at higher rates. Calls are now numbered (``twochat_limit.calls_made`` is the last
 number given), so the call a minute's cap back is found by its number; the even pace is kept
 as a debt in calls (``owed`` at ``owed_at``). The old log is dropped: a process still running
-the old code finds it gone and paces alone until it is restarted.
+the old code fails its budget reads (a missing column, not an outage it would pace alone
+through), so it starts no text until it is replaced (docs/operations.md).
 """
 
 DESCRIPTION = "numbered 2Chat calls and the pace's debt, for a budget of constant cost"
