@@ -298,10 +298,9 @@ class PostgresStore(Store):
         # time left, and the server gives up on its side too: a transaction that outlives its
         # caller is cancelled rather than committed late.
         left = time_left()
-        wait = left if not self._down else _DOWN_WAIT if left is None else min(left, _DOWN_WAIT)
         committing = False
         try:
-            with self._pool.connection(timeout=wait) as conn:
+            with self._pool.connection(timeout=self._loan_wait(left)) as conn:
                 with conn.pipeline() if self._pipelined else nullcontext() as pipeline:
                     tx = _PgTx(conn, pipeline)
                     tx.begin(left, locks)
@@ -321,6 +320,13 @@ class PostgresStore(Store):
             if committing and _lost_connection(exc):  # else a statement's own failure
                 raise CommitUnknown(f"{self.target}: {message}") from exc
             raise StoreError(f"{self.target}: {message}") from exc
+
+    def _loan_wait(self, left: float | None) -> float | None:
+        """How long to wait for a connection: the caller's time left (None: the pool's
+        timeout), and no more than ``_DOWN_WAIT`` while the database is known down."""
+        if not self._down:
+            return left
+        return _DOWN_WAIT if left is None else min(left, _DOWN_WAIT)
 
     def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
         """Run ``calls`` in order: each run of ``Grouped`` ones in one transaction, their
