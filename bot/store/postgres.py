@@ -27,7 +27,8 @@ _TRUSTED_FOR = 1.0
 # timeout. Each store thread takes one call at a time, so a call queued behind others
 # waiting their full timeout would wait for all of theirs first: an alert's "waits for the
 # database" note came 20 s and more into an outage. A server that is back opens a
-# connection well within this.
+# connection well within this. A longer wait is taken in turns of this length, so that one
+# begun before the outage was known ends soon after it is (see _borrow).
 _DOWN_WAIT = 1.0
 # How long the pool tries to replace a lost connection before it gives up. Its own retries
 # back off (1, 2, 4 … s, up to five minutes by default), so after a two-minute outage the
@@ -300,7 +301,7 @@ class PostgresStore(Store):
         left = time_left()
         committing = False
         try:
-            with self._pool.connection(timeout=self._loan_wait(left)) as conn:
+            with self._loan(left) as conn:
                 with conn.pipeline() if self._pipelined else nullcontext() as pipeline:
                     tx = _PgTx(conn, pipeline)
                     tx.begin(left, locks)
@@ -321,12 +322,30 @@ class PostgresStore(Store):
                 raise CommitUnknown(f"{self.target}: {message}") from exc
             raise StoreError(f"{self.target}: {message}") from exc
 
-    def _loan_wait(self, left: float | None) -> float | None:
-        """How long to wait for a connection: the caller's time left (None: the pool's
-        timeout), and no more than ``_DOWN_WAIT`` while the database is known down."""
-        if not self._down:
-            return left
-        return _DOWN_WAIT if left is None else min(left, _DOWN_WAIT)
+    @contextmanager
+    def _loan(self, left: float | None) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection, as the pool's own ``connection()`` lends it, waited for
+        within the caller's time left (None: the pool's timeout)."""
+        conn = self._borrow(left)
+        try:
+            with conn:
+                yield conn
+        finally:
+            self._pool.putconn(conn)
+
+    def _borrow(self, left: float | None) -> psycopg.Connection[Any]:
+        """Wait in turns of at most ``_DOWN_WAIT``, and give up after one ends with the
+        database known down: the pool's own wait would go on to its end even when the
+        first check of its loan found the outage (a second's pause, then the rest of its
+        timeout for a new connection), and hold a store thread for all of it."""
+        deadline = time.monotonic() + (self._pool.timeout if left is None else left)
+        while True:
+            turn = min(deadline - time.monotonic(), _DOWN_WAIT)
+            try:
+                return self._pool.getconn(timeout=max(turn, 0.0))
+            except PoolTimeout:
+                if self._down or time.monotonic() >= deadline:
+                    raise
 
     def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
         """Run ``calls`` in order: each run of ``Grouped`` ones in one transaction, their

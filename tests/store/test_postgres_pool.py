@@ -190,3 +190,25 @@ def test_while_the_database_is_unreachable_calls_are_refused_in_a_second_and_ser
         assert time.monotonic() - began < 1
     finally:
         store.close()
+
+
+def test_a_call_that_finds_the_outage_is_refused_in_a_second_not_the_pools_whole_timeout(
+    postgres_url: str, proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first call after a cut, with no time limit of its own (a sweep, a budget read):
+    its loan's check finds the connection dead, and from then on the database is known to
+    be down. psycopg_pool's own wait would go on (a second's pause, then the rest of its
+    10 s for a new connection), holding one of the two store threads all that while: an
+    alert queued behind it waited past ten seconds for its "waits for the database" note."""
+    monkeypatch.setattr("bot.store.postgres._TRUSTED_FOR", 0.05)
+    store = PostgresStore(behind_proxy(postgres_url, proxy))
+    try:
+        store.migrate()
+        time.sleep(0.1)  # longer than the trust: the next loan checks its connection
+        proxy.cut()
+        began = time.monotonic()
+        with pytest.raises(StoreError, match="no database connection available"):
+            store.schema_version()
+        assert time.monotonic() - began < 2
+    finally:
+        store.close()
