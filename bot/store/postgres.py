@@ -22,13 +22,13 @@ from bot.store.tx import Pending, Result, Tx
 
 # A connection that finished a transaction this recently is lent without a check.
 _TRUSTED_FOR = 1.0
-# How long a call waits for a connection while the database is known to be unreachable (a
-# connection was lost and none has served a transaction since), instead of the pool's whole
+# A loan waits for a connection in turns of this length, and gives up after a turn that
+# ends with the database known to be unreachable (a connection was lost or a loan timed
+# out, and no transaction has completed since), instead of waiting out the pool's whole
 # timeout. Each store thread takes one call at a time, so a call queued behind others
 # waiting their full timeout would wait for all of theirs first: an alert's "waits for the
-# database" note came 20 s and more into an outage. A server that is back opens a
-# connection well within this. A longer wait is taken in turns of this length, so that one
-# begun before the outage was known ends soon after it is (see _borrow).
+# database" note came 11-25 s into an outage. A server that is back opens a connection well
+# within this.
 _DOWN_WAIT = 1.0
 # How long the pool tries to replace a lost connection before it gives up. Its own retries
 # back off (1, 2, 4 … s, up to five minutes by default), so after a two-minute outage the

@@ -157,43 +157,47 @@ def test_a_statement_timeout_is_no_reason_to_check_the_pool(
     assert store.schema_version() >= 1
 
 
+@pytest.fixture
+def proxied(postgres_url: str, proxy: TcpProxy) -> Iterator[PostgresStore]:
+    """A migrated store whose database is reached through ``proxy``, which a test cuts."""
+    store = PostgresStore(behind_proxy(postgres_url, proxy))
+    store.migrate()
+    yield store
+    store.close()
+
+
 def test_while_the_database_is_unreachable_calls_are_refused_in_a_second_and_served_once_it_is_back(
-    postgres_url: str, proxy: TcpProxy
+    proxied: PostgresStore, proxy: TcpProxy
 ) -> None:
     """Refused within a second, not after the pool's whole timeout (10 s): a store thread
     takes one call at a time, so the calls queued behind would each wait that long first.
     Served within seconds of the database's return, not at the pool's next try, which
     backs off (it would be 15 s after the cut here, minutes after a long outage)."""
-    store = PostgresStore(behind_proxy(postgres_url, proxy))
-    try:
-        store.migrate()
-        proxy.cut()
-        with pytest.raises(StoreError):  # the connection in hand is lost
-            store.schema_version()
-        cut = time.monotonic()
-        while time.monotonic() - cut < 8:  # calls keep coming, as in a running app
-            began = time.monotonic()
-            with pytest.raises(StoreError, match="no database connection available"):
-                store.schema_version()
-            assert time.monotonic() - began < 2
-        proxy.restore()
-        restored = time.monotonic()
-        while True:
-            try:
-                assert store.schema_version() >= 1
-                break
-            except StoreError:
-                assert time.monotonic() - restored < 3, "not served after the outage"
+    proxy.cut()
+    with pytest.raises(StoreError):  # the connection in hand is lost
+        proxied.schema_version()
+    cut = time.monotonic()
+    while time.monotonic() - cut < 8:  # calls keep coming, as in a running app
         began = time.monotonic()
-        for _ in range(store.connections):  # the pool refilled itself
-            assert store.schema_version() >= 1
-        assert time.monotonic() - began < 1
-    finally:
-        store.close()
+        with pytest.raises(StoreError, match="no database connection available"):
+            proxied.schema_version()
+        assert time.monotonic() - began < 2
+    proxy.restore()
+    restored = time.monotonic()
+    while True:
+        try:
+            assert proxied.schema_version() >= 1
+            break
+        except StoreError:
+            assert time.monotonic() - restored < 3, "not served after the outage"
+    began = time.monotonic()
+    for _ in range(proxied.connections):  # the pool refilled itself
+        assert proxied.schema_version() >= 1
+    assert time.monotonic() - began < 1
 
 
 def test_a_call_that_finds_the_outage_is_refused_in_a_second_not_the_pools_whole_timeout(
-    postgres_url: str, proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+    proxied: PostgresStore, proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first call after a cut, with no time limit of its own (a sweep, a budget read):
     its loan's check finds the connection dead, and from then on the database is known to
@@ -201,14 +205,9 @@ def test_a_call_that_finds_the_outage_is_refused_in_a_second_not_the_pools_whole
     10 s for a new connection), holding one of the two store threads all that while: an
     alert queued behind it waited past ten seconds for its "waits for the database" note."""
     monkeypatch.setattr("bot.store.postgres._TRUSTED_FOR", 0.05)
-    store = PostgresStore(behind_proxy(postgres_url, proxy))
-    try:
-        store.migrate()
-        time.sleep(0.1)  # longer than the trust: the next loan checks its connection
-        proxy.cut()
-        began = time.monotonic()
-        with pytest.raises(StoreError, match="no database connection available"):
-            store.schema_version()
-        assert time.monotonic() - began < 2
-    finally:
-        store.close()
+    time.sleep(0.1)  # longer than the trust: the next loan checks its connection
+    proxy.cut()
+    began = time.monotonic()
+    with pytest.raises(StoreError, match="no database connection available"):
+        proxied.schema_version()
+    assert time.monotonic() - began < 2
