@@ -8,6 +8,7 @@ built, nothing is a module global, and tests build the same graph against stand-
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -56,6 +57,10 @@ from bot.tasks import TaskRunner
 
 # Slack's own response_url host; the configured API host is added so stand-ins work too.
 SLACK_RESPONSE_HOSTS = frozenset({"hooks.slack.com"})
+# The Web API client's logger, one whose own level bot/logs.py sets (``configure_logging``):
+# slack-sdk builds its debug lines, the whole request's blocks included, whenever its
+# logger's own level is unset, only for the records to be dropped afterwards.
+SLACK_SDK_LOGGER = logging.getLogger("slack_sdk")
 
 
 class PolicyHolder:
@@ -131,6 +136,7 @@ def slack_client(
         base_url=settings.slack_api_url,
         timeout=10,
         session=session,
+        logger=SLACK_SDK_LOGGER,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=3),
