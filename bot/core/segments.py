@@ -11,6 +11,7 @@ that would end in the middle of one ends one unit short instead.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -121,11 +122,13 @@ def _split(text: str) -> tuple[Literal["GSM-7", "UCS-2"], int, list[tuple[str, i
     return encoding, total, parts
 
 
+@functools.lru_cache(maxsize=256)
 def analyze(text: str) -> SegmentInfo:
     """Encoding, size and segment count of ``text`` as an SMS; segments come from the split.
 
     Counting from the actual split (rather than dividing) is what makes the count exact when
-    an escape or surrogate pair at a boundary pushes a unit into the next part.
+    an escape or surrogate pair at a boundary pushes a unit into the next part. Kept for
+    the last texts seen: one send asks about its text at each of its steps.
     """
     encoding, total, parts = _split(text)
     gsm = encoding == "GSM-7"
