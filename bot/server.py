@@ -274,11 +274,11 @@ async def reload_policy(parts: Components) -> None:
     logger.info("policy reloaded from %s", path)
 
 
-# Collections of the youngest generation at most every this many new objects, and of the
-# older ones as rarely as Python's defaults (700, 10, 10) make them per young collection
-# times these. A busy bridge makes few cycles, but its sends waiting for their turn are
-# young objects in the thousands, promoted and walked again at every collection.
-GC_THRESHOLDS = (10_000, 20, 100)
+# The youngest generation is collected every 10,000 new objects instead of Python's 700;
+# the older ones keep Python's ratios (every 10 collections of the one below). A busy
+# bridge makes few cycles, but its sends waiting for their turn are young objects in the
+# thousands, which every collection walked and promoted again.
+GC_THRESHOLDS = (10_000, 10, 10)
 
 
 def exempt_startup_from_gc() -> None:
