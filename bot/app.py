@@ -8,7 +8,6 @@ built, nothing is a module global, and tests build the same graph against stand-
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,6 +27,7 @@ from bot.core.budget import FALLBACK_PER_MINUTE, BudgetRule, Grant
 from bot.core.directory import DirectorySource
 from bot.core.model import Policy
 from bot.health import Readiness
+from bot.logs import SLACK_SDK_LOGGER
 from bot.metrics import Metrics
 from bot.sending.approvals import Approvals
 from bot.sending.escalation import Ladders
@@ -57,10 +57,6 @@ from bot.tasks import TaskRunner
 
 # Slack's own response_url host; the configured API host is added so stand-ins work too.
 SLACK_RESPONSE_HOSTS = frozenset({"hooks.slack.com"})
-# The Web API client's logger, one whose own level bot/logs.py sets (``configure_logging``):
-# slack-sdk builds its debug lines, the whole request's blocks included, whenever its
-# logger's own level is unset, only for the records to be dropped afterwards.
-SLACK_SDK_LOGGER = logging.getLogger("slack_sdk")
 
 
 class PolicyHolder:
@@ -209,6 +205,7 @@ def slack_identity(settings: Settings, session: aiohttp.ClientSession) -> SlackI
         base_url=settings.slack_api_url,
         session=session,
         retry_handlers=[],
+        logger=SLACK_SDK_LOGGER,
     )
     return SlackIdentity(client)
 

@@ -117,6 +117,12 @@ def startup_failure(message: str, environ: Mapping[str, str]) -> None:
     print(JsonFormatter().format(record), file=sys.stderr)
 
 
+# slack-sdk's logger, kept at INFO or above by ``configure_logging``. Give it to slack-sdk's
+# clients: they build their debug lines, the whole request's blocks included, whenever
+# their logger's own level is unset, only for the records to be dropped afterwards.
+SLACK_SDK_LOGGER = logging.getLogger("slack_sdk")
+
+
 def configure_logging(level: str, secrets: Iterable[str], log_format: str = "text") -> None:
     """Send every log record to stderr, scrubbed, as text lines or JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
@@ -127,5 +133,5 @@ def configure_logging(level: str, secrets: Iterable[str], log_format: str = "tex
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Third-party debug output can include request headers; keep it out unless asked for.
-    for noisy in ("slack_sdk", "slack_bolt", "aiohttp.access"):
+    for noisy in (SLACK_SDK_LOGGER.name, "slack_bolt", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.INFO))

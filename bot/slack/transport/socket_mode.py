@@ -96,6 +96,7 @@ class BackoffSocketModeClient(SocketModeClient):
             timeout=client.timeout,
             session=client.session,
             retry_handlers=[],
+            logger=client.logger,
         )
         super().__init__(
             app_token=app_token, logger=app.logger, web_client=once, ping_interval=PING_INTERVAL
