@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -17,6 +17,12 @@ ANSWERS_FIRST_FOR = 0.5
 # requests of a burst that go on, which should not find every held send started ahead of
 # them.
 ANSWERS_QUIET_FOR = 0.005
+# How many held-back tasks may run at once, and how long each keeps its place. Held sends
+# released at the pace their acks were given (faster than they can be sent) filled the event
+# loop, and the acks still coming waited behind all of them; a task that runs longer than a
+# moment (a page pacing its fan-out, a ladder between tiers) gives its place to the next.
+HELD_AT_ONCE = 10
+HELD_PLACE_FOR = 1.0
 
 
 class TaskRunner:
@@ -27,11 +33,16 @@ class TaskRunner:
     runner counts the Slack requests being answered (``answering``), and a task spawned
     ``after_answers`` starts once none has been for ``ANSWERS_QUIET_FOR``, or after
     ``ANSWERS_FIRST_FOR`` at most: in a burst of ``/sms`` the acks are not queued behind
-    the sends they started.
+    the sends they started. Held tasks then run ``HELD_AT_ONCE`` at a time (each keeps its
+    place ``HELD_PLACE_FOR`` at most), so a long burst's sends never crowd out its acks.
     """
 
     def __init__(
-        self, answers_first_for: float = ANSWERS_FIRST_FOR, quiet_for: float = ANSWERS_QUIET_FOR
+        self,
+        answers_first_for: float = ANSWERS_FIRST_FOR,
+        quiet_for: float = ANSWERS_QUIET_FOR,
+        held_at_once: int = HELD_AT_ONCE,
+        held_place_for: float = HELD_PLACE_FOR,
     ) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.answers_first_for = answers_first_for
@@ -40,6 +51,8 @@ class TaskRunner:
         self._quiet = asyncio.Event()  # set once no answer has been due for ``quiet_for``
         self._quiet.set()
         self._quiet_timer: asyncio.TimerHandle | None = None
+        self._held_places = asyncio.Semaphore(held_at_once)
+        self._held_place_for = held_place_for
 
     @contextmanager
     def answering(self) -> Iterator[None]:
@@ -58,11 +71,33 @@ class TaskRunner:
                 self._quiet_timer = loop.call_later(self._quiet_for, self._quiet.set)
 
     async def _after_answers(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        if not self._quiet.is_set():
-            with suppress(TimeoutError):
-                async with asyncio.timeout(self.answers_first_for):
-                    await self._quiet.wait()
-        return await coro
+        if self._quiet.is_set():
+            return await coro
+        with suppress(TimeoutError):
+            async with asyncio.timeout(self.answers_first_for):
+                await self._quiet.wait()
+        async with self._held_place():
+            return await coro
+
+    @asynccontextmanager
+    async def _held_place(self) -> AsyncIterator[None]:
+        """One of the places held tasks run in, given up when the block ends or after
+        ``held_place_for``, whichever is first."""
+        await self._held_places.acquire()
+        given_up = False
+
+        def give_up() -> None:
+            nonlocal given_up
+            if not given_up:
+                given_up = True
+                self._held_places.release()
+
+        timer = asyncio.get_running_loop().call_later(self._held_place_for, give_up)
+        try:
+            yield
+        finally:
+            timer.cancel()
+            give_up()
 
     def spawn(
         self, coro: Coroutine[Any, Any, Any], name: str, *, after_answers: bool = False
