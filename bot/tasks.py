@@ -23,6 +23,11 @@ ANSWERS_QUIET_FOR = 0.005
 # moment (a page pacing its fan-out, a ladder between tiers) gives its place to the next.
 HELD_AT_ONCE = 10
 HELD_PLACE_FOR = 1.0
+# The longest held work waits in all, for the quiet and then for a place; past it, it starts
+# without one. A long overload then cannot hold sends back indefinitely, nor past the lease
+# a recorded request starts under (``build`` in app.py passes a third of it when that is
+# less), which would have the sweeper resume them.
+HELD_AT_MOST = 2.0
 
 
 class TaskRunner:
@@ -34,7 +39,8 @@ class TaskRunner:
     ``after_answers`` starts once none has been for ``ANSWERS_QUIET_FOR``, or after
     ``ANSWERS_FIRST_FOR`` at most: in a burst of ``/sms`` the acks are not queued behind
     the sends they started. Held tasks then run ``HELD_AT_ONCE`` at a time (each keeps its
-    place ``HELD_PLACE_FOR`` at most), so a long burst's sends never crowd out its acks.
+    place ``HELD_PLACE_FOR`` at most), so a burst's sends do not crowd out its acks; none
+    waits longer than ``HELD_AT_MOST`` in all.
     """
 
     def __init__(
@@ -43,6 +49,7 @@ class TaskRunner:
         quiet_for: float = ANSWERS_QUIET_FOR,
         held_at_once: int = HELD_AT_ONCE,
         held_place_for: float = HELD_PLACE_FOR,
+        held_at_most: float = HELD_AT_MOST,
     ) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.answers_first_for = answers_first_for
@@ -53,6 +60,7 @@ class TaskRunner:
         self._quiet_timer: asyncio.TimerHandle | None = None
         self._held_places = asyncio.Semaphore(held_at_once)
         self._held_place_for = held_place_for
+        self._held_at_most = held_at_most
 
     @contextmanager
     def answering(self) -> Iterator[None]:
@@ -73,17 +81,25 @@ class TaskRunner:
     async def _after_answers(self, coro: Coroutine[Any, Any, Any]) -> Any:
         if self._quiet.is_set():
             return await coro
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._held_at_most
         with suppress(TimeoutError):
             async with asyncio.timeout(self.answers_first_for):
                 await self._quiet.wait()
-        async with self._held_place():
+        async with self._held_place(deadline):
             return await coro
 
     @asynccontextmanager
-    async def _held_place(self) -> AsyncIterator[None]:
+    async def _held_place(self, deadline: float) -> AsyncIterator[None]:
         """One of the places held tasks run in, given up when the block ends or after
-        ``held_place_for``, whichever is first."""
-        await self._held_places.acquire()
+        ``held_place_for``, whichever is first; none, once ``deadline`` passed waiting."""
+        placed = False
+        with suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                placed = await self._held_places.acquire()
+        if not placed:
+            yield
+            return
         given_up = False
 
         def give_up() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
+
 from bot.tasks import TaskRunner
 
 
@@ -122,3 +124,25 @@ async def test_work_not_held_back_takes_no_place() -> None:
 async def _until(condition: Callable[[], bool]) -> None:
     while not condition():
         await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize(("held_at_most", "begun_in_time"), [(60, [0]), (0.1, [0, 1])])
+async def test_held_work_waits_for_a_place_only_so_long(
+    held_at_most: float, begun_in_time: list[int]
+) -> None:
+    """In a long overload every place stays taken; held work still starts, well inside the
+    lease its request was recorded under, rather than waiting for the sweeper."""
+    runner = TaskRunner(
+        answers_first_for=60,
+        quiet_for=0.01,
+        held_at_once=1,
+        held_place_for=60,
+        held_at_most=held_at_most,
+    )
+    finish = asyncio.Event()
+    with runner.answering():
+        begun = blocked_work(runner, 2, finish)
+    await asyncio.sleep(0.3)
+    assert begun == begun_in_time
+    finish.set()
+    assert await runner.drain(5)
