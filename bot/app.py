@@ -53,7 +53,7 @@ from bot.sms.fanout import RetryPolicy
 from bot.sms.limit import LimitLearner
 from bot.sms.twochat import UNREACHABLE_REASONS, TwoChatClient
 from bot.store import Store, open_store
-from bot.tasks import HELD_AT_MOST, TaskRunner
+from bot.tasks import TaskRunner
 
 # Slack's own response_url host; the configured API host is added so stand-ins work too.
 SLACK_RESPONSE_HOSTS = frozenset({"hooks.slack.com"})
@@ -331,9 +331,7 @@ def build(settings: Settings, policy: Policy) -> Components:
     store = open_store(settings.database_url)  # first: it is what most often fails to open
     db = Db(store)
     holder = PolicyHolder(policy)
-    # Held work starts well inside the lease its request was recorded under.
-    lease = send_stale_after(settings).total_seconds()
-    runner = TaskRunner(held_at_most=min(HELD_AT_MOST, lease / 3))
+    runner = TaskRunner()
     metrics = Metrics()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -17,17 +17,6 @@ ANSWERS_FIRST_FOR = 0.5
 # requests of a burst that go on, which should not find every held send started ahead of
 # them.
 ANSWERS_QUIET_FOR = 0.005
-# How many held-back tasks may run at once, and how long each keeps its place. Held sends
-# released at the pace their acks were given (faster than they can be sent) filled the event
-# loop, and the acks still coming waited behind all of them; a task that runs longer than a
-# moment (a page pacing its fan-out, a ladder between tiers) gives its place to the next.
-HELD_AT_ONCE = 10
-HELD_PLACE_FOR = 1.0
-# The longest held work waits in all, for the quiet and then for a place; past it, it starts
-# without one. A long overload then cannot hold sends back indefinitely, nor past the lease
-# a recorded request starts under (``build`` in app.py passes a third of it when that is
-# less), which would have the sweeper resume them.
-HELD_AT_MOST = 2.0
 
 
 class TaskRunner:
@@ -38,18 +27,11 @@ class TaskRunner:
     runner counts the Slack requests being answered (``answering``), and a task spawned
     ``after_answers`` starts once none has been for ``ANSWERS_QUIET_FOR``, or after
     ``ANSWERS_FIRST_FOR`` at most: in a burst of ``/sms`` the acks are not queued behind
-    the sends they started. Held tasks then run ``HELD_AT_ONCE`` at a time (each keeps its
-    place ``HELD_PLACE_FOR`` at most), so a burst's sends do not crowd out its acks; none
-    waits longer than ``HELD_AT_MOST`` in all.
+    the sends they started.
     """
 
     def __init__(
-        self,
-        answers_first_for: float = ANSWERS_FIRST_FOR,
-        quiet_for: float = ANSWERS_QUIET_FOR,
-        held_at_once: int = HELD_AT_ONCE,
-        held_place_for: float = HELD_PLACE_FOR,
-        held_at_most: float = HELD_AT_MOST,
+        self, answers_first_for: float = ANSWERS_FIRST_FOR, quiet_for: float = ANSWERS_QUIET_FOR
     ) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.answers_first_for = answers_first_for
@@ -58,9 +40,6 @@ class TaskRunner:
         self._quiet = asyncio.Event()  # set once no answer has been due for ``quiet_for``
         self._quiet.set()
         self._quiet_timer: asyncio.TimerHandle | None = None
-        self._held_places = asyncio.Semaphore(held_at_once)
-        self._held_place_for = held_place_for
-        self._held_at_most = held_at_most
 
     @contextmanager
     def answering(self) -> Iterator[None]:
@@ -79,41 +58,11 @@ class TaskRunner:
                 self._quiet_timer = loop.call_later(self._quiet_for, self._quiet.set)
 
     async def _after_answers(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        if self._quiet.is_set():
-            return await coro
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._held_at_most
-        with suppress(TimeoutError):
-            async with asyncio.timeout(self.answers_first_for):
-                await self._quiet.wait()
-        async with self._held_place(deadline):
-            return await coro
-
-    @asynccontextmanager
-    async def _held_place(self, deadline: float) -> AsyncIterator[None]:
-        """One of the places held tasks run in, given up when the block ends or after
-        ``held_place_for``, whichever is first; none, once ``deadline`` passed waiting."""
-        placed = False
-        with suppress(TimeoutError):
-            async with asyncio.timeout_at(deadline):
-                placed = await self._held_places.acquire()
-        if not placed:
-            yield
-            return
-        given_up = False
-
-        def give_up() -> None:
-            nonlocal given_up
-            if not given_up:
-                given_up = True
-                self._held_places.release()
-
-        timer = asyncio.get_running_loop().call_later(self._held_place_for, give_up)
-        try:
-            yield
-        finally:
-            timer.cancel()
-            give_up()
+        if not self._quiet.is_set():
+            with suppress(TimeoutError):
+                async with asyncio.timeout(self.answers_first_for):
+                    await self._quiet.wait()
+        return await coro
 
     def spawn(
         self, coro: Coroutine[Any, Any, Any], name: str, *, after_answers: bool = False

@@ -4,9 +4,6 @@ Slack request is being answered, but never longer than the runner's limit."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-
-import pytest
 
 from bot.tasks import TaskRunner
 
@@ -70,79 +67,3 @@ async def test_a_failed_answer_still_lets_the_work_start() -> None:
     except RuntimeError:
         pass
     await asyncio.wait_for(held.wait(), 5)
-
-
-def blocked_work(runner: TaskRunner, count: int, until: asyncio.Event) -> list[int]:
-    """Spawn ``count`` held tasks that each note when they start, then wait for ``until``."""
-    begun: list[int] = []
-
-    async def work(number: int) -> None:
-        begun.append(number)
-        await until.wait()
-
-    for number in range(count):
-        runner.spawn(work(number), name=f"work-{number}", after_answers=True)
-    return begun
-
-
-async def test_held_work_runs_only_so_many_at_once() -> None:
-    """A burst's held sends start a few at a time, not all that were acked, so the acks
-    still coming are not queued behind them."""
-    runner = TaskRunner(answers_first_for=60, quiet_for=0.01, held_at_once=2, held_place_for=60)
-    finish = asyncio.Event()
-    with runner.answering():
-        begun = blocked_work(runner, 5, finish)
-    await asyncio.sleep(0.1)  # quiet since long enough: the held work may start
-    assert begun == [0, 1]
-    finish.set()
-    assert await runner.drain(5)
-    assert begun == [0, 1, 2, 3, 4]
-
-
-async def test_held_work_that_runs_long_gives_up_its_place() -> None:
-    """A page pacing its fan-out or a ladder between tiers keeps its place a moment only."""
-    runner = TaskRunner(answers_first_for=60, quiet_for=0.01, held_at_once=1, held_place_for=0.05)
-    finish = asyncio.Event()
-    with runner.answering():
-        begun = blocked_work(runner, 2, finish)
-    await asyncio.wait_for(_until(lambda: begun == [0, 1]), 5)  # the first still running
-    finish.set()
-    assert await runner.drain(5)
-
-
-async def test_work_not_held_back_takes_no_place() -> None:
-    runner = TaskRunner(answers_first_for=60, quiet_for=0.01, held_at_once=1, held_place_for=60)
-    finish = asyncio.Event()
-    with runner.answering():
-        blocked_work(runner, 1, finish)
-    await asyncio.sleep(0.1)  # the held task runs and keeps the only place
-    assert (await started(runner, after_answers=True)).is_set()
-    finish.set()
-    assert await runner.drain(5)
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0.005)
-
-
-@pytest.mark.parametrize(("held_at_most", "begun_in_time"), [(60, [0]), (0.1, [0, 1])])
-async def test_held_work_waits_for_a_place_only_so_long(
-    held_at_most: float, begun_in_time: list[int]
-) -> None:
-    """In a long overload every place stays taken; held work still starts, well inside the
-    lease its request was recorded under, rather than waiting for the sweeper."""
-    runner = TaskRunner(
-        answers_first_for=60,
-        quiet_for=0.01,
-        held_at_once=1,
-        held_place_for=60,
-        held_at_most=held_at_most,
-    )
-    finish = asyncio.Event()
-    with runner.answering():
-        begun = blocked_work(runner, 2, finish)
-    await asyncio.sleep(0.3)
-    assert begun == begun_in_time
-    finish.set()
-    assert await runner.drain(5)
