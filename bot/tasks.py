@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -17,6 +18,27 @@ ANSWERS_FIRST_FOR = 0.5
 # requests of a burst that go on, which should not find every held send started ahead of
 # them.
 ANSWERS_QUIET_FOR = 0.005
+# Held work that runs in turn (ad-hoc sends) then runs so many at a time, each keeping its
+# place so long at most. Started as fast as their acks had been given, about three times
+# faster than they could be done, hundreds of them shared the event loop and the acks still
+# coming waited behind them all; a send that waits on 2Chat gives its place to the next.
+IN_TURN_AT_ONCE = 10
+IN_TURN_PLACE_FOR = 0.2
+# How far work in turn may fall behind (its oldest has waited so long since it was spawned)
+# before new work waits for room, and how long that wait may be: in an overload longer than
+# a burst, acks then come as fast as sends are done rather than run ahead of them.
+IN_TURN_BEHIND_AT_MOST = 1.0
+ROOM_WAIT_AT_MOST = 0.5
+# The longest work in turn waits in all; past it, it starts without a place, well inside
+# the lease its request was recorded under (``in_turn_at_most``), which would otherwise have
+# the sweeper resume it as crashed.
+IN_TURN_AT_MOST = 2.0
+
+
+def in_turn_at_most(lease: float) -> float:
+    """How long work in turn may wait in all, given how long (s) the lease its request was
+    recorded under lasts unrenewed: ``IN_TURN_AT_MOST``, or a third of the lease if less."""
+    return min(IN_TURN_AT_MOST, lease / 3)
 
 
 class TaskRunner:
@@ -27,11 +49,19 @@ class TaskRunner:
     runner counts the Slack requests being answered (``answering``), and a task spawned
     ``after_answers`` starts once none has been for ``ANSWERS_QUIET_FOR``, or after
     ``ANSWERS_FIRST_FOR`` at most: in a burst of ``/sms`` the acks are not queued behind
-    the sends they started.
+    the sends they started. A held task that runs ``in_turn`` then waits for one of
+    ``IN_TURN_AT_ONCE`` places too; pages take none.
     """
 
     def __init__(
-        self, answers_first_for: float = ANSWERS_FIRST_FOR, quiet_for: float = ANSWERS_QUIET_FOR
+        self,
+        answers_first_for: float = ANSWERS_FIRST_FOR,
+        quiet_for: float = ANSWERS_QUIET_FOR,
+        *,
+        at_once: int = IN_TURN_AT_ONCE,
+        place_for: float = IN_TURN_PLACE_FOR,
+        behind_at_most: float = IN_TURN_BEHIND_AT_MOST,
+        in_turn_at_most: float = IN_TURN_AT_MOST,
     ) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.answers_first_for = answers_first_for
@@ -40,6 +70,13 @@ class TaskRunner:
         self._quiet = asyncio.Event()  # set once no answer has been due for ``quiet_for``
         self._quiet.set()
         self._quiet_timer: asyncio.TimerHandle | None = None
+        self._places = asyncio.Semaphore(at_once)
+        self._place_for = place_for
+        self._behind_at_most = behind_at_most
+        self._in_turn_at_most = in_turn_at_most
+        # When each task waiting for a place was spawned, oldest first.
+        self._waiting: dict[object, float] = {}
+        self._wanting_room: collections.deque[asyncio.Future[None]] = collections.deque()
 
     @contextmanager
     def answering(self) -> Iterator[None]:
@@ -57,18 +94,88 @@ class TaskRunner:
                 loop = asyncio.get_running_loop()
                 self._quiet_timer = loop.call_later(self._quiet_for, self._quiet.set)
 
-    async def _after_answers(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        if not self._quiet.is_set():
+    async def room_for_more(self, wait_at_most: float = ROOM_WAIT_AT_MOST) -> None:
+        """Before work that will run in turn is taken on: while the work in turn is
+        ``behind_at_most`` behind, wait until a waiting task takes a place (one new one for
+        each that starts, in order) or ``wait_at_most`` passed."""
+        loop = asyncio.get_running_loop()
+        if not self._behind(loop.time()):
+            return
+        room = loop.create_future()
+        self._wanting_room.append(room)
+        try:
             with suppress(TimeoutError):
-                async with asyncio.timeout(self.answers_first_for):
-                    await self._quiet.wait()
-        return await coro
+                await asyncio.wait_for(room, wait_at_most)
+        finally:
+            with suppress(ValueError):
+                self._wanting_room.remove(room)
+
+    def _behind(self, now: float) -> bool:
+        oldest = next(iter(self._waiting.values()), now)
+        return now - oldest > self._behind_at_most
+
+    async def _after_answers(self, coro: Coroutine[Any, Any, Any], in_turn: bool) -> Any:
+        if self._quiet.is_set():
+            return await coro
+        spawned = asyncio.get_running_loop().time()
+        with suppress(TimeoutError):
+            async with asyncio.timeout(self.answers_first_for):
+                await self._quiet.wait()
+        if not in_turn:
+            return await coro
+        async with self._place(spawned):
+            return await coro
+
+    def _make_room(self) -> None:
+        """A waiting task took a place: the first of the new ones waiting for room may go."""
+        while self._wanting_room:
+            room = self._wanting_room.popleft()
+            if not room.done():
+                room.set_result(None)
+                return
+
+    @asynccontextmanager
+    async def _place(self, spawned: float) -> AsyncIterator[None]:
+        """One of the places work in turn runs in, given up when the block ends or after
+        ``place_for``; none once the work has waited ``in_turn_at_most`` since ``spawned``."""
+        key = object()
+        self._waiting[key] = spawned
+        placed = False
+        try:
+            with suppress(TimeoutError):
+                async with asyncio.timeout_at(spawned + self._in_turn_at_most):
+                    placed = await self._places.acquire()
+        finally:
+            del self._waiting[key]
+        if not placed:
+            yield
+            return
+        self._make_room()
+        given_up = False
+
+        def give_up() -> None:
+            nonlocal given_up
+            if not given_up:
+                given_up = True
+                self._places.release()
+
+        timer = asyncio.get_running_loop().call_later(self._place_for, give_up)
+        try:
+            yield
+        finally:
+            timer.cancel()
+            give_up()
 
     def spawn(
-        self, coro: Coroutine[Any, Any, Any], name: str, *, after_answers: bool = False
+        self,
+        coro: Coroutine[Any, Any, Any],
+        name: str,
+        *,
+        after_answers: bool = False,
+        in_turn: bool = False,
     ) -> asyncio.Task[Any]:
         if after_answers:
-            coro = self._after_answers(coro)
+            coro = self._after_answers(coro, in_turn)
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._finished)

@@ -4,8 +4,11 @@ Slack request is being answered, but never longer than the runner's limit."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
-from bot.tasks import TaskRunner
+import pytest
+
+from bot.tasks import IN_TURN_AT_MOST, TaskRunner, in_turn_at_most
 
 
 async def started(runner: TaskRunner, *, after_answers: bool) -> asyncio.Event:
@@ -67,3 +70,128 @@ async def test_a_failed_answer_still_lets_the_work_start() -> None:
     except RuntimeError:
         pass
     await asyncio.wait_for(held.wait(), 5)
+
+
+def in_turn(
+    at_once: int, place_for: float, in_turn_at_most: float, behind_at_most: float = 60
+) -> TaskRunner:
+    """A runner whose held work is soon free of the quiet wait (10 ms)."""
+    return TaskRunner(
+        answers_first_for=60,
+        quiet_for=0.01,
+        at_once=at_once,
+        place_for=place_for,
+        in_turn_at_most=in_turn_at_most,
+        behind_at_most=behind_at_most,
+    )
+
+
+def blocked_work(
+    runner: TaskRunner, count: int, until: asyncio.Event, *, turn: bool = True
+) -> list[int]:
+    """Spawn ``count`` held tasks that each note when they start, then wait for ``until``."""
+    begun: list[int] = []
+
+    async def work(number: int) -> None:
+        begun.append(number)
+        await until.wait()
+
+    for number in range(count):
+        runner.spawn(work(number), name=f"work-{number}", after_answers=True, in_turn=turn)
+    return begun
+
+
+async def test_work_in_turn_runs_only_so_many_at_once() -> None:
+    """A burst's held sends start a few at a time, not all that were acked, so the acks
+    still coming are not queued behind them."""
+    runner = in_turn(at_once=2, place_for=60, in_turn_at_most=60)
+    finish = asyncio.Event()
+    with runner.answering():
+        begun = blocked_work(runner, 5, finish)
+    await asyncio.sleep(0.1)  # quiet since long enough: the held work may start
+    assert begun == [0, 1]
+    finish.set()
+    assert await runner.drain(5)
+    assert begun == [0, 1, 2, 3, 4]
+
+
+async def test_held_pages_take_no_place() -> None:
+    runner = in_turn(at_once=1, place_for=60, in_turn_at_most=60)
+    finish = asyncio.Event()
+    with runner.answering():
+        sends = blocked_work(runner, 2, finish)
+        pages = blocked_work(runner, 2, finish, turn=False)
+    await asyncio.sleep(0.1)
+    assert (sends, pages) == ([0], [0, 1])
+    finish.set()
+    assert await runner.drain(5)
+
+
+async def test_work_in_turn_that_runs_long_gives_up_its_place() -> None:
+    """A send waiting on 2Chat keeps its place a moment only."""
+    runner = in_turn(at_once=1, place_for=0.05, in_turn_at_most=60)
+    finish = asyncio.Event()
+    with runner.answering():
+        begun = blocked_work(runner, 2, finish)
+    await asyncio.wait_for(_until(lambda: begun == [0, 1]), 5)  # the first still running
+    finish.set()
+    assert await runner.drain(5)
+
+
+async def test_work_not_held_back_takes_no_place() -> None:
+    runner = in_turn(at_once=1, place_for=60, in_turn_at_most=60)
+    finish = asyncio.Event()
+    with runner.answering():
+        blocked_work(runner, 1, finish)
+    await asyncio.sleep(0.1)  # the held task runs and keeps the only place
+    assert (await started(runner, after_answers=True)).is_set()
+    finish.set()
+    assert await runner.drain(5)
+
+
+@pytest.mark.parametrize(("at_most", "begun_in_time"), [(60, [0]), (0.1, [0, 1])])
+async def test_work_in_turn_waits_for_a_place_only_so_long(
+    at_most: float, begun_in_time: list[int]
+) -> None:
+    """In a long overload every place stays taken; work in turn still starts, well inside
+    the lease its request was recorded under, rather than waiting for the sweeper."""
+    runner = in_turn(at_once=1, place_for=60, in_turn_at_most=at_most)
+    finish = asyncio.Event()
+    with runner.answering():
+        begun = blocked_work(runner, 2, finish)
+    await asyncio.sleep(0.3)
+    assert begun == begun_in_time
+    finish.set()
+    assert await runner.drain(5)
+
+
+def test_work_in_turn_starts_well_inside_its_lease() -> None:
+    assert in_turn_at_most(3.0) == 1.0  # TWOCHAT_*_TIMEOUT of half a second each
+    assert in_turn_at_most(22.0) == IN_TURN_AT_MOST  # the defaults: 5 s + 15 s + 2 s
+
+
+async def test_new_work_waits_for_room_while_work_in_turn_is_behind() -> None:
+    """Acks come no faster than sends are done once these are behind: room is made when a
+    waiting task takes a place, and the wait is bounded all the same."""
+    runner = in_turn(at_once=1, place_for=60, behind_at_most=0.05, in_turn_at_most=60)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await runner.room_for_more(wait_at_most=5)  # nothing waits: no wait
+    assert loop.time() - began < 0.05
+    finish = asyncio.Event()
+    with runner.answering():
+        begun = blocked_work(runner, 3, finish)
+    await asyncio.sleep(0.1)  # the second and third wait, longer than behind_at_most
+    began = loop.time()
+    await runner.room_for_more(wait_at_most=0.1)
+    assert loop.time() - began >= 0.1  # nobody took a place: it waited the whole bound
+    room = asyncio.ensure_future(runner.room_for_more(wait_at_most=5))
+    finish.set()  # each ends at once: the waiting ones take places in turn
+    await asyncio.wait_for(room, 5)
+    assert begun[:2] == [0, 1]
+    assert await runner.drain(5)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.005)

@@ -87,8 +87,12 @@ class Workflow:
 
         Slack hears the outcome, so recording gets ``answer_deadline`` seconds in all; past
         them this raises StoreError, and the ticket sees to it that a request the store
-        records anyway is expired rather than sent.
+        records anyway is expired rather than sent. An ad-hoc send runs in turn with the
+        others, and waits first while they have fallen behind; a page never does.
         """
+        in_turn = origin.kind == "sms"
+        if in_turn:
+            await self._runner.room_for_more()
         ticket = Ticket()
         holder = self._delivery.leases.new_holder()
         try:
@@ -109,7 +113,10 @@ class Workflow:
             self._runner.spawn(self._approvals.ask(request), name=f"approval-{request.id}")
         else:
             self._runner.spawn(
-                self._start(outcome, holder), name=f"deliver-{request.id}", after_answers=True
+                self._start(outcome, holder),
+                name=f"deliver-{request.id}",
+                after_answers=True,
+                in_turn=in_turn,
             )
         return None
 
