@@ -4,7 +4,8 @@ Slack request is being answered, but never longer than the runner's limit."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -86,67 +87,60 @@ def in_turn(
     )
 
 
-def blocked_work(
-    runner: TaskRunner, count: int, until: asyncio.Event, *, turn: bool = True
-) -> list[int]:
-    """Spawn ``count`` held tasks that each note when they start, then wait for ``until``."""
-    begun: list[int] = []
+@asynccontextmanager
+async def blocked(runner: TaskRunner) -> AsyncIterator[Callable[..., list[int]]]:
+    """A spawner of held tasks, each noting when it starts and then blocked until the block
+    ends; they then finish, and the runner drains."""
+    finish = asyncio.Event()
 
-    async def work(number: int) -> None:
-        begun.append(number)
-        await until.wait()
+    def spawn(count: int, *, turn: bool = True) -> list[int]:
+        begun: list[int] = []
 
-    for number in range(count):
-        runner.spawn(work(number), name=f"work-{number}", after_answers=True, in_turn=turn)
-    return begun
+        async def work(number: int) -> None:
+            begun.append(number)
+            await finish.wait()
+
+        with runner.answering():
+            for number in range(count):
+                runner.spawn(work(number), name=f"work-{number}", after_answers=True, in_turn=turn)
+        return begun
+
+    yield spawn
+    finish.set()
+    assert await runner.drain(5)
 
 
 async def test_work_in_turn_runs_only_so_many_at_once() -> None:
     """A burst's held sends start a few at a time, not all that were acked, so the acks
     still coming are not queued behind them."""
     runner = in_turn(at_once=2, place_for=60, in_turn_at_most=60)
-    finish = asyncio.Event()
-    with runner.answering():
-        begun = blocked_work(runner, 5, finish)
-    await asyncio.sleep(0.1)  # quiet since long enough: the held work may start
-    assert begun == [0, 1]
-    finish.set()
-    assert await runner.drain(5)
+    async with blocked(runner) as spawn:
+        begun = spawn(5)
+        await asyncio.sleep(0.1)  # quiet since long enough: the held work may start
+        assert begun == [0, 1]
     assert begun == [0, 1, 2, 3, 4]
 
 
 async def test_held_pages_take_no_place() -> None:
-    runner = in_turn(at_once=1, place_for=60, in_turn_at_most=60)
-    finish = asyncio.Event()
-    with runner.answering():
-        sends = blocked_work(runner, 2, finish)
-        pages = blocked_work(runner, 2, finish, turn=False)
-    await asyncio.sleep(0.1)
-    assert (sends, pages) == ([0], [0, 1])
-    finish.set()
-    assert await runner.drain(5)
+    async with blocked(in_turn(at_once=1, place_for=60, in_turn_at_most=60)) as spawn:
+        sends, pages = spawn(2), spawn(2, turn=False)
+        await asyncio.sleep(0.1)
+        assert (sends, pages) == ([0], [0, 1])
 
 
 async def test_work_in_turn_that_runs_long_gives_up_its_place() -> None:
     """A send waiting on 2Chat keeps its place a moment only."""
-    runner = in_turn(at_once=1, place_for=0.05, in_turn_at_most=60)
-    finish = asyncio.Event()
-    with runner.answering():
-        begun = blocked_work(runner, 2, finish)
-    await asyncio.wait_for(_until(lambda: begun == [0, 1]), 5)  # the first still running
-    finish.set()
-    assert await runner.drain(5)
+    async with blocked(in_turn(at_once=1, place_for=0.05, in_turn_at_most=60)) as spawn:
+        begun = spawn(2)
+        await asyncio.wait_for(_until(lambda: begun == [0, 1]), 5)  # the first still runs
 
 
 async def test_work_not_held_back_takes_no_place() -> None:
     runner = in_turn(at_once=1, place_for=60, in_turn_at_most=60)
-    finish = asyncio.Event()
-    with runner.answering():
-        blocked_work(runner, 1, finish)
-    await asyncio.sleep(0.1)  # the held task runs and keeps the only place
-    assert (await started(runner, after_answers=True)).is_set()
-    finish.set()
-    assert await runner.drain(5)
+    async with blocked(runner) as spawn:
+        spawn(1)
+        await asyncio.sleep(0.1)  # the held task runs and keeps the only place
+        assert (await started(runner, after_answers=True)).is_set()
 
 
 @pytest.mark.parametrize(("at_most", "begun_in_time"), [(60, [0]), (0.1, [0, 1])])
@@ -155,14 +149,10 @@ async def test_work_in_turn_waits_for_a_place_only_so_long(
 ) -> None:
     """In a long overload every place stays taken; work in turn still starts, well inside
     the lease its request was recorded under, rather than waiting for the sweeper."""
-    runner = in_turn(at_once=1, place_for=60, in_turn_at_most=at_most)
-    finish = asyncio.Event()
-    with runner.answering():
-        begun = blocked_work(runner, 2, finish)
-    await asyncio.sleep(0.3)
-    assert begun == begun_in_time
-    finish.set()
-    assert await runner.drain(5)
+    async with blocked(in_turn(at_once=1, place_for=60, in_turn_at_most=at_most)) as spawn:
+        begun = spawn(2)
+        await asyncio.sleep(0.3)
+        assert begun == begun_in_time
 
 
 def test_work_in_turn_starts_well_inside_its_lease() -> None:
@@ -173,23 +163,20 @@ def test_work_in_turn_starts_well_inside_its_lease() -> None:
 async def test_new_work_waits_for_room_while_work_in_turn_is_behind() -> None:
     """Acks come no faster than sends are done once these are behind: room is made when a
     waiting task takes a place, and the wait is bounded all the same."""
-    runner = in_turn(at_once=1, place_for=60, behind_at_most=0.05, in_turn_at_most=60)
+    runner = in_turn(at_once=1, place_for=1.0, behind_at_most=0.05, in_turn_at_most=60)
     loop = asyncio.get_running_loop()
     began = loop.time()
     await runner.room_for_more(wait_at_most=5)  # nothing waits: no wait
     assert loop.time() - began < 0.05
-    finish = asyncio.Event()
-    with runner.answering():
-        begun = blocked_work(runner, 3, finish)
-    await asyncio.sleep(0.1)  # the second and third wait, longer than behind_at_most
-    began = loop.time()
-    await runner.room_for_more(wait_at_most=0.1)
-    assert loop.time() - began >= 0.1  # nobody took a place: it waited the whole bound
-    room = asyncio.ensure_future(runner.room_for_more(wait_at_most=5))
-    finish.set()  # each ends at once: the waiting ones take places in turn
-    await asyncio.wait_for(room, 5)
-    assert begun[:2] == [0, 1]
-    assert await runner.drain(5)
+    async with blocked(runner) as spawn:
+        spawn(3)
+        await asyncio.sleep(0.1)  # the second and third wait, longer than behind_at_most
+        began = loop.time()
+        await runner.room_for_more(wait_at_most=0.1)
+        assert loop.time() - began >= 0.1  # nobody took a place: it waited the whole bound
+        began = loop.time()
+        await runner.room_for_more(wait_at_most=5)
+        assert loop.time() - began < 2  # the first gave up its place after a second
 
 
 async def _until(condition: Callable[[], bool]) -> None:

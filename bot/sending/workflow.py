@@ -88,9 +88,10 @@ class Workflow:
         Slack hears the outcome, so recording gets ``answer_deadline`` seconds in all; past
         them this raises StoreError, and the ticket sees to it that a request the store
         records anyway is expired rather than sent. An ad-hoc send runs in turn with the
-        others, and waits first while they have fallen behind; a page never does.
+        others, and waits first while they have fallen behind; a page never does, nor a
+        request that waits for its approval.
         """
-        in_turn = origin.kind == "sms"
+        in_turn = origin.kind == "sms" and isinstance(decision, Allow)
         if in_turn:
             await self._runner.room_for_more()
         ticket = Ticket()
