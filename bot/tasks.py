@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -24,15 +23,11 @@ ANSWERS_QUIET_FOR = 0.005
 # coming waited behind them all; a send that waits on 2Chat gives its place to the next.
 IN_TURN_AT_ONCE = 10
 IN_TURN_PLACE_FOR = 0.2
-# How far work in turn may fall behind (its oldest has waited so long since it was spawned)
-# before new work waits for room, and how long that wait may be: in an overload longer than
-# a burst, acks then come as fast as sends are done rather than run ahead of them.
-IN_TURN_BEHIND_AT_MOST = 1.0
-ROOM_WAIT_AT_MOST = 0.5
-# The longest work in turn waits in all; past it, it starts without a place, well inside
-# the lease its request was recorded under (``in_turn_at_most``), which would otherwise have
-# the sweeper resume it as crashed.
-IN_TURN_AT_MOST = 2.0
+# The longest work in turn waits for a place; past it, it starts without one. In an overload
+# longer than a burst, sends then get the CPU as before rather than fall further behind their
+# acks (fewer at a time, they cost more each), and none waits past the lease its request was
+# recorded under (``in_turn_at_most``), which would have the sweeper resume it as crashed.
+IN_TURN_AT_MOST = 1.0
 
 
 def in_turn_at_most(lease: float) -> float:
@@ -60,7 +55,6 @@ class TaskRunner:
         *,
         at_once: int = IN_TURN_AT_ONCE,
         place_for: float = IN_TURN_PLACE_FOR,
-        behind_at_most: float = IN_TURN_BEHIND_AT_MOST,
         in_turn_at_most: float = IN_TURN_AT_MOST,
     ) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -72,11 +66,7 @@ class TaskRunner:
         self._quiet_timer: asyncio.TimerHandle | None = None
         self._places = asyncio.Semaphore(at_once)
         self._place_for = place_for
-        self._behind_at_most = behind_at_most
         self._in_turn_at_most = in_turn_at_most
-        # When each task waiting for a place was spawned, oldest first.
-        self._waiting: dict[object, float] = {}
-        self._wanting_room: collections.deque[asyncio.Future[None]] = collections.deque()
 
     @contextmanager
     def answering(self) -> Iterator[None]:
@@ -94,26 +84,6 @@ class TaskRunner:
                 loop = asyncio.get_running_loop()
                 self._quiet_timer = loop.call_later(self._quiet_for, self._quiet.set)
 
-    async def room_for_more(self, wait_at_most: float = ROOM_WAIT_AT_MOST) -> None:
-        """Before work that will run in turn is taken on: while the work in turn is
-        ``behind_at_most`` behind, wait until a waiting task takes a place (one new one for
-        each that starts, in order) or ``wait_at_most`` passed."""
-        loop = asyncio.get_running_loop()
-        if not self._behind(loop.time()):
-            return
-        room = loop.create_future()
-        self._wanting_room.append(room)
-        try:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(room, wait_at_most)
-        finally:
-            with suppress(ValueError):
-                self._wanting_room.remove(room)
-
-    def _behind(self, now: float) -> bool:
-        oldest = next(iter(self._waiting.values()), now)
-        return now - oldest > self._behind_at_most
-
     async def _after_answers(self, coro: Coroutine[Any, Any, Any], in_turn: bool) -> Any:
         if self._quiet.is_set():
             return await coro
@@ -126,31 +96,17 @@ class TaskRunner:
         async with self._place(spawned):
             return await coro
 
-    def _make_room(self) -> None:
-        """A waiting task took a place: the first of the new ones waiting for room may go."""
-        while self._wanting_room:
-            room = self._wanting_room.popleft()
-            if not room.done():
-                room.set_result(None)
-                return
-
     @asynccontextmanager
     async def _place(self, spawned: float) -> AsyncIterator[None]:
         """One of the places work in turn runs in, given up when the block ends or after
         ``place_for``; none once the work has waited ``in_turn_at_most`` since ``spawned``."""
-        key = object()
-        self._waiting[key] = spawned
         placed = False
-        try:
-            with suppress(TimeoutError):
-                async with asyncio.timeout_at(spawned + self._in_turn_at_most):
-                    placed = await self._places.acquire()
-        finally:
-            del self._waiting[key]
+        with suppress(TimeoutError):
+            async with asyncio.timeout_at(spawned + self._in_turn_at_most):
+                placed = await self._places.acquire()
         if not placed:
             yield
             return
-        self._make_room()
         given_up = False
 
         def give_up() -> None:

@@ -87,13 +87,8 @@ class Workflow:
 
         Slack hears the outcome, so recording gets ``answer_deadline`` seconds in all; past
         them this raises StoreError, and the ticket sees to it that a request the store
-        records anyway is expired rather than sent. An ad-hoc send runs in turn with the
-        others, and waits first while they have fallen behind; a page never does, nor a
-        request that waits for its approval.
+        records anyway is expired rather than sent.
         """
-        in_turn = origin.kind == "sms" and isinstance(decision, Allow)
-        if in_turn:
-            await self._runner.room_for_more()
         ticket = Ticket()
         holder = self._delivery.leases.new_holder()
         try:
@@ -117,7 +112,7 @@ class Workflow:
                 self._start(outcome, holder),
                 name=f"deliver-{request.id}",
                 after_answers=True,
-                in_turn=in_turn,
+                in_turn=origin.kind == "sms",  # a page never waits for ad-hoc sends
             )
         return None
 
