@@ -53,7 +53,7 @@ from bot.sms.fanout import RetryPolicy
 from bot.sms.limit import LimitLearner
 from bot.sms.twochat import UNREACHABLE_REASONS, TwoChatClient
 from bot.store import Store, open_store
-from bot.tasks import TaskRunner, in_turn_at_most
+from bot.tasks import TaskRunner, in_turn_wait_for_lease
 
 # Slack's own response_url host; the configured API host is added so stand-ins work too.
 SLACK_RESPONSE_HOSTS = frozenset({"hooks.slack.com"})
@@ -332,7 +332,7 @@ def build(settings: Settings, policy: Policy) -> Components:
     db = Db(store)
     holder = PolicyHolder(policy)
     lease = send_stale_after(settings).total_seconds()
-    runner = TaskRunner(in_turn_at_most=in_turn_at_most(lease))
+    runner = TaskRunner(in_turn_at_most=in_turn_wait_for_lease(lease))
     metrics = Metrics()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 

@@ -26,11 +26,11 @@ IN_TURN_PLACE_FOR = 0.2
 # The longest work in turn waits for a place; past it, it starts without one. In an overload
 # longer than a burst, sends then get the CPU as before rather than fall further behind their
 # acks (fewer at a time, they cost more each), and none waits past the lease its request was
-# recorded under (``in_turn_at_most``), which would have the sweeper resume it as crashed.
+# recorded under (``in_turn_wait_for_lease``): the sweeper would resume it as crashed.
 IN_TURN_AT_MOST = 1.0
 
 
-def in_turn_at_most(lease: float) -> float:
+def in_turn_wait_for_lease(lease: float) -> float:
     """How long work in turn may wait in all, given how long (s) the lease its request was
     recorded under lasts unrenewed: ``IN_TURN_AT_MOST``, or a third of the lease if less."""
     return min(IN_TURN_AT_MOST, lease / 3)

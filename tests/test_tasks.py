@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from bot.tasks import IN_TURN_AT_MOST, TaskRunner, in_turn_at_most
+from bot.tasks import IN_TURN_AT_MOST, TaskRunner, in_turn_wait_for_lease
 
 
 async def started(runner: TaskRunner, *, after_answers: bool) -> asyncio.Event:
@@ -153,8 +153,8 @@ async def test_work_in_turn_waits_for_a_place_only_so_long(
 
 
 def test_work_in_turn_starts_well_inside_its_lease() -> None:
-    assert in_turn_at_most(2.4) == pytest.approx(0.8)  # TWOCHAT_*_TIMEOUT of 0.2 s each
-    assert in_turn_at_most(22.0) == IN_TURN_AT_MOST  # the defaults: 5 s + 15 s + 2 s
+    assert in_turn_wait_for_lease(2.4) == pytest.approx(0.8)  # TWOCHAT_*_TIMEOUT of 0.2 s each
+    assert in_turn_wait_for_lease(22.0) == IN_TURN_AT_MOST  # the defaults: 5 s + 15 s + 2 s
 
 
 async def _until(condition: Callable[[], bool]) -> None:
