@@ -5,7 +5,7 @@ Calls queue up, and the store's threads take them in turn, those a Slack answer 
 (``answer_within``) first. SQLite has one thread, which runs whatever has queued as one batch
 under one commit (see ``bot.store.batch``). PostgreSQL has a couple, each running one call at
 a time in its own transaction, but the ``Grouped`` calls queued together (sends' claims,
-finishes and landings) in one.
+finishes and landings) in one, and the ``Checked`` ones (requests' records) in one.
 
 Answers reach the event loop in groups, through a mailbox that asks for a wake-up only when
 none is pending. With an executor (a wake-up per answer) and ten Postgres threads taking
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from bot.store import Store
-from bot.store.batch import BatchingStore, CallOutcome, Grouped, each_alone
+from bot.store.batch import BatchingStore, CallOutcome, Grouped, each_alone, group_kind
 from bot.store.core import answer_pending
 
 P = ParamSpec("P")
@@ -155,10 +155,12 @@ class StoreCalls:
 
     def _joins(self, taken: list[_Waiting], waiting: _Waiting) -> bool:
         """Whether ``waiting`` may run in one batch with ``taken``: any call may where every
-        call shares a batch, only ``Grouped`` ones with each other where only they do."""
+        call shares a batch, only ``Grouped`` ones with each other, and ``Checked`` ones with
+        each other, where only they do."""
         if not taken or not self._groups_only:
             return True
-        return isinstance(taken[0].run, Grouped) and isinstance(waiting.run, Grouped)
+        kind = group_kind(taken[0].run)
+        return kind is not None and group_kind(waiting.run) is kind
 
     def _work(self) -> None:
         """Run calls as they come, and post their answers in groups: when nothing more is

@@ -31,7 +31,7 @@ from bot.store import (
     StoredRequest,
 )
 from bot.store.core import answer_within
-from bot.store.requests import Ticket
+from bot.store.recording import Ticket
 from bot.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)

@@ -7,12 +7,15 @@ round trips share their syncs with every other send in flight.
 
 PostgreSQL pays per transaction and per round trip rather than per sync: there, only
 ``Grouped`` calls (a send's claim, its finish, its outcome landed) share one, because they
-read nothing before the commit, so a whole group goes out and comes back in one round trip.
+read nothing before the commit, so a whole group goes out and comes back in one round trip;
+and ``Checked`` calls (a request's record) share one with each other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextvars
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from inspect import Signature, signature
@@ -29,10 +32,12 @@ from typing import (
     runtime_checkable,
 )
 
+from bot.errors import CommitUnknown
 from bot.store.tx import Tx
 
 T = TypeVar("T")
 S = TypeVar("S")
+C = TypeVar("C")
 P = ParamSpec("P")
 
 
@@ -76,13 +81,65 @@ class Grouped(Generic[T]):
         return read()
 
 
+class Checked(ABC, Generic[T, C]):
+    """A write that reads its answers before its commit, and may refuse there by raising,
+    which rolls it back: a request's record (a claim taken, every recipient opted out, a
+    limit). Several may share one transaction (``PostgresStore.run_batch``): all their locks
+    taken first, in one statement and so in one order in every process; their statements
+    out together, their answers back in one round trip, one commit. Their statements run in
+    turn, so each reads what those before it wrote, as if each had run alone after them. A
+    call that refuses rolls the group back, and each is then run again alone. It carries
+    its caller's context (``answer_within``): it is run on a store thread, and a group
+    takes the shortest time left among its calls.
+
+    ``queue`` queues the statements in the transaction it is handed and gives back the
+    check, which reads their answers before the commit and gives back what was checked
+    (``C``); ``settle`` turns that into the call's value after the commit; ``unsettled``
+    is told when the commit's fate is unknown."""
+
+    def __init__(
+        self,
+        transaction: Callable[..., AbstractContextManager[Tx]],
+        locks: Collection[str] = (),
+    ) -> None:
+        self.locks = locks
+        self.context = contextvars.copy_context()
+        self._transaction = transaction
+
+    @abstractmethod
+    def queue(self, tx: Tx) -> Callable[[], C]: ...
+
+    @abstractmethod
+    def settle(self, checked: C) -> T: ...
+
+    @abstractmethod
+    def unsettled(self, checked: C) -> None:
+        """The commit of what was checked may or may not have happened."""
+
+    def __call__(self) -> T:
+        """Run alone, in a transaction of its own, in its caller's context."""
+        return self.context.run(self._alone)
+
+    def _alone(self) -> T:
+        checked: list[C] = []
+        try:
+            with self._transaction(write=True, locks=self.locks) as tx:
+                checked.append(self.queue(tx)())
+        except CommitUnknown:
+            for each in checked:
+                self.unsettled(each)
+            raise
+        return self.settle(checked[0])
+
+
 class RunAlone(Generic[S, P, T]):
-    """A store method that is its grouped form run alone, in a transaction of its own, so
-    that the form's parameters are written once: ``claim_send = RunAlone(claiming)``. Bound
+    """A store method that is its grouped form (``Grouped`` or ``Checked``) run alone, in a
+    transaction of its own, so that the form's parameters are written once:
+    ``claim_send = RunAlone(claiming)``. Bound
     to a store, it carries the form as ``grouped_form``: the store's threads
     (``StoreCalls.run``) run the form in its stead, grouped with other calls."""
 
-    def __init__(self, form: Callable[Concatenate[S, P], Grouped[T]]) -> None:
+    def __init__(self, form: Callable[Concatenate[S, P], Grouped[T] | Checked[T, Any]]) -> None:
         def alone(store: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
             return form(store, *args, **kwargs)()
 
@@ -107,6 +164,12 @@ class RunAlone(Generic[S, P, T]):
         # A bound method, as ``def`` gives: ``__self__`` is the store, and the function's
         # ``grouped_form`` shows through it.
         return self if store is None else MethodType(self._alone, store)
+
+
+def group_kind(call: Callable[[], Any]) -> type | None:
+    """The calls that may share a transaction with ``call`` where only groups share one
+    (``BatchingStore.groups_only``): those of this kind; None for a call that may not."""
+    return Grouped if isinstance(call, Grouped) else Checked if isinstance(call, Checked) else None
 
 
 def each_alone(calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:

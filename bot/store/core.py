@@ -17,6 +17,7 @@ left of the answer's budget, while background work keeps the backends' long wait
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -95,6 +96,12 @@ def answer_within(seconds: float | None) -> Iterator[None]:
 def answer_pending() -> bool:
     """Whether a Slack request waits for this call's answer (``answer_within`` is in force)."""
     return _ANSWER_BY.get() is not None
+
+
+def answer_by() -> float:
+    """The time.monotonic() by which this call must be answered; infinity when none is."""
+    by = _ANSWER_BY.get()
+    return math.inf if by is None else by
 
 
 def time_left() -> float | None:

@@ -7,6 +7,8 @@ import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
+from functools import partial
+from itertools import groupby
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
@@ -15,8 +17,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.errors import CommitUnknown, StoreError
 from bot.store.base import Store
-from bot.store.batch import CallOutcome, Grouped, each_alone
-from bot.store.core import time_left
+from bot.store.batch import CallOutcome, Checked, Grouped, each_alone, group_kind
+from bot.store.core import answer_by, time_left
 from bot.store.records import utcnow
 from bot.store.tx import Pending, Result, Tx
 
@@ -209,6 +211,21 @@ def _lost_connection(exc: psycopg.Error) -> bool:
     return state is None or state.startswith(("08", "57P"))
 
 
+def _soonest(group: Sequence[Checked[Any, Any]]) -> Checked[Any, Any]:
+    """The call that must be answered first."""
+    return min(group, key=lambda call: call.context.run(answer_by))
+
+
+def _unsettled(call: Checked[Any, Any], checked: Any, unknown: CommitUnknown) -> BaseException:
+    """``call``'s outcome when the fate of its commit is unknown: as when it runs alone, the
+    error of telling it so, if that fails."""
+    try:
+        call.unsettled(checked)
+    except Exception as exc:  # it is the call's outcome
+        return exc
+    return unknown
+
+
 class PostgresStore(Store):
     """A PostgreSQL database shared by any number of app processes. Cross-process exclusion
     uses transaction-scoped advisory locks, released by commit or rollback (or a crash)."""
@@ -348,22 +365,23 @@ class PostgresStore(Store):
                     raise
 
     def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
-        """Run ``calls`` in order: each run of ``Grouped`` ones in one transaction, their
-        statements out together and committed by one Sync: one round trip and one commit for
-        them all, which alone cost the app and the server several times what a statement
+        """Run ``calls`` in order: each run of ``Grouped`` ones, and each of ``Checked``
+        ones, in one transaction, their statements out together and committed by one Sync:
+        one round trip and one commit for them all (and one more round trip for the checks'
+        answers), which alone cost the app and the server several times what a statement
         does (docs/performance.md); any other call in a transaction of its own, as outside
         a batch."""
         outcomes: list[CallOutcome] = []
-        group: list[Grouped[Any]] = []
-        for call in calls:
-            if isinstance(call, Grouped):
-                group.append(call)
-                continue
-            outcomes += self._run_group(group) + each_alone([call])
-            group = []
-        return outcomes + self._run_group(group)
+        for kind, run in groupby(calls, key=group_kind):
+            if kind is Grouped:
+                outcomes += self._run_grouped(list(run))  # type: ignore[arg-type]
+            elif kind is Checked:
+                outcomes += self._run_checked(list(run))  # type: ignore[arg-type]
+            else:
+                outcomes += each_alone(list(run))
+        return outcomes
 
-    def _run_group(self, group: Sequence[Grouped[Any]]) -> list[CallOutcome]:
+    def _run_grouped(self, group: Sequence[Grouped[Any]]) -> list[CallOutcome]:
         """One transaction for ``group``. A failure before the commit leaves nothing of it
         (its statements were one implicit transaction, undone whole), so each call is then
         run again alone, to give it its own outcome; a commit whose fate is unknown is
@@ -378,6 +396,32 @@ class PostgresStore(Store):
         except Exception:  # one call's failure, or the server's: nothing was kept
             return each_alone(group)
         return each_alone(reads)
+
+    def _run_checked(self, group: Sequence[Checked[Any, Any]]) -> list[CallOutcome]:
+        """One transaction for ``group``, as ``_run_grouped``; a refusal is a failure that
+        rolls the group back too. It runs in the context of the call with the least time
+        left, whose limit is the transaction's, holding every call's locks from the start."""
+        if len(group) < 2:
+            return each_alone(group)
+        checked: list[Any] = []
+        try:
+            _soonest(group).context.run(self._check_together, group, checked)
+        except CommitUnknown as exc:
+            return [
+                CallOutcome(error=_unsettled(call, each, exc))
+                for call, each in zip(group, checked, strict=True)
+            ]
+        except Exception:  # a refusal, one call's failure or the server's: nothing was kept
+            return each_alone(group)
+        settles = [partial(call.settle, each) for call, each in zip(group, checked, strict=True)]
+        return each_alone(settles)
+
+    def _check_together(self, group: Sequence[Checked[Any, Any]], checked: list[Any]) -> None:
+        """Queue every call's statements, then check each one's answers, into ``checked``."""
+        locks = {lock for call in group for lock in call.locks}
+        with self._transaction(write=True, locks=locks) as tx:
+            checks = [call.queue(tx) for call in group]
+            checked.extend(check() for check in checks)
 
     def _recheck_pool(self) -> None:
         """One broken connection (a server restart) suggests the others are broken too:

@@ -1,14 +1,16 @@
 """What recording a request reads and writes besides its rows: the opted-out numbers among
-its recipients, the refusals read from a record's answers, and the request and its sends
-as inserted (no second read)."""
+its recipients, the refusals read from a record's answers, the request and its sends as
+inserted (no second read), and the caller's side of the handshake (``Ticket``)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Literal
 
 from bot.errors import AllOptedOut, Duplicate
-from bot.store.records import NewRequest, RequestState, SendRecord, StoredRequest
+from bot.store.records import NewRequest, Recorded, RequestState, SendRecord, StoredRequest
 from bot.store.tx import Pending, Tx, placeholders
 
 
@@ -98,3 +100,39 @@ class Inserted:
                        request.created_at)
             for send_id, r in zip(ids, request.recipients, strict=True)
         )  # fmt: skip
+
+
+class Ticket:
+    """The handshake between a caller that may stop waiting for ``create_request`` and the
+    thread that runs it, so that Slack's answer and the request's fate always agree.
+
+    Exactly one side wins: the store hands the recorded request over, and the caller must
+    start it even if its own wait just ran out; or the caller abandons first, and a request
+    committed anyway is expired at once, so neither this process nor any sweeper sends it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: Literal["waiting", "handed_over", "abandoned"] = "waiting"
+        self._recorded: Recorded | None = None
+
+    @property
+    def abandoned(self) -> bool:
+        return self._state == "abandoned"
+
+    def abandon(self) -> Recorded | None:
+        """The caller stops waiting: the request if it was already handed over (start it),
+        else None, and the store will never hand it over now."""
+        with self._lock:
+            if self._state == "handed_over":
+                return self._recorded
+            self._state = "abandoned"
+            return None
+
+    def hand_over(self, recorded: Recorded) -> bool:
+        """The store's side, after the commit: False when the caller has already gone."""
+        with self._lock:
+            if self._state == "abandoned":
+                return False
+            self._state, self._recorded = "handed_over", recorded
+            return True

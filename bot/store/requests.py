@@ -4,14 +4,14 @@ lifecycle, and the lookups the app, App Home and the audit export make."""
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
-from bot.errors import CommitUnknown, Duplicate, StoreError
+from bot.errors import Duplicate, StoreError
+from bot.store.batch import Checked, RunAlone
 from bot.store.core import REQUEST_COLUMNS, REQUEST_TIMES, StoreCore, answer_within
 from bot.store.leases import claim_key_in, request_lease, take_new_lease_in
 from bot.store.limits import (
@@ -21,7 +21,14 @@ from bot.store.limits import (
     rate_keys,
     uncount_request,
 )
-from bot.store.recording import Inserted, as_recorded, opted_out, opted_out_later, refuse
+from bot.store.recording import (
+    Inserted,
+    Ticket,
+    as_recorded,
+    opted_out,
+    opted_out_later,
+    refuse,
+)
 from bot.store.records import (
     REQUEST_STATES,
     TRANSITIONS,
@@ -64,42 +71,6 @@ ABANDONED = "recorded after the requester was told the database was unavailable"
 logger = logging.getLogger(__name__)
 
 
-class Ticket:
-    """The handshake between a caller that may stop waiting for ``create_request`` and the
-    thread that runs it, so that Slack's answer and the request's fate always agree.
-
-    Exactly one side wins: the store hands the recorded request over, and the caller must
-    start it even if its own wait just ran out; or the caller abandons first, and a request
-    committed anyway is expired at once, so neither this process nor any sweeper sends it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._state: Literal["waiting", "handed_over", "abandoned"] = "waiting"
-        self._recorded: Recorded | None = None
-
-    @property
-    def abandoned(self) -> bool:
-        return self._state == "abandoned"
-
-    def abandon(self) -> Recorded | None:
-        """The caller stops waiting: the request if it was already handed over (start it),
-        else None, and the store will never hand it over now."""
-        with self._lock:
-            if self._state == "handed_over":
-                return self._recorded
-            self._state = "abandoned"
-            return None
-
-    def hand_over(self, recorded: Recorded) -> bool:
-        """The store's side, after the commit: False when the caller has already gone."""
-        with self._lock:
-            if self._state == "abandoned":
-                return False
-            self._state, self._recorded = "handed_over", recorded
-            return True
-
-
 def _count_and_lease(
     tx: Tx, now: datetime, lease: tuple[str, timedelta] | None, new: NewRequest, request_id: str
 ) -> None:
@@ -131,6 +102,74 @@ def _insert_sends(
     ]
 
 
+def _fresh(
+    inserted: Inserted,
+    claimed: Sequence[Pending],
+    numbers: Sequence[str],
+    check_limits: Callable[[], None] | None,
+    opt_out_reads: Sequence[Pending] | None,
+    started: bool,
+) -> Recorded:
+    """A request just inserted, once its answers show no refusal (``refuse``; opt-outs
+    only with ``opt_out_reads``)."""
+    out = opted_out(opt_out_reads or ())
+    refuse(claimed, out if opt_out_reads is not None else None, numbers, check_limits)
+    return Recorded(inserted.request, inserted.sends(), out, fresh=True, started=started)
+
+
+class Recording(Checked[Recorded | None, Recorded]):
+    """A request's record as a ``Checked`` call (see ``RequestQueries.recording``): None
+    when a claim was taken already. A caller that stopped waiting (its ``Ticket``) gets a
+    request committed anyway expired, and nothing is sent."""
+
+    def __init__(
+        self,
+        store: RequestQueries,
+        new: NewRequest,
+        limits: RateLimits | None,
+        ticket: Ticket | None,
+        claims: Sequence[tuple[str, timedelta]],
+        start: tuple[str, timedelta] | None,
+        opt_outs: bool,
+        locks: Collection[str],
+    ) -> None:
+        super().__init__(store._transaction, locks)
+        self._store, self._new, self._limits, self._ticket = store, new, limits, ticket
+        self._claims, self._start, self._opt_outs = claims, start, opt_outs
+        self._now = store.now()
+
+    def queue(self, tx: Tx) -> Callable[[], Recorded]:
+        now = self._now
+        claimed = [claim_key_in(tx, key, ttl, now) for key, ttl in self._claims]
+        check = self._store._record_in(
+            tx, self._new, now, self._limits, self._start, self._opt_outs, claimed
+        )
+        return partial(self._checked, check)
+
+    def _checked(self, check: Callable[[], Recorded]) -> Recorded:
+        recorded = check()
+        if self._ticket is not None and self._ticket.abandoned:
+            raise StoreError("the request was abandoned before it was recorded")
+        return recorded
+
+    def settle(self, checked: Recorded) -> Recorded:
+        ticket = self._ticket
+        if ticket is not None:
+            self._store._after_commit(lambda: self._store._settle(ticket, checked))
+        return checked
+
+    def unsettled(self, checked: Recorded) -> None:
+        """It may have landed, yet the caller hears it failed: expire it."""
+        if checked.fresh:
+            self._store._abandon(checked.request.id)
+
+    def __call__(self) -> Recorded | None:
+        try:
+            return super().__call__()
+        except Duplicate:
+            return None
+
+
 class RequestQueries(StoreCore):
     """Everything about a request as a whole; its per-recipient sends have their own mixin."""
 
@@ -143,7 +182,7 @@ class RequestQueries(StoreCore):
         assert recorded is not None  # without claims it is never a duplicate
         return recorded.request
 
-    def record_request(
+    def recording(
         self,
         new: NewRequest,
         *,
@@ -152,9 +191,10 @@ class RequestQueries(StoreCore):
         claims: Sequence[tuple[str, timedelta]] = (),
         start: tuple[str, timedelta] | None = None,
         opt_outs: bool = True,
-    ) -> Recorded | None:
+    ) -> Recording:
         """Record a request and one send per recipient, atomically: one round trip that
-        hands back all its delivery needs.
+        hands back all its delivery needs (``record_request`` runs it alone; on PostgreSQL
+        the records queued together share a transaction, see ``Checked``).
 
         * ``claims`` (key, ttl) are taken in the same transaction (a Slack event's id, the
           signature of the Slack request that asked): None when one is taken already, a
@@ -168,35 +208,19 @@ class RequestQueries(StoreCore):
           under its lease (``request_lease``), held by ``holder``: the caller delivers it.
         * With ``ticket``, a caller that stopped waiting gets nothing sent (see ``Ticket``).
         """
-        recipients = tuple(new.recipients)
         if new.kind not in _KINDS:
             raise ValueError(f"unknown request kind {new.kind!r}")
-        if not recipients:
+        if not new.recipients:
             raise ValueError("a request needs at least one recipient")
-        now = self._now()
-        inserted: str | None = None
-        try:
-            locks = rate_keys(new.sender, recipients, limits) if limits is not None else ()
-            with self._transaction(write=True, locks=locks) as tx:
-                claimed = [claim_key_in(tx, key, ttl, now) for key, ttl in claims]
-                recorded = self._record_in(tx, new, now, limits, start, opt_outs, claimed)
-                inserted = recorded.request.id if recorded.fresh else None
-                if ticket is not None and ticket.abandoned:
-                    raise StoreError("the request was abandoned before it was recorded")
-        except Duplicate:
-            return None
-        except CommitUnknown:
-            if inserted is not None:  # it may have landed, yet the caller hears it failed
-                self._abandon(inserted)
-            raise
-        if ticket is not None:
-            self._after_commit(lambda: self._settle(ticket, recorded, inserted))
-        return recorded
+        locks = rate_keys(new.sender, tuple(new.recipients), limits) if limits else ()
+        return Recording(self, new, limits, ticket, claims, start, opt_outs, locks)
 
-    def _settle(self, ticket: Ticket, recorded: Recorded, inserted: str | None) -> None:
+    record_request = RunAlone(recording)
+
+    def _settle(self, ticket: Ticket, recorded: Recorded) -> None:
         """Hand a committed request over to its caller; expire it if the caller has gone."""
-        if not ticket.hand_over(recorded) and inserted:
-            self._abandon(inserted)
+        if not ticket.hand_over(recorded) and recorded.fresh:
+            self._abandon(recorded.request.id)
 
     def _record_in(
         self,
@@ -207,12 +231,13 @@ class RequestQueries(StoreCore):
         start: tuple[str, timedelta] | None,
         opt_outs: bool,
         claimed: Sequence[Pending] = (),
-    ) -> Recorded:
-        """``record_request``'s work inside its transaction. A fresh request's statements
-        are all queued before any answer is read (one round trip on PostgreSQL, then the
-        commit's); a refusal read from the answers rolls all of them back. The answers are
-        read in the order of the refusals: a claim taken, every recipient opted out, a
-        limit."""
+    ) -> Callable[[], Recorded]:
+        """``record_request``'s statements, queued in its transaction, and the check that
+        reads their answers before the commit: the request recorded, or a refusal that rolls
+        all of them back, read in this order: a claim taken, every recipient opted out, a
+        limit. A fresh request's statements are all queued before any answer is read (one
+        round trip on PostgreSQL for every record queued in the transaction, then the
+        commit's)."""
         recipients = tuple(new.recipients)
         numbers = [r.number for r in recipients]
         opt_out_reads = opted_out_later(tx, numbers) if opt_outs else []
@@ -231,16 +256,22 @@ class RequestQueries(StoreCore):
                 tx, new, now, started=started, alongside=partial(_count_and_lease, tx, now, lease)
             )
             if inserted is not None:
-                request = inserted.request
-                refuse(claimed, opted_out(opt_out_reads) if opt_outs else None, numbers, check)
-                sends = inserted.sends()
-                return Recorded(
-                    request, sends, opted_out(opt_out_reads), fresh=True, started=started
-                )
+                reads = opt_out_reads if opt_outs else None
+                return partial(_fresh, inserted, claimed, numbers, check, reads, started)
             # a concurrent request with the same dedupe key committed first
             found = self._request_where(tx, "r.dedupe_key = ?", (new.dedupe_key,))
+        return partial(self._existing, tx, found[0], claimed, numbers, opt_out_reads)
+
+    def _existing(
+        self,
+        tx: Tx,
+        request: StoredRequest,
+        claimed: Sequence[Pending],
+        numbers: Sequence[str],
+        opt_out_reads: Sequence[Pending],
+    ) -> Recorded:
+        """A request found by its dedupe key, as recorded before (unless a claim was taken)."""
         refuse(claimed, None, numbers, None)
-        request = found[0]
         sends = tuple(self._sends_where(tx, "s.request_id = ?", (request.id,)))
         return Recorded(request, sends, opted_out(opt_out_reads), fresh=False, started=False)
 

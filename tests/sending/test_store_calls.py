@@ -12,9 +12,10 @@ import pytest
 
 from bot.sending.store_calls import StoreCalls, each_alone, store_calls
 from bot.store import SqliteStore
-from bot.store.batch import CallOutcome, Grouped
+from bot.store.batch import CallOutcome, Checked, Grouped, group_kind
 from bot.store.core import answer_within
 from bot.store.postgres import PostgresStore
+from tests.store.helpers import ALICE, new_request
 
 
 async def held_up(calls: StoreCalls) -> tuple[asyncio.Future[Any], threading.Event]:
@@ -101,15 +102,18 @@ async def test_postgres_calls_run_side_by_side(postgres_url: str) -> None:
 async def test_where_only_grouped_calls_share_a_batch_every_other_call_runs_alone() -> None:
     """PostgreSQL's way: a store method that is a ``Grouped`` form run alone (a claim, a
     finish, an outcome landed) goes to the threads as that form, and queued ones are taken
-    together; any other call, and one a Slack answer waits on, is taken on its own."""
+    together; so do records (``Checked``), with each other, Slack answers waiting on them
+    first; any other call, and a grouped one a Slack answer waits on, is taken on its own."""
     store = SqliteStore(":memory:")  # only its methods are queued: nothing runs them
     batches: list[list[str]] = []
 
     def run_calls(calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:
-        batches.append(["grouped" if isinstance(c, Grouped) else "alone" for c in calls])
+        kinds = {Grouped: "grouped", Checked: "checked", None: "alone"}
+        batches.append([kinds[group_kind(call)] for call in calls])
         return [CallOutcome() for _ in calls]
 
     calls = StoreCalls(run_calls, threads=1, batch=50, groups_only=True)
+    new = new_request(recipients=(ALICE,))
     try:
         gate = threading.Event()
         blocker = asyncio.ensure_future(calls.call(lambda: gate.wait(5)))
@@ -124,12 +128,15 @@ async def test_where_only_grouped_calls_share_a_batch_every_other_call_runs_alon
         waiting = [asyncio.ensure_future(call) for call in queued]
         with answer_within(5):
             waiting.append(asyncio.ensure_future(calls.run(store.claim_send, 4)))
+            for _ in range(2):
+                waiting.append(asyncio.ensure_future(calls.run(store.record_request, new)))
         await asyncio.sleep(0.05)  # all queued behind the blocker
         gate.set()
         await asyncio.gather(blocker, *waiting)
         assert batches == [
             ["alone"],  # the blocker
             ["alone"],  # the claim a Slack answer waits on, first and in its time limit
+            ["checked", "checked"],  # the records, each carrying its caller's time limit
             ["grouped", "grouped", "grouped"],
             ["alone"],
             ["grouped"],

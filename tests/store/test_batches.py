@@ -18,7 +18,7 @@ from bot.sending.store_calls import store_calls
 from bot.store import Store, open_store
 from bot.store.batch import CallOutcome
 from bot.store.core import answer_within
-from bot.store.requests import Ticket
+from bot.store.recording import Ticket
 from bot.store.sqlite import SqliteStore
 from tests.store.helpers import new_request
 

@@ -17,6 +17,7 @@ import pytest
 
 from bot.core.budget import BudgetRule, Priority
 from bot.store import PostgresStore, RateLimits, Recorded
+from bot.store.requests import Recording
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.store.helpers import ALICE, new_request
 
@@ -89,14 +90,19 @@ def store(postgres_url: str) -> Iterator[tuple[PostgresStore, ReadyCounter]]:
         store.close()
 
 
-def start(store: PostgresStore, key: str) -> Recorded:
-    """A single-recipient /sms recorded as the app records it, to be sent by ``HOLDER``."""
-    recorded = store.record_request(
+def recording(store: PostgresStore, key: str) -> Recording:
+    """A single-recipient /sms to be recorded as the app records it, sent by ``HOLDER``."""
+    return store.recording(
         new_request(recipients=(ALICE,)),
         limits=LIMITS,
         claims=[(key, timedelta(minutes=5))],
         start=(HOLDER, TTL),
     )
+
+
+def start(store: PostgresStore, key: str) -> Recorded:
+    """A single-recipient /sms recorded alone."""
+    recorded = recording(store, key)()
     assert recorded is not None
     return recorded
 
@@ -178,6 +184,24 @@ def test_a_start_reads_one_row_however_many_calls_fill_the_minute(
     assert postgres.take_twochat_call(Priority.SEND, rule, False).wait == 0
     # Two rows: the lock's (void) answer, and the ledger's one.
     assert (proxy.rows - before, proxy.executed - executed) == (2, 5)
+
+
+@pytest.mark.postgres
+def test_records_queued_together_share_one_transaction_and_two_round_trips(
+    store: tuple[PostgresStore, ReadyCounter],
+) -> None:
+    """Records (each before its Slack ack) queued together share a transaction: BEGIN,
+    every record's locks in one statement, each one's claim, opt-outs, limits and insert,
+    then COMMIT. Two round trips for them all (their answers, the commit), as for one."""
+    postgres, proxy = store
+    send(postgres, "warm-up")
+    group = [recording(postgres, f"together {index}") for index in range(5)]
+    ready, executed = proxy.ready, proxy.executed
+    outcomes = postgres.run_batch(group)
+    assert (proxy.ready - ready, proxy.executed - executed) == (2, 2 + 4 * 5 + 1)
+    recorded = [outcome.value for outcome in outcomes]
+    assert all(isinstance(r, Recorded) and r.fresh and r.started for r in recorded)
+    assert len({r.request.id for r in recorded}) == 5  # type: ignore[union-attr]
 
 
 @pytest.mark.postgres
