@@ -136,10 +136,9 @@ class Recording(Checked[Recorded | None, Recorded]):
         super().__init__(store._transaction, locks)
         self._store, self._new, self._limits, self._ticket = store, new, limits, ticket
         self._claims, self._start, self._opt_outs = claims, start, opt_outs
-        self._now = store.now()
 
     def queue(self, tx: Tx) -> Callable[[], Recorded]:
-        now = self._now
+        now = self._store.now()
         claimed = [claim_key_in(tx, key, ttl, now) for key, ttl in self._claims]
         check = self._store._record_in(
             tx, self._new, now, self._limits, self._start, self._opt_outs, claimed
