@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from bot.errors import StoreError
@@ -33,6 +34,14 @@ def _unavailable(exc: sqlite3.Error) -> bool:
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
 
 
+@lru_cache(maxsize=256)
+def _as_text(moment: datetime) -> str:
+    """A time as the time columns hold it. Cached: most times in a call's statements are the
+    one ``now`` of the call, and the conversion costs more than passing all the other
+    parameters of a statement."""
+    return utc(moment).isoformat(timespec="microseconds")
+
+
 class _SqliteTx(Tx):
     """Times go in as fixed-width ISO text, the form the time columns hold."""
 
@@ -40,10 +49,7 @@ class _SqliteTx(Tx):
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple[Any, ...]], int]:
-        encoded = [
-            utc(p).isoformat(timespec="microseconds") if isinstance(p, datetime) else p
-            for p in params
-        ]
+        encoded = [_as_text(p) if isinstance(p, datetime) else p for p in params]
         cursor = self._conn.execute(sql, encoded)
         rows = cursor.fetchall()
         return rows, cursor.rowcount
