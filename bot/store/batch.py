@@ -135,9 +135,9 @@ class Checked(ABC, Generic[T, C]):
 class RunAlone(Generic[S, P, T]):
     """A store method that is its grouped form (``Grouped`` or ``Checked``) run alone, in a
     transaction of its own, so that the form's parameters are written once:
-    ``claim_send = RunAlone(claiming)``. Bound
-    to a store, it carries the form as ``grouped_form``: the store's threads
-    (``StoreCalls.run``) run the form in its stead, grouped with other calls."""
+    ``claim_send = RunAlone(claiming)``. Bound to a store, it carries the form as
+    ``grouped_form``: the store's threads (``StoreCalls.run``) run the form in its stead,
+    grouped with other calls."""
 
     def __init__(self, form: Callable[Concatenate[S, P], Grouped[T] | Checked[T, Any]]) -> None:
         def alone(store: S, /, *args: P.args, **kwargs: P.kwargs) -> T:

@@ -9,7 +9,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from functools import partial
 from itertools import groupby
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -374,9 +374,9 @@ class PostgresStore(Store):
         outcomes: list[CallOutcome] = []
         for kind, run in groupby(calls, key=group_kind):
             if kind is Grouped:
-                outcomes += self._run_grouped(list(run))  # type: ignore[arg-type]
+                outcomes += self._run_grouped(cast(list[Grouped[Any]], list(run)))
             elif kind is Checked:
-                outcomes += self._run_checked(list(run))  # type: ignore[arg-type]
+                outcomes += self._run_checked(cast(list[Checked[Any, Any]], list(run)))
             else:
                 outcomes += each_alone(list(run))
         return outcomes

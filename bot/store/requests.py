@@ -211,7 +211,7 @@ class RequestQueries(StoreCore):
             raise ValueError(f"unknown request kind {new.kind!r}")
         if not new.recipients:
             raise ValueError("a request needs at least one recipient")
-        locks = rate_keys(new.sender, tuple(new.recipients), limits) if limits else ()
+        locks = rate_keys(new.sender, tuple(new.recipients), limits) if limits is not None else ()
         return Recording(self, new, limits, ticket, claims, start, opt_outs, locks)
 
     record_request = RunAlone(recording)
