@@ -101,9 +101,14 @@ class Checked(ABC, Generic[T, C]):
         self,
         transaction: Callable[..., AbstractContextManager[Tx]],
         locks: Collection[str] = (),
+        *,
+        shares: bool = True,
     ) -> None:
         self.locks = locks
         self.context = contextvars.copy_context()
+        # Whether it may share a transaction: one whose statements take long (a page to
+        # hundreds) runs alone, so no ack waits for them.
+        self.shares = shares
         self._transaction = transaction
 
     @abstractmethod
@@ -169,7 +174,9 @@ class RunAlone(Generic[S, P, T]):
 def group_kind(call: Callable[[], Any]) -> type | None:
     """The calls that may share a transaction with ``call`` where only groups share one
     (``BatchingStore.groups_only``): those of this kind; None for a call that may not."""
-    return Grouped if isinstance(call, Grouped) else Checked if isinstance(call, Checked) else None
+    if isinstance(call, Grouped):
+        return Grouped
+    return Checked if isinstance(call, Checked) and call.shares else None
 
 
 def each_alone(calls: Sequence[Callable[[], Any]]) -> list[CallOutcome]:

@@ -66,6 +66,9 @@ AUDIT_COLUMNS = (
 _KINDS = frozenset({"sms", "page"})
 # Rows per multi-row INSERT: few round trips, well inside every backend's parameter limit.
 _SENDS_PER_INSERT = 500
+# A record of more recipients runs in a transaction of its own (``Checked.shares``): its
+# inserts and locks take long enough that the acks of records grouped with it would wait.
+GROUPED_RECIPIENTS_AT_MOST = 100
 ABANDONED = "recorded after the requester was told the database was unavailable"
 
 logger = logging.getLogger(__name__)
@@ -133,7 +136,8 @@ class Recording(Checked[Recorded | None, Recorded]):
         opt_outs: bool,
         locks: Collection[str],
     ) -> None:
-        super().__init__(store._transaction, locks)
+        shares = len(new.recipients) <= GROUPED_RECIPIENTS_AT_MOST
+        super().__init__(store._transaction, locks, shares=shares)
         self._store, self._new, self._limits, self._ticket = store, new, limits, ticket
         self._claims, self._start, self._opt_outs = claims, start, opt_outs
 

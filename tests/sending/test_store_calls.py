@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from bot.sending.store_calls import StoreCalls, each_alone, store_calls
-from bot.store import SqliteStore
+from bot.store import NewRecipient, SqliteStore
 from bot.store.batch import CallOutcome, Checked, Grouped, group_kind
 from bot.store.core import answer_within
 from bot.store.postgres import PostgresStore
+from bot.store.requests import GROUPED_RECIPIENTS_AT_MOST
 from tests.store.helpers import ALICE, new_request
 
 
@@ -143,4 +144,16 @@ async def test_where_only_grouped_calls_share_a_batch_every_other_call_runs_alon
         ]
     finally:
         calls.close()
+        store.close()
+
+
+def test_a_record_to_more_than_a_hundred_people_is_taken_on_its_own() -> None:
+    """Its inserts and locks take long enough that the acks grouped with it would wait."""
+    store = SqliteStore(":memory:")
+    most = GROUPED_RECIPIENTS_AT_MOST
+    people = tuple(NewRecipient(f"+4477009{i:05d}", None) for i in range(most + 1))
+    try:
+        assert group_kind(store.recording(new_request(recipients=people[:most]))) is Checked
+        assert group_kind(store.recording(new_request(recipients=people))) is None
+    finally:
         store.close()
