@@ -121,6 +121,15 @@ class Checked(ABC, Generic[T, C]):
     def unsettled(self, checked: C) -> None:
         """The commit of what was checked may or may not have happened."""
 
+    def unknown(self, checked: C, unknown: CommitUnknown) -> BaseException:
+        """The call's error when the fate of its commit is unknown: ``unknown``, once
+        ``unsettled`` is told, or the error of telling it, if that fails."""
+        try:
+            self.unsettled(checked)
+        except Exception as exc:  # it is the call's outcome
+            return exc
+        return unknown
+
     def __call__(self) -> T:
         """Run alone, in a transaction of its own, in its caller's context."""
         return self.context.run(self._alone)
@@ -130,10 +139,10 @@ class Checked(ABC, Generic[T, C]):
         try:
             with self._transaction(write=True, locks=self.locks) as tx:
                 checked.append(self.queue(tx)())
-        except CommitUnknown:
-            for each in checked:
-                self.unsettled(each)
-            raise
+        except CommitUnknown as exc:
+            if not checked:
+                raise
+            raise self.unknown(checked[0], exc)  # noqa: B904 (the CommitUnknown is its context)
         return self.settle(checked[0])
 
 

@@ -216,16 +216,6 @@ def _soonest(group: Sequence[Checked[Any, Any]]) -> Checked[Any, Any]:
     return min(group, key=lambda call: call.context.run(answer_by))
 
 
-def _unsettled(call: Checked[Any, Any], checked: Any, unknown: CommitUnknown) -> BaseException:
-    """``call``'s outcome when the fate of its commit is unknown: as when it runs alone, the
-    error of telling it so, if that fails."""
-    try:
-        call.unsettled(checked)
-    except Exception as exc:  # it is the call's outcome
-        return exc
-    return unknown
-
-
 class PostgresStore(Store):
     """A PostgreSQL database shared by any number of app processes. Cross-process exclusion
     uses transaction-scoped advisory locks, released by commit or rollback (or a crash)."""
@@ -408,7 +398,7 @@ class PostgresStore(Store):
             _soonest(group).context.run(self._check_together, group, checked)
         except CommitUnknown as exc:
             return [
-                CallOutcome(error=_unsettled(call, each, exc))
+                CallOutcome(error=call.unknown(each, exc))
                 for call, each in zip(group, checked, strict=True)
             ]
         except Exception:  # a refusal, one call's failure or the server's: nothing was kept

@@ -7,16 +7,17 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.errors import StoreError
+from bot.errors import CommitUnknown, StoreError
 from bot.sending.store_calls import store_calls
 from bot.store import Store, open_store
-from bot.store.batch import CallOutcome
+from bot.store.batch import CallOutcome, Checked
 from bot.store.core import answer_within
 from bot.store.recording import Ticket
 from bot.store.sqlite import SqliteStore
@@ -260,3 +261,43 @@ def test_a_read_waits_for_no_other_process(store: SqliteStore, db_path: Path) ->
         other.execute("ROLLBACK")
         other.close()
     assert outcomes[0].error is None and outcomes[0].value == "a"
+
+
+class _CommitLost(Checked[str, str]):
+    """A checked write whose commit's fate is never known (the connection went at the
+    commit), noting what it was told; ``refusing`` makes telling it fail."""
+
+    def __init__(self, refusing: bool = False) -> None:
+        super().__init__(self._losing_the_commit)
+        self.told: list[str] = []
+        self._refusing = refusing
+
+    @contextmanager
+    def _losing_the_commit(self, *, write: bool, locks: Collection[str]) -> Iterator[Any]:
+        yield None
+        raise CommitUnknown("the connection went at the commit")
+
+    def queue(self, tx: Any) -> Callable[[], str]:
+        return lambda: "checked"
+
+    def settle(self, checked: str) -> str:
+        return checked
+
+    def unsettled(self, checked: str) -> None:
+        self.told.append(checked)
+        if self._refusing:
+            raise RuntimeError("could not expire it")
+
+
+def test_a_checked_write_whose_commit_is_lost_is_told_so_and_fails_with_it() -> None:
+    """As a record is expired when its commit may have landed unseen: ``unsettled`` is told
+    what was checked, and the caller hears the commit was lost, or why telling failed."""
+    lost = _CommitLost()
+    with pytest.raises(CommitUnknown):
+        lost()
+    assert lost.told == ["checked"]
+    refusing = _CommitLost(refusing=True)
+    with pytest.raises(RuntimeError) as caught:
+        refusing()
+    assert refusing.told == ["checked"]
+    assert isinstance(caught.value.__context__, CommitUnknown)
