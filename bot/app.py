@@ -244,7 +244,7 @@ class SendPath:
 
 
 def send_path(
-    settings: Settings,
+    stale_after: timedelta,
     db: Db,
     policy: PolicySource,
     reporter: SlackReporter,
@@ -254,8 +254,8 @@ def send_path(
     pacer: RatePacer,
     runner: TaskRunner,
 ) -> SendPath:
-    """The send path's parts, each given the roles it uses (``bot.sending.roles``)."""
-    stale_after = send_stale_after(settings)
+    """The send path's parts, each given the roles it uses (``bot.sending.roles``);
+    ``stale_after``: see ``send_stale_after``."""
     words = Wording(SLACK_PRESENTER, policy)
     permissions = Permissions(policy, directory)
     leases = RequestLeases(db, stale_after)
@@ -331,8 +331,8 @@ def build(settings: Settings, policy: Policy) -> Components:
     store = open_store(settings.database_url)  # first: it is what most often fails to open
     db = Db(store)
     holder = PolicyHolder(policy)
-    lease = send_stale_after(settings).total_seconds()
-    runner = TaskRunner(in_turn_at_most=in_turn_wait_for_lease(lease))
+    stale_after = send_stale_after(settings)
+    runner = TaskRunner(in_turn_at_most=in_turn_wait_for_lease(stale_after.total_seconds()))
     metrics = Metrics()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
@@ -362,7 +362,7 @@ def build(settings: Settings, policy: Policy) -> Components:
         client, settings.slack_directory_ttl_seconds, settings.slack_profile_lookups_per_minute
     ).snapshot
     send = send_path(
-        settings, db, holder.current, reporter, directory, metrics, twochat, pacer, runner
+        stale_after, db, holder.current, reporter, directory, metrics, twochat, pacer, runner
     )
     app = slack_app(settings, client, identity, send, holder.current, reporter, runner, directory)
     link = socket_link(settings, app, runner, metrics)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -30,6 +31,15 @@ IN_TURN_PLACE_FOR = 0.2
 # seconds, not one: on a slower host a burst of 1,000 /sms took longer than a second to ack,
 # and the sends that timed out of the wait then started as fast as they had been acked.
 IN_TURN_AT_MOST = 2.0
+
+
+class Start(enum.Enum):
+    """When spawned work starts: at once; once no Slack answer is due (``AFTER_ANSWERS``);
+    or that, then in one of the places work in turn runs in (``IN_TURN``)."""
+
+    AT_ONCE = enum.auto()
+    AFTER_ANSWERS = enum.auto()
+    IN_TURN = enum.auto()
 
 
 def in_turn_wait_for_lease(lease: float) -> float:
@@ -86,14 +96,14 @@ class TaskRunner:
                 loop = asyncio.get_running_loop()
                 self._quiet_timer = loop.call_later(self._quiet_for, self._quiet.set)
 
-    async def _after_answers(self, coro: Coroutine[Any, Any, Any], in_turn: bool) -> Any:
+    async def _after_answers(self, coro: Coroutine[Any, Any, Any], start: Start) -> Any:
         if self._quiet.is_set():
             return await coro
         spawned = asyncio.get_running_loop().time()
         with suppress(TimeoutError):
             async with asyncio.timeout(self.answers_first_for):
                 await self._quiet.wait()
-        if not in_turn:
+        if start is not Start.IN_TURN:
             return await coro
         async with self._place(spawned):
             return await coro
@@ -128,12 +138,10 @@ class TaskRunner:
         self,
         coro: Coroutine[Any, Any, Any],
         name: str,
-        *,
-        after_answers: bool = False,
-        in_turn: bool = False,
+        start: Start = Start.AT_ONCE,
     ) -> asyncio.Task[Any]:
-        if after_answers:
-            coro = self._after_answers(coro, in_turn)
+        if start is not Start.AT_ONCE:
+            coro = self._after_answers(coro, start)
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._finished)

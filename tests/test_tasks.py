@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from bot.tasks import IN_TURN_AT_MOST, TaskRunner, in_turn_wait_for_lease
+from bot.tasks import IN_TURN_AT_MOST, Start, TaskRunner, in_turn_wait_for_lease
 
 
 async def started(runner: TaskRunner, *, after_answers: bool) -> asyncio.Event:
@@ -19,7 +19,7 @@ async def started(runner: TaskRunner, *, after_answers: bool) -> asyncio.Event:
     async def work() -> None:
         ran.set()
 
-    runner.spawn(work(), name="work", after_answers=after_answers)
+    runner.spawn(work(), name="work", start=Start.AFTER_ANSWERS if after_answers else Start.AT_ONCE)
     for _ in range(5):
         await asyncio.sleep(0)
     return ran
@@ -99,7 +99,8 @@ async def blocked(runner: TaskRunner) -> AsyncIterator[Callable[..., list[int]]]
 
         with runner.answering():
             for number in range(count):
-                runner.spawn(work(number), name=f"work-{number}", after_answers=True, in_turn=turn)
+                start = Start.IN_TURN if turn else Start.AFTER_ANSWERS
+                runner.spawn(work(number), name=f"work-{number}", start=start)
         return begun
 
     yield spawn

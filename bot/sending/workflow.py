@@ -32,7 +32,7 @@ from bot.store import (
 )
 from bot.store.core import answer_within
 from bot.store.recording import Ticket
-from bot.tasks import TaskRunner
+from bot.tasks import Start, TaskRunner
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +111,8 @@ class Workflow:
             self._runner.spawn(
                 self._start(outcome, holder),
                 name=f"deliver-{request.id}",
-                after_answers=True,
-                in_turn=origin.kind == "sms",  # a page never waits for ad-hoc sends
+                # a page never waits for ad-hoc sends
+                start=Start.IN_TURN if origin.kind == "sms" else Start.AFTER_ANSWERS,
             )
         return None
 
