@@ -89,7 +89,7 @@ def machine() -> str:
 
 
 async def on_postgres(
-    report: Report, what: str, scenario: Callable[[str], Awaitable[None]]
+    report: Report, what: str, scenario: Callable[[str], Awaitable[object]]
 ) -> None:
     """Run ``scenario`` with a fresh Postgres schema; without Postgres, say so and go on."""
     try:
