@@ -1,5 +1,6 @@
-"""The task runner lets Slack's answers go first: work spawned ``after_answers`` waits while a
-Slack request is being answered, but never longer than the runner's limit."""
+"""The task runner lets Slack's answers go first: work spawned to start
+``Start.AFTER_ANSWERS`` waits while a Slack request is being answered, but never longer than
+the runner's limit."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ import pytest
 from bot.tasks import IN_TURN_AT_MOST, Start, TaskRunner, in_turn_wait_for_lease
 
 
-async def started(runner: TaskRunner, *, after_answers: bool) -> asyncio.Event:
+async def started(runner: TaskRunner, start: Start) -> asyncio.Event:
     """Spawn work that only records that it ran; let the loop go round a few times."""
     ran = asyncio.Event()
 
     async def work() -> None:
         ran.set()
 
-    runner.spawn(work(), name="work", start=Start.AFTER_ANSWERS if after_answers else Start.AT_ONCE)
+    runner.spawn(work(), name="work", start=start)
     for _ in range(5):
         await asyncio.sleep(0)
     return ran
@@ -28,8 +29,8 @@ async def started(runner: TaskRunner, *, after_answers: bool) -> asyncio.Event:
 async def test_work_after_answers_waits_until_no_answer_is_due() -> None:
     runner = TaskRunner(answers_first_for=60)
     with runner.answering(), runner.answering():
-        held = await started(runner, after_answers=True)
-        plain = await started(runner, after_answers=False)
+        held = await started(runner, Start.AFTER_ANSWERS)
+        plain = await started(runner, Start.AT_ONCE)
         assert plain.is_set()
         assert not held.is_set()
     await asyncio.wait_for(held.wait(), 5)
@@ -39,14 +40,14 @@ async def test_work_after_answers_waits_until_no_answer_is_due() -> None:
 async def test_work_after_answers_is_held_back_only_so_long() -> None:
     runner = TaskRunner(answers_first_for=0.05)
     with runner.answering():
-        held = await started(runner, after_answers=True)
+        held = await started(runner, Start.AFTER_ANSWERS)
         assert not held.is_set()
         await asyncio.wait_for(held.wait(), 5)  # still answering: the limit let it start
 
 
 async def test_work_after_answers_starts_at_once_when_nothing_was_answered() -> None:
     runner = TaskRunner(answers_first_for=60)
-    assert (await started(runner, after_answers=True)).is_set()
+    assert (await started(runner, Start.AFTER_ANSWERS)).is_set()
 
 
 async def test_work_after_answers_waits_out_a_short_gap_between_answers() -> None:
@@ -54,7 +55,7 @@ async def test_work_after_answers_waits_out_a_short_gap_between_answers() -> Non
     shorter than ``quiet_for`` does not let the held work start ahead of them."""
     runner = TaskRunner(answers_first_for=60, quiet_for=0.2)
     with runner.answering():
-        held = await started(runner, after_answers=True)
+        held = await started(runner, Start.AFTER_ANSWERS)
     await asyncio.sleep(0.05)  # the gap
     with runner.answering():
         await asyncio.sleep(0.3)  # longer than quiet_for, counted from the first answer
@@ -66,7 +67,7 @@ async def test_a_failed_answer_still_lets_the_work_start() -> None:
     runner = TaskRunner(answers_first_for=60)
     try:
         with runner.answering():
-            held = await started(runner, after_answers=True)
+            held = await started(runner, Start.AFTER_ANSWERS)
             raise RuntimeError("the listener failed")
     except RuntimeError:
         pass
@@ -90,7 +91,7 @@ async def blocked(runner: TaskRunner) -> AsyncIterator[Callable[..., list[int]]]
     ends; they then finish, and the runner drains."""
     finish = asyncio.Event()
 
-    def spawn(count: int, *, turn: bool = True) -> list[int]:
+    def spawn(count: int, start: Start = Start.IN_TURN) -> list[int]:
         begun: list[int] = []
 
         async def work(number: int) -> None:
@@ -99,7 +100,6 @@ async def blocked(runner: TaskRunner) -> AsyncIterator[Callable[..., list[int]]]
 
         with runner.answering():
             for number in range(count):
-                start = Start.IN_TURN if turn else Start.AFTER_ANSWERS
                 runner.spawn(work(number), name=f"work-{number}", start=start)
         return begun
 
@@ -121,7 +121,7 @@ async def test_work_in_turn_runs_only_so_many_at_once() -> None:
 
 async def test_held_pages_take_no_place() -> None:
     async with blocked(in_turn(at_once=1, place_for=60, in_turn_at_most=60)) as spawn:
-        sends, pages = spawn(2), spawn(2, turn=False)
+        sends, pages = spawn(2), spawn(2, Start.AFTER_ANSWERS)
         await asyncio.sleep(0.1)
         assert (sends, pages) == ([0], [0, 1])
 
@@ -138,7 +138,7 @@ async def test_work_not_held_back_takes_no_place() -> None:
     async with blocked(runner) as spawn:
         spawn(1)
         await asyncio.sleep(0.1)  # the held task runs and keeps the only place
-        assert (await started(runner, after_answers=True)).is_set()
+        assert (await started(runner, Start.AFTER_ANSWERS)).is_set()
 
 
 @pytest.mark.parametrize(("at_most", "begun_in_time"), [(60, [0]), (0.1, [0, 1])])
