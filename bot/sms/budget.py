@@ -5,7 +5,8 @@ minute, and every call costs a credit, so texts, reply polls and lookups share o
 ``RatePacer`` queues the calls of this process by ``Priority`` and asks a ``Ledger`` whether
 the next may start: ``MemoryLedger`` for a lone process (SQLite), or a ledger in the shared
 database (Postgres: ``Store.take_twochat_call``), so two processes together stay under the
-limit instead of each spending all of it. The account's limit as 2Chat last reported it is
+limit instead of each spending all of it (and while that database cannot answer, no call
+starts). The account's limit as 2Chat last reported it is
 shared the same way: when one process reads a new one (a plan changed), every process paces
 by it from its next call on, not only the one that read it.
 
@@ -50,6 +51,8 @@ Sleep = Callable[[float], Awaitable[object]]
 
 # The longest pause after 429s without a Retry-After: 2Chat's window is a minute.
 MAX_HOLD_SECONDS = WINDOW_SECONDS
+# How long a start waits before asking a shared ledger's database again when it did not answer.
+UNANSWERED_PAUSE = 1.0
 
 
 class Ledger(Protocol):
@@ -98,27 +101,42 @@ class MemoryLedger:
 class SharedLedger:
     """The log kept in a database every process uses (``Store.take_twochat_call``, run by
     ``take``; ``Store.learn_twochat_limit``, run by ``learn``): one budget for the
-    deployment, not one per process. While the database cannot answer, this process paces
-    alone by its own log and its own reading of the limit rather than stop texting."""
+    deployment, not one per process.
+
+    While the database cannot answer, no call starts; the start is asked for again after
+    ``UNANSWERED_PAUSE``. Meanwhile no process knows what the others spend: each pacing
+    alone by its own log spent a whole minute, together a multiple of it, and the calls
+    they made were missing from the shared log once it answered again, so the minute after
+    went over too (429s). Little waits that could have gone: a text's claim and a reply's
+    record need the database as well."""
 
     def __init__(
         self,
         take: Callable[[Priority, BudgetRule, bool, int], Awaitable[Grant]],
         learn: Callable[[int], Awaitable[None]],
-        clock: Clock = time.monotonic,
     ) -> None:
         self._take = take
         self._learn = learn
-        self._alone = MemoryLedger(clock)
+        self._unanswered = False  # the last take found the database down (logged once)
 
     async def take(
         self, priority: Priority, rule: BudgetRule, *, floor: bool, wanted: int = 1
     ) -> Grant:
         try:
-            return await self._take(priority, rule, floor, wanted)
+            grant = await self._take(priority, rule, floor, wanted)
         except BridgeError as exc:
-            logger.warning("2Chat budget: the database did not answer, pacing alone: %s", exc)
-            return await self._alone.take(priority, rule, floor=floor, wanted=wanted)
+            if not self._unanswered:
+                logger.warning(
+                    "2Chat budget: the database did not answer; no 2Chat call starts until "
+                    "it does: %s",
+                    exc,
+                )
+            self._unanswered = True
+            return Grant(UNANSWERED_PAUSE, rule.per_minute, 0)
+        if self._unanswered:
+            self._unanswered = False
+            logger.info("2Chat budget: the database answers again; 2Chat calls resume")
+        return grant
 
     async def learn(self, per_minute: int) -> None:
         try:

@@ -162,29 +162,48 @@ def test_a_page_after_busy_polling_starts_at_once() -> None:
     assert sum(1 for t in sends if t < sends[0] + 1) >= 4
 
 
-def test_a_shared_budget_paces_alone_while_its_database_is_down() -> None:
-    """A database outage must not stop texts: the process keeps its own log meanwhile."""
-    time = SimulatedTime()
+def test_no_call_starts_while_the_shared_budget_cannot_be_read_and_none_goes_over() -> None:
+    """Two processes share one budget in a database that stops answering for 20 s while
+    both text as fast as the budget lets them. Neither knows what the other spends
+    meanwhile: each pacing alone by its own log spent a whole minute, together twice the
+    account's limit, and 2Chat answered 429. No call starts while the database is down;
+    once it answers, the texts go on from where the shared log left them."""
+    time, texts = SimulatedTime(), 60
+    twochat = LimitedTwoChat(time, CAP)
+    database = MemoryLedger(time.clock)  # the shared log, as the database keeps it
+    outage = (1010.0, 1030.0)
+    looks_while_down = 0
 
-    async def down(priority: Priority, rule: BudgetRule, floor: bool, wanted: int) -> Grant:
-        raise StoreError("the database is unreachable")
+    async def take(priority: Priority, rule: BudgetRule, floor: bool, wanted: int) -> Grant:
+        nonlocal looks_while_down
+        if outage[0] <= time.now < outage[1]:
+            looks_while_down += 1
+            raise StoreError("the database is unreachable")
+        return await database.take(priority, rule, floor=floor, wanted=wanted)
 
-    async def not_kept(per_minute: int) -> None:
-        raise StoreError("the database is unreachable")
+    async def kept(per_minute: int) -> None:
+        """Nothing to share in this test."""
 
-    ledger = SharedLedger(down, not_kept, time.clock)
-    pacer = RatePacer(60, burst=2, clock=time.clock, sleep=time.sleep, ledger=ledger)
+    async def process(name: str) -> None:
+        pacer = RatePacer(CAP, clock=time.clock, sleep=time.sleep, ledger=SharedLedger(take, kept))
+        for index in range(texts):
+            await pacer.acquire(Priority.SEND)
+            await twochat.call(f"{name}-{index}")
 
-    async def starts() -> list[float]:
+    async def both() -> None:
         driver = asyncio.create_task(time.drive())
-        made = []
-        for _ in range(4):
-            await pacer.acquire(Priority.PAGE)
-            made.append(time.now)
+        await asyncio.gather(process("a"), process("b"))
         driver.cancel()
-        return made
 
-    assert asyncio.run(starts()) == [1000.0, 1000.0, 1001.0, 1002.0]
+    asyncio.run(both())
+    starts = [t for t, _ in twochat.calls]
+    assert twochat.refused == 0
+    assert len(starts) == 2 * texts  # every text went, once the database answered
+    assert busiest_minute(starts) <= CAP
+    assert not [t for t in starts if outage[0] <= t < outage[1]], "a call started blind"
+    assert any(t < outage[0] for t in starts) and any(t >= outage[1] for t in starts)
+    # Asked again about once a second per process while down, not in a busy loop.
+    assert 2 <= looks_while_down <= 2 * (outage[1] - outage[0]) + 4
 
 
 def test_a_long_queue_of_texts_starts_in_order_without_waking_every_waiter() -> None:
@@ -246,7 +265,7 @@ def test_texts_queued_behind_the_head_start_with_it_in_one_look_at_the_ledger() 
     async def kept(per_minute: int) -> None:
         """Nothing to share in this test."""
 
-    ledger = SharedLedger(take, kept, time.clock)
+    ledger = SharedLedger(take, kept)
     pacer = RatePacer(1_000_000, burst=5, clock=time.clock, sleep=time.sleep, ledger=ledger)
 
     async def queue_of_texts() -> list[int]:
