@@ -175,8 +175,9 @@ class Ladders:
         self, page: StoredRequest, ladder: Escalation, tier: int, round_: int
     ) -> tuple[NewRequest | None, str]:
         """The page's text to a rung's people, resolved like every other roster (Slack user
-        groups as they are now), or None when none of them can be texted; and who on its
-        rosters it cannot text (no number, or a profile Slack did not give), to say so."""
+        groups as they are now), or None when none of them can be texted; and what to say
+        in the page's thread: who on its rosters it cannot text (no number, or a profile
+        Slack did not give), or why it texts nobody (a user group Slack did not give)."""
         policy = self._policy()
         try:
             found = resolve_all(
@@ -184,9 +185,11 @@ class Ladders:
                 ladder.tiers[tier].page,
                 await self._directory(policy, patient=True),
             )
-        except BridgeError as exc:
+        except BridgeError as exc:  # nobody on its rosters can be texted now, and why
             logger.warning("escalation tier %d: %s", tier + 1, exc)
-            return None, ""
+            present = self._words.present
+            label = f"Tier {tier + 1}" + (f" (round {round_ + 1})" if round_ else "")
+            return None, f"*{label}:* {present.refusal_text(present.describe_error(exc))}"
         missed = self._words.present.unreachable_text(found.unreachable, found.unread)
         recipients = tuple(NewRecipient(r.number, r.name) for r in found.recipients)
         rung = _like(page, request_key(page.id, f"r{round_}t{tier}"))

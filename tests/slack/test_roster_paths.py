@@ -255,6 +255,35 @@ def test_ladder_tiers_and_repeats_naming_a_user_group_text_its_members(
     assert len(sends_to(twochat, ERIN)) == 2 and len(sends_to(twochat, BOB)) == 1
 
 
+def test_a_ladder_tier_whose_roster_slack_could_not_read_says_why_in_the_page_thread(
+    start_app: StartApp, workspace: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    """A tier that texts nobody because Slack did not give its user group's members says
+    so, and why, in the page's thread: the board's "nobody to text" alone read as though
+    the roster were empty."""
+    swapped = {
+        TIER_ONE: "      - page: db-leads\n        wait: 1s",
+        TIER_TWO: "      - page: web-oncall\n        wait: 1s",
+    }
+    ladder = start_app(oncall(tmp_path, swapped), **FAST)
+    thread = mention(ladder, "page db-1 is down")
+    assert numbers(twochat, 2) == [CAROL, DAVE]  # tier 1: a list group
+    workspace.fail("usergroups.users.list", "fatal_error", times=1000)
+    note = workspace.wait_until(
+        lambda: [
+            p
+            for p in workspace.thread_replies(INCIDENT)
+            if p.get("thread_ts") == thread and p["text"].startswith("*Tier 2:*")
+        ],
+        8,
+        "the note on why tier 2 texted nobody",
+    )[0]["text"]
+    assert "could not read web-oncall's members from Slack" in note and "fatal_error" in note
+    assert "Nothing was sent to 2Chat" in note
+    board_says(workspace, thread, "nobody to text")
+    assert len(twochat.sends) == 2
+
+
 # --- 4. a roster change while a text waits for approval -------------------------------
 
 
