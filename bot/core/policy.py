@@ -44,6 +44,8 @@ class SendPlan:
     unreachable: tuple[str, ...] = ()
     # Slack users whose profile phone could not be read (never "no number"): not texted.
     unread: tuple[str, ...] = ()
+    # Why targets of an auto-page that reaches others were skipped (``Resolved.skipped``).
+    skipped: tuple[str, ...] = ()
     # The recipients as named ("db-oncall", "<@U…>"): a send that runs later (after an
     # approval) resolves them again, so it texts a roster as it is then.
     targets: tuple[str, ...] = ()
@@ -350,6 +352,7 @@ def decide_auto_page(
             segments=analyze(trimmed),
             unreachable=resolved.unreachable,
             unread=resolved.unread,
+            skipped=resolved.skipped,
             targets=targets,
             shortened=trimmed != text.strip(),
         )

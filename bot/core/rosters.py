@@ -10,7 +10,7 @@ caller looked up, so this stays pure.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.core.directory import GROUP_MENTION, USER_MENTION, Directory, user_mention
 from bot.core.model import Policy, Recipient
@@ -42,6 +42,9 @@ class Resolved:
     recipients: tuple[Recipient, ...]
     unreachable: tuple[str, ...] = ()
     unread: tuple[str, ...] = ()  # members whose Slack profile could not be read
+    # Why targets of a page that reaches others were not resolved (a user group Slack did
+    # not give): nobody on them is texted, and the page's thread says why.
+    skipped: tuple[str, ...] = ()
 
 
 def resolve(policy: Policy, target: str, directory: Directory) -> Resolved:
@@ -78,12 +81,13 @@ def resolve_target(policy: Policy, target: str, directory: Directory) -> tuple[R
 def resolve_all(policy: Policy, targets: Sequence[str], directory: Directory) -> Resolved:
     """Several targets' distinct recipients and unreachable people, for a page that names
     no person to refuse to (an auto-page, a ladder's tier): a target that cannot be
-    resolved is skipped, and UnknownRecipient names why when none could be."""
+    resolved is skipped (``Resolved.skipped`` says why), and UnknownRecipient names why
+    when none could be."""
     problems: list[str] = []
     merged = merge(policy, targets, directory, problems)
     if not merged.recipients:
         raise UnknownRecipient("; ".join(problems) or "nobody to text")
-    return merged
+    return replace(merged, skipped=tuple(problems))
 
 
 def merge(

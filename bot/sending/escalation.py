@@ -189,8 +189,11 @@ class Ladders:
             logger.warning("escalation tier %d: %s", tier + 1, exc)
             present = self._words.present
             label = f"Tier {tier + 1}" + (f" (round {round_ + 1})" if round_ else "")
-            return None, f"*{label}:* {present.refusal_text(present.describe_error(exc))}"
-        missed = self._words.present.unreachable_text(found.unreachable, found.unread)
+            refusal = present.refusal_text(present.describe_error(exc), self._words.masked())
+            return None, f"*{label}:* {refusal}"
+        missed = self._words.present.unreachable_text(
+            found.unreachable, found.unread, found.skipped, self._words.masked()
+        )
         recipients = tuple(NewRecipient(r.number, r.name) for r in found.recipients)
         rung = _like(page, request_key(page.id, f"r{round_}t{tier}"))
         return replace(rung, recipients=recipients), missed

@@ -11,6 +11,8 @@ from bot.core.directory import EMPTY_DIRECTORY, Directory
 from bot.core.model import Policy, Recipient
 from bot.core.page_command import PageCommand, parse_page
 from bot.core.policy import Allow, NeedsApproval, Refuse, decide, sender_rule
+from bot.core.rosters import resolve_all
+from bot.errors import UnknownRecipient
 
 ALICE, BOB = "+447700900123", "+447700900456"
 POLICY_TEXT = """\
@@ -106,6 +108,20 @@ def test_a_roster_slack_could_not_read_or_with_nobody_reachable_is_refused() -> 
     assert refused(decide(policy(), "U0ADMIN", ["db-oncall"], "hi", directory=nobody)) == (
         "nobody in db-oncall has a phone number (<@U0CAROL>)"
     )
+
+
+def test_a_page_skips_a_roster_slack_could_not_read_and_says_why() -> None:
+    """A page's rosters resolve as far as Slack answered: the rest is skipped with why
+    (``Resolved.skipped``, for the page's thread), and only a page reaching nobody fails."""
+    unread = Directory(members={}, unread={"S0DBONCALL": "Slack answered fatal_error"})
+    found = resolve_all(policy(), ["bob", "db-oncall"], unread)
+    assert [r.number for r in found.recipients] == [BOB]
+    assert found.skipped == (
+        "could not read db-oncall's members from Slack (Slack answered fatal_error); try again",
+    )
+    assert resolve_all(policy(), ["bob", "db-oncall"], directory()).skipped == ()
+    with pytest.raises(UnknownRecipient, match="could not read db-oncall's members"):
+        resolve_all(policy(), ["db-oncall"], unread)
 
 
 def test_senders_may_reach_a_slack_roster_only_as_its_members_are_now() -> None:

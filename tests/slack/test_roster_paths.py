@@ -255,33 +255,72 @@ def test_ladder_tiers_and_repeats_naming_a_user_group_text_its_members(
     assert len(sends_to(twochat, ERIN)) == 2 and len(sends_to(twochat, BOB)) == 1
 
 
+def thread_note(workspace: SlackStandIn, thread: str, starts: str, what: str) -> str:
+    """The text of the first reply in ``thread`` that starts with ``starts``."""
+    return str(
+        workspace.wait_until(
+            lambda: [
+                p
+                for p in workspace.thread_replies(INCIDENT)
+                if p.get("thread_ts") == thread and str(p["text"]).startswith(starts)
+            ],
+            8,
+            what,
+        )[0]["text"]
+    )
+
+
+UNREAD_WEB = "could not read web-oncall's members from Slack (Slack answered fatal_error)"
+
+
+@pytest.mark.parametrize(
+    ("tier_two", "texted"),
+    [("web-oncall", []), ("[web-oncall, db-leads]", [CAROL, DAVE])],
+    ids=["alone", "beside-a-list"],
+)
 def test_a_ladder_tier_whose_roster_slack_could_not_read_says_why_in_the_page_thread(
-    start_app: StartApp, workspace: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+    start_app: StartApp,
+    workspace: SlackStandIn,
+    twochat: TwoChatStandIn,
+    tmp_path: Path,
+    tier_two: str,
+    texted: list[str],
 ) -> None:
-    """A tier that texts nobody because Slack did not give its user group's members says
-    so, and why, in the page's thread: the board's "nobody to text" alone read as though
-    the roster were empty."""
+    """A tier's user group Slack did not give is named in the page's thread with why, both
+    when the tier then texts nobody (its board line alone, "nobody to text", read as though
+    the roster were empty) and when it texts the tier's other rosters (its members
+    dropped out without a word)."""
     swapped = {
         TIER_ONE: "      - page: db-leads\n        wait: 1s",
-        TIER_TWO: "      - page: web-oncall\n        wait: 1s",
+        TIER_TWO: f"      - page: {tier_two}\n        wait: 1s",
     }
     ladder = start_app(oncall(tmp_path, swapped), **FAST)
     thread = mention(ladder, "page db-1 is down")
     assert numbers(twochat, 2) == [CAROL, DAVE]  # tier 1: a list group
     workspace.fail("usergroups.users.list", "fatal_error", times=1000)
-    note = workspace.wait_until(
-        lambda: [
-            p
-            for p in workspace.thread_replies(INCIDENT)
-            if p.get("thread_ts") == thread and p["text"].startswith("*Tier 2:*")
-        ],
-        8,
-        "the note on why tier 2 texted nobody",
-    )[0]["text"]
-    assert "could not read web-oncall's members from Slack" in note and "fatal_error" in note
-    assert "Nothing was sent to 2Chat" in note
-    board_says(workspace, thread, "nobody to text")
-    assert len(twochat.sends) == 2
+    if texted:
+        assert numbers(twochat, 4) == sorted([CAROL, DAVE, *texted])
+        note = thread_note(workspace, thread, ":warning: Not texted", "the note on tier 2")
+    else:
+        note = thread_note(workspace, thread, "*Tier 2:*", "the note on tier 2")
+        assert "Nothing was sent to 2Chat" in note
+        board_says(workspace, thread, "nobody to text")
+    assert UNREAD_WEB in note
+
+
+def test_an_auto_page_names_the_roster_slack_could_not_read_and_texts_the_others(
+    start_app: StartApp, workspace: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    """An alert pages the first tier of its channel's ladder: a user group there Slack did
+    not give is named in the alert's thread with why, and the tier's other rosters are
+    texted."""
+    swapped = {TIER_ONE: "      - page: [db-leads, web-oncall]\n        wait: 5m"}
+    app = start_app(oncall(tmp_path, swapped), **FAST)
+    workspace.fail("usergroups.users.list", "fatal_error", times=1000)
+    thread = alert(app, "CRITICAL: disk full on db-2")
+    assert numbers(twochat, 2) == [CAROL, DAVE]
+    note = thread_note(workspace, thread, ":warning: Not texted", "the note on web-oncall")
+    assert UNREAD_WEB in note
 
 
 # --- 4. a roster change while a text waits for approval -------------------------------

@@ -83,14 +83,17 @@ class Bridge:
         if origin.replay is None:
             origin = replace(origin, replay=serving_claim())
         refusal = await self.workflow.submit(decision, origin)
-        if refusal is None and (decision.plan.unreachable or decision.plan.unread):
+        plan = decision.plan
+        if refusal is None and (plan.unreachable or plan.unread or plan.skipped):
             self.runner.spawn(self._say_unreachable(decision, origin), name="unreachable")
         return refusal
 
     async def _say_unreachable(self, decision: Allow | NeedsApproval, origin: Origin) -> None:
         """Roster members with no number are not texted; say who, where the outcome goes
         (a page's thread, else the requester), so nobody assumes they were reached."""
-        text = unreachable_text(decision.plan.unreachable, decision.plan.unread)
+        plan = decision.plan
+        masked = self.policy.defaults.mask_numbers
+        text = unreachable_text(plan.unreachable, plan.unread, plan.skipped, masked)
         if origin.thread_ts is not None:
             await self.reporter.post(origin.channel_id, text, thread_ts=origin.thread_ts)
         else:

@@ -53,13 +53,21 @@ def opted_out_reason(recipients: Iterable[Recipient]) -> str:
     return f"{who} {verb} STOP; {pronoun} opted out"
 
 
-def unreachable_text(mentions: Sequence[str], unread: Sequence[str] = ()) -> str:
+def unreachable_text(
+    mentions: Sequence[str],
+    unread: Sequence[str] = (),
+    skipped: Sequence[str] = (),
+    masked: bool = False,
+) -> str:
     """Roster members not texted: no number, or a Slack profile that could not be read
-    (never called "no number"). ``<@U…>`` mentions of ids from Slack: shown unescaped."""
+    (never called "no number"); and why whole rosters were skipped (``skipped``, shown
+    escaped). ``<@U…>`` mentions of ids from Slack: shown unescaped."""
     parts = (("no phone number", mentions), ("Slack profile lookup failed", unread))
-    return "\n".join(
+    people = [
         f":warning: Not reachable, {why}: {listing(list(who), most=SHOWN_ENTRIES)}. "
         "They were not texted."
         for why, who in parts
         if who
-    )
+    ]
+    rosters = [f":warning: Not texted: {shown(why, masked)}." for why in skipped]
+    return "\n".join(people + rosters)
