@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from bot.core.access import Action, Subject, Verdict
@@ -159,7 +159,9 @@ class Ladders:
             logger.warning("escalation %r is no longer in the policy", escalation.name)
         send, missed, next_at = None, "", None
         if step is not None and ladder is not None and page is not None:
-            send, missed = await self._rung_request(page, ladder, *step)
+            # Fired when due (not by a person): it may wait for Slack's rosters (see below).
+            due = escalation.next_tier_at if actor is None else None
+            send, missed = await self._rung_request(page, ladder, *step, due=due)
             next_at = store.now() + ladder.wait_after(step[0])
         request_id = await db(store.climb, escalation, Climb(step, send, next_at, actor))
         if request_id is None:
@@ -172,20 +174,34 @@ class Ladders:
         return True
 
     async def _rung_request(
-        self, page: StoredRequest, ladder: Escalation, tier: int, round_: int
+        self,
+        page: StoredRequest,
+        ladder: Escalation,
+        tier: int,
+        round_: int,
+        due: datetime | None = None,
     ) -> tuple[NewRequest | None, str]:
         """The page's text to a rung's people, resolved like every other roster (Slack user
         groups as they are now), or None when none of them can be texted; and what to say
         in the page's thread: who on its rosters it cannot text (no number, or a profile
-        Slack did not give), or why it texts nobody (a user group Slack did not give)."""
+        Slack did not give), or why it texts nobody (a user group Slack did not give).
+
+        A rung ``due`` since then that texts nobody only because Slack did not answer for
+        its rosters raises instead (the sweeper tries it again), for as long as the ladder
+        waits after it: a Slack hiccup does not pass a rung over, nor an outage hold the
+        ladder for ever."""
         policy = self._policy()
+        directory = await self._directory(policy, patient=True)
         try:
-            found = resolve_all(
-                policy,
-                ladder.tiers[tier].page,
-                await self._directory(policy, patient=True),
-            )
+            found = resolve_all(policy, ladder.tiers[tier].page, directory)
         except BridgeError as exc:  # nobody on its rosters can be texted now, and why
+            slack_failed = bool(directory.unread or directory.phones_unread)
+            if (
+                slack_failed
+                and due is not None
+                and self._store.now() - due < ladder.wait_after(tier)
+            ):
+                raise
             logger.warning("escalation tier %d: %s", tier + 1, exc)
             present = self._words.present
             label = f"Tier {tier + 1}" + (f" (round {round_ + 1})" if round_ else "")

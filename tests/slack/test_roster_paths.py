@@ -308,6 +308,27 @@ def test_a_ladder_tier_whose_roster_slack_could_not_read_says_why_in_the_page_th
     assert UNREAD_WEB in note
 
 
+def test_a_ladder_tier_waits_for_slack_to_give_its_roster_then_texts_it(
+    start_app: StartApp, workspace: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    """Slack failing as a tier comes due does not pass the tier over: the sweeper asks
+    again (for as long as the ladder waits after that tier), and once Slack answers the
+    tier texts its user group, with no note that it texted nobody."""
+    swapped = {
+        TIER_ONE: "      - page: db-leads\n        wait: 1s",
+        TIER_TWO: "      - page: web-oncall\n        wait: 10s",
+    }
+    ladder = start_app(oncall(tmp_path, swapped), **FAST)
+    thread = mention(ladder, "page db-1 is down")
+    assert numbers(twochat, 2) == [CAROL, DAVE]  # tier 1: a list group
+    workspace.fail("usergroups.users.list", "fatal_error", times=12)  # a few sweeps' reads
+    assert numbers(twochat, 3) == sorted([CAROL, DAVE, ERIN])  # tier 2, once Slack answers
+    board_says(workspace, thread, "tier 2 of 2")
+    replies = [p for p in workspace.thread_replies(INCIDENT) if p.get("thread_ts") == thread]
+    assert not [p for p in replies if str(p["text"]).startswith("*Tier 2:*")]
+    assert "nobody to text" not in board(workspace, thread)["text"]
+
+
 def test_an_auto_page_names_the_roster_slack_could_not_read_and_texts_the_others(
     start_app: StartApp, workspace: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
 ) -> None:
