@@ -6,9 +6,9 @@ minute, and every call costs a credit, so texts, reply polls and lookups share o
 the next may start: ``MemoryLedger`` for a lone process (SQLite), or a ledger in the shared
 database (Postgres: ``Store.take_twochat_call``), so two processes together stay under the
 limit instead of each spending all of it (and while that database cannot answer, no call
-starts). The account's limit as 2Chat last reported it is
-shared the same way: when one process reads a new one (a plan changed), every process paces
-by it from its next call on, not only the one that read it.
+starts). The account's limit as 2Chat last reported it is shared the same way: when one
+process reads a new one (a plan changed), every process paces by it from its next call on,
+not only the one that read it.
 
 When 2Chat answers 429 all the same (another client of the account, a lower limit than we
 knew), every start waits: for ``Retry-After`` when 2Chat sends one, else a pause that grows
