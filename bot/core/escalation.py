@@ -56,6 +56,11 @@ class Escalation:
         return self.tiers[tier].wait or self.tiers[0].wait or timedelta(minutes=5)
 
 
+def rung_label(tier: int, round_: int) -> str:
+    """A rung as people read it: "Tier 2", or "Tier 2 (round 2)" when the ladder repeats."""
+    return f"Tier {tier + 1}" + (f" (round {round_ + 1})" if round_ else "")
+
+
 def code_suffix(code: str) -> str:
     """What ends every SMS of an escalating page."""
     return f" Reply {code} to ack"

@@ -32,6 +32,7 @@ from bot.core.escalation import (
     is_ladder_request,
     reply_code,
     request_key,
+    rung_label,
 )
 from bot.core.model import reply_keyword
 from bot.core.policy import too_long_message
@@ -204,9 +205,8 @@ class Ladders:
                 raise
             logger.warning("escalation tier %d: %s", tier + 1, exc)
             present = self._words.present
-            label = f"Tier {tier + 1}" + (f" (round {round_ + 1})" if round_ else "")
             refusal = present.refusal_text(present.describe_error(exc), self._words.masked())
-            return None, f"*{label}:* {refusal}"
+            return None, f"*{rung_label(tier, round_)}:* {refusal}"
         missed = self._words.present.unreachable_text(
             found.unreachable, found.unread, found.skipped, self._words.masked()
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.core.escalation import rung_label
 from bot.sending.ports import Board
 from bot.sending.queries import EscalationStep
 from bot.slack.ids import ActionId
@@ -87,7 +88,7 @@ def _rungs(board: Board) -> list[str]:
             for t in board.texted
             if (t.tier, t.round) == (step.tier, step.round)
         ]
-        label = f"Tier {step.tier + 1}" + (f" (round {step.round + 1})" if step.round else "")
+        label = rung_label(step.tier, step.round)
         by = f" (escalated by {board.who(step.actor)})" if step.actor else ""
         whom = ", ".join(names) if names else "texting…" if step.request_id else "nobody to text"
         lines.append(f"• {label} at {slack_time(step.at)}{by}: {whom}")
