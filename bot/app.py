@@ -280,6 +280,7 @@ def send_path(
         reporter,
         permissions,
         delivery,
+        runner,
         directory=directory,
         on_ack=metrics.observe_page_ack,
     )

@@ -10,6 +10,7 @@ one place that turns any exception into the text a user reads. The tree, and who
     │   ├── ConfigError        the policy file, with file:line problems (bot.config)
     │   ├── InvalidNumber      a phone number that does not parse (bot.core.phone)
     │   ├── UnknownRecipient   a name that is no contact, group or number (bot.core)
+    │   │   └── RosterUnread   nobody texted because Slack did not give a roster (bot.core)
     │   ├── TwoChatError       2Chat refused or failed a call (bot.sms)
     │   ├── StoreError         the database cannot be opened, reached or migrated (bot.store)
     │   │   └── CommitUnknown  the connection failed while committing (bot.store.postgres)
@@ -70,6 +71,11 @@ class InvalidNumber(BridgeError):
 
 class UnknownRecipient(BridgeError):
     """A recipient name that is neither a contact, a group nor a phone number."""
+
+
+class RosterUnread(UnknownRecipient):
+    """Nobody on a roster can be texted because Slack did not give its members or their
+    profiles: a lookup to ask again, not a roster to fix."""
 
 
 class TwoChatError(BridgeError):

@@ -142,9 +142,9 @@ def _recipients(
     ``problems``."""
     if not targets:
         problems.append(Problem("to", "say who to text: a contact, a group or a phone number"))
-    failed: list[str] = []
+    failed: list[InvalidNumber | UnknownRecipient] = []
     resolved = merge(policy, targets, directory, failed)
-    problems.extend(Problem("to", why) for why in failed)
+    problems.extend(Problem("to", str(why)) for why in failed)
     for recipient in resolved.recipients:
         refusal = destination_refusal(recipient.number)
         if refusal:
@@ -357,3 +357,16 @@ def decide_auto_page(
             shortened=trimmed != text.strip(),
         )
     )
+
+
+def recheck_auto_page(
+    policy: Policy, channel_id: str, text: str, numbers: Sequence[str], directory: Directory
+) -> Recheck:
+    """An auto-page's send-time check: refused as a whole when its rule would refuse it now,
+    else each number no longer on the roster it was texted through is held back."""
+    auto = decide_auto_page(policy, channel_id, text, directory)
+    if isinstance(auto, Refuse):
+        return Recheck(auto.reason)
+    now = {recipient.number for recipient in auto.plan.recipients}
+    gone = "no longer on the roster it was texted through"
+    return Recheck(held={number: gone for number in numbers if number not in now})

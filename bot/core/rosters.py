@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from bot.core.directory import GROUP_MENTION, USER_MENTION, Directory, user_mention
 from bot.core.model import Policy, Recipient
 from bot.core.phone import parse_number
-from bot.errors import InvalidNumber, UnknownRecipient
+from bot.errors import InvalidNumber, RosterUnread, UnknownRecipient
 
 # Slack's mentions of everyone in a channel, as the bridge reads them ("<!here>" is "@here").
 _WHOLE_CHANNEL = frozenset({"@here", "@channel", "@everyone"})
@@ -82,16 +82,22 @@ def resolve_all(policy: Policy, targets: Sequence[str], directory: Directory) ->
     """Several targets' distinct recipients and unreachable people, for a page that names
     no person to refuse to (an auto-page, a ladder's tier): a target that cannot be
     resolved is skipped (``Resolved.skipped`` says why), and UnknownRecipient names why
-    when none could be."""
-    problems: list[str] = []
+    when none could be: RosterUnread when Slack not giving a roster is among the causes."""
+    problems: list[InvalidNumber | UnknownRecipient] = []
     merged = merge(policy, targets, directory, problems)
+    reasons = tuple(str(problem) for problem in problems)
     if not merged.recipients:
-        raise UnknownRecipient("; ".join(problems) or "nobody to text")
-    return replace(merged, skipped=tuple(problems))
+        unread = any(isinstance(problem, RosterUnread) for problem in problems)
+        nobody = RosterUnread if unread else UnknownRecipient
+        raise nobody("; ".join(reasons) or "nobody to text")
+    return replace(merged, skipped=reasons)
 
 
 def merge(
-    policy: Policy, targets: Sequence[str], directory: Directory, problems: list[str]
+    policy: Policy,
+    targets: Sequence[str],
+    directory: Directory,
+    problems: list[InvalidNumber | UnknownRecipient],
 ) -> Resolved:
     """The targets' distinct recipients, unreachable and unread people; a target that
     cannot be resolved adds why to ``problems``."""
@@ -102,13 +108,29 @@ def merge(
         try:
             resolved = resolve(policy, target, directory)
         except (InvalidNumber, UnknownRecipient) as exc:
-            problems.append(str(exc))
+            problems.append(exc)
             continue
         unreachable.update(dict.fromkeys(resolved.unreachable))
         unread.update(dict.fromkeys(resolved.unread))
         for recipient in resolved.recipients:
             recipients.setdefault(recipient.number, recipient)
     return Resolved(tuple(recipients.values()), tuple(unreachable), tuple(unread))
+
+
+def reads_slack(policy: Policy, targets: Sequence[str]) -> bool:
+    """Whether resolving ``targets`` reads Slack's directory: a user group kept in Slack,
+    or a linked person whose number is their Slack profile's. Work whose rosters are all
+    in the file does not ask Slack, so Slack being slow or down never delays it."""
+    return any(_reads_slack(policy, target) for target in targets)
+
+
+def _reads_slack(policy: Policy, target: str) -> bool:
+    if GROUP_MENTION.fullmatch(target) or target in policy.slack_groups:
+        return True
+    if user := USER_MENTION.fullmatch(target):
+        target = policy.contact_of_user(user.group(1)) or ""
+    profiled = target in policy.contact_slack and target not in policy.contacts
+    return profiled and policy.defaults.slack_profile_numbers
 
 
 def names_recipient(policy: Policy, target: str) -> bool:
@@ -156,7 +178,7 @@ def _no_number(policy: Policy, who: str, user_id: str, directory: Directory) -> 
     """Why a linked Slack user cannot be texted: no number, or a profile Slack did not give."""
     if user_id in directory.phones_unread:
         why = directory.phones_unread[user_id]
-        return UnknownRecipient(f"could not read the Slack profile of {who} ({why}); try again")
+        return RosterUnread(f"could not read the Slack profile of {who} ({why}); try again")
     where = " or their Slack profile" if policy.defaults.slack_profile_numbers else ""
     return UnknownRecipient(f"{who} has no phone number in the policy{where}")
 
@@ -190,7 +212,7 @@ def _slack_group(policy: Policy, name: str, directory: Directory) -> Resolved:
     members = directory.members.get(group_id)
     if members is None:
         why = directory.unread.get(group_id, "not read")
-        raise UnknownRecipient(f"could not read {name}'s members from Slack ({why}); try again")
+        raise RosterUnread(f"could not read {name}'s members from Slack ({why}); try again")
     recipients: list[Recipient] = []
     unreachable: list[str] = []
     unread: list[str] = []
@@ -204,7 +226,7 @@ def _slack_group(policy: Policy, name: str, directory: Directory) -> Resolved:
             unreachable.append(user_mention(user_id))
     if not recipients and unread:
         why = next(iter(directory.phones_unread.values()))
-        raise UnknownRecipient(
+        raise RosterUnread(
             f"could not read the Slack profiles of {name}'s members ({why}); try again"
         )
     if not recipients:

@@ -38,12 +38,13 @@ from bot.core.model import reply_keyword
 from bot.core.policy import too_long_message
 from bot.core.rosters import resolve_all
 from bot.core.segments import analyze
-from bot.errors import BridgeError
+from bot.errors import BridgeError, RosterUnread
 from bot.sending.ports import Board, Reporter
-from bot.sending.roles import Db, Permissions, PolicySource, Wording
+from bot.sending.roles import Db, Permissions, PolicySource, Wording, read_rosters
 from bot.sending.sends import Delivery
 from bot.store import NewRecipient, NewRequest, StoredRequest
 from bot.store.escalations import Climb, EscalationRecord
+from bot.tasks import TaskRunner
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +63,14 @@ class Ladders:
         reporter: Reporter,
         permissions: Permissions,
         delivery: Delivery,
+        runner: TaskRunner,
         *,
         directory: DirectorySource = no_directory,
         on_ack: Callable[[str], None] = lambda via: None,
     ) -> None:
-        """``directory`` reads Slack rosters for a tier; ``on_ack`` hears how a page was
-        acknowledged first ("sms", "button", "reaction"), e.g. the metrics."""
+        """``runner`` fires due tiers as tasks a shutdown lets finish; ``directory`` reads
+        Slack rosters for a tier; ``on_ack`` hears how a page was acknowledged first ("sms",
+        "button", "reaction"), e.g. the metrics."""
         self._db, self._store = db, db.store
         self._policy = policy
         self._words = words
@@ -76,6 +79,8 @@ class Ladders:
         self._delivery = delivery
         self._directory = directory
         self._on_ack = on_ack
+        self._runner = runner
+        self._climbing: set[str] = set()  # ladders whose due tier this process is firing
 
     def ladder(self, name: str) -> Escalation | None:
         return self._policy().escalations.get(name)
@@ -143,12 +148,21 @@ class Ladders:
 
     # ------------------------------------------------------------------ climbing
     async def fire_due(self) -> None:
-        """Text the next tier of every ladder whose wait ran out (the sweeper's step)."""
+        """Start the next tier of every ladder whose wait ran out (the sweeper's step), each
+        on its own: a tier waiting for Slack's rosters holds up no other ladder and none of
+        the sweeper's other steps. A ladder already climbing in this process is left to it."""
         for escalation in await self._db(self._store.due_escalations):
-            try:
-                await self.climb(escalation)
-            except BridgeError as exc:
-                logger.warning("escalation %s: next tier not sent yet: %s", escalation.id, exc)
+            if escalation.id not in self._climbing:
+                self._climbing.add(escalation.id)
+                self._runner.spawn(self._fire(escalation), name=f"tier-{escalation.id}")
+
+    async def _fire(self, escalation: EscalationRecord) -> None:
+        try:
+            await self.climb(escalation)
+        except BridgeError as exc:
+            logger.warning("escalation %s: next tier not sent yet: %s", escalation.id, exc)
+        finally:
+            self._climbing.discard(escalation.id)
 
     async def climb(self, escalation: EscalationRecord, actor: str | None = None) -> bool:
         """Move the ladder one rung (texting it); True when this call moved it."""
@@ -162,7 +176,7 @@ class Ladders:
         if step is not None and ladder is not None and page is not None:
             # Fired when due (not by a person): it may wait for Slack's rosters (see below).
             due = escalation.next_tier_at if actor is None else None
-            send, missed = await self._rung_request(page, ladder, *step, due=due)
+            send, missed = await self._rung_request(page, ladder, *step, due)
             next_at = store.now() + ladder.wait_after(step[0])
         request_id = await db(store.climb, escalation, Climb(step, send, next_at, actor))
         if request_id is None:
@@ -180,28 +194,25 @@ class Ladders:
         ladder: Escalation,
         tier: int,
         round_: int,
-        due: datetime | None = None,
+        due: datetime | None,
     ) -> tuple[NewRequest | None, str]:
         """The page's text to a rung's people, resolved like every other roster (Slack user
         groups as they are now), or None when none of them can be texted; and what to say
         in the page's thread: who on its rosters it cannot text (no number, or a profile
         Slack did not give), or why it texts nobody (a user group Slack did not give).
 
-        A rung ``due`` since then that texts nobody only because Slack did not answer for
-        its rosters raises instead (the sweeper tries it again), for as long as the ladder
-        waits after it: a Slack hiccup does not pass a rung over, nor an outage hold the
-        ladder for ever."""
+        A rung ``due`` since then that texts nobody only because Slack did not give its
+        rosters raises RosterUnread instead (the sweeper tries it again), for as long as
+        the ladder waits after it: a Slack hiccup does not pass a rung over, nor an outage
+        hold the ladder for ever. Rosters kept in the file do not ask Slack at all."""
         policy = self._policy()
-        directory = await self._directory(policy, patient=True)
+        rosters = ladder.tiers[tier].page
+        directory = await read_rosters(self._directory, policy, rosters, patient=True)
         try:
-            found = resolve_all(policy, ladder.tiers[tier].page, directory)
+            found = resolve_all(policy, rosters, directory)
         except BridgeError as exc:  # nobody on its rosters can be texted now, and why
-            slack_failed = bool(directory.unread or directory.phones_unread)
-            if (
-                slack_failed
-                and due is not None
-                and self._store.now() - due < ladder.wait_after(tier)
-            ):
+            holding = due is not None and self._store.now() - due < ladder.wait_after(tier)
+            if holding and isinstance(exc, RosterUnread):
                 raise
             logger.warning("escalation tier %d: %s", tier + 1, exc)
             present = self._words.present

@@ -5,12 +5,13 @@ composition root (``bot.app``) builds one of each and hands a part only those it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
 from bot.core.access import Action, Subject, Verdict, permission
-from bot.core.directory import DirectorySource, no_directory
+from bot.core.directory import EMPTY_DIRECTORY, Directory, DirectorySource, no_directory
 from bot.core.model import Policy
+from bot.core.rosters import reads_slack
 from bot.sending.from_records import plan_of
 from bot.sending.ports import Presenter
 from bot.sending.store_calls import store_calls
@@ -42,6 +43,17 @@ class Db:
     def close(self) -> None:
         """Let the store's threads end once the calls queued on them are done."""
         self._store_calls.close()
+
+
+async def read_rosters(
+    directory: DirectorySource, policy: Policy, targets: Sequence[str], *, patient: bool
+) -> Directory:
+    """What resolving ``targets`` needs from Slack's ``directory``: nothing at all when
+    their rosters are all kept in the file, so Slack being slow or down never delays a
+    page to them (an auto-page, a ladder's tier)."""
+    if not reads_slack(policy, targets):
+        return EMPTY_DIRECTORY
+    return await directory(policy, patient=patient)
 
 
 class Permissions:

@@ -10,11 +10,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-from bot.core.directory import Directory, DirectorySource, no_directory
+from bot.core.directory import DirectorySource, no_directory
 from bot.core.escalation import is_ladder_request
 from bot.core.model import Recipient
 from bot.core.phone import mask
-from bot.core.policy import AUTO_PAGE_PREFIX, Recheck, Refuse, decide_auto_page, recheck
+from bot.core.policy import AUTO_PAGE_PREFIX, Recheck, page_targets, recheck, recheck_auto_page
 from bot.errors import SendTaken, StoreError, TwoChatError
 from bot.sending.from_records import (
     UNKNOWN_AFTER_CRASH,
@@ -26,7 +26,7 @@ from bot.sending.from_records import (
 from bot.sending.leases import Held, RequestLeases, heartbeat
 from bot.sending.ports import Reporter, RetryOffer
 from bot.sending.progress import LiveReply
-from bot.sending.roles import Db, PolicySource, Wording
+from bot.sending.roles import Db, PolicySource, Wording, read_rosters
 from bot.sms.budget import RatePacer
 from bot.sms.fanout import RetryPolicy, fan_out
 from bot.sms.twochat import TwoChatClient
@@ -362,8 +362,7 @@ class Delivery:
         """The sends that may go; the others (policy refuses, number opted out) are marked
         failed with the reason."""
         db, store = self._db, self._store
-        directory = await self._directory(self._policy(), patient=True)
-        checked = self.recheck(run.request, directory)
+        checked = await self.recheck(run.request)
         opted_out = run.opted_out
         if opted_out is None:
             opted_out = await db(store.opted_out_numbers, [send.number for send in sends])
@@ -455,23 +454,19 @@ class Delivery:
             logger.info("send %d: its held 2Chat acceptance is recorded", send_id)
             await db(store.complete_request_if_done, request_id)
 
-    def recheck(self, request: StoredRequest, directory: Directory) -> Recheck:
+    async def recheck(self, request: StoredRequest) -> Recheck:
         """Authorize again at send time against the current policy and Slack user groups as
-        they are now (``directory``): rosters the request named are read again, so someone
-        who left one is not texted and the others still are."""
+        they are now: rosters the request named are read again, so someone who left one is
+        not texted and the others still are. Slack is asked only for what the check reads."""
         policy = self._policy()
         if is_ladder_request(request.dedupe_key):
             return Recheck()  # a tier or "acked" SMS of a ladder: the policy's ladder is its rule
-        if request.sender.startswith(AUTO_PAGE_PREFIX):
-            auto = decide_auto_page(
-                policy, request.sender.removeprefix(AUTO_PAGE_PREFIX), request.text, directory
-            )
-            if isinstance(auto, Refuse):
-                return Recheck(auto.reason)
-            now = {recipient.number for recipient in auto.plan.recipients}
-            gone = "no longer on the roster it was texted through"
-            return Recheck(held={r.number: gone for r in request.recipients if r.number not in now})
         numbers = [recipient.number for recipient in request.recipients]
+        if request.sender.startswith(AUTO_PAGE_PREFIX):
+            channel = request.sender.removeprefix(AUTO_PAGE_PREFIX)
+            targets = page_targets(policy, channel)
+            rosters = await read_rosters(self._directory, policy, targets, patient=True)
+            return recheck_auto_page(policy, channel, request.text, numbers, rosters)
         checked = recheck(
             policy,
             request.sender,
@@ -479,7 +474,7 @@ class Delivery:
             numbers,
             request.text,
             request.from_name,
-            directory,
+            await self._directory(policy, patient=True),
         )
         if checked.needs_approval and request.decided_by is None:
             return Recheck("approval required: an approver must OK this text first")

@@ -11,8 +11,8 @@ from bot.core.directory import EMPTY_DIRECTORY, Directory
 from bot.core.model import Policy, Recipient
 from bot.core.page_command import PageCommand, parse_page
 from bot.core.policy import Allow, NeedsApproval, Refuse, decide, sender_rule
-from bot.core.rosters import resolve_all
-from bot.errors import UnknownRecipient
+from bot.core.rosters import reads_slack, resolve_all
+from bot.errors import RosterUnread, UnknownRecipient
 
 ALICE, BOB = "+447700900123", "+447700900456"
 POLICY_TEXT = """\
@@ -122,6 +122,38 @@ def test_a_page_skips_a_roster_slack_could_not_read_and_says_why() -> None:
     assert resolve_all(policy(), ["bob", "db-oncall"], directory()).skipped == ()
     with pytest.raises(UnknownRecipient, match="could not read db-oncall's members"):
         resolve_all(policy(), ["db-oncall"], unread)
+
+
+def test_a_page_reaching_nobody_says_whether_slack_is_the_cause() -> None:
+    """RosterUnread (ask Slack again) only when a roster Slack did not give is why nobody
+    can be texted: an empty roster or one without numbers is no reason to wait."""
+    unread = Directory(members={}, unread={"S0DBONCALL": "Slack answered fatal_error"})
+    with pytest.raises(RosterUnread):
+        resolve_all(policy(), ["db-oncall", "U0NOBODY"], unread)
+    profiles = Directory(members={}, phones_unread={"U0DAN": "Slack answered fatal_error"})
+    with pytest.raises(RosterUnread, match="could not read the Slack profile of dan"):
+        resolve_all(policy(profiles=True), ["dan"], profiles)
+    with pytest.raises(UnknownRecipient) as empty:
+        resolve_all(policy(), ["db-oncall"], directory(oncall=("U0CAROL",)))
+    assert not isinstance(empty.value, RosterUnread)
+
+
+@pytest.mark.parametrize(
+    ("targets", "profiles", "asks"),
+    [
+        (["bob", "alice", "+447700900999"], True, False),  # numbers in the file
+        (["<@U0ALICE>"], True, False),  # a linked contact with a number
+        (["db-oncall"], False, True),  # a group kept in Slack
+        (["<!subteam^S0DBONCALL>"], False, True),
+        (["dan"], True, True),  # a number only on the Slack profile
+        (["<@U0DAN>"], True, True),
+        (["dan"], False, False),  # profiles off: no number, nothing to ask Slack
+    ],
+)
+def test_only_rosters_kept_in_slack_ask_slack(
+    targets: list[str], profiles: bool, asks: bool
+) -> None:
+    assert reads_slack(policy(profiles), targets) is asks
 
 
 def test_senders_may_reach_a_slack_roster_only_as_its_members_are_now() -> None:

@@ -28,6 +28,7 @@ from bot.core.policy import Refuse, auto_page_sender, decide, decide_auto_page, 
 from bot.core.segments import gsm7_cleanup
 from bot.errors import BadPayload, StoreError
 from bot.sending.ports import Origin
+from bot.sending.roles import read_rosters
 from bot.slack.listeners.deps import DATABASE_UNAVAILABLE, Bridge
 from bot.slack.payloads import MessageEvent
 from bot.slack.render.refusals import refusal_text
@@ -155,7 +156,8 @@ async def auto_page(
         if not await outage.wait(lambda: queries.claim_once(key, window)):
             logger.info("auto-page in %s: same alert already paged within the window", channel)
             return
-        directory = await bridge.directory(patient=True)
+        targets = page_targets(policy, channel)
+        directory = await read_rosters(bridge.read_directory, policy, targets, patient=True)
         decision = decide_auto_page(policy, channel, gsm7_cleanup(text), directory)
         if isinstance(decision, Refuse) and directory.unread:
             # Slack could not tell who is on call: the next identical alert must try again.
