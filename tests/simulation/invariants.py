@@ -1,8 +1,9 @@
 """What must hold, read from the stand-ins' records and the database (never from the app's
-own account of itself): I1-I6 as the module docstring of ``world`` lists them."""
+own account of itself): I1-I8 as the module docstring of ``world`` lists them."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from tests.fakes.twochat_server import TwoChatStandIn
 from tests.simulation.database import Database
 
 GENERAL = "C0GENERAL"
+CODE = re.compile(r"[A-Z][0-9]{1,3}")  # a page's reply code, as the ack_code step replies it
 NOT_SENT_MARKS = ("not sent", "outcome unknown", "may or may not", ":x:")
 POLL_SECONDS = 0.2  # the replies' poll_interval (a reload may make it 0.3 s)
 TWOCHAT_WINDOW = 60.0  # 2Chat counts calls over a sliding minute
@@ -51,10 +53,12 @@ class Sent:
 
 @dataclass
 class Inbound:
-    """An SMS to the bridge, and when 2Chat listed it (time.monotonic)."""
+    """An SMS to the bridge from ``number``, and when 2Chat listed it (time.monotonic)."""
 
     uuid: str
     at: float
+    number: str
+    text: str
 
 
 class Invariants:
@@ -153,6 +157,54 @@ class Invariants:
                         f"thread:\n{thread}"
                     )
         self._check_reads(float("inf"))  # every one, however late
+        self._check_rungs()
+        self._check_acted_on()
+
+    def _check_acted_on(self) -> None:
+        """I8: every inbound SMS is acted on: a reply code acks a page that texted it to
+        that number (late, if the page was handled), the last of a number's STOP and START
+        leaves it opted out or not, and any other reply reaches Slack. (An ack word's
+        effect depends on the pages open when it is read, so it is not checked here.)"""
+        opted_out = {str(n) for (n,) in self.database.rows("SELECT number FROM opt_outs")}
+        slack = "\n".join(str(self.slack.latest(post).get("text")) for post in self.slack.posts())
+        last_word: dict[str, str] = {}
+        for message in self.inbound:
+            if message.text in ("STOP", "START"):
+                last_word[message.number] = message.text
+            elif CODE.fullmatch(message.text):
+                if not self.database.rows(
+                    "SELECT 1 FROM escalation_steps t JOIN escalations e "
+                    "ON e.id = t.escalation_id WHERE t.kind IN ('ack', 'late_ack') "
+                    f"AND e.code = '{message.text}' AND t.actor = '{message.number}'"
+                ):
+                    raise Violation(
+                        f"I8: reply code {message.text} from {message.number} acked no page"
+                    )
+            elif message.text != "ok" and message.text not in slack:
+                raise Violation(f"I8: reply {message.text!r} never reached Slack")
+        if wrong := {n: w for n, w in last_word.items() if (n in opted_out) != (w == "STOP")}:
+            raise Violation(f"I8: opt-outs not as the last STOP or START said: {wrong}")
+
+    def _check_rungs(self) -> None:
+        """I7: every ladder runs to its end (none is left open once settled), and a tier
+        that texted nobody says so, and why, in its page's thread."""
+        if stuck := self.database.rows("SELECT id FROM escalations WHERE state = 'open'"):
+            raise Violation(f"I7: ladders still open once everything settled: {stuck}")
+        for escalation, channel, thread, tier in self.database.rows(
+            "SELECT e.id, e.channel_id, e.thread_ts, t.tier FROM escalation_steps t "
+            "JOIN escalations e ON e.id = t.escalation_id "
+            "WHERE t.kind = 'tier' AND t.request_id IS NULL"
+        ):
+            notes = [
+                str(reply.get("text"))
+                for reply in self.slack.thread_replies(str(channel))
+                if reply.get("thread_ts") == thread
+            ]
+            if not any(note.startswith(f"*Tier {int(tier) + 1}") for note in notes):
+                raise Violation(
+                    f"I7: tier {int(tier) + 1} of {escalation} texted nobody without a word "
+                    f"in its thread: {notes}"
+                )
 
     def _recorded_numbers(self, text: str) -> list[str]:
         """Whom the request for ``text`` recorded as its recipients."""

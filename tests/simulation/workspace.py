@@ -23,6 +23,8 @@ from tests.slack.test_paging import alert
 
 APPROVALS = "C0APPROVALS"
 SRE = "S0SIMSRE"  # the Slack user group the policy's "sre" group is kept in
+# The user group the ladder's tier 2 pages ("night"): dave, whom nothing else texts.
+NIGHT, DAVE = "S0SIMNIGHT", "+447700900789"
 PEOPLE = {"U0ALICE": ALICE, "U0BOB": BOB, "U0CAROL": CAROL}
 TARGETS = {"alice": (ALICE,), "bob": (BOB,), "carol": (CAROL,), "db-oncall": (ALICE, BOB)}
 # The account's per-minute limits a step switches between (2Chat's plans; trial: 30).
@@ -30,19 +32,27 @@ ACCOUNT_LIMITS = (80, 60)
 
 
 def sim_config(tmp: Path, poll: str) -> Path:
-    """The ladder policy, its contacts linked to Slack users and an "sre" group kept in a
-    Slack user group; ``poll``: the replies' poll interval (what a reload changes)."""
+    """The ladder policy, its contacts linked to Slack users, an "sre" group kept in a
+    Slack user group, and tier 2 paging the "night" user group (dave) instead of carol;
+    ``poll``: the replies' poll interval (what a reload changes)."""
     path = ladder_config(tmp, wait="2s", poll=poll)
-    text = path.read_text()
+    text = path.read_text().replace("      - page: [carol]\n", "      - page: night\n")
+    text = text.replace(
+        '  carol: "+34600000001"',
+        f'  carol: "+34600000001"\n  dave: {{number: "{DAVE}", slack: U0DAVE}}',
+    )
     for name, number in (("alice", ALICE), ("bob", BOB), ("carol", CAROL)):
         user = next(user for user, linked in PEOPLE.items() if linked == number)
         text = text.replace(
             f'  {name}: "{number}"', f'  {name}: {{number: "{number}", slack: {user}}}'
         )
     text = text.replace(
-        "  db-oncall: [alice, bob]", f"  db-oncall: [alice, bob]\n  sre: {{slack_group: {SRE}}}"
+        "  db-oncall: [alice, bob]",
+        f"  db-oncall: [alice, bob]\n  sre: {{slack_group: {SRE}}}\n"
+        f"  night: {{slack_group: {NIGHT}}}",
     )
     assert f"slack_group: {SRE}" in text and "slack: U0CAROL" in text
+    assert "page: night" in text and "slack: U0DAVE" in text
     path.write_text(text)
     return path
 
@@ -97,6 +107,11 @@ class WorkspaceSteps:
         answered = self._command(step.pick, "U0ADMIN", f"sre {text}")
         if answered is not False:
             self.sent.append(Sent(text, None, certain=bool(answered)))
+
+    def receive(self, number: str, text: str) -> None:
+        """``text`` from ``number``, an SMS 2Chat lists from now on."""
+        uuid = self.twochat.inbound(number, text)
+        self.inbound.append(Inbound(uuid, time.monotonic(), number, text))
 
     def _membership(self, step: Any) -> None:
         """Someone joins or leaves the user group."""
@@ -196,7 +211,7 @@ class WorkspaceSteps:
         )
         if paged:
             number = paged[step.pick % len(paged)]
-            self.inbound.append(Inbound(self.twochat.inbound(number, "ok"), time.monotonic()))
+            self.receive(number, "ok")
 
     def _auto_page(self, step: Any) -> None:
         """A monitoring bot's alert that pages by itself."""

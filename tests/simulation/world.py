@@ -3,10 +3,10 @@
 One seed draws a list of steps (texts to contacts, groups, a Slack user group and tel:
 links, approvals and rejections, pages by mention and by alert, acks by button, ✅, reply
 code and ack word, replies, STOP/START, user-group membership changes, policy reloads
-(SIGHUP), kill -9, SIGTERM, Slack outages, database cuts, uncertain, slow and rate-limited
-2Chat answers, Retry clicks), runs them against the real app (``python -m bot``) and the
-Slack and 2Chat stand-ins, and checks the invariants after every step and once everything
-has settled:
+(SIGHUP), kill -9, SIGTERM, Slack outages (posts, and the user-group directory failing or
+hanging), database cuts, uncertain, slow and rate-limited 2Chat answers, Retry clicks),
+runs them against the real app (``python -m bot``) and the Slack and 2Chat stand-ins, and
+checks the invariants after every step and once everything has settled:
 
 - I1 each person on a text or a fired tier gets at most one SMS for it (every step), and
   exactly one unless the text's thread says, for that person, that it was not sent or its
@@ -17,7 +17,12 @@ has settled:
 - I4 every text's outcome reaches its thread once Slack is back (at quiescence, with I1);
 - I5 no Retry makes 2Chat accept a send it had accepted already (part of I1: at most one);
 - I6 2Chat never answers 429: calls stay under the account's limit across processes,
-  but for a few after each change of that limit, until the bridge has read it.
+  but for a few after each change of that limit, until the bridge has read it;
+- I7 every ladder runs to its end, and a tier that texted nobody (its user group was not
+  given by Slack for as long as the tier could wait) says so in the page's thread (at
+  quiescence);
+- I8 every inbound SMS is acted on: a reply code acks its page, STOP and START leave the
+  number opted out as the last of them says, a reply reaches Slack (at quiescence).
 
 Timing is real (the app is a real process), so a seed replays the same steps, not
 necessarily the same interleaving. A failure names the seed and the shortest step list
@@ -50,6 +55,7 @@ from tests.simulation.invariants import (
 )
 from tests.simulation.workspace import (
     ACCOUNT_LIMITS,
+    NIGHT,
     PEOPLE,
     SRE,
     WorkspaceSteps,
@@ -92,6 +98,7 @@ KINDS = (
     ("kill", 2),
     ("sigterm", 1),
     ("slack_down", 1),
+    ("slack_directory", 1),
     ("db_cut", 1),
     ("twochat_uncertain", 1),
     ("twochat_slow", 1),
@@ -216,7 +223,7 @@ class World(WorkspaceSteps, Invariants):
         ]
         if codes:
             number, code = codes[step.pick % len(codes)]
-            self.inbound.append(Inbound(self.twochat.inbound(number, code), time.monotonic()))
+            self.receive(number, code)
 
     def _reply(self, step: Step) -> None:
         self._inbound(step, f"on my way {next(self._ids)}")
@@ -231,7 +238,7 @@ class World(WorkspaceSteps, Invariants):
         texted = sorted({str(s["to_number"]) for s in list(self.twochat.sends)})
         if texted:
             number = texted[step.pick % len(texted)]
-            self.inbound.append(Inbound(self.twochat.inbound(number, text), time.monotonic()))
+            self.receive(number, text)
 
     def _retry(self, step: Step) -> None:
         values = [
@@ -271,6 +278,18 @@ class World(WorkspaceSteps, Invariants):
         calls = 1 + step.pick % 8
         for method in ("chat.postMessage", "chat.update"):
             self.slack.fail(method, "service_unavailable", status=503, times=calls)
+
+    def _slack_directory(self, step: Step) -> None:
+        """Slack's user-group directory fails: a few reads answer an error, or every read
+        hangs for a while (the hung ones then fail, as a dropped connection would)."""
+        if step.pick % 2:
+            self.slack.fail(
+                "usergroups.users.list", "service_unavailable", status=503, times=step.pick % 7
+            )
+            return
+        self.slack.stall("usergroups.users.list")
+        time.sleep(1 + step.amount * 2)
+        self.slack.unstall()
 
     def _twochat_uncertain(self, step: Step) -> None:
         self.twochat.respond(500, {"message": "simulated"}, times=1)
@@ -325,6 +344,7 @@ def run_steps(seed: int, steps: list[Step], tmp: Path, backend: str = "sqlite") 
         else:
             database = Database(f"sqlite:///{tmp / 'sim.db'}", processes=1)
         slack.user_groups[SRE] = sorted(PEOPLE)[:2]
+        slack.user_groups[NIGHT] = ["U0DAVE"]
         twochat.limit(ACCOUNT_LIMITS[seed % len(ACCOUNT_LIMITS)])  # read by every process
         world = World(tmp, slack, twochat, seed, database)
         try:
