@@ -171,11 +171,12 @@ class Service:
             logger.info("shutting down: no new requests, finishing in-flight sends")
             if link is not None and connecting is not None:
                 await socket_mode.close(link, connecting)
-            await parts.runner.drain(self.settings.shutdown_grace_seconds)
             try:  # stop is set: the sweeper ends after its current sweep
                 await asyncio.wait_for(sweeper, self.settings.shutdown_grace_seconds)
             except TimeoutError:
                 logger.warning("sweeper still busy at shutdown; abandoning it")
+            # Then the work in flight, with the ladder tiers that last sweep started.
+            await parts.runner.drain(self.settings.shutdown_grace_seconds)
             for runner in runners:
                 await runner.cleanup()
             logger.info("stopped")
