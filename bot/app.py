@@ -8,9 +8,9 @@ built, nothing is a module global, and tests build the same graph against stand-
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,6 +42,7 @@ from bot.settings import Settings
 from bot.slack.bolt_app import build_app
 from bot.slack.directory import SlackDirectory
 from bot.slack.listeners.deps import Bridge
+from bot.slack.listeners.paging import resume_cut_off_pages
 from bot.slack.render.presenter import SLACK_PRESENTER
 from bot.slack.reporter import SlackReporter
 from bot.slack.transport.identity import SlackIdentity
@@ -253,9 +254,10 @@ def send_path(
     twochat: TwoChatClient,
     pacer: RatePacer,
     runner: TaskRunner,
+    resume_pages: Callable[[datetime], Awaitable[None]],
 ) -> SendPath:
     """The send path's parts, each given the roles it uses (``bot.sending.roles``);
-    ``stale_after``: see ``send_stale_after``."""
+    ``stale_after``: see ``send_stale_after``; ``resume_pages``: see ``Sweeper``."""
     words = Wording(SLACK_PRESENTER, policy)
     permissions = Permissions(policy, directory)
     leases = RequestLeases(db, stale_after)
@@ -297,24 +299,23 @@ def send_path(
     )
     return SendPath(
         workflow,
-        Sweeper(db, policy, words, delivery, approvals, stale_after=stale_after, ladders=ladders),
+        Sweeper(db, policy, words, delivery, approvals, ladders, stale_after, resume_pages),
         ReplyRelay(db, policy, words, reporter, twochat, ladders=ladders),
         Queries(db, answer_deadline=ANSWER_DEADLINE),
     )
 
 
-def slack_app(
-    settings: Settings,
+def slack_bridge(
     client: AsyncWebClient,
-    identity: SlackIdentity,
     send: SendPath,
     policy: PolicySource,
     reporter: SlackReporter,
     runner: TaskRunner,
     directory: DirectorySource,
-) -> AsyncApp:
-    """The Bolt app, its listeners given what they use (``Bridge``)."""
-    bridge = Bridge(
+    stale_after: timedelta,
+) -> Bridge:
+    """What the Bolt app's listeners use."""
+    return Bridge(
         policy_source=policy,
         workflow=send.workflow,
         queries=send.queries,
@@ -322,13 +323,14 @@ def slack_app(
         runner=runner,
         read_directory=directory,
         user_names=SlackNames(client).names,
+        page_stale_after=stale_after,
     )
-    return build_app(bridge, client, settings.slack_signing_secret, settings.socket_mode, identity)
 
 
 def build(settings: Settings, policy: Policy) -> Components:
     """Build every component, each from the ones it uses, none changed afterwards; must
-    run inside the event loop (aiohttp needs one)."""
+    run inside the event loop (aiohttp needs one). Long because it is the composition
+    root: every part is built here once, in the order the parts use each other."""
     store = open_store(settings.database_url)  # first: it is what most often fails to open
     db = Db(store)
     holder = PolicyHolder(policy)
@@ -337,7 +339,7 @@ def build(settings: Settings, policy: Policy) -> Components:
     metrics = Metrics()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
-    # Three parts tell ones built after them (which use them in turn): these functions
+    # Four parts tell ones built after them (which use them in turn): these functions
     # find those by name when called, so each part is still built once, complete.
     def slack_error(method: str, error: str) -> None:
         metrics.observe_slack_error(method, error)
@@ -349,6 +351,9 @@ def build(settings: Settings, policy: Policy) -> Components:
 
     async def socket_problem() -> str | None:
         return await link.problem() if link is not None else None
+
+    async def resume_pages(cutoff: datetime) -> None:  # those the Slack layer took in
+        await resume_cut_off_pages(bridge, cutoff)
 
     client = slack_client(settings, session, slack_error)
     identity = slack_identity(settings, session)
@@ -362,10 +367,21 @@ def build(settings: Settings, policy: Policy) -> Components:
     directory = SlackDirectory(
         client, settings.slack_directory_ttl_seconds, settings.slack_profile_lookups_per_minute
     ).snapshot
+
     send = send_path(
-        stale_after, db, holder.current, reporter, directory, metrics, twochat, pacer, runner
+        stale_after,
+        db,
+        holder.current,
+        reporter,
+        directory,
+        metrics,
+        twochat,
+        pacer,
+        runner,
+        resume_pages,
     )
-    app = slack_app(settings, client, identity, send, holder.current, reporter, runner, directory)
+    bridge = slack_bridge(client, send, holder.current, reporter, runner, directory, stale_after)
+    app = build_app(bridge, client, settings.slack_signing_secret, settings.socket_mode, identity)
     link = socket_link(settings, app, runner, metrics)
     return Components(
         settings=settings,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from bot.errors import StoreError
@@ -17,23 +18,35 @@ from bot.sending.roles import Db
 from bot.store import InboundMessage, OptOut, SendRecord, StoredRequest
 from bot.store.core import answer_within
 from bot.store.escalations import EscalationRecord, EscalationStep, Texted
+from bot.store.intake import TakenIn
 from bot.store.leases import ALERT_CLAIM_PREFIX
 
 __all__ = [
     "EscalationRecord",
     "EscalationStep",
     "InboundMessage",
+    "KeptEvent",
     "OptOut",
     "Queries",
     "SendRecord",
     "StoredRequest",
+    "TakenIn",
     "Texted",
 ]
 
 T = TypeVar("T")
 
+
 # How long an event stays claimed against Slack's retries of it.
 EVENT_CLAIM = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class KeptEvent:
+    """A page's Slack event as kept until it is paged: its key and what paging it needs."""
+
+    key: str
+    event: str
 
 
 class Queries:
@@ -85,16 +98,43 @@ class Queries:
     async def escalation_on_board(self, channel_id: str, ts: str) -> EscalationRecord | None:
         return await self._db(self._store.escalation_on_board, channel_id, ts)
 
-    async def hold_alert_event(self, dedupe_key: str, holder: str, ttl: timedelta) -> bool:
-        """Claim an alert's event for ``holder`` (a process) as a lease: True for the holder
-        the database saw first, and again for that holder when it asks again."""
+    async def hold_alert_event(
+        self, dedupe_key: str, holder: str, ttl: timedelta, kept: KeptEvent
+    ) -> bool:
+        """Claim an alert's event for ``holder`` (a process) as a lease, and keep the event
+        until it is paged: True for the holder the database saw first, and again for that
+        holder when it asks again."""
         name = f"{ALERT_CLAIM_PREFIX}{dedupe_key}"
-        return await self._db(self._store.acquire_lease, name, holder, ttl)
+        store = self._store
+        return await self._db(store.claim_page_event, name, holder, ttl, kept.key, kept.event)
+
+    async def keep_page_event(self, kept: KeptEvent) -> None:
+        """Keep a page's event from before Slack is answered until ``page_event_done``."""
+        await self._db(self._store.keep_page_event, kept.key, kept.event)
+
+    async def renew_page_event(self, key: str) -> None:
+        """The page of this event is still under way here (see ``undone_page_events``)."""
+        await self._db(self._store.renew_page_event, key)
+
+    async def page_event_done(self, key: str) -> None:
+        await self._db(self._store.page_event_done, key)
+
+    async def undone_page_events(self, before: datetime, since: datetime) -> list[TakenIn]:
+        return await self._db(self._store.undone_page_events, before, since)
+
+    async def take_over_page_event(self, found: TakenIn) -> bool:
+        return await self._db(self._store.take_over_page_event, found)
 
     async def claim_once(self, key: str, ttl: timedelta = EVENT_CLAIM) -> bool:
         """True the first time ``key`` is claimed within ``ttl`` in any process."""
         return await self._db(self._store.claim_key, key, ttl)
 
-    async def release(self, key: str) -> None:
-        """Forget a claim, so the next delivery of the same key counts again."""
-        await self._db(self._store.release_key, key)
+    async def claim_alert(self, key: str, event_key: str, window: timedelta) -> bool:
+        """True for the first alert event to claim the alert ``key`` within ``window`` in
+        any process, and again for that event (its page taken over after a crash)."""
+        name = f"{ALERT_CLAIM_PREFIX}text:{key}"
+        return await self._db(self._store.acquire_lease, name, event_key, window)
+
+    async def release_alert(self, key: str, event_key: str) -> None:
+        """Give an alert's claim back, so the next identical alert pages again."""
+        await self._db(self._store.release_lease, f"{ALERT_CLAIM_PREFIX}text:{key}", event_key)

@@ -39,10 +39,12 @@ class Sweeper:
         words: Wording,
         delivery: Delivery,
         approvals: Approvals,
-        *,
-        stale_after: timedelta,
         ladders: Ladders,
+        stale_after: timedelta,
+        resume_pages: Callable[[datetime], Awaitable[None]],
     ) -> None:
+        """``resume_pages(cutoff)`` pages what the chat surface took in before ``cutoff``
+        and a crash kept from being recorded (``bot.slack.listeners.paging``)."""
         self._db, self._store = db, db.store
         self._policy = policy
         self._words = words
@@ -50,6 +52,7 @@ class Sweeper:
         self._delivery = delivery
         self._approvals = approvals
         self._stale_after = stale_after
+        self._resume_pages = resume_pages
         self._purged_at = -PURGE_EVERY
 
     async def sweep(self) -> None:
@@ -62,6 +65,7 @@ class Sweeper:
         steps: list[Callable[[], Awaitable[None]]] = [
             self._approvals.expire_overdue,
             functools.partial(self._take_over_abandoned, cutoff),
+            functools.partial(self._resume_pages, cutoff),
             functools.partial(self._report_stale_sends, cutoff),
             functools.partial(self._resume, cutoff),
             self._ladders.fire_due,

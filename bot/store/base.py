@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bot.store.budget import BudgetQueries
 from bot.store.escalations import EscalationQueries
+from bot.store.intake import IntakeQueries
 from bot.store.leases import LeaseQueries
 from bot.store.replies import ReplyQueries
 from bot.store.reports import ReportQueries
@@ -23,6 +24,7 @@ class Store(
     ReplyQueries,
     ReportQueries,
     LeaseQueries,
+    IntakeQueries,
     RetentionQueries,
     BudgetQueries,
 ):

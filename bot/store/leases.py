@@ -76,11 +76,6 @@ class LeaseQueries(StoreCore):
             claimed = claim_key_in(tx, key, ttl, self._now())
         return bool(claimed.rows)
 
-    def release_key(self, key: str) -> None:
-        """Give up a claim whose work was refused, so a retry of the same key may go ahead."""
-        with self._transaction(write=True) as tx:
-            tx.run("DELETE FROM dedupe_keys WHERE key = ?", (key,))
-
     def purge_keys(self) -> int:
         """Delete expired dedupe keys (housekeeping for a sweeper); returns how many."""
         with self._transaction(write=True) as tx:

@@ -10,8 +10,8 @@ still needs (a page can await its ack longer than ``retention.keep``), with ever
 hangs off them (sends, acknowledgements, the ack summary, the thread's progress report, by
 ``ON DELETE CASCADE``; inbound messages matched to them, by hand). An inbound SMS not yet
 acted on stays. Opt-outs are never purged: a number that replied STOP stays opted out
-however old the reply. Expired dedupe keys and expired claims of alert events go whatever
-``retention.keep`` says.
+however old the reply. Expired dedupe keys, expired claims of alert events and page events
+a day old go whatever ``retention.keep`` says.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from bot.store.core import StoreCore
+from bot.store.intake import INTAKE_KEPT
 from bot.store.leases import ALERT_CLAIM_PREFIX
 from bot.store.limits import RATE_WINDOW
 from bot.store.tx import Tx, placeholders, utc
@@ -66,6 +67,7 @@ class RetentionQueries(StoreCore):
             ("reply_cursors", "channel_uuid, contact", "updated_at < ?", cutoff),
             ("dedupe_keys", "key", "expires_at <= ?", now),
             ("leases", "name", _EXPIRED_ALERT_CLAIM, now),
+            ("page_intake", "key", "taken_at < ?", now - INTAKE_KEPT),
             ("rate_counts", "key, bucket", "bucket < ?", now - RATE_WINDOW - _BUCKET_SLACK),
         )
         for table, key, where, moment in sweeps:

@@ -19,16 +19,17 @@ POLL_SECONDS = 0.2  # the replies' poll_interval (a reload may make it 0.3 s)
 TWOCHAT_WINDOW = 60.0  # 2Chat counts calls over a sliding minute
 
 
-def read_within(per_minute: int | None, busy: bool) -> float:
+def read_within(per_minute: int | None, busy: bool, moved: int = 1) -> float:
     """I3's bound: two poll intervals, where one is the poll's wait plus the reads it takes
     at the account's pace (a listing and a conversation per number: four calls), plus a
     second for the app's own scheduling. While texts take the budget (``busy``: sent since,
-    or in the minute before, which 2Chat still counts), polls get their floor: a listing
-    and a read, one call every 600/L seconds (docs/2chat.md). Counted
-    from the SMS's arrival, or from the end of the last fault that holds reads up (a
-    restart, a database cut, a slow 2Chat, a reload, a change of the account's limit)."""
+    or in the minute before, which 2Chat still counts), or fill the share of the minute
+    polls may use, polls get their floor: a listing and a read of each of the ``moved``
+    conversations, one call every 600/L seconds (docs/2chat.md). Counted from the SMS's
+    arrival, or from the end of the last fault that holds reads up (a restart, a database
+    cut, a slow 2Chat, a reload, a change of the account's limit)."""
     pace = 60 / (per_minute or 80)
-    one_poll = 1.5 * POLL_SECONDS + (2 * 10 * pace if busy else 4 * pace)
+    one_poll = 1.5 * POLL_SECONDS + ((1 + moved) * 10 * pace if busy else 4 * pace)
     return 2 * one_poll + 1.0
 
 
@@ -127,7 +128,9 @@ class Invariants:
             # Texts competed with the reads: sent since, or within 2Chat's minute before
             # (their calls fill that minute, and polls keep only their floor until it clears).
             busy = any(at >= since - TWOCHAT_WINDOW for at in sends)
-            if now - since > read_within(per_minute, busy):
+            # The conversations a poll at its floor may read before this one's.
+            moved = len({m.number for m in self.inbound if m.at >= since - TWOCHAT_WINDOW})
+            if now - since > read_within(per_minute, busy, moved):
                 due.append(message.uuid)
         if not due:
             return

@@ -327,7 +327,8 @@ class World(WorkspaceSteps, Invariants):
                 # the last one, replies are read at the polls' floor: give the reads two
                 # such poll intervals after the last text, within the cap.
                 sends = [record.arrived for record in list(self.twochat.records)]
-                drained = max(sends, default=0.0) + read_within(per_minute, busy=True)
+                moved = len({message.number for message in self.inbound})
+                drained = max(sends, default=0.0) + read_within(per_minute, True, moved)
                 if time.monotonic() > min(cap, max(deadline, drained)):
                     raise
                 time.sleep(0.5)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.store import Store
 from tests.store.helpers import Backend, FakeClock, race
 
 
@@ -46,10 +45,3 @@ def test_lease_is_exclusive_until_expiry_and_renewable(backend: Backend, clock: 
     assert not one.release_lease("reply-poller", "proc-1")
     assert two.release_lease("reply-poller", "proc-2")
     assert one.acquire_lease("reply-poller", "proc-1", ttl)
-
-
-def test_a_released_key_can_be_claimed_again(store: Store) -> None:
-    assert store.claim_key("submit:view:V1", timedelta(days=1))
-    assert not store.claim_key("submit:view:V1", timedelta(days=1))
-    store.release_key("submit:view:V1")
-    assert store.claim_key("submit:view:V1", timedelta(days=1))

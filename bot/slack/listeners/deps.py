@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from bot.core.commands import NO_NAMES, unnamed_users
 from bot.core.directory import Directory, DirectorySource
@@ -48,6 +49,8 @@ class Bridge:
     read_directory: DirectorySource
     # Display names by user id, looked up in Slack (``SlackNames.names``).
     user_names: Callable[[Iterable[str]], Awaitable[Mapping[str, str]]] = no_names
+    # How long a page's event may go unrenewed before a sweeper takes its page over.
+    page_stale_after: timedelta = timedelta(seconds=15)
 
     @property
     def policy(self) -> Policy:

@@ -11,11 +11,12 @@ live thread reply are the workflow's. Parsing and text extraction are pure funct
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
@@ -27,7 +28,9 @@ from bot.core.page_command import parse_page
 from bot.core.policy import Refuse, auto_page_sender, decide, decide_auto_page, page_targets
 from bot.core.segments import gsm7_cleanup
 from bot.errors import BadPayload, StoreError
+from bot.sending.leases import heartbeat
 from bot.sending.ports import Origin
+from bot.sending.queries import KeptEvent
 from bot.sending.roles import read_rosters
 from bot.slack.listeners.deps import DATABASE_UNAVAILABLE, Bridge
 from bot.slack.payloads import MessageEvent
@@ -104,15 +107,18 @@ async def page_alert(
     alert: MessageEvent,
     text: str,
     event: dict[str, Any],
+    kept: KeptEvent,
     outage: _Outage | None = None,
 ) -> None:
     """``auto_page`` with the alert as Slack shows it: people its ``event`` mentions by id
     alone read "@Dana" (looked up), not "@someone"."""
     names = await bridge.names_in(event)
-    await auto_page(bridge, alert, message_text(event, names) if names else text, outage)
+    await auto_page(bridge, alert, message_text(event, names) if names else text, kept, outage)
 
 
-async def claim_event(bridge: Bridge, alert: MessageEvent, holder: str) -> bool | None:
+async def claim_event(
+    bridge: Bridge, alert: MessageEvent, holder: str, kept: KeptEvent
+) -> bool | None:
     """Claim an alert event for ``holder`` (this process) before Slack is answered: True
     for the first process the database saw it from, False for another (Slack's redelivery
     of an event that is being paged), None when the database did not answer in time. A
@@ -122,7 +128,7 @@ async def claim_event(bridge: Bridge, alert: MessageEvent, holder: str) -> bool 
     try:
         return await queries.before_answer(
             EVENT_CLAIM_WITHIN,
-            lambda: queries.hold_alert_event(alert.dedupe_key, holder, EVENT_CLAIM_TTL),
+            lambda: queries.hold_alert_event(alert.dedupe_key, holder, EVENT_CLAIM_TTL, kept),
         )
     except (StoreError, TimeoutError) as exc:
         logger.warning("alert event %s not claimed, database unavailable: %s", alert.ts, exc)
@@ -130,7 +136,7 @@ async def claim_event(bridge: Bridge, alert: MessageEvent, holder: str) -> bool 
 
 
 async def auto_page(
-    bridge: Bridge, alert: MessageEvent, text: str, outage: _Outage | None = None
+    bridge: Bridge, alert: MessageEvent, text: str, kept: KeptEvent, outage: _Outage | None = None
 ) -> None:
     """Page a channel's group for an alert: once per identical alert within the rule's
     dedupe window and once per event, both held in the store (so across processes).
@@ -146,14 +152,14 @@ async def auto_page(
         return
     queries = bridge.queries
     claim_event_first = outage is not None
-    outage = outage or _Outage(bridge, alert)
+    outage = outage or _Outage(bridge, alert, kept)
     try:
         if claim_event_first and not await outage.claim_event():
             logger.info("auto-page in %s: a redelivery of the alert took it", channel)
             return
         key = alert_key(channel, text)
         window = rule.auto_page.dedupe_window
-        if not await outage.wait(lambda: queries.claim_once(key, window)):
+        if not await outage.wait(lambda: queries.claim_alert(key, alert.dedupe_key, window)):
             logger.info("auto-page in %s: same alert already paged within the window", channel)
             return
         targets = page_targets(policy, channel)
@@ -161,7 +167,7 @@ async def auto_page(
         decision = decide_auto_page(policy, channel, gsm7_cleanup(text), directory)
         if isinstance(decision, Refuse) and directory.unread:
             # Slack could not tell who is on call: the next identical alert must try again.
-            await outage.wait(lambda: queries.release(key))
+            await outage.wait(lambda: queries.release_alert(key, alert.dedupe_key))
         if isinstance(decision, Refuse):
             refusal: str | None = refusal_text(decision.reason)
         else:
@@ -194,10 +200,17 @@ class _Outage:
     thread that its page waits for it."""
 
     def __init__(
-        self, bridge: Bridge, alert: MessageEvent, holder: str = "", *, told: bool = False
+        self,
+        bridge: Bridge,
+        alert: MessageEvent,
+        kept: KeptEvent,
+        holder: str = "",
+        *,
+        told: bool = False,
     ) -> None:
         self._bridge = bridge
         self._alert = alert
+        self._kept = kept  # the event, kept with its claim until it is paged
         self.holder = holder  # the process that claims the alert's event
         self._deadline = time.monotonic() + ALERT_WAITS_FOR_DATABASE
         self._told = told  # a redelivery: the first delivery said so already
@@ -205,8 +218,10 @@ class _Outage:
 
     async def claim_event(self) -> bool:
         """Claim the alert's event once the database answers (see ``claim_event``)."""
-        queries, key = self._bridge.queries, self._alert.dedupe_key
-        return await self.wait(lambda: queries.hold_alert_event(key, self.holder, EVENT_CLAIM_TTL))
+        queries, key, kept = self._bridge.queries, self._alert.dedupe_key, self._kept
+        return await self.wait(
+            lambda: queries.hold_alert_event(key, self.holder, EVENT_CLAIM_TTL, kept)
+        )
 
     async def wait(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``'s answer; StoreError once the database failed past the deadline."""
@@ -236,24 +251,90 @@ class _Outage:
         )
 
 
+def kept_event(
+    kind: str, message: MessageEvent, body: dict[str, Any], context: AsyncBoltContext
+) -> KeptEvent:
+    """A page's event as kept until it is paged: all ``resume_cut_off_pages`` needs."""
+    event = {"kind": kind, "body": body, "bot": [context.bot_user_id, context.bot_id]}
+    return KeptEvent(f"{kind}:{message.dedupe_key}", json.dumps(event))
+
+
+async def until_paged(bridge: Bridge, key: str, paging: Awaitable[None]) -> None:
+    """Page (``paging``), saying the event is still being paged meanwhile, then mark it
+    done: only a process that died (or a shutdown that cut the page off) leaves it undone,
+    for a sweeper to take over."""
+    every = bridge.page_stale_after.total_seconds() / 3
+    try:
+        async with heartbeat(lambda: bridge.queries.renew_page_event(key), every):
+            await paging
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # it was paged, or failed aloud: either way not a crash's to resume
+        logger.exception("page event %s failed", key)
+    try:
+        await bridge.queries.page_event_done(key)
+    except StoreError as exc:  # a sweeper pages it again: its dedupe keys make that a no-op
+        logger.warning("page event %s not marked done: %s", key, exc)
+
+
+async def resume_cut_off_pages(bridge: Bridge, before: datetime) -> None:
+    """Page the events whose page a crash cut off (taken in before ``before`` and not
+    renewed since, within the hour an alert's claim lasts), one process each. The page's
+    own dedupe keys make this safe when the crash came after the page was recorded."""
+    queries = bridge.queries
+    for found in await queries.undone_page_events(before, before - EVENT_CLAIM_TTL):
+        if not await queries.take_over_page_event(found):
+            continue
+        logger.warning("page event %s was cut off (a crash?); paging it now", found.key)
+        kept = KeptEvent(found.key, found.event)
+        paging = _page_again(bridge, kept)
+        if paging is None:
+            await queries.page_event_done(kept.key)
+        else:
+            bridge.runner.spawn(until_paged(bridge, kept.key, paging), name=f"resume-{kept.key}")
+
+
+def _page_again(bridge: Bridge, kept: KeptEvent) -> Coroutine[Any, Any, None] | None:
+    """The page a kept event asks for, as its listener would have started it; None when
+    the policy in force no longer pages it."""
+    event = json.loads(kept.event)
+    message = MessageEvent.parse(event["body"])
+    bot_user_id, bot_id = event["bot"]
+    if event["kind"] == "mention":
+        user = message.user_id
+        return page_from_mention(bridge, message, user, bot_user_id) if user else None
+    inner = event["body"]["event"]
+    text = auto_page_text(bridge.policy, inner, bot_user_id, bot_id)
+    return None if text is None else page_alert(bridge, message, text, inner, kept)
+
+
+async def take_mention(bridge: Bridge, body: dict[str, Any], context: AsyncBoltContext) -> None:
+    """``@bot page …`` as Slack delivers it: kept before Slack is answered (so a crash
+    before the page is recorded loses none), then paged on the runner."""
+    try:
+        mention = MessageEvent.parse(body)
+    except BadPayload as exc:
+        logger.info("app_mention ignored: %s", exc)
+        return
+    if mention.user_id is None:
+        logger.info("app_mention without a user ignored")
+        return
+    kept, queries = kept_event("mention", mention, body, context), bridge.queries
+    try:
+        await queries.before_answer(EVENT_CLAIM_WITHIN, lambda: queries.keep_page_event(kept))
+    except (StoreError, TimeoutError) as exc:
+        logger.warning("page event %s not kept, database unavailable: %s", kept.key, exc)
+    paging = page_from_mention(bridge, mention, mention.user_id, context.bot_user_id)
+    bridge.runner.spawn(until_paged(bridge, kept.key, paging), name=f"page-mention-{mention.ts}")
+
+
 def register(app: AsyncApp, bridge: Bridge) -> None:
     """Register the mention and auto-page listeners. Events are acked by Bolt; their work
     runs on the bridge's runner so a shutdown lets it finish."""
 
     @app.event("app_mention")
     async def on_mention(body: dict[str, Any], context: AsyncBoltContext) -> None:
-        try:
-            mention = MessageEvent.parse(body)
-        except BadPayload as exc:
-            logger.info("app_mention ignored: %s", exc)
-            return
-        if mention.user_id is None:
-            logger.info("app_mention without a user ignored")
-            return
-        bridge.runner.spawn(
-            page_from_mention(bridge, mention, mention.user_id, context.bot_user_id),
-            name=f"page-mention-{mention.ts}",
-        )
+        await take_mention(bridge, body, context)
 
     holder = uuid.uuid4().hex  # this process, as the holder of alert events' claims
     # Alert events this process has in hand: True while one waits for the database.
@@ -276,19 +357,21 @@ def register(app: AsyncApp, bridge: Bridge) -> None:
             if in_hand[alert.dedupe_key]:
                 ask_for_redelivery("the database is still unavailable")
             return
-        claimed = await claim_event(bridge, alert, holder)
+        kept = kept_event("alert", alert, body, context)
+        claimed = await claim_event(bridge, alert, holder, kept)
         if claimed is False:
             logger.info("alert event %s delivered again: already taken", alert.ts)
             return
         outage = None
         if claimed is None:
             ask_for_redelivery("the database is unavailable")
-            outage = _Outage(bridge, alert, holder, told=is_redelivery(request.headers))
+            outage = _Outage(bridge, alert, kept, holder, told=is_redelivery(request.headers))
         in_hand[alert.dedupe_key] = outage is not None
 
         async def page() -> None:
             try:
-                await page_alert(bridge, alert, text, event, outage)
+                paging = page_alert(bridge, alert, text, event, kept, outage)
+                await until_paged(bridge, kept.key, paging)
             finally:
                 in_hand.pop(alert.dedupe_key, None)
 
