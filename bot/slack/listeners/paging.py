@@ -6,6 +6,10 @@ policy decision and an ``Origin`` whose ``thread_ts`` is the message that trigge
 then hands it to ``Bridge.submit``: recording, the paced and retried fan-out, and the one
 live thread reply are the workflow's. Parsing and text extraction are pure functions in
 ``bot.core``, so they are testable without Slack.
+
+Slack delivers an answered event only once, so each page's event is kept in the store from
+before Slack is answered until its page is recorded (``until_paged``); the sweeper runs
+``resume_cut_off_pages``, which pages what a process that died in between left undone.
 """
 
 from __future__ import annotations
