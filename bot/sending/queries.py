@@ -119,8 +119,8 @@ class Queries:
     async def page_event_done(self, key: str) -> None:
         await self._db(self._store.page_event_done, key)
 
-    async def undone_page_events(self, before: datetime, since: datetime) -> list[TakenIn]:
-        return await self._db(self._store.undone_page_events, before, since)
+    async def undone_page_events(self, before: datetime) -> list[TakenIn]:
+        return await self._db(self._store.undone_page_events, before)
 
     async def take_over_page_event(self, found: TakenIn) -> bool:
         return await self._db(self._store.take_over_page_event, found)

@@ -11,8 +11,7 @@ from bot.store.core import StoreCore
 from bot.store.leases import acquire_lease_in
 from bot.store.tx import Tx, from_db_time
 
-# How long a page event's row is kept: a page not done within the hour its alert's claim
-# lasts is given up (see ``undone_page_events``); the row goes a day later.
+# How long a page event's row is kept once nobody renews it (its page done or given up).
 INTAKE_KEPT = timedelta(days=1)
 _KEEP = (
     "INSERT INTO page_intake (key, event, taken_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING"
@@ -67,13 +66,13 @@ class IntakeQueries(StoreCore):
                 (self._now(), key),
             )
 
-    def undone_page_events(self, before: datetime, since: datetime) -> list[TakenIn]:
-        """Events taken before ``before`` (and since ``since``) whose page is not done."""
+    def undone_page_events(self, before: datetime) -> list[TakenIn]:
+        """Events taken (or last renewed) before ``before`` whose page is not done."""
         with self._transaction(write=False) as tx:
             rows = tx.rows(
                 "SELECT key, event, taken_at, tries FROM page_intake WHERE done_at IS NULL "
-                "AND taken_at < ? AND taken_at >= ? ORDER BY taken_at",
-                (before, since),
+                "AND taken_at < ? ORDER BY taken_at",
+                (before,),
             )
         return [
             TakenIn(str(key), str(event), from_db_time(at) or self._now(), int(tries))

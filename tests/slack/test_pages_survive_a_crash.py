@@ -17,7 +17,16 @@ from tests.conftest import StartApp
 from tests.escalation.ladder_app import eventually, sends_to
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
-from tests.slack.test_roster_paths import ALICE, BOB, FAST, WORKSPACE, alert, mention, oncall
+from tests.slack.test_roster_paths import (
+    ALICE,
+    BOB,
+    FAST,
+    INCIDENT,
+    WORKSPACE,
+    alert,
+    mention,
+    oncall,
+)
 
 pytestmark = pytest.mark.twochat_limit(6000)
 
@@ -68,3 +77,35 @@ def test_a_page_cut_off_by_a_crash_before_it_was_recorded_is_paged_once_by_the_n
     assert texted == {ALICE: 1, BOB: 1}
     revived.wait_for_log("was cut off (a crash?); paging it now")
     assert revived.terminate() == 0
+
+
+def test_a_page_that_dies_with_every_process_is_given_up_aloud_not_tried_for_ever(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    """Each process that takes the cut-off page over dies paging it (a crash loop): after
+    three takeovers the next process says in the alert's thread that it was not sent, and
+    no process starts it again."""
+    slack.user_groups.update({group: list(users) for group, users in WORKSPACE.items()})
+    config, database = oncall(tmp_path), f"sqlite:///{tmp_path / 'shared.db'}"
+
+    def tries() -> int:  # how often a process began the page: it reads the roster first
+        return len([call for call in slack.stalled_calls if call.method == GROUPS])
+
+    slack.stall(GROUPS)  # every try waits for db-oncall's members, and dies waiting
+    try:
+        app = start_app(config, DATABASE_URL=database, **CRASH)
+        thread = alert(app, "CRITICAL: db-2 is down")
+        for n in range(1, 5):  # the first process, then three that take the page over
+            slack.wait_until(lambda n=n: tries() >= n, 15, f"try {n} of the page")
+            app.kill()
+            app = start_app(config, DATABASE_URL=database, **CRASH)
+        note = slack.wait_until(
+            lambda: [p for p in slack.thread_replies(INCIDENT) if p.get("thread_ts") == thread],
+            15,
+            "the note that the page was given up",
+        )[0]["text"]
+        assert "not sent" in note and "Page again" in note
+        app.wait_for_log("given up after 3 takeovers")
+        assert tries() == 4 and twochat.sends == []
+    finally:
+        slack.unstall()

@@ -19,24 +19,23 @@ def test_an_undone_event_is_taken_over_once_nobody_renews_it(
     clock.advance(seconds=2)
     one.renew_page_event("mention:Ev1")  # still being paged
     clock.advance(seconds=2)
-    since = clock.now() - timedelta(hours=1)
-    assert two.undone_page_events(clock.now() - STALE, since) == []
+    assert two.undone_page_events(clock.now() - STALE) == []
     clock.advance(seconds=2)
-    [found] = two.undone_page_events(clock.now() - STALE, since)
+    [found] = two.undone_page_events(clock.now() - STALE)
     assert (found.key, found.event, found.tries) == ("mention:Ev1", '{"kind": "mention"}', 0)
     assert two.take_over_page_event(found)
     assert not one.take_over_page_event(found)  # it was taken over already
-    assert two.undone_page_events(clock.now() - STALE, since) == []  # taken: renewed
+    assert two.undone_page_events(clock.now() - STALE) == []  # taken: renewed
     two.page_event_done("mention:Ev1")
     clock.advance(minutes=1)
-    assert two.undone_page_events(clock.now() - STALE, since) == []
+    assert two.undone_page_events(clock.now() - STALE) == []
 
 
 def test_only_one_process_takes_an_undone_event_over(backend: Backend, clock: FakeClock) -> None:
     stores = [backend.open() for _ in range(6)]
     stores[0].keep_page_event("alert:Ev2", "{}")
     clock.advance(seconds=10)
-    [found] = stores[0].undone_page_events(clock.now() - STALE, clock.now() - timedelta(hours=1))
+    [found] = stores[0].undone_page_events(clock.now() - STALE)
     assert race(6, lambda i: stores[i].take_over_page_event(found)).count(True) == 1
 
 
@@ -49,19 +48,20 @@ def test_an_alerts_claim_keeps_its_event_in_the_same_transaction(
     assert not two.claim_page_event("alert-Ev3", "proc-2", hour, "alert:Ev3", '{"n": 2}')
     assert one.claim_page_event("alert-Ev3", "proc-1", hour, "alert:Ev3", '{"n": 3}')
     clock.advance(seconds=10)
-    found = one.undone_page_events(clock.now() - STALE, clock.now() - hour)
+    found = one.undone_page_events(clock.now() - STALE)
     assert [(f.key, f.event) for f in found] == [("alert:Ev3", '{"n": 1}')]
 
 
-def test_events_too_old_to_page_are_not_taken_over_and_go_a_day_later(
+def test_an_event_nobody_renews_goes_a_day_later_done_or_not(
     backend: Backend, clock: FakeClock
 ) -> None:
     store = backend.open()
     store.keep_page_event("mention:Ev4", "{}")
-    clock.advance(hours=2)
-    assert store.undone_page_events(clock.now() - STALE, clock.now() - timedelta(hours=1)) == []
+    store.keep_page_event("mention:Ev5", "{}")
+    store.page_event_done("mention:Ev5")
+    clock.advance(hours=23)
     store.purge_before(clock.now() - timedelta(days=90))
-    assert backend.query("SELECT key FROM page_intake") == [("mention:Ev4",)]
-    clock.advance(days=1)
+    assert len(backend.query("SELECT key FROM page_intake")) == 2
+    clock.advance(hours=1, seconds=1)
     store.purge_before(clock.now() - timedelta(days=90))
     assert backend.query("SELECT key FROM page_intake") == []

@@ -50,6 +50,12 @@ ALERT_WAITS_FOR_DATABASE = 900.0
 # Slack's 3 s; a claim outlives Slack's last redelivery (5 minutes after the first).
 EVENT_CLAIM_WITHIN = 1.5
 EVENT_CLAIM_TTL = timedelta(hours=1)
+# A page whose work died with its process this often is given up (aloud), not retried.
+PAGE_TAKEOVERS = 3
+GIVEN_UP = (
+    "*Page:* :warning: not sent: the bridge stopped each time it began this page, or could "
+    "not come back to it within the hour. Page again if it is still needed."
+)
 T = TypeVar("T")
 
 
@@ -282,20 +288,27 @@ async def until_paged(bridge: Bridge, key: str, paging: Awaitable[None]) -> None
 
 
 async def resume_cut_off_pages(bridge: Bridge, before: datetime) -> None:
-    """Page the events whose page a crash cut off (taken in before ``before`` and not
-    renewed since, within the hour an alert's claim lasts), one process each. The page's
-    own dedupe keys make this safe when the crash came after the page was recorded."""
+    """Page the events whose page a crash cut off (not renewed since ``before``), one
+    process each. The page's own dedupe keys make this safe when the crash came after the
+    page was recorded. One whose page died with its process ``PAGE_TAKEOVERS`` times, or an
+    hour old, is given up aloud (the log, and its thread), never tried for ever."""
     queries = bridge.queries
-    for found in await queries.undone_page_events(before, before - EVENT_CLAIM_TTL):
+    for found in await queries.undone_page_events(before):
         if not await queries.take_over_page_event(found):
             continue
-        logger.warning("page event %s was cut off (a crash?); paging it now", found.key)
         kept = KeptEvent(found.key, found.event)
-        paging = _page_again(bridge, kept)
+        if found.tries >= PAGE_TAKEOVERS or found.taken_at < before - EVENT_CLAIM_TTL:
+            logger.error("page event %s given up after %d takeovers", kept.key, found.tries)
+            message = MessageEvent.parse(json.loads(kept.event)["body"])
+            await bridge.reporter.post(message.channel_id, GIVEN_UP, thread_ts=message.thread_ts)
+            paging = None
+        else:
+            paging = _page_again(bridge, kept)
         if paging is None:
             await queries.page_event_done(kept.key)
-        else:
-            bridge.runner.spawn(until_paged(bridge, kept.key, paging), name=f"resume-{kept.key}")
+            continue
+        logger.warning("page event %s was cut off (a crash?); paging it now", kept.key)
+        bridge.runner.spawn(until_paged(bridge, kept.key, paging), name=f"resume-{kept.key}")
 
 
 def _page_again(bridge: Bridge, kept: KeptEvent) -> Coroutine[Any, Any, None] | None:
