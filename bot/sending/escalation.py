@@ -38,7 +38,7 @@ from bot.core.model import reply_keyword
 from bot.core.policy import too_long_message
 from bot.core.rosters import resolve_all
 from bot.core.segments import analyze
-from bot.errors import BridgeError, RosterUnread
+from bot.errors import BridgeError, RosterUnread, StoreError
 from bot.sending.ports import Board, Reporter
 from bot.sending.roles import Db, Permissions, PolicySource, Wording, read_rosters
 from bot.sending.sends import Delivery
@@ -49,6 +49,8 @@ from bot.tasks import TaskRunner
 logger = logging.getLogger(__name__)
 
 Via = Literal["sms", "button", "reaction"]
+# How long after a page its ladder may still be started late (``Ladders.start_missed``).
+MISSED_LADDER_WINDOW = timedelta(hours=1)
 Command = Literal["escalate", "stop"]
 
 
@@ -125,6 +127,8 @@ class Ladders:
         opened = False
         try:
             opened = await self.begin(request)
+        except StoreError as exc:  # the page goes out all the same; see ``start_missed``
+            logger.warning("page %s: ladder not started yet, database failed: %s", request.id, exc)
         finally:
             await deliver()
         if opened:
@@ -140,11 +144,23 @@ class Ladders:
         if is_ladder_request(request.dedupe_key):
             return False  # a tier of a ladder (taken over after a crash), not a new page
         name, ladder = found
-        due = self._store.now() + ladder.wait_after(0)
+        due = request.created_at + ladder.wait_after(0)  # late (see start_missed): due sooner
         if not await self._db(self._store.open_escalation, request.id, name, code, due):
             return False
         await self.refresh(request.id)
         return True
+
+    async def start_missed(self, before: datetime) -> None:
+        """Start the ladder of each page that went out without one (the sweeper's step):
+        the database failed as its ladder was to start, after the page was recorded, and
+        the page is sent regardless. Its next tier is due as if the ladder had started
+        with the page. Pages last changed before ``before`` only: one still being started
+        is its own process's, and within the hour: later a ladder is no use."""
+        db, store = self._db, self._store
+        since = store.now() - MISSED_LADDER_WINDOW
+        for request in await db(store.pages_without_ladder, before, since):
+            if await self.begin(request):
+                logger.warning("page %s: its ladder started late (the database failed)", request.id)
 
     # ------------------------------------------------------------------ climbing
     async def fire_due(self) -> None:

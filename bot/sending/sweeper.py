@@ -68,6 +68,7 @@ class Sweeper:
             functools.partial(self._resume_pages, cutoff),
             functools.partial(self._report_stale_sends, cutoff),
             functools.partial(self._resume, cutoff),
+            functools.partial(self._ladders.start_missed, cutoff),
             self._ladders.fire_due,
             self._post_owed_reports,
             self._purge_history,

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from bot.core.escalation import CODE_QUIET, free_codes
+from bot.core.escalation import CODE_QUIET, REQUEST_KEY_PREFIX, free_codes
 from bot.errors import StoreError
-from bot.store.records import NewRecipient, NewRequest
+from bot.store.records import NewRecipient, NewRequest, StoredRequest
 from bot.store.requests import RequestQueries
 from bot.store.tx import Tx, from_db_time, iso, row_values, utc
 
@@ -163,6 +163,20 @@ class EscalationQueries(RequestQueries):
             if won:
                 self._step(tx, request_id, "tier", tier=0, round_=0, request_id=request_id)
         return bool(won)
+
+    def pages_without_ladder(self, before: datetime, since: datetime) -> list[StoredRequest]:
+        """Pages that carry a reply code, last changed between ``since`` and ``before``,
+        whose ladder never started: the database failed as it was to start, and the page
+        went out regardless (a tier of a ladder is not one)."""
+        with self._transaction(write=False) as tx:
+            return self._request_where(
+                tx,
+                "r.state IN ('sending', 'completed') AND r.updated_at < ? AND r.updated_at >= ? "
+                "AND r.kind = 'page' AND r.text LIKE '% to ack' "
+                f"AND (r.dedupe_key IS NULL OR r.dedupe_key NOT LIKE '{REQUEST_KEY_PREFIX}%') "
+                "AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.id = r.id)",
+                (utc(before), utc(since)),
+            )
 
     def get_escalation(self, escalation_id: str) -> EscalationRecord | None:
         found = self._escalations("e.id = ?", (escalation_id,))

@@ -249,3 +249,38 @@ def test_a_sweep_step_that_fails_stops_no_other_step(
     [tier_two] = twochat.wait_for_sends(3, timeout=6)[2:]
     assert tier_two["to_number"] == CAROL
     assert app.terminate() == 0
+
+
+def test_a_page_whose_ladder_the_database_failed_to_start_still_escalates(
+    start_app: StartApp, slack: SlackStandIn, twochat: TwoChatStandIn, tmp_path: Path
+) -> None:
+    """The database fails just as a recorded page's ladder is to start (here: a trigger
+    on the ladders' table that fails like a lost file): the page still goes out, and once
+    the database answers again the sweeper starts its ladder, so tier 2 is texted and the
+    page's reply code acks it (late, as the ladder ran out by then). Found by the fault
+    simulation (invariant I8)."""
+    database = tmp_path / "ladder.db"
+    app = start_app(
+        ladder_config(tmp_path, wait="1s"), DATABASE_URL=f"sqlite:///{database}", **FAST_LADDER
+    )
+    with contextlib.closing(sqlite3.connect(database)) as conn, conn:
+        conn.execute(
+            "CREATE TRIGGER ladders_fail BEFORE INSERT ON escalations "
+            "BEGIN SELECT * FROM the_database_failed; END"
+        )
+    thread = page(app)
+    [first, _] = twochat.wait_for_sends(2)  # tier 1 goes out without its ladder
+    app.wait_for_log("ladder not started yet")
+    with contextlib.closing(sqlite3.connect(database)) as conn, conn:
+        conn.execute("DROP TRIGGER ladders_fail")
+    [tier_two] = twochat.wait_for_sends(3, timeout=15)[2:]
+    assert tier_two["to_number"] == CAROL and tier_two["text"] == first["text"]
+    app.wait_for_log("its ladder started late")
+    board_says(slack, thread, "tier 2 of 2")
+    assert [len(sends_to(twochat, number)) for number in (ALICE, BOB, CAROL)] == [1, 1, 1]
+    twochat.inbound(CAROL, code_in(str(first["text"])))  # late: a tier's wait is 1 s
+    slack.wait_until(
+        lambda: [p for p in slack.posts(INCIDENT) if "carol acked page" in str(p.get("text"))],
+        5,
+        "the code acking the page",
+    )
