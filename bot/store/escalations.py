@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from bot.core.escalation import CODE_QUIET, REQUEST_KEY_PREFIX, free_codes
+from bot.core.escalation import CODE_QUIET, REQUEST_KEY_PREFIX, code_suffix, free_codes
 from bot.errors import StoreError
 from bot.store.records import NewRecipient, NewRequest, StoredRequest
 from bot.store.requests import RequestQueries
@@ -172,10 +172,10 @@ class EscalationQueries(RequestQueries):
             return self._request_where(
                 tx,
                 "r.state IN ('sending', 'completed') AND r.updated_at < ? AND r.updated_at >= ? "
-                "AND r.kind = 'page' AND r.text LIKE '% to ack' "
-                f"AND (r.dedupe_key IS NULL OR r.dedupe_key NOT LIKE '{REQUEST_KEY_PREFIX}%') "
+                "AND r.kind = 'page' AND r.text LIKE ? "
+                "AND (r.dedupe_key IS NULL OR r.dedupe_key NOT LIKE ?) "
                 "AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.id = r.id)",
-                (utc(before), utc(since)),
+                (utc(before), utc(since), f"%{code_suffix('%')}", f"{REQUEST_KEY_PREFIX}%"),
             )
 
     def get_escalation(self, escalation_id: str) -> EscalationRecord | None:

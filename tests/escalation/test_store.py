@@ -176,3 +176,34 @@ def test_retention_never_purges_an_open_ladder(store: Store, clock: FakeClock) -
 
 def _missing(request_id: str) -> StoredRequest:
     raise AssertionError(f"no request {request_id}")
+
+
+def test_a_coded_page_whose_ladder_never_started_is_found_until_it_has_one(
+    store: Store, clock: FakeClock
+) -> None:
+    """What the sweeper starts late: a page with a reply code and no ladder, sent, last
+    changed before the cutoff and within the hour; not a page without a code, nor a tier."""
+    code = store.reserve_code()
+    page = store.create_request(
+        new_request(kind="page", recipients=(ALICE, BOB), text="DB down" + code_suffix(code))
+    )
+    plain = store.create_request(new_request(kind="page", recipients=(ALICE,), text="no ladder"))
+    rung = new_request(
+        kind="page",
+        recipients=(CAROL,),
+        text="DB down" + code_suffix(code),
+        dedupe_key=request_key(page.id, "r0t1"),
+    )
+    for request in (page, plain, store.create_request(rung)):
+        assert store.transition(request.id, "sending", from_states=("queued",))
+        texted(store, request)
+        assert store.complete_request_if_done(request.id)
+    hour = timedelta(hours=1)
+    assert store.pages_without_ladder(store.now() - timedelta(seconds=3), store.now() - hour) == []
+    clock.advance(seconds=10)
+    found = store.pages_without_ladder(store.now() - timedelta(seconds=3), store.now() - hour)
+    assert [request.id for request in found] == [page.id]
+    clock.advance(hours=1)
+    assert store.pages_without_ladder(store.now(), store.now() - hour) == []  # too late
+    assert store.open_escalation(page.id, "db", code, store.now())
+    assert store.pages_without_ladder(store.now(), store.now() - 2 * hour) == []
