@@ -49,9 +49,9 @@ from bot.tasks import TaskRunner
 logger = logging.getLogger(__name__)
 
 Via = Literal["sms", "button", "reaction"]
+Command = Literal["escalate", "stop"]
 # How long after a page its ladder may still be started late (``Ladders.start_missed``).
 MISSED_LADDER_WINDOW = timedelta(hours=1)
-Command = Literal["escalate", "stop"]
 
 
 class Ladders:
@@ -144,7 +144,8 @@ class Ladders:
         if is_ladder_request(request.dedupe_key):
             return False  # a tier of a ladder (taken over after a crash), not a new page
         name, ladder = found
-        due = request.created_at + ladder.wait_after(0)  # late (see start_missed): due sooner
+        # Counted from the page, so a ladder started late (``start_missed``) is not later.
+        due = request.created_at + ladder.wait_after(0)
         if not await self._db(self._store.open_escalation, request.id, name, code, due):
             return False
         await self.refresh(request.id)
