@@ -28,9 +28,10 @@ PURGE_EVERY = 600.0
 
 
 class Sweeper:
-    """Expires approvals, finishes requests whose process stopped mid-way, reports sends a
-    crash left in flight, resumes requests that were recorded but never started, and texts
-    the next tier of escalating pages whose wait ran out."""
+    """Expires approvals, finishes requests whose process stopped mid-way, pages what a
+    crash cut off before it was recorded, reports sends a crash left in flight, resumes
+    requests that were recorded but never started, starts the ladders the database failed
+    to start, and texts the next tier of escalating pages whose wait ran out."""
 
     def __init__(
         self,
