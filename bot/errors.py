@@ -18,7 +18,8 @@ one place that turns any exception into the text a user reads. The tree, and who
     │   ├── RateLimited        a request would exceed a rate limit (bot.store.limits)
     │   ├── BadPayload         a Slack payload without a field we need (bot.slack)
     │   │   └── GarbledField   a form field in the wrong shape, shown under it (bot.slack)
-    │   └── NotASender         a user who may not send, so no form (bot.slack)
+    │   ├── NotASender         a user who may not send, so no form (bot.slack)
+    │   └── NotPosted          Slack took a reply by none of its routes (bot.sending)
     ├── SendTaken              another worker claimed a send first (bot.sending)
     └── Duplicate              a claim of a request being recorded was taken already
                                (bot.store): everything rolls back
@@ -145,3 +146,8 @@ class SendTaken(Exception):
 
 class Duplicate(Exception):
     """A claim of ``record_request`` was taken already: roll everything back."""
+
+
+class NotPosted(BridgeError):
+    """Slack took a reply SMS by none of its routes (its thread, the requester): it stays
+    pending and is posted at a later poll."""

@@ -125,7 +125,9 @@ class Reporter(Protocol):
         self, channel: str, ts: str, text: str, blocks: Blocks | None = None
     ) -> bool: ...
 
-    async def tell_requester(self, origin: Origin, text: str) -> None: ...
+    async def tell_requester(self, origin: Origin, text: str) -> bool:
+        """Reach the requester privately; False when no route took the message."""
+        ...
 
     def edit_ready(self, channel: str) -> bool:
         """Whether an edit in ``channel`` could go at once (for edits that may be skipped)."""

@@ -35,11 +35,11 @@ from typing import Literal, cast
 
 from bot.core.model import START_WORDS, STOP_WORDS, Policy, Recipient, reply_keyword
 from bot.core.phone import mask
-from bot.errors import BridgeError, StoreError
+from bot.errors import BridgeError, NotPosted, StoreError
 from bot.sending.escalation import Ladders
-from bot.sending.from_records import origin_of
 from bot.sending.inbound_tries import given_up_note, log_failure, next_try
 from bot.sending.ports import Reporter
+from bot.sending.reply_posts import ReplyPosts
 from bot.sending.roles import Db, PolicySource, Wording
 from bot.sms.twochat import Conversation, SmsMessage, TwoChatClient, e164
 from bot.store import PendingInbound, ReplyCursor, StoredRequest
@@ -107,6 +107,7 @@ class ReplyRelay:
         self._policy_source = policy
         self._words = words
         self._reporter = reporter
+        self._posts = ReplyPosts(policy, words, reporter)
         self._ladders = ladders  # escalating pages: acked by reply, polled faster
         self._twochat = twochat
         self.holder = holder or uuid.uuid4().hex
@@ -385,29 +386,20 @@ class ReplyRelay:
             if retry_at is not None:
                 return False
             with contextlib.suppress(Exception):  # the log has said it already
-                await self._post(pending, request, given_up_note(pending.kind, tries, exc))
+                await self._posts.post(pending, request, given_up_note(pending.kind, tries, exc))
             return False
 
     async def _carry_out(self, pending: PendingInbound, request: StoredRequest | None) -> None:
         """Act on a recorded SMS, post it in Slack, then mark it done (a failure before the
         mark leaves it for the next poll)."""
         kind = cast(ReplyKind, pending.kind)
-        note = await self._act(kind, pending, request)
-        await self._post(pending, request, note)
+        note = pending.note if pending.acted else await self._act(kind, pending, request)
+        if not await self._posts.post(pending, request, note):
+            await self._db(self._store.inbound_acted, pending.uuid, note)  # acted: post later
+            raise NotPosted("Slack took the reply by no route; it is posted at a later poll")
         if request is not None and kind == "ack":
             await self._show_acks(request)
         await self._db(self._store.inbound_handled, pending.uuid)
-
-    async def _post(
-        self, pending: PendingInbound, request: StoredRequest | None, note: str | None
-    ) -> None:
-        """The SMS, with a note, where its reply goes: the request's thread, or the channel
-        for numbers not texted lately."""
-        sender = self._sender(pending.contact, request, pending.name)
-        if request is None:
-            await self._post_unknown(sender, pending.from_number, pending.text, note)
-        else:
-            await self._post_reply(request, sender, pending.text, note)
 
     async def _act(
         self, kind: ReplyKind, message: PendingInbound, request: StoredRequest | None
@@ -436,49 +428,6 @@ class ReplyRelay:
             await db(self._store.acknowledge, request.id, contact, message.sent_at, message.uuid)
             return ladder_note or f":white_check_mark: {name} acknowledged the page."
         return ladder_note
-
-    def _sender(
-        self, contact: str, request: StoredRequest | None, conversation_name: str | None
-    ) -> Recipient:
-        """The replier with a name: the policy's contact name, the name the request used,
-        or the name 2Chat has for the conversation."""
-        name = self.policy.contact_name(contact)
-        if name is None and request is not None:
-            name = next((r.name for r in request.recipients if r.number == contact), None)
-        return Recipient(contact, name or conversation_name)
-
-    async def _post_reply(
-        self, request: StoredRequest, sender: Recipient, text: str, note: str | None
-    ) -> None:
-        """Into the request's thread; privately to the requester when that is impossible."""
-        reporter = self._reporter
-        body = self._words.present.reply_text(sender, text, self._words.masked(), note)
-        if request.thread_ts and await reporter.post(
-            request.channel_id, body, thread_ts=request.thread_ts
-        ):
-            return
-        context = self._words.describe(request)
-        await reporter.tell_requester(origin_of(request), f"{context}\n\n{body}")
-
-    async def _post_unknown(
-        self, sender: Recipient, from_number: str, text: str, note: str | None
-    ) -> None:
-        """A message from a number not texted within the window: to the configured channel,
-        or dropped (logged with the number masked)."""
-        channel = self.policy.replies.unknown_numbers_channel
-        if channel is None:
-            logger.info("SMS from %s (not texted lately) dropped", mask(sender.number))
-            return
-        from_name = next(
-            (name for name, number in self.policy.from_numbers.items() if number == from_number),
-            None,
-        )
-        number = self._words.present.show_number(from_number, self._words.masked())
-        from_label = f"{from_name} ({number})"
-        body = self._words.present.unknown_reply_text(
-            sender, from_label, text, self._words.masked()
-        )
-        await self._reporter.post(channel, f"{body}\n{note}" if note else body)
 
     async def _show_acks(self, request: StoredRequest) -> None:
         """The page's acknowledgement summary, one reply in its thread edited as acks come."""

@@ -199,8 +199,9 @@ class SlackReporter:
     def trusted_response_url(self, url: object) -> str | None:
         return self._usable_response_url(url) if isinstance(url, str) else None
 
-    async def tell_requester(self, origin: Origin, text: str) -> None:
-        """Reach the requester privately: the command's response_url, else a DM."""
+    async def tell_requester(self, origin: Origin, text: str) -> bool:
+        """Reach the requester privately: the command's response_url, else a DM; False
+        when neither took the message."""
         text, _ = self._marked(text, None)
         url = self._usable_response_url(origin.response_url)
         if url:
@@ -213,9 +214,11 @@ class SlackReporter:
                     unfurl_media=False,
                 )
                 if response.status_code == 200:
-                    return
+                    return True
                 logger.warning("response_url answered %s", response.status_code)
             except Exception as exc:  # network errors of any kind: fall through to the DM
                 logger.warning("response_url failed: %s", type(exc).__name__)
         if await self.post(origin.user_id, text) is None:
             logger.error("could not reach %s by any route", origin.user_id)
+            return False
+        return True

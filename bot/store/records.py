@@ -198,3 +198,5 @@ class PendingInbound:
     request_id: str | None
     tries: int = 0  # attempts to act on it that failed
     retry_at: datetime | None = None  # after a failure: not tried again before this
+    acted: bool = False  # acted on already; only its post in Slack is still owed
+    note: str | None = None  # the note that post carries (what acting on it said)

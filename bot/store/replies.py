@@ -123,6 +123,21 @@ class ReplyQueries(StoreCore):
         with self._transaction(write=True) as tx:
             tx.run("UPDATE inbound_messages SET pending = NULL WHERE uuid = ?", (uuid,))
 
+    def inbound_acted(self, uuid: str, note: str | None) -> None:
+        """The SMS was acted on but not shown in Slack yet: a later try only posts it, with
+        ``note`` (its action counts once)."""
+        with self._transaction(write=True) as tx:
+            row = tx.one(
+                "SELECT pending FROM inbound_messages WHERE uuid = ? AND pending IS NOT NULL",
+                (uuid,),
+            )
+            if row is not None:
+                details = {**json.loads(row[0]), "acted": True, "note": note}
+                tx.run(
+                    "UPDATE inbound_messages SET pending = ? WHERE uuid = ?",
+                    (json.dumps(details), uuid),
+                )
+
     def inbound_failed(self, uuid: str, tries: int, retry_at: datetime | None) -> None:
         """Acting on a pending SMS failed for the ``tries``-th time: not tried again before
         ``retry_at``; None gives it up (no longer pending, its kind marked ``failed-``), so
@@ -260,4 +275,6 @@ def _pending(row: Sequence[Any]) -> PendingInbound:
         request_id=request_id,
         tries=int(details.get("tries", 0)),
         retry_at=from_db_time(details.get("retry_at")),
+        acted=bool(details.get("acted", False)),
+        note=details.get("note"),
     )

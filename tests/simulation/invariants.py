@@ -166,10 +166,16 @@ class Invariants:
     def _check_acted_on(self) -> None:
         """I8: every inbound SMS is acted on: a reply code acks a page that texted it to
         that number (late, if the page was handled), the last of a number's STOP and START
-        leaves it opted out or not, and any other reply reaches Slack. (An ack word's
+        leaves it opted out or not, and any other reply reaches Slack (its thread, or the
+        requester in private). (An ack word's
         effect depends on the pages open when it is read, so it is not checked here.)"""
         opted_out = {str(n) for (n,) in self.database.rows("SELECT number FROM opt_outs")}
-        slack = "\n".join(str(self.slack.latest(post).get("text")) for post in self.slack.posts())
+        # Posted anywhere, or told the requester in private (its response_url) when the
+        # thread could not be posted in.
+        slack = "\n".join(
+            [str(self.slack.latest(post).get("text")) for post in self.slack.posts()]
+            + [str(response.get("text")) for response in list(self.slack.responses)]
+        )
         last_word: dict[str, str] = {}
         for message in self.inbound:
             if message.text in ("STOP", "START"):

@@ -17,6 +17,7 @@ from tests.conftest import StartApp
 from tests.escalation.ladder_app import ladder_config
 from tests.fakes.slack_server import SlackStandIn
 from tests.fakes.twochat_server import TwoChatStandIn
+from tests.slack.test_paging import deliver, mention
 from tests.sms.test_replies import (
     ALICE,
     CHANNEL,
@@ -204,6 +205,34 @@ def test_an_sms_whose_action_keeps_failing_is_tried_less_often_then_given_up_alo
     twochat.inbound(ALICE, "on my way")  # read by later polls, which leave the STOP alone
     wait_replies(slack, CHANNEL, request["_ts"], 2)
     assert app.log().count("could not be acted on") == 5
+
+
+def test_a_reply_that_comes_while_slack_refuses_posts_is_posted_once_slack_is_back(
+    relay_app: Callable[..., AppProcess], slack: SlackStandIn, twochat: TwoChatStandIn
+) -> None:
+    """Slack refuses every route of a reply's post (the page's thread, then the pager in
+    private; a page has no response_url): the reply used to be marked done and was never
+    shown. Now it stays pending and a later poll posts it; its action (here an opt-out)
+    counts once, and the post says what it did."""
+    app = relay_app()
+    event = mention("page alice hello", user="U0ADMIN", channel=CHANNEL)
+    deliver(app, event)
+    twochat.wait_for_sends(1)
+    slack.wait_until(
+        lambda: any(p.get("thread_ts") == event["ts"] for p in slack.posts(CHANNEL)),
+        5,
+        "the page's outcome in its thread",
+    )
+    slack.fail("chat.postMessage", "service_unavailable", status=503, times=4)
+    twochat.inbound(ALICE, "STOP")
+    app.wait_for_log("Slack took the reply by no route")
+    [reply] = wait_replies(slack, CHANNEL, event["ts"], 1)
+    assert "alice has opted out" in reply["text"] and "STOP" in reply["text"]
+    twochat.inbound(ALICE, "on my way")
+    later = wait_replies(slack, CHANNEL, event["ts"], 2)
+    assert sum("opted out" in r["text"] for r in later) == 1
+    refused = app.command("alice one more", "U0ADMIN", CHANNEL, slack.response_url()).json()
+    assert "alice replied STOP; they have opted out" in refused["text"]
 
 
 def parse_time(logged: str) -> datetime:
