@@ -122,6 +122,9 @@ class Queries:
     async def undone_page_events(self, before: datetime) -> list[TakenIn]:
         return await self._db(self._store.undone_page_events, before)
 
+    async def page_recorded_for(self, event_key: str) -> bool:
+        return await self._db(self._store.page_recorded_for, event_key)
+
     async def take_over_page_event(self, found: TakenIn) -> bool:
         return await self._db(self._store.take_over_page_event, found)
 

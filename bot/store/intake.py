@@ -44,12 +44,16 @@ class IntakeQueries(StoreCore):
         self, lease: str, holder: str, ttl: timedelta, key: str, event: str
     ) -> bool:
         """Claim an alert's event for ``holder`` (the lease ``lease``, see
-        ``acquire_lease``) and keep the event, in one transaction: True for the claimer."""
+        ``acquire_lease``) and keep the event, in one transaction: True for the claimer,
+        unless the event was paged already (Slack delivered it again afterwards)."""
         now = self._now()
         with self._transaction(write=True) as tx:
             acquired = acquire_lease_in(tx, lease, holder, ttl, now)
             _keep_in(tx, key, event, now)
-        return bool(acquired.rows)
+            done = tx.later(
+                "SELECT 1 FROM page_intake WHERE key = ? AND done_at IS NOT NULL", (key,)
+            )
+        return bool(acquired.rows) and not done.rows  # paged already: a redelivery
 
     def renew_page_event(self, key: str) -> None:
         """Mark an event's page as still under way, so no sweeper takes it over."""
@@ -78,6 +82,19 @@ class IntakeQueries(StoreCore):
             TakenIn(str(key), str(event), from_db_time(at) or self._now(), int(tries))
             for key, event, at, tries in rows
         ]
+
+    def page_recorded_for(self, event_key: str) -> bool:
+        """Whether an event's page was recorded, under its dedupe key or a later try's
+        (``key#n``), and not expired unsent: a takeover then pages nothing again."""
+        with self._transaction(write=False) as tx:
+            return (
+                tx.one(
+                    "SELECT 1 FROM requests WHERE (dedupe_key = ? OR dedupe_key LIKE ?) "
+                    "AND state <> 'expired' LIMIT 1",
+                    (event_key, f"{event_key}#%"),
+                )
+                is not None
+            )
 
     def take_over_page_event(self, found: TakenIn) -> bool:
         """Take an undone event over for this process: True for one taker only."""

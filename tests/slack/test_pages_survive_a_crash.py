@@ -88,8 +88,14 @@ def test_a_page_that_dies_with_every_process_is_given_up_aloud_not_tried_for_eve
     slack.user_groups.update({group: list(users) for group, users in WORKSPACE.items()})
     config, database = oncall(tmp_path), f"sqlite:///{tmp_path / 'shared.db'}"
 
-    def tries() -> int:  # how often a process began the page: it reads the roster first
-        return len([call for call in slack.stalled_calls if call.method == GROUPS])
+    def tries() -> int:  # how often a process began the page: it reads db-oncall first
+        return len(
+            [
+                call
+                for call in slack.stalled_calls
+                if call.method == GROUPS and call.args.get("usergroup") == "S0DBONCALL"
+            ]
+        )
 
     slack.stall(GROUPS)  # every try waits for db-oncall's members, and dies waiting
     try:

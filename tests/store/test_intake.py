@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.store.helpers import Backend, FakeClock, race
+from tests.store.helpers import Backend, FakeClock, new_request, race
 
 STALE = timedelta(seconds=3)
 
@@ -65,3 +65,27 @@ def test_an_event_nobody_renews_goes_a_day_later_done_or_not(
     clock.advance(hours=1, seconds=1)
     store.purge_before(clock.now() - timedelta(days=90))
     assert backend.query("SELECT key FROM page_intake") == []
+
+
+def test_an_alert_paged_already_is_not_claimed_again_by_a_redelivery(
+    backend: Backend, clock: FakeClock
+) -> None:
+    """The claim's holder may claim again (its own redelivery while it still pages), but
+    not once the event's page is done: Slack's last redelivery then pages nothing."""
+    store, hour = backend.open(), timedelta(hours=1)
+    assert store.claim_page_event("alert-Ev6", "proc-1", hour, "alert:Ev6", "{}")
+    assert store.claim_page_event("alert-Ev6", "proc-1", hour, "alert:Ev6", "{}")
+    store.page_event_done("alert:Ev6")
+    assert not store.claim_page_event("alert-Ev6", "proc-1", hour, "alert:Ev6", "{}")
+
+
+def test_a_page_recorded_under_a_later_tries_key_counts_unless_it_expired(
+    backend: Backend, clock: FakeClock
+) -> None:
+    store = backend.open()
+    assert not store.page_recorded_for("event:Ev7")
+    request = store.create_request(new_request(kind="page", dedupe_key="event:Ev7#2"))
+    assert store.page_recorded_for("event:Ev7")
+    assert not store.page_recorded_for("event:Ev70")
+    assert store.transition(request.id, "expired", from_states=("queued",))
+    assert not store.page_recorded_for("event:Ev7")

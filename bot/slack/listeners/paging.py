@@ -303,7 +303,7 @@ async def resume_cut_off_pages(bridge: Bridge, before: datetime) -> None:
             await bridge.reporter.post(message.channel_id, GIVEN_UP, thread_ts=message.thread_ts)
             paging = None
         else:
-            paging = _page_again(bridge, kept)
+            paging = await _page_again(bridge, kept)
         if paging is None:
             await queries.page_event_done(kept.key)
             continue
@@ -311,11 +311,14 @@ async def resume_cut_off_pages(bridge: Bridge, before: datetime) -> None:
         bridge.runner.spawn(until_paged(bridge, kept.key, paging), name=f"resume-{kept.key}")
 
 
-def _page_again(bridge: Bridge, kept: KeptEvent) -> Coroutine[Any, Any, None] | None:
-    """The page a kept event asks for, as its listener would have started it; None when
-    the policy in force no longer pages it."""
+async def _page_again(bridge: Bridge, kept: KeptEvent) -> Coroutine[Any, Any, None] | None:
+    """The page a kept event asks for, as its listener would have started it; None when it
+    was recorded before the crash (by a later try's key too) or the policy in force no
+    longer pages it."""
     event = json.loads(kept.event)
     message = MessageEvent.parse(event["body"])
+    if await bridge.queries.page_recorded_for(message.dedupe_key):
+        return None
     bot_user_id, bot_id = event["bot"]
     if event["kind"] == "mention":
         user = message.user_id
