@@ -36,7 +36,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-
 # How long an event stays claimed against Slack's retries of it.
 EVENT_CLAIM = timedelta(days=1)
 
@@ -135,9 +134,13 @@ class Queries:
     async def claim_alert(self, key: str, event_key: str, window: timedelta) -> bool:
         """True for the first alert event to claim the alert ``key`` within ``window`` in
         any process, and again for that event (its page taken over after a crash)."""
-        name = f"{ALERT_CLAIM_PREFIX}text:{key}"
-        return await self._db(self._store.acquire_lease, name, event_key, window)
+        return await self._db(self._store.acquire_lease, _alert_text(key), event_key, window)
 
     async def release_alert(self, key: str, event_key: str) -> None:
         """Give an alert's claim back, so the next identical alert pages again."""
-        await self._db(self._store.release_lease, f"{ALERT_CLAIM_PREFIX}text:{key}", event_key)
+        await self._db(self._store.release_lease, _alert_text(key), event_key)
+
+
+def _alert_text(key: str) -> str:
+    """The lease an alert's text is claimed by (expired ones go with the history)."""
+    return f"{ALERT_CLAIM_PREFIX}text:{key}"

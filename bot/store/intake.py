@@ -57,16 +57,16 @@ class IntakeQueries(StoreCore):
 
     def renew_page_event(self, key: str) -> None:
         """Mark an event's page as still under way, so no sweeper takes it over."""
-        with self._transaction(write=True) as tx:
-            tx.run(
-                "UPDATE page_intake SET taken_at = ? WHERE key = ? AND done_at IS NULL",
-                (self._now(), key),
-            )
+        self._set_undone("taken_at", key)
 
     def page_event_done(self, key: str) -> None:
+        self._set_undone("done_at", key)
+
+    def _set_undone(self, column: str, key: str) -> None:
+        """Set ``column`` of an event not yet done to now."""
         with self._transaction(write=True) as tx:
             tx.run(
-                "UPDATE page_intake SET done_at = ? WHERE key = ? AND done_at IS NULL",
+                f"UPDATE page_intake SET {column} = ? WHERE key = ? AND done_at IS NULL",
                 (self._now(), key),
             )
 

@@ -19,7 +19,7 @@ from bot.store.records import (
     StoredRequest,
     utcnow,
 )
-from bot.store.tx import from_db_time, utc
+from bot.store.tx import Tx, from_db_time, utc
 
 
 class ReplyQueries(StoreCore):
@@ -127,35 +127,25 @@ class ReplyQueries(StoreCore):
         """The SMS was acted on but not shown in Slack yet: a later try only posts it, with
         ``note`` (its action counts once)."""
         with self._transaction(write=True) as tx:
-            row = tx.one(
-                "SELECT pending FROM inbound_messages WHERE uuid = ? AND pending IS NOT NULL",
-                (uuid,),
-            )
-            if row is not None:
-                details = {**json.loads(row[0]), "acted": True, "note": note}
-                tx.run(
-                    "UPDATE inbound_messages SET pending = ? WHERE uuid = ?",
-                    (json.dumps(details), uuid),
-                )
+            if (row := _still_pending(tx, uuid)) is not None:
+                _set_pending(tx, uuid, {**json.loads(row[0]), "acted": True, "note": note})
 
     def inbound_failed(self, uuid: str, tries: int, retry_at: datetime | None) -> None:
         """Acting on a pending SMS failed for the ``tries``-th time: not tried again before
         ``retry_at``; None gives it up (no longer pending, its kind marked ``failed-``), so
         it costs no poll any more."""
         with self._transaction(write=True) as tx:
-            row = tx.one(
-                "SELECT pending, kind FROM inbound_messages WHERE uuid = ? AND pending IS NOT NULL",
-                (uuid,),
-            )
+            row = _still_pending(tx, uuid)
             if row is None:
                 return
             if retry_at is None:
-                update, params = "pending = NULL, kind = ?", (f"failed-{row[1]}",)
+                tx.run(
+                    "UPDATE inbound_messages SET pending = NULL, kind = ? WHERE uuid = ?",
+                    (f"failed-{row[1]}", uuid),
+                )
             else:
                 retry = utc(retry_at).isoformat()
-                details = {**json.loads(row[0]), "tries": tries, "retry_at": retry}
-                update, params = "pending = ?", (json.dumps(details),)
-            tx.run(f"UPDATE inbound_messages SET {update} WHERE uuid = ?", (*params, uuid))
+                _set_pending(tx, uuid, {**json.loads(row[0]), "tries": tries, "retry_at": retry})
 
     def unhandled_inbound(self) -> list[PendingInbound]:
         """Inbound SMS recorded and not yet acted on (their process died, or the action
@@ -257,6 +247,18 @@ class ReplyQueries(StoreCore):
                 (request_id, channel_id, ts),
             )
         return bool(won)
+
+
+def _still_pending(tx: Tx, uuid: str) -> tuple[Any, ...] | None:
+    """(pending details, kind) of an SMS not yet acted on, or None."""
+    return tx.one(
+        "SELECT pending, kind FROM inbound_messages WHERE uuid = ? AND pending IS NOT NULL",
+        (uuid,),
+    )
+
+
+def _set_pending(tx: Tx, uuid: str, details: dict[str, Any]) -> None:
+    tx.run("UPDATE inbound_messages SET pending = ? WHERE uuid = ?", (json.dumps(details), uuid))
 
 
 def _pending(row: Sequence[Any]) -> PendingInbound:
